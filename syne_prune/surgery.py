@@ -1,0 +1,246 @@
+"""Apply a SubnetMask to a model: in place (for training) or by extraction (for evaluation and export).
+
+In place, hooks multiply the per-head attention context and the FFN activations by the mask just
+before the output projections; a block with nothing kept has its output projection replaced by zeros
+and its LayerNorm by the identity, so the residual passes through unchanged. No weight is copied and
+the mask can change at every training step.
+
+Extraction builds a physically smaller model whose weights are slices of the super-network's: views
+when every layer keeps its first k heads and first u neurons, an index copy of only the kept rows or
+columns otherwise. Embeddings and the task head are shared, never copied.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+
+from syne_prune.errors import SynePruneError
+from syne_prune.masks import SubnetMask
+from syne_prune.models import Architecture, LayerParts, get_architecture
+
+
+def check_mask_fits(model: PreTrainedModel, mask: SubnetMask) -> Architecture:
+    arch = get_architecture(model.config)
+    shape = arch.shape(model.config)
+    expected = (shape.num_layers, shape.num_heads, shape.num_neurons)
+    got = (mask.num_layers, mask.heads.shape[1], mask.neurons.shape[1])
+    if got != expected:
+        raise SynePruneError(
+            f"mask of shape layers/heads/neurons={got} does not fit a model with {expected}; "
+            f"build the mask from this model's search space"
+        )
+    return arch
+
+
+class InPlaceMask:
+    """Hooks that make a full model compute any sub-network, switchable per step without copies.
+
+    >>> masker = InPlaceMask(model)
+    >>> masker.set(mask)      # model(...) now computes the sub-network
+    >>> masker.set(None)      # the full network again
+    >>> masker.remove()       # the model is as before
+    """
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        self.model = model
+        self.arch = get_architecture(model.config)
+        self.shape = self.arch.shape(model.config)
+        self._handles: list = []
+        # per layer: (head multiplier or None, attention removed, neuron multiplier or None, FFN removed)
+        self._state: list[list] = [[None, False, None, False] for _ in range(self.shape.num_layers)]
+        for index, layer in enumerate(self.arch.layers(model)):
+            self._hook_layer(index, self.arch.parts(layer))
+
+    def _hook_layer(self, index: int, parts: LayerParts) -> None:
+        state = self._state[index]
+
+        def scale(slot: int):
+            def pre_hook(module, args):
+                multiplier = state[slot]
+                if multiplier is None:
+                    return None
+                return (args[0] * multiplier.to(args[0].dtype),) + tuple(args[1:])
+
+            return pre_hook
+
+        def zero_if_removed(slot: int):
+            def hook(module, args, output):
+                return torch.zeros_like(output) if state[slot] else None
+
+            return hook
+
+        def pass_residual_if_removed(slot: int):
+            # The LayerNorm's input is projection (zeroed above) + residual, i.e. exactly the residual.
+            def hook(module, args, output):
+                return args[0] if state[slot] else None
+
+            return hook
+
+        self._handles += [
+            parts.attention_output.register_forward_pre_hook(scale(0)),
+            parts.attention_output.register_forward_hook(zero_if_removed(1)),
+            parts.attention_norm.register_forward_hook(pass_residual_if_removed(1)),
+            parts.ffn_output.register_forward_pre_hook(scale(2)),
+            parts.ffn_output.register_forward_hook(zero_if_removed(3)),
+            parts.ffn_norm.register_forward_hook(pass_residual_if_removed(3)),
+        ]
+
+    def set(self, mask: SubnetMask | None) -> None:
+        """Activate ``mask`` (None: the full network)."""
+        if mask is None:
+            for state in self._state:
+                state[:] = [None, False, None, False]
+            return
+        check_mask_fits(self.model, mask)
+        device = next(self.model.parameters()).device
+        head_dim = self.shape.head_dim
+        for state, heads, neurons in zip(self._state, mask.heads, mask.neurons):
+            state[0] = None if heads.all() else heads.repeat_interleave(head_dim).to(device)
+            state[1] = not bool(heads.any())
+            state[2] = None if neurons.all() else neurons.to(device)
+            state[3] = not bool(neurons.any())
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+@contextmanager
+def masked(model: PreTrainedModel, mask: SubnetMask | None) -> Iterator[PreTrainedModel]:
+    """``with masked(model, mask): model(...)`` computes the sub-network; hooks are removed afterwards."""
+    masker = InPlaceMask(model)
+    try:
+        masker.set(mask)
+        yield model
+    finally:
+        masker.remove()
+
+
+def pruned_config(model: PreTrainedModel, mask: SubnetMask) -> PretrainedConfig:
+    """The config of the extracted sub-network.
+
+    A stock config (loads with plain transformers) when every kept layer keeps all heads and the
+    same FFN width and no block is removed; stock BERT derives the head size from the head count, so
+    fewer heads always need the pruned config class.
+    """
+    arch = check_mask_fits(model, mask)
+    shape = arch.shape(model.config)
+    kept = mask.kept_layers
+    heads = [mask.heads_per_layer[i] for i in kept]
+    neurons = [mask.neurons_per_layer[i] for i in kept]
+    values = model.config.to_dict()
+    for key in ("model_type", "architectures", "auto_map", "transformers_version", "num_heads_per_layer", "intermediate_size_per_layer"):
+        values.pop(key, None)
+    values[arch.layers_field] = len(kept)
+    stock = all(k == shape.num_heads for k in heads) and len(set(neurons)) <= 1 and 0 not in neurons
+    if stock:
+        values[arch.neurons_field] = neurons[0] if neurons else getattr(model.config, arch.neurons_field)
+        return type(model.config)(**values)
+    config_class = arch.pruned_classes[0]
+    return config_class(**values, num_heads_per_layer=heads, intermediate_size_per_layer=neurons)
+
+
+def _model_class(model: PreTrainedModel, arch: Architecture, config: PretrainedConfig) -> type[PreTrainedModel]:
+    is_base = model.base_model is model
+    is_seq_cls = type(model).__name__.endswith("ForSequenceClassification")
+    if not (is_base or is_seq_cls):
+        raise SynePruneError(
+            f"{type(model).__name__} is not supported; syne-prune prunes base models and "
+            f"*ForSequenceClassification models (classification and regression)"
+        )
+    if config.model_type == arch.pruned_model_type:
+        _, base_class, seq_class = arch.pruned_classes
+        return base_class if is_base else seq_class
+    return type(model)
+
+
+def extract_subnetwork(model: PreTrainedModel, mask: SubnetMask, share_weights: bool = True) -> PreTrainedModel:
+    """A physically smaller model that computes exactly what ``masked(model, mask)`` computes.
+
+    With ``share_weights`` (default) its tensors are views of, or index copies from, the super-network
+    and it shares embeddings and head with it: cheap, but training it changes the super-network.
+    ``share_weights=False`` gives an independent, contiguous copy (what export writes).
+    """
+    arch = check_mask_fits(model, mask)
+    config = pruned_config(model, mask)
+    cls = _model_class(model, arch, config)
+    with torch.device("meta"):
+        sub = cls(config)
+
+    source = dict(model.state_dict(keep_vars=False))
+    slicers = _layer_slicers(model, arch, mask)
+    prefix = arch.layers_prefix(model)
+    state: dict[str, torch.Tensor] = {}
+    for name in sub.state_dict():
+        if name.startswith(prefix):
+            index, rest = name[len(prefix):].split(".", 1)
+            source_layer = mask.kept_layers[int(index)]
+            tensor = source[f"{prefix}{source_layer}.{rest}"]
+            slicer = slicers[source_layer].get(rest)
+            tensor = slicer(tensor) if slicer else tensor
+        else:
+            tensor = source[name]
+        state[name] = tensor.detach() if share_weights else tensor.detach().clone(memory_format=torch.contiguous_format)
+    sub.load_state_dict(state, strict=True, assign=True)
+
+    source_buffers = dict(model.named_buffers())
+    for name, buffer in list(sub.named_buffers()):
+        if buffer.is_meta:  # non-persistent buffers (position ids) are not in the state dict
+            module_name, _, buffer_name = name.rpartition(".")
+            sub.get_submodule(module_name).register_buffer(
+                buffer_name, source_buffers[_source_name(name, prefix, mask)].clone(), persistent=False
+            )
+    sub.train(model.training)
+    return sub
+
+
+def _source_name(name: str, prefix: str, mask: SubnetMask) -> str:
+    if not name.startswith(prefix):
+        return name
+    index, rest = name[len(prefix):].split(".", 1)
+    return f"{prefix}{mask.kept_layers[int(index)]}.{rest}"
+
+
+def _layer_slicers(model: PreTrainedModel, arch: Architecture, mask: SubnetMask) -> dict[int, dict]:
+    """Per source layer: parameter name (inside the layer) -> function that slices that tensor."""
+    head_dim = arch.shape(model.config).head_dim
+    q, k, v, attn_out, _, ffn_in, ffn_out, _ = arch.part_paths
+    slicers: dict[int, dict] = {}
+    for index in mask.kept_layers:
+        heads, neurons = mask.heads[index], mask.neurons[index]
+        head_units = _selector(heads, head_dim)
+        neuron_units = _selector(neurons, 1)
+        per_layer: dict = {}
+        if heads.any() and not heads.all():
+            for path in (q, k, v):
+                per_layer[f"{path}.weight"] = _rows(head_units)
+                per_layer[f"{path}.bias"] = _rows(head_units)
+            per_layer[f"{attn_out}.weight"] = _columns(head_units)
+        if neurons.any() and not neurons.all():
+            per_layer[f"{ffn_in}.weight"] = _rows(neuron_units)
+            per_layer[f"{ffn_in}.bias"] = _rows(neuron_units)
+            per_layer[f"{ffn_out}.weight"] = _columns(neuron_units)
+        slicers[index] = per_layer
+    return slicers
+
+
+def _selector(kept: torch.Tensor, width: int) -> slice | torch.Tensor:
+    """A slice (for a first-k mask, so slicing gives a view) or an index tensor of kept units."""
+    count = int(kept.sum())
+    if bool(kept[:count].all()):
+        return slice(0, count * width)
+    index = torch.nonzero(kept).flatten()
+    return (index[:, None] * width + torch.arange(width)[None, :]).flatten()
+
+
+def _rows(selector):
+    return lambda t: t[selector] if isinstance(selector, slice) else t.index_select(0, selector.to(t.device))
+
+
+def _columns(selector):
+    return lambda t: t[:, selector] if isinstance(selector, slice) else t.index_select(1, selector.to(t.device))
