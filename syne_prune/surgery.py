@@ -140,9 +140,12 @@ def pruned_config(model: PreTrainedModel, mask: SubnetMask) -> PretrainedConfig:
     stock = all(k == shape.num_heads for k in heads) and len(set(neurons)) <= 1 and 0 not in neurons
     if stock:
         values[arch.neurons_field] = neurons[0] if neurons else getattr(model.config, arch.neurons_field)
-        return type(model.config)(**values)
-    config_class = arch.pruned_classes[0]
-    return config_class(**values, num_heads_per_layer=heads, intermediate_size_per_layer=neurons)
+        config = type(model.config)(**values)
+    else:
+        config_class = arch.pruned_classes[0]
+        config = config_class(**values, num_heads_per_layer=heads, intermediate_size_per_layer=neurons)
+    config._attn_implementation = model.config._attn_implementation
+    return config
 
 
 def _model_class(model: PreTrainedModel, arch: Architecture, config: PretrainedConfig) -> type[PreTrainedModel]:

@@ -1,0 +1,188 @@
+"""Write a sub-network as a physically smaller model that ``from_pretrained`` loads.
+
+A directory gets safetensors weights, ``config.json``, the tokenizer (when given) and
+``syne_prune.json`` (what was pruned and how big it is). A sub-network that keeps every head and
+one FFN width in every kept layer, with no removed block, gets a stock transformers config; any
+other gets a pruned config class whose modeling file (``modeling_syne_prune.py``, torch and
+transformers only) travels in the directory, so it loads either way:
+
+    import syne_prune                      # registers the classes with the Auto classes
+    AutoModelForSequenceClassification.from_pretrained(out)
+    # or, without syne_prune installed:
+    AutoModelForSequenceClassification.from_pretrained(out, trust_remote_code=True)
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PreTrainedModel
+
+from syne_prune.errors import SynePruneError
+from syne_prune.masks import SubnetMask
+from syne_prune.models import get_architecture
+from syne_prune.objectives import subnet_size
+from syne_prune.surgery import extract_subnetwork
+
+ONNX_OPSET = 18
+ONNX_TOLERANCE = 1e-4
+METADATA_FILE = "syne_prune.json"
+
+
+def load_model(name_or_path: str) -> PreTrainedModel:
+    """Load a stock BERT/RoBERTa/DistilBERT: the sequence-classification model when the checkpoint
+    has one (its config names a *ForSequenceClassification architecture), else the base model."""
+    try:
+        config = AutoConfig.from_pretrained(name_or_path)
+    except (OSError, ValueError) as error:
+        raise SynePruneError(
+            f"cannot load model '{name_or_path}' ({_first_line(error)}); give a local directory with "
+            f"config.json and weights, or a Hugging Face hub id when the hub is reachable"
+        ) from None
+    get_architecture(config)
+    is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+    auto_class = AutoModelForSequenceClassification if is_classifier else AutoModel
+    try:
+        return auto_class.from_pretrained(name_or_path).eval()
+    except (OSError, ValueError, RuntimeError) as error:
+        raise SynePruneError(f"cannot load the weights of '{name_or_path}' ({_first_line(error)}); check the directory") from None
+
+
+def load_tokenizer(name_or_path: str):
+    """The tokenizer saved with a model, or None when there is none (e.g. models built in code)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def export_subnetwork(
+    model: PreTrainedModel,
+    mask: SubnetMask,
+    output_dir: str | Path,
+    tokenizer: Any = None,
+    onnx: bool = False,
+    overwrite: bool = False,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Extract ``mask`` from ``model`` and write it to ``output_dir``; returns the directory.
+
+    The directory is written under a temporary name and moved into place only when complete, so a
+    failure leaves no half-written export and never touches an existing one.
+    """
+    output_dir = Path(output_dir)
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())) and not overwrite:
+        raise SynePruneError(f"output '{output_dir}' already exists; choose a new --output or pass --overwrite")
+    sub = extract_subnetwork(model, mask, share_weights=False).eval()
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    try:
+        sub.save_pretrained(staging)
+        if sub.config.model_type == get_architecture(model.config).pruned_model_type:
+            _complete_auto_map(staging / "config.json")
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staging)
+        if onnx:
+            export_onnx(sub, staging / "model.onnx")
+        _write_metadata(staging / METADATA_FILE, model, mask, metadata)
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        staging.rename(output_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return output_dir
+
+
+def _complete_auto_map(config_path: Path) -> None:
+    """save_pretrained maps only the saved class; map AutoModel and the classifier to theirs too."""
+    config = json.loads(config_path.read_text())
+    module = config["auto_map"]["AutoConfig"].split(".")[0]
+    stem = config["auto_map"]["AutoConfig"].split(".")[1].removesuffix("Config")
+    config["auto_map"].update(
+        {"AutoModel": f"{module}.{stem}Model", "AutoModelForSequenceClassification": f"{module}.{stem}ForSequenceClassification"}
+    )
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _write_metadata(path: Path, model: PreTrainedModel, mask: SubnetMask, extra: dict[str, Any] | None) -> None:
+    import transformers
+
+    import syne_prune
+
+    size, full = subnet_size(model, mask), subnet_size(model)
+    record = {
+        "source_model": getattr(model.config, "_name_or_path", ""),
+        "heads_per_layer": mask.heads_per_layer,
+        "neurons_per_layer": mask.neurons_per_layer,
+        "kept_layers": mask.kept_layers,
+        "params": size.params,
+        "encoder_params": size.encoder_params,
+        "params_ratio": size.params / full.params,
+        "encoder_params_ratio": size.encoder_params / full.encoder_params,
+        f"macs_per_sequence_{size.seq_len}": size.macs,
+        "macs_ratio": size.macs / full.macs,
+        "versions": {"syne_prune": syne_prune.__version__, "transformers": transformers.__version__, "torch": torch.__version__},
+        **(extra or {}),
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n")
+
+
+class _LogitsOnly(torch.nn.Module):
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask)[0]
+
+
+def export_onnx(model: PreTrainedModel, path: Path, opset: int = ONNX_OPSET) -> float:
+    """Write ``model`` as ONNX (dynamic batch and sequence length) and check it against PyTorch.
+
+    Uses torch's dynamo exporter: the TorchScript exporter bakes the example's attention mask into
+    the graph and gives wrong outputs on padded batches. Returns the max abs difference found.
+    """
+    try:
+        import onnxruntime
+    except ImportError:
+        raise SynePruneError("ONNX export needs onnx and onnxruntime: pip install 'syne-prune[onnx]'") from None
+    vocab = model.config.vocab_size
+    example = torch.randint(5, vocab, (2, 16))
+    example_mask = torch.ones_like(example)
+    example_mask[1, 10:] = 0
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    torch.onnx.export(
+        _LogitsOnly(model).eval(),
+        (example, example_mask),
+        str(path),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["output"],
+        opset_version=opset,
+        dynamo=True,
+        external_data=False,
+        dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
+        verbose=False,
+    )
+    check = torch.randint(5, vocab, (3, 11))
+    check_mask = torch.ones_like(check)
+    check_mask[0, 6:] = 0
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input_ids": check.numpy(), "attention_mask": check_mask.numpy()})[0]
+    with torch.inference_mode():
+        want = model(input_ids=check, attention_mask=check_mask)[0].numpy()
+    difference = float(abs(got - want).max())
+    if difference > ONNX_TOLERANCE:
+        raise SynePruneError(f"ONNX output differs from PyTorch by {difference:.2e} (> {ONNX_TOLERANCE}); report this as a bug")
+    return difference
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,89 @@
+"""Objectives of a sub-network: exact parameter count, MACs per sequence, measured latency.
+
+For hidden size h, head size d, k kept heads, u kept FFN neurons and n tokens, one layer holds
+
+    attention:  3(h·kd + kd) + (kd·h + h) + 2h   parameters   (0 when k = 0: the block is removed)
+    FFN:        (h·u + u) + (u·h + h) + 2h       parameters   (0 when u = 0)
+
+and costs, in multiply-accumulates (MACs) per sequence,
+
+    attention:  3·n·h·kd  (Q, K, V)  +  2·n²·kd  (QKᵀ and attention·V)  +  n·kd·h  (output projection)
+    FFN:        2·n·h·u
+
+The rest of the model (embeddings, pooler, task head) is not pruned: its parameters are counted
+from the model itself, and its MACs are those of its linear layers applied to one token (pooler and
+classifier read the first token). Embedding lookups, biases, softmax, LayerNorm and activations are
+not MACs. ``tests/test_objectives.py`` checks both formulas against ``numel()`` of extracted models
+and against torch's FLOP counter.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from syne_prune.masks import SubnetMask
+from syne_prune.models import get_architecture
+from syne_prune.surgery import check_mask_fits
+
+
+@dataclass(frozen=True)
+class SubnetSize:
+    """Size of one sub-network: all parameters, the prunable encoder part, MACs per sequence."""
+
+    params: int
+    encoder_params: int
+    macs: int
+    seq_len: int
+
+
+def subnet_size(model: PreTrainedModel, mask: SubnetMask | None = None, seq_len: int = 128) -> SubnetSize:
+    """Exact size of the sub-network ``mask`` of ``model`` (the full model when mask is None)."""
+    arch = get_architecture(model.config)
+    shape = arch.shape(model.config)
+    if mask is None:
+        mask = SubnetMask.full(shape.num_layers, shape.num_heads, shape.num_neurons)
+    check_mask_fits(model, mask)
+    h, d, n = shape.hidden_size, shape.head_dim, seq_len
+    encoder_params = macs = 0
+    for k, u in zip(mask.heads_per_layer, mask.neurons_per_layer):
+        if k:
+            encoder_params += 3 * (h * k * d + k * d) + (k * d * h + h) + 2 * h
+            macs += 3 * n * h * k * d + 2 * n * n * k * d + n * k * d * h
+        if u:
+            encoder_params += (h * u + u) + (u * h + h) + 2 * h
+            macs += 2 * n * h * u
+    layers = arch.layers(model)
+    layer_params = {id(p) for p in layers.parameters()}
+    fixed_params = sum(p.numel() for p in model.parameters() if id(p) not in layer_params)
+    layer_modules = {id(m) for m in layers.modules()}
+    head_macs = sum(
+        m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in layer_modules
+    )
+    return SubnetSize(params=fixed_params + encoder_params, encoder_params=encoder_params, macs=macs + head_macs, seq_len=seq_len)
+
+
+@torch.inference_mode()
+def measure_latency_ms(
+    model: nn.Module, batch_size: int = 1, seq_len: int = 128, repeats: int = 10, warmup: int = 2, vocab_size: int = 1000
+) -> float:
+    """Median wall time in ms of one forward pass on random token ids (on the model's device)."""
+    device = next(model.parameters()).device
+    input_ids = torch.randint(5, vocab_size, (batch_size, seq_len), device=device)
+    attention_mask = torch.ones_like(input_ids)
+    model.eval()
+    times = []
+    for i in range(warmup + repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        model(input_ids=input_ids, attention_mask=attention_mask)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
