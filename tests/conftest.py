@@ -1,0 +1,84 @@
+"""Tiny random models built from configs in code (2 layers, 4 heads): no network, no downloads."""
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    BertModel,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    DistilBertModel,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+    RobertaModel,
+)
+
+ARCHS = ("bert", "roberta", "distilbert")
+SPACES = ("small", "medium", "layer", "large")
+VOCAB = 101
+# 37 FFN neurons: not a multiple of 32, so the large space packs them into two words (32 + 5 bits).
+HIDDEN, LAYERS, HEADS, NEURONS = 32, 2, 4, 37
+
+
+def tiny_config(arch: str, num_labels: int = 3, attn_implementation: str = "sdpa"):
+    common = dict(vocab_size=VOCAB, num_labels=num_labels, initializer_range=0.2, attn_implementation=attn_implementation)
+    if arch == "bert":
+        return BertConfig(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=NEURONS, **common)
+    if arch == "roberta":
+        return RobertaConfig(
+            hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=NEURONS, pad_token_id=1, **common
+        )
+    if arch == "distilbert":
+        return DistilBertConfig(dim=HIDDEN, n_layers=LAYERS, n_heads=HEADS, hidden_dim=NEURONS, **common)
+    raise ValueError(arch)
+
+
+CLASSES = {
+    "bert": (BertModel, BertForSequenceClassification),
+    "roberta": (RobertaModel, RobertaForSequenceClassification),
+    "distilbert": (DistilBertModel, DistilBertForSequenceClassification),
+}
+
+
+def tiny_model(arch: str, head: str = "classifier", seed: int = 0, **config_kwargs):
+    """head: 'classifier' (3 labels), 'regression' (1 output) or 'base' (no task head)."""
+    torch.manual_seed(seed)
+    num_labels = 1 if head == "regression" else 3
+    base_class, task_class = CLASSES[arch]
+    config = tiny_config(arch, num_labels=num_labels, **config_kwargs)
+    model = base_class(config) if head == "base" else task_class(config)
+    _randomize_norms_and_biases(model)
+    return model.eval()
+
+
+@torch.no_grad()
+def _randomize_norms_and_biases(model: torch.nn.Module) -> None:
+    """Fresh LayerNorms (weight 1, bias 0) are idempotent on post-LN inputs and fresh biases are 0:
+    both would hide a skipped or doubled LayerNorm or bias. Random values make every such bug visible."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.LayerNorm):
+            module.weight.normal_(1.0, 0.3)
+            module.bias.normal_(0.0, 0.3)
+        elif isinstance(module, torch.nn.Linear) and module.bias is not None:
+            module.bias.normal_(0.0, 0.3)
+
+
+def tiny_batch(seed: int = 0, batch: int = 3, length: int = 11) -> dict[str, torch.Tensor]:
+    """Token ids with padding in the first row, so masks and padding both matter."""
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(5, VOCAB, (batch, length), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, length // 2 :] = 0
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+@pytest.fixture(params=ARCHS)
+def arch(request) -> str:
+    return request.param
+
+
+@pytest.fixture(params=SPACES)
+def space_name(request) -> str:
+    return request.param
