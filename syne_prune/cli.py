@@ -29,7 +29,7 @@ def _read_config(text: str) -> dict[str, Any]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from syne_prune.export import export_subnetwork, load_model, load_tokenizer
+    from syne_prune.export import export_subnetwork, load_model, load_model_config, load_tokenizer
     from syne_prune.models import get_architecture
     from syne_prune.search_spaces import get_search_space
 
@@ -37,9 +37,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())) and not args.overwrite:
         raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
+    model_config = load_model_config(args.model)
+    space = get_search_space(args.search_space, get_architecture(model_config).shape(model_config))
+    mask = space.to_mask(config)  # checked before the weights are loaded
     model = load_model(args.model)
-    space = get_search_space(args.search_space, get_architecture(model.config).shape(model.config))
-    mask = space.to_mask(config)
     export_subnetwork(
         model,
         mask,
@@ -60,15 +61,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_space(args: argparse.Namespace) -> int:
     import numpy as np
-    from transformers import AutoConfig
 
+    from syne_prune.export import load_model_config
     from syne_prune.models import get_architecture
     from syne_prune.search_spaces import get_search_space
 
-    try:
-        model_config = AutoConfig.from_pretrained(args.model)
-    except (OSError, ValueError):
-        raise SynePruneError(f"cannot read the config of model '{args.model}'; give a directory with config.json") from None
+    model_config = load_model_config(args.model)
     space = get_search_space(args.search_space, get_architecture(model_config).shape(model_config))
     rng = np.random.RandomState(args.seed)
     listing = {

@@ -14,17 +14,21 @@ transformers only) travels in the directory, so it loads either way:
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
 
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
 from syne_prune.models import get_architecture
+from syne_prune.models.local_weights import resolve_model
 from syne_prune.objectives import subnet_size
 from syne_prune.surgery import extract_subnetwork
 
@@ -33,9 +37,9 @@ ONNX_TOLERANCE = 1e-4
 METADATA_FILE = "syne_prune.json"
 
 
-def load_model(name_or_path: str) -> PreTrainedModel:
-    """Load a stock BERT/RoBERTa/DistilBERT: the sequence-classification model when the checkpoint
-    has one (its config names a *ForSequenceClassification architecture), else the base model."""
+def load_model_config(name_or_path: str) -> PretrainedConfig:
+    """The config of a supported model; a missing model or another architecture is a one-line error."""
+    name_or_path = resolve_model(name_or_path)
     try:
         config = AutoConfig.from_pretrained(name_or_path)
     except (OSError, ValueError) as error:
@@ -44,11 +48,19 @@ def load_model(name_or_path: str) -> PreTrainedModel:
             f"config.json and weights, or a Hugging Face hub id when the hub is reachable"
         ) from None
     get_architecture(config)
+    return config
+
+
+def load_model(name_or_path: str) -> PreTrainedModel:
+    """Load a stock BERT/RoBERTa/DistilBERT: the sequence-classification model when the checkpoint
+    has one (its config names a *ForSequenceClassification architecture), else the base model."""
+    config = load_model_config(name_or_path)
+    name_or_path = resolve_model(name_or_path)
     is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
     auto_class = AutoModelForSequenceClassification if is_classifier else AutoModel
     try:
         return auto_class.from_pretrained(name_or_path).eval()
-    except (OSError, ValueError, RuntimeError) as error:
+    except Exception as error:  # noqa: BLE001 - safetensors, torch and transformers raise many kinds
         raise SynePruneError(f"cannot load the weights of '{name_or_path}' ({_first_line(error)}); check the directory") from None
 
 
@@ -57,7 +69,7 @@ def load_tokenizer(name_or_path: str):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(name_or_path)
+        return AutoTokenizer.from_pretrained(resolve_model(name_or_path))
     except (OSError, ValueError, TypeError):
         return None
 
@@ -82,6 +94,9 @@ def export_subnetwork(
     sub = extract_subnetwork(model, mask, share_weights=False).eval()
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the export should look like any new directory
     try:
         sub.save_pretrained(staging)
         if sub.config.model_type == get_architecture(model.config).pruned_model_type:
@@ -158,18 +173,26 @@ def export_onnx(model: PreTrainedModel, path: Path, opset: int = ONNX_OPSET) -> 
     example_mask = torch.ones_like(example)
     example_mask[1, 10:] = 0
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    torch.onnx.export(
-        _LogitsOnly(model).eval(),
-        (example, example_mask),
-        str(path),
-        input_names=["input_ids", "attention_mask"],
-        output_names=["output"],
-        opset_version=opset,
-        dynamo=True,
-        external_data=False,
-        dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
-        verbose=False,
-    )
+    onnx_logger = logging.getLogger("torch.onnx")
+    level = onnx_logger.level
+    onnx_logger.setLevel(logging.ERROR)  # the exporter logs every op registration it skips
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _LogitsOnly(model).eval(),
+                (example, example_mask),
+                str(path),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["output"],
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
+                verbose=False,
+            )
+    finally:
+        onnx_logger.setLevel(level)
     check = torch.randint(5, vocab, (3, 11))
     check_mask = torch.ones_like(check)
     check_mask[0, 6:] = 0

@@ -1,0 +1,209 @@
+"""Tasks, splits and metrics, as in the paper.
+
+Every task reads either local GLUE TSV files (``data_dir`` laid out like the GLUE distribution:
+``RTE/train.tsv``, ``RTE/dev.tsv``, ...) or, without ``data_dir``, ``datasets.load_dataset`` from the
+Hugging Face hub. Splits: validation is a seeded held-out part of train (default 30%), test is the
+GLUE dev split; the search only ever sees validation. ``error = 1 - metric``.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from syne_prune.errors import SynePruneError
+
+
+def accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
+    return float(accuracy_score(labels, predictions))
+
+
+def f1(labels: np.ndarray, predictions: np.ndarray) -> float:
+    return float(f1_score(labels, predictions))
+
+
+def matthews(labels: np.ndarray, predictions: np.ndarray) -> float:
+    return float(matthews_corrcoef(labels, predictions))
+
+
+def spearman(labels: np.ndarray, predictions: np.ndarray) -> float:
+    value = spearmanr(labels, predictions).statistic
+    return 0.0 if np.isnan(value) else float(value)  # constant predictions have no rank correlation
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: where its text and labels are, how it is scored."""
+
+    name: str
+    num_labels: int  # 1: regression
+    metric_name: str
+    metric: Callable[[np.ndarray, np.ndarray], float]
+    text_columns: tuple[str, ...]  # one or two text fields, as named in the Hugging Face dataset
+    hub: tuple[str, str | None]  # load_dataset(path, name)
+    hub_test_split: str
+    # local GLUE TSV layout; None when the task has no local reader
+    folder: str | None = None
+    local_columns: tuple[str | int, ...] = ()  # text columns then label column in the TSV
+    label_values: tuple[str, ...] = ()  # label strings in id order ("" when labels are numbers)
+    header: bool = True
+    dev_file: str = "dev.tsv"
+
+    @property
+    def is_regression(self) -> bool:
+        return self.num_labels == 1
+
+    def error(self, labels: np.ndarray, predictions: np.ndarray) -> float:
+        return 1.0 - self.metric(labels, predictions)
+
+
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("rte", 2, "accuracy", accuracy, ("sentence1", "sentence2"), ("nyu-mll/glue", "rte"), "validation",
+             "RTE", ("sentence1", "sentence2", "label"), ("entailment", "not_entailment")),
+        Task("mrpc", 2, "f1", f1, ("sentence1", "sentence2"), ("nyu-mll/glue", "mrpc"), "validation",
+             "MRPC", ("#1 String", "#2 String", "Quality")),
+        Task("cola", 2, "matthews", matthews, ("sentence",), ("nyu-mll/glue", "cola"), "validation",
+             "CoLA", (3, 1), header=False),
+        Task("stsb", 1, "spearman", spearman, ("sentence1", "sentence2"), ("nyu-mll/glue", "stsb"), "validation",
+             "STS-B", ("sentence1", "sentence2", "score")),
+        Task("sst2", 2, "accuracy", accuracy, ("sentence",), ("nyu-mll/glue", "sst2"), "validation",
+             "SST-2", ("sentence", "label")),
+        Task("qnli", 2, "accuracy", accuracy, ("question", "sentence"), ("nyu-mll/glue", "qnli"), "validation",
+             "QNLI", ("question", "sentence", "label"), ("entailment", "not_entailment")),
+        Task("mnli", 3, "accuracy", accuracy, ("premise", "hypothesis"), ("nyu-mll/glue", "mnli"), "validation_matched",
+             "MNLI", ("sentence1", "sentence2", "gold_label"), ("entailment", "neutral", "contradiction"),
+             dev_file="dev_matched.tsv"),
+        Task("qqp", 2, "f1", f1, ("question1", "question2"), ("nyu-mll/glue", "qqp"), "validation",
+             "QQP", ("question1", "question2", "is_duplicate")),
+        Task("imdb", 2, "accuracy", accuracy, ("text",), ("stanfordnlp/imdb", None), "test"),
+    )
+}
+
+
+@dataclass
+class Split:
+    """Texts (one list per text column) and labels of one split."""
+
+    texts: list[list[str]]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, index: np.ndarray) -> "Split":
+        return Split([[column[i] for i in index] for column in self.texts], self.labels[index])
+
+
+@dataclass
+class TaskData:
+    task: Task
+    train: Split
+    validation: Split
+    test: Split
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise SynePruneError(f"unknown task '{name}'; choose one of {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+def load_task(
+    name: str,
+    data_dir: str | Path | None = None,
+    validation_fraction: float = 0.3,
+    seed: int = 0,
+    max_train_examples: int | None = None,
+    max_eval_examples: int | None = None,
+) -> TaskData:
+    """Train / validation (held out from train, seeded) / test (GLUE dev) splits of a task."""
+    task = get_task(name)
+    if not 0 < validation_fraction < 1:
+        raise SynePruneError(f"validation fraction must be in (0, 1), got {validation_fraction}")
+    if data_dir is not None:
+        train, test = _read_local(task, Path(data_dir), "train.tsv"), _read_local(task, Path(data_dir), task.dev_file)
+    else:
+        train, test = _read_hub(task)
+    order = np.random.RandomState(seed).permutation(len(train))
+    num_validation = max(1, int(round(validation_fraction * len(train))))
+    validation, train = train.take(order[:num_validation]), train.take(order[num_validation:])
+    if max_train_examples is not None:
+        train = train.take(np.arange(min(max_train_examples, len(train))))
+    if max_eval_examples is not None:
+        validation = validation.take(np.arange(min(max_eval_examples, len(validation))))
+        test = test.take(np.arange(min(max_eval_examples, len(test))))
+    return TaskData(task, train, validation, test)
+
+
+def _read_local(task: Task, data_dir: Path, file_name: str) -> Split:
+    if task.folder is None:
+        raise SynePruneError(f"task '{task.name}' has no local TSV reader; drop --data-dir to load it from the hub")
+    path = data_dir / task.folder / file_name
+    if not path.is_file():
+        raise SynePruneError(f"{path} not found; --data-dir must hold {task.folder}/train.tsv and {task.folder}/{task.dev_file} in GLUE layout")
+    try:
+        frame = pd.read_csv(
+            path, sep="\t", quoting=csv.QUOTE_NONE, encoding="utf-8-sig", header=0 if task.header else None,
+            dtype=str, keep_default_na=False, on_bad_lines="error",
+        )
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise SynePruneError(f"{path} is malformed ({str(error).splitlines()[0]}); restore the original GLUE file") from None
+    missing = [c for c in task.local_columns if c not in frame.columns]
+    if missing:
+        raise SynePruneError(f"{path} lacks column(s) {missing}; expected the GLUE {task.folder} layout")
+    *text_columns, label_column = task.local_columns
+    texts = [frame[c].astype(str).tolist() for c in text_columns]
+    labels = _parse_labels(task, frame[label_column].tolist(), path)
+    return Split(texts, labels)
+
+
+def _parse_labels(task: Task, raw: list[str], path: Path) -> np.ndarray:
+    if task.is_regression:
+        try:
+            return np.asarray([float(v) for v in raw], dtype=np.float32)
+        except ValueError:
+            bad = next(v for v in raw if not _is_float(v))
+            raise SynePruneError(f"{path} has a non-numeric score {bad!r}; restore the original GLUE file") from None
+    if task.label_values:
+        ids = {value: i for i, value in enumerate(task.label_values)}
+    else:
+        ids = {str(i): i for i in range(task.num_labels)}
+    unknown = sorted({v for v in raw if v not in ids})
+    if unknown:
+        raise SynePruneError(f"{path} has unknown label(s) {unknown[:3]} (expected {sorted(ids)}); restore the original GLUE file")
+    return np.asarray([ids[v] for v in raw], dtype=np.int64)
+
+
+def _is_float(value: str) -> bool:
+    try:
+        float(value)
+        return True
+    except ValueError:
+        return False
+
+
+def _read_hub(task: Task) -> tuple[Split, Split]:  # pragma: no cover - needs the network
+    import datasets
+
+    path, name = task.hub
+    try:
+        dataset = datasets.load_dataset(path, name)
+    except Exception as error:  # noqa: BLE001 - offline, unknown dataset, ...
+        raise SynePruneError(
+            f"cannot load '{task.name}' from the Hugging Face hub ({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
+            f"pass --data-dir with local GLUE files"
+        ) from None
+
+    def split(part) -> Split:
+        labels = np.asarray(part["label"], dtype=np.float32 if task.is_regression else np.int64)
+        return Split([list(part[c]) for c in task.text_columns], labels)
+
+    return split(dataset["train"]), split(dataset[task.hub_test_split])

@@ -1,0 +1,97 @@
+"""The CLI: thin over the API; every foreseeable error is one line on stderr with exit code 2."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import tiny_model
+
+from syne_prune.cli import main
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "bert"
+    tiny_model("bert", "classifier").save_pretrained(path)
+    return path
+
+
+def _fails(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in err, err  # progress bars may precede the one error line
+    assert message in errors[0], err
+
+
+def test_export_writes_a_loadable_model(model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    config = json.dumps({"num_heads_0": 2, "num_units_0": 10, "num_heads_1": 0, "num_units_1": 37})
+    assert main(["export", "--model", str(model_dir), "--search-space", "medium", "--config", config, "--output", str(out)]) == 0
+    assert f"exported to {out}" in capsys.readouterr().out
+    meta = json.loads((out / "syne_prune.json").read_text())
+    assert meta["search_space"] == "medium" and meta["heads_per_layer"] == [2, 0]
+
+
+def test_config_from_a_file(model_dir, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"layer_0": 1, "layer_1": 0}))
+    out = tmp_path / "out"
+    assert main(["export", "--model", str(model_dir), "--search-space", "layer", "--config", str(path), "--output", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 1
+
+
+def test_bad_inputs_are_one_line_errors(model_dir, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    base = ["export", "--model", str(model_dir), "--search-space", "small", "--output", out]
+    _fails(capsys, base + ["--config", '{"num_layers": 9, "num_heads": 1, "num_units": 1}'], "'num_layers' must be an integer in [0, 2], got 9")
+    _fails(capsys, base + ["--config", '{"num_layers": 1}'], "lacks hyperparameter 'num_heads'")
+    _fails(capsys, base + ["--config", "{not json"], "--config is not valid JSON")
+    _fails(capsys, base + ["--config", "missing.json"], "neither inline JSON nor an existing JSON file")
+    _fails(capsys, base + ["--config", "[1, 2]"], "neither inline JSON")
+    missing_model = ["export", "--model", str(tmp_path / "nope"), "--search-space", "small", "--config", "{}", "--output", out]
+    _fails(capsys, missing_model, "cannot load model")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsupported_model_is_named(tmp_path, capsys):
+    from transformers import GPT2Config, GPT2Model
+
+    GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(tmp_path / "gpt2")
+    argv = ["export", "--model", str(tmp_path / "gpt2"), "--search-space", "small", "--config", "{}", "--output", str(tmp_path / "o")]
+    _fails(capsys, argv, "unsupported architecture 'gpt2'; syne-prune supports bert, roberta, distilbert")
+
+
+def test_existing_output_is_not_overwritten(model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.csv").write_text("keep me")
+    argv = ["export", "--model", str(model_dir), "--search-space", "layer", "--config", '{"layer_0": 1, "layer_1": 1}', "--output", str(out)]
+    _fails(capsys, argv, "already exists; choose a new --output or pass --overwrite")
+    assert (out / "results.csv").read_text() == "keep me"
+
+
+def test_truncated_weights_are_a_one_line_error(model_dir, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    argv = ["export", "--model", str(broken), "--search-space", "layer", "--config", '{"layer_0": 1, "layer_1": 1}', "--output", str(tmp_path / "o")]
+    _fails(capsys, argv, "cannot load the weights")
+
+
+def test_space_lists_the_hyperparameters(model_dir, capsys):
+    assert main(["space", "--model", str(model_dir), "--search-space", "large", "--samples", "2"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert set(listing["hyperparameters"]) == {"head_mask_0_0", "unit_mask_0_0", "unit_mask_0_1", "head_mask_1_0", "unit_mask_1_0", "unit_mask_1_1"}
+    assert len(listing["samples"]) == 2 and listing["smallest"]["unit_mask_1_1"] == 0
+
+
+def test_console_script_is_installed():
+    run = subprocess.run([sys.executable, "-m", "syne_prune.cli", "export", "--help"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "--search-space" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "syne_prune.cli", "export"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr

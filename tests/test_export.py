@@ -1,0 +1,153 @@
+"""Export -> reload gives the masked super-network's outputs, both with syne_prune and with plain transformers."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from conftest import SPACES, tiny_batch, tiny_model
+from transformers import AutoModel, AutoModelForSequenceClassification
+
+from syne_prune import SubnetMask, SynePruneError, get_architecture, get_search_space, masked
+from syne_prune.export import METADATA_FILE, export_subnetwork
+from syne_prune.objectives import subnet_size
+
+TOLERANCE = 1e-5
+
+
+def _outputs(model, batch):
+    out = model(**batch)
+    return out.logits if hasattr(out, "logits") else out.last_hidden_state
+
+
+def _configs(space):
+    return [space.midpoint(), space.sample(np.random.RandomState(7))]
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """Every architecture x space x head, two configurations each, exported once for the module."""
+    root = tmp_path_factory.mktemp("exports")
+    batch = tiny_batch()
+    records = []
+    for arch in ("bert", "roberta", "distilbert"):
+        for head in ("classifier", "regression", "base"):
+            model = tiny_model(arch, head)
+            space_of = get_architecture(model.config).shape(model.config)
+            for space_name in SPACES:
+                space = get_search_space(space_name, space_of)
+                for i, config in enumerate(_configs(space)):
+                    mask = space.to_mask(config)
+                    with torch.inference_mode(), masked(model, mask):
+                        want = _outputs(model, batch)
+                    out = export_subnetwork(model, mask, root / f"{arch}-{head}-{space_name}-{i}")
+                    records.append((out, head, want, subnet_size(model, mask).params))
+    torch.save({"batch": batch, "records": [(str(o), h, w) for o, h, w, _ in records]}, root / "expected.pt")
+    return root, batch, records
+
+
+def test_reload_with_syne_prune_installed_gives_masked_outputs(exports):
+    _, batch, records = exports
+    for out, head, want, params in records:
+        auto = AutoModel if head == "base" else AutoModelForSequenceClassification
+        model = auto.from_pretrained(out).eval()
+        assert sum(p.numel() for p in model.parameters()) == params
+        with torch.inference_mode():
+            assert (_outputs(model, batch) - want).abs().max() <= TOLERANCE, out
+
+
+def test_reload_without_syne_prune_via_trust_remote_code(exports, tmp_path):
+    """A fresh interpreter in which `import syne_prune` fails loads every export with plain transformers."""
+    root, _, _ = exports
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["syne_prune"] = None  # any import of syne_prune now raises ImportError
+        import torch
+        from transformers import AutoModel, AutoModelForSequenceClassification
+        data = torch.load({str(root / "expected.pt")!r})
+        worst = 0.0
+        for out, head, want in data["records"]:
+            auto = AutoModel if head == "base" else AutoModelForSequenceClassification
+            model = auto.from_pretrained(out, trust_remote_code=True).eval()
+            with torch.inference_mode():
+                result = model(**data["batch"])
+            got = result.last_hidden_state if head == "base" else result.logits
+            worst = max(worst, (got - want).abs().max().item())
+        print("WORST", worst, len(data["records"]))
+        """
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    worst, count = run.stdout.split("WORST")[1].split()
+    assert float(worst) <= TOLERANCE and int(count) == 72
+
+
+def test_uniform_subnetwork_gets_a_stock_config(tmp_path):
+    model = tiny_model("bert", "classifier")
+    mask = SubnetMask.from_counts([4, 0], [20, 0], 4, 37)
+    out = export_subnetwork(model, mask, tmp_path / "stock")
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "bert" and "auto_map" not in config
+    assert not (out / "modeling_syne_prune.py").exists()
+    meta = json.loads((out / METADATA_FILE).read_text())
+    assert meta["kept_layers"] == [0] and meta["neurons_per_layer"] == [20, 0]
+
+
+def test_nonuniform_export_carries_its_modeling_code(tmp_path):
+    model = tiny_model("roberta", "classifier")
+    mask = SubnetMask.from_counts([0, 3], [5, 0], 4, 37)
+    out = export_subnetwork(model, mask, tmp_path / "custom")
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "syne_prune_roberta"
+    assert config["num_heads_per_layer"] == [0, 3] and config["intermediate_size_per_layer"] == [5, 0]
+    assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForSequenceClassification"}
+    source = (out / "modeling_syne_prune.py").read_text()
+    assert "syne_prune" not in "".join(line for line in source.splitlines() if line.startswith(("import", "from")))
+    assert (out / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("arch", ["bert", "roberta", "distilbert"])
+def test_onnx_matches_pytorch(arch, tmp_path):
+    import onnxruntime
+
+    model = tiny_model(arch, "classifier")
+    mask = SubnetMask(torch.tensor([[True, False, True, False], [False, False, False, False]]), torch.arange(37).repeat(2, 1) % 3 == 0)
+    out = export_subnetwork(model, mask, tmp_path / "onnx", onnx=True)
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"))
+    batch = tiny_batch(seed=5, batch=4, length=13)  # another shape than the export example, with padding
+    got = session.run(None, {k: v.numpy() for k, v in batch.items()})[0]
+    with torch.inference_mode(), masked(model, mask):
+        want = model(**batch).logits.numpy()
+    assert np.abs(got - want).max() <= 1e-4
+
+
+def test_existing_output_is_refused_and_untouched(tmp_path):
+    model = tiny_model("bert", "classifier")
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    mask = SubnetMask.full(2, 4, 37)
+    with pytest.raises(SynePruneError, match="already exists; choose a new --output or pass --overwrite"):
+        export_subnetwork(model, mask, out)
+    assert os.listdir(out) == ["keep.txt"]
+    export_subnetwork(model, mask, out, overwrite=True)
+    assert not (out / "keep.txt").exists() and (out / "model.safetensors").exists()
+
+
+def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
+    import syne_prune.export as export_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export_module, "_write_metadata", broken)
+    with pytest.raises(RuntimeError):
+        export_subnetwork(tiny_model("bert", "classifier"), SubnetMask.full(2, 4, 37), tmp_path / "out")
+    assert os.listdir(tmp_path) == []
