@@ -81,6 +81,25 @@ def cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_supernet(args: argparse.Namespace) -> int:
+    from syne_prune.supernet import TrainingConfig, train_supernet
+
+    config = TrainingConfig(
+        model=args.model, task=args.task, output=args.output, data_dir=args.data_dir, search_space=args.search_space,
+        strategy=args.strategy, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
+        temperature=args.temperature, num_random_subnets=args.num_random_subnets, seed=args.seed,
+        validation_fraction=args.validation_fraction, max_train_examples=args.max_train_examples,
+        max_eval_examples=args.max_eval_examples,
+    )
+    metadata = train_supernet(config, resume=args.resume, overwrite=args.overwrite)
+    metric = metadata["metric"]
+    for name in ("largest", "smallest"):
+        m = metadata["metrics"][name]
+        print(f"{name:8s} sub-network: validation {metric} {m['validation'][metric]:.4f}, test {metric} {m['test'][metric]:.4f}")
+    print(f"super-network written to {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syne-prune",
@@ -103,6 +122,32 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--onnx", action="store_true", help="also write model.onnx (opset 18), checked against PyTorch")
     export.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     export.set_defaults(run=cmd_export)
+
+    train = commands.add_parser(
+        "train-supernet",
+        help="fine-tune a model as a super-network whose sub-networks are trained together",
+        description="Train a super-network with one of the paper's strategies and write the checkpoint every "
+        "search worker reads (safetensors, tokenizer, supernet.json with metrics and a sha256 manifest).",
+    )
+    train.add_argument("--model", required=True, help="directory of a BERT/RoBERTa/DistilBERT model, or a hub id when online")
+    train.add_argument("--task", required=True, help="rte, mrpc, cola, stsb, sst2, qnli, mnli, qqp or imdb")
+    train.add_argument("--data-dir", help="local GLUE TSV files (TASK/train.tsv, TASK/dev.tsv); else the Hugging Face hub")
+    train.add_argument("--search-space", default="small", choices=list(SEARCH_SPACES), help="space sub-networks are sampled from")
+    train.add_argument("--strategy", default="full", help="standard, random, random_linear, sandwich, kd or full (default)")
+    train.add_argument("--epochs", type=int, default=3)
+    train.add_argument("--lr", type=float, default=2e-5, help="AdamW learning rate, linear decay")
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--max-length", type=int, default=128, help="tokens per example (longer ones are truncated)")
+    train.add_argument("--temperature", type=float, default=1.0, help="distillation temperature (kd, full)")
+    train.add_argument("--num-random-subnets", type=int, default=1, help="random sub-networks per step")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--validation-fraction", type=float, default=0.3, help="share of train held out for validation")
+    train.add_argument("--max-train-examples", type=int, help="cap on training examples (quick runs)")
+    train.add_argument("--max-eval-examples", type=int, help="cap on validation and test examples (quick runs)")
+    train.add_argument("--output", required=True, help="checkpoint directory to create")
+    train.add_argument("--resume", action="store_true", help="continue a killed run from its last finished epoch")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    train.set_defaults(run=cmd_train_supernet)
 
     space = commands.add_parser(
         "space",

@@ -8,12 +8,12 @@ GLUE dev split; the search only ever sees validation. ``error = 1 - metric``.
 from __future__ import annotations
 
 import csv
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
@@ -33,7 +33,9 @@ def matthews(labels: np.ndarray, predictions: np.ndarray) -> float:
 
 
 def spearman(labels: np.ndarray, predictions: np.ndarray) -> float:
-    value = spearmanr(labels, predictions).statistic
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant input: handled below
+        value = spearmanr(labels, predictions).statistic
     return 0.0 if np.isnan(value) else float(value)  # constant predictions have no rank correlation
 
 
@@ -149,20 +151,31 @@ def _read_local(task: Task, data_dir: Path, file_name: str) -> Split:
     path = data_dir / task.folder / file_name
     if not path.is_file():
         raise SynePruneError(f"{path} not found; --data-dir must hold {task.folder}/train.tsv and {task.folder}/{task.dev_file} in GLUE layout")
-    try:
-        frame = pd.read_csv(
-            path, sep="\t", quoting=csv.QUOTE_NONE, encoding="utf-8-sig", header=0 if task.header else None,
-            dtype=str, keep_default_na=False, on_bad_lines="error",
-        )
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise SynePruneError(f"{path} is malformed ({str(error).splitlines()[0]}); restore the original GLUE file") from None
-    missing = [c for c in task.local_columns if c not in frame.columns]
+    columns, rows = _read_tsv(path, task.header)
+    missing = [c for c in task.local_columns if c not in columns]
     if missing:
         raise SynePruneError(f"{path} lacks column(s) {missing}; expected the GLUE {task.folder} layout")
-    *text_columns, label_column = task.local_columns
-    texts = [frame[c].astype(str).tolist() for c in text_columns]
-    labels = _parse_labels(task, frame[label_column].tolist(), path)
+    *text_columns, label_column = (columns.index(c) for c in task.local_columns)
+    texts = [[row[c] for row in rows] for c in text_columns]
+    labels = _parse_labels(task, [row[label_column] for row in rows], path)
     return Split(texts, labels)
+
+
+def _read_tsv(path: Path, header: bool) -> tuple[list, list[list[str]]]:
+    """GLUE TSV rows: quoting off (stray quotes are text), a BOM tolerated, every row as wide as the first."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    except UnicodeDecodeError:
+        raise SynePruneError(f"{path} is not UTF-8 text; restore the original GLUE file") from None
+    if not rows:
+        raise SynePruneError(f"{path} is empty; restore the original GLUE file")
+    width = len(rows[0])
+    for number, row in enumerate(rows, start=1):
+        if len(row) != width:
+            raise SynePruneError(f"{path} is malformed: line {number} has {len(row)} fields, expected {width}; restore the original GLUE file")
+    columns = rows[0] if header else list(range(width))
+    return columns, rows[1:] if header else rows
 
 
 def _parse_labels(task: Task, raw: list[str], path: Path) -> np.ndarray:
@@ -207,3 +220,23 @@ def _read_hub(task: Task) -> tuple[Split, Split]:  # pragma: no cover - needs th
         return Split([list(part[c]) for c in task.text_columns], labels)
 
     return split(dataset["train"]), split(dataset[task.hub_test_split])
+
+
+def encode(split: Split, tokenizer, max_length: int, is_regression: bool) -> list[dict]:
+    """Tokenize a split once (truncated, unpadded); padding happens per batch in ``data_loader``."""
+    encoded = tokenizer(*split.texts, truncation=True, max_length=max_length)
+    label_type = float if is_regression else int
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
+    return [{**{k: encoded[k][i] for k in keys}, "labels": label_type(split.labels[i])} for i in range(len(split))]
+
+
+def data_loader(examples: list[dict], tokenizer, batch_size: int, shuffle: bool = False, seed: int = 0):
+    """Batches with dynamic padding (each batch padded to its longest sequence)."""
+    import torch
+    from torch.utils.data import DataLoader
+    from transformers import DataCollatorWithPadding
+
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(
+        examples, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=DataCollatorWithPadding(tokenizer)
+    )

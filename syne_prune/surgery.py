@@ -50,9 +50,10 @@ class InPlaceMask:
         self.arch = get_architecture(model.config)
         self.shape = self.arch.shape(model.config)
         self._handles: list = []
+        self._layers = list(self.arch.layers(model))
         # per layer: (head multiplier or None, attention removed, neuron multiplier or None, FFN removed)
         self._state: list[list] = [[None, False, None, False] for _ in range(self.shape.num_layers)]
-        for index, layer in enumerate(self.arch.layers(model)):
+        for index, layer in enumerate(self._layers):
             self._hook_layer(index, self.arch.parts(layer))
 
     def _hook_layer(self, index: int, parts: LayerParts) -> None:
@@ -92,22 +93,39 @@ class InPlaceMask:
     def set(self, mask: SubnetMask | None) -> None:
         """Activate ``mask`` (None: the full network)."""
         if mask is None:
-            for state in self._state:
+            for state, layer in zip(self._state, self._layers):
                 state[:] = [None, False, None, False]
+                _restore_forward(layer)
             return
         check_mask_fits(self.model, mask)
         device = next(self.model.parameters()).device
         head_dim = self.shape.head_dim
-        for state, heads, neurons in zip(self._state, mask.heads, mask.neurons):
+        for state, layer, heads, neurons in zip(self._state, self._layers, mask.heads, mask.neurons):
             state[0] = None if heads.all() else heads.repeat_interleave(head_dim).to(device)
             state[1] = not bool(heads.any())
             state[2] = None if neurons.all() else neurons.to(device)
             state[3] = not bool(neurons.any())
+            # A layer with both blocks removed is exactly the identity: skip its computation entirely,
+            # so a sub-network with fewer layers also trains faster.
+            if state[1] and state[3]:
+                layer.forward = _identity_layer
+            else:
+                _restore_forward(layer)
 
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        for layer in self._layers:
+            _restore_forward(layer)
+
+
+def _identity_layer(hidden_states, *args, **kwargs):
+    return hidden_states
+
+
+def _restore_forward(layer: nn.Module) -> None:
+    layer.__dict__.pop("forward", None)
 
 
 @contextmanager

@@ -82,3 +82,67 @@ def arch(request) -> str:
 @pytest.fixture(params=SPACES)
 def space_name(request) -> str:
     return request.param
+
+
+# ---- real GLUE slices and tiny trainable model directories (tokenizer included) ----
+
+import os
+from pathlib import Path
+
+GLUE_DIR = Path(os.environ.get("SYNE_PRUNE_GLUE_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue"))
+SLICE_ROWS = {"train.tsv": 100, "dev.tsv": 40}
+
+
+def glue_slice(target: Path, folder: str, rows: dict[str, int] = SLICE_ROWS) -> Path:
+    """Copy the header and first rows of the real GLUE files of one task into ``target/folder``."""
+    if not (GLUE_DIR / folder).is_dir():
+        pytest.fail(f"real GLUE files not found at {GLUE_DIR}; set SYNE_PRUNE_GLUE_DIR to ../shared/data/glue")
+    (target / folder).mkdir(parents=True, exist_ok=True)
+    header = folder != "CoLA"
+    for name, count in rows.items():
+        lines = (GLUE_DIR / folder / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        (target / folder / name).write_text("".join(lines[: count + int(header)]), encoding="utf-8")
+    return target
+
+
+@pytest.fixture(scope="session")
+def glue_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("glue")
+    for folder in ("RTE", "MRPC", "STS-B", "CoLA", "SST-2"):
+        glue_slice(root, folder)
+    return root
+
+
+def save_tiny_model_dir(arch: str, path: Path, texts: list[str], seed: int = 0) -> Path:
+    """A tiny random base model plus a WordPiece tokenizer trained on ``texts``, as from_pretrained expects."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator(texts, vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    wordpiece.save_model(str(path))
+    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"))
+    extra = {"pad_token_id": 0} if arch == "roberta" else {}
+    torch.manual_seed(seed)
+    base_class, _ = CLASSES[arch]
+    config = tiny_config(arch)
+    for key, value in {"vocab_size": len(tokenizer), "max_position_embeddings": 160, **extra}.items():
+        setattr(config, key, value)
+    model = base_class(config)
+    _randomize_norms_and_biases(model)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory, glue_dir) -> dict[str, Path]:
+    from syne_prune.data import load_task
+
+    texts = []
+    for task in ("rte", "mrpc", "stsb"):
+        data = load_task(task, glue_dir)
+        texts += [t for column in data.train.texts for t in column]
+    root = tmp_path_factory.mktemp("models")
+    return {arch: save_tiny_model_dir(arch, root / arch, texts) for arch in ARCHS}

@@ -170,3 +170,22 @@ def test_other_task_heads_are_refused():
     model = BertForMaskedLM(tiny_config("bert"))
     with pytest.raises(SynePruneError, match="BertForMaskedLM is not supported"):
         extract_subnetwork(model, SubnetMask.full(LAYERS, HEADS, NEURONS))
+
+
+def test_in_place_removed_layers_are_not_computed(arch):
+    """A layer with both blocks removed is skipped, not computed and discarded (cheaper training steps)."""
+    model = tiny_model(arch, "classifier")
+    arch_ = get_architecture(model.config)
+    calls = []
+    for index, layer in enumerate(arch_.layers(model)):
+        arch_.parts(layer).query.register_forward_hook(lambda *a, index=index: calls.append(index))
+    masker = InPlaceMask(model)
+    masker.set(SubnetMask.from_counts([0, 2], [0, 5], HEADS, NEURONS))
+    with torch.inference_mode():
+        model(**tiny_batch())
+    assert calls == [1]
+    masker.set(None)
+    with torch.inference_mode():
+        model(**tiny_batch())
+    assert calls == [1, 0, 1]
+    masker.remove()

@@ -1,0 +1,33 @@
+"""Score a model (or an extracted sub-network) on a split: predictions, metric and error."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+from syne_prune.data import Task
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, batches: Iterable[dict], is_regression: bool, max_batches: int | None = None):
+    """Predictions and labels over ``batches`` (the first ``max_batches`` of them when given)."""
+    model.eval()
+    device = next(model.parameters()).device
+    predictions, labels = [], []
+    for index, batch in enumerate(batches):
+        if max_batches is not None and index >= max_batches:
+            break
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        predictions.append(logits.squeeze(-1) if is_regression else logits.argmax(-1))
+        labels.append(batch["labels"])
+    return torch.cat(predictions).float().cpu().numpy(), torch.cat(labels).cpu().numpy()
+
+
+def evaluate(model: torch.nn.Module, batches: Iterable[dict], task: Task, max_batches: int | None = None) -> dict[str, float]:
+    predictions, labels = predict(model, batches, task.is_regression, max_batches)
+    if not task.is_regression:
+        predictions = predictions.astype(np.int64)
+    metric = task.metric(labels, predictions)
+    return {task.metric_name: metric, "error": 1.0 - metric}

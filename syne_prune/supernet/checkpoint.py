@@ -1,0 +1,110 @@
+"""The super-network checkpoint every search worker reads, and its verification.
+
+A checkpoint directory holds what ``save_pretrained`` writes (safetensors weights, config), the
+tokenizer, and ``supernet.json``: task, search space, strategy, seed, hyperparameters, package
+versions, validation and test metrics of the largest and smallest sub-network, and a sha256 manifest
+of every other file. ``supernet.json`` is written last, so a directory without it is incomplete.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoModelForSequenceClassification, PreTrainedModel
+
+from syne_prune.errors import SynePruneError
+
+METADATA_FILE = "supernet.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Supernet:
+    model: PreTrainedModel
+    tokenizer: Any
+    metadata: dict[str, Any]
+    path: Path
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def manifest_of(directory: Path) -> dict[str, str]:
+    """sha256 of every file in ``directory`` except the metadata file and hidden entries."""
+    return {
+        p.name: sha256_of(p)
+        for p in sorted(directory.iterdir())
+        if p.is_file() and p.name != METADATA_FILE and not p.name.startswith(".")
+    }
+
+
+def write_metadata(directory: Path, metadata: dict[str, Any]) -> dict[str, Any]:
+    record = {"format_version": FORMAT_VERSION, **metadata, "manifest": manifest_of(directory)}
+    tmp = directory / f".{METADATA_FILE}.tmp"
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(directory / METADATA_FILE)
+    return record
+
+
+def read_metadata(directory: str | Path) -> dict[str, Any]:
+    directory = Path(directory)
+    path = directory / METADATA_FILE
+    if not directory.is_dir():
+        raise SynePruneError(f"super-network '{directory}' not found; give the --output directory of train-supernet")
+    if not path.is_file():
+        raise SynePruneError(
+            f"'{directory}' is not a complete super-network checkpoint (no {METADATA_FILE}); finish it with "
+            f"train-supernet --resume or train a new one"
+        )
+    try:
+        metadata = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise SynePruneError(f"{path} is not valid JSON; the checkpoint is damaged, train or copy it again") from None
+    if metadata.get("format_version") != FORMAT_VERSION or "manifest" not in metadata:
+        raise SynePruneError(f"{path} is not a syne-prune {FORMAT_VERSION} checkpoint; train it again with this version")
+    return metadata
+
+
+def verify_checkpoint(directory: str | Path, task: str | None = None, search_space: str | None = None,
+                      model_type: str | None = None) -> dict[str, Any]:
+    """Check the manifest and that the checkpoint is the one asked for; returns its metadata."""
+    directory = Path(directory)
+    metadata = read_metadata(directory)
+    for name, expected in metadata["manifest"].items():
+        path = directory / name
+        if not path.is_file():
+            raise SynePruneError(f"super-network '{directory}' lacks {name} listed in its manifest; copy the whole directory again")
+        if sha256_of(path) != expected:
+            raise SynePruneError(
+                f"super-network '{directory}': {name} does not match its sha256 in {METADATA_FILE} (truncated or "
+                f"modified); copy it again or re-run train-supernet"
+            )
+    for key, wanted in (("task", task), ("search_space", search_space), ("model_type", model_type)):
+        if wanted is not None and metadata.get(key) != wanted:
+            raise SynePruneError(
+                f"super-network '{directory}' was trained with {key} '{metadata.get(key)}', not '{wanted}'; "
+                f"use a checkpoint trained for {wanted} or ask for {metadata.get(key)}"
+            )
+    return metadata
+
+
+def load_supernet(directory: str | Path, task: str | None = None, search_space: str | None = None,
+                  model_type: str | None = None, device: str | None = None) -> Supernet:
+    """Verify and load a super-network checkpoint (weights, tokenizer, metadata)."""
+    from transformers import AutoTokenizer
+
+    directory = Path(directory)
+    metadata = verify_checkpoint(directory, task, search_space, model_type)
+    model = AutoModelForSequenceClassification.from_pretrained(directory).eval()
+    if device is not None:
+        model.to(device)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    return Supernet(model, tokenizer, metadata, directory)

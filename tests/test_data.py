@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import GLUE_DIR
+from scipy.stats import spearmanr
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from syne_prune import SynePruneError
+from syne_prune.data import TASKS, load_task
+
+
+@pytest.mark.parametrize("task, size, labels", [("rte", 100, {0, 1}), ("mrpc", 100, {0, 1}), ("cola", 100, {0, 1}), ("sst2", 100, {0, 1})])
+def test_local_glue_files_are_read_with_their_quirks(glue_dir, task, size, labels):
+    data = load_task(task, glue_dir)
+    assert len(data.train) + len(data.validation) == size and len(data.test) == 40
+    assert set(np.unique(data.train.labels)) <= labels
+    assert all(isinstance(t, str) and t for column in data.train.texts for t in column)
+
+
+def test_mrpc_byte_order_mark_and_cola_without_header(glue_dir):
+    mrpc = load_task("mrpc", glue_dir, validation_fraction=0.5)
+    assert len(mrpc.train.texts) == 2  # the BOM did not break the '#1 String' column
+    cola = load_task("cola", glue_dir)
+    assert len(cola.train.texts) == 1
+    full = load_task("cola", GLUE_DIR)
+    assert len(full.train) + len(full.validation) == 8551 and len(full.test) == 1043  # no row lost to the missing header
+
+
+def test_stsb_is_regression_with_float_scores(glue_dir):
+    data = load_task("stsb", glue_dir)
+    assert TASKS["stsb"].is_regression and data.train.labels.dtype == np.float32
+    assert 0 <= data.train.labels.min() and data.train.labels.max() <= 5
+
+
+def test_validation_is_a_seeded_held_out_part_of_train(glue_dir):
+    a, b = load_task("rte", glue_dir, seed=1), load_task("rte", glue_dir, seed=1)
+    c = load_task("rte", glue_dir, seed=2)
+    assert a.validation.texts == b.validation.texts and a.validation.texts != c.validation.texts
+    assert len(a.validation) == 30 and len(a.train) == 70
+    assert not set(a.validation.texts[0]) & set(a.train.texts[0])
+
+
+def test_caps_on_examples(glue_dir):
+    data = load_task("rte", glue_dir, max_train_examples=10, max_eval_examples=5)
+    assert (len(data.train), len(data.validation), len(data.test)) == (10, 5, 5)
+
+
+def test_metrics_equal_sklearn_and_scipy():
+    rng = np.random.RandomState(0)
+    labels, predictions = rng.randint(0, 2, 50), rng.randint(0, 2, 50)
+    assert TASKS["rte"].metric(labels, predictions) == accuracy_score(labels, predictions)
+    assert TASKS["mrpc"].metric(labels, predictions) == f1_score(labels, predictions)
+    assert TASKS["qqp"].metric(labels, predictions) == f1_score(labels, predictions)
+    assert TASKS["cola"].metric(labels, predictions) == matthews_corrcoef(labels, predictions)
+    scores, guesses = rng.rand(50) * 5, rng.rand(50) * 5
+    assert TASKS["stsb"].metric(scores, guesses) == spearmanr(scores, guesses).statistic
+    assert TASKS["rte"].error(labels, predictions) == 1 - accuracy_score(labels, predictions)
+    assert TASKS["stsb"].metric(scores, np.ones(50)) == 0.0  # constant predictions: no correlation, not NaN
+
+
+def test_bad_data_is_a_one_line_error(tmp_path, glue_dir):
+    with pytest.raises(SynePruneError, match="unknown task 'glue'; choose one of rte, mrpc"):
+        load_task("glue", glue_dir)
+    with pytest.raises(SynePruneError, match=r"RTE/train.tsv not found; --data-dir must hold RTE/train.tsv and RTE/dev.tsv"):
+        load_task("rte", tmp_path)
+    (tmp_path / "RTE").mkdir()
+    (tmp_path / "RTE" / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tmaybe\n")
+    (tmp_path / "RTE" / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n")
+    with pytest.raises(SynePruneError, match=r"unknown label\(s\) \['maybe'\]"):
+        load_task("rte", tmp_path)
+    (tmp_path / "RTE" / "train.tsv").write_text("index\tsentence1\tlabel\n0\ta\tentailment\n")
+    with pytest.raises(SynePruneError, match=r"lacks column\(s\) \['sentence2'\]"):
+        load_task("rte", tmp_path)
+    (tmp_path / "RTE" / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\textra\tcells\n")
+    with pytest.raises(SynePruneError, match="is malformed"):
+        load_task("rte", tmp_path)
+    (tmp_path / "STS-B").mkdir()
+    (tmp_path / "STS-B" / "train.tsv").write_text("index\tsentence1\tsentence2\tscore\n0\ta\tb\thigh\n")
+    (tmp_path / "STS-B" / "dev.tsv").write_text("index\tsentence1\tsentence2\tscore\n0\ta\tb\t1.0\n")
+    with pytest.raises(SynePruneError, match="non-numeric score 'high'"):
+        load_task("stsb", tmp_path)
