@@ -95,3 +95,65 @@ def test_console_script_is_installed():
     assert run.returncode == 0 and "--search-space" in run.stdout
     run = subprocess.run([sys.executable, "-m", "syne_prune.cli", "export"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "Traceback" not in run.stderr
+
+
+# ---- train-supernet ----
+
+
+def _train_args(model_dir, glue_dir, output, *extra):
+    return ["train-supernet", "--model", str(model_dir), "--task", "rte", "--data-dir", str(glue_dir), "--search-space", "small",
+            "--strategy", "sandwich", "--epochs", "1", "--batch-size", "8", "--max-train-examples", "16", "--max-eval-examples", "8",
+            "--output", str(output), *extra]
+
+
+def test_train_supernet_writes_a_checkpoint(tiny_model_dirs, glue_dir, tmp_path, capsys):
+    out = tmp_path / "supernet"
+    assert main(_train_args(tiny_model_dirs["bert"], glue_dir, out)) == 0
+    printed = capsys.readouterr().out
+    assert "largest  sub-network: validation accuracy" in printed and f"super-network written to {out}" in printed
+    meta = json.loads((out / "supernet.json").read_text())
+    assert meta["strategy"] == "sandwich" and meta["hyperparameters"]["batch_size"] == 8
+    assert set(meta["versions"]) == {"syne_prune", "torch", "transformers", "syne_tune"}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("--task", "glue"), "unknown task 'glue'; choose one of rte"),
+        (("--strategy", "greedy"), "unknown strategy 'greedy'; choose one of standard, random, random_linear, sandwich, kd, full"),
+        (("--epochs", "0"), "--epochs must be a positive integer, got 0"),
+        (("--batch-size", "-4"), "--batch-size must be a positive integer, got -4"),
+        (("--lr", "0"), "--lr must be positive, got 0.0"),
+        (("--model", "/nonexistent/model"), "cannot load model '/nonexistent/model'"),
+        (("--data-dir", "/nonexistent/glue"), "/nonexistent/glue/RTE/train.tsv not found"),
+    ],
+)
+def test_train_supernet_bad_input(tiny_model_dirs, glue_dir, tmp_path, capsys, change, message):
+    argv = _train_args(tiny_model_dirs["bert"], glue_dir, tmp_path / "out")
+    if change[0] in argv:
+        argv[argv.index(change[0]) + 1] = change[1]
+    else:
+        argv += list(change)
+    _fails(capsys, argv, message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_supernet_malformed_rows(tiny_model_dirs, glue_dir, tmp_path, capsys):
+    bad = tmp_path / "glue"
+    shutil.copytree(glue_dir, bad)
+    with open(bad / "RTE" / "train.tsv", "a") as handle:
+        handle.write("999\tonly two\tfields\tentailment\textra\n")
+    _fails(capsys, _train_args(tiny_model_dirs["bert"], bad, tmp_path / "out"), "is malformed: line 102 has 5 fields, expected 4")
+
+
+def test_train_supernet_never_overwrites_without_asking(tiny_model_dirs, glue_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    _fails(capsys, _train_args(tiny_model_dirs["bert"], glue_dir, out), "already exists; pass --resume to continue it, --overwrite to replace it")
+    assert (out / "notes.txt").read_text() == "mine"
+    _fails(capsys, _train_args(tiny_model_dirs["bert"], glue_dir, out, "--resume"), "nothing to resume")
+    assert (out / "notes.txt").read_text() == "mine"
+    assert main(_train_args(tiny_model_dirs["bert"], glue_dir, out, "--overwrite")) == 0
+    assert not (out / "notes.txt").exists() and (out / "supernet.json").exists()
+    assert main(_train_args(tiny_model_dirs["bert"], glue_dir, out, "--resume")) == 0  # finished: nothing to do

@@ -114,10 +114,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     arch = get_architecture(model_config)
     space = get_search_space(config.search_space, arch.shape(model_config))
     task = get_task(config.task)
-    output = _prepare_output(config, resume, overwrite)
-    if resume and (output / METADATA_FILE).is_file() and not (output / RESUME_DIR).exists():
-        return read_metadata(output)  # already finished
-
+    # Everything that can fail on bad input fails here, before the output directory is touched.
     data = load_task(config.task, config.data_dir, config.validation_fraction, config.seed,
                      config.max_train_examples, config.max_eval_examples)
     source = resolve_model(config.model)
@@ -125,6 +122,9 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError, TypeError):
         raise SynePruneError(f"model '{config.model}' has no tokenizer; save one next to the model (tokenizer.save_pretrained)") from None
+    output = _prepare_output(config, resume, overwrite)
+    if resume and (output / METADATA_FILE).is_file() and not (output / RESUME_DIR).exists():
+        return read_metadata(output)  # already finished
 
     random.seed(config.seed)
     np.random.seed(config.seed)
