@@ -1,0 +1,90 @@
+"""What a search leaves behind: trials.csv (appended as trials finish), pareto.csv, pareto.png, summary.json.
+
+Hypervolume: objectives are the reported values (error = 1 - metric; params and macs are ratios to
+the full model, latency included), the
+reference point is 1.0 in every objective (the unpruned model's size, an error of 1), and points
+beyond it contribute nothing. Only trials evaluated at full fidelity enter the Pareto set.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from syne_prune.search.searchers import non_dominated
+
+TRIALS_FILE, PARETO_FILE, PLOT_FILE, SUMMARY_FILE = "trials.csv", "pareto.csv", "pareto.png", "summary.json"
+REFERENCE_POINT = 1.0
+
+
+class TrialLedger:
+    """trials.csv, one row per finished trial, flushed to disk as each arrives (a crash loses nothing)."""
+
+    def __init__(self, path: Path, columns: list[str]) -> None:
+        self.path = path
+        self.columns = columns
+        if not path.exists():
+            with open(path, "w", newline="") as handle:
+                csv.writer(handle).writerow(columns)
+
+    def append(self, row: dict[str, Any]) -> None:
+        with open(self.path, "a", newline="") as handle:
+            csv.DictWriter(handle, self.columns, extrasaction="ignore").writerow(row)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def read(self) -> pd.DataFrame:
+        return pd.read_csv(self.path) if self.path.exists() else pd.DataFrame(columns=self.columns)
+
+
+def pareto_set(trials: pd.DataFrame, objectives: list[str], max_fidelity: int) -> pd.DataFrame:
+    done = trials[(trials["status"] == "completed") & (trials["fidelity"] >= max_fidelity)]
+    if done.empty:
+        return done
+    front = done[non_dominated(done[objectives].to_numpy(dtype=float))]
+    return front.sort_values(objectives[1:] + objectives[:1] if len(objectives) > 1 else objectives)
+
+
+def hypervolume(points: np.ndarray, reference: float = REFERENCE_POINT) -> float:
+    from pymoo.indicators.hv import HV
+
+    inside = points[(points < reference).all(1)] if len(points) else points
+    if len(inside) == 0:
+        return 0.0
+    return float(HV(ref_point=np.full(points.shape[1], reference))(inside))
+
+
+def plot_pareto(trials: pd.DataFrame, front: pd.DataFrame, unpruned_error: float | None, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = trials[trials["status"] == "completed"]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ax.scatter(done["params"], done["error"], s=14, color="0.65", label="sub-networks (validation)")
+    if not front.empty:
+        ordered = front.sort_values("params")
+        ax.step(ordered["params"], ordered["error"], where="post", color="tab:red", linewidth=1.2)
+        ax.scatter(ordered["params"], ordered["error"], s=30, color="tab:red", zorder=3, label="Pareto set")
+    if unpruned_error is not None:
+        ax.scatter([1.0], [unpruned_error], marker="*", s=160, color="black", zorder=4, label="unpruned super-network")
+    ax.set_xlabel("parameters (ratio to the unpruned model)")
+    ax.set_ylabel("validation error (1 - metric)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,348 @@
+"""Weight-sharing multi-objective search: Syne Tune's Tuner over sub-network configurations.
+
+Each trial is one configuration (its hyperparameters are the mask); every trial reads the same
+verified super-network checkpoint. Results go to ``trials.csv`` as trials finish; ``--resume``
+replays the finished trials into a fresh scheduler (so it neither loses nor repeats them) and runs
+the remaining budget as a new part of the Syne Tune experiment (``syne-tune/part-K``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from syne_tune.backend.trial_status import Status
+from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
+from syne_tune.tuner_callback import TunerCallback
+
+from syne_prune.errors import SynePruneError
+from syne_prune.search import results as R
+from syne_prune.search.schedulers import FIDELITY_ATTR, MULTI_FIDELITY, SCHEDULERS, make_scheduler
+from syne_prune.search.trial import FAILURE_PREFIX, OBJECTIVES, TrialSettings
+
+SETTINGS_FILE = "search.json"
+BACKENDS = ("local",)
+
+
+@dataclass
+class SearchConfig:
+    supernet: str
+    output: str
+    scheduler: str = "morea"
+    objectives: tuple[str, ...] = ("error", "params")
+    backend: str = "local"
+    n_workers: int = 2
+    max_trials: int | None = None
+    max_wallclock_s: float | None = None
+    seed: int = 0
+    data_dir: str | None = None
+    fidelity_levels: int = 9
+    eval_batch_size: int = 64
+    max_eval_examples: int | None = None
+
+    def check(self) -> None:
+        if self.scheduler not in SCHEDULERS:
+            raise SynePruneError(f"unknown scheduler '{self.scheduler}'; choose one of {', '.join(SCHEDULERS)}")
+        unknown = [o for o in self.objectives if o not in OBJECTIVES]
+        if unknown:
+            raise SynePruneError(f"unknown objective(s) {', '.join(unknown)}; choose from {', '.join(OBJECTIVES)}")
+        if "error" not in self.objectives or len(self.objectives) < 2 or len(set(self.objectives)) != len(self.objectives):
+            raise SynePruneError("--objectives must list error and at least one size objective (params, macs, latency), each once, e.g. error,params")
+        if self.backend not in BACKENDS:
+            raise SynePruneError(f"unknown backend '{self.backend}'; choose one of {', '.join(BACKENDS)}")
+        if self.n_workers < 1:
+            raise SynePruneError(f"--n-workers must be at least 1, got {self.n_workers}")
+        if self.max_trials is None and self.max_wallclock_s is None:
+            raise SynePruneError("give a budget: --max-trials N and/or --max-wallclock SECONDS")
+        if self.max_trials is not None and self.max_trials < 1:
+            raise SynePruneError(f"--max-trials must be at least 1, got {self.max_trials}")
+        if self.max_wallclock_s is not None and not self.max_wallclock_s > 0:
+            raise SynePruneError(f"--max-wallclock must be positive seconds, got {self.max_wallclock_s}")
+        if self.fidelity_levels < 1 or self.eval_batch_size < 1:
+            raise SynePruneError("--fidelity-levels and --eval-batch-size must be positive")
+
+    @property
+    def max_fidelity(self) -> int:
+        return self.fidelity_levels if self.scheduler in MULTI_FIDELITY else 1
+
+
+class _NoRepeatScheduler(TrialScheduler):
+    """Wraps a Syne Tune scheduler: never starts a configuration twice (finished ones included) and
+    hands out at most ``budget`` suggestions, then reports the space exhausted so the Tuner waits
+    for the running trials and ends with exactly that many."""
+
+    def __init__(self, scheduler: TrialScheduler, names: list[str], seen: set[tuple], budget: int | None) -> None:
+        super().__init__(random_seed=0)
+        self._scheduler, self._names, self._seen, self._budget = scheduler, names, seen, budget
+
+    def suggest(self):
+        if self._budget is not None and self._budget <= 0:
+            return None
+        for _ in range(100):
+            suggestion = self._scheduler.suggest()
+            if suggestion is None:
+                return None
+            config = suggestion.config
+            key = tuple(int(config[n]) for n in self._names) if config is not None else None
+            if key is None or key not in self._seen:
+                if key is not None:
+                    self._seen.add(key)
+                if self._budget is not None:
+                    self._budget -= 1
+                return suggestion
+        return None
+
+    def on_trial_add(self, trial):
+        self._scheduler.on_trial_add(trial)
+
+    def on_trial_error(self, trial):
+        self._scheduler.on_trial_error(trial)
+
+    def on_trial_result(self, trial, result):
+        return self._scheduler.on_trial_result(trial, result)
+
+    def on_trial_complete(self, trial, result):
+        self._scheduler.on_trial_complete(trial, result)
+
+    def on_trial_remove(self, trial):
+        self._scheduler.on_trial_remove(trial)
+
+    def metric_names(self):
+        return self._scheduler.metric_names()
+
+    def metric_mode(self):
+        return self._scheduler.metric_mode()
+
+    def metadata(self):
+        return self._scheduler.metadata()
+
+
+def _ledger_columns(names: list[str], objectives: tuple[str, ...]) -> list[str]:
+    extra = ["latency_ms"] if "latency" in objectives else []
+    sizes = [o for o in ("params", "macs", "latency") if o not in objectives]
+    return ["trial_id", "status", *names, *objectives, *sizes, *extra, "test_error", FIDELITY_ATTR, "wall_time_s", "failure_reason"]
+
+
+def _prepare_output(output: Path, config: SearchConfig, resume: bool, overwrite: bool) -> None:
+    if resume and overwrite:
+        raise SynePruneError("--resume and --overwrite exclude each other; pick one")
+    if resume:
+        if not (output / SETTINGS_FILE).is_file():
+            raise SynePruneError(f"nothing to resume in '{output}' (no {SETTINGS_FILE}); drop --resume to start a search")
+        saved = json.loads((output / SETTINGS_FILE).read_text())["settings"]
+        mine = json.loads(json.dumps(_resumable(config)))
+        changed = sorted(k for k in mine if saved.get(k) != mine[k])
+        if changed:
+            raise SynePruneError(f"--resume with other settings than the interrupted search ({', '.join(changed)}); use the same ones")
+        return
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        if not overwrite:
+            raise SynePruneError(f"output '{output}' already exists; pass --resume to continue it, --overwrite to replace it, or choose another --output")
+        shutil.rmtree(output)
+    output.mkdir(parents=True, exist_ok=True)
+
+
+def _resumable(config: SearchConfig) -> dict[str, Any]:
+    values = asdict(config)
+    for key in ("output", "max_trials", "max_wallclock_s", "n_workers"):  # a resumed search may get more budget
+        values.pop(key)
+    return values
+
+
+def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
+               entry_point: str | None = None) -> dict[str, Any]:
+    """Run (or resume) a search; returns the summary also written to ``summary.json``."""
+    from transformers import AutoConfig
+
+    from syne_prune.models import get_architecture
+    from syne_prune.search_spaces import get_search_space
+    from syne_prune.supernet import verify_checkpoint
+
+    config.check()
+    supernet = Path(config.supernet).resolve()
+    metadata = verify_checkpoint(supernet)
+    model_config = AutoConfig.from_pretrained(supernet)
+    space = get_search_space(metadata["search_space"], get_architecture(model_config).shape(model_config))
+    output = Path(config.output)
+    _prepare_output(output, config, resume, overwrite)
+    (output / SETTINGS_FILE).write_text(json.dumps({"settings": _resumable(config), "supernet": str(supernet),
+                                                    "search_space": space.name, "task": metadata["task"]}, indent=2) + "\n")
+
+    names = list(space.config_space)
+    ledger = R.TrialLedger(output / R.TRIALS_FILE, _ledger_columns(names, config.objectives))
+    finished = ledger.read()
+    remaining = None if config.max_trials is None else config.max_trials - len(finished)
+    parts = sorted((output / "syne-tune").glob("part-*")) if (output / "syne-tune").exists() else []
+    elapsed = sum(json.loads((p / "syne_prune_wallclock.json").read_text())["seconds"] for p in parts if (p / "syne_prune_wallclock.json").exists())
+    wallclock_left = None if config.max_wallclock_s is None else config.max_wallclock_s - elapsed
+    if (remaining is not None and remaining <= 0) or (wallclock_left is not None and wallclock_left <= 0):
+        return finalize(output, config, space, metadata)
+
+    data_dir = config.data_dir or metadata["hyperparameters"].get("data_dir")
+    settings = TrialSettings(
+        supernet=str(supernet), objectives=tuple(config.objectives), fidelity_levels=config.max_fidelity,
+        data_dir=str(Path(data_dir).resolve()) if data_dir else None, eval_batch_size=config.eval_batch_size,
+        max_eval_examples=config.max_eval_examples,
+    )
+    scheduler = make_scheduler(config.scheduler, space, list(config.objectives), config.seed + len(parts),
+                               settings.as_constants(), config.max_fidelity)
+    seen = _replay(scheduler, finished, names, config)
+    wrapped = _NoRepeatScheduler(scheduler, names, seen, remaining)
+    return _tune(output, config, space, metadata, wrapped, ledger, names, settings, wallclock_left, remaining,
+                 len(parts), int(finished["trial_id"].max()) + 1 if len(finished) else 0, progress, entry_point)
+
+
+def _replay(scheduler, finished, names: list[str], config: SearchConfig) -> set[tuple]:
+    """Tell a fresh scheduler the finished trials (negative ids, no clash with new ones)."""
+    from syne_tune.backend.trial_status import Trial
+
+    seen = set()
+    for index, row in enumerate(finished.to_dict("records")):
+        key = tuple(int(row[n]) for n in names)
+        seen.add(key)
+        if row["status"] != "completed":
+            continue
+        trial = Trial(trial_id=-(index + 1), config={n: int(row[n]) for n in names}, creation_time=datetime.now())
+        result = {o: float(row[o]) for o in config.objectives} | {FIDELITY_ATTR: config.max_fidelity}
+        scheduler.on_trial_add(trial)
+        if config.scheduler in MULTI_FIDELITY:
+            scheduler.on_trial_result(trial, result)
+        scheduler.on_trial_complete(trial, result)
+    return seen
+
+
+def _tune(output, config, space, metadata, scheduler, ledger, names, settings, wallclock_left, remaining, part,
+          first_trial_id, progress, entry_point) -> dict[str, Any]:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from syne_tune import StoppingCriterion, Tuner
+    from syne_tune.backend import LocalBackend
+    from syne_tune.results_callback import StoreResultsCallback
+    from tqdm.auto import tqdm
+
+    from syne_prune.search import trial as trial_module
+
+    experiments = output / "syne-tune"
+    previous = os.environ.get("SYNETUNE_FOLDER")
+    os.environ["SYNETUNE_FOLDER"] = str(experiments.resolve())
+    backend = LocalBackend(entry_point=entry_point or trial_module.__file__)
+    bar = tqdm(total=remaining, desc=f"search [{config.scheduler}]", unit="trial", disable=not progress)
+    recorder = _LedgerCallback(ledger, backend, names, config, first_trial_id, bar)
+    tuner = Tuner(
+        trial_backend=backend,
+        scheduler=scheduler,
+        stop_criterion=StoppingCriterion(max_wallclock_time=wallclock_left),
+        n_workers=config.n_workers,
+        sleep_time=0.2,
+        max_failures=10**9,  # failed trials are recorded; the search goes on
+        tuner_name=f"part-{part}",
+        suffix_tuner_name=False,
+        wait_trial_completion_when_stopping=wallclock_left is None,
+        callbacks=[StoreResultsCallback(), recorder],
+        results_update_interval=5.0,
+        print_update_interval=10**9,
+        save_tuner=False,
+    )
+    started = time.time()
+    try:
+        tuner.run()
+    finally:
+        bar.close()
+        (experiments / f"part-{part}").mkdir(parents=True, exist_ok=True)
+        (experiments / f"part-{part}" / "syne_prune_wallclock.json").write_text(json.dumps({"seconds": time.time() - started}))
+        if previous is None:
+            os.environ.pop("SYNETUNE_FOLDER", None)
+        else:
+            os.environ["SYNETUNE_FOLDER"] = previous
+    return finalize(output, config, space, metadata)
+
+
+class _LedgerCallback(TunerCallback):
+    """Writes one trials.csv row per trial the moment it finishes (completed, stopped or failed)."""
+
+    def __init__(self, ledger, backend, names, config: SearchConfig, first_trial_id: int, bar) -> None:
+        self.ledger, self.backend, self.names, self.config = ledger, backend, names, config
+        self.offset, self.bar = first_trial_id, bar
+        self.last: dict[int, dict] = {}
+        self.written: set[int] = set()
+
+    def _write(self, trial, status: str, result: dict | None, reason: str = "") -> None:
+        if trial.trial_id in self.written:
+            return
+        self.written.add(trial.trial_id)
+        result = result or {}
+        if status in ("completed", "stopped") and result.get(FIDELITY_ATTR, 0) >= self.config.max_fidelity:
+            status = "completed"  # MO-ASHA stops trials at the top rung too
+        row = {"trial_id": self.offset + trial.trial_id, "status": status,
+               **{n: trial.config[n] for n in self.names}, **result,
+               "wall_time_s": (datetime.now() - trial.creation_time).total_seconds(), "failure_reason": reason}
+        self.ledger.append(row)
+        self.bar.update(1)
+
+    def on_trial_result(self, trial, status, result, decision) -> None:
+        self.last[trial.trial_id] = result
+        if decision == SchedulerDecision.STOP:
+            self._write(trial, "stopped", result)
+
+    def on_trial_complete(self, trial, result) -> None:
+        self._write(trial, "completed", result)
+
+    def on_fetch_status_results(self, trial_status_dict, new_results) -> None:
+        for trial_id, result in new_results:
+            self.last[trial_id] = result
+        for trial_id, (trial, status) in trial_status_dict.items():
+            if status in (Status.failed, Status.stopped) and trial_id not in self.written:
+                self._write(trial, "failed" if status == Status.failed else "stopped", self.last.get(trial_id), self._reason(trial_id))
+
+    def _reason(self, trial_id: int) -> str:
+        try:
+            lines = [line.strip() for line in self.backend.stderr(trial_id) if line.strip()]
+        except OSError:
+            return "unknown (no std.err)"
+        marked = [line[len(FAILURE_PREFIX):] for line in lines if line.startswith(FAILURE_PREFIX)]
+        return (marked or lines or ["unknown"])[-1][:500]
+
+
+def finalize(output: Path, config: SearchConfig, space, metadata: dict[str, Any]) -> dict[str, Any]:
+    """pareto.csv, pareto.png and summary.json from trials.csv (also after a resume)."""
+    import platform
+
+    import syne_tune
+    import torch
+    import transformers
+
+    import syne_prune
+
+    trials = R.TrialLedger(output / R.TRIALS_FILE, []).read()
+    objectives = list(config.objectives)
+    front = R.pareto_set(trials, objectives, config.max_fidelity)
+    front.to_csv(output / R.PARETO_FILE, index=False)
+    metric = metadata["metric"]
+    unpruned = metadata["metrics"]["largest"]
+    R.plot_pareto(trials, front, unpruned["validation"]["error"], output / R.PLOT_FILE,
+                  f"{metadata['task']} · {space.name} space · {config.scheduler} · {len(trials)} trials")
+    parts = sorted((output / "syne-tune").glob("part-*/syne_prune_wallclock.json"))
+    summary = {
+        "scheduler": config.scheduler,
+        "seed": config.seed,
+        "objectives": objectives,
+        "search_space": space.name,
+        "task": metadata["task"],
+        "metric": metric,
+        "supernet": str(Path(config.supernet).resolve()),
+        "hypervolume": R.hypervolume(front[objectives].to_numpy(dtype=float)) if len(front) else 0.0,
+        "hypervolume_reference_point": [R.REFERENCE_POINT] * len(objectives),
+        "hypervolume_normalisation": "none: error = 1 - metric; params, macs, latency are ratios to the unpruned model",
+        "trials": {status: int((trials["status"] == status).sum()) for status in ("completed", "stopped", "failed")},
+        "pareto_size": int(len(front)),
+        "wallclock_s": sum(json.loads(p.read_text())["seconds"] for p in parts),
+        "unpruned": {"validation_error": unpruned["validation"]["error"], "test_error": unpruned["test"]["error"]},
+        "versions": {"syne_prune": syne_prune.__version__, "syne_tune": syne_tune.__version__, "torch": torch.__version__,
+                     "transformers": transformers.__version__, "python": platform.python_version()},
+    }
+    R.write_summary(output / R.SUMMARY_FILE, summary)
+    return summary

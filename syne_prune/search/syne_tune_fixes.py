@@ -1,0 +1,79 @@
+"""Every workaround for Syne Tune 0.16 lives here (see docs: syne-tune-0.16.md).
+
+- ``FixedEHVI``: Syne Tune's EHVI searcher with its three bugs fixed:
+  1. botorch 0.18's log-EHVI crashes on float32 objectives against a float64 GP
+     (``expected scalar type Double but found Float``): the acquisition runs under float64.
+  2. Its reference point is fixed at 2 in botorch's maximisation space (negated objectives), so with
+     objectives in [0, 1] nothing improves on it and the acquisition is flat (worse than random).
+     ``objectives()`` now returns each objective min-max normalised to [0, 1] over the observations
+     and shifted so that, negated, the worst observation sits 0.1 above that fixed reference point.
+  3. It pairs configurations (kept in suggestion order) with results (kept in completion order):
+     wrong whenever trials finish out of order or fail. X and Y are now built from the same
+     completed trial ids, with the configuration the scheduler reports at completion.
+- ``SeededMOASHA``: MOASHA draws configurations from numpy's global random generator and has no
+  initial points; this one evaluates given points first and samples from its own seeded generator.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from syne_tune.backend.trial_status import Trial
+from syne_tune.optimizer.scheduler import TrialSuggestion
+from syne_tune.optimizer.schedulers.multiobjective.expected_hyper_volume_improvement import (
+    ExpectedHyperVolumeImprovement,
+)
+from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
+
+REFERENCE_MARGIN = 0.1
+_BOTORCH_REFERENCE = 2.0  # hard-coded in Syne Tune 0.16's EHVI, in maximisation space
+
+
+class FixedEHVI(ExpectedHyperVolumeImprovement):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._completed: dict[int, tuple[dict[str, Any], list[float]]] = {}
+
+    def on_trial_complete(self, trial_id: int, config: dict[str, Any], metrics: list[float]) -> None:
+        super().on_trial_complete(trial_id, config, metrics)
+        self._completed[trial_id] = (dict(config), list(metrics))
+
+    def objectives(self) -> np.ndarray:
+        values = np.array([metrics for _, metrics in self._completed.values()], dtype=np.float64)
+        if len(values) == 0:
+            return values.reshape(0, 0)
+        low, high = values.min(0), values.max(0)
+        normalised = (values - low) / np.where(high > low, high - low, 1.0)
+        # negated by the base class: best -> 2 + 1 + margin, worst -> 2 + margin (above the reference 2)
+        return normalised - (_BOTORCH_REFERENCE + 1.0 + REFERENCE_MARGIN)
+
+    def _configs_with_results(self) -> list[dict]:
+        return [config for config, _ in self._completed.values()]
+
+    def _sample_next_candidate(self) -> dict | None:
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            return super()._sample_next_candidate()
+        finally:
+            torch.set_default_dtype(default)
+
+
+class SeededMOASHA(MOASHA):
+    def __init__(self, *args, points_to_evaluate: list[dict] | None = None, random_seed: int = 0, **kwargs) -> None:
+        super().__init__(*args, random_seed=random_seed, **kwargs)
+        self._points = list(points_to_evaluate or [])
+        self._random_state = np.random.RandomState(random_seed)
+
+    def suggest(self) -> TrialSuggestion | None:
+        if self._points:
+            return TrialSuggestion.start_suggestion(dict(self._points.pop(0)))
+        config = {
+            k: v.sample(random_state=self._random_state) if hasattr(v, "sample") else v
+            for k, v in self.config_space.items()
+        }
+        return TrialSuggestion.start_suggestion(config)
+
+    def on_trial_error(self, trial: Trial) -> None:
+        self.trial_info.pop(trial.trial_id, None)

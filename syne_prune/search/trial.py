@@ -1,0 +1,162 @@
+"""Evaluate one sub-network configuration: the one implementation every backend runs.
+
+``Evaluator`` loads and verifies the super-network once, extracts the configuration's sub-network
+(physically smaller, so cheaper than masking), evaluates it on the validation split and reports
+``error`` (1 - metric), ``params`` and ``macs`` (ratios to the full model) and, when asked,
+``latency`` (measured, ratio to the full model timed in the same process; ``latency_ms`` too). With F fidelity levels (MO-ASHA) the validation batches are split into F
+chunks and the error on the batches seen so far is reported after each, with ``fidelity`` = 1..F.
+The last report adds ``test_error`` (GLUE dev), which the search never uses.
+
+Run as a script, this file is the Syne Tune LocalBackend entry point: it reads ``--key value``
+hyperparameters (the mask and the constants below) and reports through ``syne_tune.Reporter``. It
+never ends silently: any failure prints ``syne-prune trial failed: <reason>`` and exits 1, which the
+Tuner records as a failed trial while the search goes on.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FAILURE_PREFIX = "syne-prune trial failed: "
+OBJECTIVES = ("error", "params", "macs", "latency")
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """Constants of a search, passed to every trial (hyperparameters that never change)."""
+
+    supernet: str
+    objectives: tuple[str, ...] = ("error", "params")
+    fidelity_levels: int = 1
+    data_dir: str | None = None
+    eval_batch_size: int = 64
+    max_eval_examples: int | None = None
+    latency_batch_size: int = 1
+    latency_seq_len: int = 128
+
+    def as_constants(self) -> dict[str, Any]:
+        """Values for the Syne Tune config space: one word each, no spaces (LocalBackend command line)."""
+        return {
+            "supernet": self.supernet,
+            "objectives": ",".join(self.objectives),
+            "fidelity_levels": self.fidelity_levels,
+            "data_dir": self.data_dir or "",
+            "eval_batch_size": self.eval_batch_size,
+            "max_eval_examples": self.max_eval_examples or 0,
+            "latency_batch_size": self.latency_batch_size,
+            "latency_seq_len": self.latency_seq_len,
+        }
+
+    @classmethod
+    def from_constants(cls, values: dict[str, Any]) -> "TrialSettings":
+        return cls(
+            supernet=str(values["supernet"]),
+            objectives=tuple(str(values["objectives"]).split(",")),
+            fidelity_levels=int(values["fidelity_levels"]),
+            data_dir=str(values["data_dir"]) or None,
+            eval_batch_size=int(values["eval_batch_size"]),
+            max_eval_examples=int(values["max_eval_examples"]) or None,
+            latency_batch_size=int(values["latency_batch_size"]),
+            latency_seq_len=int(values["latency_seq_len"]),
+        )
+
+
+class Evaluator:
+    """A verified super-network with its tokenized validation and test splits, ready to score masks."""
+
+    def __init__(self, settings: TrialSettings) -> None:
+        from syne_prune.data import data_loader, encode, get_task, load_task
+        from syne_prune.objectives import subnet_size
+        from syne_prune.search_spaces import get_search_space
+        from syne_prune.models import get_architecture
+        from syne_prune.supernet import load_supernet
+
+        self.settings = settings
+        self.supernet = load_supernet(settings.supernet)
+        meta = self.supernet.metadata
+        hp = meta["hyperparameters"]
+        self.task = get_task(meta["task"])
+        data = load_task(meta["task"], settings.data_dir or hp.get("data_dir"), hp["validation_fraction"], hp["seed"],
+                         max_train_examples=1, max_eval_examples=settings.max_eval_examples)
+        tokenizer, length = self.supernet.tokenizer, hp["max_length"]
+        self.validation = list(data_loader(encode(data.validation, tokenizer, length, self.task.is_regression), tokenizer, settings.eval_batch_size))
+        self.test = list(data_loader(encode(data.test, tokenizer, length, self.task.is_regression), tokenizer, settings.eval_batch_size))
+        model = self.supernet.model
+        self.space = get_search_space(meta["search_space"], get_architecture(model.config).shape(model.config))
+        self.full_size = subnet_size(model)
+        self.full_latency_ms = None
+        if "latency" in settings.objectives:
+            from syne_prune.objectives import measure_latency_ms
+
+            self.full_latency_ms = measure_latency_ms(
+                model, settings.latency_batch_size, settings.latency_seq_len, vocab_size=model.config.vocab_size
+            )
+
+    def evaluate(self, config: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Score ``config``; calls ``report`` once per fidelity level; returns the last report."""
+        from syne_prune.evaluation import evaluate, predict
+        from syne_prune.objectives import measure_latency_ms, subnet_size
+        from syne_prune.surgery import extract_subnetwork
+
+        mask = self.space.to_mask(config)
+        model = self.supernet.model
+        sub = extract_subnetwork(model, mask).eval()
+        size = subnet_size(model, mask)
+        static: dict[str, Any] = {"params": size.params / self.full_size.params, "macs": size.macs / self.full_size.macs}
+        if self.full_latency_ms is not None:
+            static["latency_ms"] = measure_latency_ms(
+                sub, self.settings.latency_batch_size, self.settings.latency_seq_len, vocab_size=model.config.vocab_size
+            )
+            static["latency"] = static["latency_ms"] / self.full_latency_ms  # measured in the same process
+        levels = max(1, min(self.settings.fidelity_levels, len(self.validation)))
+        chunks = np.array_split(np.arange(len(self.validation)), levels)
+        predictions, labels = [], []
+        result: dict[str, Any] = {}
+        for level, chunk in enumerate(chunks, start=1):
+            p, y = predict(sub, [self.validation[i] for i in chunk], self.task.is_regression)
+            predictions.append(p)
+            labels.append(y)
+            seen_p, seen_y = np.concatenate(predictions), np.concatenate(labels)
+            if not self.task.is_regression:
+                seen_p = seen_p.astype(np.int64)
+            result = {"fidelity": level, "error": self.task.error(seen_y, seen_p), **static}
+            if level == levels:
+                result["test_error"] = evaluate(sub, self.test, self.task)["error"]
+                result["valid_error"] = result["error"]
+            report(result)
+        return result
+
+
+def _parse(argv: list[str]) -> tuple[TrialSettings, dict[str, str]]:
+    parser = argparse.ArgumentParser(description="syne-prune trial (started by Syne Tune)")
+    for name in ("supernet", "objectives", "fidelity_levels", "data_dir", "eval_batch_size", "max_eval_examples",
+                 "latency_batch_size", "latency_seq_len"):
+        parser.add_argument(f"--{name}", default="")
+    known, rest = parser.parse_known_args(argv)
+    if len(rest) % 2 or not all(k.startswith("--") for k in rest[0::2]):
+        raise ValueError(f"hyperparameters must come as --key value pairs, got {rest}")
+    hyperparameters = {k[2:]: v for k, v in zip(rest[0::2], rest[1::2])}
+    return TrialSettings.from_constants(vars(known)), hyperparameters
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings, config = _parse(sys.argv[1:] if argv is None else argv)
+        from syne_tune import Reporter
+
+        reporter = Reporter()
+        Evaluator(settings).evaluate(config, lambda result: reporter(**result))
+        return 0
+    except Exception as error:  # noqa: BLE001 - any failure becomes a failed trial with its reason
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"{FAILURE_PREFIX}{type(error).__name__}: {reason}", file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
