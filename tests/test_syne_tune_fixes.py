@@ -1,0 +1,57 @@
+"""The EHVI fixes, each shown against stock Syne Tune 0.16 (these tests would fail without them)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from syne_tune.config_space import randint
+from syne_tune.optimizer.schedulers.multiobjective.expected_hyper_volume_improvement import ExpectedHyperVolumeImprovement
+
+from syne_prune.search.syne_tune_fixes import FixedEHVI
+
+SPACE = {"x": randint(0, 100), "y": randint(0, 100)}
+
+
+def objectives_of(config):
+    return [config["x"] / 100, 1 - config["y"] / 100]
+
+
+def _complete_out_of_order(searcher, count=8):
+    configs = [searcher.suggest() for _ in range(count)]
+    for trial_id in reversed(range(count)):  # the last suggested finishes first
+        searcher.on_trial_complete(trial_id, configs[trial_id], objectives_of(configs[trial_id]))
+    return configs
+
+
+def _pairs(searcher):
+    return list(zip(searcher._configs_with_results(), searcher.objectives()))
+
+
+def test_results_are_paired_with_their_configurations_when_trials_finish_out_of_order():
+    fixed = FixedEHVI(SPACE, random_seed=0)
+    _complete_out_of_order(fixed)
+    values = np.array([objectives_of(c) for c, _ in _pairs(fixed)])
+    # objectives() is normalised and shifted; it must be a monotone function of the true objectives per row
+    normalised = np.array([y for _, y in _pairs(fixed)])
+    for column in range(2):
+        order_true, order_seen = np.argsort(values[:, column]), np.argsort(normalised[:, column])
+        assert (order_true == order_seen).all()
+
+    stock = ExpectedHyperVolumeImprovement(SPACE, random_seed=0)
+    _complete_out_of_order(stock)
+    mismatched = [not np.allclose(objectives_of(c), y) for c, y in _pairs(stock)]
+    assert any(mismatched), "stock Syne Tune pairs configurations with other trials' results"
+
+
+def test_objectives_sit_above_the_fixed_reference_point():
+    fixed = FixedEHVI(SPACE, random_seed=0)
+    _complete_out_of_order(fixed)
+    negated = -fixed.objectives()
+    assert (negated > 2.0).all() and negated.min() == pytest.approx(2.1) and negated.max() == pytest.approx(3.1)
+
+
+def test_acquisition_suggests_a_valid_configuration_without_compiling_kernels():
+    """Runs the GP + log-EHVI path (float64 guard, botorch's pure-Python kernels) to a valid suggestion."""
+    fixed = FixedEHVI(SPACE, random_seed=0, optimization_strategy="random", num_init_random=2)
+    _complete_out_of_order(fixed, count=6)
+    config = fixed._sample_next_candidate()
+    assert set(config) == {"x", "y"} and 0 <= config["x"] <= 100
