@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--scheduler", default="morea")
     quick.add_argument("--max-trials", type=int, default=24)
     quick.add_argument("--n-workers", type=int, default=2)
-    quick.add_argument("--epochs", type=int, default=3)
+    quick.add_argument("--epochs", type=int, default=6)
     quick.add_argument("--max-params", type=float, default=0.75, help="export the best sub-network under this parameter ratio")
     quick.add_argument("--seed", type=int, default=0)
     quick.add_argument("--overwrite", action="store_true")

@@ -102,7 +102,7 @@ _FRAMES = ["{s} was {n}{a}.", "i thought {s} was {n}{a}.", "honestly, {s} is {n}
 
 def synthetic_sentiment(seed: int = 0, num_train: int = 1200, num_test: int = 300) -> tuple["Split", "Split"]:
     """A generated sentiment task for offline demos (not a benchmark): template sentences about a film
-    with a positive or negative adjective, negated ("not") in a third of them, which flips the label;
+    with a positive or negative adjective, negated ("not") in a quarter of them, which flips the label;
     label 1 = positive. Deterministic for a seed; train and test are drawn from the same templates."""
     rng = np.random.RandomState(seed + 7919)
 
@@ -110,7 +110,7 @@ def synthetic_sentiment(seed: int = 0, num_train: int = 1200, num_test: int = 30
         sentences, labels = [], []
         for _ in range(count):
             positive = rng.rand() < 0.5
-            negated = rng.rand() < 1 / 3
+            negated = rng.rand() < 1 / 4
             adjective = (_POSITIVE if positive else _NEGATIVE)[rng.randint(10)]
             frame = _FRAMES[rng.randint(len(_FRAMES))]
             subject = _SUBJECTS[rng.randint(len(_SUBJECTS))]

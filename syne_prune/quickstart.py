@@ -22,7 +22,7 @@ class QuickstartConfig:
     task: str = "synthetic_sentiment"
     data_dir: str | None = None
     model: str = MODEL
-    epochs: int = 3
+    epochs: int = 6
     max_train_examples: int | None = 1000
     max_eval_examples: int | None = 300
     scheduler: str = "morea"
@@ -48,7 +48,7 @@ def quickstart(config: QuickstartConfig, overwrite: bool = False, progress: bool
     print(f"[1/3] training a super-network ({config.model}, {config.task}) ...", flush=True)
     supernet = train_supernet(
         TrainingConfig(model=config.model, task=config.task, output=str(root / "supernet"), data_dir=config.data_dir,
-                       search_space="small", strategy="full", epochs=config.epochs, lr=5e-5, batch_size=32,
+                       search_space="small", strategy="full", epochs=config.epochs, lr=1e-4, batch_size=32, num_random_subnets=2,
                        max_length=64, max_train_examples=config.max_train_examples,
                        max_eval_examples=config.max_eval_examples, seed=config.seed),
         overwrite=overwrite, progress=progress,

@@ -91,9 +91,9 @@ def test_a_failing_trial_is_recorded_and_the_search_finishes(supernets, tmp_path
         "from syne_prune.search.trial import main\n"
         "args = sys.argv[1:]\n"
         "config = dict(zip(args[0::2], args[1::2]))\n"
-        "if config['--num_heads_0'] == '0' and config['--num_units_0'] == '0':\n"
-        "    raise SystemExit(main(['--supernet', '/nonexistent/supernet'] + args[2:]))\n"
-        "raise SystemExit(main(args))\n"
+        "if config['--num_heads_0'] == '0' and config['--num_units_0'] == '0':  # the smallest: point it at a missing super-network\n"
+        "    config['--supernet'] = '/nonexistent/supernet'\n"
+        "raise SystemExit(main([word for pair in config.items() for word in pair]))\n"
     )
     out = tmp_path / "out"
     summary = run_search(SearchConfig(supernet=str(supernets["bert"]), output=str(out), scheduler="random", n_workers=2, max_trials=6,
@@ -150,3 +150,29 @@ def test_export_from_search_reloads_with_transformers(supernets, tmp_path_factor
         export_from_search(out, tmp_path / "none", max_params=0.01)
     with pytest.raises(SynePruneError, match="no trial 99"):
         export_from_search(out, tmp_path / "none", trial_id=99)
+
+
+def test_the_same_subnetwork_is_never_started_twice_and_the_budget_is_exact():
+    from syne_tune.optimizer.scheduler import TrialScheduler, TrialSuggestion
+
+    from syne_prune import EncoderShape
+    from syne_prune.search.run import _NoRepeatScheduler, subnetwork_key
+
+    space = get_search_space("small", EncoderShape(num_layers=2, num_heads=4, num_neurons=37, hidden_size=32))
+
+    class Scripted(TrialScheduler):
+        def __init__(self, configs):
+            super().__init__(random_seed=0)
+            self.configs = list(configs)
+
+        def suggest(self):
+            return TrialSuggestion.start_suggestion(self.configs.pop(0)) if self.configs else None
+
+    configs = [{"num_layers": 0, "num_heads": 1, "num_units": 1}, {"num_layers": 0, "num_heads": 4, "num_units": 30},
+               {"num_layers": 1, "num_heads": 2, "num_units": 5}, {"num_layers": 2, "num_heads": 2, "num_units": 5},
+               {"num_layers": 2, "num_heads": 3, "num_units": 5}]
+    wrapped = _NoRepeatScheduler(Scripted(configs), space, {subnetwork_key(space, configs[2])}, budget=2)
+    first, second = wrapped.suggest().config, wrapped.suggest().config
+    assert first == configs[0]  # the second config is the same 0-layer network; the third was finished before
+    assert second == configs[3]
+    assert wrapped.suggest() is None  # budget of 2 spent

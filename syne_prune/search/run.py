@@ -22,7 +22,7 @@ from syne_tune.tuner_callback import TunerCallback
 
 from syne_prune.errors import SynePruneError
 from syne_prune.search import results as R
-from syne_prune.search.syne_tune_fixes import QuietTunerLogger
+from syne_prune.search.syne_tune_fixes import QuietTunerLogger, no_best_metric_table
 from syne_prune.search.schedulers import FIDELITY_ATTR, MULTI_FIDELITY, SCHEDULERS, make_scheduler
 from syne_prune.search.trial import FAILURE_PREFIX, OBJECTIVES, TrialSettings
 
@@ -72,14 +72,21 @@ class SearchConfig:
         return self.fidelity_levels if self.scheduler in MULTI_FIDELITY else 1
 
 
+def subnetwork_key(space, config: dict[str, Any]) -> bytes:
+    """Identity of the sub-network a configuration selects: configurations that differ only in values
+    that select nothing (heads of a small-space network with 0 layers) are the same sub-network."""
+    mask = space.to_mask(config)
+    return mask.heads.numpy().tobytes() + mask.neurons.numpy().tobytes()
+
+
 class _NoRepeatScheduler(TrialScheduler):
-    """Wraps a Syne Tune scheduler: never starts a configuration twice (finished ones included) and
-    hands out at most ``budget`` suggestions, then reports the space exhausted so the Tuner waits
+    """Wraps a Syne Tune scheduler: never starts the same sub-network twice (finished ones included)
+    and hands out at most ``budget`` suggestions, then reports the space exhausted so the Tuner waits
     for the running trials and ends with exactly that many."""
 
-    def __init__(self, scheduler: TrialScheduler, names: list[str], seen: set[tuple], budget: int | None) -> None:
+    def __init__(self, scheduler: TrialScheduler, space, seen: set[bytes], budget: int | None) -> None:
         super().__init__(random_seed=0)
-        self._scheduler, self._names, self._seen, self._budget = scheduler, names, seen, budget
+        self._scheduler, self._space, self._seen, self._budget = scheduler, space, seen, budget
 
     def suggest(self):
         if self._budget is not None and self._budget <= 0:
@@ -89,7 +96,7 @@ class _NoRepeatScheduler(TrialScheduler):
             if suggestion is None:
                 return None
             config = suggestion.config
-            key = tuple(int(config[n]) for n in self._names) if config is not None else None
+            key = subnetwork_key(self._space, config) if config is not None else None
             if key is None or key not in self._seen:
                 if key is not None:
                     self._seen.add(key)
@@ -192,20 +199,20 @@ def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = Fal
     )
     scheduler = make_scheduler(config.scheduler, space, list(config.objectives), config.seed + len(parts),
                                settings.as_constants(), config.max_fidelity)
-    seen = _replay(scheduler, finished, names, config)
-    wrapped = _NoRepeatScheduler(scheduler, names, seen, remaining)
+    seen = _replay(scheduler, finished, space, config)
+    wrapped = _NoRepeatScheduler(scheduler, space, seen, remaining)
     return _tune(output, config, space, metadata, wrapped, ledger, names, settings, wallclock_left, remaining,
                  len(parts), int(finished["trial_id"].max()) + 1 if len(finished) else 0, progress, entry_point)
 
 
-def _replay(scheduler, finished, names: list[str], config: SearchConfig) -> set[tuple]:
+def _replay(scheduler, finished, space, config: SearchConfig) -> set[bytes]:
     """Tell a fresh scheduler the finished trials (negative ids, no clash with new ones)."""
     from syne_tune.backend.trial_status import Trial
 
+    names = list(space.config_space)
     seen = set()
     for index, row in enumerate(finished.to_dict("records")):
-        key = tuple(int(row[n]) for n in names)
-        seen.add(key)
+        seen.add(subnetwork_key(space, {n: int(row[n]) for n in names}))
         if row["status"] != "completed":
             continue
         trial = Trial(trial_id=-(index + 1), config={n: int(row[n]) for n in names}, creation_time=datetime.now())
@@ -251,7 +258,8 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
     )
     started = time.time()
     try:
-        tuner.run()
+        with no_best_metric_table():
+            tuner.run()
     finally:
         bar.close()
         (experiments / f"part-{part}").mkdir(parents=True, exist_ok=True)

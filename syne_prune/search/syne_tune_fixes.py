@@ -15,13 +15,16 @@
   minutes of compiling in the middle of a search, a C++ toolchain required, and a lock file that
   blocks every later search if that process is killed. ``FixedEHVI`` uses botorch's own pure-Python
   fallback instead.
-- ``QuietTunerLogger``: the Tuner prints every trial event with its whole configuration; only
-  errors are kept (syne-prune shows a progress bar and writes trials.csv).
+- ``QuietTunerLogger`` and ``no_best_metric_table``: the Tuner prints every trial event with its
+  whole configuration, and at the end a table and the "best" trial of the first metric alone
+  (meaningless for a multi-objective search); only errors are kept (syne-prune shows a progress bar
+  and writes trials.csv, pareto.csv and summary.json).
 - ``SeededMOASHA``: MOASHA draws configurations from numpy's global random generator and has no
   initial points; this one evaluates given points first and samples from its own seeded generator.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -105,3 +108,16 @@ class QuietTunerLogger(TunerLogger):
 for _name in dir(TunerLogger):
     if _name.startswith("print_") and _name not in QuietTunerLogger._KEEP:
         setattr(QuietTunerLogger, _name, lambda self, *args, **kwargs: None)
+
+
+@contextmanager
+def no_best_metric_table():
+    """While tuning, skip the single-objective 'best trial' table the Tuner prints at the end."""
+    import syne_tune.tuner as tuner_module
+
+    original = tuner_module.print_best_metric_found
+    tuner_module.print_best_metric_found = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        tuner_module.print_best_metric_found = original
