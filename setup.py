@@ -22,6 +22,7 @@ setup(
         "scipy>=1.10",
         "datasets>=3.0",
         "tqdm>=4.60",
+        "psutil>=5.9",
         "matplotlib>=3.7",  # pareto.png of every search
         "pymoo>=0.6",  # hypervolume and NSGA-II
         "botorch>=0.12",  # the EHVI scheduler

@@ -133,7 +133,7 @@ class _NoRepeatScheduler(TrialScheduler):
 def _ledger_columns(names: list[str], objectives: tuple[str, ...]) -> list[str]:
     extra = ["latency_ms"] if "latency" in objectives else []
     sizes = [o for o in ("params", "macs", "latency") if o not in objectives]
-    return ["trial_id", "status", *names, *objectives, *sizes, *extra, "test_error", FIDELITY_ATTR, "wall_time_s", "failure_reason"]
+    return ["trial_id", "status", *names, *objectives, *sizes, *extra, "test_error", FIDELITY_ATTR, "setup_s", "eval_s", "wall_time_s", "failure_reason"]
 
 
 def _prepare_output(output: Path, config: SearchConfig, resume: bool, overwrite: bool) -> None:

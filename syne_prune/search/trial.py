@@ -5,7 +5,9 @@
 ``error`` (1 - metric), ``params`` and ``macs`` (ratios to the full model) and, when asked,
 ``latency`` (measured, ratio to the full model timed in the same process; ``latency_ms`` too). With F fidelity levels (MO-ASHA) the validation batches are split into F
 chunks and the error on the batches seen so far is reported after each, with ``fidelity`` = 1..F.
-The last report adds ``test_error`` (GLUE dev), which the search never uses.
+The last report adds ``test_error`` (GLUE dev), which the search never uses, and the trial's time split
+into ``setup_s`` (process start, imports, checkpoint and data loading) and ``eval_s`` (extraction and
+evaluation).
 
 Run as a script, this file is the Syne Tune LocalBackend entry point: it reads ``--key value``
 hyperparameters (the mask and the constants below) and reports through ``syne_tune.Reporter``. It
@@ -16,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+_IMPORTED_AT = time.time()
 FAILURE_PREFIX = "syne-prune trial failed: "
 OBJECTIVES = ("error", "params", "macs", "latency")
 
@@ -103,6 +107,7 @@ class Evaluator:
         from syne_prune.objectives import measure_latency_ms, subnet_size
         from syne_prune.surgery import extract_subnetwork
 
+        started = time.perf_counter()
         mask = self.space.to_mask(config)
         model = self.supernet.model
         sub = extract_subnetwork(model, mask).eval()
@@ -128,8 +133,19 @@ class Evaluator:
             if level == levels:
                 result["test_error"] = evaluate(sub, self.test, self.task)["error"]
                 result["valid_error"] = result["error"]
+                result["eval_s"] = time.perf_counter() - started
             report(result)
         return result
+
+
+def _process_start_time() -> float:
+    """When this process started (before the interpreter loaded anything), from the OS."""
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except ImportError:  # pragma: no cover
+        return _IMPORTED_AT
 
 
 def _parse(argv: list[str]) -> tuple[TrialSettings, dict[str, str]]:
@@ -150,7 +166,15 @@ def main(argv: list[str] | None = None) -> int:
         from syne_tune import Reporter
 
         reporter = Reporter()
-        Evaluator(settings).evaluate(config, lambda result: reporter(**result))
+        evaluator = Evaluator(settings)
+        setup_s = time.time() - _process_start_time()  # interpreter, imports, checkpoint and data loading
+
+        def report(result: dict[str, Any]) -> None:
+            if "eval_s" in result:  # the last report carries the time split
+                result = {**result, "setup_s": setup_s}
+            reporter(**result)
+
+        evaluator.evaluate(config, report)
         return 0
     except Exception as error:  # noqa: BLE001 - any failure becomes a failed trial with its reason
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
