@@ -226,7 +226,6 @@ def _replay(scheduler, finished, space, config: SearchConfig) -> set[bytes]:
 
 def _tune(output, config, space, metadata, scheduler, ledger, names, settings, wallclock_left, remaining, part,
           first_trial_id, progress, entry_point) -> dict[str, Any]:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     from syne_tune import StoppingCriterion, Tuner
     from syne_tune.backend import LocalBackend
     from syne_tune.results_callback import StoreResultsCallback
