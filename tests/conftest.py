@@ -146,3 +146,18 @@ def tiny_model_dirs(tmp_path_factory, glue_dir) -> dict[str, Path]:
         texts += [t for column in data.train.texts for t in column]
     root = tmp_path_factory.mktemp("models")
     return {arch: save_tiny_model_dir(arch, root / arch, texts) for arch in ARCHS}
+
+
+@pytest.fixture(scope="session")
+def supernets(tiny_model_dirs, glue_dir, tmp_path_factory) -> dict:
+    """Tiny BERT and RoBERTa super-networks (medium space, sandwich) trained on the RTE slice."""
+    from syne_prune.supernet import TrainingConfig, train_supernet
+
+    root = tmp_path_factory.mktemp("supernets")
+    out = {}
+    for arch in ("bert", "roberta"):
+        config = TrainingConfig(model=str(tiny_model_dirs[arch]), task="rte", output=str(root / arch), data_dir=str(glue_dir),
+                                search_space="medium", strategy="sandwich", epochs=2, batch_size=16, lr=1e-3, max_length=48)
+        train_supernet(config, progress=False)
+        out[arch] = root / arch
+    return out

@@ -157,3 +157,67 @@ def test_train_supernet_never_overwrites_without_asking(tiny_model_dirs, glue_di
     assert main(_train_args(tiny_model_dirs["bert"], glue_dir, out, "--overwrite")) == 0
     assert not (out / "notes.txt").exists() and (out / "supernet.json").exists()
     assert main(_train_args(tiny_model_dirs["bert"], glue_dir, out, "--resume")) == 0  # finished: nothing to do
+
+
+# ---- search: every foreseeable mistake fails before any trial starts ----
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("--scheduler", "bayes"), "unknown scheduler 'bayes'; choose one of random, morea, ehvi, moasha, nsga2, local_search"),
+        (("--objectives", "error,flops"), "unknown objective(s) flops; choose from error, params, macs, latency"),
+        (("--objectives", "params"), "--objectives must list error and at least one size objective"),
+        (("--n-workers", "0"), "--n-workers must be at least 1, got 0"),
+        (("--max-trials", "0"), "--max-trials must be at least 1, got 0"),
+        (("--max-wallclock", "-5"), "--max-wallclock must be positive seconds, got -5.0"),
+        (("--backend", "cloud"), "unknown backend 'cloud'; choose one of local"),
+    ],
+)
+def test_search_bad_settings(supernets, tmp_path, capsys, change, message):
+    argv = ["search", "--supernet", str(supernets["bert"]), "--max-trials", "3", "--output", str(tmp_path / "out")]
+    if change[0] in argv:
+        argv[argv.index(change[0]) + 1] = change[1]
+    else:
+        argv += list(change)
+    _fails(capsys, argv, message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_search_refuses_missing_truncated_or_tampered_supernets(supernets, tmp_path, capsys):
+    def search(supernet):
+        return ["search", "--supernet", str(supernet), "--max-trials", "3", "--output", str(tmp_path / "out")]
+
+    _fails(capsys, search(tmp_path / "nowhere"), "not found; give the --output directory of train-supernet")
+    truncated = tmp_path / "truncated"
+    shutil.copytree(supernets["bert"], truncated)
+    weights = truncated / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1000])
+    _fails(capsys, search(truncated), "model.safetensors does not match its sha256")
+    tampered = tmp_path / "tampered"
+    shutil.copytree(supernets["bert"], tampered)
+    config = json.loads((tampered / "config.json").read_text())
+    config["hidden_dropout_prob"] = 0.5
+    (tampered / "config.json").write_text(json.dumps(config))
+    _fails(capsys, search(tampered), "config.json does not match its sha256")
+    incomplete = tmp_path / "incomplete"
+    shutil.copytree(supernets["bert"], incomplete)
+    (incomplete / "supernet.json").unlink()
+    _fails(capsys, search(incomplete), "not a complete super-network checkpoint")
+    assert not (tmp_path / "out").exists()
+
+
+def test_search_never_overwrites_an_existing_output(supernets, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "trials.csv").write_text("precious results")
+    argv = ["search", "--supernet", str(supernets["bert"]), "--max-trials", "3", "--output", str(out)]
+    _fails(capsys, argv, "already exists; pass --resume to continue it, --overwrite to replace it")
+    _fails(capsys, argv + ["--resume"], "nothing to resume")
+    assert (out / "trials.csv").read_text() == "precious results"
+
+
+def test_export_from_search_bad_input(tmp_path, capsys):
+    _fails(capsys, ["export", "--search-dir", str(tmp_path), "--max-params", "0.5", "--output", str(tmp_path / "o")], "is not a search directory")
+    _fails(capsys, ["export", "--model", "x", "--search-dir", str(tmp_path), "--output", str(tmp_path / "o")], "--search-dir replaces")
+    _fails(capsys, ["export", "--model", "x", "--search-space", "small", "--config", "{}", "--trial", "3", "--output", str(tmp_path / "o")], "need --search-dir")

@@ -23,18 +23,6 @@ from syne_prune.supernet import TrainingConfig, load_supernet, train_supernet
 ARCH_OF = {"random": "bert", "ehvi": "bert", "nsga2": "bert", "morea": "roberta", "moasha": "roberta", "local_search": "roberta"}
 
 
-@pytest.fixture(scope="session")
-def supernets(tiny_model_dirs, glue_dir, tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("supernets")
-    out = {}
-    for arch in ("bert", "roberta"):
-        config = TrainingConfig(model=str(tiny_model_dirs[arch]), task="rte", output=str(root / arch), data_dir=str(glue_dir),
-                                search_space="medium", strategy="sandwich", epochs=2, batch_size=16, lr=1e-3, max_length=48)
-        train_supernet(config, progress=False)
-        out[arch] = root / arch
-    return out
-
-
 _SEARCHES: dict = {}
 
 
