@@ -188,9 +188,9 @@ class LargeSearchSpace(SearchSpace):
 
     def _mask(self, config: Config) -> SubnetMask:
         s = self.shape
-        heads = torch.stack([_unpack(config, f"head_mask_{i}", s.num_heads) for i in range(s.num_layers)])
-        neurons = torch.stack([_unpack(config, f"unit_mask_{i}", s.num_neurons) for i in range(s.num_layers)])
-        return SubnetMask(heads.reshape(s.num_layers, s.num_heads), neurons.reshape(s.num_layers, s.num_neurons))
+        heads = [_unpack(config, f"head_mask_{i}", s.num_heads) for i in range(s.num_layers)]
+        neurons = [_unpack(config, f"unit_mask_{i}", s.num_neurons) for i in range(s.num_layers)]
+        return SubnetMask(torch.stack(heads), torch.stack(neurons))
 
     def config_from_mask(self, mask: SubnetMask) -> Config:
         """Encode any mask of this shape (the inverse of ``to_mask``)."""

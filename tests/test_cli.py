@@ -19,6 +19,13 @@ def model_dir(tmp_path_factory):
     return path
 
 
+def _set_option(argv: list[str], flag: str, value: str) -> list[str]:
+    """argv with ``flag`` set to ``value`` (replaced when present, appended otherwise)."""
+    if flag in argv:
+        return argv[: argv.index(flag) + 1] + [value] + argv[argv.index(flag) + 2 :]
+    return argv + [flag, value]
+
+
 def _fails(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -130,10 +137,7 @@ def test_train_supernet_writes_a_checkpoint(tiny_model_dirs, glue_dir, tmp_path,
 )
 def test_train_supernet_bad_input(tiny_model_dirs, glue_dir, tmp_path, capsys, change, message):
     argv = _train_args(tiny_model_dirs["bert"], glue_dir, tmp_path / "out")
-    if change[0] in argv:
-        argv[argv.index(change[0]) + 1] = change[1]
-    else:
-        argv += list(change)
+    argv = _set_option(argv, *change)
     _fails(capsys, argv, message)
     assert not (tmp_path / "out").exists()
 
@@ -176,10 +180,7 @@ def test_train_supernet_never_overwrites_without_asking(tiny_model_dirs, glue_di
 )
 def test_search_bad_settings(supernets, tmp_path, capsys, change, message):
     argv = ["search", "--supernet", str(supernets["bert"]), "--max-trials", "3", "--output", str(tmp_path / "out")]
-    if change[0] in argv:
-        argv[argv.index(change[0]) + 1] = change[1]
-    else:
-        argv += list(change)
+    argv = _set_option(argv, *change)
     _fails(capsys, argv, message)
     assert not (tmp_path / "out").exists()
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from syne_tune.backend.trial_status import Status
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
 from syne_tune.tuner_callback import TunerCallback
@@ -365,7 +366,7 @@ def choose_trial(search_dir: str | Path, trial_id: int | None = None, max_params
         raise SynePruneError(f"'{search_dir}' is not a search directory (no {SETTINGS_FILE} / {R.TRIALS_FILE}); give the --output of a search")
     if (trial_id is None) == (max_params is None):
         raise SynePruneError("give exactly one of --trial ID or --max-params RATIO")
-    trials = pd_read(search_dir / R.TRIALS_FILE)
+    trials = pd.read_csv(search_dir / R.TRIALS_FILE)
     if trial_id is not None:
         rows = trials[trials["trial_id"] == trial_id]
         if rows.empty:
@@ -374,18 +375,12 @@ def choose_trial(search_dir: str | Path, trial_id: int | None = None, max_params
         if row["status"] != "completed":
             raise SynePruneError(f"trial {trial_id} did not complete (status {row['status']}); choose a completed trial")
         return row.to_dict()
-    front = pd_read(search_dir / R.PARETO_FILE) if (search_dir / R.PARETO_FILE).is_file() else trials.iloc[0:0]
+    front = pd.read_csv(search_dir / R.PARETO_FILE) if (search_dir / R.PARETO_FILE).is_file() else trials.iloc[0:0]
     eligible = front[front["params"] <= max_params]
     if eligible.empty:
         smallest = f"{front['params'].min():.3f}" if len(front) else "none (no completed trial)"
         raise SynePruneError(f"no Pareto sub-network has a parameter ratio <= {max_params}; the smallest has {smallest}")
     return eligible.sort_values(["error", "params"]).iloc[0].to_dict()
-
-
-def pd_read(path: Path):
-    import pandas as pd
-
-    return pd.read_csv(path)
 
 
 def export_from_search(search_dir: str | Path, output: str | Path, trial_id: int | None = None, max_params: float | None = None,
