@@ -10,12 +10,11 @@ from typing import Any
 
 from syne_tune.optimizer.scheduler import TrialScheduler
 from syne_tune.optimizer.schedulers.multiobjective import MultiObjectiveRegularizedEvolution
-from syne_tune.optimizer.schedulers.searchers.random_searcher import MultiObjectiveRandomSearcher
 from syne_tune.optimizer.schedulers.single_fidelity_scheduler import SingleFidelityScheduler
 
 from syne_prune.errors import SynePruneError
 from syne_prune.search.searchers import LocalSearchSearcher, NSGA2Searcher
-from syne_prune.search.syne_tune_fixes import FixedEHVI, SeededMOASHA
+from syne_prune.search.syne_tune_fixes import FixedEHVI, SeededMOASHA, SeededRandomSearcher
 from syne_prune.search_spaces import SearchSpace
 
 SCHEDULERS = ("random", "morea", "ehvi", "moasha", "nsga2", "local_search")
@@ -41,7 +40,7 @@ def make_scheduler(
             grace_period=1, reduction_factor=3, points_to_evaluate=points, random_seed=seed,
         )
     searchers = {
-        "random": lambda: MultiObjectiveRandomSearcher(config_space, points_to_evaluate=points, random_seed=seed),
+        "random": lambda: SeededRandomSearcher(config_space, points_to_evaluate=points, random_seed=seed),
         "morea": lambda: MultiObjectiveRegularizedEvolution(
             config_space, points_to_evaluate=points, population_size=10, sample_size=5, random_seed=seed
         ),

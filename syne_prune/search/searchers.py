@@ -49,10 +49,11 @@ class _DedupSearcher(BaseSearcher):
 
     def suggest(self) -> dict[str, Any] | None:
         config = self._next_points_to_evaluate()
-        for _ in range(MAX_DRAWS):
+        for draw in range(2 * MAX_DRAWS):
             if config is not None and _key(config, self.names) not in self.seen:
                 break
-            config = self._propose()
+            # a neighbourhood (or generation) with nothing new left: restart from random configurations
+            config = self._propose() if draw < MAX_DRAWS else self._random_config()
         else:
             return None  # the space looks exhausted
         self.seen.add(_key(config, self.names))

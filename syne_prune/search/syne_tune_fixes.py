@@ -19,8 +19,15 @@
   whole configuration, and at the end a table and the "best" trial of the first metric alone
   (meaningless for a multi-objective search); only errors are kept (syne-prune shows a progress bar
   and writes trials.csv, pareto.csv and summary.json).
-- ``SeededMOASHA``: MOASHA draws configurations from numpy's global random generator and has no
-  initial points; this one evaluates given points first and samples from its own seeded generator.
+- Seeds that are ignored: Syne Tune 0.16 samples random configurations with ``Domain.sample()``
+  and no ``random_state`` in the random searcher, in MOREA's initial population (its
+  ``sample_random_config`` takes an ``rng`` and drops it) and in EHVI's random candidates, so two
+  searches with the same seed differed after the initial points (measured: 3 runs, 3 sequences).
+  ``SeededRandomSearcher``, ``_seeded_sample_random_config`` (patched into MOREA) and
+  ``FixedEHVI._get_random_config`` draw from the searcher's own seeded generator.
+- ``SeededMOASHA``: MOASHA draws configurations and brackets from numpy's global random generator
+  and has no initial points; this one evaluates given points first and draws from its own seeded
+  generator.
 """
 from __future__ import annotations
 
@@ -34,10 +41,31 @@ from syne_tune.optimizer.scheduler import TrialSuggestion
 from syne_tune.optimizer.schedulers.multiobjective.expected_hyper_volume_improvement import (
     ExpectedHyperVolumeImprovement,
 )
+from syne_tune.optimizer.schedulers.multiobjective import multi_objective_regularized_evolution as _morea
 from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
+from syne_tune.optimizer.schedulers.searchers import regularized_evolution as _regularized_evolution
+from syne_tune.optimizer.schedulers.searchers.random_searcher import MultiObjectiveRandomSearcher
 from syne_tune.tuner_logger import TunerLogger
 
 REFERENCE_MARGIN = 0.1
+
+
+def _seeded_sample_random_config(config_space: dict[str, Any], rng: np.random.RandomState) -> dict[str, Any]:
+    """A random configuration drawn from ``rng`` (Syne Tune's version of this function ignores it)."""
+    return {k: v.sample(random_state=rng) if hasattr(v, "sample") else v for k, v in config_space.items()}
+
+
+_morea.sample_random_config = _seeded_sample_random_config
+_regularized_evolution.sample_random_config = _seeded_sample_random_config
+
+
+class SeededRandomSearcher(MultiObjectiveRandomSearcher):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.random_state = np.random.RandomState(self.random_seed)
+
+    def suggest(self) -> dict | None:
+        return self._next_points_to_evaluate() or _seeded_sample_random_config(self.config_space, self.random_state)
 _BOTORCH_REFERENCE = 2.0  # hard-coded in Syne Tune 0.16's EHVI, in maximisation space
 
 
@@ -66,6 +94,9 @@ class FixedEHVI(ExpectedHyperVolumeImprovement):
         # negated by the base class: best -> 2 + 1 + margin, worst -> 2 + margin (above the reference 2)
         return normalised - (_BOTORCH_REFERENCE + 1.0 + REFERENCE_MARGIN)
 
+    def _get_random_config(self) -> dict[str, Any]:
+        return _seeded_sample_random_config(self.config_space, self.random_state)
+
     def _configs_with_results(self) -> list[dict]:
         return [config for config, _ in self._completed.values()]
 
@@ -87,11 +118,13 @@ class SeededMOASHA(MOASHA):
     def suggest(self) -> TrialSuggestion | None:
         if self._points:
             return TrialSuggestion.start_suggestion(dict(self._points.pop(0)))
-        config = {
-            k: v.sample(random_state=self._random_state) if hasattr(v, "sample") else v
-            for k, v in self.config_space.items()
-        }
-        return TrialSuggestion.start_suggestion(config)
+        return TrialSuggestion.start_suggestion(_seeded_sample_random_config(self.config_space, self._random_state))
+
+    def on_trial_add(self, trial: Trial) -> None:
+        sizes = np.array([len(b.rungs) for b in self.brackets])
+        probabilities = np.e ** (sizes - sizes.max())
+        index = self._random_state.choice(len(self.brackets), p=probabilities / probabilities.sum())
+        self.trial_info[trial.trial_id] = self.brackets[index]
 
     def on_trial_error(self, trial: Trial) -> None:
         self.trial_info.pop(trial.trial_id, None)
