@@ -83,7 +83,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         supernet=args.supernet, output=args.output, scheduler=args.scheduler, objectives=objectives, backend=args.backend,
         n_workers=args.n_workers, max_trials=args.max_trials, max_wallclock_s=args.max_wallclock, seed=args.seed,
         data_dir=args.data_dir, fidelity_levels=args.fidelity_levels, eval_batch_size=args.eval_batch_size,
-        max_eval_examples=args.max_eval_examples,
+        max_eval_examples=args.max_eval_examples, trial_timeout_s=args.trial_timeout,
     )
     summary = run_search(config, resume=args.resume, overwrite=args.overwrite)
     out = Path(args.output)
@@ -212,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--supernet", required=True, help="checkpoint directory written by train-supernet")
     search.add_argument("--scheduler", default="morea", help="random, morea (default), ehvi, moasha, nsga2 or local_search")
     search.add_argument("--objectives", default="error,params", help="error plus size objectives: params, macs, latency")
-    search.add_argument("--backend", default="local", help="local: one process per trial (Syne Tune LocalBackend)")
+    search.add_argument("--backend", default="pool",
+                        help="pool (default): N persistent workers that load the super-network once and share its weights; "
+                        "local: one process per trial (Syne Tune LocalBackend)")
     search.add_argument("--n-workers", type=int, default=2, help="trials evaluated in parallel")
     search.add_argument("--max-trials", type=int, help="stop after this many trials")
     search.add_argument("--max-wallclock", type=float, help="stop after this many seconds")
@@ -221,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--fidelity-levels", type=int, default=9, help="MO-ASHA: validation split in this many chunks")
     search.add_argument("--eval-batch-size", type=int, default=64)
     search.add_argument("--max-eval-examples", type=int, help="cap on validation and test examples")
+    search.add_argument("--trial-timeout", type=float, default=1800.0,
+                        help="pool backend: a trial running longer is stopped and failed, its worker restarted (seconds)")
     search.add_argument("--output", required=True, help="search directory to create")
     search.add_argument("--resume", action="store_true", help="continue a killed search: no finished trial lost or repeated")
     search.add_argument("--overwrite", action="store_true", help="replace an existing --output")

@@ -175,7 +175,8 @@ def test_train_supernet_never_overwrites_without_asking(tiny_model_dirs, glue_di
         (("--n-workers", "0"), "--n-workers must be at least 1, got 0"),
         (("--max-trials", "0"), "--max-trials must be at least 1, got 0"),
         (("--max-wallclock", "-5"), "--max-wallclock must be positive seconds, got -5.0"),
-        (("--backend", "cloud"), "unknown backend 'cloud'; choose one of local"),
+        (("--backend", "cloud"), "unknown backend 'cloud'; choose one of pool, local"),
+        (("--trial-timeout", "0"), "--trial-timeout must be positive seconds, got 0.0"),
     ],
 )
 def test_search_bad_settings(supernets, tmp_path, capsys, change, message):

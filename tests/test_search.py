@@ -84,7 +84,7 @@ def test_a_failing_trial_is_recorded_and_the_search_finishes(supernets, tmp_path
         "raise SystemExit(main([word for pair in config.items() for word in pair]))\n"
     )
     out = tmp_path / "out"
-    summary = run_search(SearchConfig(supernet=str(supernets["bert"]), output=str(out), scheduler="random", n_workers=2, max_trials=6,
+    summary = run_search(SearchConfig(supernet=str(supernets["bert"]), output=str(out), scheduler="random", backend="local", n_workers=2, max_trials=6,
                                       eval_batch_size=8), progress=False, entry_point=str(script))
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 6 and summary["trials"]["failed"] == 1
@@ -95,7 +95,7 @@ def test_a_failing_trial_is_recorded_and_the_search_finishes(supernets, tmp_path
 def test_killed_search_resumes_with_every_trial_once(supernets, tmp_path):
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "syne_prune.cli", "search", "--supernet", str(supernets["bert"]), "--scheduler", "morea",
-            "--n-workers", "2", "--max-trials", "7", "--seed", "3", "--eval-batch-size", "8", "--output", str(out)]
+            "--n-workers", "2", "--max-trials", "7", "--seed", "3", "--eval-batch-size", "8", "--backend", "local", "--output", str(out)]  # slow trials: killed mid-way
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline:

@@ -28,7 +28,7 @@ from syne_prune.search.schedulers import FIDELITY_ATTR, MULTI_FIDELITY, SCHEDULE
 from syne_prune.search.trial import FAILURE_PREFIX, OBJECTIVES, TrialSettings
 
 SETTINGS_FILE = "search.json"
-BACKENDS = ("local",)
+BACKENDS = ("pool", "local")  # pool: persistent workers (default); local: one process per trial
 
 
 @dataclass
@@ -37,7 +37,7 @@ class SearchConfig:
     output: str
     scheduler: str = "morea"
     objectives: tuple[str, ...] = ("error", "params")
-    backend: str = "local"
+    backend: str = "pool"
     n_workers: int = 2
     max_trials: int | None = None
     max_wallclock_s: float | None = None
@@ -46,6 +46,7 @@ class SearchConfig:
     fidelity_levels: int = 9
     eval_batch_size: int = 64
     max_eval_examples: int | None = None
+    trial_timeout_s: float | None = 1800.0
 
     def check(self) -> None:
         if self.scheduler not in SCHEDULERS:
@@ -65,6 +66,8 @@ class SearchConfig:
             raise SynePruneError(f"--max-trials must be at least 1, got {self.max_trials}")
         if self.max_wallclock_s is not None and not self.max_wallclock_s > 0:
             raise SynePruneError(f"--max-wallclock must be positive seconds, got {self.max_wallclock_s}")
+        if self.trial_timeout_s is not None and not self.trial_timeout_s > 0:
+            raise SynePruneError(f"--trial-timeout must be positive seconds, got {self.trial_timeout_s}")
         if self.fidelity_levels < 1 or self.eval_batch_size < 1:
             raise SynePruneError("--fidelity-levels and --eval-batch-size must be positive")
 
@@ -158,7 +161,7 @@ def _prepare_output(output: Path, config: SearchConfig, resume: bool, overwrite:
 
 def _resumable(config: SearchConfig) -> dict[str, Any]:
     values = asdict(config)
-    for key in ("output", "max_trials", "max_wallclock_s", "n_workers"):  # a resumed search may get more budget
+    for key in ("output", "max_trials", "max_wallclock_s", "n_workers", "backend", "trial_timeout_s"):  # free on resume
         values.pop(key)
     return values
 
@@ -233,12 +236,17 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
     from tqdm.auto import tqdm
 
     from syne_prune.search import trial as trial_module
+    from syne_prune.search.pool import PoolBackend
 
     experiments = output / "syne-tune"
     previous = os.environ.get("SYNETUNE_FOLDER")
     os.environ["SYNETUNE_FOLDER"] = str(experiments.resolve())
-    backend = LocalBackend(entry_point=entry_point or trial_module.__file__)
-    bar = tqdm(total=remaining, desc=f"search [{config.scheduler}]", unit="trial", disable=not progress)
+    if config.backend == "pool":
+        backend = PoolBackend(settings, config.n_workers, experiments / f"part-{part}" / "pool",
+                              entry_point=trial_module.__file__, trial_timeout_s=config.trial_timeout_s)
+    else:
+        backend = LocalBackend(entry_point=entry_point or trial_module.__file__)
+    bar = None
     recorder = _LedgerCallback(ledger, backend, names, config, first_trial_id, bar)
     tuner = Tuner(
         trial_backend=backend,
@@ -258,10 +266,17 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
     )
     started = time.time()
     try:
+        if isinstance(backend, PoolBackend):
+            backend.start(progress)
+        bar = tqdm(total=remaining, desc=f"search [{config.scheduler}]", unit="trial", disable=not progress)
+        recorder.bar = bar
         with no_best_metric_table():
             tuner.run()
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
+        if isinstance(backend, PoolBackend):
+            backend.close()
         (experiments / f"part-{part}").mkdir(parents=True, exist_ok=True)
         (experiments / f"part-{part}" / "syne_prune_wallclock.json").write_text(json.dumps({"seconds": time.time() - started}))
         if previous is None:
@@ -291,7 +306,8 @@ class _LedgerCallback(TunerCallback):
                **{n: trial.config[n] for n in self.names}, **result,
                "wall_time_s": (datetime.now() - trial.creation_time).total_seconds(), "failure_reason": reason}
         self.ledger.append(row)
-        self.bar.update(1)
+        if self.bar is not None:
+            self.bar.update(1)
 
     def on_trial_result(self, trial, status, result, decision) -> None:
         self.last[trial.trial_id] = result

@@ -73,7 +73,8 @@ class TrialSettings:
 class Evaluator:
     """A verified super-network with its tokenized validation and test splits, ready to score masks."""
 
-    def __init__(self, settings: TrialSettings) -> None:
+    def __init__(self, settings: TrialSettings, supernet=None) -> None:
+        """``supernet``: an already verified and loaded one (the pool backend's shared copy); else loaded here."""
         from syne_prune.data import data_loader, encode, get_task, load_task
         from syne_prune.objectives import subnet_size
         from syne_prune.search_spaces import get_search_space
@@ -81,7 +82,7 @@ class Evaluator:
         from syne_prune.supernet import load_supernet
 
         self.settings = settings
-        self.supernet = load_supernet(settings.supernet)
+        self.supernet = supernet if supernet is not None else load_supernet(settings.supernet)
         meta = self.supernet.metadata
         hp = meta["hyperparameters"]
         self.task = get_task(meta["task"])
@@ -138,6 +139,14 @@ class Evaluator:
         return result
 
 
+def failure_line(error: BaseException | str) -> str:
+    """The one line a failed trial leaves in its ``std.err``: the Tuner's ledger reads the reason from it."""
+    if isinstance(error, str):
+        return f"{FAILURE_PREFIX}{error}"
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"{FAILURE_PREFIX}{type(error).__name__}: {reason}"
+
+
 def _process_start_time() -> float:
     """When this process started (before the interpreter loaded anything), from the OS."""
     try:
@@ -177,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         evaluator.evaluate(config, report)
         return 0
     except Exception as error:  # noqa: BLE001 - any failure becomes a failed trial with its reason
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"{FAILURE_PREFIX}{type(error).__name__}: {reason}", file=sys.stderr, flush=True)
+        print(failure_line(error), file=sys.stderr, flush=True)
         return 1
 
 
