@@ -177,6 +177,7 @@ def test_train_supernet_never_overwrites_without_asking(tiny_model_dirs, glue_di
         (("--max-wallclock", "-5"), "--max-wallclock must be positive seconds, got -5.0"),
         (("--backend", "cloud"), "unknown backend 'cloud'; choose one of pool, local"),
         (("--trial-timeout", "0"), "--trial-timeout must be positive seconds, got 0.0"),
+        (("--data-dir", "/nonexistent-glue"), "/nonexistent-glue/RTE/train.tsv not found; --data-dir must hold RTE/train.tsv"),
     ],
 )
 def test_search_bad_settings(supernets, tmp_path, capsys, change, message):

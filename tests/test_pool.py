@@ -95,6 +95,18 @@ def test_a_hung_trial_is_stopped_at_the_time_limit(supernets, tmp_path):
     assert failed["wall_time_s"].item() >= 3
 
 
+def test_a_worker_that_cannot_start_stops_the_search_with_its_reason(supernets, tmp_path):
+    from syne_prune import SynePruneError
+
+    settings = TrialSettings(supernet=str(supernets["bert"]), data_dir=str(tmp_path / "no-glue"))
+    backend = PoolBackend(settings, n_workers=1, log_dir=tmp_path / "pool", entry_point=__file__)
+    try:
+        with pytest.raises(SynePruneError, match=r"a pool worker could not start: SynePruneError: .*no-glue/RTE/train.tsv not found"):
+            backend.start(progress=False)
+    finally:
+        backend.close()
+
+
 def test_threads_are_split_between_workers():
     cores = len(os.sched_getaffinity(0))
     for n in (1, 2, 3, 8):

@@ -87,3 +87,21 @@ def test_the_same_seed_gives_the_same_search(name):
     runs = [_drive(make_scheduler(name, space, ["error", "params"], seed, {}, 1), steps) for seed in (7, 7, 8)]
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]  # and the seed matters
+
+
+def test_ehvi_fits_on_every_pareto_point_and_a_sample_of_the_rest():
+    from syne_prune.search.searchers import non_dominated
+
+    searcher = FixedEHVI({"x": randint(0, 1000), "y": randint(0, 1000)}, random_seed=0, max_training_points=20)
+    rng = np.random.RandomState(0)
+    for trial_id in range(60):
+        config = {"x": int(rng.randint(1000)), "y": int(rng.randint(1000))}
+        searcher.trial_configs[trial_id] = config
+        searcher.on_trial_complete(trial_id, config, [float(rng.rand()), float(rng.rand())])
+    selection = searcher._select_training_points()
+    everything = np.array([m for _, m in searcher._completed.values()])
+    front = {tuple(m) for m in everything[non_dominated(everything)]}
+    chosen = {tuple(m) for _, m in selection}
+    assert len(selection) == 20 and front <= chosen
+    searcher.suggest()  # the model is fitted on the selection: X and Y come from it alike
+    assert len(searcher._configs_with_results()) == len(searcher.objectives()) == 20

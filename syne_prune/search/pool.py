@@ -42,7 +42,7 @@ from syne_tune.backend.trial_status import Status
 from syne_tune.util import dump_json_with_numpy
 
 from syne_prune.errors import SynePruneError
-from syne_prune.search.trial import TrialSettings, failure_line
+from syne_prune.search.trial import FAILURE_PREFIX, TrialSettings, failure_line
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class PoolBackend(LocalBackend):
             try:
                 conn = self._listener.accept()
                 pid = conn.recv()
-            except (OSError, EOFError, Exception):  # noqa: BLE001 - closed listener, or a client that went away
+            except Exception:  # noqa: BLE001 - the listener was closed, or a client went away or failed to authenticate
                 continue
             worker = next((w for w in self.workers if w.process.pid == pid), None)
             if worker is None:
@@ -285,7 +285,7 @@ class PoolBackend(LocalBackend):
             if all(w.ready for w in self.workers):
                 self._write_workers_file()
         elif kind == "startup_failed":
-            raise SynePruneError(f"a pool worker could not load the super-network: {message[1]}")
+            raise SynePruneError(f"a pool worker could not start: {message[1].removeprefix(FAILURE_PREFIX)}")
         elif kind == "done":
             _, trial_id, code = message
             self._exit_codes[trial_id] = code

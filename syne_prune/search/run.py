@@ -171,6 +171,7 @@ def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = Fal
     """Run (or resume) a search; returns the summary also written to ``summary.json``."""
     from transformers import AutoConfig
 
+    from syne_prune.data import load_task
     from syne_prune.models import get_architecture
     from syne_prune.search_spaces import get_search_space
     from syne_prune.supernet import verify_checkpoint
@@ -180,6 +181,9 @@ def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = Fal
     metadata = verify_checkpoint(supernet)
     model_config = AutoConfig.from_pretrained(supernet)
     space = get_search_space(metadata["search_space"], get_architecture(model_config).shape(model_config))
+    data_dir = config.data_dir or metadata["hyperparameters"].get("data_dir")
+    if data_dir:  # a missing or malformed file would fail every trial (local) or every worker (pool): say so now
+        load_task(metadata["task"], data_dir, metadata["hyperparameters"]["validation_fraction"], 0, max_train_examples=1, max_eval_examples=1)
     output = Path(config.output)
     _prepare_output(output, config, resume, overwrite)
     (output / SETTINGS_FILE).write_text(json.dumps({"settings": _resumable(config), "supernet": str(supernet),
@@ -195,7 +199,6 @@ def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = Fal
     if (remaining is not None and remaining <= 0) or (wallclock_left is not None and wallclock_left <= 0):
         return finalize(output, config, space, metadata)
 
-    data_dir = config.data_dir or metadata["hyperparameters"].get("data_dir")
     settings = TrialSettings(
         supernet=str(supernet), objectives=tuple(config.objectives), fidelity_levels=config.max_fidelity,
         data_dir=str(Path(data_dir).resolve()) if data_dir else None, eval_batch_size=config.eval_batch_size,

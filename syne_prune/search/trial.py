@@ -6,7 +6,8 @@
 ``latency`` (measured, ratio to the full model timed in the same process; ``latency_ms`` too). With F fidelity levels (MO-ASHA) the validation batches are split into F
 chunks and the error on the batches seen so far is reported after each, with ``fidelity`` = 1..F.
 The last report adds ``test_error`` (GLUE dev), which the search never uses, and the trial's time split
-into ``setup_s`` (process start, imports, checkpoint and data loading) and ``eval_s`` (extraction and
+into ``setup_s`` (process start, imports, checkpoint and data loading; in the pool backend, whose
+workers load once, the hand-over from the Tuner to the worker) and ``eval_s`` (extraction and
 evaluation).
 
 Run as a script, this file is the Syne Tune LocalBackend entry point: it reads ``--key value``
