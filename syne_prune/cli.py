@@ -78,9 +78,29 @@ def _print_export(output: Path, onnx: bool, prefix: str = "") -> None:
 def cmd_search(args: argparse.Namespace) -> int:
     from syne_prune.search import SearchConfig, run_search
 
+    from syne_prune.search.finetune import FineTuneSettings
+
     objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
+    finetune = None
+    if args.mode == "standard":
+        if args.supernet:
+            raise SynePruneError("--mode standard fine-tunes from --model; drop --supernet (or drop --mode standard)")
+        if not (args.model and args.task):
+            raise SynePruneError("--mode standard needs --model ID_OR_DIR and --task NAME")
+        finetune = FineTuneSettings(
+            model=args.model, task=args.task, search_space=args.search_space, epochs=args.epochs, lr=args.lr,
+            batch_size=args.batch_size, max_length=args.max_length, data_dir=args.data_dir, seed=args.seed,
+            validation_fraction=args.validation_fraction, max_train_examples=args.max_train_examples,
+            max_eval_examples=args.max_eval_examples, eval_batch_size=args.eval_batch_size,
+        )
+    else:
+        if not args.supernet:
+            raise SynePruneError("give --supernet DIR (from train-supernet), or --mode standard --model M --task T")
+        extra = [f"--{n.replace('_', '-')}" for n in ("model", "task") if getattr(args, n)]
+        if extra:
+            raise SynePruneError(f"{', '.join(extra)} belong to --mode standard; a weight-sharing search reads them from --supernet")
     config = SearchConfig(
-        supernet=args.supernet, output=args.output, scheduler=args.scheduler, objectives=objectives, backend=args.backend,
+        supernet=args.supernet, finetune=finetune, output=args.output, scheduler=args.scheduler, objectives=objectives, backend=args.backend,
         n_workers=args.n_workers, max_trials=args.max_trials, max_wallclock_s=args.max_wallclock, seed=args.seed,
         data_dir=args.data_dir, fidelity_levels=args.fidelity_levels, eval_batch_size=args.eval_batch_size,
         max_eval_examples=args.max_eval_examples, trial_timeout_s=args.trial_timeout,
@@ -204,17 +224,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser(
         "search",
-        help="multi-objective search over the sub-networks of a super-network (Syne Tune)",
-        description="Each trial is one sub-network configuration evaluated on the validation split with the shared "
-        "super-network's weights. Writes trials.csv (as trials finish), pareto.csv, pareto.png, summary.json and Syne "
-        "Tune's experiment folder (syne-tune/part-K) to --output.",
+        help="multi-objective search over sub-networks (Syne Tune): weight-sharing or standard NAS",
+        description="Each trial is one sub-network configuration. Weight-sharing (default, --supernet): the trial "
+        "evaluates the sub-network on the validation split with the shared super-network's weights. Standard NAS "
+        "(--mode standard --model --task): the trial fine-tunes its own sub-network of the pre-trained model for up to "
+        "--epochs epochs, reporting after each; MO-ASHA (the default there) stops weak trials by epoch. Writes "
+        "trials.csv (as trials finish), pareto.csv, pareto.png, summary.json, hypervolume.csv (over wall-clock time) "
+        "and Syne Tune's experiment folder (syne-tune/part-K) to --output.",
     )
-    search.add_argument("--supernet", required=True, help="checkpoint directory written by train-supernet")
-    search.add_argument("--scheduler", default="morea", help="random, morea (default), ehvi, moasha, nsga2 or local_search")
+    search.add_argument("--mode", default="weight-sharing", choices=["weight-sharing", "standard"],
+                        help="weight-sharing (default): evaluate sub-networks of --supernet; standard: fine-tune each trial's sub-network")
+    search.add_argument("--supernet", help="weight-sharing: checkpoint directory written by train-supernet")
+    search.add_argument("--scheduler", help="random, morea (weight-sharing default), ehvi, moasha (standard default), nsga2 or local_search")
     search.add_argument("--objectives", default="error,params", help="error plus size objectives: params, macs, latency")
-    search.add_argument("--backend", default="pool",
-                        help="pool (default): N persistent workers that load the super-network once and share its weights; "
-                        "local: one process per trial (Syne Tune LocalBackend)")
+    search.add_argument("--backend",
+                        help="pool (weight-sharing default): N persistent workers that load the super-network once and share its weights; "
+                        "local (standard default): one process per trial (Syne Tune LocalBackend)")
     search.add_argument("--n-workers", type=int, default=2, help="trials evaluated in parallel")
     search.add_argument("--max-trials", type=int, help="stop after this many trials")
     search.add_argument("--max-wallclock", type=float, help="stop after this many seconds")
@@ -225,6 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--max-eval-examples", type=int, help="cap on validation and test examples")
     search.add_argument("--trial-timeout", type=float, default=1800.0,
                         help="pool backend: a trial running longer is stopped and failed, its worker restarted (seconds)")
+    standard = search.add_argument_group("standard NAS (--mode standard): how every trial fine-tunes its sub-network")
+    standard.add_argument("--model", help="pre-trained model: a directory or a known id (e.g. sentence-transformers/all-MiniLM-L6-v2)")
+    standard.add_argument("--task", help="rte, mrpc, cola, stsb, sst2, qnli, mnli, qqp, imdb, ... (see train-supernet)")
+    standard.add_argument("--search-space", default="small", choices=list(SEARCH_SPACES))
+    standard.add_argument("--epochs", type=int, default=3, help="epochs per trial (MO-ASHA's maximum resource)")
+    standard.add_argument("--lr", type=float, default=2e-5)
+    standard.add_argument("--batch-size", type=int, default=32)
+    standard.add_argument("--max-length", type=int, default=128)
+    standard.add_argument("--validation-fraction", type=float, default=0.3, help="share of train held out for validation")
+    standard.add_argument("--max-train-examples", type=int, help="cap on training examples (quick runs)")
     search.add_argument("--output", required=True, help="search directory to create")
     search.add_argument("--resume", action="store_true", help="continue a killed search: no finished trial lost or repeated")
     search.add_argument("--overwrite", action="store_true", help="replace an existing --output")

@@ -82,8 +82,12 @@ def export_subnetwork(
     onnx: bool = False,
     overwrite: bool = False,
     metadata: dict[str, Any] | None = None,
+    subnetwork: PreTrainedModel | None = None,
 ) -> Path:
     """Extract ``mask`` from ``model`` and write it to ``output_dir``; returns the directory.
+
+    ``subnetwork``: write this already extracted (and since fine-tuned, as in standard NAS) sub-network
+    of ``model`` and ``mask`` instead of extracting it.
 
     The directory is written under a temporary name and moved into place only when complete, so a
     failure leaves no half-written export and never touches an existing one.
@@ -91,7 +95,7 @@ def export_subnetwork(
     output_dir = Path(output_dir)
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())) and not overwrite:
         raise SynePruneError(f"output '{output_dir}' already exists; choose a new --output or pass --overwrite")
-    sub = extract_subnetwork(model, mask, share_weights=False).eval()
+    sub = (subnetwork if subnetwork is not None else extract_subnetwork(model, mask, share_weights=False)).eval()
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     umask = os.umask(0)

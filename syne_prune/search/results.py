@@ -19,6 +19,7 @@ import pandas as pd
 from syne_prune.search.searchers import non_dominated
 
 TRIALS_FILE, PARETO_FILE, PLOT_FILE, SUMMARY_FILE = "trials.csv", "pareto.csv", "pareto.png", "summary.json"
+HYPERVOLUME_FILE = "hypervolume.csv"
 REFERENCE_POINT = 1.0
 
 
@@ -59,7 +60,8 @@ def hypervolume(points: np.ndarray, reference: float = REFERENCE_POINT) -> float
     return float(HV(ref_point=np.full(points.shape[1], reference))(inside))
 
 
-def plot_pareto(trials: pd.DataFrame, front: pd.DataFrame, unpruned_error: float | None, path: Path, title: str) -> None:
+def plot_pareto(trials: pd.DataFrame, front: pd.DataFrame, unpruned_error: float | None, path: Path, title: str,
+                unpruned_label: str = "unpruned super-network") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,7 +75,7 @@ def plot_pareto(trials: pd.DataFrame, front: pd.DataFrame, unpruned_error: float
         ax.step(ordered["params"], ordered["error"], where="post", color="tab:red", linewidth=1.2)
         ax.scatter(ordered["params"], ordered["error"], s=30, color="tab:red", zorder=3, label="Pareto set")
     if unpruned_error is not None:
-        ax.scatter([1.0], [unpruned_error], marker="*", s=160, color="black", zorder=4, label="unpruned super-network")
+        ax.scatter([1.0], [unpruned_error], marker="*", s=160, color="black", zorder=4, label=unpruned_label)
     ax.set_xlabel("parameters (ratio to the unpruned model)")
     ax.set_ylabel("validation error (1 - metric)")
     ax.set_title(title, fontsize=10)
@@ -82,6 +84,31 @@ def plot_pareto(trials: pd.DataFrame, front: pd.DataFrame, unpruned_error: float
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def hypervolume_over_time(experiments: Path, objectives: list[str], max_fidelity: int) -> pd.DataFrame:
+    """Hypervolume of the full-fidelity results reported so far, at each time one arrives.
+
+    Read from Syne Tune's own results of every part of the search (``part-K/results.csv.zip``); the
+    time axis is the search's wall-clock, a resumed part starting where the previous one ended.
+    """
+    rows, offset = [], 0.0
+    for part in sorted(experiments.glob("part-*"), key=lambda p: int(p.name.split("-")[1])):
+        results = part / "results.csv.zip"
+        if results.is_file():
+            frame = pd.read_csv(results)
+            if "fidelity" in frame and set(objectives) <= set(frame.columns):
+                frame = frame[frame["fidelity"] >= max_fidelity]
+                rows += [(offset + t, *values) for t, *values in frame[["st_tuner_time", *objectives]].itertuples(index=False)]
+        wallclock = part / "syne_prune_wallclock.json"
+        offset += json.loads(wallclock.read_text())["seconds"] if wallclock.is_file() else 0.0
+    rows.sort()
+    curve, points = [], np.empty((0, len(objectives)))
+    for t, *values in rows:
+        points = np.vstack([points, values])
+        points = points[non_dominated(points)]
+        curve.append((t, hypervolume(points)))
+    return pd.DataFrame(curve, columns=["wallclock_s", "hypervolume"])
 
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:

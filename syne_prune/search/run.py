@@ -1,7 +1,12 @@
-"""Weight-sharing multi-objective search: Syne Tune's Tuner over sub-network configurations.
+"""Multi-objective search: Syne Tune's Tuner over sub-network configurations.
 
-Each trial is one configuration (its hyperparameters are the mask); every trial reads the same
-verified super-network checkpoint. Results go to ``trials.csv`` as trials finish; ``--resume``
+Each trial is one configuration (its hyperparameters are the mask). Two modes:
+- weight-sharing (``supernet``): every trial reads the same verified super-network checkpoint and
+  only evaluates its sub-network (``trial.py``);
+- standard NAS (``finetune``): every trial fine-tunes its own sub-network of the pre-trained model and
+  reports after every epoch (``finetune.py``); MO-ASHA, the default here, stops weak ones by epoch.
+
+ Results go to ``trials.csv`` as trials finish; ``--resume``
 replays the finished trials into a fresh scheduler (so it neither loses nor repeats them) and runs
 the remaining budget as a new part of the Syne Tune experiment (``syne-tune/part-K``).
 """
@@ -25,19 +30,23 @@ from syne_prune.errors import SynePruneError
 from syne_prune.search import results as R
 from syne_prune.search.syne_tune_fixes import QuietTunerLogger, no_best_metric_table
 from syne_prune.search.schedulers import FIDELITY_ATTR, MULTI_FIDELITY, SCHEDULERS, make_scheduler
+from syne_prune.search.finetune import FineTuneSettings
 from syne_prune.search.trial import FAILURE_PREFIX, OBJECTIVES, TrialSettings
 
 SETTINGS_FILE = "search.json"
-BACKENDS = ("pool", "local")  # pool: persistent workers (default); local: one process per trial
+BACKENDS = ("pool", "local")  # pool: persistent workers (weight-sharing default); local: one process per trial
+MODES = ("weight-sharing", "standard")
 
 
 @dataclass
 class SearchConfig:
-    supernet: str
+    """A search. Weight-sharing: give ``supernet``. Standard NAS: give ``finetune`` (and supernet=None)."""
+
+    supernet: str | None
     output: str
-    scheduler: str = "morea"
+    scheduler: str | None = None  # default: morea (weight-sharing), moasha (standard)
     objectives: tuple[str, ...] = ("error", "params")
-    backend: str = "pool"
+    backend: str | None = None  # default: pool (weight-sharing), local (standard)
     n_workers: int = 2
     max_trials: int | None = None
     max_wallclock_s: float | None = None
@@ -47,8 +56,25 @@ class SearchConfig:
     eval_batch_size: int = 64
     max_eval_examples: int | None = None
     trial_timeout_s: float | None = 1800.0
+    finetune: FineTuneSettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.scheduler is None:
+            self.scheduler = "moasha" if self.finetune is not None else "morea"
+        if self.backend is None:
+            self.backend = "local" if self.finetune is not None else "pool"
+
+    @property
+    def mode(self) -> str:
+        return "standard" if self.finetune is not None else "weight-sharing"
 
     def check(self) -> None:
+        if (self.supernet is None) == (self.finetune is None):
+            raise SynePruneError("give --supernet DIR (weight-sharing search) or --mode standard with --model and --task, not both")
+        if self.finetune is not None:
+            self.finetune.check()
+            if self.backend == "pool":
+                raise SynePruneError("--backend pool shares one super-network between trials; standard NAS trains a network per trial: use --backend local")
         if self.scheduler not in SCHEDULERS:
             raise SynePruneError(f"unknown scheduler '{self.scheduler}'; choose one of {', '.join(SCHEDULERS)}")
         unknown = [o for o in self.objectives if o not in OBJECTIVES]
@@ -73,6 +99,9 @@ class SearchConfig:
 
     @property
     def max_fidelity(self) -> int:
+        """The resource of a finished trial: epochs (standard NAS), else validation chunks seen (MO-ASHA) or 1."""
+        if self.finetune is not None:
+            return self.finetune.epochs
         return self.fidelity_levels if self.scheduler in MULTI_FIDELITY else 1
 
 
@@ -134,10 +163,13 @@ class _NoRepeatScheduler(TrialScheduler):
         return self._scheduler.metadata()
 
 
-def _ledger_columns(names: list[str], objectives: tuple[str, ...]) -> list[str]:
+def _ledger_columns(names: list[str], config: "SearchConfig") -> list[str]:
+    objectives = config.objectives
     extra = ["latency_ms"] if "latency" in objectives else []
     sizes = [o for o in ("params", "macs", "latency") if o not in objectives]
-    return ["trial_id", "status", *names, *objectives, *sizes, *extra, "test_error", FIDELITY_ATTR, "setup_s", "eval_s", "wall_time_s", "failure_reason"]
+    standard = ["epoch", "train_loss", "checkpoint"] if config.mode == "standard" else []
+    return ["trial_id", "status", *names, *objectives, *sizes, *extra, "test_error", FIDELITY_ATTR, *standard,
+            "setup_s", "eval_s", "wall_time_s", "failure_reason"]
 
 
 def _prepare_output(output: Path, config: SearchConfig, resume: bool, overwrite: bool) -> None:
@@ -177,6 +209,8 @@ def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = Fal
     from syne_prune.supernet import verify_checkpoint
 
     config.check()
+    if config.mode == "standard":
+        return _run_standard(config, resume, overwrite, progress, entry_point)
     supernet = Path(config.supernet).resolve()
     metadata = verify_checkpoint(supernet)
     model_config = AutoConfig.from_pretrained(supernet)
@@ -184,13 +218,47 @@ def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = Fal
     data_dir = config.data_dir or metadata["hyperparameters"].get("data_dir")
     if data_dir:  # a missing or malformed file would fail every trial (local) or every worker (pool): say so now
         load_task(metadata["task"], data_dir, metadata["hyperparameters"]["validation_fraction"], 0, max_train_examples=1, max_eval_examples=1)
+    settings = TrialSettings(
+        supernet=str(supernet), objectives=tuple(config.objectives), fidelity_levels=config.max_fidelity,
+        data_dir=str(Path(data_dir).resolve()) if data_dir else None, eval_batch_size=config.eval_batch_size,
+        max_eval_examples=config.max_eval_examples,
+    )
+    return _search(config, space, metadata, settings.as_constants(), settings, resume, overwrite, progress, entry_point)
+
+
+def _run_standard(config: "SearchConfig", resume: bool, overwrite: bool, progress: bool, entry_point: str | None) -> dict[str, Any]:
+    """Standard NAS: the pre-trained model and task replace the super-network."""
+    from dataclasses import replace
+
+    from syne_prune.data import get_task, load_task
+    from syne_prune.export import load_model_config
+    from syne_prune.models import get_architecture
+    from syne_prune.models.local_weights import resolve_model
+    from syne_prune.search_spaces import get_search_space
+
+    finetune = config.finetune
+    model_config = load_model_config(finetune.model)  # a missing model or an unknown architecture fails here
+    space = get_search_space(finetune.search_space, get_architecture(model_config).shape(model_config))
+    load_task(finetune.task, finetune.data_dir, finetune.validation_fraction, finetune.seed, max_train_examples=1, max_eval_examples=1)
+    source = str(resolve_model(finetune.model))
+    finetune = replace(finetune, model=source if Path(source).exists() else finetune.model,
+                       data_dir=str(Path(finetune.data_dir).resolve()) if finetune.data_dir else None)
+    task = get_task(finetune.task)
+    metadata = {"task": finetune.task, "metric": task.metric_name, "model": config.finetune.model, "metrics": None}
+    return _search(config, space, metadata, finetune.as_constants(tuple(config.objectives)), None, resume, overwrite, progress, entry_point)
+
+
+def _search(config: "SearchConfig", space, metadata: dict[str, Any], constants: dict[str, Any], settings: TrialSettings | None,
+            resume: bool, overwrite: bool, progress: bool, entry_point: str | None) -> dict[str, Any]:
+    """The part both modes share: output folder, ledger, scheduler (with the finished trials replayed), Tuner."""
     output = Path(config.output)
     _prepare_output(output, config, resume, overwrite)
-    (output / SETTINGS_FILE).write_text(json.dumps({"settings": _resumable(config), "supernet": str(supernet),
+    (output / SETTINGS_FILE).write_text(json.dumps({"settings": _resumable(config), "mode": config.mode,
+                                                    "supernet": str(Path(config.supernet).resolve()) if config.supernet else None,
                                                     "search_space": space.name, "task": metadata["task"]}, indent=2) + "\n")
 
     names = list(space.config_space)
-    ledger = R.TrialLedger(output / R.TRIALS_FILE, _ledger_columns(names, config.objectives))
+    ledger = R.TrialLedger(output / R.TRIALS_FILE, _ledger_columns(names, config))
     finished = ledger.read()
     remaining = None if config.max_trials is None else config.max_trials - len(finished)
     parts = sorted((output / "syne-tune").glob("part-*")) if (output / "syne-tune").exists() else []
@@ -199,13 +267,8 @@ def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = Fal
     if (remaining is not None and remaining <= 0) or (wallclock_left is not None and wallclock_left <= 0):
         return finalize(output, config, space, metadata)
 
-    settings = TrialSettings(
-        supernet=str(supernet), objectives=tuple(config.objectives), fidelity_levels=config.max_fidelity,
-        data_dir=str(Path(data_dir).resolve()) if data_dir else None, eval_batch_size=config.eval_batch_size,
-        max_eval_examples=config.max_eval_examples,
-    )
     scheduler = make_scheduler(config.scheduler, space, list(config.objectives), config.seed + len(parts),
-                               settings.as_constants(), config.max_fidelity)
+                               constants, config.max_fidelity)
     seen = _replay(scheduler, finished, space, config)
     wrapped = _NoRepeatScheduler(scheduler, space, seen, remaining)
     return _tune(output, config, space, metadata, wrapped, ledger, names, settings, wallclock_left, remaining,
@@ -238,6 +301,7 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
     from syne_tune.results_callback import StoreResultsCallback
     from tqdm.auto import tqdm
 
+    from syne_prune.search import finetune as finetune_module
     from syne_prune.search import trial as trial_module
     from syne_prune.search.pool import PoolBackend
 
@@ -248,7 +312,8 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
         backend = PoolBackend(settings, config.n_workers, experiments / f"part-{part}" / "pool",
                               entry_point=trial_module.__file__, trial_timeout_s=config.trial_timeout_s)
     else:
-        backend = LocalBackend(entry_point=entry_point or trial_module.__file__)
+        default = finetune_module.__file__ if config.mode == "standard" else trial_module.__file__
+        backend = LocalBackend(entry_point=entry_point or default)
     bar = None
     recorder = _LedgerCallback(ledger, backend, names, config, first_trial_id, bar)
     tuner = Tuner(
@@ -294,6 +359,7 @@ class _LedgerCallback(TunerCallback):
 
     def __init__(self, ledger, backend, names, config: SearchConfig, first_trial_id: int, bar) -> None:
         self.ledger, self.backend, self.names, self.config = ledger, backend, names, config
+        self.output = Path(config.output)
         self.offset, self.bar = first_trial_id, bar
         self.last: dict[int, dict] = {}
         self.written: set[int] = set()
@@ -308,6 +374,8 @@ class _LedgerCallback(TunerCallback):
         row = {"trial_id": self.offset + trial.trial_id, "status": status,
                **{n: trial.config[n] for n in self.names}, **result,
                "wall_time_s": (datetime.now() - trial.creation_time).total_seconds(), "failure_reason": reason}
+        if self.config.mode == "standard":  # where the trial's fine-tuned weights are (export reads them)
+            row["checkpoint"] = os.path.relpath(self.backend.checkpoint_trial_path(trial.trial_id), self.output)
         self.ledger.append(row)
         if self.bar is not None:
             self.bar.update(1)
@@ -351,30 +419,51 @@ def finalize(output: Path, config: SearchConfig, space, metadata: dict[str, Any]
     front = R.pareto_set(trials, objectives, config.max_fidelity)
     front.to_csv(output / R.PARETO_FILE, index=False)
     metric = metadata["metric"]
-    unpruned = metadata["metrics"]["largest"]
-    R.plot_pareto(trials, front, unpruned["validation"]["error"], output / R.PLOT_FILE,
-                  f"{metadata['task']} · {space.name} space · {config.scheduler} · {len(trials)} trials")
+    unpruned = _unpruned_errors(trials, space, metadata, config.max_fidelity)
+    label = "unpruned super-network" if config.mode == "weight-sharing" else "unpruned model, fine-tuned (trial of the largest configuration)"
+    R.plot_pareto(trials, front, unpruned["validation_error"], output / R.PLOT_FILE,
+                  f"{metadata['task']} · {space.name} space · {config.scheduler} · {len(trials)} trials", unpruned_label=label)
     parts = sorted((output / "syne-tune").glob("part-*/syne_prune_wallclock.json"))
+    over_time = R.hypervolume_over_time(output / "syne-tune", objectives, config.max_fidelity)
+    over_time.to_csv(output / R.HYPERVOLUME_FILE, index=False)
     summary = {
+        "mode": config.mode,
         "scheduler": config.scheduler,
         "seed": config.seed,
         "objectives": objectives,
         "search_space": space.name,
         "task": metadata["task"],
         "metric": metric,
-        "supernet": str(Path(config.supernet).resolve()),
+        "supernet": str(Path(config.supernet).resolve()) if config.supernet else None,
+        "model": metadata.get("model"),
         "hypervolume": R.hypervolume(front[objectives].to_numpy(dtype=float)) if len(front) else 0.0,
         "hypervolume_reference_point": [R.REFERENCE_POINT] * len(objectives),
         "hypervolume_normalisation": "none: error = 1 - metric; params, macs, latency are ratios to the unpruned model",
         "trials": {status: int((trials["status"] == status).sum()) for status in ("completed", "stopped", "failed")},
         "pareto_size": int(len(front)),
         "wallclock_s": sum(json.loads(p.read_text())["seconds"] for p in parts),
-        "unpruned": {"validation_error": unpruned["validation"]["error"], "test_error": unpruned["test"]["error"]},
+        "unpruned": unpruned,
+        "hypervolume_over_time": f"{R.HYPERVOLUME_FILE}: hypervolume of the full-fidelity results seen by each wall-clock second of the search",
         "versions": {"syne_prune": syne_prune.__version__, "syne_tune": syne_tune.__version__, "torch": torch.__version__,
                      "transformers": transformers.__version__, "python": platform.python_version()},
     }
     R.write_summary(output / R.SUMMARY_FILE, summary)
     return summary
+
+
+def _unpruned_errors(trials: pd.DataFrame, space, metadata: dict[str, Any], max_fidelity: int) -> dict[str, float | None]:
+    """The unpruned model's errors: measured with the super-network, or (standard NAS) the trial of the
+    largest configuration, once it has finished all epochs."""
+    if metadata.get("metrics"):
+        largest = metadata["metrics"]["largest"]
+        return {"validation_error": largest["validation"]["error"], "test_error": largest["test"]["error"]}
+    names = list(space.config_space)
+    largest = space.largest()
+    rows = trials[(trials["status"] == "completed") & (trials[FIDELITY_ATTR] >= max_fidelity)]
+    rows = rows[(rows[names] == pd.Series(largest)).all(axis=1)] if len(rows) else rows
+    if rows.empty:
+        return {"validation_error": None, "test_error": None}
+    return {"validation_error": float(rows["error"].iloc[0]), "test_error": float(rows["test_error"].iloc[0])}
 
 
 def choose_trial(search_dir: str | Path, trial_id: int | None = None, max_params: float | None = None) -> dict[str, Any]:
@@ -404,7 +493,8 @@ def choose_trial(search_dir: str | Path, trial_id: int | None = None, max_params
 
 def export_from_search(search_dir: str | Path, output: str | Path, trial_id: int | None = None, max_params: float | None = None,
                        onnx: bool = False, overwrite: bool = False) -> tuple[Path, dict[str, Any]]:
-    """Export the chosen sub-network of a search from its super-network; returns (directory, trial row)."""
+    """Export the chosen sub-network of a search (from its super-network, or the trial's fine-tuned weights in
+    standard NAS); returns (directory, trial row)."""
     from syne_prune.export import export_subnetwork
     from syne_prune.models import get_architecture
     from syne_prune.search_spaces import get_search_space
@@ -415,12 +505,22 @@ def export_from_search(search_dir: str | Path, output: str | Path, trial_id: int
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
         raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
-    supernet = load_supernet(settings["supernet"])
-    model = supernet.model
-    space = get_search_space(settings["search_space"], get_architecture(model.config).shape(model.config))
-    config = space.validate({k: row[k] for k in space.config_space})
-    metrics = {k: row[k] for k in ("error", "test_error", "params", "macs") if k in row}
-    out = export_subnetwork(model, space.to_mask(config), output, tokenizer=supernet.tokenizer, onnx=onnx, overwrite=overwrite,
+    trained = None
+    if settings.get("mode") == "standard":  # the trial's own fine-tuned weights
+        from syne_prune.search.finetune import FineTuneSettings, load_pretrained, load_trained
+
+        finetune = FineTuneSettings(**settings["settings"]["finetune"])
+        model, tokenizer, space = load_pretrained(finetune)
+        config = space.validate({k: row[k] for k in space.config_space})
+        trained, _ = load_trained(finetune, config, Path(search_dir) / str(row["checkpoint"]))
+    else:
+        supernet = load_supernet(settings["supernet"])
+        model, tokenizer = supernet.model, supernet.tokenizer
+        space = get_search_space(settings["search_space"], get_architecture(model.config).shape(model.config))
+        config = space.validate({k: row[k] for k in space.config_space})
+    metrics = {k: row[k] for k in ("error", "test_error", "params", "macs", "epoch") if k in row}
+    out = export_subnetwork(model, space.to_mask(config), output, tokenizer=tokenizer, onnx=onnx, overwrite=overwrite,
                             metadata={"search_space": space.name, "config": config, "trial_id": int(row["trial_id"]),
-                                      "search_dir": str(Path(search_dir).resolve()), "search_metrics": metrics})
+                                      "search_dir": str(Path(search_dir).resolve()), "search_metrics": metrics},
+                            subnetwork=trained)
     return out, row

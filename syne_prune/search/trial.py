@@ -148,7 +148,7 @@ def failure_line(error: BaseException | str) -> str:
     return f"{FAILURE_PREFIX}{type(error).__name__}: {reason}"
 
 
-def _process_start_time() -> float:
+def process_start_time() -> float:
     """When this process started (before the interpreter loaded anything), from the OS."""
     try:
         import psutil
@@ -158,16 +158,22 @@ def _process_start_time() -> float:
         return _IMPORTED_AT
 
 
-def _parse(argv: list[str]) -> tuple[TrialSettings, dict[str, str]]:
+def parse_hyperparameters(argv: list[str], constants: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+    """Split a trial's ``--key value`` command line into the search's constants and the configuration."""
     parser = argparse.ArgumentParser(description="syne-prune trial (started by Syne Tune)")
-    for name in ("supernet", "objectives", "fidelity_levels", "data_dir", "eval_batch_size", "max_eval_examples",
-                 "latency_batch_size", "latency_seq_len"):
+    for name in constants:
         parser.add_argument(f"--{name}", default="")
     known, rest = parser.parse_known_args(argv)
     if len(rest) % 2 or not all(k.startswith("--") for k in rest[0::2]):
         raise ValueError(f"hyperparameters must come as --key value pairs, got {rest}")
-    hyperparameters = {k[2:]: v for k, v in zip(rest[0::2], rest[1::2])}
-    return TrialSettings.from_constants(vars(known)), hyperparameters
+    return vars(known), {k[2:]: v for k, v in zip(rest[0::2], rest[1::2])}
+
+
+def _parse(argv: list[str]) -> tuple[TrialSettings, dict[str, str]]:
+    names = ("supernet", "objectives", "fidelity_levels", "data_dir", "eval_batch_size", "max_eval_examples",
+             "latency_batch_size", "latency_seq_len")
+    constants, hyperparameters = parse_hyperparameters(argv, names)
+    return TrialSettings.from_constants(constants), hyperparameters
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
         reporter = Reporter()
         evaluator = Evaluator(settings)
-        setup_s = time.time() - _process_start_time()  # interpreter, imports, checkpoint and data loading
+        setup_s = time.time() - process_start_time()  # interpreter, imports, checkpoint and data loading
 
         def report(result: dict[str, Any]) -> None:
             if "eval_s" in result:  # the last report carries the time split

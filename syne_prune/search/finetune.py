@@ -1,0 +1,249 @@
+"""Standard NAS: a trial fine-tunes its own sub-network (no weight sharing between trials).
+
+The trial extracts the configuration's sub-network from the pre-trained model (physically smaller, so
+cheaper to train), fine-tunes it for up to ``epochs`` epochs and reports after every epoch:
+``epoch`` (= ``fidelity``, MO-ASHA's resource), validation ``error``, ``params``, ``macs`` (ratios to the
+full model), ``test_error`` (never used by the search) and ``eval_s`` (seconds of training and
+evaluation so far in this trial).
+
+After every epoch the trial's state (weights, optimizer, schedule, random generators, epoch) is
+written atomically to Syne Tune's per-trial checkpoint directory (``st_checkpoint_dir``; on SageMaker
+the directory synced to the trial's ``checkpoint_s3_uri``). A trial started again on the same
+directory (paused and resumed by a scheduler, or re-run) continues after its last finished epoch.
+After the last epoch only the weights are kept (``weights.pt``): export reads them.
+
+Run as a script, this file is the Syne Tune entry point for standard NAS.
+"""
+from __future__ import annotations
+
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from syne_prune.search.trial import failure_line, parse_hyperparameters, process_start_time
+
+STATE_FILE, WEIGHTS_FILE = "state.pt", "weights.pt"
+
+
+@dataclass(frozen=True)
+class FineTuneSettings:
+    """How every trial of a standard-NAS search fine-tunes its sub-network (constants of the search)."""
+
+    model: str
+    task: str
+    search_space: str = "small"
+    epochs: int = 3
+    lr: float = 2e-5
+    batch_size: int = 32
+    max_length: int = 128
+    data_dir: str | None = None
+    validation_fraction: float = 0.3
+    seed: int = 0  # the validation hold-out, the fresh task head and the order of training batches
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    eval_batch_size: int = 64
+
+    def check(self) -> None:
+        from syne_prune.data import get_task
+        from syne_prune.errors import SynePruneError
+        from syne_prune.search_spaces import SEARCH_SPACES
+
+        get_task(self.task)
+        if self.search_space not in SEARCH_SPACES:
+            raise SynePruneError(f"unknown search space '{self.search_space}'; choose one of {', '.join(SEARCH_SPACES)}")
+        for name in ("epochs", "batch_size", "max_length", "eval_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise SynePruneError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+        if not self.lr > 0:
+            raise SynePruneError(f"--lr must be positive, got {self.lr}")
+        for name in ("max_train_examples", "max_eval_examples"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise SynePruneError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        for name in ("model", "data_dir"):
+            if " " in (getattr(self, name) or ""):
+                raise SynePruneError(f"--{name.replace('_', '-')} must not contain spaces (Syne Tune passes it on a command line); move or link it")
+
+    def as_constants(self, objectives: tuple[str, ...]) -> dict[str, Any]:
+        """Values for the Syne Tune config space: one word each (LocalBackend command line)."""
+        return {
+            "model": self.model, "task": self.task, "search_space": self.search_space, "epochs": self.epochs, "lr": self.lr,
+            "batch_size": self.batch_size, "max_length": self.max_length, "data_dir": self.data_dir or "",
+            "validation_fraction": self.validation_fraction, "seed": self.seed,
+            "max_train_examples": self.max_train_examples or 0, "max_eval_examples": self.max_eval_examples or 0,
+            "eval_batch_size": self.eval_batch_size, "objectives": ",".join(objectives),
+        }
+
+    @classmethod
+    def from_constants(cls, values: dict[str, Any]) -> tuple["FineTuneSettings", tuple[str, ...]]:
+        settings = cls(
+            model=str(values["model"]), task=str(values["task"]), search_space=str(values["search_space"]),
+            epochs=int(values["epochs"]), lr=float(values["lr"]), batch_size=int(values["batch_size"]),
+            max_length=int(values["max_length"]), data_dir=str(values["data_dir"]) or None,
+            validation_fraction=float(values["validation_fraction"]), seed=int(values["seed"]),
+            max_train_examples=int(values["max_train_examples"]) or None, max_eval_examples=int(values["max_eval_examples"]) or None,
+            eval_batch_size=int(values["eval_batch_size"]),
+        )
+        return settings, tuple(str(values["objectives"]).split(","))
+
+
+CONSTANTS = tuple(FineTuneSettings("m", "rte").as_constants(("error",)))
+
+
+def load_pretrained(settings: FineTuneSettings):
+    """The pre-trained model with a fresh task head (seeded), its tokenizer and the search space over it."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from syne_prune.data import get_task
+    from syne_prune.models import get_architecture
+    from syne_prune.models.local_weights import resolve_model
+    from syne_prune.search_spaces import get_search_space
+
+    task = get_task(settings.task)
+    source = resolve_model(settings.model)
+    torch.manual_seed(settings.seed)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source, num_labels=task.num_labels, problem_type="regression" if task.is_regression else "single_label_classification",
+        ignore_mismatched_sizes=True,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    space = get_search_space(settings.search_space, get_architecture(model.config).shape(model.config))
+    return model, tokenizer, space
+
+
+def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir: Path | None,
+              report: Callable[[dict[str, Any]], None], objectives: tuple[str, ...] = ("error", "params")) -> dict[str, Any]:
+    """Fine-tune the sub-network ``config`` epoch by epoch from its last checkpoint; ``report`` after each epoch."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    from syne_prune.data import data_loader, encode, get_task, load_task
+    from syne_prune.evaluation import evaluate
+    from syne_prune.objectives import measure_latency_ms, subnet_size
+    from syne_prune.surgery import extract_subnetwork
+
+    started = time.perf_counter()
+    task = get_task(settings.task)
+    data = load_task(settings.task, settings.data_dir, settings.validation_fraction, settings.seed,
+                     settings.max_train_examples, settings.max_eval_examples)
+    model, tokenizer, space = load_pretrained(settings)
+    mask = space.to_mask(config)
+    full, size = subnet_size(model), subnet_size(model, mask)
+    static: dict[str, Any] = {"params": size.params / full.params, "macs": size.macs / full.macs}
+    sub = extract_subnetwork(model, mask, share_weights=False)
+    if "latency" in objectives:
+        length = settings.max_length
+        static["latency_ms"] = measure_latency_ms(sub.eval(), 1, length, vocab_size=model.config.vocab_size)
+        static["latency"] = static["latency_ms"] / measure_latency_ms(model.eval(), 1, length, vocab_size=model.config.vocab_size)
+    del model
+
+    train = encode(data.train, tokenizer, settings.max_length, task.is_regression)
+    validation = data_loader(encode(data.validation, tokenizer, settings.max_length, task.is_regression), tokenizer, settings.eval_batch_size)
+    test = data_loader(encode(data.test, tokenizer, settings.max_length, task.is_regression), tokenizer, settings.eval_batch_size)
+    steps_per_epoch = -(-len(train) // settings.batch_size)
+    optimizer = torch.optim.AdamW(sub.parameters(), lr=settings.lr, weight_decay=0.01)
+    schedule = get_linear_schedule_with_warmup(optimizer, 0, steps_per_epoch * settings.epochs)
+    first_epoch, spent = 0, 0.0
+    state_path = checkpoint_dir / STATE_FILE if checkpoint_dir is not None else None
+    if state_path is not None and state_path.is_file():
+        state = torch.load(state_path, weights_only=False)
+        sub.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        random.setstate(state["python_rng"])
+        np.random.set_state(state["numpy_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        first_epoch, spent = state["epoch"], state["seconds"]
+    else:
+        random.seed(settings.seed)
+        np.random.seed(settings.seed)
+        torch.manual_seed(settings.seed)
+
+    result: dict[str, Any] = {}
+    for epoch in range(first_epoch, settings.epochs):
+        sub.train()
+        loss_sum = 0.0
+        for batch in data_loader(train, tokenizer, settings.batch_size, shuffle=True, seed=settings.seed + epoch):
+            loss = sub(**batch).loss
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum += float(loss.detach())
+        sub.eval()
+        valid_error = evaluate(sub, validation, task)["error"]
+        test_error = evaluate(sub, test, task)["error"]
+        seconds = spent + time.perf_counter() - started
+        if checkpoint_dir is not None:
+            _save(checkpoint_dir, sub, optimizer, schedule, epoch + 1, seconds, last=epoch + 1 == settings.epochs)
+        result = {"epoch": epoch + 1, "fidelity": epoch + 1, "error": valid_error, "valid_error": valid_error,
+                  "test_error": test_error, "train_loss": loss_sum / max(1, steps_per_epoch), "eval_s": seconds, **static}
+        report(result)
+    return result
+
+
+def _save(directory: Path, sub, optimizer, schedule, epoch: int, seconds: float, last: bool) -> None:
+    """Atomically replace the trial's checkpoint; after the last epoch keep the weights only."""
+    import torch
+
+    directory.mkdir(parents=True, exist_ok=True)
+    if last:
+        tmp = directory / f".{WEIGHTS_FILE}.tmp"
+        torch.save({"model": sub.state_dict(), "epoch": epoch}, tmp)
+        tmp.replace(directory / WEIGHTS_FILE)
+        (directory / STATE_FILE).unlink(missing_ok=True)
+        return
+    tmp = directory / f".{STATE_FILE}.tmp"
+    torch.save({"model": sub.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                "python_rng": random.getstate(), "numpy_rng": np.random.get_state(), "torch_rng": torch.get_rng_state(),
+                "epoch": epoch, "seconds": seconds}, tmp)
+    tmp.replace(directory / STATE_FILE)
+
+
+def load_trained(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir: Path):
+    """A finished trial's fine-tuned sub-network (for export) and its tokenizer."""
+    import torch
+
+    from syne_prune.errors import SynePruneError
+    from syne_prune.surgery import extract_subnetwork
+
+    path = Path(checkpoint_dir) / WEIGHTS_FILE
+    if not path.is_file():
+        raise SynePruneError(f"{path} not found: the trial's fine-tuned weights are missing; choose a trial that completed all epochs")
+    model, tokenizer, space = load_pretrained(settings)
+    sub = extract_subnetwork(model, space.to_mask(config), share_weights=False)
+    sub.load_state_dict(torch.load(path, weights_only=True)["model"])
+    return sub.eval(), tokenizer
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        constants, hyperparameters = parse_hyperparameters(sys.argv[1:] if argv is None else argv, CONSTANTS + ("st_checkpoint_dir",))
+        checkpoint = constants.pop("st_checkpoint_dir") or None
+        settings, objectives = FineTuneSettings.from_constants(constants)
+        config = {k: int(v) for k, v in hyperparameters.items()}
+        from syne_tune import Reporter
+
+        reporter = Reporter()
+        setup_s = time.time() - process_start_time()  # interpreter and imports
+
+        def report(result: dict[str, Any]) -> None:
+            reporter(**result, setup_s=setup_s)
+
+        fine_tune(settings, config, Path(checkpoint) if checkpoint else None, report, objectives)
+        return 0
+    except Exception as error:  # noqa: BLE001 - any failure becomes a failed trial with its reason
+        print(failure_line(error), file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

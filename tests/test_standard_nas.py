@@ -1,0 +1,220 @@
+"""Standard NAS: each trial fine-tunes its own sub-network; MO-ASHA stops weak ones by epoch."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from syne_tune.experiments import load_experiment
+
+from syne_prune import SynePruneError, get_search_space
+from syne_prune.search import SearchConfig, run_search
+from syne_prune.search.finetune import STATE_FILE, WEIGHTS_FILE, FineTuneSettings, fine_tune, load_pretrained
+from syne_prune.search.run import export_from_search
+
+EPOCHS = 3
+
+
+def _settings(tiny_model_dirs, glue_dir, arch: str = "bert", **kwargs) -> FineTuneSettings:
+    values = dict(model=str(tiny_model_dirs[arch]), task="rte", search_space="small", epochs=EPOCHS, lr=1e-3, batch_size=16,
+                  max_length=48, data_dir=str(glue_dir), eval_batch_size=16)
+    return FineTuneSettings(**(values | kwargs))
+
+
+_RUNS: dict = {}
+
+
+def _moasha_search(tiny_model_dirs, glue_dir, tmp_path_factory):
+    if "moasha" not in _RUNS:
+        out = tmp_path_factory.mktemp("standard") / "moasha"
+        config = SearchConfig(supernet=None, finetune=_settings(tiny_model_dirs, glue_dir), output=str(out),
+                              n_workers=2, max_trials=12, seed=0)
+        _RUNS["moasha"] = (out, run_search(config, progress=False), config)
+    return _RUNS["moasha"]
+
+
+def test_moasha_stops_some_trials_before_the_last_epoch(tiny_model_dirs, glue_dir, tmp_path_factory):
+    out, summary, config = _moasha_search(tiny_model_dirs, glue_dir, tmp_path_factory)
+    assert config.scheduler == "moasha" and config.backend == "local" and summary["mode"] == "standard"
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 12 and sorted(trials["trial_id"]) == list(range(12))
+    assert (trials["status"] != "failed").all(), trials["failure_reason"].tolist()
+    assert (trials["epoch"] == trials["fidelity"]).all()
+    assert trials["epoch"].nunique() > 1, "every trial ran the same number of epochs"
+    assert (trials["epoch"] < EPOCHS).any() and (trials["epoch"] == EPOCHS).any()
+    stopped = trials[trials["status"] == "stopped"]
+    assert len(stopped) and (stopped["epoch"] < EPOCHS).all()
+    # the Pareto set holds only networks trained for every epoch, and nothing dominates its members
+    pareto = pd.read_csv(out / "pareto.csv")
+    done = trials[(trials["status"] == "completed") & (trials["epoch"] == EPOCHS)]
+    assert len(pareto) and set(pareto["trial_id"]) <= set(done["trial_id"])
+    points = done[["error", "params"]].to_numpy()
+    for _, row in pareto.iterrows():
+        assert not ((points <= [row["error"], row["params"]]).all(1) & (points < [row["error"], row["params"]]).any(1)).any()
+    # a trial's params ratio is that of its configuration; the largest configuration is the full model
+    assert trials.loc[trials["trial_id"] == 0, "params"].item() == pytest.approx(1.0)
+    largest = trials[trials["trial_id"] == 0].iloc[0]  # the unpruned model is known once its trial ran every epoch
+    expected = largest["error"] if largest["status"] == "completed" and largest["epoch"] == EPOCHS else None
+    assert summary["unpruned"]["validation_error"] == (pytest.approx(expected) if expected is not None else None)
+    curve = pd.read_csv(out / "hypervolume.csv")
+    assert len(curve) == len(done) and curve["wallclock_s"].is_monotonic_increasing
+    assert curve["hypervolume"].is_monotonic_increasing and curve["hypervolume"].iloc[-1] == pytest.approx(summary["hypervolume"])
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    experiment = load_experiment("part-0", local_path=str(out / "syne-tune"))
+    reports = experiment.results.groupby("trial_id")["epoch"].max()
+    assert sorted(reports.to_dict().items()) == sorted(zip(trials["trial_id"], trials["epoch"]))
+
+
+def test_export_from_a_standard_search_writes_the_trials_fine_tuned_weights(tiny_model_dirs, glue_dir, tmp_path_factory, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from syne_prune.data import data_loader, encode, load_task
+    from syne_prune.evaluation import evaluate
+
+    out, _, config = _moasha_search(tiny_model_dirs, glue_dir, tmp_path_factory)
+    pareto = pd.read_csv(out / "pareto.csv")
+    row = pareto.sort_values("params").iloc[0]
+    exported, _ = export_from_search(out, tmp_path / "export", trial_id=int(row["trial_id"]))
+    model = AutoModelForSequenceClassification.from_pretrained(exported, trust_remote_code=True).eval()
+    # the exported network is the fine-tuned one: it reproduces the validation error the trial reported
+    settings = config.finetune
+    data = load_task("rte", glue_dir, settings.validation_fraction, settings.seed)
+    _, tokenizer, _ = load_pretrained(settings)
+    batches = data_loader(encode(data.validation, tokenizer, settings.max_length, False), tokenizer, settings.eval_batch_size)
+    assert evaluate(model, batches, data.task)["error"] == pytest.approx(row["error"], abs=1e-9)
+    assert sum(p.numel() for p in model.parameters()) < sum(
+        p.numel() for p in load_pretrained(settings)[0].parameters()) or row["params"] == pytest.approx(1.0)
+
+
+def test_a_resumed_trial_continues_from_its_last_epoch(tiny_model_dirs, glue_dir, tmp_path):
+    """Pause after epoch 1 (the process is killed), start again on the same checkpoint directory: the
+    epoch counter continues, and the weights equal those of an uninterrupted run."""
+    settings = _settings(tiny_model_dirs, glue_dir)
+    space = get_search_space("small", load_pretrained(settings)[2].shape)
+    config = space.midpoint()
+
+    uninterrupted: list[dict] = []
+    fine_tune(settings, config, tmp_path / "straight", uninterrupted.append)
+
+    class Paused(Exception):
+        pass
+
+    first: list[dict] = []
+
+    def pause_after_first_epoch(result):
+        first.append(result)
+        raise Paused
+
+    with pytest.raises(Paused):
+        fine_tune(settings, config, tmp_path / "paused", pause_after_first_epoch)
+    assert (tmp_path / "paused" / STATE_FILE).is_file()
+    resumed: list[dict] = []
+    fine_tune(settings, config, tmp_path / "paused", resumed.append)
+    assert [r["epoch"] for r in first] == [1] and [r["epoch"] for r in resumed] == [2, 3]
+    for a, b in zip(uninterrupted[1:], resumed):
+        assert a["error"] == pytest.approx(b["error"], abs=1e-12) and a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+    straight = torch.load(tmp_path / "straight" / WEIGHTS_FILE)["model"]
+    again = torch.load(tmp_path / "paused" / WEIGHTS_FILE)["model"]
+    assert all(torch.allclose(straight[k], again[k], atol=1e-6) for k in straight)
+    assert not (tmp_path / "paused" / STATE_FILE).exists()  # only the weights are kept after the last epoch
+
+
+def test_the_local_backend_pauses_and_resumes_a_trial_from_its_checkpoint(tiny_model_dirs, glue_dir, tmp_path):
+    """Syne Tune's pause kills the trial process; resume starts it again on the same st_checkpoint_dir."""
+    from syne_tune.backend import LocalBackend
+    from syne_tune.backend.trial_status import Status
+
+    from syne_prune.search import finetune
+
+    settings = _settings(tiny_model_dirs, glue_dir, epochs=4, lr=1e-4)
+    space = get_search_space("small", load_pretrained(settings)[2].shape)
+    backend = LocalBackend(entry_point=finetune.__file__)
+    backend.set_path(str(tmp_path), "pause-test")
+    config = {**space.largest(), **settings.as_constants(("error", "params"))}
+    trial = backend.start_trial(config)
+
+    def epochs_reported():
+        _, results = backend.fetch_status_results([trial.trial_id])
+        return [r["epoch"] for _, r in results]
+
+    seen: list[int] = []
+    deadline = time.time() + 120
+    while not seen and time.time() < deadline:
+        seen += epochs_reported()
+        time.sleep(0.2)
+    assert seen[:1] == [1], seen
+    backend.pause_trial(trial.trial_id)
+    while backend._read_status(trial.trial_id) == Status.in_progress and time.time() < deadline:  # process gone
+        time.sleep(0.2)
+    seen += epochs_reported()
+    assert seen[-1] < 4, "the trial finished before it could be paused"
+    backend.resume_trial(trial.trial_id)
+    while time.time() < deadline:
+        seen += epochs_reported()
+        status, _ = backend.fetch_status_results([trial.trial_id])
+        if status[trial.trial_id][1] in (Status.completed, Status.failed):
+            break
+        time.sleep(0.2)
+    seen += epochs_reported()
+    assert status[trial.trial_id][1] == Status.completed, (tmp_path / "pause-test" / "0" / "std.err").read_text()
+    assert seen == list(range(1, 5)), f"epochs reported: {seen} (a restart from scratch would repeat epoch 1)"
+
+
+def test_a_killed_standard_search_resumes_without_losing_finished_trials(tiny_model_dirs, glue_dir, tmp_path):
+    out = tmp_path / "search"
+    args = [sys.executable, "-m", "syne_prune", "search", "--mode", "standard", "--model", str(tiny_model_dirs["roberta"]),
+            "--task", "rte", "--data-dir", str(glue_dir), "--epochs", "2", "--lr", "1e-3", "--batch-size", "16",
+            "--max-length", "48", "--scheduler", "random", "--n-workers", "2", "--max-trials", "8", "--output", str(out)]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if (out / "trials.csv").exists() and len(pd.read_csv(out / "trials.csv")) >= 2:
+            break
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.3)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = pd.read_csv(out / "trials.csv")
+    assert 2 <= len(before) < 8
+    done = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    after = pd.read_csv(out / "trials.csv")
+    names = list(get_search_space("small", load_pretrained(_settings(tiny_model_dirs, glue_dir, "roberta"))[2].shape).config_space)
+    assert len(after) == 8 and not after.duplicated(subset=names).any()
+    kept = after[after["trial_id"].isin(before["trial_id"])]
+    pd.testing.assert_frame_equal(kept.reset_index(drop=True), before.reset_index(drop=True))
+    assert (after["status"] == "completed").all() and (after["epoch"] == 2).all()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--mode", "standard", "--task", "rte"], "--mode standard needs --model"),
+    (["--mode", "standard", "--model", "{model}", "--task", "nope"], "unknown task"),
+    (["--mode", "standard", "--model", "{model}", "--task", "rte", "--epochs", "0"], "--epochs must be a positive integer"),
+    (["--mode", "standard", "--model", "{model}", "--task", "rte", "--lr", "0"], "--lr must be positive"),
+    (["--mode", "standard", "--model", "{model}", "--task", "rte", "--backend", "pool"], "use --backend local"),
+    (["--mode", "standard", "--model", "{model}", "--task", "rte", "--supernet", "x"], "drop --supernet"),
+    (["--mode", "standard", "--model", "/no/such/model", "--task", "rte"], "/no/such/model"),
+    (["--model", "{model}", "--task", "rte"], "give --supernet DIR"),
+])
+def test_bad_standard_search_input_is_one_line_and_exit_2(tiny_model_dirs, glue_dir, tmp_path, capsys, argv, message):
+    from syne_prune.cli import main
+
+    out = tmp_path / "out"
+    argv = [a.replace("{model}", str(tiny_model_dirs["bert"])) for a in argv]
+    assert main(["search", *argv, "--data-dir", str(glue_dir), "--max-trials", "2", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_python_m_syne_prune_runs_the_cli():
+    done = subprocess.run([sys.executable, "-m", "syne_prune", "search", "--mode", "standard", "--task", "rte", "--output", "x"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--mode standard needs --model" in done.stderr and "Traceback" not in done.stderr
