@@ -100,7 +100,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         if extra:
             raise SynePruneError(f"{', '.join(extra)} belong to --mode standard; a weight-sharing search reads them from --supernet")
     config = SearchConfig(
-        supernet=args.supernet, finetune=finetune, output=args.output, scheduler=args.scheduler, objectives=objectives, backend=args.backend,
+        supernet=args.supernet, finetune=finetune, sagemaker=_sagemaker_settings(args), output=args.output, scheduler=args.scheduler, objectives=objectives, backend=args.backend,
         n_workers=args.n_workers, max_trials=args.max_trials, max_wallclock_s=args.max_wallclock, seed=args.seed,
         data_dir=args.data_dir, fidelity_levels=args.fidelity_levels, eval_batch_size=args.eval_batch_size,
         max_eval_examples=args.max_eval_examples, trial_timeout_s=args.trial_timeout,
@@ -111,6 +111,50 @@ def cmd_search(args: argparse.Namespace) -> int:
           f"hypervolume {summary['hypervolume']:.4f}")
     print(f"Pareto table: {out / 'pareto.csv'}\nplot: {out / 'pareto.png'}\nall trials: {out / 'trials.csv'}")
     return 0
+
+
+SAGEMAKER_OPTIONS = ("role", "region", "s3_prefix", "image_uri", "spot", "max_wait", "keep_alive", "fast_file", "tags",
+                     "subnets", "security_group_ids")
+
+
+def _sagemaker_settings(args: argparse.Namespace):
+    """SageMakerSettings from the command line, or None when no SageMaker option is given."""
+    from syne_prune.search.sagemaker import SageMakerSettings
+
+    if args.backend != "sagemaker" and not any(getattr(args, n) for n in SAGEMAKER_OPTIONS):
+        return None
+    tags = {}
+    for item in filter(None, (args.tags or "").split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SynePruneError(f"--tags '{args.tags}' must be KEY=VALUE pairs separated by commas")
+        tags[key.strip()] = value.strip()
+    split = lambda text: tuple(filter(None, (text or "").split(",")))  # noqa: E731
+    return SageMakerSettings(
+        role=args.role or "", region=args.region or "", s3_prefix=args.s3_prefix or "", instance_type=args.instance_type,
+        instance_count=args.instance_count, image_uri=args.image_uri, spot=args.spot, max_run_s=args.max_run,
+        max_wait_s=args.max_wait, volume_size_gb=args.volume_size, keep_alive_s=args.keep_alive, fast_file=args.fast_file,
+        tags=tags, subnets=split(args.subnets), security_group_ids=split(args.security_group_ids),
+    )
+
+
+def add_sagemaker_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("SageMaker (--backend sagemaker): one training job per trial")
+    group.add_argument("--role", help="IAM role ARN the jobs run as (arn:aws:iam::ACCOUNT:role/NAME)")
+    group.add_argument("--region", help="AWS region, e.g. us-east-1")
+    group.add_argument("--s3-prefix", help="s3://bucket/prefix for source, super-network, checkpoints and outputs")
+    group.add_argument("--instance-type", default="ml.m5.xlarge", help="training instance type (default ml.m5.xlarge)")
+    group.add_argument("--instance-count", type=int, default=1)
+    group.add_argument("--image-uri", help="training image; default: the AWS PyTorch training image of the region")
+    group.add_argument("--spot", action="store_true", help="managed spot instances (cheaper, may be interrupted)")
+    group.add_argument("--max-run", type=int, default=24 * 3600, help="seconds a job may run")
+    group.add_argument("--max-wait", type=int, help="spot: seconds to wait for capacity plus run (>= --max-run)")
+    group.add_argument("--volume-size", type=int, default=30, help="GB of disk per instance")
+    group.add_argument("--keep-alive", type=int, default=0, help="warm pool: seconds an instance waits for the next job")
+    group.add_argument("--fast-file", action="store_true", help="stream the super-network channel (FastFile mode)")
+    group.add_argument("--tags", help="KEY=VALUE,... tags on every job")
+    group.add_argument("--subnets", help="VPC subnet ids, comma-separated (with --security-group-ids)")
+    group.add_argument("--security-group-ids", help="VPC security group ids, comma-separated")
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
@@ -239,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--objectives", default="error,params", help="error plus size objectives: params, macs, latency")
     search.add_argument("--backend",
                         help="pool (weight-sharing default): N persistent workers that load the super-network once and share its weights; "
-                        "local (standard default): one process per trial (Syne Tune LocalBackend)")
+                        "local (standard default): one process per trial (Syne Tune LocalBackend); "
+                        "sagemaker: one SageMaker training job per trial (see the SageMaker options)")
     search.add_argument("--n-workers", type=int, default=2, help="trials evaluated in parallel")
     search.add_argument("--max-trials", type=int, help="stop after this many trials")
     search.add_argument("--max-wallclock", type=float, help="stop after this many seconds")
@@ -260,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     standard.add_argument("--max-length", type=int, default=128)
     standard.add_argument("--validation-fraction", type=float, default=0.3, help="share of train held out for validation")
     standard.add_argument("--max-train-examples", type=int, help="cap on training examples (quick runs)")
+    add_sagemaker_arguments(search)
     search.add_argument("--output", required=True, help="search directory to create")
     search.add_argument("--resume", action="store_true", help="continue a killed search: no finished trial lost or repeated")
     search.add_argument("--overwrite", action="store_true", help="replace an existing --output")

@@ -31,10 +31,11 @@ from syne_prune.search import results as R
 from syne_prune.search.syne_tune_fixes import QuietTunerLogger, no_best_metric_table
 from syne_prune.search.schedulers import FIDELITY_ATTR, MULTI_FIDELITY, SCHEDULERS, make_scheduler
 from syne_prune.search.finetune import FineTuneSettings
+from syne_prune.search.sagemaker import SageMakerSettings
 from syne_prune.search.trial import FAILURE_PREFIX, OBJECTIVES, TrialSettings
 
 SETTINGS_FILE = "search.json"
-BACKENDS = ("pool", "local")  # pool: persistent workers (weight-sharing default); local: one process per trial
+BACKENDS = ("pool", "local", "sagemaker")  # pool: persistent workers (weight-sharing default); local: a process per trial; sagemaker: a job per trial
 MODES = ("weight-sharing", "standard")
 
 
@@ -57,6 +58,7 @@ class SearchConfig:
     max_eval_examples: int | None = None
     trial_timeout_s: float | None = 1800.0
     finetune: FineTuneSettings | None = None
+    sagemaker: SageMakerSettings | None = None  # with backend "sagemaker"
 
     def __post_init__(self) -> None:
         if self.scheduler is None:
@@ -84,6 +86,12 @@ class SearchConfig:
             raise SynePruneError("--objectives must list error and at least one size objective (params, macs, latency), each once, e.g. error,params")
         if self.backend not in BACKENDS:
             raise SynePruneError(f"unknown backend '{self.backend}'; choose one of {', '.join(BACKENDS)}")
+        if self.backend == "sagemaker":
+            if self.sagemaker is None:
+                raise SynePruneError("--backend sagemaker needs --role, --region and --s3-prefix")
+            self.sagemaker.check()
+        elif self.sagemaker is not None:
+            raise SynePruneError("SageMaker options (--role, --region, --s3-prefix, ...) need --backend sagemaker")
         if self.n_workers < 1:
             raise SynePruneError(f"--n-workers must be at least 1, got {self.n_workers}")
         if self.max_trials is None and self.max_wallclock_s is None:
@@ -172,7 +180,8 @@ def _ledger_columns(names: list[str], config: "SearchConfig") -> list[str]:
             "setup_s", "eval_s", "wall_time_s", "failure_reason"]
 
 
-def _prepare_output(output: Path, config: SearchConfig, resume: bool, overwrite: bool) -> None:
+def _prepare_output(output: Path, config: SearchConfig, resume: bool, overwrite: bool, check_only: bool = False) -> None:
+    """Refuse what would lose data; then (unless ``check_only``) create or empty the directory."""
     if resume and overwrite:
         raise SynePruneError("--resume and --overwrite exclude each other; pick one")
     if resume:
@@ -187,13 +196,15 @@ def _prepare_output(output: Path, config: SearchConfig, resume: bool, overwrite:
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         if not overwrite:
             raise SynePruneError(f"output '{output}' already exists; pass --resume to continue it, --overwrite to replace it, or choose another --output")
-        shutil.rmtree(output)
-    output.mkdir(parents=True, exist_ok=True)
+        if not check_only:
+            shutil.rmtree(output)
+    if not check_only:
+        output.mkdir(parents=True, exist_ok=True)
 
 
 def _resumable(config: SearchConfig) -> dict[str, Any]:
     values = asdict(config)
-    for key in ("output", "max_trials", "max_wallclock_s", "n_workers", "backend", "trial_timeout_s"):  # free on resume
+    for key in ("output", "max_trials", "max_wallclock_s", "n_workers", "backend", "trial_timeout_s", "sagemaker"):  # free on resume
         values.pop(key)
     return values
 
@@ -252,6 +263,8 @@ def _search(config: "SearchConfig", space, metadata: dict[str, Any], constants: 
             resume: bool, overwrite: bool, progress: bool, entry_point: str | None) -> dict[str, Any]:
     """The part both modes share: output folder, ledger, scheduler (with the finished trials replayed), Tuner."""
     output = Path(config.output)
+    _prepare_output(output, config, resume, overwrite, check_only=True)
+    backend = _sagemaker_backend(config, constants, output) if config.backend == "sagemaker" else None  # checks S3 first
     _prepare_output(output, config, resume, overwrite)
     (output / SETTINGS_FILE).write_text(json.dumps({"settings": _resumable(config), "mode": config.mode,
                                                     "supernet": str(Path(config.supernet).resolve()) if config.supernet else None,
@@ -272,7 +285,21 @@ def _search(config: "SearchConfig", space, metadata: dict[str, Any], constants: 
     seen = _replay(scheduler, finished, space, config)
     wrapped = _NoRepeatScheduler(scheduler, space, seen, remaining)
     return _tune(output, config, space, metadata, wrapped, ledger, names, settings, wallclock_left, remaining,
-                 len(parts), int(finished["trial_id"].max()) + 1 if len(finished) else 0, progress, entry_point)
+                 len(parts), int(finished["trial_id"].max()) + 1 if len(finished) else 0, progress, entry_point, backend)
+
+
+def _sagemaker_backend(config: "SearchConfig", constants: dict[str, Any], output: Path):
+    """A prepared SageMaker backend: S3 writable, source and channels uploaded (each once), image known."""
+    from syne_prune.search.sagemaker import SageMakerBackend
+
+    channel_of = {"supernet": "supernet", "model": "model", "data_dir": "data"}
+    channels = {channel_of[key]: str(value) for key, value in constants.items()
+                if key in channel_of and value and Path(str(value)).is_dir()}
+    name = f"sp-{Path(output).resolve().name}-{int(time.time()) % 10**6}"
+    backend = SageMakerBackend(config.sagemaker, "finetune" if config.mode == "standard" else "trial", channels,
+                               checkpointing=config.mode == "standard", job_prefix=name)
+    backend.prepare()
+    return backend
 
 
 def _replay(scheduler, finished, space, config: SearchConfig) -> set[bytes]:
@@ -295,7 +322,7 @@ def _replay(scheduler, finished, space, config: SearchConfig) -> set[bytes]:
 
 
 def _tune(output, config, space, metadata, scheduler, ledger, names, settings, wallclock_left, remaining, part,
-          first_trial_id, progress, entry_point) -> dict[str, Any]:
+          first_trial_id, progress, entry_point, backend=None) -> dict[str, Any]:
     from syne_tune import StoppingCriterion, Tuner
     from syne_tune.backend import LocalBackend
     from syne_tune.results_callback import StoreResultsCallback
@@ -304,11 +331,14 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
     from syne_prune.search import finetune as finetune_module
     from syne_prune.search import trial as trial_module
     from syne_prune.search.pool import PoolBackend
+    from syne_prune.search.sagemaker import wait_between_polls
 
     experiments = output / "syne-tune"
     previous = os.environ.get("SYNETUNE_FOLDER")
     os.environ["SYNETUNE_FOLDER"] = str(experiments.resolve())
-    if config.backend == "pool":
+    if backend is not None:  # sagemaker, prepared by _search
+        pass
+    elif config.backend == "pool":
         backend = PoolBackend(settings, config.n_workers, experiments / f"part-{part}" / "pool",
                               entry_point=trial_module.__file__, trial_timeout_s=config.trial_timeout_s)
     else:
@@ -321,7 +351,7 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
         scheduler=scheduler,
         stop_criterion=StoppingCriterion(max_wallclock_time=wallclock_left),
         n_workers=config.n_workers,
-        sleep_time=0.2,
+        sleep_time=wait_between_polls() if config.backend == "sagemaker" else 0.2,
         max_failures=10**9,  # failed trials are recorded; the search goes on
         tuner_name=f"part-{part}",
         suffix_tuner_name=False,
@@ -375,7 +405,10 @@ class _LedgerCallback(TunerCallback):
                **{n: trial.config[n] for n in self.names}, **result,
                "wall_time_s": (datetime.now() - trial.creation_time).total_seconds(), "failure_reason": reason}
         if self.config.mode == "standard":  # where the trial's fine-tuned weights are (export reads them)
-            row["checkpoint"] = os.path.relpath(self.backend.checkpoint_trial_path(trial.trial_id), self.output)
+            if hasattr(self.backend, "checkpoint_uri"):
+                row["checkpoint"] = self.backend.checkpoint_uri(trial.trial_id)
+            else:
+                row["checkpoint"] = os.path.relpath(self.backend.checkpoint_trial_path(trial.trial_id), self.output)
         self.ledger.append(row)
         if self.bar is not None:
             self.bar.update(1)

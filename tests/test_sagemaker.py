@@ -1,0 +1,287 @@
+"""The SageMaker trial backend against moto (offline AWS): uploads, job requests, status, stop, and a full
+search whose jobs are run locally with the SageMaker container's environment."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+boto3 = pytest.importorskip("boto3")
+moto = pytest.importorskip("moto")
+
+from syne_tune.backend.trial_status import Status  # noqa: E402
+
+from syne_prune import SynePruneError  # noqa: E402
+from syne_prune.search import SearchConfig, run_search  # noqa: E402
+from syne_prune.search import sagemaker as sm  # noqa: E402
+
+REGION, BUCKET = "us-east-1", "syne-prune-test"
+ROLE = "arn:aws:iam::123456789012:role/SyneprunesageMaker"
+SECRET = "SECRETsecretSECRET0123456789abcdefSECRET"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTTESTTEST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("SYNE_PRUNE_SAGEMAKER_POLL_S", "0.1")
+    with moto.mock_aws():
+        session = boto3.session.Session(region_name=REGION)
+        session.client("s3").create_bucket(Bucket=BUCKET)
+        session.client("logs").create_log_group(logGroupName=sm.LOG_GROUP)
+        yield session
+
+
+def _settings(**kwargs) -> sm.SageMakerSettings:
+    values = dict(role=ROLE, region=REGION, s3_prefix=f"s3://{BUCKET}/searches", image_uri="1.dkr.ecr.us-east-1.amazonaws.com/img:1")
+    return sm.SageMakerSettings(**(values | kwargs))
+
+
+def _keys(session, prefix: str = "") -> list[str]:
+    s3 = session.client("s3")
+    return [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix) for o in page.get("Contents", [])]
+
+
+def test_the_supernet_is_uploaded_once_and_deduplicated_by_its_sha256(aws, supernets, tmp_path):
+    first = sm.SageMakerBackend(_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws)
+    first.prepare()
+    files = sorted(p.relative_to(supernets["bert"]).as_posix() for p in supernets["bert"].rglob("*") if p.is_file())
+    uploaded = sorted(k.split("/", 4)[-1] for k in first.uploader.uploaded if "/supernet-" in k)
+    assert uploaded == files
+    assert first.channel_uris["supernet"].startswith(f"s3://{BUCKET}/searches/content/supernet-")
+    second = sm.SageMakerBackend(_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws)
+    second.prepare()  # another search on the same super-network
+    assert second.uploader.uploaded == [] and second.channel_uris == first.channel_uris and second.source_uri == first.source_uri
+    # different bytes: a new upload under a new digest
+    import shutil
+
+    changed = tmp_path / "changed"
+    shutil.copytree(supernets["bert"], changed)
+    (changed / "supernet.json").write_text((changed / "supernet.json").read_text() + " ")
+    third = sm.SageMakerBackend(_settings(), "trial", {"supernet": str(changed)}, session=aws)
+    third.prepare()
+    assert third.channel_uris["supernet"] != first.channel_uris["supernet"] and len(third.uploader.uploaded) == len(files)
+
+
+def test_the_source_tarball_is_deterministic_and_runs_from_its_own_copy():
+    one, two = sm.source_tarball(), sm.source_tarball()
+    assert one == two
+    names = tarfile.open(fileobj=io.BytesIO(one)).getnames()
+    assert sm.ENTRY_SCRIPT in names and "requirements.txt" in names and "syne_prune/search/trial.py" in names
+
+
+def test_create_training_job_gets_image_instance_channels_mask_and_locations(aws, supernets, glue_dir):
+    settings = _settings(instance_type="ml.g5.xlarge", spot=True, max_run_s=3600, max_wait_s=7200, keep_alive_s=600,
+                         tags={"team": "nlp"}, subnets=("subnet-1",), security_group_ids=("sg-1",), fast_file=True)
+    backend = sm.SageMakerBackend(settings, "finetune", {"supernet": str(supernets["bert"]), "data": str(glue_dir)},
+                                  checkpointing=True, session=aws, job_prefix="sp-test")
+    backend.set_path(tuner_name="part-0")
+    mask = {"num_layers": 1, "num_heads_0": 2, "num_units_0": 5}
+    backend.start_trial({**mask, "supernet": str(supernets["bert"].resolve()), "data_dir": str(glue_dir.resolve()), "objectives": "error,params"})
+    request = backend.created[0]
+    job = aws.client("sagemaker").describe_training_job(TrainingJobName=request["TrainingJobName"])
+    assert job["TrainingJobName"] == "sp-test-0-0"
+    assert job["AlgorithmSpecification"]["TrainingImage"] == settings.image_uri
+    assert job["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge" and job["ResourceConfig"]["InstanceCount"] == 1
+    assert job["RoleArn"] == ROLE
+    hps = job["HyperParameters"]
+    assert {k: hps[k] for k in mask} == {k: str(v) for k, v in mask.items()}  # the mask is the job's hyperparameters
+    assert hps["supernet"] == "sm-channel:supernet" and hps["data_dir"] == "sm-channel:data" and hps["objectives"] == "error,params"
+    assert hps["sagemaker_program"] == sm.ENTRY_SCRIPT and hps["sagemaker_submit_directory"] == backend.source_uri
+    channels = {c["ChannelName"]: c for c in job["InputDataConfig"]}
+    assert set(channels) == {"supernet", "data"}
+    assert channels["supernet"]["DataSource"]["S3DataSource"]["S3Uri"] == backend.channel_uris["supernet"]
+    assert channels["supernet"]["InputMode"] == "FastFile"
+    assert job["CheckpointConfig"] == {"S3Uri": f"s3://{BUCKET}/searches/sp-test/checkpoints/part-0/0/", "LocalPath": "/opt/ml/checkpoints"}
+    assert job["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/searches/sp-test/output/"
+    assert request["EnableManagedSpotTraining"] is True and request["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+    assert request["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 600
+    assert request["VpcConfig"] == {"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}
+    assert request["Tags"] == [{"Key": "team", "Value": "nlp"}]
+    # a second trial: its own checkpoint location; the source and channels were not uploaded again
+    uploads = len(backend.uploader.uploaded)
+    backend.start_trial({**mask, "num_layers": 2})
+    assert backend.created[1]["CheckpointConfig"]["S3Uri"].endswith("/checkpoints/part-0/1/")
+    assert len(backend.uploader.uploaded) == uploads
+
+
+def test_status_mapping_stop_pause_and_resume(aws, supernets, monkeypatch):
+    backend = sm.SageMakerBackend(_settings(), "finetune", {"supernet": str(supernets["bert"])}, checkpointing=True, session=aws,
+                                  job_prefix="sp-status")
+    trial = backend.start_trial({"num_layers": 1})
+    states = {}
+    real = backend.sm.describe_training_job
+    monkeypatch.setattr(backend.sm, "describe_training_job",
+                        lambda TrainingJobName: {**real(TrainingJobName=TrainingJobName), "TrainingJobStatus": states[TrainingJobName],
+                                                 "FailureReason": "AlgorithmError: boom" if states[TrainingJobName] == "Failed" else None})
+    stopped = []
+    monkeypatch.setattr(backend.sm, "stop_training_job", lambda TrainingJobName: stopped.append(TrainingJobName))
+    for aws_status, status in [("InProgress", Status.in_progress), ("Stopping", Status.stopping), ("Completed", Status.completed)]:
+        states["sp-status-0-0"] = aws_status
+        backend.trials[0].finished.clear()
+        assert backend.fetch_status_results([0])[0][0][1] == status
+    states["sp-status-0-0"] = "Failed"
+    backend.trials[0].finished.clear()
+    assert backend.fetch_status_results([0])[0][0][1] == Status.failed
+    assert backend.stderr(0)[-1] == "SageMaker: AlgorithmError: boom"
+    # stop a running trial; pause, then resume as a new job of the same trial and checkpoint location
+    states["sp-status-0-0"] = "InProgress"
+    backend.trials[0].finished.clear()
+    backend.fetch_status_results([0])
+    backend.stop_trial(trial.trial_id)
+    assert stopped == ["sp-status-0-0"]
+    second = backend.start_trial({"num_layers": 2})
+    states["sp-status-1-0"] = "InProgress"
+    backend.fetch_status_results([1])
+    backend.pause_trial(second.trial_id)
+    states["sp-status-1-0"] = "Stopped"
+    assert backend.fetch_status_results([1])[0][1][1] == Status.paused and stopped[-1] == "sp-status-1-0"
+    backend.resume_trial(second.trial_id)
+    states["sp-status-1-1"] = "InProgress"
+    assert [r["TrainingJobName"] for r in backend.created] == ["sp-status-0-0", "sp-status-1-0", "sp-status-1-1"]
+    assert backend.created[1]["CheckpointConfig"] == backend.created[2]["CheckpointConfig"]
+    assert backend.fetch_status_results([1])[0][1][1] == Status.in_progress
+
+
+# ---- a full search whose jobs run here, in the SageMaker container's environment ----
+
+def _run_job_locally(session, request: dict, root: Path) -> None:
+    """What SageMaker would do with ``request``: fetch source and channels, run the entry script with the
+    container's environment, ship its output lines to CloudWatch Logs and its checkpoints to S3."""
+    s3, logs = session.client("s3"), session.client("logs")
+    job = request["TrainingJobName"]
+    work = root / job
+    hps = request["HyperParameters"]
+    source_bucket, source_key = hps["sagemaker_submit_directory"][5:].split("/", 1)
+    code = work / "code"
+    code.mkdir(parents=True)
+    tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=source_bucket, Key=source_key)["Body"].read())).extractall(code, filter="data")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # a job sees no caller credentials
+    channels = []
+    for channel in request["InputDataConfig"]:
+        bucket, prefix = channel["DataSource"]["S3DataSource"]["S3Uri"][5:].split("/", 1)
+        target = work / "input" / "data" / channel["ChannelName"]
+        for key in _keys(session, prefix):
+            if not key.endswith(sm.Uploader.COMPLETE):
+                (target / key[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
+                s3.download_file(bucket, key, str(target / key[len(prefix):]))
+        env[f"SM_CHANNEL_{channel['ChannelName'].upper()}"] = str(target)
+        channels.append(channel["ChannelName"])
+    checkpoint = request.get("CheckpointConfig")
+    local_checkpoint = work / "checkpoints"
+    local_checkpoint.mkdir()
+    if checkpoint:
+        bucket, prefix = checkpoint["S3Uri"][5:].split("/", 1)
+        for key in _keys(session, prefix):
+            s3.download_file(bucket, key, str(local_checkpoint / key[len(prefix):]))
+        env["SYNE_PRUNE_CHECKPOINT_DIR"] = str(local_checkpoint)
+    env.update({"SM_HPS": json.dumps(hps), "SM_MODEL_DIR": str(work / "model"), "SM_OUTPUT_DATA_DIR": str(work / "output"),
+                "SM_CHANNELS": json.dumps(channels), "SM_CURRENT_HOST": "algo-1", "SM_HOSTS": '["algo-1"]',
+                "SM_TRAINING_ENV": json.dumps({"job_name": job}), **request.get("Environment", {})})
+    done = subprocess.run([sys.executable, sm.ENTRY_SCRIPT], cwd=code, env=env, capture_output=True, text=True, timeout=600)
+    stream = f"{job}/algo-1-{int(time.time())}"
+    logs.create_log_stream(logGroupName=sm.LOG_GROUP, logStreamName=stream)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line] or ["(no output)"]
+    now = int(time.time() * 1000)
+    logs.put_log_events(logGroupName=sm.LOG_GROUP, logStreamName=stream,
+                        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)])
+    if checkpoint:
+        for path in local_checkpoint.rglob("*"):
+            if path.is_file():
+                s3.upload_file(str(path), bucket, prefix + path.relative_to(local_checkpoint).as_posix())
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.fixture
+def jobs_run_locally(aws, monkeypatch, tmp_path):
+    """moto records jobs but never runs them: run each one here as it is created (synchronously)."""
+    schedule = sm.SageMakerBackend._schedule
+
+    def schedule_and_run(self, trial_id, config):
+        schedule(self, trial_id, config)
+        _run_job_locally(aws, self.created[-1], tmp_path / "jobs")
+
+    monkeypatch.setattr(sm.SageMakerBackend, "_schedule", schedule_and_run)
+    monkeypatch.setattr(sm.SageMakerBackend, "__init__", _with_session(sm.SageMakerBackend.__init__, aws))
+    return aws
+
+
+def _with_session(init, session):
+    def wrapped(self, *args, **kwargs):
+        kwargs["session"] = session
+        init(self, *args, **kwargs)
+    return wrapped
+
+
+def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(jobs_run_locally, supernets, tmp_path, capfd):
+    common = dict(supernet=str(supernets["bert"]), scheduler="random", n_workers=2, max_trials=6, seed=3, eval_batch_size=8)
+    local = run_search(SearchConfig(output=str(tmp_path / "local"), backend="local", **common), progress=False)
+    remote = run_search(SearchConfig(output=str(tmp_path / "sagemaker"), backend="sagemaker", sagemaker=_settings(), **common), progress=False)
+    a = pd.read_csv(tmp_path / "local" / "trials.csv").sort_values("trial_id").reset_index(drop=True)
+    b = pd.read_csv(tmp_path / "sagemaker" / "trials.csv").sort_values("trial_id").reset_index(drop=True)
+    columns = [c for c in a.columns if c not in ("setup_s", "eval_s", "wall_time_s", "failure_reason")]  # all but timings
+    assert {"error", "params", "macs", "test_error"} <= set(columns) and len(columns) > 8
+    assert len(b) == 6 and (b["status"] == "completed").all(), b["failure_reason"].tolist()
+    pd.testing.assert_frame_equal(a[columns], b[columns])
+    assert remote["hypervolume"] == pytest.approx(local["hypervolume"])
+    jobs = jobs_run_locally.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
+    assert len(jobs) == 6
+    # no credential anywhere in the results or the output
+    out, err = capfd.readouterr()
+    for path in (tmp_path / "sagemaker").rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes() and b"AKIATESTTESTTEST" not in path.read_bytes(), path
+    assert SECRET not in out + err
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(role=""), "--role is required"),
+    (dict(role="my-role"), "is not an IAM role ARN"),
+    (dict(region=""), "--region is required"),
+    (dict(region="mars-north-1"), "has no SageMaker"),
+    (dict(instance_type="ml.m5.hyperlarge"), "is not a SageMaker training instance type"),
+    (dict(s3_prefix="bucket/prefix"), "is not an S3 location"),
+    (dict(s3_prefix="s3://no-such-bucket-here/x"), "cannot write to s3://no-such-bucket-here/x"),
+    (dict(spot=True, max_run_s=100, max_wait_s=50), "--max-wait (50 s) must be at least --max-run"),
+])
+def test_bad_sagemaker_input_fails_before_any_job(aws, supernets, tmp_path, change, message):
+    config = SearchConfig(supernet=str(supernets["bert"]), output=str(tmp_path / "out"), backend="sagemaker",
+                          sagemaker=_settings(**change), max_trials=2)
+    with pytest.raises(SynePruneError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run_search(config, progress=False)
+    assert aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_supernet_without_manifest_is_refused_before_any_job(aws, supernets, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(supernets["bert"], broken)
+    (broken / "supernet.json").unlink()
+    config = SearchConfig(supernet=str(broken), output=str(tmp_path / "out"), backend="sagemaker", sagemaker=_settings(), max_trials=2)
+    with pytest.raises(SynePruneError):
+        run_search(config, progress=False)
+    assert aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+    assert _keys(aws) == []
+
+
+def test_cli_sagemaker_errors_are_one_line_and_exit_2(aws, supernets, tmp_path, capsys):
+    from syne_prune.cli import main
+
+    argv = ["search", "--supernet", str(supernets["bert"]), "--backend", "sagemaker", "--region", REGION, "--role", "nope",
+            "--s3-prefix", f"s3://{BUCKET}/x", "--max-trials", "2", "--output", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "is not an IAM role ARN" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert main(argv[:-4] + ["--tags", "novalue", "--role", ROLE, "--max-trials", "2", "--output", str(tmp_path / "out")]) == 2
+    assert "--tags 'novalue' must be KEY=VALUE" in capsys.readouterr().err
