@@ -105,3 +105,80 @@ def test_ehvi_fits_on_every_pareto_point_and_a_sample_of_the_rest():
     assert len(selection) == 20 and front <= chosen
     searcher.suggest()  # the model is fitted on the selection: X and Y come from it alike
     assert len(searcher._configs_with_results()) == len(searcher.objectives()) == 20
+
+
+class _PeakRSS:
+    """Peak resident memory of this process while the block runs (sampled every 10 ms)."""
+
+    def __enter__(self):
+        import threading
+
+        import psutil
+
+        self._process, self._stop = psutil.Process(), threading.Event()
+        self.start = self.peak = self._process.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, self._process.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+@pytest.mark.parametrize("errors", ["constant", "both_constant"])
+@pytest.mark.parametrize("flow", ["turned_down", "resumed"])
+def test_ehvi_stays_bounded_when_suggestions_do_not_become_trials(flow, errors):
+    """A real EHVI search reached 21.8 GB after 13 trials: its error was the same for every trial, so
+    EHVI chased the smallest networks (``num_layers=0``, all one sub-network) and ``_NoRepeatScheduler``
+    turned them down. Stock Syne Tune kept each such suggestion (and, on resume, every suggestion:
+    the Tuner's ids start past the replayed trials) pending forever and fantasised all of them, at a
+    cost that doubles per pending point. Stopped at the first sign (more than MAX_PENDING fantasised)."""
+    import time
+    from datetime import datetime
+
+    from syne_tune.backend.trial_status import Trial
+
+    from syne_prune import EncoderShape, get_search_space
+    from syne_prune.search.schedulers import make_scheduler
+    from syne_prune.search.syne_tune_fixes import MAX_PENDING
+
+    space = get_search_space("small", EncoderShape(num_layers=6, num_heads=12, num_neurons=1536, hidden_size=384))
+    scheduler = make_scheduler("ehvi", space, ["error", "params"], 0, {}, 1)
+    searcher = scheduler.searcher
+
+    def result(config):
+        params = 0.5 if errors == "both_constant" else 0.53 + 0.47 * config["num_layers"] * config["num_units"] / (6 * 1536)
+        return {"error": 0.21212121212121215, "params": params, "fidelity": 1}
+
+    def run(trial_id, config):
+        trial = Trial(trial_id=trial_id, config=config, creation_time=datetime.now())
+        scheduler.on_trial_add(trial)
+        scheduler.on_trial_result(trial, result(config))
+        scheduler.on_trial_complete(trial, result(config))
+
+    first_id = 0
+    if flow == "resumed":  # as run._replay: finished trials told with negative ids, new ids start past them
+        for index, config in enumerate([space.largest(), space.smallest(), space.midpoint(), space.sample(np.random.RandomState(0))]):
+            run(-(index + 1), config)
+        first_id = 4
+    with _PeakRSS() as memory:
+        for trial_id in range(first_id, first_id + 12):
+            if flow == "turned_down":
+                scheduler.suggest()  # an already seen sub-network: never becomes a trial
+            start = time.time()
+            config = scheduler.suggest().config
+            assert time.time() - start < 5.0
+            assert len(searcher._configs_pending()) <= MAX_PENDING
+            space.validate(config)  # a valid configuration of the space
+            run(trial_id, config)
+    assert memory.growth_mb < 500, f"RSS grew {memory.growth_mb:.0f} MB"
+    assert np.isfinite(searcher.objectives()).all()

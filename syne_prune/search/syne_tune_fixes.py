@@ -11,6 +11,14 @@
   3. It pairs configurations (kept in suggestion order) with results (kept in completion order):
      wrong whenever trials finish out of order or fail. X and Y are now built from the same
      completed trial ids, with the configuration the scheduler reports at completion.
+  4. It marks every suggestion pending under its own counter but clears it with the Tuner's trial id,
+     so a suggestion that never becomes a trial (turned down by ``_NoRepeatScheduler`` as an already
+     seen sub-network), a resumed search (Tuner ids start past the replayed trials) or a failed trial
+     stays pending forever. Every pending point joins each candidate in the q-batch log-EHVI, whose
+     cost doubles with each one (inclusion-exclusion over subsets): a search whose error was the same
+     for every trial (EHVI then chases the smallest networks, all ``num_layers=0`` and so all turned
+     down) reached 21.8 GB and was OOM-killed after 13 trials. Pending suggestions are now matched by
+     configuration and at most ``MAX_PENDING`` (the latest) are fantasised.
 - Suggestion time: the GP is refitted on every suggestion and costs ~cubic in its training points.
   ``FixedEHVI`` fits on at most ``MAX_TRAINING_POINTS`` observations: all non-dominated ones and a
   seeded random sample of the rest (Syne Tune's own cap drew a uniform sample, Pareto points included).
@@ -42,6 +50,7 @@ from typing import Any
 import numpy as np
 import torch
 from syne_tune.backend.trial_status import Trial
+from syne_tune.config_space import Domain
 from syne_tune.optimizer.scheduler import TrialSuggestion
 from syne_tune.optimizer.schedulers.multiobjective.expected_hyper_volume_improvement import (
     ExpectedHyperVolumeImprovement,
@@ -55,6 +64,7 @@ from syne_tune.tuner_logger import TunerLogger
 REFERENCE_MARGIN = 0.1
 MAX_TRAINING_POINTS = 100  # EHVI's GP sees at most this many observations (suggestion time, BENCHMARKS.md)
 MC_SAMPLES = 32  # quasi-Monte-Carlo samples of the acquisition (Syne Tune: 128; 4x the cost, BENCHMARKS.md)
+MAX_PENDING = 2  # fantasised pending suggestions: log-EHVI's time and memory double with each one (fix 4)
 
 
 def _seeded_sample_random_config(config_space: dict[str, Any], rng: np.random.RandomState) -> dict[str, Any]:
@@ -83,13 +93,28 @@ def _skip_botorch_kernel_compilation() -> None:
 
 
 class FixedEHVI(ExpectedHyperVolumeImprovement):
-    def __init__(self, *args, max_training_points: int = MAX_TRAINING_POINTS, mc_samples: int = MC_SAMPLES, **kwargs) -> None:
+    def __init__(self, *args, max_training_points: int = MAX_TRAINING_POINTS, mc_samples: int = MC_SAMPLES,
+                 max_pending: int = MAX_PENDING, **kwargs) -> None:
         _skip_botorch_kernel_compilation()
         # Syne Tune subsamples uniformly at random past 200 observations, which can drop Pareto points
         super().__init__(*args, max_num_observations=None, mc_samples=mc_samples, **kwargs)
         self.max_training_points = max_training_points
+        self.max_pending = max_pending
         self._completed: dict[int, tuple[dict[str, Any], list[float]]] = {}
         self._training: tuple[int, list[tuple[dict[str, Any], list[float]]]] = (0, [])
+        self._pending: list[int] = []  # the base class's suggestion ids not yet completed, oldest first (fix 4)
+        self._keys = [k for k, v in self.config_space.items() if isinstance(v, Domain)]
+
+    def _key(self, config: dict[str, Any]) -> tuple:
+        """A configuration's hyperparameters (constants left out: the scheduler drops them at completion)."""
+        return tuple(config.get(k) for k in self._keys)
+
+    def suggest(self) -> dict | None:
+        config = super().suggest()
+        if config is not None:  # the base class has just registered it as pending under id len - 1
+            self._pending = (self._pending + [len(self.trial_configs) - 1])[-self.max_pending :] if self.max_pending else []
+        self.pending_trials = set(self._pending)
+        return config
 
     def _training_points(self) -> list[tuple[dict[str, Any], list[float]]]:
         """The (configuration, objectives) pairs the GP is fitted on; X and Y both come from this one
@@ -115,6 +140,9 @@ class FixedEHVI(ExpectedHyperVolumeImprovement):
     def on_trial_complete(self, trial_id: int, config: dict[str, Any], metrics: list[float]) -> None:
         super().on_trial_complete(trial_id, config, metrics)
         self._completed[trial_id] = (dict(config), list(metrics))
+        key = self._key(config)  # not trial_id: the Tuner's ids are not the base class's suggestion ids
+        self._pending = [i for i in self._pending if self._key(self.trial_configs[i]) != key]
+        self.pending_trials = set(self._pending)
 
     def objectives(self) -> np.ndarray:
         values = np.array([metrics for _, metrics in self._training_points()], dtype=np.float64)
