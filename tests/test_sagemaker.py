@@ -79,7 +79,7 @@ def test_the_source_tarball_is_deterministic_and_runs_from_its_own_copy():
 
 
 def test_create_training_job_gets_image_instance_channels_mask_and_locations(aws, supernets, glue_dir):
-    settings = _settings(instance_type="ml.g5.xlarge", spot=True, max_run_s=3600, max_wait_s=7200, keep_alive_s=600,
+    settings = _settings(instance_type="ml.g5.xlarge", spot=True, max_run_s=3600, max_wait_s=7200,
                          tags={"team": "nlp"}, subnets=("subnet-1",), security_group_ids=("sg-1",), fast_file=True)
     backend = sm.SageMakerBackend(settings, "finetune", {"supernet": str(supernets["bert"]), "data": str(glue_dir)},
                                   checkpointing=True, session=aws, job_prefix="sp-test")
@@ -103,7 +103,9 @@ def test_create_training_job_gets_image_instance_channels_mask_and_locations(aws
     assert job["CheckpointConfig"] == {"S3Uri": f"s3://{BUCKET}/searches/sp-test/checkpoints/part-0/0/", "LocalPath": "/opt/ml/checkpoints"}
     assert job["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/searches/sp-test/output/"
     assert request["EnableManagedSpotTraining"] is True and request["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
-    assert request["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 600
+    warm = sm.SageMakerBackend(_settings(keep_alive_s=600), "trial", {}, session=aws)
+    warm.source_uri, warm.image = "s3://b/s.tar.gz", "img"
+    assert warm.job_request(0, 0, mask)["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 600
     assert request["VpcConfig"] == {"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}
     assert request["Tags"] == [{"Key": "team", "Value": "nlp"}]
     # a second trial: its own checkpoint location; the source and channels were not uploaded again
@@ -251,6 +253,8 @@ def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(jobs_run_lo
     (dict(s3_prefix="bucket/prefix"), "is not an S3 location"),
     (dict(s3_prefix="s3://no-such-bucket-here/x"), "cannot write to s3://no-such-bucket-here/x"),
     (dict(spot=True, max_run_s=100, max_wait_s=50), "--max-wait (50 s) must be at least --max-run"),
+    (dict(spot=True, keep_alive_s=60), "warm pools (--keep-alive) cannot be used with spot"),
+    (dict(instance_count=2), "--instance-count above 1"),
 ])
 def test_bad_sagemaker_input_fails_before_any_job(aws, supernets, tmp_path, change, message):
     config = SearchConfig(supernet=str(supernets["bert"]), output=str(tmp_path / "out"), backend="sagemaker",

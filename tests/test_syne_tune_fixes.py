@@ -6,6 +6,8 @@ import pytest
 from syne_tune.config_space import randint
 from syne_tune.optimizer.schedulers.multiobjective.expected_hyper_volume_improvement import ExpectedHyperVolumeImprovement
 
+from syne_prune import get_search_space
+from syne_prune.search.schedulers import make_scheduler
 from syne_prune.search.syne_tune_fixes import FixedEHVI
 
 SPACE = {"x": randint(0, 100), "y": randint(0, 100)}
@@ -182,3 +184,26 @@ def test_ehvi_stays_bounded_when_suggestions_do_not_become_trials(flow, errors):
             run(trial_id, config)
     assert memory.growth_mb < 500, f"RSS grew {memory.growth_mb:.0f} MB"
     assert np.isfinite(searcher.objectives()).all()
+
+
+def test_moasha_stops_a_trial_that_is_dominated_at_its_rung():
+    """Stock Syne Tune 0.16 continues it: NonDominatedPriority returns an order, not ranks."""
+    from datetime import datetime
+
+    from syne_tune.backend.trial_status import Trial
+    from syne_tune.optimizer.schedulers.multiobjective.multiobjective_priority import NonDominatedPriority
+
+    from syne_prune.models.shape import EncoderShape
+    from syne_prune.search.syne_tune_fixes import RankedNonDominatedPriority
+
+    points = np.array([[0.19, 1.0], [0.19, 0.53], [0.19, 0.65], [0.19, 0.90]])
+    assert list(RankedNonDominatedPriority()(points)) == [3, 0, 1, 2]  # 0.53 dominates; then 0.65, 0.90, 1.0
+    assert list(NonDominatedPriority()(points)) != [3, 0, 1, 2]  # the Syne Tune bug this fixes
+    space = get_search_space("small", EncoderShape(6, 12, 1536, 384))
+    scheduler = make_scheduler("moasha", space, ["error", "params"], 0, {}, 3)
+    decisions = []
+    for trial_id, params in enumerate([0.53, 0.65, 0.90, 0.50]):
+        trial = Trial(trial_id, scheduler.suggest().config, datetime.now())
+        scheduler.on_trial_add(trial)
+        decisions.append(scheduler.on_trial_result(trial, {"fidelity": 1, "error": 0.19, "params": params}))
+    assert decisions == ["CONTINUE", "STOP", "STOP", "CONTINUE"]  # dominated ones stop; a better one continues

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -21,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from syne_tune.backend.trial_status import Status
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
@@ -128,14 +130,18 @@ class _NoRepeatScheduler(TrialScheduler):
     def __init__(self, scheduler: TrialScheduler, space, seen: set[bytes], budget: int | None) -> None:
         super().__init__(random_seed=0)
         self._scheduler, self._space, self._seen, self._budget = scheduler, space, seen, budget
+        self._random = np.random.RandomState(len(seen))
 
     def suggest(self):
         if self._budget is not None and self._budget <= 0:
             return None
-        for _ in range(100):
+        for draw in range(100):
             suggestion = self._scheduler.suggest()
             if suggestion is None:
                 return None
+            if draw >= 10 and suggestion.config is not None:  # the scheduler keeps proposing seen networks:
+                constants = {k: v for k, v in suggestion.config.items() if k not in self._space.config_space}
+                suggestion.config = {**self._space.sample(self._random), **constants}  # a seeded random one
             config = suggestion.config
             key = subnetwork_key(self._space, config) if config is not None else None
             if key is None or key not in self._seen:
@@ -252,7 +258,7 @@ def _run_standard(config: "SearchConfig", resume: bool, overwrite: bool, progres
     space = get_search_space(finetune.search_space, get_architecture(model_config).shape(model_config))
     load_task(finetune.task, finetune.data_dir, finetune.validation_fraction, finetune.seed, max_train_examples=1, max_eval_examples=1)
     source = str(resolve_model(finetune.model))
-    finetune = replace(finetune, model=source if Path(source).exists() else finetune.model,
+    finetune = replace(finetune, model=str(Path(source).resolve()) if Path(source).exists() else finetune.model,
                        data_dir=str(Path(finetune.data_dir).resolve()) if finetune.data_dir else None)
     task = get_task(finetune.task)
     metadata = {"task": finetune.task, "metric": task.metric_name, "model": config.finetune.model, "metrics": None}
@@ -295,7 +301,11 @@ def _sagemaker_backend(config: "SearchConfig", constants: dict[str, Any], output
     channel_of = {"supernet": "supernet", "model": "model", "data_dir": "data"}
     channels = {channel_of[key]: str(value) for key, value in constants.items()
                 if key in channel_of and value and Path(str(value)).is_dir()}
-    name = f"sp-{Path(output).resolve().name}-{int(time.time()) % 10**6}"
+    import uuid
+
+    if config.sagemaker.instance_count != 1:
+        raise SynePruneError("--instance-count above 1: a trial is not distributed, every host would run it; use --n-workers for parallel trials")
+    name = f"sp-{re.sub(r'[^a-zA-Z0-9-]', '-', Path(output).resolve().name)[:24]}-{uuid.uuid4().hex[:10]}"  # unique per account and region
     backend = SageMakerBackend(config.sagemaker, "finetune" if config.mode == "standard" else "trial", channels,
                                checkpointing=config.mode == "standard", job_prefix=name)
     backend.prepare()
@@ -353,6 +363,7 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
         n_workers=config.n_workers,
         sleep_time=wait_between_polls() if config.backend == "sagemaker" else 0.2,
         max_failures=10**9,  # failed trials are recorded; the search goes on
+        start_jobs_without_delay=config.backend != "sagemaker",  # a stopping job still holds its instance
         tuner_name=f"part-{part}",
         suffix_tuner_name=False,
         wait_trial_completion_when_stopping=wallclock_left is None,

@@ -41,6 +41,7 @@ from syne_prune.errors import SynePruneError
 CHANNEL_PREFIX = "sm-channel:"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 ENTRY_SCRIPT = "syne_prune_sm_entry.py"
+MAX_HYPERPARAMETERS = 100  # per training job (SageMaker's limit)
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?$")
@@ -101,6 +102,8 @@ class SageMakerSettings:
             raise SynePruneError(f"--max-wait ({self.max_wait_s} s) must be at least --max-run ({self.max_run_s} s) for spot jobs")
         if not self.spot and self.max_wait_s is not None:
             raise SynePruneError("--max-wait applies to spot jobs only; add --spot or drop --max-wait")
+        if self.spot and self.keep_alive_s:
+            raise SynePruneError("SageMaker warm pools (--keep-alive) cannot be used with spot instances; drop one of --spot, --keep-alive")
         if bool(self.subnets) != bool(self.security_group_ids):
             raise SynePruneError("a VPC needs both --subnets and --security-group-ids")
 
@@ -262,7 +265,7 @@ class SageMakerBackend(TrialBackend):
         self.settings, self.entry, self.local_channels, self.checkpointing = settings, entry, channels, checkpointing
         self.sm, self.s3, self.logs = session.client("sagemaker"), session.client("s3"), session.client("logs")
         self.uploader = Uploader(self.s3, settings)
-        self.job_prefix = re.sub(r"[^a-zA-Z0-9-]", "-", job_prefix)[:30].strip("-") or "syne-prune"
+        self.job_prefix = re.sub(r"[^a-zA-Z0-9-]", "-", job_prefix)[:48].strip("-") or "syne-prune"
         self.tuner_name = "search"
         self.channel_uris: dict[str, str] = {}
         self.source_uri: str | None = None
@@ -280,7 +283,13 @@ class SageMakerBackend(TrialBackend):
             raise
         except Exception as error:  # noqa: BLE001
             raise aws_error(error, f"uploading to {self.settings.s3_prefix} failed") from None
-        self.image = self.settings.image()
+        try:
+            self.image = self.settings.image()
+        except SynePruneError:
+            raise
+        except Exception as error:  # noqa: BLE001 - e.g. no image for this version, region or instance family
+            raise SynePruneError(f"no training image found for {self.settings.instance_type} in {self.settings.region} "
+                                 f"({type(error).__name__}: {error}); pass --image-uri") from None
 
     def set_path(self, results_root: str | None = None, tuner_name: str | None = None):
         if tuner_name:
@@ -350,12 +359,16 @@ class SageMakerBackend(TrialBackend):
     def _schedule(self, trial_id: int, config: dict[str, Any]):
         if self.source_uri is None:
             self.prepare()
-        trial = self.trials.setdefault(trial_id, _Trial(config=dict(config)))
+        trial = self.trials.get(trial_id) or _Trial(config=dict(config))
         request = self.job_request(trial_id, len(trial.jobs), config)
+        if len(request["HyperParameters"]) > MAX_HYPERPARAMETERS:
+            raise SynePruneError(f"a job of this search needs {len(request['HyperParameters'])} hyperparameters, SageMaker allows "
+                                 f"{MAX_HYPERPARAMETERS}: use the small, medium or layer space, or launchers/sagemaker_search_in_one_job.py")
         try:
             self.sm.create_training_job(**request)
         except Exception as error:  # noqa: BLE001
             raise aws_error(error, f"create_training_job {request['TrainingJobName']} failed") from None
+        self.trials[trial_id] = trial  # only once its job exists
         trial.jobs.append(request["TrainingJobName"])
         trial.paused = False
         self.created.append(request)
@@ -395,7 +408,9 @@ class SageMakerBackend(TrialBackend):
     def _all_trial_results(self, trial_ids: list[int]) -> list[TrialResult]:
         results = []
         for trial_id in trial_ids:
-            trial = self.trials[trial_id]
+            trial = self.trials.get(trial_id)
+            if trial is None:  # its job was never created (the search is stopping on that error)
+                continue
             description = self._describe(trial.jobs[-1], trial)
             status = _STATUS.get(description["TrainingJobStatus"], Status.in_progress)
             if trial.paused and status in (Status.stopping, Status.stopped):
@@ -477,7 +492,11 @@ def _naive(moment: datetime | None) -> datetime | None:
 
 def wait_between_polls() -> float:
     """Seconds between the Tuner's status queries: jobs take minutes, describe calls are rate-limited."""
-    return float(os.environ.get("SYNE_PRUNE_SAGEMAKER_POLL_S", "10"))
+    value = os.environ.get("SYNE_PRUNE_SAGEMAKER_POLL_S", "10")
+    try:
+        return max(0.05, float(value))
+    except ValueError:
+        raise SynePruneError(f"SYNE_PRUNE_SAGEMAKER_POLL_S must be seconds, got '{value}'") from None
 
 
 CHANNEL_FLAGS = {"--model": "model", "--supernet": "supernet", "--data-dir": "data"}

@@ -59,6 +59,7 @@ from syne_tune.optimizer.schedulers.multiobjective import multi_objective_regula
 from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
 from syne_tune.optimizer.schedulers.searchers import regularized_evolution as _regularized_evolution
 from syne_tune.optimizer.schedulers.searchers.random_searcher import MultiObjectiveRandomSearcher
+from syne_tune.optimizer.schedulers.multiobjective.multiobjective_priority import NonDominatedPriority
 from syne_tune.tuner_logger import TunerLogger
 
 REFERENCE_MARGIN = 0.1
@@ -168,8 +169,23 @@ class FixedEHVI(ExpectedHyperVolumeImprovement):
             torch.set_default_dtype(default)
 
 
+class RankedNonDominatedPriority(NonDominatedPriority):
+    """MO-ASHA's priority as ranks. Syne Tune 0.16's ``NonDominatedPriority`` returns ``nondominated_sort``'s
+    *order* (the indices of the items, best first) where its caller, ``Bracket.on_result``, expects each
+    item's *rank*: with four trials of equal error and parameter ratios 1.0, 0.53, 0.65, 0.90 it gave the
+    dominated 0.90 the best priority (0), so MO-ASHA continued it. Measured in a standard-NAS search on
+    MRPC: 11 of 11 trials ran every epoch, none stopped. The order is turned into ranks here."""
+
+    def priority_unsafe(self, objectives: np.ndarray) -> np.ndarray:
+        order = np.asarray(super().priority_unsafe(objectives))
+        ranks = np.empty(len(order), dtype=int)
+        ranks[order] = np.arange(len(order))
+        return ranks
+
+
 class SeededMOASHA(MOASHA):
     def __init__(self, *args, points_to_evaluate: list[dict] | None = None, random_seed: int = 0, **kwargs) -> None:
+        kwargs.setdefault("multiobjective_priority", RankedNonDominatedPriority())
         super().__init__(*args, random_seed=random_seed, **kwargs)
         self._points = list(points_to_evaluate or [])
         self._random_state = np.random.RandomState(random_seed)
