@@ -218,3 +218,11 @@ def test_python_m_syne_prune_runs_the_cli():
     done = subprocess.run([sys.executable, "-m", "syne_prune", "search", "--mode", "standard", "--task", "rte", "--output", "x"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--mode standard needs --model" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_export_of_a_sagemaker_trial_says_where_its_weights_are(tiny_model_dirs, glue_dir):
+    from syne_prune.search.finetune import load_trained
+
+    model, _, space = load_pretrained(_settings(tiny_model_dirs, glue_dir))
+    with pytest.raises(SynePruneError, match=r"ran on SageMaker; its weights are in s3://b/p/0/weights.pt"):
+        load_trained(model, space, space.largest(), "s3://b/p/0/")

@@ -208,20 +208,22 @@ def _save(directory: Path, sub, optimizer, schedule, epoch: int, seconds: float,
     tmp.replace(directory / STATE_FILE)
 
 
-def load_trained(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir: Path):
-    """A finished trial's fine-tuned sub-network (for export) and its tokenizer."""
+def load_trained(model, space, config: dict[str, Any], checkpoint: str | Path):
+    """A finished trial's fine-tuned sub-network (for export), from the pre-trained ``model`` it was extracted from."""
     import torch
 
     from syne_prune.errors import SynePruneError
     from syne_prune.surgery import extract_subnetwork
 
-    path = Path(checkpoint_dir) / WEIGHTS_FILE
+    if str(checkpoint).startswith("s3://"):
+        raise SynePruneError(f"this trial ran on SageMaker; its weights are in {checkpoint}{WEIGHTS_FILE}: export from S3 "
+                             "is not supported yet (download that file into a folder and load it with load_trained)")
+    path = Path(checkpoint) / WEIGHTS_FILE
     if not path.is_file():
         raise SynePruneError(f"{path} not found: the trial's fine-tuned weights are missing; choose a trial that completed all epochs")
-    model, tokenizer, space = load_pretrained(settings)
     sub = extract_subnetwork(model, space.to_mask(config), share_weights=False)
     sub.load_state_dict(torch.load(path, weights_only=True)["model"])
-    return sub.eval(), tokenizer
+    return sub.eval()
 
 
 def main(argv: list[str] | None = None) -> int:

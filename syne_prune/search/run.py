@@ -556,7 +556,8 @@ def export_from_search(search_dir: str | Path, output: str | Path, trial_id: int
         finetune = FineTuneSettings(**settings["settings"]["finetune"])
         model, tokenizer, space = load_pretrained(finetune)
         config = space.validate({k: row[k] for k in space.config_space})
-        trained, _ = load_trained(finetune, config, Path(search_dir) / str(row["checkpoint"]))
+        checkpoint = str(row["checkpoint"])
+        trained = load_trained(model, space, config, checkpoint if checkpoint.startswith("s3://") else Path(search_dir) / checkpoint)
     else:
         supernet = load_supernet(settings["supernet"])
         model, tokenizer = supernet.model, supernet.tokenizer
