@@ -93,21 +93,24 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--search-space", default="small")
     parser.add_argument("--strategy", default="sandwich")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--max-train-examples", type=int, default=1500)
+    parser.add_argument("--max-train-examples", type=int, default=2000)
     parser.add_argument("--max-eval-examples", type=int, default=400)
     parser.add_argument("--supernet-dir", required=True)
     parser.add_argument("--workdir", default="/tmp/search_schedulers")
     parser.add_argument("--plots")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    rows = []
+    rows, supernets = [], {}
     for task in args.tasks:
         net = supernet(args, task)
+        metadata = load_supernet(net).metadata
+        supernets[task] = {key: metadata.get(key) for key in ("strategy", "hyperparameters", "num_train_examples", "train_time_s", "metrics")}
         for scheduler in args.schedulers:
             rows.append(search(args, task, net, scheduler))
-            Path(args.out).write_text(json.dumps({"args": vars(args), "searches": rows}, indent=2) + "\n")  # as they finish
+            result = {"args": vars(args), "supernets": supernets, "searches": rows}
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")  # as they finish
 
 
 if __name__ == "__main__":

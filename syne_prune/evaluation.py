@@ -9,6 +9,11 @@ import torch
 from syne_prune.data import Task
 
 
+def default_device() -> torch.device:
+    """Where training and evaluation run: the GPU when there is one (e.g. a SageMaker GPU instance), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 @torch.inference_mode()
 def predict(model: torch.nn.Module, batches: Iterable[dict], is_regression: bool, max_batches: int | None = None):
     """Predictions and labels over ``batches`` (the first ``max_batches`` of them when given)."""

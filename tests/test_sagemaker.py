@@ -118,6 +118,7 @@ def test_create_training_job_gets_image_instance_channels_mask_and_locations(aws
 def test_status_mapping_stop_pause_and_resume(aws, supernets, monkeypatch):
     backend = sm.SageMakerBackend(_settings(), "finetune", {"supernet": str(supernets["bert"])}, checkpointing=True, session=aws,
                                   job_prefix="sp-status")
+    monkeypatch.setenv("SYNE_PRUNE_SAGEMAKER_LOG_GRACE_S", "0")  # the mapping alone; late log lines: see below
     trial = backend.start_trial({"num_layers": 1})
     states = {}
     real = backend.sm.describe_training_job
@@ -340,3 +341,119 @@ def test_the_search_in_one_job_launcher_mounts_the_supernet(aws, supernets, monk
     assert job["ResourceConfig"]["InstanceType"] == "ml.g5.2xlarge" and job["InputDataConfig"][0]["ChannelName"] == "supernet"
     assert _launcher("sagemaker_search_in_one_job").launcher_main("search", "", [*SM_ARGS[:1], "bad-role", *SM_ARGS[2:], "--output", "x"]) == 2
     assert "is not an IAM role ARN" in capsys.readouterr().err
+
+
+# ---- hardening for real AWS: late log lines, expired tokens, resumes, many hyperparameters ----
+
+def _put_lines(session, stream: str, lines: list[str], create: bool = True) -> None:
+    logs = session.client("logs")
+    if create:
+        logs.create_log_stream(logGroupName=sm.LOG_GROUP, logStreamName=stream)
+    now = int(time.time() * 1000)
+    logs.put_log_events(logGroupName=sm.LOG_GROUP, logStreamName=stream,
+                        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)])
+
+
+def _metric(error: float, fidelity: int) -> str:
+    """A report line as Syne Tune's Reporter prints it."""
+    return "[tune-metric]: " + json.dumps({"error": error, "fidelity": fidelity, "st_worker_timestamp": time.time() + fidelity,
+                                           "st_worker_time": float(fidelity), "st_worker_iter": fidelity - 1})
+
+
+def _ended(backend, monkeypatch, status: str = "Completed", ended_s_ago: float = 1.0):
+    from datetime import datetime, timedelta, timezone
+
+    real = backend.sm.describe_training_job
+    end = datetime.now(timezone.utc) - timedelta(seconds=ended_s_ago)
+    monkeypatch.setattr(backend.sm, "describe_training_job", lambda TrainingJobName: {
+        **real(TrainingJobName=TrainingJobName), "TrainingJobStatus": status, "TrainingEndTime": end})
+
+
+def test_a_job_whose_last_log_lines_arrive_late_stays_running_until_they_are_read(aws, supernets, monkeypatch):
+    backend = sm.SageMakerBackend(_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix="sp-late")
+    backend.start_trial({"num_layers": 1})
+    _ended(backend, monkeypatch)  # describe says Completed, CloudWatch has nothing yet
+    reported = []
+
+    def fetch() -> str:
+        statuses, results = backend.fetch_status_results([0])
+        reported.extend(result["error"] for _, result in results)
+        return statuses[0][1]
+
+    assert fetch() == Status.in_progress
+    assert backend.busy_trial_ids() == [(0, Status.in_progress)]
+    _put_lines(aws, "sp-late-0-0/algo-1", [_metric(0.25, 1)])
+    assert fetch() == Status.in_progress  # the end marker is not there yet
+    _put_lines(aws, "sp-late-0-0/algo-1", [_metric(0.2, 2), sm.JOB_END_MARKER], create=False)
+    assert fetch() == Status.completed and reported == [0.25, 0.2]
+    assert backend.busy_trial_ids() == []
+    # a job that ended without the marker (killed) counts as ended once the grace period is over
+    backend.start_trial({"num_layers": 2})
+    monkeypatch.setenv("SYNE_PRUNE_SAGEMAKER_LOG_GRACE_S", "30")
+    _ended(backend, monkeypatch, status="Failed", ended_s_ago=10)
+    assert backend.fetch_status_results([1])[0][1][1] == Status.in_progress
+    monkeypatch.setenv("SYNE_PRUNE_SAGEMAKER_LOG_GRACE_S", "9")  # as if 20 more seconds had passed
+    assert backend.fetch_status_results([1])[0][1][1] == Status.failed
+
+
+def test_an_expired_log_token_rereads_the_stream_without_repeating_lines(aws, supernets, monkeypatch):
+    backend = sm.SageMakerBackend(_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix="sp-token")
+    backend.start_trial({"num_layers": 1})
+    _put_lines(aws, "sp-token-0-0/algo-1", ["a", "b"])
+    assert backend.stdout(0) == ["a", "b"]
+    _put_lines(aws, "sp-token-0-0/algo-1", ["c"], create=False)
+    real, calls = backend.logs.get_log_events, []
+
+    def expiring(**kwargs):
+        calls.append("nextToken" in kwargs)
+        if "nextToken" in kwargs and calls.count(True) == 1:
+            raise backend.logs.exceptions.InvalidParameterException(
+                {"Error": {"Code": "InvalidParameterException", "Message": "The specified nextToken has expired."}}, "GetLogEvents")
+        return real(**kwargs)
+
+    monkeypatch.setattr(backend.logs, "get_log_events", expiring)
+    assert backend.stdout(0) == ["a", "b", "c"]
+    assert calls[:2] == [True, False]  # the expired token, then the stream again from its head
+
+
+def test_a_resumed_trial_waits_for_its_stopping_job_and_takes_the_new_configuration(aws, supernets, monkeypatch):
+    backend = sm.SageMakerBackend(_settings(), "finetune", {"supernet": str(supernets["bert"])}, checkpointing=True, session=aws,
+                                  job_prefix="sp-wait")
+    backend.start_trial({"num_layers": 1})
+    real = backend.sm.describe_training_job
+    answers = iter(["Stopping", "Stopping", "Stopped"])
+    seen = []
+
+    def describe(TrainingJobName):
+        status = next(answers, "InProgress") if TrainingJobName == "sp-wait-0-0" else "InProgress"
+        seen.append((TrainingJobName, status))
+        return {**real(TrainingJobName=TrainingJobName), "TrainingJobStatus": status}
+
+    monkeypatch.setattr(backend.sm, "describe_training_job", describe)
+    monkeypatch.setattr(backend.sm, "stop_training_job", lambda TrainingJobName: None)
+    backend.pause_trial(0)
+    backend.resume_trial(0, new_config={"num_layers": 2})
+    assert [s for job, s in seen if job == "sp-wait-0-0"] == ["Stopping", "Stopping", "Stopped"]
+    assert backend.created[-1]["TrainingJobName"] == "sp-wait-0-1" and backend.created[-1]["HyperParameters"]["num_layers"] == "2"
+    assert backend.trials[0].config == {"num_layers": 2}
+
+
+def test_a_configuration_with_more_values_than_a_job_allows_is_packed_and_unpacked(aws, supernets, monkeypatch):
+    import numpy as np
+    from transformers import BertConfig
+
+    from syne_prune import get_architecture, get_search_space
+    from syne_prune.search import sagemaker_entry
+
+    base = BertConfig()  # BERT-base: the large space has hundreds of values
+    space = get_search_space("large", get_architecture(base).shape(base))
+    config = space.sample(np.random.RandomState(0))
+    assert len(config) > sm.MAX_HYPERPARAMETERS
+    backend = sm.SageMakerBackend(_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix="sp-pack")
+    backend.start_trial({**config, "supernet": str(supernets["bert"])})
+    hps = backend.created[-1]["HyperParameters"]
+    assert len(hps) <= sm.MAX_HYPERPARAMETERS and all(len(v) <= sm.MAX_HYPERPARAMETER_CHARS for v in hps.values())
+    monkeypatch.setenv("SM_HPS", json.dumps(hps))
+    unpacked = sagemaker_entry.hyperparameters([])
+    assert {k: int(unpacked[k]) for k in config} == config
+    assert unpacked["supernet"] == "sm-channel:supernet" and unpacked["syne_prune_entry"] == "trial"

@@ -18,6 +18,7 @@ from syne_prune import SynePruneError, get_search_space
 from syne_prune.search import SearchConfig, run_search
 from syne_prune.search.finetune import STATE_FILE, WEIGHTS_FILE, FineTuneSettings, fine_tune, load_pretrained
 from syne_prune.search.run import export_from_search
+from syne_prune.surgery import extract_subnetwork
 
 EPOCHS = 3
 
@@ -220,9 +221,31 @@ def test_python_m_syne_prune_runs_the_cli():
     assert done.returncode == 2 and "--mode standard needs --model" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_export_of_a_sagemaker_trial_says_where_its_weights_are(tiny_model_dirs, glue_dir):
+def test_export_of_a_sagemaker_trial_reads_its_weights_from_s3(tiny_model_dirs, glue_dir, tmp_path, monkeypatch):
+    import boto3
+    import moto
+
     from syne_prune.search.finetune import load_trained
 
     model, _, space = load_pretrained(_settings(tiny_model_dirs, glue_dir))
-    with pytest.raises(SynePruneError, match=r"ran on SageMaker; its weights are in s3://b/p/0/weights.pt"):
-        load_trained(model, space, space.largest(), "s3://b/p/0/")
+    config = space.midpoint()
+    trained = extract_subnetwork(model, space.to_mask(config), share_weights=False)
+    with torch.no_grad():
+        for parameter in trained.parameters():
+            parameter.add_(torch.randn_like(parameter))  # unlike the pre-trained weights
+    (tmp_path / "7").mkdir()
+    torch.save({"model": trained.state_dict(), "epoch": 3}, tmp_path / "7" / WEIGHTS_FILE)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with moto.mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="sp-bucket")
+        s3.upload_file(str(tmp_path / "7" / WEIGHTS_FILE), "sp-bucket", f"p/checkpoints/7/{WEIGHTS_FILE}")
+        from_s3 = load_trained(model, space, config, "s3://sp-bucket/p/checkpoints/7/")
+        with pytest.raises(SynePruneError, match=r"s3://sp-bucket/p/checkpoints/8/weights.pt not found"):
+            load_trained(model, space, config, "s3://sp-bucket/p/checkpoints/8/")
+    from_disk = load_trained(model, space, config, tmp_path / "7")
+    for (name, a), (_, b) in zip(from_s3.state_dict().items(), trained.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert from_disk.state_dict().keys() == from_s3.state_dict().keys()

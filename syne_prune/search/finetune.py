@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -126,7 +127,7 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
     from transformers import get_linear_schedule_with_warmup
 
     from syne_prune.data import data_loader, encode, get_task, load_task
-    from syne_prune.evaluation import evaluate
+    from syne_prune.evaluation import default_device, evaluate
     from syne_prune.objectives import measure_latency_ms, subnet_size
     from syne_prune.surgery import extract_subnetwork
 
@@ -138,11 +139,12 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
     mask = space.to_mask(config)
     full, size = subnet_size(model), subnet_size(model, mask)
     static: dict[str, Any] = {"params": size.params / full.params, "macs": size.macs / full.macs}
-    sub = extract_subnetwork(model, mask, share_weights=False)
+    device = default_device()
+    sub = extract_subnetwork(model, mask, share_weights=False).to(device)
     if "latency" in objectives:
         length = settings.max_length
         static["latency_ms"] = measure_latency_ms(sub.eval(), 1, length, vocab_size=model.config.vocab_size)
-        static["latency"] = static["latency_ms"] / measure_latency_ms(model.eval(), 1, length, vocab_size=model.config.vocab_size)
+        static["latency"] = static["latency_ms"] / measure_latency_ms(model.to(device).eval(), 1, length, vocab_size=model.config.vocab_size)
     del model
 
     train = encode(data.train, tokenizer, settings.max_length, task.is_regression)
@@ -154,13 +156,15 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
     first_epoch, spent = 0, 0.0
     state_path = checkpoint_dir / STATE_FILE if checkpoint_dir is not None else None
     if state_path is not None and state_path.is_file():
-        state = torch.load(state_path, weights_only=False)
+        state = torch.load(state_path, weights_only=False, map_location=device)
         sub.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         random.setstate(state["python_rng"])
         np.random.set_state(state["numpy_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu())
         first_epoch, spent = state["epoch"], state["seconds"]
     else:
         random.seed(settings.seed)
@@ -172,7 +176,7 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
         sub.train()
         loss_sum = 0.0
         for batch in data_loader(train, tokenizer, settings.batch_size, shuffle=True, seed=settings.seed + epoch):
-            loss = sub(**batch).loss
+            loss = sub(**{k: v.to(device) for k, v in batch.items()}).loss
             loss.backward()
             optimizer.step()
             schedule.step()
@@ -204,7 +208,7 @@ def _save(directory: Path, sub, optimizer, schedule, epoch: int, seconds: float,
     tmp = directory / f".{STATE_FILE}.tmp"
     torch.save({"model": sub.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                 "python_rng": random.getstate(), "numpy_rng": np.random.get_state(), "torch_rng": torch.get_rng_state(),
-                "epoch": epoch, "seconds": seconds}, tmp)
+                "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None, "epoch": epoch, "seconds": seconds}, tmp)
     tmp.replace(directory / STATE_FILE)
 
 
@@ -215,15 +219,42 @@ def load_trained(model, space, config: dict[str, Any], checkpoint: str | Path):
     from syne_prune.errors import SynePruneError
     from syne_prune.surgery import extract_subnetwork
 
-    if str(checkpoint).startswith("s3://"):
-        raise SynePruneError(f"this trial ran on SageMaker; its weights are in {checkpoint}{WEIGHTS_FILE}: export from S3 "
-                             "is not supported yet (download that file into a folder and load it with load_trained)")
-    path = Path(checkpoint) / WEIGHTS_FILE
-    if not path.is_file():
-        raise SynePruneError(f"{path} not found: the trial's fine-tuned weights are missing; choose a trial that completed all epochs")
+    if str(checkpoint).startswith("s3://"):  # a trial that ran on SageMaker: its checkpoint_s3_uri
+        with tempfile.TemporaryDirectory() as folder:
+            state = torch.load(_download_weights(str(checkpoint), Path(folder)), weights_only=True, map_location="cpu")
+    else:
+        path = Path(checkpoint) / WEIGHTS_FILE
+        if not path.is_file():
+            raise SynePruneError(f"{path} not found: the trial's fine-tuned weights are missing; choose a trial that completed all epochs")
+        state = torch.load(path, weights_only=True, map_location="cpu")
     sub = extract_subnetwork(model, space.to_mask(config), share_weights=False)
-    sub.load_state_dict(torch.load(path, weights_only=True)["model"])
+    sub.load_state_dict(state["model"])
     return sub.eval()
+
+
+def _download_weights(uri: str, folder: Path) -> Path:
+    """``URI/weights.pt`` into ``folder`` with boto3 (credentials and region as boto3 finds them)."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from syne_prune.errors import SynePruneError
+    from syne_prune.search.sagemaker import S3_URI, aws_error
+
+    match = S3_URI.match(uri)
+    if match is None:
+        raise SynePruneError(f"'{uri}' is not an S3 location (s3://BUCKET/PREFIX/)")
+    bucket, key = match.group(1), f"{(match.group(2) or '').strip('/')}/{WEIGHTS_FILE}".lstrip("/")
+    target = folder / WEIGHTS_FILE
+    try:
+        boto3.client("s3").download_file(bucket, key, str(target))
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            raise SynePruneError(f"s3://{bucket}/{key} not found: the trial's fine-tuned weights are missing; choose a trial "
+                                 "that completed all epochs") from None
+        raise aws_error(error, f"downloading s3://{bucket}/{key} failed") from None
+    except Exception as error:  # noqa: BLE001 - no credentials, no network: one line
+        raise aws_error(error, f"downloading s3://{bucket}/{key} failed") from None
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,16 @@
   (standard NAS) get a per-trial ``checkpoint_s3_uri`` synced with ``/opt/ml/checkpoints``.
 - **Status** from ``describe_training_job`` (one call per trial), **metrics** from the job's
   CloudWatch log lines (``[tune-metric]: {...}``, Syne Tune's report format), **stop** and **pause**
-  with ``stop_training_job``, **resume** as a new job of the same trial on the same checkpoint URI.
+  with ``stop_training_job``, **resume** as a new job of the same trial on the same checkpoint URI
+  (created once the previous job has stopped, so two jobs never share the checkpoint).
+- **Logs arrive late**: CloudWatch may receive a job's last lines after ``describe_training_job``
+  says it ended. A completed or failed job is reported as running until its entry script's last line
+  (``JOB_END_MARKER``) has been read, or ``SYNE_PRUNE_SAGEMAKER_LOG_GRACE_S`` (default 120) seconds
+  after it ended, so no final report is lost. Lines are read incrementally with CloudWatch's forward
+  tokens; an expired token re-reads the stream and skips what was read. AWS calls retry with
+  botocore's adaptive mode on throttling.
+- **Many hyperparameters**: a configuration with more values than a job may have (the ``large``
+  space) travels as JSON split over ``syne_prune_config_K`` hyperparameters of at most 2500 characters.
 
 Credentials are whatever boto3 finds (profile, environment, instance role); none is ever printed or
 written to results.
@@ -42,6 +51,10 @@ CHANNEL_PREFIX = "sm-channel:"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 ENTRY_SCRIPT = "syne_prune_sm_entry.py"
 MAX_HYPERPARAMETERS = 100  # per training job (SageMaker's limit)
+MAX_HYPERPARAMETER_CHARS = 2500  # per value (SageMaker's limit)
+PACKED_CONFIG = "syne_prune_config_"  # + K: the K-th piece of a configuration sent as JSON
+JOB_END_MARKER = "[syne-prune] job finished"  # the entry script's last line, in every job's log
+MAX_WAIT_FOR_STOP_S = 900  # a resumed trial's new job waits at most this long for its previous job to stop
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?$")
@@ -250,6 +263,8 @@ class _Trial:
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)  # job -> stream -> next token
     finished: dict[str, dict] = field(default_factory=dict)  # job -> last describe of a finished job
     paused: bool = False
+    logs_complete: set[str] = field(default_factory=set)  # finished jobs whose every log line has been read
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # job -> stream -> events read
 
 
 class SageMakerBackend(TrialBackend):
@@ -260,10 +275,12 @@ class SageMakerBackend(TrialBackend):
         """``entry``: ``trial`` (weight-sharing) or ``finetune`` (standard NAS); ``channels``: name -> local directory."""
         super().__init__(delete_checkpoints=False)
         import boto3
+        from botocore.config import Config
 
         session = session or boto3.session.Session(region_name=settings.region)
         self.settings, self.entry, self.local_channels, self.checkpointing = settings, entry, channels, checkpointing
-        self.sm, self.s3, self.logs = session.client("sagemaker"), session.client("s3"), session.client("logs")
+        retries = Config(retries={"max_attempts": 10, "mode": "adaptive"})  # throttled describe/log calls back off
+        self.sm, self.s3, self.logs = (session.client(name, config=retries) for name in ("sagemaker", "s3", "logs"))
         self.uploader = Uploader(self.s3, settings)
         self.job_prefix = re.sub(r"[^a-zA-Z0-9-]", "-", job_prefix)[:48].strip("-") or "syne-prune"
         self.tuner_name = "search"
@@ -318,6 +335,8 @@ class SageMakerBackend(TrialBackend):
         for key, value in config.items():
             text = str(value)
             values[key] = f"{CHANNEL_PREFIX}{by_path[text]}" if text in by_path else text
+        if len(values) + 4 > MAX_HYPERPARAMETERS:
+            values = pack_hyperparameters(values)
         values["syne_prune_entry"] = self.entry
         values["sagemaker_program"] = ENTRY_SCRIPT
         values["sagemaker_submit_directory"] = self.source_uri
@@ -360,10 +379,13 @@ class SageMakerBackend(TrialBackend):
         if self.source_uri is None:
             self.prepare()
         trial = self.trials.get(trial_id) or _Trial(config=dict(config))
+        trial.config = dict(config)  # a resumed trial may come with a new configuration
         request = self.job_request(trial_id, len(trial.jobs), config)
         if len(request["HyperParameters"]) > MAX_HYPERPARAMETERS:
             raise SynePruneError(f"a job of this search needs {len(request['HyperParameters'])} hyperparameters, SageMaker allows "
                                  f"{MAX_HYPERPARAMETERS}: use the small, medium or layer space, or launchers/sagemaker_search_in_one_job.py")
+        if trial.jobs:
+            self._wait_until_finished(trial.jobs[-1], trial)
         try:
             self.sm.create_training_job(**request)
         except Exception as error:  # noqa: BLE001
@@ -381,29 +403,65 @@ class SageMakerBackend(TrialBackend):
             trial.finished[job] = description
         return description
 
+    def _wait_until_finished(self, job: str, trial: _Trial) -> None:
+        """Block until ``job`` has ended: a paused trial's job must stop before its successor reads the checkpoint."""
+        deadline = time.monotonic() + MAX_WAIT_FOR_STOP_S
+        while self._describe(job, trial)["TrainingJobStatus"] not in ("Completed", "Failed", "Stopped"):
+            if time.monotonic() > deadline:
+                raise SynePruneError(f"training job {job} did not stop within {MAX_WAIT_FOR_STOP_S} s; stop it in the "
+                                     "SageMaker console and resume the search")
+            time.sleep(wait_between_polls())
+
     def _log_lines(self, job: str, trial: _Trial) -> list[str]:
-        """The job's CloudWatch lines, read incrementally (a finished job's logs are read once more, then cached)."""
+        """The job's CloudWatch lines, read incrementally; a job whose lines are all read is not asked again."""
         lines = trial.logs.setdefault(job, [])
-        tokens = trial.tokens.setdefault(job, {})
-        if tokens.get("__done__"):
+        if job in trial.logs_complete:
             return lines
+        tokens = trial.tokens.setdefault(job, {})
+        counts = trial.counts.setdefault(job, {})
         try:
             streams = self.logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=job + "/").get("logStreams", [])
         except self.logs.exceptions.ResourceNotFoundException:
             return lines
         for stream in sorted(s["logStreamName"] for s in streams):
+            skip = 0  # events to drop after an expired token made us start again from the head
             while True:
                 kwargs = {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True}
                 if stream in tokens:
                     kwargs["nextToken"] = tokens[stream]
-                page = self.logs.get_log_events(**kwargs)
-                lines.extend(event["message"] for event in page.get("events", []))
+                try:
+                    page = self.logs.get_log_events(**kwargs)
+                except self.logs.exceptions.InvalidParameterException:
+                    if stream not in tokens:
+                        raise
+                    del tokens[stream]  # CloudWatch tokens expire (after 24 h): read again, skip what we have
+                    skip = counts.get(stream, 0)
+                    continue
+                events = page.get("events", [])
+                dropped = min(skip, len(events))
+                skip -= dropped
+                lines.extend(event["message"] for event in events[dropped:])
+                counts[stream] = counts.get(stream, 0) + len(events) - dropped
                 if page.get("nextForwardToken") in (None, tokens.get(stream)):
                     break
                 tokens[stream] = page["nextForwardToken"]
-                if not page.get("events"):
+                if not events:
                     break
         return lines
+
+    def _job_status(self, job: str, trial: _Trial) -> Status:
+        """The job's status for the Tuner: an ended job counts as running until its last log line has been read."""
+        description = self._describe(job, trial)
+        status = _STATUS.get(description["TrainingJobStatus"], Status.in_progress)
+        if status not in (Status.completed, Status.failed, Status.stopped) or job in trial.logs_complete:
+            return status
+        lines = self._log_lines(job, trial)
+        ended = description.get("TrainingEndTime")
+        waited = (datetime.now(ended.tzinfo) - ended).total_seconds() if isinstance(ended, datetime) else float("inf")
+        if status == Status.stopped or any(line.startswith(JOB_END_MARKER) for line in lines) or waited > log_grace_s():
+            trial.logs_complete.add(job)
+            return status
+        return Status.in_progress
 
     def _all_trial_results(self, trial_ids: list[int]) -> list[TrialResult]:
         results = []
@@ -411,15 +469,15 @@ class SageMakerBackend(TrialBackend):
             trial = self.trials.get(trial_id)
             if trial is None:  # its job was never created (the search is stopping on that error)
                 continue
+            for job in trial.jobs[:-1]:  # earlier jobs of a resumed trial: read their last lines, then never again
+                self._job_status(job, trial)
+            status = self._job_status(trial.jobs[-1], trial)
             description = self._describe(trial.jobs[-1], trial)
-            status = _STATUS.get(description["TrainingJobStatus"], Status.in_progress)
             if trial.paused and status in (Status.stopping, Status.stopped):
                 status = Status.paused
             metrics = []
             for job in trial.jobs:  # a resumed trial's reports continue those of its earlier jobs
                 metrics += retrieve(self._log_lines(job, trial))
-            if status in (Status.completed, Status.failed, Status.stopped):
-                trial.tokens[trial.jobs[-1]]["__done__"] = "1"
             end = _naive(description.get("TrainingEndTime"))
             results.append(TrialResult(
                 trial_id=trial_id, config=trial.config, creation_time=_naive(description.get("CreationTime")) or datetime.now(),
@@ -430,7 +488,7 @@ class SageMakerBackend(TrialBackend):
     def busy_trial_ids(self) -> list[tuple[int, str]]:
         busy = []
         for trial_id, trial in self.trials.items():
-            status = _STATUS.get(self._describe(trial.jobs[-1], trial)["TrainingJobStatus"], Status.in_progress)
+            status = self._job_status(trial.jobs[-1], trial)
             if status in (Status.in_progress, Status.stopping):
                 busy.append((trial_id, status))
         return busy
@@ -490,13 +548,38 @@ def _naive(moment: datetime | None) -> datetime | None:
     return moment.astimezone().replace(tzinfo=None) if isinstance(moment, datetime) and moment.tzinfo else moment
 
 
+def _seconds_from_environment(name: str, default: str, minimum: float) -> float:
+    value = os.environ.get(name, default)
+    try:
+        return max(minimum, float(value))
+    except ValueError:
+        raise SynePruneError(f"{name} must be seconds, got '{value}'") from None
+
+
 def wait_between_polls() -> float:
     """Seconds between the Tuner's status queries: jobs take minutes, describe calls are rate-limited."""
-    value = os.environ.get("SYNE_PRUNE_SAGEMAKER_POLL_S", "10")
-    try:
-        return max(0.05, float(value))
-    except ValueError:
-        raise SynePruneError(f"SYNE_PRUNE_SAGEMAKER_POLL_S must be seconds, got '{value}'") from None
+    return _seconds_from_environment("SYNE_PRUNE_SAGEMAKER_POLL_S", "10", 0.05)
+
+
+def log_grace_s() -> float:
+    """How long after a job ended its log lines may still be arriving in CloudWatch."""
+    return _seconds_from_environment("SYNE_PRUNE_SAGEMAKER_LOG_GRACE_S", "120", 0.0)
+
+
+def pack_hyperparameters(values: dict[str, str]) -> dict[str, str]:
+    """All values as one JSON text, cut into pieces a SageMaker hyperparameter can hold (``unpack_hyperparameters``)."""
+    text = json.dumps(values, separators=(",", ":"))
+    step = MAX_HYPERPARAMETER_CHARS
+    return {f"{PACKED_CONFIG}{index}": text[start:start + step] for index, start in enumerate(range(0, len(text), step))}
+
+
+def unpack_hyperparameters(values: dict[str, str]) -> dict[str, str]:
+    """The inverse of ``pack_hyperparameters``; other keys are kept as they are."""
+    pieces = sorted((int(k[len(PACKED_CONFIG):]), v) for k, v in values.items() if k.startswith(PACKED_CONFIG))
+    if not pieces:
+        return values
+    kept = {k: v for k, v in values.items() if not k.startswith(PACKED_CONFIG)}
+    return {**json.loads("".join(v for _, v in pieces)), **kept}
 
 
 CHANNEL_FLAGS = {"--model": "model", "--supernet": "supernet", "--data-dir": "data"}

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from syne_prune.search.sagemaker import CHANNEL_PREFIX, CHECKPOINT_LOCAL_PATH
+from syne_prune.search.sagemaker import CHANNEL_PREFIX, CHECKPOINT_LOCAL_PATH, JOB_END_MARKER, unpack_hyperparameters
 
 
 def resolve_channel(value: str) -> str:
@@ -30,11 +30,21 @@ def resolve_channel(value: str) -> str:
 
 def hyperparameters(argv: list[str]) -> dict[str, str]:
     if "SM_HPS" in os.environ:
-        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in json.loads(os.environ["SM_HPS"]).items()}
-    return {k[2:]: v for k, v in zip(argv[0::2], argv[1::2])}
+        values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in json.loads(os.environ["SM_HPS"]).items()}
+    else:
+        values = {k[2:]: v for k, v in zip(argv[0::2], argv[1::2])}
+    return unpack_hyperparameters(values)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the job; its last log line is always ``JOB_END_MARKER`` (the backend waits for it before it trusts the log)."""
+    try:
+        return _run(argv)
+    finally:
+        print(JOB_END_MARKER, flush=True)
+
+
+def _run(argv: list[str] | None) -> int:
     from syne_prune.search.trial import failure_line
 
     try:

@@ -93,6 +93,9 @@ class Evaluator:
         self.validation = list(data_loader(encode(data.validation, tokenizer, length, self.task.is_regression), tokenizer, settings.eval_batch_size))
         self.test = list(data_loader(encode(data.test, tokenizer, length, self.task.is_regression), tokenizer, settings.eval_batch_size))
         model = self.supernet.model
+        from syne_prune.evaluation import default_device
+
+        model.to(default_device())  # a no-op on a CPU machine; on a GPU instance every evaluation runs there
         self.space = get_search_space(meta["search_space"], get_architecture(model.config).shape(model.config))
         self.full_size = subnet_size(model)
         self.full_latency_ms = None

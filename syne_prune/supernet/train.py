@@ -21,7 +21,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_
 
 from syne_prune.data import data_loader, encode, get_task, load_task
 from syne_prune.errors import SynePruneError
-from syne_prune.evaluation import evaluate
+from syne_prune.evaluation import default_device, evaluate
 from syne_prune.export import load_model_config
 from syne_prune.models import get_architecture
 from syne_prune.models.local_weights import resolve_model
@@ -77,8 +77,6 @@ class TrainingConfig:
         return {k: v for k, v in asdict(self).items() if k not in ("output", "extra")}
 
 
-def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _prepare_output(config: TrainingConfig, resume: bool, overwrite: bool) -> Path:
@@ -129,7 +127,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
-    device = _device()
+    device = default_device()
     state_dir = output / RESUME_DIR
     resuming = resume and (state_dir / "state.pt").is_file()
     model_source = state_dir / "model" if resuming else source
