@@ -125,6 +125,11 @@ def test_a_resumed_trial_continues_from_its_last_epoch(tiny_model_dirs, glue_dir
     again = torch.load(tmp_path / "paused" / WEIGHTS_FILE)["model"]
     assert all(torch.allclose(straight[k], again[k], atol=1e-6) for k in straight)
     assert not (tmp_path / "paused" / STATE_FILE).exists()  # only the weights are kept after the last epoch
+    # started once more on a finished trial (a search resumed after a crash): its last report again, no training
+    weights_before = (tmp_path / "paused" / WEIGHTS_FILE).read_bytes()
+    again_reports: list[dict] = []
+    fine_tune(settings, config, tmp_path / "paused", again_reports.append)
+    assert again_reports == [resumed[-1]] and (tmp_path / "paused" / WEIGHTS_FILE).read_bytes() == weights_before
 
 
 def test_the_local_backend_pauses_and_resumes_a_trial_from_its_checkpoint(tiny_model_dirs, glue_dir, tmp_path):

@@ -155,6 +155,12 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
     schedule = get_linear_schedule_with_warmup(optimizer, 0, steps_per_epoch * settings.epochs)
     first_epoch, spent = 0, 0.0
     state_path = checkpoint_dir / STATE_FILE if checkpoint_dir is not None else None
+    weights_path = checkpoint_dir / WEIGHTS_FILE if checkpoint_dir is not None else None
+    if weights_path is not None and weights_path.is_file() and not state_path.is_file():
+        finished = torch.load(weights_path, weights_only=True, map_location="cpu")
+        if finished.get("epoch") == settings.epochs and finished.get("result"):
+            report(finished["result"])  # the trial ran before (e.g. a search resumed after a crash): report, do not retrain
+            return finished["result"]
     if state_path is not None and state_path.is_file():
         state = torch.load(state_path, weights_only=False, map_location=device)
         sub.load_state_dict(state["model"])
@@ -186,22 +192,22 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
         valid_error = evaluate(sub, validation, task)["error"]
         test_error = evaluate(sub, test, task)["error"]
         seconds = spent + time.perf_counter() - started
-        if checkpoint_dir is not None:
-            _save(checkpoint_dir, sub, optimizer, schedule, epoch + 1, seconds, last=epoch + 1 == settings.epochs)
         result = {"epoch": epoch + 1, "fidelity": epoch + 1, "error": valid_error, "valid_error": valid_error,
                   "test_error": test_error, "train_loss": loss_sum / max(1, steps_per_epoch), "eval_s": seconds, **static}
+        if checkpoint_dir is not None:
+            _save(checkpoint_dir, sub, optimizer, schedule, epoch + 1, seconds, result if epoch + 1 == settings.epochs else None)
         report(result)
     return result
 
 
-def _save(directory: Path, sub, optimizer, schedule, epoch: int, seconds: float, last: bool) -> None:
-    """Atomically replace the trial's checkpoint; after the last epoch keep the weights only."""
+def _save(directory: Path, sub, optimizer, schedule, epoch: int, seconds: float, last: dict[str, Any] | None) -> None:
+    """Atomically replace the trial's checkpoint; after the last epoch (``last``: its report) keep the weights only."""
     import torch
 
     directory.mkdir(parents=True, exist_ok=True)
     if last:
         tmp = directory / f".{WEIGHTS_FILE}.tmp"
-        torch.save({"model": sub.state_dict(), "epoch": epoch}, tmp)
+        torch.save({"model": sub.state_dict(), "epoch": epoch, "result": last}, tmp)
         tmp.replace(directory / WEIGHTS_FILE)
         (directory / STATE_FILE).unlink(missing_ok=True)
         return
