@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoTokenizer
 
 from syne_prune import InPlaceMask, get_architecture, get_search_space
 from syne_prune.data import data_loader, encode, get_task, load_task
+from syne_prune.models import load_task_model
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.supernet import STRATEGIES, TrainingConfig, get_strategy, train_supernet
 
@@ -51,9 +52,7 @@ def step_costs(args, task_name: str) -> dict[str, float]:
     data = load_task(task_name, args.data_dir, max_train_examples=args.batch_size * args.timing_steps, seed=args.seed)
     path = resolve_model(MODEL)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=task.num_labels, problem_type="regression" if task.is_regression else "single_label_classification"
-    ).train()
+    model = load_task_model(path, task).train()
     batches = list(data_loader(encode(data.train, tokenizer, 128, task.is_regression), tokenizer, args.batch_size))
     space = get_search_space(args.search_space, get_architecture(model.config).shape(model.config))
     masker = InPlaceMask(model)

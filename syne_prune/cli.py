@@ -169,7 +169,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
           f"validation error {chosen['error']:.4f}, test error {chosen['test_error']:.4f}")
     print(f"plot:          {result['search'] / 'pareto.png'}")
     print(f"Pareto table:  {result['search'] / 'pareto.csv'}")
-    print(f"pruned model:  {result['model']}  (AutoModelForSequenceClassification.from_pretrained(..., trust_remote_code=True))")
+    print(f"pruned model:  {result['model']}  (AutoModelForSequenceClassification.from_pretrained(...) after import syne_prune, "
+          "or with trust_remote_code=True)")
     return 0
 
 
@@ -247,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         "search worker reads (safetensors, tokenizer, supernet.json with metrics and a sha256 manifest).",
     )
     train.add_argument("--model", required=True, help="directory of a BERT/RoBERTa/DistilBERT model, or a hub id when online")
-    train.add_argument("--task", required=True, help="rte, mrpc, cola, stsb, sst2, qnli, mnli, qqp or imdb")
+    train.add_argument("--task", required=True, help="rte, mrpc, cola, stsb, sst2, qnli, mnli, qqp, imdb, swag (multiple choice) or synthetic_sentiment")
     train.add_argument("--data-dir", help="local GLUE TSV files (TASK/train.tsv, TASK/dev.tsv); else the Hugging Face hub")
     train.add_argument("--search-space", default="small", choices=list(SEARCH_SPACES), help="space sub-networks are sampled from")
     train.add_argument("--strategy", default="full", help="standard, random, random_linear, sandwich, kd or full (default)")

@@ -1,9 +1,14 @@
 """Tasks, splits and metrics, as in the paper.
 
-Every task reads either local GLUE TSV files (``data_dir`` laid out like the GLUE distribution:
-``RTE/train.tsv``, ``RTE/dev.tsv``, ...) or, without ``data_dir``, ``datasets.load_dataset`` from the
-Hugging Face hub. Splits: validation is a seeded held-out part of train (default 30%), test is the
-GLUE dev split; the search only ever sees validation. ``error = 1 - metric``.
+Every task reads either local files (``data_dir`` laid out like the GLUE distribution:
+``RTE/train.tsv``, ``RTE/dev.tsv``, ...; SWAG as in its repository: ``SWAG/train.csv``,
+``SWAG/val.csv``) or, without ``data_dir``, ``datasets.load_dataset`` from the Hugging Face hub.
+Splits: validation is a seeded held-out part of train (default 30%), test is the GLUE dev split (SWAG:
+its validation split); the search only ever sees validation. ``error = 1 - metric``.
+
+SWAG is multiple choice: an example is a context (``sent1``), the start of the next sentence
+(``sent2``) and four endings; each choice is encoded as the pair (context, start + ending) and the
+model (``*ForMultipleChoice``) scores the four; the metric is accuracy.
 """
 from __future__ import annotations
 
@@ -57,10 +62,16 @@ class Task:
     header: bool = True
     dev_file: str = "dev.tsv"
     generator: Callable[[int], tuple["Split", "Split"]] | None = None  # tasks made offline, in code
+    train_file: str = "train.tsv"
+    num_choices: int = 0  # multiple choice: text columns are context, start, then one ending per choice
 
     @property
     def is_regression(self) -> bool:
         return self.num_labels == 1
+
+    @property
+    def is_multiple_choice(self) -> bool:
+        return self.num_choices > 0
 
     def error(self, labels: np.ndarray, predictions: np.ndarray) -> float:
         return 1.0 - self.metric(labels, predictions)
@@ -87,6 +98,10 @@ TASKS: dict[str, Task] = {
         Task("qqp", 2, "f1", f1, ("question1", "question2"), ("nyu-mll/glue", "qqp"), "validation",
              "QQP", ("question1", "question2", "is_duplicate")),
         Task("imdb", 2, "accuracy", accuracy, ("text",), ("stanfordnlp/imdb", None), "test"),
+        Task("swag", 4, "accuracy", accuracy, ("sent1", "sent2", "ending0", "ending1", "ending2", "ending3"),
+             ("allenai/swag", "regular"), "validation", "SWAG",
+             ("sent1", "sent2", "ending0", "ending1", "ending2", "ending3", "label"),
+             train_file="train.csv", dev_file="val.csv", num_choices=4),
         Task("synthetic_sentiment", 2, "accuracy", accuracy, ("sentence",), ("", None), "",
              generator=lambda seed: synthetic_sentiment(seed)),
     )
@@ -127,12 +142,13 @@ class Split:
 
     texts: list[list[str]]
     labels: np.ndarray
+    num_choices: int = 0  # multiple choice: texts are [contexts, starts, ending 0, ending 1, ...]
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def take(self, index: np.ndarray) -> "Split":
-        return Split([[column[i] for i in index] for column in self.texts], self.labels[index])
+        return Split([[column[i] for i in index] for column in self.texts], self.labels[index], self.num_choices)
 
 
 @dataclass
@@ -164,7 +180,7 @@ def load_task(
     if task.generator is not None:
         train, test = task.generator(0)  # fixed data; `seed` only splits off validation
     elif data_dir is not None:
-        train, test = _read_local(task, Path(data_dir), "train.tsv"), _read_local(task, Path(data_dir), task.dev_file)
+        train, test = _read_local(task, Path(data_dir), task.train_file), _read_local(task, Path(data_dir), task.dev_file)
     else:
         train, test = _read_hub(task)
     order = np.random.RandomState(seed).permutation(len(train))
@@ -183,22 +199,29 @@ def _read_local(task: Task, data_dir: Path, file_name: str) -> Split:
         raise SynePruneError(f"task '{task.name}' has no local TSV reader; drop --data-dir to load it from the hub")
     path = data_dir / task.folder / file_name
     if not path.is_file():
-        raise SynePruneError(f"{path} not found; --data-dir must hold {task.folder}/train.tsv and {task.folder}/{task.dev_file} in GLUE layout")
+        raise SynePruneError(f"{path} not found; --data-dir must hold {task.folder}/{task.train_file} and "
+                             f"{task.folder}/{task.dev_file} in {_layout(task)} layout")
     columns, rows = _read_tsv(path, task.header)
     missing = [c for c in task.local_columns if c not in columns]
     if missing:
-        raise SynePruneError(f"{path} lacks column(s) {missing}; expected the GLUE {task.folder} layout")
+        raise SynePruneError(f"{path} lacks column(s) {missing}; expected the {_layout(task)} {task.folder} layout")
     *text_columns, label_column = (columns.index(c) for c in task.local_columns)
     texts = [[row[c] for row in rows] for c in text_columns]
     labels = _parse_labels(task, [row[label_column] for row in rows], path)
-    return Split(texts, labels)
+    return Split(texts, labels, task.num_choices)
+
+
+def _layout(task: Task) -> str:
+    return "SWAG repository (CSV)" if task.is_multiple_choice else "GLUE"
 
 
 def _read_tsv(path: Path, header: bool) -> tuple[list, list[list[str]]]:
-    """GLUE TSV rows: quoting off (stray quotes are text), a BOM tolerated, every row as wide as the first."""
+    """GLUE TSV rows: quoting off (stray quotes are text), a BOM tolerated, every row as wide as the first.
+    A ``.csv`` file (SWAG) is read as standard CSV, quotes included."""
+    dialect = {"delimiter": ","} if path.suffix == ".csv" else {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
-            rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+            rows = list(csv.reader(handle, **dialect))
     except UnicodeDecodeError:
         raise SynePruneError(f"{path} is not UTF-8 text; restore the original GLUE file") from None
     if not rows:
@@ -206,7 +229,7 @@ def _read_tsv(path: Path, header: bool) -> tuple[list, list[list[str]]]:
     width = len(rows[0])
     for number, row in enumerate(rows, start=1):
         if len(row) != width:
-            raise SynePruneError(f"{path} is malformed: line {number} has {len(row)} fields, expected {width}; restore the original GLUE file")
+            raise SynePruneError(f"{path} is malformed: line {number} has {len(row)} fields, expected {width}; restore the original file")
     columns = rows[0] if header else list(range(width))
     return columns, rows[1:] if header else rows
 
@@ -250,26 +273,37 @@ def _read_hub(task: Task) -> tuple[Split, Split]:  # pragma: no cover - needs th
 
     def split(part) -> Split:
         labels = np.asarray(part["label"], dtype=np.float32 if task.is_regression else np.int64)
-        return Split([list(part[c]) for c in task.text_columns], labels)
+        return Split([list(part[c]) for c in task.text_columns], labels, task.num_choices)
 
     return split(dataset["train"]), split(dataset[task.hub_test_split])
 
 
 def encode(split: Split, tokenizer, max_length: int, is_regression: bool) -> list[dict]:
-    """Tokenize a split once (truncated, unpadded); padding happens per batch in ``data_loader``."""
-    encoded = tokenizer(*split.texts, truncation=True, max_length=max_length)
+    """Tokenize a split once (truncated, unpadded); padding happens per batch in ``data_loader``.
+
+    Multiple choice: one (context, start + ending) pair per choice; each example's fields are lists
+    with one entry per choice."""
     label_type = float if is_regression else int
+    if split.num_choices:
+        contexts, starts, *endings = split.texts
+        first = [context for context in contexts for _ in endings]
+        second = [f"{starts[i]} {ending[i]}".strip() for i in range(len(split)) for ending in endings]
+        encoded = tokenizer(first, second, truncation=True, max_length=max_length)
+        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
+        c = len(endings)
+        return [{**{k: encoded[k][i * c:(i + 1) * c] for k in keys}, "labels": int(split.labels[i])} for i in range(len(split))]
+    encoded = tokenizer(*split.texts, truncation=True, max_length=max_length)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
     return [{**{k: encoded[k][i] for k in keys}, "labels": label_type(split.labels[i])} for i in range(len(split))]
 
 
 def data_loader(examples: list[dict], tokenizer, batch_size: int, shuffle: bool = False, seed: int = 0):
-    """Batches with dynamic padding (each batch padded to its longest sequence)."""
+    """Batches with dynamic padding (each batch padded to its longest sequence; multiple choice: B x C x L)."""
     import torch
     from torch.utils.data import DataLoader
-    from transformers import DataCollatorWithPadding
+    from transformers import DataCollatorForMultipleChoice, DataCollatorWithPadding
 
     generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(
-        examples, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=DataCollatorWithPadding(tokenizer)
-    )
+    multiple_choice = bool(examples) and isinstance(examples[0]["input_ids"][0], list)
+    collate = (DataCollatorForMultipleChoice if multiple_choice else DataCollatorWithPadding)(tokenizer)
+    return DataLoader(examples, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate)

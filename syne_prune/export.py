@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
-from syne_prune.models import get_architecture
+from syne_prune.models import auto_class_of, get_architecture, head_of
+from syne_prune.models.modeling_syne_prune import TASK_HEADS
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.objectives import subnet_size
 from syne_prune.surgery import extract_subnetwork
@@ -52,12 +53,11 @@ def load_model_config(name_or_path: str) -> PretrainedConfig:
 
 
 def load_model(name_or_path: str) -> PreTrainedModel:
-    """Load a stock BERT/RoBERTa/DistilBERT: the sequence-classification model when the checkpoint
-    has one (its config names a *ForSequenceClassification architecture), else the base model."""
+    """Load a stock BERT/RoBERTa/DistilBERT with the task head its checkpoint has (its config names a
+    *ForSequenceClassification or *ForMultipleChoice architecture), else the base model."""
     config = load_model_config(name_or_path)
     name_or_path = resolve_model(name_or_path)
-    is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
-    auto_class = AutoModelForSequenceClassification if is_classifier else AutoModel
+    auto_class = auto_class_of(config)
     try:
         return auto_class.from_pretrained(name_or_path).eval()
     except Exception as error:  # noqa: BLE001 - safetensors, torch and transformers raise many kinds
@@ -120,13 +120,12 @@ def export_subnetwork(
 
 
 def _complete_auto_map(config_path: Path) -> None:
-    """save_pretrained maps only the saved class; map AutoModel and the classifier to theirs too."""
+    """save_pretrained maps only the saved class; map AutoModel and every task head to theirs too."""
     config = json.loads(config_path.read_text())
     module = config["auto_map"]["AutoConfig"].split(".")[0]
     stem = config["auto_map"]["AutoConfig"].split(".")[1].removesuffix("Config")
-    config["auto_map"].update(
-        {"AutoModel": f"{module}.{stem}Model", "AutoModelForSequenceClassification": f"{module}.{stem}ForSequenceClassification"}
-    )
+    config["auto_map"].update({"AutoModel": f"{module}.{stem}Model",
+                               **{auto: f"{module}.{stem}{suffix}" for auto, suffix in TASK_HEADS.items()}})
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
@@ -168,6 +167,8 @@ def export_onnx(model: PreTrainedModel, path: Path, opset: int = ONNX_OPSET) -> 
     Uses torch's dynamo exporter: the TorchScript exporter bakes the example's attention mask into
     the graph and gives wrong outputs on padded batches. Returns the max abs difference found.
     """
+    if head_of(model) == "AutoModelForMultipleChoice":
+        raise SynePruneError("ONNX export supports base and sequence-classification models, not multiple choice; drop --onnx")
     try:
         import onnxruntime
     except ImportError:

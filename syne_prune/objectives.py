@@ -27,7 +27,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from syne_prune.masks import SubnetMask
-from syne_prune.models import get_architecture
+from syne_prune.models import get_architecture, head_of
 from syne_prune.surgery import check_mask_fits
 
 
@@ -74,6 +74,8 @@ def measure_latency_ms(
     """Median wall time in ms of one forward pass on random token ids (on the model's device)."""
     device = next(model.parameters()).device
     input_ids = torch.randint(5, vocab_size, (batch_size, seq_len), device=device)
+    if head_of(model) == "AutoModelForMultipleChoice":
+        input_ids = input_ids[:, None, :]  # one choice per example: the same encoder work as a classifier
     attention_mask = torch.ones_like(input_ids)
     model.eval()
     times = []

@@ -20,7 +20,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
-from syne_prune.models import Architecture, LayerParts, get_architecture
+from syne_prune.models import Architecture, LayerParts, get_architecture, head_of
 
 
 def check_mask_fits(model: PreTrainedModel, mask: SubnetMask) -> Architecture:
@@ -168,15 +168,15 @@ def pruned_config(model: PreTrainedModel, mask: SubnetMask) -> PretrainedConfig:
 
 def _model_class(model: PreTrainedModel, arch: Architecture, config: PretrainedConfig) -> type[PreTrainedModel]:
     is_base = model.base_model is model
-    is_seq_cls = type(model).__name__.endswith("ForSequenceClassification")
-    if not (is_base or is_seq_cls):
+    head = head_of(model)
+    if not (is_base or head):
         raise SynePruneError(
-            f"{type(model).__name__} is not supported; syne-prune prunes base models and "
-            f"*ForSequenceClassification models (classification and regression)"
+            f"{type(model).__name__} is not supported; syne-prune prunes base models, *ForSequenceClassification "
+            f"models (classification and regression) and *ForMultipleChoice models"
         )
     if config.model_type == arch.pruned_model_type:
-        _, base_class, seq_class = arch.pruned_classes
-        return base_class if is_base else seq_class
+        _, base_class, heads = arch.pruned_classes
+        return base_class if is_base else heads[head]
     return type(model)
 
 

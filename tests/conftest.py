@@ -5,12 +5,15 @@ import pytest
 import torch
 from transformers import (
     BertConfig,
+    BertForMultipleChoice,
     BertForSequenceClassification,
     BertModel,
     DistilBertConfig,
+    DistilBertForMultipleChoice,
     DistilBertForSequenceClassification,
     DistilBertModel,
     RobertaConfig,
+    RobertaForMultipleChoice,
     RobertaForSequenceClassification,
     RobertaModel,
 )
@@ -40,13 +43,15 @@ CLASSES = {
     "roberta": (RobertaModel, RobertaForSequenceClassification),
     "distilbert": (DistilBertModel, DistilBertForSequenceClassification),
 }
+MULTIPLE_CHOICE = {"bert": BertForMultipleChoice, "roberta": RobertaForMultipleChoice, "distilbert": DistilBertForMultipleChoice}
 
 
 def tiny_model(arch: str, head: str = "classifier", seed: int = 0, **config_kwargs):
-    """head: 'classifier' (3 labels), 'regression' (1 output) or 'base' (no task head)."""
+    """head: 'classifier' (3 labels), 'regression' (1 output), 'multiple_choice' or 'base' (no task head)."""
     torch.manual_seed(seed)
     num_labels = 1 if head == "regression" else 3
     base_class, task_class = CLASSES[arch]
+    task_class = MULTIPLE_CHOICE[arch] if head == "multiple_choice" else task_class
     config = tiny_config(arch, num_labels=num_labels, **config_kwargs)
     model = base_class(config) if head == "base" else task_class(config)
     _randomize_norms_and_biases(model)
@@ -65,12 +70,14 @@ def _randomize_norms_and_biases(model: torch.nn.Module) -> None:
             module.bias.normal_(0.0, 0.3)
 
 
-def tiny_batch(seed: int = 0, batch: int = 3, length: int = 11) -> dict[str, torch.Tensor]:
-    """Token ids with padding in the first row, so masks and padding both matter."""
+def tiny_batch(seed: int = 0, batch: int = 3, length: int = 11, choices: int = 0) -> dict[str, torch.Tensor]:
+    """Token ids with padding in the first row, so masks and padding both matter (``choices``: B x C x L)."""
     generator = torch.Generator().manual_seed(seed)
-    input_ids = torch.randint(5, VOCAB, (batch, length), generator=generator)
+    input_ids = torch.randint(5, VOCAB, (batch * max(1, choices), length), generator=generator)
     attention_mask = torch.ones_like(input_ids)
     attention_mask[0, length // 2 :] = 0
+    if choices:
+        input_ids, attention_mask = input_ids.view(batch, choices, length), attention_mask.view(batch, choices, length)
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 

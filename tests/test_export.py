@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import SPACES, tiny_batch, tiny_model
-from transformers import AutoModel, AutoModelForSequenceClassification
+import transformers
 
 from syne_prune import SubnetMask, SynePruneError, get_architecture, get_search_space, masked
 from syne_prune.export import METADATA_FILE, export_subnetwork
@@ -25,6 +25,10 @@ def _outputs(model, batch):
     return out.logits if hasattr(out, "logits") else out.last_hidden_state
 
 
+AUTO = {"classifier": "AutoModelForSequenceClassification", "regression": "AutoModelForSequenceClassification",
+        "multiple_choice": "AutoModelForMultipleChoice", "base": "AutoModel"}
+
+
 def _configs(space):
     return [space.midpoint(), space.sample(np.random.RandomState(7))]
 
@@ -33,11 +37,11 @@ def _configs(space):
 def exports(tmp_path_factory):
     """Every architecture x space x head, two configurations each, exported once for the module."""
     root = tmp_path_factory.mktemp("exports")
-    batch = tiny_batch()
+    batches = {head: tiny_batch(choices=4 if head == "multiple_choice" else 0) for head in AUTO}
     records = []
     for arch in ("bert", "roberta", "distilbert"):
-        for head in ("classifier", "regression", "base"):
-            model = tiny_model(arch, head)
+        for head in AUTO:
+            model, batch = tiny_model(arch, head), batches[head]
             space_of = get_architecture(model.config).shape(model.config)
             for space_name in SPACES:
                 space = get_search_space(space_name, space_of)
@@ -47,18 +51,17 @@ def exports(tmp_path_factory):
                         want = _outputs(model, batch)
                     out = export_subnetwork(model, mask, root / f"{arch}-{head}-{space_name}-{i}")
                     records.append((out, head, want, subnet_size(model, mask).params))
-    torch.save({"batch": batch, "records": [(str(o), h, w) for o, h, w, _ in records]}, root / "expected.pt")
-    return root, batch, records
+    torch.save({"batches": batches, "auto": AUTO, "records": [(str(o), h, w) for o, h, w, _ in records]}, root / "expected.pt")
+    return root, batches, records
 
 
 def test_reload_with_syne_prune_installed_gives_masked_outputs(exports):
-    _, batch, records = exports
+    _, batches, records = exports
     for out, head, want, params in records:
-        auto = AutoModel if head == "base" else AutoModelForSequenceClassification
-        model = auto.from_pretrained(out).eval()
+        model = getattr(transformers, AUTO[head]).from_pretrained(out).eval()
         assert sum(p.numel() for p in model.parameters()) == params
         with torch.inference_mode():
-            assert (_outputs(model, batch) - want).abs().max() <= TOLERANCE, out
+            assert (_outputs(model, batches[head]) - want).abs().max() <= TOLERANCE, out
 
 
 def test_reload_without_syne_prune_via_trust_remote_code(exports, tmp_path):
@@ -69,14 +72,13 @@ def test_reload_without_syne_prune_via_trust_remote_code(exports, tmp_path):
         import sys
         sys.modules["syne_prune"] = None  # any import of syne_prune now raises ImportError
         import torch
-        from transformers import AutoModel, AutoModelForSequenceClassification
+        import transformers
         data = torch.load({str(root / "expected.pt")!r})
         worst = 0.0
         for out, head, want in data["records"]:
-            auto = AutoModel if head == "base" else AutoModelForSequenceClassification
-            model = auto.from_pretrained(out, trust_remote_code=True).eval()
+            model = getattr(transformers, data["auto"][head]).from_pretrained(out, trust_remote_code=True).eval()
             with torch.inference_mode():
-                result = model(**data["batch"])
+                result = model(**data["batches"][head])
             got = result.last_hidden_state if head == "base" else result.logits
             worst = max(worst, (got - want).abs().max().item())
         print("WORST", worst, len(data["records"]))
@@ -86,7 +88,7 @@ def test_reload_without_syne_prune_via_trust_remote_code(exports, tmp_path):
     run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     worst, count = run.stdout.split("WORST")[1].split()
-    assert float(worst) <= TOLERANCE and int(count) == 72
+    assert float(worst) <= TOLERANCE and int(count) == 3 * len(AUTO) * len(SPACES) * 2
 
 
 def test_uniform_subnetwork_gets_a_stock_config(tmp_path):
@@ -107,7 +109,7 @@ def test_nonuniform_export_carries_its_modeling_code(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["model_type"] == "syne_prune_roberta"
     assert config["num_heads_per_layer"] == [0, 3] and config["intermediate_size_per_layer"] == [5, 0]
-    assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForSequenceClassification"}
+    assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForSequenceClassification", "AutoModelForMultipleChoice"}
     source = (out / "modeling_syne_prune.py").read_text()
     assert "syne_prune" not in "".join(line for line in source.splitlines() if line.startswith(("import", "from")))
     assert (out / "model.safetensors").exists()

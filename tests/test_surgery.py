@@ -26,12 +26,12 @@ def _outputs(model, batch):
     return out.logits if hasattr(out, "logits") else out.last_hidden_state
 
 
-@pytest.mark.parametrize("head", ["classifier", "regression", "base"])
+@pytest.mark.parametrize("head", ["classifier", "regression", "multiple_choice", "base"])
 @pytest.mark.parametrize("space_name", SPACES)
 def test_extracted_equals_masked(arch, space_name, head):
     model = tiny_model(arch, head)
     space = _space(model, space_name)
-    batch = tiny_batch()
+    batch = tiny_batch(choices=4 if head == "multiple_choice" else 0)
     with torch.inference_mode():
         full = _outputs(model, batch)
         masker = InPlaceMask(model)

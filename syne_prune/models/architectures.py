@@ -65,8 +65,8 @@ class Architecture:
         return LayerParts(*(layer.get_submodule(path) for path in self.part_paths))
 
     @property
-    def pruned_classes(self) -> tuple[type, type, type]:
-        """(config class, base model class, sequence-classification class) of the pruned model."""
+    def pruned_classes(self) -> tuple[type, type, dict[str, type]]:
+        """(config class, base model class, {Auto class name: task-model class}) of the pruned model."""
         return pruned.PRUNED_CLASSES[self.pruned_model_type]
 
 

@@ -15,12 +15,15 @@ import torch
 from torch import nn
 from transformers import (
     BertConfig,
+    BertForMultipleChoice,
     BertForSequenceClassification,
     BertModel,
     DistilBertConfig,
+    DistilBertForMultipleChoice,
     DistilBertForSequenceClassification,
     DistilBertModel,
     RobertaConfig,
+    RobertaForMultipleChoice,
     RobertaForSequenceClassification,
     RobertaModel,
 )
@@ -161,6 +164,15 @@ class PrunedBertForSequenceClassification(BertForSequenceClassification):
         self.post_init()
 
 
+class PrunedBertForMultipleChoice(BertForMultipleChoice):
+    config_class = PrunedBertConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        _shape_bert_layers(self.bert.encoder.layer, config)
+        self.post_init()
+
+
 class PrunedRobertaModel(RobertaModel):
     config_class = PrunedRobertaConfig
 
@@ -171,6 +183,15 @@ class PrunedRobertaModel(RobertaModel):
 
 
 class PrunedRobertaForSequenceClassification(RobertaForSequenceClassification):
+    config_class = PrunedRobertaConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        _shape_bert_layers(self.roberta.encoder.layer, config)
+        self.post_init()
+
+
+class PrunedRobertaForMultipleChoice(RobertaForMultipleChoice):
     config_class = PrunedRobertaConfig
 
     def __init__(self, config):
@@ -197,18 +218,33 @@ class PrunedDistilBertForSequenceClassification(DistilBertForSequenceClassificat
         self.post_init()
 
 
+class PrunedDistilBertForMultipleChoice(DistilBertForMultipleChoice):
+    config_class = PrunedDistilBertConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        _shape_distilbert_layers(self.distilbert.transformer.layer, config)
+        self.post_init()
+
+
+# Auto class -> the suffix of the task-model classes it loads (a pruned model's classes follow the stock names).
+TASK_HEADS = {"AutoModelForSequenceClassification": "ForSequenceClassification", "AutoModelForMultipleChoice": "ForMultipleChoice"}
+
 PRUNED_CLASSES = {
-    # model_type: (config class, base model class, sequence-classification class)
-    PrunedBertConfig.model_type: (PrunedBertConfig, PrunedBertModel, PrunedBertForSequenceClassification),
-    PrunedRobertaConfig.model_type: (PrunedRobertaConfig, PrunedRobertaModel, PrunedRobertaForSequenceClassification),
-    PrunedDistilBertConfig.model_type: (
-        PrunedDistilBertConfig,
-        PrunedDistilBertModel,
-        PrunedDistilBertForSequenceClassification,
-    ),
+    # model_type: (config class, base model class, {auto class name: task-model class})
+    PrunedBertConfig.model_type: (PrunedBertConfig, PrunedBertModel, {
+        "AutoModelForSequenceClassification": PrunedBertForSequenceClassification,
+        "AutoModelForMultipleChoice": PrunedBertForMultipleChoice}),
+    PrunedRobertaConfig.model_type: (PrunedRobertaConfig, PrunedRobertaModel, {
+        "AutoModelForSequenceClassification": PrunedRobertaForSequenceClassification,
+        "AutoModelForMultipleChoice": PrunedRobertaForMultipleChoice}),
+    PrunedDistilBertConfig.model_type: (PrunedDistilBertConfig, PrunedDistilBertModel, {
+        "AutoModelForSequenceClassification": PrunedDistilBertForSequenceClassification,
+        "AutoModelForMultipleChoice": PrunedDistilBertForMultipleChoice}),
 }
 
-for _config_class, _base_class, _seq_class in PRUNED_CLASSES.values():
+for _config_class, _base_class, _heads in PRUNED_CLASSES.values():
     _config_class.register_for_auto_class()
     _base_class.register_for_auto_class("AutoModel")
-    _seq_class.register_for_auto_class("AutoModelForSequenceClassification")
+    for _auto_name, _head_class in _heads.items():
+        _head_class.register_for_auto_class(_auto_name)

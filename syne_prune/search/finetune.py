@@ -101,20 +101,17 @@ CONSTANTS = tuple(FineTuneSettings("m", "rte").as_constants(("error",)))
 def load_pretrained(settings: FineTuneSettings):
     """The pre-trained model with a fresh task head (seeded), its tokenizer and the search space over it."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from syne_prune.data import get_task
-    from syne_prune.models import get_architecture
+    from syne_prune.models import get_architecture, load_task_model
     from syne_prune.models.local_weights import resolve_model
     from syne_prune.search_spaces import get_search_space
 
     task = get_task(settings.task)
     source = resolve_model(settings.model)
     torch.manual_seed(settings.seed)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=task.num_labels, problem_type="regression" if task.is_regression else "single_label_classification",
-        ignore_mismatched_sizes=True,
-    )
+    model = load_task_model(source, task)
     tokenizer = AutoTokenizer.from_pretrained(source)
     space = get_search_space(settings.search_space, get_architecture(model.config).shape(model.config))
     return model, tokenizer, space

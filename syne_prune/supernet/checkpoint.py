@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from transformers import PreTrainedModel
 
 from syne_prune.errors import SynePruneError
 
@@ -103,7 +103,11 @@ def load_supernet(directory: str | Path, task: str | None = None, search_space: 
 
     directory = Path(directory)
     metadata = verify_checkpoint(directory, task, search_space, model_type)
-    model = AutoModelForSequenceClassification.from_pretrained(directory).eval()
+    from transformers import AutoConfig
+
+    from syne_prune.models import auto_class_of
+
+    model = auto_class_of(AutoConfig.from_pretrained(directory)).from_pretrained(directory).eval()
     if device is not None:
         model.to(device)
     tokenizer = AutoTokenizer.from_pretrained(directory)

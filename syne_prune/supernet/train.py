@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from syne_prune.data import data_loader, encode, get_task, load_task
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
 from syne_prune.export import load_model_config
-from syne_prune.models import get_architecture
+from syne_prune.models import get_architecture, load_task_model
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet.checkpoint import METADATA_FILE, read_metadata, write_metadata
@@ -131,10 +131,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     state_dir = output / RESUME_DIR
     resuming = resume and (state_dir / "state.pt").is_file()
     model_source = state_dir / "model" if resuming else source
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_source, num_labels=task.num_labels, problem_type="regression" if task.is_regression else "single_label_classification",
-        ignore_mismatched_sizes=True,
-    ).to(device)
+    model = load_task_model(model_source, task).to(device)
 
     train_examples = encode(data.train, tokenizer, config.max_length, task.is_regression)
     validation = data_loader(encode(data.validation, tokenizer, config.max_length, task.is_regression), tokenizer, config.eval_batch_size)
