@@ -83,6 +83,37 @@ def search(args, task: str, net: Path, scheduler: str) -> dict:
     return row
 
 
+def compare_plot(args, task: str, schedulers: list[str]) -> None:
+    """One figure per task: every scheduler's validation Pareto front, and hypervolume against trials."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from syne_prune.search.results import hypervolume, pareto_set
+
+    fig, (front_ax, hv_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for scheduler in schedulers:
+        trials = pd.read_csv(Path(args.workdir) / f"{task}-{scheduler}" / "trials.csv").sort_values("trial_id")
+        done = trials[trials["status"] == "completed"]
+        front = pareto_set(done, ["error", "params"], int(done["fidelity"].max()))
+        line = front_ax.step(front["params"], front["error"], where="post", marker="o", ms=3, label=scheduler)[0]
+        points = done[["error", "params"]].to_numpy(dtype=float)
+        curve = [hypervolume(points[:n]) for n in range(1, len(points) + 1)]
+        hv_ax.plot(np.arange(1, len(curve) + 1), curve, color=line.get_color(), label=scheduler)
+    front_ax.set(xlabel="parameters (ratio to the unpruned model)", ylabel="validation error (1 - metric)",
+                 title=f"{task}: Pareto fronts, {args.trials} trials each")
+    hv_ax.set(xlabel="trials (in the order they were started)", ylabel="hypervolume (reference point 1, 1)",
+              title=f"{task}: hypervolume against trials")
+    for ax in (front_ax, hv_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(Path(args.plots) / f"{task}-schedulers.png", dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True)
@@ -101,7 +132,12 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/search_schedulers")
     parser.add_argument("--plots")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--plots-only", action="store_true", help="redraw the comparison plots from --workdir and stop")
     args = parser.parse_args()
+    if args.plots_only:
+        for task in args.tasks:
+            compare_plot(args, task, args.schedulers)
+        return
     rows, supernets = [], {}
     for task in args.tasks:
         net = supernet(args, task)
@@ -111,6 +147,8 @@ def main() -> None:
             rows.append(search(args, task, net, scheduler))
             result = {"args": vars(args), "supernets": supernets, "searches": rows}
             Path(args.out).write_text(json.dumps(result, indent=2) + "\n")  # as they finish
+        if args.plots:
+            compare_plot(args, task, args.schedulers)
 
 
 if __name__ == "__main__":

@@ -129,7 +129,8 @@ def save_tiny_model_dir(arch: str, path: Path, texts: list[str], seed: int = 0) 
     wordpiece = BertWordPieceTokenizer(lowercase=True)
     wordpiece.train_from_iterator(texts, vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
     wordpiece.save_model(str(path))
-    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"))
+    tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"))  # transformers 5: `vocab`; `vocab_file` is silently ignored
+    assert len(tokenizer) > 100, f"the tiny tokenizer has {len(tokenizer)} tokens: its vocabulary was not read"
     extra = {"pad_token_id": 0} if arch == "roberta" else {}
     torch.manual_seed(seed)
     base_class, _ = CLASSES[arch]

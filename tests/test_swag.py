@@ -145,3 +145,16 @@ def test_a_swag_search_and_its_export_reload_as_multiple_choice(swag_supernet, s
     assert got.shape == (2, 4) and (got - want).abs().max() <= 1e-4 and (again - want).abs().max() <= 1e-4
     meta = json.loads((tmp_path / "search" / "summary.json").read_text())
     assert meta["unpruned"]["test_error"] == pytest.approx(1 - loaded.metadata["metrics"]["largest"]["test"]["accuracy"])
+
+
+def test_standard_nas_fine_tunes_a_swag_subnetwork(swag_dir, tiny_model_dirs):
+    from syne_prune.search.finetune import FineTuneSettings, fine_tune, load_pretrained
+
+    settings = FineTuneSettings(model=str(tiny_model_dirs["roberta"]), task="swag", search_space="small", epochs=2, lr=2e-3,
+                                batch_size=8, max_length=32, data_dir=str(swag_dir), eval_batch_size=16)
+    model, _, space = load_pretrained(settings)
+    assert type(model).__name__ == "RobertaForMultipleChoice"
+    reports: list[dict] = []
+    fine_tune(settings, space.midpoint(), None, reports.append, ("error", "params", "latency"))
+    assert [r["epoch"] for r in reports] == [1, 2] and all(0 <= r["error"] <= 1 and r["latency"] > 0 for r in reports)
+    assert reports[1]["train_loss"] < reports[0]["train_loss"]
