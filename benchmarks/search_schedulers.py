@@ -73,6 +73,7 @@ def search(args, task: str, net: Path, scheduler: str) -> dict:
         "task": task, "scheduler": scheduler, "metric": loaded.metadata["metric"], "trials": len(trials),
         "completed": len(done), "failed": int((trials["status"] == "failed").sum()),
         "hypervolume": summary["hypervolume"], "pareto_size": summary["pareto_size"], "wall_s": summary["wallclock_s"],
+        "scheduler_suggest_s": summary["scheduler_cost"]["suggest_s"], "repeats_rejected": summary["scheduler_cost"]["repeats_rejected"],
         "worker_startup_s": [w["startup_s"] for w in workers["workers"]],
         "median_handover_s": float(trials["setup_s"].median()), "median_eval_s": float(trials["eval_s"].median()),
         "summed_eval_s": float(trials["eval_s"].sum()),

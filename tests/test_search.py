@@ -58,6 +58,8 @@ def test_every_scheduler_produces_the_outputs(supernets, tmp_path_factory, sched
     saved = json.loads((out / "summary.json").read_text())
     assert saved["scheduler"] == scheduler and saved["seed"] == 1 and saved["hypervolume"] > 0
     assert saved["hypervolume_reference_point"] == [1.0, 1.0] and "versions" in saved
+    cost = saved["scheduler_cost"]  # every started trial came from one accepted suggestion, timed
+    assert cost["suggestions"] == len(trials) and 0 < cost["suggest_s"] < saved["wallclock_s"] and cost["repeats_rejected"] >= 0
     experiment = load_experiment("part-0", local_path=str(out / "syne-tune"))
     assert set(experiment.results["trial_id"]) == set(range(6))
     if scheduler == "moasha":

@@ -131,8 +131,16 @@ class _NoRepeatScheduler(TrialScheduler):
         super().__init__(random_seed=0)
         self._scheduler, self._space, self._seen, self._budget = scheduler, space, seen, budget
         self._random = np.random.RandomState(len(seen))
+        self.stats = {"suggest_s": 0.0, "suggestions": 0, "repeats_rejected": 0}  # the scheduler's own cost
 
     def suggest(self):
+        started = time.perf_counter()
+        try:
+            return self._suggest()
+        finally:
+            self.stats["suggest_s"] += time.perf_counter() - started
+
+    def _suggest(self):
         if self._budget is not None and self._budget <= 0:
             return None
         for draw in range(100):
@@ -149,7 +157,9 @@ class _NoRepeatScheduler(TrialScheduler):
                     self._seen.add(key)
                 if self._budget is not None:
                     self._budget -= 1
+                self.stats["suggestions"] += 1
                 return suggestion
+            self.stats["repeats_rejected"] += 1
         return None
 
     def on_trial_add(self, trial):
@@ -387,7 +397,8 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
         if isinstance(backend, PoolBackend):
             backend.close()
         (experiments / f"part-{part}").mkdir(parents=True, exist_ok=True)
-        (experiments / f"part-{part}" / "syne_prune_wallclock.json").write_text(json.dumps({"seconds": time.time() - started}))
+        (experiments / f"part-{part}" / "syne_prune_wallclock.json").write_text(
+            json.dumps({"seconds": time.time() - started, "scheduler": scheduler.stats}))
         if previous is None:
             os.environ.pop("SYNETUNE_FOLDER", None)
         else:
@@ -486,6 +497,7 @@ def finalize(output: Path, config: SearchConfig, space, metadata: dict[str, Any]
         "trials": {status: int((trials["status"] == status).sum()) for status in ("completed", "stopped", "failed")},
         "pareto_size": int(len(front)),
         "wallclock_s": sum(json.loads(p.read_text())["seconds"] for p in parts),
+        "scheduler_cost": _scheduler_cost(parts),
         "unpruned": unpruned,
         "hypervolume_over_time": f"{R.HYPERVOLUME_FILE}: hypervolume of the full-fidelity results seen by each wall-clock second of the search",
         "versions": {"syne_prune": syne_prune.__version__, "syne_tune": syne_tune.__version__, "torch": torch.__version__,
@@ -493,6 +505,16 @@ def finalize(output: Path, config: SearchConfig, space, metadata: dict[str, Any]
     }
     R.write_summary(output / R.SUMMARY_FILE, summary)
     return summary
+
+
+def _scheduler_cost(parts: list[Path]) -> dict[str, float]:
+    """Seconds the Tuner spent in the scheduler's suggest (all parts of a resumed search), and how often a
+    suggestion was turned down as a sub-network already tried."""
+    total = {"suggest_s": 0.0, "suggestions": 0, "repeats_rejected": 0}
+    for path in parts:
+        for key, value in json.loads(path.read_text()).get("scheduler", {}).items():
+            total[key] += value
+    return total
 
 
 def _unpruned_errors(trials: pd.DataFrame, space, metadata: dict[str, Any], max_fidelity: int) -> dict[str, float | None]:
