@@ -59,6 +59,26 @@ def test_acquisition_suggests_a_valid_configuration_without_compiling_kernels():
     assert set(config) == {"x", "y"} and 0 <= config["x"] <= 100
 
 
+def test_ehvi_returns_its_best_candidate_among_new_sub_networks():
+    """Stock EHVI returns the acquisition's argmax even when it is a configuration already tried, and
+    the search turns it down and asks again (a GP fit each time); FixedEHVI skips it in one suggestion."""
+    searchers = [FixedEHVI(SPACE, random_seed=0, optimization_strategy="random", num_init_random=2) for _ in range(2)]
+    for searcher in searchers:
+        _complete_out_of_order(searcher, count=6)
+    best = searchers[0]._sample_next_candidate()  # what it picks when everything counts as new
+    turned_down: list[dict] = []
+
+    def is_new(config):
+        if config == best:
+            turned_down.append(config)
+            return False
+        return True
+
+    searchers[1].is_new = is_new
+    second = searchers[1]._sample_next_candidate()  # same seed, same observations, same candidates
+    assert turned_down == [best] and second != best and set(second) == {"x", "y"}
+
+
 def _drive(scheduler, steps: int) -> list[dict]:
     """Ask, run (a fixed function of the configuration) and tell, one trial at a time."""
     from datetime import datetime

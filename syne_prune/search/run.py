@@ -132,6 +132,9 @@ class _NoRepeatScheduler(TrialScheduler):
         self._scheduler, self._space, self._seen, self._budget = scheduler, space, seen, budget
         self._random = np.random.RandomState(len(seen))
         self.stats = {"suggest_s": 0.0, "suggestions": 0, "repeats_rejected": 0}  # the scheduler's own cost
+        searcher = getattr(scheduler, "searcher", None)
+        if hasattr(searcher, "is_new"):  # EHVI picks its best candidate among sub-networks not yet started
+            searcher.is_new = lambda config: subnetwork_key(space, config) not in seen
 
     def suggest(self):
         started = time.perf_counter()

@@ -19,6 +19,12 @@
      for every trial (EHVI then chases the smallest networks, all ``num_layers=0`` and so all turned
      down) reached 21.8 GB and was OOM-killed after 13 trials. Pending suggestions are now matched by
      configuration and at most ``MAX_PENDING`` (the latest) are fantasised.
+  5. It returns the argmax of the acquisition over its random candidates even when that is a
+     sub-network already evaluated (most often one of the many ``num_layers=0`` spellings of the
+     empty network); ``_NoRepeatScheduler`` turns it down and asks again, and every ask refits the GP.
+     Measured on STS-B (100 trials, small space): 592 suggestions turned down, 553 of the search's
+     615 s spent in ``suggest``. ``FixedEHVI`` now ranks its candidates by acquisition and returns the
+     best one that ``is_new`` accepts (the search sets it to "not a sub-network already started").
 - Suggestion time: the GP is refitted on every suggestion and costs ~cubic in its training points.
   ``FixedEHVI`` fits on at most ``MAX_TRAINING_POINTS`` observations: all non-dominated ones and a
   seeded random sample of the rest (Syne Tune's own cap drew a uniform sample, Pareto points included).
@@ -45,7 +51,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -105,6 +111,7 @@ class FixedEHVI(ExpectedHyperVolumeImprovement):
         self._training: tuple[int, list[tuple[dict[str, Any], list[float]]]] = (0, [])
         self._pending: list[int] = []  # the base class's suggestion ids not yet completed, oldest first (fix 4)
         self._keys = [k for k, v in self.config_space.items() if isinstance(v, Domain)]
+        self.is_new: Callable[[dict[str, Any]], bool] = lambda config: True  # set by the search (fix 5)
 
     def _key(self, config: dict[str, Any]) -> tuple:
         """A configuration's hyperparameters (constants left out: the scheduler drops them at completion)."""
@@ -161,12 +168,54 @@ class FixedEHVI(ExpectedHyperVolumeImprovement):
         return [config for config, _ in self._training_points()]
 
     def _sample_next_candidate(self) -> dict | None:
+        from botorch.exceptions.errors import ModelFittingError
+        from linear_operator.utils.errors import NotPSDError
+
         default = torch.get_default_dtype()
         torch.set_default_dtype(torch.float64)
         try:
-            return super()._sample_next_candidate()
+            return self._best_new_candidate()
+        except (NotPSDError, ModelFittingError):  # as the base class: numerical trouble -> a random configuration
+            return self._new_random_config()
         finally:
             torch.set_default_dtype(default)
+
+    def _best_new_candidate(self) -> dict | None:
+        """The base class's random-candidate acquisition optimisation, returning the best candidate
+        that ``is_new`` accepts rather than the best one (fix 5)."""
+        from botorch.acquisition.multi_objective import qLogExpectedHypervolumeImprovement
+        from botorch.fit import fit_gpytorch_mll
+        from botorch.sampling import SobolQMCNormalSampler
+        from botorch.utils.multi_objective.box_decompositions import NondominatedPartitioning
+        from gpytorch.mlls.sum_marginal_log_likelihood import SumMarginalLogLikelihood
+
+        X = self._config_to_feature_matrix(self._configs_with_results())
+        Y = -torch.as_tensor(self.objectives())  # botorch maximises
+        gp = self._make_gp(X_tensor=X, Y_tensor=Y)
+        fit_gpytorch_mll(SumMarginalLogLikelihood(gp.likelihood, gp), max_attempts=1)
+        pending = self._configs_pending() if self.pending_trials and self.fantasising else []
+        reference = torch.full((Y.shape[1],), float(_BOTORCH_REFERENCE))
+        acquisition = qLogExpectedHypervolumeImprovement(
+            model=gp, ref_point=reference, partitioning=NondominatedPartitioning(ref_point=reference, Y=Y),
+            sampler=SobolQMCNormalSampler(torch.Size([self.mc_samples])),
+            X_pending=self._config_to_feature_matrix(pending) if pending else None,
+        )
+        dimensions = len(self._hp_ranges.get_ndarray_bounds())
+        candidates = torch.as_tensor(self.random_state.rand(self.num_raw_samples, dimensions))  # seeded
+        with torch.no_grad():
+            values = acquisition(candidates[:, None, :])
+        for index in torch.argsort(values, descending=True).tolist():
+            config = self._config_from_ndarray(candidates[index].numpy())
+            if self.is_new(config):
+                return config
+        return self._new_random_config()
+
+    def _new_random_config(self) -> dict[str, Any]:
+        for _ in range(100):
+            config = self._get_random_config()
+            if self.is_new(config):
+                return config
+        return config  # the space looks exhausted: _NoRepeatScheduler decides
 
 
 class RankedNonDominatedPriority(NonDominatedPriority):
