@@ -147,14 +147,19 @@ def test_a_swag_search_and_its_export_reload_as_multiple_choice(swag_supernet, s
     assert meta["unpruned"]["test_error"] == pytest.approx(1 - loaded.metadata["metrics"]["largest"]["test"]["accuracy"])
 
 
-def test_standard_nas_fine_tunes_a_swag_subnetwork(swag_dir, tiny_model_dirs):
-    from syne_prune.search.finetune import FineTuneSettings, fine_tune, load_pretrained
+def test_standard_nas_fine_tunes_a_swag_subnetwork(swag_dir, tiny_model_dirs, tmp_path):
+    from syne_prune.search.finetune import WEIGHTS_FILE, FineTuneSettings, fine_tune, load_pretrained, load_trained
 
     settings = FineTuneSettings(model=str(tiny_model_dirs["roberta"]), task="swag", search_space="small", epochs=2, lr=2e-3,
                                 batch_size=8, max_length=32, data_dir=str(swag_dir), eval_batch_size=16)
     model, _, space = load_pretrained(settings)
     assert type(model).__name__ == "RobertaForMultipleChoice"
+    config = space.midpoint()
+    before = extract_subnetwork(model, space.to_mask(config), share_weights=False).state_dict()
     reports: list[dict] = []
-    fine_tune(settings, space.midpoint(), None, reports.append, ("error", "params", "latency"))
+    fine_tune(settings, config, tmp_path, reports.append, ("error", "params", "latency"))
     assert [r["epoch"] for r in reports] == [1, 2] and all(0 <= r["error"] <= 1 and r["latency"] > 0 for r in reports)
-    assert reports[1]["train_loss"] < reports[0]["train_loss"]
+    assert all(np.isfinite(r["train_loss"]) for r in reports) and (tmp_path / WEIGHTS_FILE).is_file()
+    after = load_trained(model, space, config, tmp_path).state_dict()
+    changed = [name for name in before if not torch.equal(before[name], after[name])]
+    assert "classifier.weight" in changed and any(".layer.0." in name for name in changed)  # head and encoder trained
