@@ -128,6 +128,13 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
     from syne_prune.objectives import measure_latency_ms, subnet_size
     from syne_prune.surgery import extract_subnetwork
 
+    weights_path = checkpoint_dir / WEIGHTS_FILE if checkpoint_dir is not None else None
+    if weights_path is not None and weights_path.is_file() and not (checkpoint_dir / STATE_FILE).is_file():
+        finished = torch.load(weights_path, weights_only=True, map_location="cpu")
+        if finished.get("epoch") == settings.epochs and finished.get("result"):
+            report(finished["result"])  # ran before (e.g. a search resumed after a crash): report; load and train nothing
+            return finished["result"]
+
     started = time.perf_counter()
     task = get_task(settings.task)
     data = load_task(settings.task, settings.data_dir, settings.validation_fraction, settings.seed,
@@ -152,12 +159,6 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
     schedule = get_linear_schedule_with_warmup(optimizer, 0, steps_per_epoch * settings.epochs)
     first_epoch, spent = 0, 0.0
     state_path = checkpoint_dir / STATE_FILE if checkpoint_dir is not None else None
-    weights_path = checkpoint_dir / WEIGHTS_FILE if checkpoint_dir is not None else None
-    if weights_path is not None and weights_path.is_file() and not state_path.is_file():
-        finished = torch.load(weights_path, weights_only=True, map_location="cpu")
-        if finished.get("epoch") == settings.epochs and finished.get("result"):
-            report(finished["result"])  # the trial ran before (e.g. a search resumed after a crash): report, do not retrain
-            return finished["result"]
     if state_path is not None and state_path.is_file():
         state = torch.load(state_path, weights_only=False, map_location=device)
         sub.load_state_dict(state["model"])

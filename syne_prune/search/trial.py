@@ -77,6 +77,7 @@ class Evaluator:
     def __init__(self, settings: TrialSettings, supernet=None) -> None:
         """``supernet``: an already verified and loaded one (the pool backend's shared copy); else loaded here."""
         from syne_prune.data import data_loader, encode, get_task, load_task
+        from syne_prune.evaluation import default_device
         from syne_prune.objectives import subnet_size
         from syne_prune.search_spaces import get_search_space
         from syne_prune.models import get_architecture
@@ -93,8 +94,6 @@ class Evaluator:
         self.validation = list(data_loader(encode(data.validation, tokenizer, length, self.task.is_regression), tokenizer, settings.eval_batch_size))
         self.test = list(data_loader(encode(data.test, tokenizer, length, self.task.is_regression), tokenizer, settings.eval_batch_size))
         model = self.supernet.model
-        from syne_prune.evaluation import default_device
-
         model.to(default_device())  # a no-op on a CPU machine; on a GPU instance every evaluation runs there
         self.space = get_search_space(meta["search_space"], get_architecture(model.config).shape(model.config))
         self.full_size = subnet_size(model)
