@@ -133,18 +133,26 @@ def test_a_resumed_trial_continues_from_its_last_epoch(tiny_model_dirs, glue_dir
 
 
 def test_the_local_backend_pauses_and_resumes_a_trial_from_its_checkpoint(tiny_model_dirs, glue_dir, tmp_path):
-    """Syne Tune's pause kills the trial process; resume starts it again on the same st_checkpoint_dir."""
+    """Syne Tune's pause kills the trial process; resume starts it again on the same st_checkpoint_dir.
+
+    An epoch of the tiny model takes ~0.2 s, so the process may report epochs after the poll that saw epoch 1 and
+    before the kill; Syne Tune hides those while the trial is paused and hands them over after the resume. The
+    process's own log says how far it got before the kill, so the expected sequence is exact either way.
+    """
     from syne_tune.backend import LocalBackend
     from syne_tune.backend.trial_status import Status
+    from syne_tune.report import retrieve
 
     from syne_prune.search import finetune
 
-    settings = _settings(tiny_model_dirs, glue_dir, epochs=4, lr=1e-4)
+    epochs = 8
+    settings = _settings(tiny_model_dirs, glue_dir, epochs=epochs, lr=1e-4)
     space = get_search_space("small", load_pretrained(settings)[2].shape)
     backend = LocalBackend(entry_point=finetune.__file__)
     backend.set_path(str(tmp_path), "pause-test")
     config = {**space.largest(), **settings.as_constants(("error", "params"))}
     trial = backend.start_trial(config)
+    log = backend.trial_path(trial.trial_id) / "std.out"
 
     def epochs_reported():
         _, results = backend.fetch_status_results([trial.trial_id])
@@ -156,11 +164,13 @@ def test_the_local_backend_pauses_and_resumes_a_trial_from_its_checkpoint(tiny_m
         seen += epochs_reported()
         time.sleep(0.2)
     assert seen[:1] == [1], seen
+    seen_before_pause = list(seen)
     backend.pause_trial(trial.trial_id)
-    while backend._read_status(trial.trial_id) == Status.in_progress and time.time() < deadline:  # process gone
-        time.sleep(0.2)
+    assert backend.trial_subprocess[trial.trial_id].wait(timeout=30) is not None  # the process is gone
+    reported_before_kill = [r["epoch"] for r in retrieve(log.read_text().splitlines())]
+    assert reported_before_kill == list(range(1, len(reported_before_kill) + 1)), reported_before_kill
     seen += epochs_reported()
-    assert seen[-1] < 4, "the trial finished before it could be paused"
+    assert seen == seen_before_pause, f"a paused trial's reports are held back until it resumes: {seen}"
     backend.resume_trial(trial.trial_id)
     while time.time() < deadline:
         seen += epochs_reported()
@@ -169,8 +179,12 @@ def test_the_local_backend_pauses_and_resumes_a_trial_from_its_checkpoint(tiny_m
             break
         time.sleep(0.2)
     seen += epochs_reported()
-    assert status[trial.trial_id][1] == Status.completed, (tmp_path / "pause-test" / "0" / "std.err").read_text()
-    assert seen == list(range(1, 5)), f"epochs reported: {seen} (a restart from scratch would repeat epoch 1)"
+    assert status[trial.trial_id][1] == Status.completed, (backend.trial_path(trial.trial_id) / "std.err").read_text()
+    # resumed from the checkpoint: no epoch twice (a restart from scratch would repeat epoch 1); a trial that had
+    # already finished when it was killed reports its stored last result once more instead of training again
+    finished_before_kill = reported_before_kill[-1] == epochs
+    expected = list(range(1, epochs + 1)) + ([epochs] if finished_before_kill else [])
+    assert seen == expected, f"epochs reported: {seen}; before the kill: {reported_before_kill}"
 
 
 def test_a_killed_standard_search_resumes_without_losing_finished_trials(tiny_model_dirs, glue_dir, tmp_path):
