@@ -10,7 +10,10 @@
    that share of heads and FFN neurons) relative to the full network, measured with the trial code
    (``Evaluator.evaluate``) in one process with one thread, round-robin over ``--repeats`` rounds;
    medians.
-3. Memory of the pool: unique (USS) and proportional (PSS) memory of the backend process and of each
+3. Evaluation batching: one full-network pass over the validation and test examples with the batches
+   as they come (64 per batch, padded to each batch's longest) against length-sorted batches
+   (``eval_batches``, 16/32/64 per batch); one thread, round-robin over ``--repeats`` rounds, medians.
+4. Memory of the pool: unique (USS) and proportional (PSS) memory of the backend process and of each
    worker, with the super-network in shared memory and with each worker loading it itself.
 
     python benchmarks/pool_vs_local.py --supernet SUPERNET --trials 200 --workers 2 --scheduler morea \\
@@ -79,6 +82,34 @@ def evaluation_scaling(args) -> dict:
                      "relative_to_full": statistics.median(times[f]) / full} for f in FRACTIONS}
 
 
+def evaluation_batching(args) -> dict:
+    import torch
+
+    from syne_prune.data import data_loader, encode, eval_batches, load_task
+    from syne_prune.evaluation import predict
+    from syne_prune.surgery import extract_subnetwork
+
+    torch.set_num_threads(1)
+    evaluator = Evaluator(TrialSettings(supernet=args.supernet, data_dir=args.data_dir, max_eval_examples=args.max_eval_examples))
+    hp, tokenizer = evaluator.supernet.metadata["hyperparameters"], evaluator.supernet.tokenizer
+    data = load_task(evaluator.supernet.metadata["task"], args.data_dir or hp.get("data_dir"), hp["validation_fraction"],
+                     hp["seed"], max_train_examples=1, max_eval_examples=args.max_eval_examples)
+    examples = [e for split in (data.validation, data.test) for e in encode(split, tokenizer, hp["max_length"], evaluator.task.is_regression)]
+    model = extract_subnetwork(evaluator.supernet.model, evaluator.space.to_mask(uniform_config(evaluator.space, 1.0))).eval()
+    variants = {"unsorted_64": list(data_loader(examples, tokenizer, 64)),
+                **{f"sorted_{size}": eval_batches(examples, tokenizer, size) for size in (16, 32, 64)}}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.repeats):
+        for name, batches in variants.items():
+            started = time.perf_counter()
+            predict(model, batches, evaluator.task.is_regression)
+            times[name].append(time.perf_counter() - started)
+    base = statistics.median(times["unsorted_64"])
+    return {"examples": len(examples), **{name: {"median_s": statistics.median(t), "relative_to_unsorted_64": statistics.median(t) / base,
+                                                  "padded_tokens": sum(b["input_ids"].numel() for b in variants[name])}
+                                           for name, t in times.items()}}
+
+
 def memory(args, workdir: Path) -> dict:
     import psutil
 
@@ -113,7 +144,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-eval-examples", type=int)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--parts", default="search,scaling,memory")
+    parser.add_argument("--parts", default="search,scaling,batching,memory")
     parser.add_argument("--out", default="benchmarks/results/pool_vs_local.json")
     args = parser.parse_args()
     out = Path(args.out)
@@ -129,6 +160,9 @@ def main() -> None:
             out.write_text(json.dumps(results, indent=2) + "\n")
         if "scaling" in parts:
             results["evaluation_scaling"] = evaluation_scaling(args)
+            out.write_text(json.dumps(results, indent=2) + "\n")
+        if "batching" in parts:
+            results["evaluation_batching"] = evaluation_batching(args)
             out.write_text(json.dumps(results, indent=2) + "\n")
         if "memory" in parts:
             results["memory"] = memory(args, workdir)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from syne_prune.data import EVAL_BATCH_SIZE
 from syne_prune.errors import SynePruneError
 from syne_prune.search_spaces import SEARCH_SPACES
 
@@ -292,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--seed", type=int, default=0)
     search.add_argument("--data-dir", help="GLUE files; default: the directory the super-network was trained with")
     search.add_argument("--fidelity-levels", type=int, default=9, help="MO-ASHA: validation split in this many chunks")
-    search.add_argument("--eval-batch-size", type=int, default=64)
+    search.add_argument("--eval-batch-size", type=int, default=EVAL_BATCH_SIZE,
+                        help="examples per evaluation batch (batches are length-sorted; default %(default)s)")
     search.add_argument("--max-eval-examples", type=int, help="cap on validation and test examples")
     search.add_argument("--trial-timeout", type=float, default=1800.0,
                         help="pool backend: a trial running longer is stopped and failed, its worker restarted (seconds)")

@@ -80,3 +80,28 @@ def test_bad_data_is_a_one_line_error(tmp_path, glue_dir):
     (tmp_path / "STS-B" / "dev.tsv").write_text("index\tsentence1\tsentence2\tscore\n0\ta\tb\t1.0\n")
     with pytest.raises(SynePruneError, match="non-numeric score 'high'"):
         load_task("stsb", tmp_path)
+
+
+def test_evaluation_batches_are_length_sorted_and_score_as_unsorted_ones(tiny_model_dirs, glue_dir):
+    """Sorting only removes padding: the same examples, the same predictions, the same metric (to float error)."""
+    from transformers import AutoTokenizer
+
+    from syne_prune.data import data_loader, encode, eval_batches, get_task
+    from syne_prune.evaluation import evaluate, predict
+    from syne_prune.models import load_task_model
+
+    task = get_task("rte")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dirs["bert"])
+    examples = encode(load_task("rte", glue_dir).test, tokenizer, 128, is_regression=False)
+    batches = eval_batches(examples, tokenizer, 8)
+    lengths = [int(b["attention_mask"].sum(1).max()) for b in batches]
+    assert lengths == sorted(lengths) and lengths[0] < lengths[-1]
+    padded = sum(b["input_ids"].numel() for b in batches)
+    unsorted = list(data_loader(examples, tokenizer, 8))
+    assert padded < sum(b["input_ids"].numel() for b in unsorted)  # less padding to compute on
+    model = load_task_model(tiny_model_dirs["bert"], task).eval()
+    sorted_p, sorted_y = predict(model, batches, False)
+    p, y = predict(model, unsorted, False)
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))  # the order eval_batches uses
+    assert (sorted_y == y[order]).all() and (sorted_p == p[order]).all()
+    assert evaluate(model, batches, task) == pytest.approx(evaluate(model, unsorted, task))

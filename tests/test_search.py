@@ -166,3 +166,24 @@ def test_the_same_subnetwork_is_never_started_twice_and_the_budget_is_exact():
     assert first == configs[0]  # the second config is the same 0-layer network; the third was finished before
     assert second == configs[3]
     assert wrapped.suggest() is None  # budget of 2 spent
+
+
+def test_fidelity_chunks_are_cut_in_split_order_and_length_sorted_inside(supernets):
+    """MO-ASHA's early rungs must see a fair sample of the validation split, not its shortest examples."""
+    from syne_prune.data import encode, load_task
+    from syne_prune.search.trial import Evaluator, TrialSettings
+
+    evaluator = Evaluator(TrialSettings(supernet=str(supernets["bert"]), fidelity_levels=3, eval_batch_size=4))
+    hp = evaluator.supernet.metadata["hyperparameters"]
+    data = load_task("rte", hp["data_dir"], hp["validation_fraction"], hp["seed"], max_train_examples=1)
+    validation = encode(data.validation, evaluator.supernet.tokenizer, hp["max_length"], False)
+    segments = np.array_split(np.arange(len(validation)), 3)
+    assert len(evaluator.validation_chunks) == 3
+
+    def rows(batch) -> list[tuple]:
+        return [tuple(ids[mask.bool()].tolist()) for ids, mask in zip(batch["input_ids"], batch["attention_mask"])]
+
+    for chunk, segment in zip(evaluator.validation_chunks, segments):
+        got = [row for batch in chunk for row in rows(batch)]
+        assert sorted(got) == sorted(tuple(validation[i]["input_ids"]) for i in segment)  # exactly this segment
+        assert [len(r) for r in got] == sorted(len(r) for r in got)  # shortest first inside the chunk

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from syne_prune.data import EVAL_BATCH_SIZE
 from syne_prune.search.trial import failure_line, parse_hyperparameters, process_start_time
 
 STATE_FILE, WEIGHTS_FILE = "state.pt", "weights.pt"
@@ -48,7 +49,7 @@ class FineTuneSettings:
     seed: int = 0  # the validation hold-out, the fresh task head and the order of training batches
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
-    eval_batch_size: int = 64
+    eval_batch_size: int = EVAL_BATCH_SIZE
 
     def check(self) -> None:
         from syne_prune.data import get_task
@@ -123,7 +124,7 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
     import torch
     from transformers import get_linear_schedule_with_warmup
 
-    from syne_prune.data import data_loader, encode, get_task, load_task
+    from syne_prune.data import data_loader, encode, eval_batches, get_task, load_task
     from syne_prune.evaluation import default_device, evaluate
     from syne_prune.objectives import measure_latency_ms, subnet_size
     from syne_prune.surgery import extract_subnetwork
@@ -152,8 +153,8 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
     del model
 
     train = encode(data.train, tokenizer, settings.max_length, task.is_regression)
-    validation = data_loader(encode(data.validation, tokenizer, settings.max_length, task.is_regression), tokenizer, settings.eval_batch_size)
-    test = data_loader(encode(data.test, tokenizer, settings.max_length, task.is_regression), tokenizer, settings.eval_batch_size)
+    validation = eval_batches(encode(data.validation, tokenizer, settings.max_length, task.is_regression), tokenizer, settings.eval_batch_size)
+    test = eval_batches(encode(data.test, tokenizer, settings.max_length, task.is_regression), tokenizer, settings.eval_batch_size)
     steps_per_epoch = -(-len(train) // settings.batch_size)
     optimizer = torch.optim.AdamW(sub.parameters(), lr=settings.lr, weight_decay=0.01)
     schedule = get_linear_schedule_with_warmup(optimizer, 0, steps_per_epoch * settings.epochs)

@@ -28,6 +28,7 @@ from syne_tune.backend.trial_status import Status
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
 from syne_tune.tuner_callback import TunerCallback
 
+from syne_prune.data import EVAL_BATCH_SIZE
 from syne_prune.errors import SynePruneError
 from syne_prune.search import results as R
 from syne_prune.search.syne_tune_fixes import QuietTunerLogger, no_best_metric_table
@@ -56,7 +57,7 @@ class SearchConfig:
     seed: int = 0
     data_dir: str | None = None
     fidelity_levels: int = 9
-    eval_batch_size: int = 64
+    eval_batch_size: int = EVAL_BATCH_SIZE
     max_eval_examples: int | None = None
     trial_timeout_s: float | None = 1800.0
     finetune: FineTuneSettings | None = None

@@ -4,7 +4,8 @@
 (physically smaller, so cheaper than masking), evaluates it on the validation split and reports
 ``error`` (1 - metric), ``params`` and ``macs`` (ratios to the full model) and, when asked,
 ``latency`` (measured, ratio to the full model timed in the same process; ``latency_ms`` too). With F fidelity levels (MO-ASHA) the validation batches are split into F
-chunks and the error on the batches seen so far is reported after each, with ``fidelity`` = 1..F.
+chunks (in split order, each batched shortest-first) and the error on the chunks seen so far is reported after
+each, with ``fidelity`` = 1..F.
 The last report adds ``test_error`` (GLUE dev), which the search never uses, and the trial's time split
 into ``setup_s`` (process start, imports, checkpoint and data loading; in the pool backend, whose
 workers load once, the hand-over from the Tuner to the worker) and ``eval_s`` (extraction and
@@ -26,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from syne_prune.data import EVAL_BATCH_SIZE
+
 _IMPORTED_AT = time.time()
 FAILURE_PREFIX = "syne-prune trial failed: "
 OBJECTIVES = ("error", "params", "macs", "latency")
@@ -39,7 +42,7 @@ class TrialSettings:
     objectives: tuple[str, ...] = ("error", "params")
     fidelity_levels: int = 1
     data_dir: str | None = None
-    eval_batch_size: int = 64
+    eval_batch_size: int = EVAL_BATCH_SIZE
     max_eval_examples: int | None = None
     latency_batch_size: int = 1
     latency_seq_len: int = 128
@@ -76,7 +79,7 @@ class Evaluator:
 
     def __init__(self, settings: TrialSettings, supernet=None) -> None:
         """``supernet``: an already verified and loaded one (the pool backend's shared copy); else loaded here."""
-        from syne_prune.data import data_loader, encode, get_task, load_task
+        from syne_prune.data import encode, eval_batches, get_task, load_task
         from syne_prune.evaluation import default_device
         from syne_prune.objectives import subnet_size
         from syne_prune.search_spaces import get_search_space
@@ -91,8 +94,12 @@ class Evaluator:
         data = load_task(meta["task"], settings.data_dir or hp.get("data_dir"), hp["validation_fraction"], hp["seed"],
                          max_train_examples=1, max_eval_examples=settings.max_eval_examples)
         tokenizer, length = self.supernet.tokenizer, hp["max_length"]
-        self.validation = list(data_loader(encode(data.validation, tokenizer, length, self.task.is_regression), tokenizer, settings.eval_batch_size))
-        self.test = list(data_loader(encode(data.test, tokenizer, length, self.task.is_regression), tokenizer, settings.eval_batch_size))
+        validation = encode(data.validation, tokenizer, length, self.task.is_regression)
+        levels = max(1, min(settings.fidelity_levels, len(validation)))
+        # one chunk per fidelity level, cut in split order (so each is a fair sample) and only then length-sorted
+        self.validation_chunks = [eval_batches([validation[i] for i in chunk], tokenizer, settings.eval_batch_size)
+                                  for chunk in np.array_split(np.arange(len(validation)), levels)]
+        self.test = eval_batches(encode(data.test, tokenizer, length, self.task.is_regression), tokenizer, settings.eval_batch_size)
         model = self.supernet.model
         model.to(default_device())  # a no-op on a CPU machine; on a GPU instance every evaluation runs there
         self.space = get_search_space(meta["search_space"], get_architecture(model.config).shape(model.config))
@@ -122,12 +129,11 @@ class Evaluator:
                 sub, self.settings.latency_batch_size, self.settings.latency_seq_len, vocab_size=model.config.vocab_size
             )
             static["latency"] = static["latency_ms"] / self.full_latency_ms  # measured in the same process
-        levels = max(1, min(self.settings.fidelity_levels, len(self.validation)))
-        chunks = np.array_split(np.arange(len(self.validation)), levels)
+        levels = len(self.validation_chunks)
         predictions, labels = [], []
         result: dict[str, Any] = {}
-        for level, chunk in enumerate(chunks, start=1):
-            p, y = predict(sub, [self.validation[i] for i in chunk], self.task.is_regression)
+        for level, chunk in enumerate(self.validation_chunks, start=1):
+            p, y = predict(sub, chunk, self.task.is_regression)
             predictions.append(p)
             labels.append(y)
             seen_p, seen_y = np.concatenate(predictions), np.concatenate(labels)

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-from syne_prune.data import data_loader, encode, get_task, load_task
+from syne_prune.data import EVAL_BATCH_SIZE, data_loader, encode, eval_batches, get_task, load_task
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
 from syne_prune.export import load_model_config
@@ -51,7 +51,7 @@ class TrainingConfig:
     validation_fraction: float = 0.3
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
-    eval_batch_size: int = 64
+    eval_batch_size: int = EVAL_BATCH_SIZE
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -134,8 +134,8 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     model = load_task_model(model_source, task).to(device)
 
     train_examples = encode(data.train, tokenizer, config.max_length, task.is_regression)
-    validation = data_loader(encode(data.validation, tokenizer, config.max_length, task.is_regression), tokenizer, config.eval_batch_size)
-    test = data_loader(encode(data.test, tokenizer, config.max_length, task.is_regression), tokenizer, config.eval_batch_size)
+    validation = eval_batches(encode(data.validation, tokenizer, config.max_length, task.is_regression), tokenizer, config.eval_batch_size)
+    test = eval_batches(encode(data.test, tokenizer, config.max_length, task.is_regression), tokenizer, config.eval_batch_size)
     steps_per_epoch = -(-len(train_examples) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
 
