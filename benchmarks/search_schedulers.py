@@ -55,7 +55,8 @@ def search(args, task: str, net: Path, scheduler: str) -> dict:
     out = Path(args.workdir) / f"{task}-{scheduler}"
     summary = run_search(SearchConfig(supernet=str(net), output=str(out), scheduler=scheduler, n_workers=args.workers,
                                       max_trials=args.trials, seed=args.seed, data_dir=args.data_dir,
-                                      max_eval_examples=args.max_eval_examples), overwrite=True, progress=False)
+                                      max_eval_examples=args.max_eval_examples, test_split="every-trial"),
+                         overwrite=True, progress=False)  # every trial's test error: the best under each size limit
     trials = pd.read_csv(out / "trials.csv")
     done = trials[trials["status"] == "completed"].copy()
     loaded = load_supernet(net)

@@ -104,7 +104,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         supernet=args.supernet, finetune=finetune, sagemaker=_sagemaker_settings(args), output=args.output, scheduler=args.scheduler, objectives=objectives, backend=args.backend,
         n_workers=args.n_workers, max_trials=args.max_trials, max_wallclock_s=args.max_wallclock, seed=args.seed,
         data_dir=args.data_dir, fidelity_levels=args.fidelity_levels, eval_batch_size=args.eval_batch_size,
-        max_eval_examples=args.max_eval_examples, trial_timeout_s=args.trial_timeout,
+        max_eval_examples=args.max_eval_examples, trial_timeout_s=args.trial_timeout, test_split=args.test_split,
     )
     summary = run_search(config, resume=args.resume, overwrite=args.overwrite)
     out = Path(args.output)
@@ -296,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--eval-batch-size", type=int, default=EVAL_BATCH_SIZE,
                         help="examples per evaluation batch (batches are length-sorted; default %(default)s)")
     search.add_argument("--max-eval-examples", type=int, help="cap on validation and test examples")
+    search.add_argument("--test-split", choices=["pareto", "every-trial"],
+                        help="which sub-networks are scored on the test split (GLUE dev), which the search never uses: "
+                             "pareto = the Pareto set, after the search (default; half the evaluation work of every-trial); "
+                             "every-trial = each trial, in trials.csv (default with --backend sagemaker and --mode standard)")
     search.add_argument("--trial-timeout", type=float, default=1800.0,
                         help="pool backend: a trial running longer is stopped and failed, its worker restarted (seconds)")
     standard = search.add_argument_group("standard NAS (--mode standard): how every trial fine-tunes its sub-network")

@@ -15,11 +15,12 @@ import pytest
 
 from syne_prune.search import SearchConfig, run_search
 from syne_prune.search.pool import PoolBackend, threads_per_worker
+from syne_prune.search.results import read_trials
 from syne_prune.search.trial import TrialSettings
 
 
 def _objectives(out: Path) -> pd.DataFrame:
-    trials = pd.read_csv(out / "trials.csv").sort_values("trial_id").reset_index(drop=True)
+    trials = read_trials(out / "trials.csv").sort_values("trial_id").reset_index(drop=True)  # + the Pareto set's test errors
     names = [c for c in trials.columns if c.startswith(("num_heads", "num_units", "num_layers"))]
     return trials[["trial_id", "status", *names, "error", "params", "macs", "test_error"]]
 

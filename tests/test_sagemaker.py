@@ -226,8 +226,10 @@ def _with_session(init, session):
 
 def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(jobs_run_locally, supernets, tmp_path, capfd):
     common = dict(supernet=str(supernets["bert"]), scheduler="random", n_workers=2, max_trials=6, seed=3, eval_batch_size=8)
-    local = run_search(SearchConfig(output=str(tmp_path / "local"), backend="local", **common), progress=False)
-    remote = run_search(SearchConfig(output=str(tmp_path / "sagemaker"), backend="sagemaker", sagemaker=_settings(), **common), progress=False)
+    local = run_search(SearchConfig(output=str(tmp_path / "local"), backend="local", test_split="every-trial", **common), progress=False)
+    remote_config = SearchConfig(output=str(tmp_path / "sagemaker"), backend="sagemaker", sagemaker=_settings(), **common)
+    assert remote_config.test_split == "every-trial"  # the default on SageMaker: the jobs score the test split
+    remote = run_search(remote_config, progress=False)
     a = pd.read_csv(tmp_path / "local" / "trials.csv").sort_values("trial_id").reset_index(drop=True)
     b = pd.read_csv(tmp_path / "sagemaker" / "trials.csv").sort_values("trial_id").reset_index(drop=True)
     columns = [c for c in a.columns if c not in ("setup_s", "eval_s", "wall_time_s", "failure_reason")]  # all but timings

@@ -47,10 +47,14 @@ def test_every_scheduler_produces_the_outputs(supernets, tmp_path_factory, sched
     first = trials.sort_values("trial_id").head(3)[names].to_dict("records")
     assert first == space.initial_points()  # largest, smallest, midpoint come first
     done = trials[trials["status"] == "completed"]
-    assert done["test_error"].notna().all() and ((done["params"] > 0) & (done["params"] <= 1)).all()
+    assert ((done["params"] > 0) & (done["params"] <= 1)).all()
+    assert trials["test_error"].isna().all()  # --test-split pareto (default): trials are scored on validation only
     assert trials.loc[trials["trial_id"] == 0, "params"].item() == pytest.approx(1.0)  # the largest is the full model
     pareto = pd.read_csv(out / "pareto.csv")
     assert 1 <= len(pareto) <= len(done) and set(pareto["trial_id"]) <= set(done["trial_id"])
+    assert pareto["test_error"].between(0, 1).all()  # ... and after the search, the Pareto set on the test split
+    scored = pd.read_csv(out / "test_errors.csv")
+    assert sorted(scored["trial_id"]) == sorted(pareto["trial_id"])
     points = done[["error", "params"]].to_numpy()
     for _, row in pareto.iterrows():  # nothing completed dominates a Pareto member
         assert not ((points <= [row["error"], row["params"]]).all(1) & (points < [row["error"], row["params"]]).any(1)).any()
@@ -187,3 +191,28 @@ def test_fidelity_chunks_are_cut_in_split_order_and_length_sorted_inside(superne
         got = [row for batch in chunk for row in rows(batch)]
         assert sorted(got) == sorted(tuple(validation[i]["input_ids"]) for i in segment)  # exactly this segment
         assert [len(r) for r in got] == sorted(len(r) for r in got)  # shortest first inside the chunk
+
+
+def test_test_split_pareto_scores_the_pareto_set_as_every_trial_would(supernets, tmp_path):
+    """Scoring only the Pareto set after the search gives the test errors each trial would have reported."""
+    from syne_prune.search.results import read_trials
+
+    tables = {}
+    for mode in ("every-trial", "pareto"):
+        out = tmp_path / mode
+        run_search(SearchConfig(supernet=str(supernets["roberta"]), output=str(out), scheduler="random", n_workers=2,
+                                max_trials=8, seed=3, eval_batch_size=8, test_split=mode), progress=False)
+        tables[mode] = (read_trials(out / "trials.csv").set_index("trial_id").sort_index(), pd.read_csv(out / "pareto.csv"))
+    every, pareto_only = tables["every-trial"][0], tables["pareto"][0]
+    assert every["test_error"].notna().all() and len(every) == 8
+    pd.testing.assert_frame_equal(every[["error", "params"]], pareto_only[["error", "params"]], check_exact=True)
+    members = tables["pareto"][1]["trial_id"].tolist()
+    assert members == tables["every-trial"][1]["trial_id"].tolist() and len(members) >= 1
+    assert pareto_only.loc[members, "test_error"].to_numpy() == pytest.approx(every.loc[members, "test_error"].to_numpy(), abs=1e-12)
+    assert pareto_only.drop(index=members)["test_error"].isna().all()  # nobody else paid for a test pass
+    # resuming a finished search scores nothing twice
+    summary = run_search(SearchConfig(supernet=str(supernets["roberta"]), output=str(tmp_path / "pareto"), scheduler="random",
+                                      n_workers=2, max_trials=8, seed=3, eval_batch_size=8, test_split="pareto"),
+                         resume=True, progress=False)
+    assert summary["pareto_size"] == len(members)
+    assert len(pd.read_csv(tmp_path / "pareto" / "test_errors.csv")) == len(members)

@@ -220,6 +220,7 @@ def test_a_killed_standard_search_resumes_without_losing_finished_trials(tiny_mo
     (["--mode", "standard", "--model", "{model}", "--task", "rte", "--lr", "0"], "--lr must be positive"),
     (["--mode", "standard", "--model", "{model}", "--task", "rte", "--backend", "pool"], "use --backend local"),
     (["--mode", "standard", "--model", "{model}", "--task", "rte", "--supernet", "x"], "drop --supernet"),
+    (["--mode", "standard", "--model", "{model}", "--task", "rte", "--test-split", "pareto"], "drop --test-split pareto"),
     (["--mode", "standard", "--model", "/no/such/model", "--task", "rte"], "/no/such/model"),
     (["--model", "{model}", "--task", "rte"], "give --supernet DIR"),
 ])

@@ -1,4 +1,5 @@
-"""What a search leaves behind: trials.csv (appended as trials finish), pareto.csv, pareto.png, summary.json.
+"""What a search leaves behind: trials.csv (appended as trials finish), pareto.csv, pareto.png, summary.json
+and, when only the Pareto set is scored on the test split, test_errors.csv (appended as each is scored).
 
 Hypervolume: objectives are the reported values (error = 1 - metric; params and macs are ratios to
 the full model, latency included), the
@@ -20,6 +21,7 @@ from syne_prune.search.searchers import non_dominated
 
 TRIALS_FILE, PARETO_FILE, PLOT_FILE, SUMMARY_FILE = "trials.csv", "pareto.csv", "pareto.png", "summary.json"
 HYPERVOLUME_FILE = "hypervolume.csv"
+TEST_ERRORS_FILE = "test_errors.csv"  # trial_id,test_error of the trials scored on the test split after the search
 REFERENCE_POINT = 1.0
 
 
@@ -40,7 +42,30 @@ class TrialLedger:
             os.fsync(handle.fileno())
 
     def read(self) -> pd.DataFrame:
-        return pd.read_csv(self.path) if self.path.exists() else pd.DataFrame(columns=self.columns)
+        return read_trials(self.path) if self.path.exists() else pd.DataFrame(columns=self.columns)
+
+
+def read_trials(path: Path) -> pd.DataFrame:
+    """trials.csv with the test errors scored after the search (test_errors.csv beside it) filled in."""
+    trials = pd.read_csv(path)
+    scored_path = Path(path).parent / TEST_ERRORS_FILE
+    if scored_path.exists() and len(trials) and "test_error" in trials:
+        scored = pd.read_csv(scored_path).drop_duplicates("trial_id", keep="last").set_index("trial_id")["test_error"]
+        trials["test_error"] = trials["test_error"].astype(float).fillna(trials["trial_id"].map(scored))
+    return trials
+
+
+def append_test_error(directory: Path, trial_id: int, test_error: float) -> None:
+    """One scored trial, flushed at once (an interrupted scoring keeps what it has and resumes from there)."""
+    path = Path(directory) / TEST_ERRORS_FILE
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(["trial_id", "test_error"])
+        writer.writerow([trial_id, repr(float(test_error))])
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def pareto_set(trials: pd.DataFrame, objectives: list[str], max_fidelity: int) -> pd.DataFrame:

@@ -40,6 +40,7 @@ from syne_prune.search.trial import FAILURE_PREFIX, OBJECTIVES, TrialSettings
 SETTINGS_FILE = "search.json"
 BACKENDS = ("pool", "local", "sagemaker")  # pool: persistent workers (weight-sharing default); local: a process per trial; sagemaker: a job per trial
 MODES = ("weight-sharing", "standard")
+TEST_SPLITS = ("pareto", "every-trial")  # which trials are scored on the test split (GLUE dev), which the search never uses
 
 
 @dataclass
@@ -60,6 +61,7 @@ class SearchConfig:
     eval_batch_size: int = EVAL_BATCH_SIZE
     max_eval_examples: int | None = None
     trial_timeout_s: float | None = 1800.0
+    test_split: str | None = None  # default: pareto (scored after the search); every-trial on SageMaker and in standard NAS
     finetune: FineTuneSettings | None = None
     sagemaker: SageMakerSettings | None = None  # with backend "sagemaker"
 
@@ -68,6 +70,8 @@ class SearchConfig:
             self.scheduler = "moasha" if self.finetune is not None else "morea"
         if self.backend is None:
             self.backend = "local" if self.finetune is not None else "pool"
+        if self.test_split is None:
+            self.test_split = "every-trial" if self.finetune is not None or self.backend == "sagemaker" else "pareto"
 
     @property
     def mode(self) -> str:
@@ -105,6 +109,10 @@ class SearchConfig:
             raise SynePruneError(f"--max-wallclock must be positive seconds, got {self.max_wallclock_s}")
         if self.trial_timeout_s is not None and not self.trial_timeout_s > 0:
             raise SynePruneError(f"--trial-timeout must be positive seconds, got {self.trial_timeout_s}")
+        if self.test_split not in TEST_SPLITS:
+            raise SynePruneError(f"unknown --test-split '{self.test_split}'; choose one of {', '.join(TEST_SPLITS)}")
+        if self.finetune is not None and self.test_split != "every-trial":
+            raise SynePruneError("standard NAS scores every trial on the test split after each epoch: drop --test-split pareto")
         if self.fidelity_levels < 1 or self.eval_batch_size < 1:
             raise SynePruneError("--fidelity-levels and --eval-batch-size must be positive")
 
@@ -208,6 +216,7 @@ def _prepare_output(output: Path, config: SearchConfig, resume: bool, overwrite:
         if not (output / SETTINGS_FILE).is_file():
             raise SynePruneError(f"nothing to resume in '{output}' (no {SETTINGS_FILE}); drop --resume to start a search")
         saved = json.loads((output / SETTINGS_FILE).read_text())["settings"]
+        saved.setdefault("test_split", "every-trial")  # searches from before the option scored every trial
         mine = json.loads(json.dumps(_resumable(config)))
         changed = sorted(k for k in mine if saved.get(k) != mine[k])
         if changed:
@@ -252,7 +261,7 @@ def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = Fal
     settings = TrialSettings(
         supernet=str(supernet), objectives=tuple(config.objectives), fidelity_levels=config.max_fidelity,
         data_dir=str(Path(data_dir).resolve()) if data_dir else None, eval_batch_size=config.eval_batch_size,
-        max_eval_examples=config.max_eval_examples,
+        max_eval_examples=config.max_eval_examples, test_every_trial=config.test_split == "every-trial",
     )
     return _search(config, space, metadata, settings.as_constants(), settings, resume, overwrite, progress, entry_point)
 
@@ -298,7 +307,7 @@ def _search(config: "SearchConfig", space, metadata: dict[str, Any], constants: 
     elapsed = sum(json.loads((p / "syne_prune_wallclock.json").read_text())["seconds"] for p in parts if (p / "syne_prune_wallclock.json").exists())
     wallclock_left = None if config.max_wallclock_s is None else config.max_wallclock_s - elapsed
     if (remaining is not None and remaining <= 0) or (wallclock_left is not None and wallclock_left <= 0):
-        return finalize(output, config, space, metadata)
+        return finalize(output, config, space, metadata, settings, progress)
 
     scheduler = make_scheduler(config.scheduler, space, list(config.objectives), config.seed + len(parts),
                                constants, config.max_fidelity)
@@ -407,7 +416,7 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
             os.environ.pop("SYNETUNE_FOLDER", None)
         else:
             os.environ["SYNETUNE_FOLDER"] = previous
-    return finalize(output, config, space, metadata)
+    return finalize(output, config, space, metadata, settings, progress)
 
 
 class _LedgerCallback(TunerCallback):
@@ -463,8 +472,32 @@ class _LedgerCallback(TunerCallback):
         return (marked or lines or ["unknown"])[-1][:500]
 
 
-def finalize(output: Path, config: SearchConfig, space, metadata: dict[str, Any]) -> dict[str, Any]:
-    """pareto.csv, pareto.png and summary.json from trials.csv (also after a resume)."""
+def score_pareto_on_test(output: Path, config: SearchConfig, settings: TrialSettings, progress: bool = True) -> int:
+    """With ``--test-split pareto``: the test-split error of each Pareto member not scored yet, computed here
+    with the trial code (the super-network loaded once) and appended to test_errors.csv as it arrives.
+    Returns how many were scored. The search never uses the test split, so only the networks a user
+    would pick are scored; every trial is with ``--test-split every-trial``, at the cost of a second pass."""
+    from tqdm.auto import tqdm
+
+    from syne_prune.search.trial import Evaluator
+
+    trials = R.TrialLedger(output / R.TRIALS_FILE, []).read()
+    front = R.pareto_set(trials, list(config.objectives), config.max_fidelity)
+    todo = front[front["test_error"].isna()] if len(front) else front
+    if todo.empty:
+        return 0
+    evaluator = Evaluator(settings)
+    names = list(evaluator.space.config_space)
+    for _, row in tqdm(list(todo.iterrows()), desc="test split [Pareto set]", unit="network", disable=not progress):
+        config_values = evaluator.space.validate({name: row[name] for name in names})
+        R.append_test_error(output, int(row["trial_id"]), evaluator.test_error(config_values))
+    return len(todo)
+
+
+def finalize(output: Path, config: SearchConfig, space, metadata: dict[str, Any], settings: TrialSettings | None = None,
+             progress: bool = True) -> dict[str, Any]:
+    """pareto.csv, pareto.png and summary.json from trials.csv (also after a resume); first, with
+    ``--test-split pareto``, the Pareto set's test errors."""
     import platform
 
     import syne_tune
@@ -473,6 +506,8 @@ def finalize(output: Path, config: SearchConfig, space, metadata: dict[str, Any]
 
     import syne_prune
 
+    if settings is not None and config.test_split == "pareto":
+        score_pareto_on_test(output, config, settings, progress)
     trials = R.TrialLedger(output / R.TRIALS_FILE, []).read()
     objectives = list(config.objectives)
     front = R.pareto_set(trials, objectives, config.max_fidelity)
@@ -544,7 +579,7 @@ def choose_trial(search_dir: str | Path, trial_id: int | None = None, max_params
         raise SynePruneError(f"'{search_dir}' is not a search directory (no {SETTINGS_FILE} / {R.TRIALS_FILE}); give the --output of a search")
     if (trial_id is None) == (max_params is None):
         raise SynePruneError("give exactly one of --trial ID or --max-params RATIO")
-    trials = pd.read_csv(search_dir / R.TRIALS_FILE)
+    trials = R.read_trials(search_dir / R.TRIALS_FILE)
     if trial_id is not None:
         rows = trials[trials["trial_id"] == trial_id]
         if rows.empty:
@@ -589,7 +624,7 @@ def export_from_search(search_dir: str | Path, output: str | Path, trial_id: int
         model, tokenizer = supernet.model, supernet.tokenizer
         space = get_search_space(settings["search_space"], get_architecture(model.config).shape(model.config))
         config = space.validate({k: row[k] for k in space.config_space})
-    metrics = {k: row[k] for k in ("error", "test_error", "params", "macs", "epoch") if k in row}
+    metrics = {k: row[k] for k in ("error", "test_error", "params", "macs", "epoch") if k in row and pd.notna(row[k])}
     out = export_subnetwork(model, space.to_mask(config), output, tokenizer=tokenizer, onnx=onnx, overwrite=overwrite,
                             metadata={"search_space": space.name, "config": config, "trial_id": int(row["trial_id"]),
                                       "search_dir": str(Path(search_dir).resolve()), "search_metrics": metrics},

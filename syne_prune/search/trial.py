@@ -6,7 +6,8 @@
 ``latency`` (measured, ratio to the full model timed in the same process; ``latency_ms`` too). With F fidelity levels (MO-ASHA) the validation batches are split into F
 chunks (in split order, each batched shortest-first) and the error on the chunks seen so far is reported after
 each, with ``fidelity`` = 1..F.
-The last report adds ``test_error`` (GLUE dev), which the search never uses, and the trial's time split
+The last report adds, with ``test_every_trial``, ``test_error`` (GLUE dev; the search never uses it,
+so by default only the Pareto set is scored on it, after the search, with ``Evaluator.test_error``), and the trial's time split
 into ``setup_s`` (process start, imports, checkpoint and data loading; in the pool backend, whose
 workers load once, the hand-over from the Tuner to the worker) and ``eval_s`` (extraction and
 evaluation).
@@ -46,6 +47,7 @@ class TrialSettings:
     max_eval_examples: int | None = None
     latency_batch_size: int = 1
     latency_seq_len: int = 128
+    test_every_trial: bool = False  # else only the Pareto set is scored on the test split, after the search
 
     def as_constants(self) -> dict[str, Any]:
         """Values for the Syne Tune config space: one word each, no spaces (LocalBackend command line)."""
@@ -58,6 +60,7 @@ class TrialSettings:
             "max_eval_examples": self.max_eval_examples or 0,
             "latency_batch_size": self.latency_batch_size,
             "latency_seq_len": self.latency_seq_len,
+            "test_every_trial": int(self.test_every_trial),
         }
 
     @classmethod
@@ -71,6 +74,7 @@ class TrialSettings:
             max_eval_examples=int(values["max_eval_examples"]) or None,
             latency_batch_size=int(values["latency_batch_size"]),
             latency_seq_len=int(values["latency_seq_len"]),
+            test_every_trial=bool(int(values.get("test_every_trial") or 0)),
         )
 
 
@@ -141,11 +145,20 @@ class Evaluator:
                 seen_p = seen_p.astype(np.int64)
             result = {"fidelity": level, "error": self.task.error(seen_y, seen_p), **static}
             if level == levels:
-                result["test_error"] = evaluate(sub, self.test, self.task)["error"]
+                if self.settings.test_every_trial:
+                    result["test_error"] = evaluate(sub, self.test, self.task)["error"]
                 result["valid_error"] = result["error"]
                 result["eval_s"] = time.perf_counter() - started
             report(result)
         return result
+
+    def test_error(self, config: dict[str, Any]) -> float:
+        """Error of ``config``'s sub-network on the test split (GLUE dev), which the search never sees."""
+        from syne_prune.evaluation import evaluate
+        from syne_prune.surgery import extract_subnetwork
+
+        sub = extract_subnetwork(self.supernet.model, self.space.to_mask(config)).eval()
+        return evaluate(sub, self.test, self.task)["error"]
 
 
 def failure_line(error: BaseException | str) -> str:
@@ -179,7 +192,7 @@ def parse_hyperparameters(argv: list[str], constants: tuple[str, ...]) -> tuple[
 
 def _parse(argv: list[str]) -> tuple[TrialSettings, dict[str, str]]:
     names = ("supernet", "objectives", "fidelity_levels", "data_dir", "eval_batch_size", "max_eval_examples",
-             "latency_batch_size", "latency_seq_len")
+             "latency_batch_size", "latency_seq_len", "test_every_trial")
     constants, hyperparameters = parse_hyperparameters(argv, names)
     return TrialSettings.from_constants(constants), hyperparameters
 
