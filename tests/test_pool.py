@@ -162,3 +162,27 @@ def test_workers_share_one_copy_of_the_weights(big_embedding_supernet, tmp_path)
     # the fallback (each worker loads it): transformers maps the safetensors file, so workers share its pages
     mapped = _worker_growth_mb(supernet, tmp_path / "mapped", share_weights=False)
     assert all(growth <= 0.5 * weights_mb for growth in mapped), (mapped, weights_mb)
+
+
+def test_the_tuner_wakes_when_a_worker_reports_not_after_its_sleep(supernets, tmp_path):
+    """PoolBackend.wait returns as soon as a worker finishes: a free worker is not left idle for the Tuner's sleep."""
+    from syne_tune.backend.trial_status import Status
+
+    from syne_prune import get_architecture, get_search_space
+    from syne_prune.supernet import load_supernet
+
+    model = load_supernet(supernets["bert"]).model
+    space = get_search_space("medium", get_architecture(model.config).shape(model.config))
+    settings = TrialSettings(supernet=str(supernets["bert"]), eval_batch_size=8)
+    backend = PoolBackend(settings, n_workers=1, log_dir=tmp_path / "pool", entry_point=__file__)
+    backend.set_path(str(tmp_path), "wait-test")
+    try:
+        backend.start(progress=False)
+        trial = backend.start_trial({**space.largest(), **settings.as_constants()})
+        started = time.monotonic()
+        while backend._read_status(trial.trial_id) == Status.in_progress and time.monotonic() - started < 120:
+            backend.wait(60.0)
+        assert backend._read_status(trial.trial_id) == Status.completed
+        assert time.monotonic() - started < 30, "wait slept through the worker's report"
+    finally:
+        backend.close()

@@ -334,6 +334,19 @@ class PoolBackend(LocalBackend):
         self.workers = []
         self.supernet = None
 
+    def wait(self, timeout: float) -> None:
+        """Return when a worker sends a message (a trial done, a worker ready or gone) or after ``timeout``
+        seconds. The Tuner sleeps on this (``search.run._Tuner``) instead of a fixed 0.2 s, so a worker that
+        finishes gets its next trial at once: with ~1 s evaluations the fixed sleep alone cost ~10%."""
+        from multiprocessing.connection import wait
+
+        connections = [w.conn for w in self.workers if w.conn is not None]
+        if not connections:
+            time.sleep(timeout)
+            return
+        wait(connections, timeout)
+        self._supervise()  # take the messages now, so that a waiting one does not wake the next wait at once
+
     def worker_pids(self) -> list[int]:
         return [w.process.pid for w in self.workers]
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from syne_tune import Tuner
 from syne_tune.backend.trial_status import Status
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
 from syne_tune.tuner_callback import TunerCallback
@@ -356,7 +357,7 @@ def _replay(scheduler, finished, space, config: SearchConfig) -> set[bytes]:
 
 def _tune(output, config, space, metadata, scheduler, ledger, names, settings, wallclock_left, remaining, part,
           first_trial_id, progress, entry_point, backend=None) -> dict[str, Any]:
-    from syne_tune import StoppingCriterion, Tuner
+    from syne_tune import StoppingCriterion
     from syne_tune.backend import LocalBackend
     from syne_tune.results_callback import StoreResultsCallback
     from tqdm.auto import tqdm
@@ -379,7 +380,7 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
         backend = LocalBackend(entry_point=entry_point or default)
     bar = None
     recorder = _LedgerCallback(ledger, backend, names, config, first_trial_id, bar)
-    tuner = Tuner(
+    tuner = _Tuner(
         trial_backend=backend,
         scheduler=scheduler,
         stop_criterion=StoppingCriterion(max_wallclock_time=wallclock_left),
@@ -417,6 +418,19 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
         else:
             os.environ["SYNETUNE_FOLDER"] = previous
     return finalize(output, config, space, metadata, settings, progress)
+
+
+class _Tuner(Tuner):
+    """Syne Tune's Tuner, sleeping on the backend's own ``wait`` where it has one (the pool: until a worker
+    reports), instead of always the full ``sleep_time``."""
+
+    def _sleep(self) -> None:
+        wait = getattr(self.trial_backend, "wait", None)
+        if wait is None:
+            return super()._sleep()
+        wait(self.sleep_time)
+        for callback in self.callbacks:
+            callback.on_tuning_sleep(self.sleep_time)
 
 
 class _LedgerCallback(TunerCallback):
