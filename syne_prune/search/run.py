@@ -491,6 +491,8 @@ def score_pareto_on_test(output: Path, config: SearchConfig, settings: TrialSett
     with the trial code (the super-network loaded once) and appended to test_errors.csv as it arrives.
     Returns how many were scored. The search never uses the test split, so only the networks a user
     would pick are scored; every trial is with ``--test-split every-trial``, at the cost of a second pass."""
+    from dataclasses import replace
+
     from tqdm.auto import tqdm
 
     from syne_prune.search.trial import Evaluator
@@ -500,7 +502,8 @@ def score_pareto_on_test(output: Path, config: SearchConfig, settings: TrialSett
     todo = front[front["test_error"].isna()] if len(front) else front
     if todo.empty:
         return 0
-    evaluator = Evaluator(settings)
+    # the test split needs no latency reference: without the latency objective the Evaluator times nothing
+    evaluator = Evaluator(replace(settings, objectives=tuple(o for o in settings.objectives if o != "latency")))
     names = list(evaluator.space.config_space)
     for _, row in tqdm(list(todo.iterrows()), desc="test split [Pareto set]", unit="network", disable=not progress):
         config_values = evaluator.space.validate({name: row[name] for name in names})

@@ -118,7 +118,7 @@ class Evaluator:
 
     def evaluate(self, config: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Score ``config``; calls ``report`` once per fidelity level; returns the last report."""
-        from syne_prune.evaluation import evaluate, predict
+        from syne_prune.evaluation import predict
         from syne_prune.objectives import measure_latency_ms, subnet_size
         from syne_prune.surgery import extract_subnetwork
 
@@ -146,7 +146,7 @@ class Evaluator:
             result = {"fidelity": level, "error": self.task.error(seen_y, seen_p), **static}
             if level == levels:
                 if self.settings.test_every_trial:
-                    result["test_error"] = evaluate(sub, self.test, self.task)["error"]
+                    result["test_error"] = self._test_error(sub)
                 result["valid_error"] = result["error"]
                 result["eval_s"] = time.perf_counter() - started
             report(result)
@@ -154,10 +154,13 @@ class Evaluator:
 
     def test_error(self, config: dict[str, Any]) -> float:
         """Error of ``config``'s sub-network on the test split (GLUE dev), which the search never sees."""
-        from syne_prune.evaluation import evaluate
         from syne_prune.surgery import extract_subnetwork
 
-        sub = extract_subnetwork(self.supernet.model, self.space.to_mask(config)).eval()
+        return self._test_error(extract_subnetwork(self.supernet.model, self.space.to_mask(config)).eval())
+
+    def _test_error(self, sub) -> float:
+        from syne_prune.evaluation import evaluate
+
         return evaluate(sub, self.test, self.task)["error"]
 
 
