@@ -6,7 +6,8 @@ cheaper to train), fine-tunes it for up to ``epochs`` epochs and reports after e
 full model), ``test_error`` (never used by the search) and ``eval_s`` (seconds of training and
 evaluation so far in this trial).
 
-After every epoch the trial's state (weights, optimizer, schedule, random generators, epoch) is
+The epochs run in the one training loop (``syne_prune/training.py``). After every epoch the trial's
+resume state (weights, optimizer, schedule, random generators, epoch; ``training.save_training_state``) is
 written atomically to Syne Tune's per-trial checkpoint directory (``st_checkpoint_dir``; on SageMaker
 the directory synced to the trial's ``checkpoint_s3_uri``). A trial started again on the same
 directory (paused and resumed by a scheduler, or re-run) continues after its last finished epoch.
@@ -16,7 +17,6 @@ Run as a script, this file is the Syne Tune entry point for standard NAS.
 """
 from __future__ import annotations
 
-import random
 import sys
 import tempfile
 import time
@@ -24,8 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from syne_prune.data import EVAL_BATCH_SIZE
 from syne_prune.search.trial import failure_line, parse_hyperparameters, process_start_time
@@ -122,12 +120,12 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
               report: Callable[[dict[str, Any]], None], objectives: tuple[str, ...] = ("error", "params")) -> dict[str, Any]:
     """Fine-tune the sub-network ``config`` epoch by epoch from its last checkpoint; ``report`` after each epoch."""
     import torch
-    from transformers import get_linear_schedule_with_warmup
 
-    from syne_prune.data import data_loader, encode, eval_batches, get_task, load_task
+    from syne_prune.data import encode, eval_batches, get_task, load_task
     from syne_prune.evaluation import default_device, evaluate
     from syne_prune.objectives import measure_latency_ms, subnet_size
     from syne_prune.surgery import extract_subnetwork
+    from syne_prune.training import LoopSettings, TrainingLoop, label_loss_step, seed_everything
 
     weights_path = checkpoint_dir / WEIGHTS_FILE if checkpoint_dir is not None else None
     if weights_path is not None and weights_path.is_file() and not (checkpoint_dir / STATE_FILE).is_file():
@@ -155,66 +153,46 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
     train = encode(data.train, tokenizer, settings.max_length, task.is_regression)
     validation = eval_batches(encode(data.validation, tokenizer, settings.max_length, task.is_regression), tokenizer, settings.eval_batch_size)
     test = eval_batches(encode(data.test, tokenizer, settings.max_length, task.is_regression), tokenizer, settings.eval_batch_size)
-    steps_per_epoch = -(-len(train) // settings.batch_size)
-    optimizer = torch.optim.AdamW(sub.parameters(), lr=settings.lr, weight_decay=0.01)
-    schedule = get_linear_schedule_with_warmup(optimizer, 0, steps_per_epoch * settings.epochs)
-    first_epoch, spent = 0, 0.0
+    loop = TrainingLoop(sub, train, tokenizer, label_loss_step,
+                        LoopSettings(settings.epochs, settings.lr, settings.batch_size, settings.seed, progress=False), device=device)
     state_path = checkpoint_dir / STATE_FILE if checkpoint_dir is not None else None
-    if state_path is not None and state_path.is_file():
-        state = torch.load(state_path, weights_only=False, map_location=device)
-        sub.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        random.setstate(state["python_rng"])
-        np.random.set_state(state["numpy_rng"])
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"].cpu())
-        first_epoch, spent = state["epoch"], state["seconds"]
+    if state_path is not None and loop.resume(state_path):
+        spent = loop.extra["seconds"]
     else:
-        random.seed(settings.seed)
-        np.random.seed(settings.seed)
-        torch.manual_seed(settings.seed)
+        spent = 0.0
+        seed_everything(settings.seed)
 
     result: dict[str, Any] = {}
-    for epoch in range(first_epoch, settings.epochs):
-        sub.train()
-        loss_sum = 0.0
-        for batch in data_loader(train, tokenizer, settings.batch_size, shuffle=True, seed=settings.seed + epoch):
-            loss = sub(**{k: v.to(device) for k, v in batch.items()}).loss
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum += float(loss.detach())
+
+    def evaluate_save_report(record: dict[str, Any]) -> None:
+        nonlocal result
         sub.eval()
         valid_error = evaluate(sub, validation, task)["error"]
         test_error = evaluate(sub, test, task)["error"]
         seconds = spent + time.perf_counter() - started
-        result = {"epoch": epoch + 1, "fidelity": epoch + 1, "error": valid_error, "valid_error": valid_error,
-                  "test_error": test_error, "train_loss": loss_sum / max(1, steps_per_epoch), "eval_s": seconds, **static}
+        epoch = record["epoch"]
+        result = {"epoch": epoch, "fidelity": epoch, "error": valid_error, "valid_error": valid_error,
+                  "test_error": test_error, "train_loss": record["train_loss"], "eval_s": seconds, **static}
         if checkpoint_dir is not None:
-            _save(checkpoint_dir, sub, optimizer, schedule, epoch + 1, seconds, result if epoch + 1 == settings.epochs else None)
+            if epoch == settings.epochs:
+                _save_weights(checkpoint_dir, sub, epoch, result)
+            else:
+                loop.save(state_path, seconds=seconds)
         report(result)
+
+    loop.run(evaluate_save_report)
     return result
 
 
-def _save(directory: Path, sub, optimizer, schedule, epoch: int, seconds: float, last: dict[str, Any] | None) -> None:
-    """Atomically replace the trial's checkpoint; after the last epoch (``last``: its report) keep the weights only."""
+def _save_weights(directory: Path, sub, epoch: int, last: dict[str, Any]) -> None:
+    """After the last epoch (``last``: its report) keep the weights only, replacing the resume state atomically."""
     import torch
 
     directory.mkdir(parents=True, exist_ok=True)
-    if last:
-        tmp = directory / f".{WEIGHTS_FILE}.tmp"
-        torch.save({"model": sub.state_dict(), "epoch": epoch, "result": last}, tmp)
-        tmp.replace(directory / WEIGHTS_FILE)
-        (directory / STATE_FILE).unlink(missing_ok=True)
-        return
-    tmp = directory / f".{STATE_FILE}.tmp"
-    torch.save({"model": sub.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                "python_rng": random.getstate(), "numpy_rng": np.random.get_state(), "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None, "epoch": epoch, "seconds": seconds}, tmp)
-    tmp.replace(directory / STATE_FILE)
+    tmp = directory / f".{WEIGHTS_FILE}.tmp"
+    torch.save({"model": sub.state_dict(), "epoch": epoch, "result": last}, tmp)
+    tmp.replace(directory / WEIGHTS_FILE)
+    (directory / STATE_FILE).unlink(missing_ok=True)
 
 
 def load_trained(model, space, config: dict[str, Any], checkpoint: str | Path):

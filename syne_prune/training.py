@@ -1,0 +1,237 @@
+"""The one training loop: super-network training, standard-NAS trials and recovery all run it.
+
+A *step* is one callable, ``(model, batch, step) -> loss``: it runs the forward and backward passes of
+one batch (gradients accumulate; the loop steps AdamW and the linear schedule) and returns the loss as
+a float. The super-network strategies (``supernet/strategies.py``) have this shape; ``label_loss_step``
+is plain fine-tuning on the labels.
+
+After every epoch the caller's ``on_epoch_end`` evaluates, saves and reports in its own order; the
+resume state it saves with ``TrainingLoop.save`` is the same for everyone (one file, replaced
+atomically): weights, optimizer, schedule, the Python/NumPy/torch/CUDA random generators, the
+strategy's generator (if any), epochs done and the history. A non-finite loss or weight stops training
+with a one-line ``SynePruneError`` before anything of that epoch is saved.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from syne_prune.data import data_loader
+from syne_prune.errors import SynePruneError
+from syne_prune.evaluation import default_device
+
+STATE_FORMAT = 1
+RESUME_DIR = ".resume"
+SETTINGS_FILE = "settings.json"
+Step = Callable[[torch.nn.Module, Mapping[str, torch.Tensor], int], float]
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """How the loop trains: ``epochs`` passes over the examples in batches of ``batch_size`` (shuffled with
+    ``seed + epoch``), AdamW (``lr``, ``weight_decay``) with a linear schedule that warms up over the first
+    ``warmup_ratio`` of all steps and decays to 0."""
+
+    epochs: int
+    lr: float
+    batch_size: int
+    seed: int = 0
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.01
+    description: str = "train"  # shown in the progress bar
+    progress: bool = True
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch (the last batch may be smaller)."""
+    return -(-num_examples // batch_size)
+
+
+def label_loss_step(model: torch.nn.Module, batch: Mapping[str, torch.Tensor], step: int) -> float:
+    """Plain fine-tuning: the model's own loss on the labels (cross-entropy, or MSE for regression)."""
+    loss = model(**batch).loss
+    loss.backward()
+    return float(loss.detach())
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (torch seeds every CUDA device too)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class TrainingLoop:
+    """Train ``model`` on tokenized ``examples`` (see ``data.encode``) with ``step``; see the module docstring.
+
+    ``random_state``: the step's own generator (a strategy's sampling of sub-networks), saved and restored
+    with the others. The model is moved to ``device`` (default: the GPU when there is one).
+    """
+
+    def __init__(self, model: torch.nn.Module, examples: list[dict], tokenizer: Any, step: Step, settings: LoopSettings,
+                 random_state: np.random.RandomState | None = None, device: torch.device | None = None) -> None:
+        if not 0 <= settings.warmup_ratio < 1:
+            raise SynePruneError(f"--warmup-ratio must be in [0, 1), got {settings.warmup_ratio}")
+        self.device = device if device is not None else default_device()
+        self.model = model.to(self.device)
+        self.examples, self.tokenizer, self.step, self.settings = examples, tokenizer, step, settings
+        self.random_state = random_state
+        self.steps_per_epoch = steps_per_epoch(len(examples), settings.batch_size)
+        total = self.steps_per_epoch * settings.epochs
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        self.schedule = get_linear_schedule_with_warmup(self.optimizer, round(settings.warmup_ratio * total), total)
+        self.epochs_done = 0
+        self.history: list[dict[str, Any]] = []
+        self.extra: dict[str, Any] = {}
+
+    def run(self, on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        """Train from ``epochs_done`` to ``settings.epochs``; after each epoch append its record (``epoch``,
+        ``train_loss``: mean loss per step, ``epoch_time_s``) to ``history`` and call ``on_epoch_end(record)``
+        (which may add metrics to the record and save). Returns the history."""
+        settings = self.settings
+        for epoch in range(self.epochs_done, settings.epochs):
+            self.model.train()
+            loader = data_loader(self.examples, self.tokenizer, settings.batch_size, shuffle=True, seed=settings.seed + epoch)
+            bar = tqdm(loader, total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{settings.epochs} [{settings.description}]",
+                       disable=not settings.progress)
+            epoch_start, seen, loss_sum = time.time(), 0, 0.0
+            for index, batch in enumerate(bar):
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                loss = self.step(self.model, batch, epoch * self.steps_per_epoch + index)
+                if not math.isfinite(loss):
+                    raise SynePruneError(_non_finite(f"training loss is {loss}", epoch, index, self.steps_per_epoch, settings.lr))
+                loss_sum += loss
+                self.optimizer.step()
+                self.schedule.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                seen += len(batch["labels"])
+                bar.set_postfix(loss=f"{loss_sum / (index + 1):.4f}", examples_per_s=f"{seen / (time.time() - epoch_start):.1f}")
+            if not self._weights_finite():
+                raise SynePruneError(_non_finite("weights became non-finite", epoch, None, self.steps_per_epoch, settings.lr))
+            record = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, self.steps_per_epoch), "epoch_time_s": time.time() - epoch_start}
+            self.history.append(record)
+            self.epochs_done = epoch + 1
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+        return self.history
+
+    def _weights_finite(self) -> bool:
+        flags = [torch.isfinite(p).all() for p in self.model.parameters() if p.is_floating_point()]
+        return bool(torch.stack(flags).all()) if flags else True
+
+    def save(self, path: str | Path, **extra: Any) -> None:
+        """Write the resume state to ``path`` (one file, atomically replaced); ``extra``: more values to keep."""
+        self.extra = {**self.extra, **extra}
+        save_training_state(path, self.model, self.optimizer, self.schedule, self.epochs_done, self.history,
+                            self.random_state, self.extra)
+
+    def resume(self, path: str | Path) -> bool:
+        """Restore the state saved at ``path`` when there is one; returns whether it was there."""
+        if not Path(path).is_file():
+            return False
+        state = load_training_state(path, self.model, self.optimizer, self.schedule, self.random_state)
+        self.epochs_done, self.history, self.extra = state["epochs_done"], state["history"], state["extra"]
+        return True
+
+
+def rng_states() -> dict[str, Any]:
+    """The global random generators: python, numpy, torch (CPU) and CUDA (None without a GPU)."""
+    return {"python_rng": random.getstate(), "numpy_rng": np.random.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def restore_rng_states(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python_rng"])
+    np.random.set_state(state["numpy_rng"])
+    torch.set_rng_state(state["torch_rng"].cpu())
+    if torch.cuda.is_available() and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+
+
+def save_training_state(path: str | Path, model: torch.nn.Module, optimizer, schedule, epochs_done: int, history: list[dict],
+                        random_state: np.random.RandomState | None = None, extra: dict[str, Any] | None = None) -> None:
+    """The resume state after ``epochs_done`` epochs, written to a temporary file and then renamed over ``path``,
+    so a kill at any moment leaves either the previous state or this one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"format": STATE_FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(), **rng_states(),
+                "strategy_rng": random_state.get_state() if random_state is not None else None,
+                "epochs_done": epochs_done, "history": history, "extra": extra or {}}, tmp)
+    os.replace(tmp, path)
+
+
+def load_training_state(path: str | Path, model: torch.nn.Module, optimizer, schedule,
+                        random_state: np.random.RandomState | None = None) -> dict[str, Any]:
+    """Restore what ``save_training_state`` wrote into ``model``, ``optimizer``, ``schedule``, the global
+    generators and ``random_state``; returns the state (``epochs_done``, ``history``, ``extra``)."""
+    state = torch.load(path, weights_only=False, map_location="cpu")
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise SynePruneError(f"resume state {path} was written by another syne-prune version; start again without resuming (--overwrite)")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    if random_state is not None and state["strategy_rng"] is not None:
+        random_state.set_state(state["strategy_rng"])
+    restore_rng_states(state)
+    return state
+
+
+def prepare_output(output: str | Path, settings: Mapping[str, Any], resume: bool, overwrite: bool, done_file: str) -> Path:
+    """Make ``output`` ready for a run that keeps its resume state in ``output/.resume``.
+
+    ``done_file``: the file a finished run writes last (a finished output is returned as it is on ``resume``).
+    ``settings``: what must match for ``resume`` to continue the run (kept in ``.resume/settings.json``).
+    Raises SynePruneError for an existing output without ``resume``/``overwrite``, nothing to resume, or
+    other settings than the interrupted run's; nothing is touched then.
+    """
+    output = Path(output)
+    state = output / RESUME_DIR / "state.pt"
+    if resume and overwrite:
+        raise SynePruneError("--resume and --overwrite exclude each other; pick one")
+    if resume:
+        if (output / done_file).is_file() and not state.exists():
+            return output
+        if not state.is_file():
+            raise SynePruneError(f"nothing to resume in '{output}' (no finished epoch saved); drop --resume to start anew")
+        saved = json.loads((output / RESUME_DIR / SETTINGS_FILE).read_text())
+        wanted = json.loads(json.dumps(dict(settings)))
+        if saved != wanted:
+            changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+            raise SynePruneError(f"--resume with other settings than the interrupted run ({', '.join(changed)}); use the same ones")
+        return output
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        if not overwrite:
+            raise SynePruneError(f"output '{output}' already exists; pass --resume to continue it, --overwrite to replace it, or choose another --output")
+        shutil.rmtree(output) if output.is_dir() else output.unlink()
+    output.mkdir(parents=True, exist_ok=True)
+    return output
+
+
+def write_settings(output: str | Path, settings: Mapping[str, Any]) -> None:
+    """Keep the settings a resume must match in ``output/.resume/settings.json`` (atomically)."""
+    path = Path(output) / RESUME_DIR / SETTINGS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{SETTINGS_FILE}.tmp")
+    tmp.write_text(json.dumps(dict(settings), indent=2))
+    os.replace(tmp, path)
+
+
+def _non_finite(what: str, epoch: int, index: int | None, steps: int, lr: float) -> str:
+    where = f"epoch {epoch + 1}" + (f", step {index + 1} of {steps}" if index is not None else "")
+    return (f"{what} in {where}; training stopped and nothing of this epoch saved. Lower --lr (now {lr:g}), or load "
+            f"float32 weights if the model is float16/bfloat16")
