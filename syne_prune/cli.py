@@ -30,41 +30,87 @@ def _read_config(text: str) -> dict[str, Any]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from syne_prune.export import export_subnetwork, load_model, load_model_config, load_tokenizer
+    if args.search_dir is not None:
+        if args.model or args.config or args.search_space:
+            raise SynePruneError("--search-dir replaces --model/--search-space/--config; give one or the other")
+    else:
+        if not (args.model and args.search_space and args.config):
+            raise SynePruneError("give --model, --search-space and --config (or --search-dir with --trial or --max-params)")
+        if args.trial is not None or args.max_params is not None:
+            raise SynePruneError("--trial and --max-params choose from a search; they need --search-dir")
+    teacher = _recovery_teacher(args)
+    output = Path(args.output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not args.overwrite:
+        raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
+    if teacher is None:
+        prefix = _export(args, output, args.onnx, args.overwrite)
+        _print_export(output, args.onnx, prefix)
+        return 0
+    import shutil
+    import tempfile
+
+    from syne_prune.recovery import recover
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.unrecovered.", dir=output.parent))
+    try:  # the unrecovered export lives only in a temporary directory; --output gets the recovered one
+        prefix = _export(args, staging, False, True)
+        record = recover(staging, teacher, args.recover_epochs, output, onnx=args.onnx, overwrite=args.overwrite, record_source=False).record
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _print_export(output, args.onnx, prefix)
+    _print_recovery(record)
+    return 0
+
+
+def _recovery_teacher(args: argparse.Namespace) -> str | None:
+    """export --recover-epochs: the teacher (--teacher, else the super-network the export comes from); None without."""
+    if args.recover_epochs is None:
+        if args.teacher:
+            raise SynePruneError("--teacher goes with --recover-epochs N; add it or drop --teacher")
+        return None
+    if args.recover_epochs <= 0:
+        raise SynePruneError(f"--recover-epochs must be a positive integer, got {args.recover_epochs}")
+    if args.teacher:
+        return args.teacher
+    if args.search_dir is not None:
+        from syne_prune.search.run import SETTINGS_FILE
+
+        path = Path(args.search_dir) / SETTINGS_FILE
+        if not path.is_file():
+            raise SynePruneError(f"'{args.search_dir}' is not a search directory (no {SETTINGS_FILE}); give the --output of a search")
+        settings = json.loads(path.read_text())
+        if settings.get("mode") == "standard":
+            raise SynePruneError("a standard-NAS search has no super-network to distill from; give --teacher (a model fine-tuned on the task)")
+        return settings["supernet"]
+    if not (Path(args.model) / "supernet.json").is_file():
+        raise SynePruneError(f"--model '{args.model}' is not a super-network (no supernet.json) to distill from; give --teacher")
+    return args.model
+
+
+def _export(args: argparse.Namespace, output: Path, onnx: bool, overwrite: bool) -> str:
+    """Write the export asked for to ``output``; returns the summary's prefix (the trial, for --search-dir)."""
+    from syne_prune.export import export_subnetwork, load_model, load_model_config, load_tokenizer, task_record
     from syne_prune.models import get_architecture
     from syne_prune.search_spaces import get_search_space
 
     if args.search_dir is not None:
-        if args.model or args.config or args.search_space:
-            raise SynePruneError("--search-dir replaces --model/--search-space/--config; give one or the other")
         from syne_prune.search.run import export_from_search
 
-        out, row = export_from_search(args.search_dir, args.output, args.trial, args.max_params, args.onnx, args.overwrite)
-        _print_export(out, args.onnx, f"trial {int(row['trial_id'])}: validation error {row['error']:.4f}, ")
-        return 0
-    if not (args.model and args.search_space and args.config):
-        raise SynePruneError("give --model, --search-space and --config (or --search-dir with --trial or --max-params)")
-    if args.trial is not None or args.max_params is not None:
-        raise SynePruneError("--trial and --max-params choose from a search; they need --search-dir")
+        _, row = export_from_search(args.search_dir, output, args.trial, args.max_params, onnx, overwrite)
+        return f"trial {int(row['trial_id'])}: validation error {row['error']:.4f}, "
     config = _read_config(args.config)
-    output = Path(args.output)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not args.overwrite:
-        raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
     model_config = load_model_config(args.model)
     space = get_search_space(args.search_space, get_architecture(model_config).shape(model_config))
     mask = space.to_mask(config)  # checked before the weights are loaded
     model = load_model(args.model)
-    export_subnetwork(
-        model,
-        mask,
-        output,
-        tokenizer=load_tokenizer(args.model),
-        onnx=args.onnx,
-        overwrite=args.overwrite,
-        metadata={"search_space": space.name, "config": space.validate(config)},
-    )
-    _print_export(output, args.onnx)
-    return 0
+    metadata = {"search_space": space.name, "config": space.validate(config)}
+    supernet_file = Path(args.model) / "supernet.json"
+    if supernet_file.is_file():  # a super-network: record its task and split (for recovery)
+        trained = json.loads(supernet_file.read_text())
+        metadata |= {**task_record(trained["hyperparameters"]), "supernet": str(Path(args.model).resolve())}
+    export_subnetwork(model, mask, output, tokenizer=load_tokenizer(args.model), onnx=onnx, overwrite=overwrite, metadata=metadata)
+    return ""
 
 
 def _print_export(output: Path, onnx: bool, prefix: str = "") -> None:
@@ -74,6 +120,27 @@ def _print_export(output: Path, onnx: bool, prefix: str = "") -> None:
         f"{summary['encoder_params_ratio']:.1%} of the prunable encoder), {summary['macs_ratio']:.1%} of the MACs"
         + (", with model.onnx" if onnx else "")
     )
+
+
+def _print_recovery(record: dict[str, Any]) -> None:
+    metric, recovery = record["metric"], record["recovery"]
+    before, after = recovery["before"], recovery["after"]
+    print(f"recovered in {len(recovery['history'])} epoch(s) of distillation from {recovery['teacher']}: "
+          f"validation {metric} {before['validation'][metric]:.4f} -> {after['validation'][metric]:.4f}, "
+          f"test {metric} {before['test'][metric]:.4f} -> {after['test'][metric]:.4f}")
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from syne_prune.recovery import recover
+
+    record = recover(args.model, args.teacher, args.epochs, args.output, lr=args.lr, batch_size=args.batch_size,
+                     temperature=args.temperature, warmup_ratio=args.warmup_ratio, seed=args.seed, task=args.task,
+                     data_dir=args.data_dir, max_length=args.max_length, max_train_examples=args.max_train_examples,
+                     max_eval_examples=args.max_eval_examples, eval_batch_size=args.eval_batch_size, onnx=args.onnx,
+                     resume=args.resume, overwrite=args.overwrite).record
+    _print_recovery(record)
+    print(f"recovered export written to {args.output}")
+    return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -240,7 +307,39 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", required=True, help="directory to create")
     export.add_argument("--onnx", action="store_true", help="also write model.onnx (opset 18), checked against PyTorch")
     export.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    export.add_argument("--recover-epochs", type=int,
+                        help="then fine-tune the exported sub-network this many epochs with distillation (see `recover`); "
+                        "--output gets the recovered model")
+    export.add_argument("--teacher", help="with --recover-epochs: the teacher; default: the super-network the export comes from")
     export.set_defaults(run=cmd_export)
+
+    recover = commands.add_parser(
+        "recover",
+        help="fine-tune an exported sub-network with distillation from its super-network (recovery)",
+        description="Fine-tune an export (physically smaller) on its task, on the split the super-network was trained "
+        "on, with distillation from a teacher (the super-network, or a fine-tuned model of the same family, vocabulary, "
+        "task and labels). Writes a new export in the same format; its syne_prune.json records the validation and test "
+        "metric before and after recovery.",
+    )
+    recover.add_argument("--model", required=True, help="directory written by `syne-prune export` (with a task head)")
+    recover.add_argument("--teacher", required=True, help="super-network directory (train-supernet --output) or a fine-tuned model")
+    recover.add_argument("--epochs", type=int, required=True, help="epochs of recovery training")
+    recover.add_argument("--output", required=True, help="directory of the new export to create")
+    recover.add_argument("--lr", type=float, default=2e-5, help="AdamW learning rate, linear decay (default %(default)s)")
+    recover.add_argument("--warmup-ratio", type=float, default=0.0, help="share of the steps over which the learning rate warms up")
+    recover.add_argument("--batch-size", type=int, default=32)
+    recover.add_argument("--temperature", type=float, default=1.0, help="distillation temperature")
+    recover.add_argument("--seed", type=int, default=0, help="order of training batches (the split's seed is the recorded one)")
+    recover.add_argument("--task", help="only for an export that records no task (exported from a plain model)")
+    recover.add_argument("--data-dir", help="local GLUE TSV files; default: the directory the super-network was trained with")
+    recover.add_argument("--max-length", type=int, help="tokens per example; default: as in super-network training")
+    recover.add_argument("--max-train-examples", type=int, help="cap on training examples (quick runs)")
+    recover.add_argument("--max-eval-examples", type=int, help="cap on validation and test examples (quick runs)")
+    recover.add_argument("--eval-batch-size", type=int, default=EVAL_BATCH_SIZE, help="examples per evaluation batch")
+    recover.add_argument("--onnx", action="store_true", help="also write model.onnx of the recovered model")
+    recover.add_argument("--resume", action="store_true", help="continue a killed run from its last finished epoch")
+    recover.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    recover.set_defaults(run=cmd_recover)
 
     train = commands.add_parser(
         "train-supernet",

@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
 from syne_prune.models import auto_class_of, get_architecture, head_of
-from syne_prune.models.modeling_syne_prune import TASK_HEADS
+from syne_prune.models.modeling_syne_prune import PRUNED_CLASSES, TASK_HEADS
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.objectives import subnet_size
 from syne_prune.surgery import extract_subnetwork
@@ -96,6 +97,22 @@ def export_subnetwork(
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())) and not overwrite:
         raise SynePruneError(f"output '{output_dir}' already exists; choose a new --output or pass --overwrite")
     sub = (subnetwork if subnetwork is not None else extract_subnetwork(model, mask, share_weights=False)).eval()
+    return _write_directory(sub, output_dir, tokenizer, onnx, lambda path: _write_metadata(path, model, mask, metadata))
+
+
+def save_export(sub: PreTrainedModel, output_dir: str | Path, record: dict[str, Any], tokenizer: Any = None, onnx: bool = False,
+                overwrite: bool = False) -> Path:
+    """Write an already pruned model (e.g. a recovered export, ``recovery.py``) in the export format, with
+    ``record`` as its ``syne_prune.json``; returns the directory. Same guarantees as ``export_subnetwork``:
+    complete or absent, an existing ``output_dir`` replaced only with ``overwrite``."""
+    output_dir = Path(output_dir)
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())) and not overwrite:
+        raise SynePruneError(f"output '{output_dir}' already exists; choose a new --output or pass --overwrite")
+    return _write_directory(sub.eval(), output_dir, tokenizer, onnx, lambda path: path.write_text(json.dumps(record, indent=2) + "\n"))
+
+
+def _write_directory(sub: PreTrainedModel, output_dir: Path, tokenizer: Any, onnx: bool, write_record) -> Path:
+    """Write ``sub`` under a temporary name, then move it into place (replacing ``output_dir``)."""
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     umask = os.umask(0)
@@ -103,13 +120,13 @@ def export_subnetwork(
     staging.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the export should look like any new directory
     try:
         sub.save_pretrained(staging)
-        if sub.config.model_type == get_architecture(model.config).pruned_model_type:
+        if sub.config.model_type in PRUNED_CLASSES:
             _complete_auto_map(staging / "config.json")
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
         if onnx:
             export_onnx(sub, staging / "model.onnx")
-        _write_metadata(staging / METADATA_FILE, model, mask, metadata)
+        write_record(staging / METADATA_FILE)
         if output_dir.exists():
             shutil.rmtree(output_dir)
         staging.rename(output_dir)
@@ -117,6 +134,17 @@ def export_subnetwork(
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return output_dir
+
+
+def task_record(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """What an export records of the task it was trained on, from super-network or standard-NAS settings
+    (``task``, ``data_dir``, ``validation_fraction``, ``seed``, ``max_length``): recovery trains on the
+    same split. ``data_dir`` is made absolute so the record holds from any working directory."""
+    data_dir = settings.get("data_dir") or None
+    return {"task": settings["task"], "data": {
+        "data_dir": str(Path(data_dir).resolve()) if data_dir and Path(data_dir).is_dir() else data_dir,
+        "validation_fraction": settings.get("validation_fraction", 0.3), "seed": settings.get("seed", 0),
+        "max_length": settings.get("max_length", 128)}}
 
 
 def _complete_auto_map(config_path: Path) -> None:

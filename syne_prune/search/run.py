@@ -617,7 +617,7 @@ def export_from_search(search_dir: str | Path, output: str | Path, trial_id: int
                        onnx: bool = False, overwrite: bool = False) -> tuple[Path, dict[str, Any]]:
     """Export the chosen sub-network of a search (from its super-network, or the trial's fine-tuned weights in
     standard NAS); returns (directory, trial row)."""
-    from syne_prune.export import export_subnetwork
+    from syne_prune.export import export_subnetwork, task_record
     from syne_prune.models import get_architecture
     from syne_prune.search_spaces import get_search_space
     from syne_prune.supernet import load_supernet
@@ -636,14 +636,17 @@ def export_from_search(search_dir: str | Path, output: str | Path, trial_id: int
         config = space.validate({k: row[k] for k in space.config_space})
         checkpoint = str(row["checkpoint"])
         trained = load_trained(model, space, config, checkpoint if checkpoint.startswith("s3://") else Path(search_dir) / checkpoint)
+        trained_on = task_record(settings["settings"]["finetune"])
     else:
         supernet = load_supernet(settings["supernet"])
         model, tokenizer = supernet.model, supernet.tokenizer
         space = get_search_space(settings["search_space"], get_architecture(model.config).shape(model.config))
         config = space.validate({k: row[k] for k in space.config_space})
+        trained_on = {**task_record(supernet.metadata["hyperparameters"]), "supernet": str(Path(settings["supernet"]).resolve())}
     metrics = {k: row[k] for k in ("error", "test_error", "params", "macs", "epoch") if k in row and pd.notna(row[k])}
     out = export_subnetwork(model, space.to_mask(config), output, tokenizer=tokenizer, onnx=onnx, overwrite=overwrite,
                             metadata={"search_space": space.name, "config": config, "trial_id": int(row["trial_id"]),
-                                      "search_dir": str(Path(search_dir).resolve()), "search_metrics": metrics},
+                                      "search_dir": str(Path(search_dir).resolve()), "search_metrics": metrics,
+                                      **trained_on},
                             subnetwork=trained)
     return out, row

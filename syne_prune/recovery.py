@@ -1,0 +1,239 @@
+"""Recovery: fine-tune an exported (physically smaller) sub-network with distillation from a teacher.
+
+Pruning costs accuracy; a few epochs of fine-tuning the exported sub-network on its task win part of it
+back. The loss is the super-network training's ``distillation_loss`` (``supernet/strategies.py``):
+the student's logits against the teacher's (softened by ``temperature``) plus the label term, as in
+knowledge distillation (Hinton et al. 2015) and the in-place distillation of Klein et al. 2024
+(arXiv 2405.02267). The teacher is the super-network the export comes from, or another fine-tuned model
+of the same family, vocabulary, task and label count; it is not updated.
+
+Training runs in the one training loop (``training.py``) on the same train / validation / test split as
+super-network training (``load_task`` with the seed and validation fraction the export records), with
+its resume state in ``OUTPUT/.resume``. The result is a new export in the same format
+(``export.save_export``) whose ``syne_prune.json`` keeps the original record and adds ``recovery``:
+teacher, settings, history, and the validation and test metric ``before`` and ``after``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
+
+from syne_prune.data import EVAL_BATCH_SIZE, Task, encode, eval_batches, get_task, load_task
+from syne_prune.errors import SynePruneError
+from syne_prune.evaluation import evaluate
+from syne_prune.export import METADATA_FILE, load_tokenizer, save_export
+from syne_prune.models import ARCHITECTURES, Architecture, auto_class_of
+from syne_prune.supernet.checkpoint import METADATA_FILE as SUPERNET_FILE
+from syne_prune.supernet.strategies import distillation_loss
+from syne_prune.training import RESUME_DIR, LoopSettings, TrainingLoop, prepare_output, seed_everything, write_settings
+
+DEFAULT_DATA = {"data_dir": None, "validation_fraction": 0.3, "seed": 0, "max_length": 128}  # train-supernet's defaults
+
+
+@dataclass(frozen=True)
+class RecoverySettings:
+    """How recovery trains. ``seed``: order of the training batches (the split's seed is the recorded one);
+    ``task``, ``data_dir``, ``max_length``: None = as the export records."""
+
+    epochs: int
+    lr: float = 2e-5
+    batch_size: int = 32
+    temperature: float = 1.0
+    warmup_ratio: float = 0.0
+    seed: int = 0
+    task: str | None = None
+    data_dir: str | None = None
+    max_length: int | None = None
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    eval_batch_size: int = EVAL_BATCH_SIZE
+
+    def check(self) -> None:
+        """Every foreseeable mistake as a one-line SynePruneError."""
+        for name in ("epochs", "batch_size", "eval_batch_size", "max_length", "max_train_examples", "max_eval_examples"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise SynePruneError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+        for name in ("lr", "temperature"):
+            if not getattr(self, name) > 0:
+                raise SynePruneError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise SynePruneError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.task is not None:
+            get_task(self.task)
+
+
+@dataclass
+class Recovery:
+    """What ``recover`` returns: the recovered model (in memory, on the CPU, eval mode), its ``syne_prune.json``
+    record and the directory written."""
+
+    model: PreTrainedModel
+    record: dict[str, Any]
+    path: Path
+
+
+class DistillationStep:
+    """One recovery step, ``(student, batch, step) -> loss``: the teacher's logits (no gradient), then
+    ``distillation_loss(student_logits, teacher_logits, labels, temperature, is_regression)`` and its backward
+    pass. Logits: batch x labels (batch x choices for multiple choice); regression squeezes them to batch."""
+
+    def __init__(self, teacher: PreTrainedModel, temperature: float, is_regression: bool) -> None:
+        self.teacher, self.temperature, self.is_regression = teacher.eval(), temperature, is_regression
+
+    def __call__(self, model: PreTrainedModel, batch: dict[str, torch.Tensor], step: int) -> float:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        with torch.no_grad():
+            teacher_logits = self.teacher(**inputs).logits
+        logits = model(**inputs).logits
+        if self.is_regression:
+            logits, teacher_logits = logits.squeeze(-1), teacher_logits.squeeze(-1)
+        loss = distillation_loss(logits, teacher_logits, batch["labels"], self.temperature, self.is_regression)
+        loss.backward()
+        return loss.item()
+
+
+def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output: str | Path, *, lr: float = 2e-5,
+            batch_size: int = 32, temperature: float = 1.0, warmup_ratio: float = 0.0, seed: int = 0, task: str | None = None,
+            data_dir: str | None = None, max_length: int | None = None, max_train_examples: int | None = None,
+            max_eval_examples: int | None = None, eval_batch_size: int = EVAL_BATCH_SIZE, onnx: bool = False,
+            resume: bool = False, overwrite: bool = False, progress: bool = True, record_source: bool = True) -> Recovery:
+    """Fine-tune the export ``model_dir`` for ``epochs`` epochs with distillation from ``teacher_dir`` and write
+    the result as a new export to ``output``; returns the recovered model, its ``syne_prune.json`` record and ``output``.
+
+    Raises SynePruneError (before ``output`` is touched) when ``model_dir`` is not a syne-prune export, the teacher
+    is of another family, vocabulary, task or label count, a setting is out of range, ``output`` exists without
+    ``overwrite``/``resume``, or ``output`` is the export or the teacher itself. ``record_source=False``: record no
+    ``source_export`` path (``export --recover-epochs`` recovers a temporary export).
+    """
+    settings = RecoverySettings(epochs, lr, batch_size, temperature, warmup_ratio, seed, task, data_dir, max_length,
+                                max_train_examples, max_eval_examples, eval_batch_size)
+    settings.check()
+    model_dir, teacher_dir, output = Path(model_dir), Path(teacher_dir), Path(output)
+    record, student_config = read_export(model_dir)
+    task_, data = _task_and_split(record, settings, student_config)
+    _check_teacher(teacher_dir, student_config, task_.name)
+    for other, flag in ((model_dir, "--model"), (teacher_dir, "--teacher")):
+        if output.resolve() == other.resolve():
+            raise SynePruneError(f"--output is the {flag} directory; recovery writes a new export, choose another --output")
+    tokenizer = load_tokenizer(str(model_dir))
+    if tokenizer is None:
+        raise SynePruneError(f"export '{model_dir}' has no tokenizer; export it again with its tokenizer (from a super-network or search)")
+    split = load_task(task_.name, data["data_dir"], data["validation_fraction"], data["seed"], max_train_examples, max_eval_examples)
+    resume_settings = {"model": str(model_dir.resolve()), "teacher": str(teacher_dir.resolve()), **asdict(settings), "data": data}
+    prepare_output(output, resume_settings, resume, overwrite, METADATA_FILE)
+    if resume and (output / METADATA_FILE).is_file() and not (output / RESUME_DIR).exists():  # already finished
+        return Recovery(auto_class_of(AutoConfig.from_pretrained(output)).from_pretrained(output).eval(),
+                        json.loads((output / METADATA_FILE).read_text()), output)
+
+    seed_everything(seed)
+    student = auto_class_of(student_config).from_pretrained(model_dir)
+    teacher = auto_class_of(AutoConfig.from_pretrained(teacher_dir)).from_pretrained(teacher_dir).requires_grad_(False)
+    encoded = {name: encode(part, tokenizer, data["max_length"], task_.is_regression)
+               for name, part in (("train", split.train), ("validation", split.validation), ("test", split.test))}
+    validation = eval_batches(encoded["validation"], tokenizer, eval_batch_size)
+    test = eval_batches(encoded["test"], tokenizer, eval_batch_size)
+    loop = TrainingLoop(student, encoded["train"], tokenizer, DistillationStep(teacher, temperature, task_.is_regression),
+                        LoopSettings(epochs, lr, batch_size, seed, warmup_ratio, description="recovery", progress=progress))
+    teacher.to(loop.device)
+    before = {"validation": evaluate(student, validation, task_), "test": evaluate(student, test, task_)}
+    state_path = output / RESUME_DIR / "state.pt"
+    if resume:
+        loop.resume(state_path)
+
+    def evaluate_and_save(epoch_record: dict[str, Any]) -> None:
+        epoch_record["validation"] = evaluate(student, validation, task_)
+        write_settings(output, resume_settings)
+        loop.save(state_path)
+
+    loop.run(evaluate_and_save)
+    after = {"validation": evaluate(student, validation, task_), "test": evaluate(student, test, task_)}
+    import syne_prune
+    import transformers
+
+    new_record = {**record, "task": task_.name, "data": data, "metric": task_.metric_name, "recovery": {
+        "source_export": str(model_dir.resolve()) if record_source else None, "teacher": str(teacher_dir.resolve()), "settings": asdict(settings),
+        "num_train_examples": len(split.train), "num_validation_examples": len(split.validation),
+        "num_test_examples": len(split.test), "history": loop.history,
+        "train_time_s": sum(h["epoch_time_s"] for h in loop.history), "before": before, "after": after},
+        "versions": {"syne_prune": syne_prune.__version__, "transformers": transformers.__version__, "torch": torch.__version__}}
+    save_export(student.cpu(), output, new_record, tokenizer=tokenizer, onnx=onnx, overwrite=True)  # replaces .resume too
+    return Recovery(student.eval(), new_record, output)
+
+
+def read_export(model_dir: Path) -> tuple[dict[str, Any], PretrainedConfig]:
+    """The ``syne_prune.json`` record and the model config of a syne-prune export with a task head."""
+    path = model_dir / METADATA_FILE
+    if not model_dir.is_dir() or not path.is_file():
+        raise SynePruneError(f"'{model_dir}' is not a syne-prune export (no {METADATA_FILE}); give a directory written by `syne-prune export`")
+    try:
+        record = json.loads(path.read_text())
+        config = AutoConfig.from_pretrained(model_dir)
+    except (ValueError, OSError) as error:
+        raise SynePruneError(f"export '{model_dir}' is damaged ({str(error).splitlines()[0] if str(error) else type(error).__name__}); export it again") from None
+    if not isinstance(record, dict) or "heads_per_layer" not in record:
+        raise SynePruneError(f"{path} is not a syne-prune export record; give a directory written by `syne-prune export`")
+    _family(config, f"export '{model_dir}'")
+    if auto_class_of(config).__name__ == "AutoModel":
+        raise SynePruneError(f"export '{model_dir}' has no task head (a base model); recovery needs an export of a classification "
+                             "or multiple-choice model")
+    return record, config
+
+
+def _family(config: PretrainedConfig, what: str) -> Architecture:
+    """The architecture of a stock or pruned config (a uniform export has a stock config)."""
+    model_type = getattr(config, "model_type", None)
+    for arch in ARCHITECTURES.values():
+        if model_type in (arch.model_type, arch.pruned_model_type):
+            return arch
+    raise SynePruneError(f"{what} is a '{model_type}' model, not a (pruned) {'/'.join(ARCHITECTURES)} model; give a syne-prune export")
+
+
+def _task_and_split(record: dict[str, Any], settings: RecoverySettings, config: PretrainedConfig) -> tuple[Task, dict[str, Any]]:
+    """The export's task and the split it was trained on (recorded values, then ``settings``' overrides)."""
+    recorded = record.get("task")
+    if recorded is None and settings.task is None:
+        raise SynePruneError("the export records no task (exported from a model without supernet.json); pass --task NAME")
+    if recorded is not None and settings.task is not None and settings.task != recorded:
+        raise SynePruneError(f"--task {settings.task} differs from the export's task '{recorded}'; drop --task")
+    task = get_task(settings.task or recorded)
+    data = {**DEFAULT_DATA, **(record.get("data") or {})}
+    for name in ("data_dir", "max_length"):
+        if getattr(settings, name) is not None:
+            data[name] = getattr(settings, name)
+    labels = _num_labels(config)
+    if labels != (1 if task.is_multiple_choice else task.num_labels):
+        raise SynePruneError(f"the export has {labels} output(s) but task '{task.name}' needs {task.num_labels}; pass the export's task")
+    return task, data
+
+
+def _num_labels(config: PretrainedConfig) -> int:
+    return 1 if auto_class_of(config).__name__ == "AutoModelForMultipleChoice" else config.num_labels
+
+
+def _check_teacher(teacher_dir: Path, student: PretrainedConfig, task: str) -> None:
+    """The teacher must be of the student's family, vocabulary, head, label count and task."""
+    try:
+        config = AutoConfig.from_pretrained(teacher_dir)
+    except (ValueError, OSError):
+        raise SynePruneError(f"teacher '{teacher_dir}' is not a model directory; give the super-network (train-supernet --output) "
+                             "or a fine-tuned model of the export's task") from None
+    family, want = _family(config, f"teacher '{teacher_dir}'").name, _family(student, "the export").name
+    if family != want:
+        raise SynePruneError(f"teacher '{teacher_dir}' is a {family} model, the export a {want} one; give a {want} teacher")
+    if config.vocab_size != student.vocab_size:
+        raise SynePruneError(f"teacher '{teacher_dir}' has a vocabulary of {config.vocab_size} tokens, the export {student.vocab_size}; "
+                             "give a teacher with the export's tokenizer")
+    if auto_class_of(config) is not auto_class_of(student) or _num_labels(config) != _num_labels(student):
+        raise SynePruneError(f"teacher '{teacher_dir}' has a {auto_class_of(config).__name__} head with {_num_labels(config)} label(s), "
+                             f"the export {auto_class_of(student).__name__} with {_num_labels(student)}; give a teacher fine-tuned on its task")
+    for name in (SUPERNET_FILE, METADATA_FILE):
+        path = teacher_dir / name
+        recorded = json.loads(path.read_text()).get("task") if path.is_file() else None
+        if recorded is not None and recorded != task:
+            raise SynePruneError(f"teacher '{teacher_dir}' was trained on task '{recorded}', the export on '{task}'; give a teacher of that task")
