@@ -146,6 +146,19 @@ def test_export_from_search_reloads_with_transformers(supernets, tmp_path_factor
         export_from_search(out, tmp_path / "none", trial_id=99)
 
 
+def test_export_from_a_search_records_its_task_and_recovers_from_its_supernet(supernets, glue_dir, tmp_path_factory, tmp_path):
+    from syne_prune.cli import main
+
+    out, _, _ = _search(supernets, tmp_path_factory, "random")
+    argv = ["export", "--search-dir", str(out), "--max-params", "0.9", "--output", str(tmp_path / "model"), "--recover-epochs", "1"]
+    assert main(argv) == 0
+    record = json.loads((tmp_path / "model" / "syne_prune.json").read_text())
+    supernet = str(supernets[ARCH_OF["random"]].resolve())
+    assert record["task"] == "rte" and record["supernet"] == supernet and record["recovery"]["teacher"] == supernet
+    assert record["data"] == {"data_dir": str(glue_dir.resolve()), "validation_fraction": 0.3, "seed": 0, "max_length": 48}
+    assert [h["epoch"] for h in record["recovery"]["history"]] == [1]
+
+
 def test_the_same_subnetwork_is_never_started_twice_and_the_budget_is_exact():
     from syne_tune.optimizer.scheduler import TrialScheduler, TrialSuggestion
 
