@@ -45,7 +45,7 @@ class NoisyStep:
 
 def _loop(model, tokenizer, step_seed: int = 0, settings: LoopSettings = SETTINGS) -> TrainingLoop:
     step = NoisyStep(step_seed)
-    return TrainingLoop(model.train(), _examples(), tokenizer, step, settings, random_state=step.random_state, device=torch.device("cpu"))
+    return TrainingLoop(model.train(), _examples(), tokenizer, step, settings, random_state=step.random_state)  # GPU if there is one
 
 
 def test_killed_after_epoch_one_and_resumed_equals_uninterrupted(tokenizer, tmp_path):
@@ -74,12 +74,12 @@ def test_killed_after_epoch_one_and_resumed_equals_uninterrupted(tokenizer, tmp_
     assert resumed.resume(tmp_path / "state.pt") and resumed.epochs_done == 1
     resumed.run()
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
-    for a, b in zip(straight.history, resumed.history):
+    for a, b in zip(straight.history, resumed.history, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
     want, got = straight.model.state_dict(), resumed.model.state_dict()
     assert all(torch.allclose(want[k], got[k], atol=1e-6) for k in want)
     # the weights moved during training, so equality above is not trivial
-    assert not torch.allclose(want["classifier.weight"], tiny_model("bert", "classifier").state_dict()["classifier.weight"], atol=1e-3)
+    assert not torch.allclose(want["classifier.weight"].cpu(), tiny_model("bert", "classifier").state_dict()["classifier.weight"], atol=1e-3)
 
 
 def test_resume_without_a_state_file_starts_from_epoch_zero(tokenizer, tmp_path):
@@ -96,7 +96,7 @@ def test_a_non_finite_loss_stops_training_with_one_line_and_saves_nothing(tokeni
     else:
         with torch.no_grad():
             model.bert.encoder.layer[0].attention.self.query.weight[0, 0] = float("nan")
-    loop = TrainingLoop(model.train(), _examples(), tokenizer, label_loss_step, settings, device=torch.device("cpu"))
+    loop = TrainingLoop(model.train(), _examples(), tokenizer, label_loss_step, settings)
     with pytest.raises(SynePruneError) as error:
         loop.run(lambda record: loop.save(tmp_path / "state.pt"))
     message = str(error.value)
