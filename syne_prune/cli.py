@@ -205,13 +205,15 @@ def cmd_train_supernet(args: argparse.Namespace) -> int:
         strategy=args.strategy, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
         temperature=args.temperature, num_random_subnets=args.num_random_subnets, seed=args.seed,
         validation_fraction=args.validation_fraction, max_train_examples=args.max_train_examples,
-        max_eval_examples=args.max_eval_examples,
+        max_eval_examples=args.max_eval_examples, teacher=args.teacher,
     )
     metadata = train_supernet(config, resume=args.resume, overwrite=args.overwrite)
     metric = metadata["metric"]
     for name in ("largest", "smallest"):
         m = metadata["metrics"][name]
         print(f"{name:8s} sub-network: validation {metric} {m['validation'][metric]:.4f}, test {metric} {m['test'][metric]:.4f}")
+    if metadata.get("teacher"):
+        print(f"teacher ({metadata['teacher']['source']}): validation {metric} {metadata['teacher']['validation'][metric]:.4f}")
     print(f"super-network written to {args.output}")
     return 0
 
@@ -259,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-length", type=int, default=128, help="tokens per example (longer ones are truncated)")
     train.add_argument("--temperature", type=float, default=1.0, help="distillation temperature (kd, full)")
     train.add_argument("--num-random-subnets", type=int, default=1, help="random sub-networks per step")
+    train.add_argument("--teacher", metavar="DIR|auto",
+                       help="fixed fine-tuned teacher every sub-network (the largest too) distils from, next to the labels: "
+                            "DIR = a model of the same architecture, vocabulary and task head (e.g. a train-supernet "
+                            "--strategy standard checkpoint); auto = fine-tune the full model first (strategy standard, "
+                            "same data, lr, epochs) into OUTPUT/teacher. Default: none (kd and full distil in place "
+                            "from the network being trained)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--validation-fraction", type=float, default=0.3, help="share of train held out for validation")
     train.add_argument("--max-train-examples", type=int, help="cap on training examples (quick runs)")

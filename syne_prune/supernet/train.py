@@ -28,6 +28,7 @@ from syne_prune.models.local_weights import resolve_model
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet.checkpoint import METADATA_FILE, read_metadata, write_metadata
 from syne_prune.supernet.strategies import get_strategy
+from syne_prune.supernet.teacher import AUTO, TEACHER_DIR, load_teacher, train_auto_teacher
 from syne_prune.surgery import InPlaceMask, extract_subnetwork
 
 RESUME_DIR = ".resume"
@@ -52,6 +53,7 @@ class TrainingConfig:
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     eval_batch_size: int = EVAL_BATCH_SIZE
+    teacher: str | None = None  # fine-tuned model directory, 'auto' (fine-tune one first) or None (no fixed teacher)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -71,6 +73,8 @@ class TrainingConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise SynePruneError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.teacher is not None and self.teacher != AUTO and not Path(self.teacher).is_dir():
+            raise SynePruneError(f"--teacher '{self.teacher}' is not a directory; give a fine-tuned model directory or 'auto'")
 
     def settings(self) -> dict[str, Any]:
         """What must match for --resume to continue a run."""
@@ -90,6 +94,8 @@ def _prepare_output(config: TrainingConfig, resume: bool, overwrite: bool) -> Pa
     if resume:
         if (output / METADATA_FILE).is_file() and not state.exists():
             return output
+        if not state.is_file() and config.teacher == AUTO and (output / TEACHER_DIR).is_dir():
+            return output  # killed while fine-tuning the teacher or before the first epoch: train_auto_teacher continues
         if not state.is_file():
             raise SynePruneError(f"nothing to resume in '{output}' (no finished epoch saved); drop --resume to start anew")
         saved = json.loads((output / RESUME_DIR / "settings.json").read_text())
@@ -120,9 +126,14 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError, TypeError):
         raise SynePruneError(f"model '{config.model}' has no tokenizer; save one next to the model (tokenizer.save_pretrained)") from None
+    teacher = None
+    if config.teacher not in (None, AUTO):
+        teacher = load_teacher(config.teacher, model_config, tokenizer, task, output=config.output)
     output = _prepare_output(config, resume, overwrite)
     if resume and (output / METADATA_FILE).is_file() and not (output / RESUME_DIR).exists():
         return read_metadata(output)  # already finished
+    if config.teacher == AUTO:
+        teacher = load_teacher(train_auto_teacher(config, progress), model_config, tokenizer, task, source=AUTO)
 
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -132,6 +143,8 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     resuming = resume and (state_dir / "state.pt").is_file()
     model_source = state_dir / "model" if resuming else source
     model = load_task_model(model_source, task).to(device)
+    if teacher is not None:
+        teacher.to(device)
 
     train_examples = encode(data.train, tokenizer, config.max_length, task.is_regression)
     validation = eval_batches(encode(data.validation, tokenizer, config.max_length, task.is_regression), tokenizer, config.eval_batch_size)
@@ -144,7 +157,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     masker = InPlaceMask(model)
     strategy = get_strategy(config.strategy)(
         space, masker, np.random.RandomState(config.seed), task.is_regression, total_steps,
-        temperature=config.temperature, num_random_subnets=config.num_random_subnets,
+        temperature=config.temperature, num_random_subnets=config.num_random_subnets, teacher=teacher,
     )
     first_epoch, history = 0, []
     if resuming:
@@ -180,6 +193,8 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     for name, subnet in (("largest", space.largest()), ("smallest", space.smallest())):
         sub = extract_subnetwork(model, space.to_mask(subnet))
         metrics[name] = {"config": subnet, "validation": evaluate(sub, validation, task), "test": evaluate(sub, test, task)}
+    teacher_record = None if teacher is None else {"source": teacher.source, "path": teacher.path,
+                                                     "validation": evaluate(teacher.model, validation, task)}
 
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
@@ -194,6 +209,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
         "metric": task.metric_name,
         "search_space": config.search_space,
         "strategy": config.strategy,
+        "teacher": teacher_record,
         "seed": config.seed,
         "hyperparameters": config.settings(),
         "num_train_examples": len(data.train),
