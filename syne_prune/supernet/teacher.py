@@ -56,13 +56,13 @@ def task_kind(task: Task) -> str:
 
 
 def head_kind(config: PretrainedConfig) -> str:
-    """What a checkpoint's task head predicts: 'multiple choice', 'regression', 'classification' or 'no task'."""
+    """What a checkpoint's task head predicts: 'multiple choice', 'regression', 'classification' or 'none (a base model)'."""
     auto_name = auto_class_of(config).__name__
     if auto_name == "AutoModelForMultipleChoice":
         return "multiple choice"
     if auto_name == "AutoModelForSequenceClassification":
         return "regression" if config.num_labels == 1 or config.problem_type == "regression" else "classification"
-    return "no task"
+    return "none (a base model)"
 
 
 def check_teacher(path: str, model_config: PretrainedConfig, tokenizer: Any, task: Task, output: str | None = None) -> PretrainedConfig:
@@ -87,7 +87,7 @@ def check_teacher(path: str, model_config: PretrainedConfig, tokenizer: Any, tas
             raise SynePruneError(f"teacher '{path}' has {name} {teacher_value}, --model has {model_value}; {FIX}")
     kind, wanted = head_kind(config), task_kind(task)
     if kind != wanted:
-        raise SynePruneError(f"teacher '{path}' has a {kind} head, task '{task.name}' is {wanted}; {FIX}")
+        raise SynePruneError(f"teacher '{path}' has task head '{kind}', task '{task.name}' needs '{wanted}'; {FIX}")
     if kind == "classification" and config.num_labels != task.num_labels:
         raise SynePruneError(f"teacher '{path}' predicts {config.num_labels} labels, task '{task.name}' has {task.num_labels}; {FIX}")
     _check_tokenizer(directory, tokenizer)
