@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -266,3 +267,7 @@ def test_teacher_auto_fine_tunes_into_output_teacher_and_resume_reuses_it(tiny_m
     assert metadata["teacher"]["validation"]["error"] == pytest.approx(teacher_metadata["metrics"]["largest"]["validation"]["error"], abs=1e-6)
     teacher_weights, supernet_weights = load_file(teacher_dir / "model.safetensors"), load_file(out / "model.safetensors")
     assert _max_difference(teacher_weights, supernet_weights) > 0
+    # a finished teacher fine-tuned with other settings is not silently reused
+    shutil.copytree(teacher_dir, tmp_path / "other" / "teacher")
+    with pytest.raises(train_module.SynePruneError, match=r"the teacher in '.*' was fine-tuned with other settings \(lr\)"):
+        train_supernet(dataclasses.replace(config, output=str(tmp_path / "other"), lr=5e-4), resume=True, progress=False)

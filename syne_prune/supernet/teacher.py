@@ -6,13 +6,12 @@ without gradients, are the soft targets every sub-network learns from next to th
 distillation, Hinton et al. 2015; a fixed fine-tuned teacher as in DynaBERT, Hou et al. 2020).
 
 ``--teacher auto`` first fine-tunes the full model with the ``standard`` strategy (same data, learning
-rate and epochs) into ``OUTPUT/teacher``, which ``--resume`` reuses or continues.
+rate and epochs) into ``OUTPUT/teacher`` (``TEACHER_DIR``), which ``--resume`` reuses or continues (see
+``train.py``).
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,6 @@ from syne_prune.models import auto_class_of
 
 if TYPE_CHECKING:
     from syne_prune.data import Task
-    from syne_prune.supernet.train import TrainingConfig
 
 AUTO = "auto"
 TEACHER_DIR = "teacher"  # where --teacher auto writes the fine-tuned teacher, inside --output
@@ -119,27 +117,3 @@ def load_teacher(path: str | Path, model_config: PretrainedConfig, tokenizer: An
     except Exception as error:  # noqa: BLE001 - safetensors, torch and transformers raise many kinds
         raise SynePruneError(f"cannot load the weights of teacher '{path}' ({str(error).strip().splitlines()[0]}); {FIX}") from None
     return Teacher(model, path, source)
-
-
-def train_auto_teacher(config: TrainingConfig, progress: bool = True) -> Path:
-    """``--teacher auto``: fine-tune the full model with the ``standard`` strategy (the config's data, learning
-    rate, epochs and seed) into ``OUTPUT/teacher``; a finished teacher there is reused, an interrupted one
-    continued. Returns the teacher's directory. Raises SynePruneError when a finished teacher was trained
-    with other settings."""
-    from syne_prune.supernet.checkpoint import METADATA_FILE, read_metadata
-    from syne_prune.supernet.train import RESUME_DIR, train_supernet
-
-    teacher_config = replace(config, strategy="standard", teacher=None, output=str(Path(config.output) / TEACHER_DIR))
-    directory = Path(teacher_config.output)
-    if (directory / METADATA_FILE).is_file() and not (directory / RESUME_DIR).exists():
-        saved, wanted = read_metadata(directory)["hyperparameters"], json.loads(json.dumps(teacher_config.settings()))
-        if saved != wanted:
-            changed = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
-            raise SynePruneError(f"the teacher in '{directory}' was fine-tuned with other settings ({', '.join(changed)}); "
-                                 f"use the same ones or --overwrite")
-        return directory
-    resumable = (directory / RESUME_DIR / "state.pt").is_file()
-    if progress:
-        print(f"fine-tuning the teacher (--teacher auto, strategy standard) into {directory}", flush=True)
-    train_supernet(teacher_config, resume=resumable, overwrite=not resumable, progress=progress)
-    return directory

@@ -10,7 +10,7 @@ import json
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from syne_prune.models.local_weights import resolve_model
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet.checkpoint import METADATA_FILE, read_metadata, write_metadata
 from syne_prune.supernet.strategies import get_strategy
-from syne_prune.supernet.teacher import AUTO, TEACHER_DIR, load_teacher, train_auto_teacher
+from syne_prune.supernet.teacher import AUTO, TEACHER_DIR, load_teacher
 from syne_prune.surgery import InPlaceMask, extract_subnetwork
 
 RESUME_DIR = ".resume"
@@ -133,7 +133,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     if resume and (output / METADATA_FILE).is_file() and not (output / RESUME_DIR).exists():
         return read_metadata(output)  # already finished
     if config.teacher == AUTO:
-        teacher = load_teacher(train_auto_teacher(config, progress), model_config, tokenizer, task, source=AUTO)
+        teacher = load_teacher(_fine_tune_auto_teacher(config, progress), model_config, tokenizer, task, source=AUTO)
 
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -223,6 +223,25 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     })
     shutil.rmtree(state_dir, ignore_errors=True)
     return metadata
+
+
+def _fine_tune_auto_teacher(config: TrainingConfig, progress: bool) -> Path:
+    """``--teacher auto``: fine-tune the full model with the ``standard`` strategy (the config's data, lr, epochs,
+    seed) into ``OUTPUT/teacher``; a finished teacher there is reused, an interrupted one continued."""
+    teacher_config = replace(config, strategy="standard", teacher=None, output=str(Path(config.output) / TEACHER_DIR))
+    directory = Path(teacher_config.output)
+    if (directory / METADATA_FILE).is_file() and not (directory / RESUME_DIR).exists():
+        saved, wanted = read_metadata(directory)["hyperparameters"], json.loads(json.dumps(teacher_config.settings()))
+        if saved != wanted:
+            changed = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
+            raise SynePruneError(f"the teacher in '{directory}' was fine-tuned with other settings ({', '.join(changed)}); "
+                                 f"use the same ones or --overwrite")
+        return directory
+    resumable = (directory / RESUME_DIR / "state.pt").is_file()
+    if progress:
+        print(f"fine-tuning the teacher (--teacher auto, strategy standard) into {directory}", flush=True)
+    train_supernet(teacher_config, resume=resumable, overwrite=not resumable, progress=progress)
+    return directory
 
 
 def _save_resume_state(state_dir: Path, model, optimizer, schedule, strategy, epochs_done: int, history, config) -> None:
