@@ -23,6 +23,7 @@ from syne_prune.data import EVAL_BATCH_SIZE, data_loader, encode, eval_batches, 
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
 from syne_prune.export import load_model_config
+from syne_prune.importance import IMPORTANCE_METHODS, order_by_importance, ordered_by
 from syne_prune.models import get_architecture, load_task_model
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.search_spaces import get_search_space
@@ -31,6 +32,8 @@ from syne_prune.supernet.strategies import get_strategy
 from syne_prune.surgery import InPlaceMask, extract_subnetwork
 
 RESUME_DIR = ".resume"
+IMPORTANCE_FILE = ".importance.json"  # the ordering record, kept for a resumed run until supernet.json is written
+IMPORTANCE_CHOICES = ("none", *IMPORTANCE_METHODS)
 
 
 @dataclass
@@ -52,13 +55,17 @@ class TrainingConfig:
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     eval_batch_size: int = EVAL_BATCH_SIZE
+    importance: str = "fisher"  # order heads and neurons by importance before training (syne_prune.importance), or "none"
+    importance_examples: int = 256  # training examples the importance scores are computed on
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
         """Every foreseeable mistake as a one-line SynePruneError, before anything is loaded or written."""
         get_task(self.task)
         get_strategy(self.strategy)
-        for name in ("epochs", "batch_size", "max_length", "eval_batch_size"):
+        if self.importance not in IMPORTANCE_CHOICES:
+            raise SynePruneError(f"unknown importance method '{self.importance}'; choose one of {', '.join(IMPORTANCE_CHOICES)}")
+        for name in ("epochs", "batch_size", "max_length", "eval_batch_size", "importance_examples"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise SynePruneError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
@@ -136,6 +143,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     train_examples = encode(data.train, tokenizer, config.max_length, task.is_regression)
     validation = eval_batches(encode(data.validation, tokenizer, config.max_length, task.is_regression), tokenizer, config.eval_batch_size)
     test = eval_batches(encode(data.test, tokenizer, config.max_length, task.is_regression), tokenizer, config.eval_batch_size)
+    importance = _order_by_importance(config, model, train_examples, tokenizer, output / IMPORTANCE_FILE)
     steps_per_epoch = -(-len(train_examples) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
 
@@ -202,11 +210,28 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
         "history": history,
         "train_time_s": sum(h["epoch_time_s"] for h in history),
         "metrics": metrics,
+        "importance": importance,
         "versions": {"syne_prune": syne_prune.__version__, "torch": torch.__version__,
                      "transformers": transformers.__version__, "syne_tune": syne_tune.__version__},
     })
     shutil.rmtree(state_dir, ignore_errors=True)
+    (output / IMPORTANCE_FILE).unlink(missing_ok=True)
     return metadata
+
+
+def _order_by_importance(config: TrainingConfig, model, train_examples: list[dict], tokenizer, record_path: Path) -> dict[str, Any]:
+    """Permute heads and neurons by importance on the first ``importance_examples`` training examples
+    (the training split is in seeded random order) and keep the record; a model that is already ordered (a
+    resumed run's saved model, or a super-network checkpoint) is left as it is, with the record it has."""
+    if config.importance == "none":
+        return {"method": "none"}
+    if record_path.is_file() and ordered_by(model):
+        return json.loads(record_path.read_text())  # resumed: .resume/model was saved after the ordering
+    subset = train_examples[: config.importance_examples]
+    batches = data_loader(subset, tokenizer, config.batch_size)
+    record = order_by_importance(model, batches, config.importance)
+    record_path.write_text(json.dumps(record))
+    return record
 
 
 def _save_resume_state(state_dir: Path, model, optimizer, schedule, strategy, epochs_done: int, history, config) -> None:
