@@ -23,6 +23,7 @@ from syne_prune.data import EVAL_BATCH_SIZE, data_loader, encode, eval_batches, 
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
 from syne_prune.export import load_model_config
+from syne_prune.importance import IMPORTANCE_METHODS, order_by_importance, ordered_by
 from syne_prune.models import get_architecture, load_task_model
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.search_spaces import get_search_space
@@ -32,6 +33,8 @@ from syne_prune.supernet.teacher import AUTO, TEACHER_DIR, load_teacher
 from syne_prune.surgery import InPlaceMask, extract_subnetwork
 
 RESUME_DIR = ".resume"
+IMPORTANCE_FILE = ".importance.json"  # the ordering record, kept for a resumed run until supernet.json is written
+IMPORTANCE_CHOICES = ("none", *IMPORTANCE_METHODS)
 
 
 @dataclass
@@ -54,13 +57,17 @@ class TrainingConfig:
     max_eval_examples: int | None = None
     eval_batch_size: int = EVAL_BATCH_SIZE
     teacher: str | None = None  # fine-tuned model directory, 'auto' (fine-tune one first) or None (no fixed teacher)
+    importance: str = "fisher"  # order heads and neurons by importance before training (syne_prune.importance), or "none"
+    importance_examples: int = 256  # training examples the importance scores are computed on
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
         """Every foreseeable mistake as a one-line SynePruneError, before anything is loaded or written."""
         get_task(self.task)
         get_strategy(self.strategy)
-        for name in ("epochs", "batch_size", "max_length", "eval_batch_size"):
+        if self.importance not in IMPORTANCE_CHOICES:
+            raise SynePruneError(f"unknown importance method '{self.importance}'; choose one of {', '.join(IMPORTANCE_CHOICES)}")
+        for name in ("epochs", "batch_size", "max_length", "eval_batch_size", "importance_examples"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise SynePruneError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
@@ -149,6 +156,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     train_examples = encode(data.train, tokenizer, config.max_length, task.is_regression)
     validation = eval_batches(encode(data.validation, tokenizer, config.max_length, task.is_regression), tokenizer, config.eval_batch_size)
     test = eval_batches(encode(data.test, tokenizer, config.max_length, task.is_regression), tokenizer, config.eval_batch_size)
+    importance = _order_by_importance(config, model, train_examples, tokenizer, output / IMPORTANCE_FILE)
     steps_per_epoch = -(-len(train_examples) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
 
@@ -218,17 +226,19 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
         "history": history,
         "train_time_s": sum(h["epoch_time_s"] for h in history),
         "metrics": metrics,
+        "importance": importance,
         "versions": {"syne_prune": syne_prune.__version__, "torch": torch.__version__,
                      "transformers": transformers.__version__, "syne_tune": syne_tune.__version__},
     })
     shutil.rmtree(state_dir, ignore_errors=True)
+    (output / IMPORTANCE_FILE).unlink(missing_ok=True)
     return metadata
 
 
 def _fine_tune_auto_teacher(config: TrainingConfig, progress: bool) -> Path:
     """``--teacher auto``: fine-tune the full model with the ``standard`` strategy (the config's data, lr, epochs,
     seed) into ``OUTPUT/teacher``; a finished teacher there is reused, an interrupted one continued."""
-    teacher_config = replace(config, strategy="standard", teacher=None, output=str(Path(config.output) / TEACHER_DIR))
+    teacher_config = replace(config, strategy="standard", teacher=None, importance="none", output=str(Path(config.output) / TEACHER_DIR))
     directory = Path(teacher_config.output)
     if (directory / METADATA_FILE).is_file() and not (directory / RESUME_DIR).exists():
         saved, wanted = read_metadata(directory)["hyperparameters"], json.loads(json.dumps(teacher_config.settings()))
@@ -242,6 +252,21 @@ def _fine_tune_auto_teacher(config: TrainingConfig, progress: bool) -> Path:
         print(f"fine-tuning the teacher (--teacher auto, strategy standard) into {directory}", flush=True)
     train_supernet(teacher_config, resume=resumable, overwrite=not resumable, progress=progress)
     return directory
+
+
+def _order_by_importance(config: TrainingConfig, model, train_examples: list[dict], tokenizer, record_path: Path) -> dict[str, Any]:
+    """Permute heads and neurons by importance on the first ``importance_examples`` training examples
+    (the training split is in seeded random order) and keep the record; a model that is already ordered (a
+    resumed run's saved model, or a super-network checkpoint) is left as it is, with the record it has."""
+    if config.importance == "none":
+        return {"method": "none"}
+    if record_path.is_file() and ordered_by(model):
+        return json.loads(record_path.read_text())  # resumed: .resume/model was saved after the ordering
+    subset = train_examples[: config.importance_examples]
+    batches = data_loader(subset, tokenizer, config.batch_size)
+    record = order_by_importance(model, batches, config.importance)
+    record_path.write_text(json.dumps(record))
+    return record
 
 
 def _save_resume_state(state_dir: Path, model, optimizer, schedule, strategy, epochs_done: int, history, config) -> None:
