@@ -10,6 +10,7 @@ from typing import Any
 from syne_prune.data import EVAL_BATCH_SIZE
 from syne_prune.errors import SynePruneError
 from syne_prune.search_spaces import SEARCH_SPACES
+from syne_prune.supernet.train import IMPORTANCE_CHOICES, TrainingConfig
 
 
 def _read_config(text: str) -> dict[str, Any]:
@@ -272,13 +273,16 @@ def cmd_train_supernet(args: argparse.Namespace) -> int:
         strategy=args.strategy, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
         temperature=args.temperature, num_random_subnets=args.num_random_subnets, seed=args.seed,
         validation_fraction=args.validation_fraction, max_train_examples=args.max_train_examples,
-        max_eval_examples=args.max_eval_examples,
+        max_eval_examples=args.max_eval_examples, teacher=args.teacher, importance=args.importance,
+        importance_examples=args.importance_examples,
     )
     metadata = train_supernet(config, resume=args.resume, overwrite=args.overwrite)
     metric = metadata["metric"]
     for name in ("largest", "smallest"):
         m = metadata["metrics"][name]
         print(f"{name:8s} sub-network: validation {metric} {m['validation'][metric]:.4f}, test {metric} {m['test'][metric]:.4f}")
+    if metadata.get("teacher"):
+        print(f"teacher ({metadata['teacher']['source']}): validation {metric} {metadata['teacher']['validation'][metric]:.4f}")
     print(f"super-network written to {args.output}")
     return 0
 
@@ -358,10 +362,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-length", type=int, default=128, help="tokens per example (longer ones are truncated)")
     train.add_argument("--temperature", type=float, default=1.0, help="distillation temperature (kd, full)")
     train.add_argument("--num-random-subnets", type=int, default=1, help="random sub-networks per step")
+    train.add_argument("--teacher", metavar="DIR|auto",
+                       help="fixed fine-tuned teacher every sub-network (the largest too) distils from, next to the labels: "
+                            "DIR = a model of the same architecture, vocabulary and task head (e.g. a train-supernet "
+                            "--strategy standard checkpoint); auto = fine-tune the full model first (strategy standard, "
+                            "same data, lr, epochs) into OUTPUT/teacher. Default: none (kd and full distil in place "
+                            "from the network being trained)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--validation-fraction", type=float, default=0.3, help="share of train held out for validation")
     train.add_argument("--max-train-examples", type=int, help="cap on training examples (quick runs)")
     train.add_argument("--max-eval-examples", type=int, help="cap on validation and test examples (quick runs)")
+    train.add_argument("--importance", default=TrainingConfig.importance,
+                       help=f"before training, order each layer's heads and FFN neurons by importance so that the first k "
+                            f"(what the small/medium/layer spaces keep) are the most important: "
+                            f"{', '.join(IMPORTANCE_CHOICES)} (default %(default)s; fisher: squared mask gradients of the task "
+                            f"loss, magnitude: weight norms, none: keep the pre-trained order)")
+    train.add_argument("--importance-examples", type=int, default=TrainingConfig.importance_examples,
+                       help="training examples the importance scores are computed on (default %(default)s)")
     train.add_argument("--output", required=True, help="checkpoint directory to create")
     train.add_argument("--resume", action="store_true", help="continue a killed run from its last finished epoch")
     train.add_argument("--overwrite", action="store_true", help="replace an existing --output")

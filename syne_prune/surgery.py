@@ -112,6 +112,24 @@ class InPlaceMask:
             else:
                 _restore_forward(layer)
 
+    def set_scales(self, heads: torch.Tensor, neurons: torch.Tensor) -> None:
+        """Multiply each head's attention context and each FFN neuron's activation by a real factor.
+
+        ``heads``: [L, H] or [L, R, H], ``neurons``: [L, I] or [L, R, I], where R (optional) gives every
+        row of the batch its own factors (R = batch size, or batch size x choices for multiple choice).
+        Differentiable: with factors of ones that require grad, ``backward`` yields the gradient of the
+        loss w.r.t. head and neuron masks that importance scores use (Michel et al. 2019, Kwon et al.
+        2022; see ``syne_prune.importance``). ``set(None)`` returns to the full network.
+        """
+        if heads.shape[0] != self.shape.num_layers or neurons.shape[0] != self.shape.num_layers:
+            raise ValueError(f"scales for {heads.shape[0]}/{neurons.shape[0]} layers, the model has {self.shape.num_layers}")
+        for state, layer, head_scale, neuron_scale in zip(self._state, self._layers, heads, neurons):
+            head_scale = head_scale.repeat_interleave(self.shape.head_dim, dim=-1)
+            per_row = head_scale.dim() == 2  # [R, H * head_dim] -> [R, 1, H * head_dim], broadcast over tokens
+            state[:] = [head_scale[:, None] if per_row else head_scale, False,
+                        neuron_scale[:, None] if neuron_scale.dim() == 2 else neuron_scale, False]
+            _restore_forward(layer)
+
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()

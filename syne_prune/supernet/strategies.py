@@ -1,4 +1,4 @@
-"""Super-network training strategies: each is one call, (model, batch) -> loss, that runs the
+"""Super-network training strategies: each is one call, (model, batch, step) -> loss, that runs the
 forward and backward passes of one step (gradients accumulate; the optimizer steps outside).
 
 Sub-networks are switched with ``InPlaceMask`` (hooks, no weight copies):
@@ -9,17 +9,20 @@ Sub-networks are switched with ``InPlaceMask`` (hooks, no weight copies):
   from 0 to 1 over training, else the full network (Bender et al. 2018; the paper's code).
 - ``sandwich``: the largest, ``num_random_subnets`` random and the smallest sub-network every step,
   all on the labels (Yu & Huang 2019).
-- ``kd``: random sub-networks distilled from the full network's outputs (the teacher is not updated).
+- ``kd``: random sub-networks distilled from the full network's outputs (not updated in that pass)
+  plus the labels.
 - ``full``: sandwich with in-place distillation: the largest learns from the labels, the random and
-  smallest sub-networks from the largest's detached outputs (the paper's best strategy).
+  smallest sub-networks from the largest's detached outputs plus the labels (the paper's best strategy).
 
-Distillation loss, as in the paper's code: for classification
-T² · CE(student / T, softmax(teacher / T)) + CE(student, labels); for regression MSE(student, teacher).
+With a fixed teacher (``teacher=``, a fine-tuned model that is never updated, see ``teacher.py``), every
+sub-network every strategy trains, the largest included, learns from ``distillation_loss`` against the
+teacher's logits and the labels; ``kd`` and ``full`` then distil from that teacher, not in place.
+No strategy ever trains a sub-network without the labels.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -39,14 +42,36 @@ def distillation_loss(
     temperature: float = 1.0,
     is_regression: bool = False,
 ) -> torch.Tensor:
+    """Knowledge-distillation loss of a student against a teacher's outputs plus the labels (a scalar).
+
+    Classification and multiple choice (logits [batch, num_labels] or [batch, num_choices], integer
+    labels [batch]): ``T² · CE(student / T, softmax(teacher / T)) + CE(student, labels)``, the soft
+    cross-entropy (equal to T² · KL up to the teacher's entropy, which has no gradient) scaled by T² so its
+    gradients keep their size at any temperature T (Hinton et al. 2015, "Distilling the Knowledge in a Neural
+    Network", sec. 2), as in DynaBERT (Hou et al. 2020) and the paper's code (Klein et al. 2024).
+
+    Regression (scores [batch], float labels [batch]): ``MSE(student, teacher) + MSE(student, labels)``. DynaBERT
+    and the paper's code use the first term only; the label term is added so no step ever ignores the labels.
+
+    The teacher's logits are detached (no gradient reaches the teacher). Raises ValueError when ``labels`` is None.
+    """
+    if labels is None:
+        raise ValueError("distillation_loss needs the labels: every distilled step also learns from them")
     teacher_logits = teacher_logits.detach()
     if is_regression:
-        return F.mse_loss(student_logits, teacher_logits)
+        targets = labels.to(student_logits.dtype).reshape(student_logits.shape)
+        return F.mse_loss(student_logits, teacher_logits) + F.mse_loss(student_logits, targets)
     soft = F.cross_entropy(student_logits / temperature, F.softmax(teacher_logits / temperature, dim=-1))
     return temperature**2 * soft + F.cross_entropy(student_logits, labels)
 
 
 class Strategy(ABC):
+    """One training step of a super-network: ``strategy(model, batch, step) -> summed loss`` (a float).
+
+    ``teacher``: optional fixed teacher, a callable batch -> logits computed without gradients (e.g.
+    ``syne_prune.supernet.teacher.Teacher``); with one, every sub-network learns from its logits plus the labels.
+    """
+
     name: str
 
     def __init__(
@@ -58,6 +83,7 @@ class Strategy(ABC):
         total_steps: int,
         temperature: float = 1.0,
         num_random_subnets: int = 1,
+        teacher: Callable[[Mapping[str, torch.Tensor]], torch.Tensor] | None = None,
     ) -> None:
         self.space = space
         self.masker = masker
@@ -66,6 +92,7 @@ class Strategy(ABC):
         self.total_steps = max(1, total_steps)
         self.temperature = temperature
         self.num_random_subnets = num_random_subnets
+        self.teacher = teacher
         self.smallest = space.to_mask(space.smallest())
 
     @abstractmethod
@@ -75,6 +102,16 @@ class Strategy(ABC):
     def random_mask(self) -> SubnetMask:
         return self.space.to_mask(self.space.sample(self.random_state))
 
+    def teacher_logits(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        """The fixed teacher's logits for ``batch`` (no gradients), or None without a teacher."""
+        return None if self.teacher is None else self.teacher(batch)
+
+    def _loss(self, model, batch, mask: SubnetMask | None, teacher_logits: torch.Tensor | None) -> float:
+        """One sub-network's step: on the labels alone without teacher logits, else distilled plus labels."""
+        if teacher_logits is None:
+            return self._label_loss(model, batch, mask)[0]
+        return self._distilled_loss(model, batch, mask, teacher_logits)
+
     def _label_loss(self, model, batch, mask: SubnetMask | None) -> tuple[float, torch.Tensor]:
         self.masker.set(mask)
         output = model(**batch)
@@ -82,7 +119,7 @@ class Strategy(ABC):
         self.masker.set(None)
         return output.loss.item(), output.logits.detach()
 
-    def _distilled_loss(self, model, batch, mask: SubnetMask, teacher_logits: torch.Tensor) -> float:
+    def _distilled_loss(self, model, batch, mask: SubnetMask | None, teacher_logits: torch.Tensor) -> float:
         self.masker.set(mask)
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         logits = model(**inputs).logits
@@ -95,19 +132,22 @@ class Strategy(ABC):
         self.masker.set(None)
         return loss.item()
 
+    def _random_losses(self, model, batch, teacher_logits: torch.Tensor | None) -> float:
+        return sum(self._loss(model, batch, self.random_mask(), teacher_logits) for _ in range(self.num_random_subnets))
+
 
 class StandardStrategy(Strategy):
     name = "standard"
 
     def __call__(self, model, batch, step):
-        return self._label_loss(model, batch, None)[0]
+        return self._loss(model, batch, None, self.teacher_logits(batch))
 
 
 class RandomStrategy(Strategy):
     name = "random"
 
     def __call__(self, model, batch, step):
-        return sum(self._label_loss(model, batch, self.random_mask())[0] for _ in range(self.num_random_subnets))
+        return self._random_losses(model, batch, self.teacher_logits(batch))
 
 
 class RandomLinearStrategy(Strategy):
@@ -117,28 +157,30 @@ class RandomLinearStrategy(Strategy):
         return min(1.0, step / max(1, self.total_steps - 1))
 
     def __call__(self, model, batch, step):
+        teacher = self.teacher_logits(batch)
         if self.random_state.rand() < self.probability_random(step):
-            return sum(self._label_loss(model, batch, self.random_mask())[0] for _ in range(self.num_random_subnets))
-        return self._label_loss(model, batch, None)[0]
+            return self._random_losses(model, batch, teacher)
+        return self._loss(model, batch, None, teacher)
 
 
 class SandwichStrategy(Strategy):
     name = "sandwich"
 
     def __call__(self, model, batch, step):
-        total = self._label_loss(model, batch, None)[0]
-        for _ in range(self.num_random_subnets):
-            total += self._label_loss(model, batch, self.random_mask())[0]
-        return total + self._label_loss(model, batch, self.smallest)[0]
+        teacher = self.teacher_logits(batch)
+        total = self._loss(model, batch, None, teacher) + self._random_losses(model, batch, teacher)
+        return total + self._loss(model, batch, self.smallest, teacher)
 
 
 class DistillationStrategy(Strategy):
     name = "kd"
 
     def __call__(self, model, batch, step):
-        self.masker.set(None)
-        with torch.no_grad():
-            teacher = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        teacher = self.teacher_logits(batch)
+        if teacher is None:  # the full network being trained, in this pass not updated
+            self.masker.set(None)
+            with torch.no_grad():
+                teacher = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
         return sum(self._distilled_loss(model, batch, self.random_mask(), teacher) for _ in range(self.num_random_subnets))
 
 
@@ -146,7 +188,11 @@ class FullStrategy(Strategy):
     name = "full"
 
     def __call__(self, model, batch, step):
-        total, teacher = self._label_loss(model, batch, None)
+        teacher = self.teacher_logits(batch)
+        if teacher is None:  # in-place distillation: the largest learns from the labels and teaches the rest
+            total, teacher = self._label_loss(model, batch, None)
+        else:
+            total = self._distilled_loss(model, batch, None, teacher)
         for _ in range(self.num_random_subnets):
             total += self._distilled_loss(model, batch, self.random_mask(), teacher)
         return total + self._distilled_loss(model, batch, self.smallest, teacher)

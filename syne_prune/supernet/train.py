@@ -6,8 +6,9 @@ checkpoint (see ``checkpoint.py``) is written last and the resume state removed 
 """
 from __future__ import annotations
 
+import json
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,17 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer
 
-from syne_prune.data import EVAL_BATCH_SIZE, encode, eval_batches, get_task, load_task
+from syne_prune.data import EVAL_BATCH_SIZE, data_loader, encode, eval_batches, get_task, load_task
 from syne_prune.errors import SynePruneError
-from syne_prune.evaluation import evaluate
+from syne_prune.evaluation import default_device, evaluate
 from syne_prune.export import load_model_config
+from syne_prune.importance import IMPORTANCE_METHODS, ORDERED_ATTRIBUTE, order_by_importance, ordered_by
 from syne_prune.models import get_architecture, load_task_model
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet.checkpoint import METADATA_FILE, read_metadata, write_metadata
 from syne_prune.supernet.strategies import get_strategy
+from syne_prune.supernet.teacher import AUTO, TEACHER_DIR, load_teacher
 from syne_prune.surgery import InPlaceMask, extract_subnetwork
 from syne_prune.training import (
     RESUME_DIR,
@@ -35,6 +38,9 @@ from syne_prune.training import (
     steps_per_epoch,
     write_settings,
 )
+
+IMPORTANCE_FILE = ".importance.json"  # the ordering record, kept for a resumed run until supernet.json is written
+IMPORTANCE_CHOICES = ("none", *IMPORTANCE_METHODS)
 
 
 @dataclass
@@ -56,13 +62,18 @@ class TrainingConfig:
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     eval_batch_size: int = EVAL_BATCH_SIZE
+    teacher: str | None = None  # fine-tuned model directory, 'auto' (fine-tune one first) or None (no fixed teacher)
+    importance: str = "fisher"  # order heads and neurons by importance before training (syne_prune.importance), or "none"
+    importance_examples: int = 256  # training examples the importance scores are computed on
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
         """Every foreseeable mistake as a one-line SynePruneError, before anything is loaded or written."""
         get_task(self.task)
         get_strategy(self.strategy)
-        for name in ("epochs", "batch_size", "max_length", "eval_batch_size"):
+        if self.importance not in IMPORTANCE_CHOICES:
+            raise SynePruneError(f"unknown importance method '{self.importance}'; choose one of {', '.join(IMPORTANCE_CHOICES)}")
+        for name in ("epochs", "batch_size", "max_length", "eval_batch_size", "importance_examples"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise SynePruneError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
@@ -75,6 +86,8 @@ class TrainingConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise SynePruneError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.teacher is not None and self.teacher != AUTO and not Path(self.teacher).is_dir():
+            raise SynePruneError(f"--teacher '{self.teacher}' is not a directory; give a fine-tuned model directory or 'auto'")
 
     def settings(self) -> dict[str, Any]:
         """What must match for --resume to continue a run."""
@@ -84,7 +97,11 @@ class TrainingConfig:
 
 
 def _prepare_output(config: TrainingConfig, resume: bool, overwrite: bool) -> Path:
-    return prepare_output(config.output, config.settings(), resume, overwrite, METADATA_FILE)
+    output = Path(config.output)
+    if (resume and not overwrite and config.teacher == AUTO and (output / TEACHER_DIR).is_dir()
+            and not (output / RESUME_DIR / "state.pt").is_file()):
+        return output  # killed while fine-tuning the teacher or before the first epoch: train_auto_teacher continues
+    return prepare_output(output, config.settings(), resume, overwrite, METADATA_FILE)
 
 
 def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -102,27 +119,39 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError, TypeError):
         raise SynePruneError(f"model '{config.model}' has no tokenizer; save one next to the model (tokenizer.save_pretrained)") from None
+    teacher = None
+    if config.teacher not in (None, AUTO):
+        teacher = load_teacher(config.teacher, model_config, tokenizer, task, output=config.output)
     output = _prepare_output(config, resume, overwrite)
     if resume and (output / METADATA_FILE).is_file() and not (output / RESUME_DIR).exists():
         return read_metadata(output)  # already finished
+    if config.teacher == AUTO:
+        teacher = load_teacher(_fine_tune_auto_teacher(config, progress), model_config, tokenizer, task, source=AUTO)
 
     seed_everything(config.seed)
+    device = default_device()
     state_dir = output / RESUME_DIR
-    model = load_task_model(source, task)
+    model = load_task_model(source, task).to(device)
+    if resume and (state_dir / "state.pt").is_file() and (output / IMPORTANCE_FILE).is_file():
+        # its weights come back ordered from the resume state (loop.resume below): do not order them again
+        setattr(model.config, ORDERED_ATTRIBUTE, json.loads((output / IMPORTANCE_FILE).read_text())["method"])
+    if teacher is not None:
+        teacher.to(device)
 
     train_examples = encode(data.train, tokenizer, config.max_length, task.is_regression)
     validation = eval_batches(encode(data.validation, tokenizer, config.max_length, task.is_regression), tokenizer, config.eval_batch_size)
     test = eval_batches(encode(data.test, tokenizer, config.max_length, task.is_regression), tokenizer, config.eval_batch_size)
+    importance = _order_by_importance(config, model, train_examples, tokenizer, output / IMPORTANCE_FILE)
     total_steps = steps_per_epoch(len(train_examples), config.batch_size) * config.epochs
 
     masker = InPlaceMask(model)
     strategy = get_strategy(config.strategy)(
         space, masker, np.random.RandomState(config.seed), task.is_regression, total_steps,
-        temperature=config.temperature, num_random_subnets=config.num_random_subnets,
+        temperature=config.temperature, num_random_subnets=config.num_random_subnets, teacher=teacher,
     )
     loop = TrainingLoop(model, train_examples, tokenizer, strategy,
                         LoopSettings(config.epochs, config.lr, config.batch_size, config.seed, description=config.strategy, progress=progress),
-                        random_state=strategy.random_state)
+                        random_state=strategy.random_state, device=device)
     if resume:
         loop.resume(state_dir / "state.pt")
     loop.run(lambda record: _save_resume_state(state_dir, model, loop.optimizer, loop.schedule, strategy, loop.epochs_done, loop.history, config))
@@ -134,6 +163,8 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     for name, subnet in (("largest", space.largest()), ("smallest", space.smallest())):
         sub = extract_subnetwork(model, space.to_mask(subnet))
         metrics[name] = {"config": subnet, "validation": evaluate(sub, validation, task), "test": evaluate(sub, test, task)}
+    teacher_record = None if teacher is None else {"source": teacher.source, "path": teacher.path,
+                                                     "validation": evaluate(teacher.model, validation, task)}
 
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
@@ -148,6 +179,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
         "metric": task.metric_name,
         "search_space": config.search_space,
         "strategy": config.strategy,
+        "teacher": teacher_record,
         "seed": config.seed,
         "hyperparameters": config.settings(),
         "num_train_examples": len(data.train),
@@ -156,11 +188,47 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
         "history": history,
         "train_time_s": sum(h["epoch_time_s"] for h in history),
         "metrics": metrics,
+        "importance": importance,
         "versions": {"syne_prune": syne_prune.__version__, "torch": torch.__version__,
                      "transformers": transformers.__version__, "syne_tune": syne_tune.__version__},
     })
     shutil.rmtree(state_dir, ignore_errors=True)
+    (output / IMPORTANCE_FILE).unlink(missing_ok=True)
     return metadata
+
+
+def _fine_tune_auto_teacher(config: TrainingConfig, progress: bool) -> Path:
+    """``--teacher auto``: fine-tune the full model with the ``standard`` strategy (the config's data, lr, epochs,
+    seed) into ``OUTPUT/teacher``; a finished teacher there is reused, an interrupted one continued."""
+    teacher_config = replace(config, strategy="standard", teacher=None, importance="none", output=str(Path(config.output) / TEACHER_DIR))
+    directory = Path(teacher_config.output)
+    if (directory / METADATA_FILE).is_file() and not (directory / RESUME_DIR).exists():
+        saved, wanted = read_metadata(directory)["hyperparameters"], json.loads(json.dumps(teacher_config.settings()))
+        if saved != wanted:
+            changed = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
+            raise SynePruneError(f"the teacher in '{directory}' was fine-tuned with other settings ({', '.join(changed)}); "
+                                 f"use the same ones or --overwrite")
+        return directory
+    resumable = (directory / RESUME_DIR / "state.pt").is_file()
+    if progress:
+        print(f"fine-tuning the teacher (--teacher auto, strategy standard) into {directory}", flush=True)
+    train_supernet(teacher_config, resume=resumable, overwrite=not resumable, progress=progress)
+    return directory
+
+
+def _order_by_importance(config: TrainingConfig, model, train_examples: list[dict], tokenizer, record_path: Path) -> dict[str, Any]:
+    """Permute heads and neurons by importance on the first ``importance_examples`` training examples
+    (the training split is in seeded random order) and keep the record; a model that is already ordered (a
+    resumed run's saved model, or a super-network checkpoint) is left as it is, with the record it has."""
+    if config.importance == "none":
+        return {"method": "none"}
+    if record_path.is_file() and ordered_by(model):
+        return json.loads(record_path.read_text())  # resumed: the resume state holds the ordered weights
+    subset = train_examples[: config.importance_examples]
+    batches = data_loader(subset, tokenizer, config.batch_size)
+    record = order_by_importance(model, batches, config.importance)
+    record_path.write_text(json.dumps(record))
+    return record
 
 
 def _save_resume_state(state_dir: Path, model, optimizer, schedule, strategy, epochs_done: int, history, config) -> None:

@@ -1,0 +1,119 @@
+"""A fixed, fine-tuned teacher for super-network training (``train-supernet --teacher DIR|auto``).
+
+The teacher is a fine-tuned model of the same architecture, vocabulary and task head as the model being
+trained. It is loaded once, kept in eval mode and never updated; its logits for each batch, computed
+without gradients, are the soft targets every sub-network learns from next to the labels (knowledge
+distillation, Hinton et al. 2015; a fixed fine-tuned teacher as in DynaBERT, Hou et al. 2020).
+
+``--teacher auto`` first fine-tunes the full model with the ``standard`` strategy (same data, learning
+rate and epochs) into ``OUTPUT/teacher`` (``TEACHER_DIR``), which ``--resume`` reuses or continues (see
+``train.py``).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel
+
+from syne_prune.errors import SynePruneError
+from syne_prune.models import auto_class_of
+
+if TYPE_CHECKING:
+    from syne_prune.data import Task
+
+AUTO = "auto"
+TEACHER_DIR = "teacher"  # where --teacher auto writes the fine-tuned teacher, inside --output
+FIX = "give a model fine-tuned on this task with the same base model (e.g. a train-supernet --strategy standard checkpoint) or --teacher auto"
+
+
+class Teacher:
+    """A frozen model: ``teacher(batch) -> logits`` ([batch, num_labels], or [batch, num_choices] for multiple
+    choice), computed in eval mode without gradients; ``labels`` in the batch are ignored."""
+
+    def __init__(self, model: PreTrainedModel, path: str | Path, source: str | None = None) -> None:
+        self.model = model.eval().requires_grad_(False)
+        self.path = str(path)
+        self.source = source or self.path  # what --teacher said: the directory or 'auto'
+
+    def to(self, device: str | torch.device) -> Teacher:
+        self.model.to(device)
+        return self
+
+    @torch.no_grad()
+    def __call__(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        self.model.eval()
+        return self.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+
+
+def task_kind(task: Task) -> str:
+    """'multiple choice', 'regression' or 'classification'."""
+    return "multiple choice" if task.is_multiple_choice else "regression" if task.is_regression else "classification"
+
+
+def head_kind(config: PretrainedConfig) -> str:
+    """What a checkpoint's task head predicts: 'multiple choice', 'regression', 'classification' or 'none (a base model)'."""
+    auto_name = auto_class_of(config).__name__
+    if auto_name == "AutoModelForMultipleChoice":
+        return "multiple choice"
+    if auto_name == "AutoModelForSequenceClassification":
+        return "regression" if config.num_labels == 1 or config.problem_type == "regression" else "classification"
+    return "none (a base model)"
+
+
+def check_teacher(path: str, model_config: PretrainedConfig, tokenizer: Any, task: Task, output: str | None = None) -> PretrainedConfig:
+    """Check that the teacher in directory ``path`` fits the model and task; returns its config.
+
+    Raises a one-line SynePruneError naming both values when the teacher is missing or unloadable, inside
+    ``output`` (the training output directory, which --overwrite replaces; None: not checked), or has another architecture (model_type), vocabulary (vocab_size or tokenizer vocabulary),
+    task head (regression / classification / multiple choice) or label count.
+    """
+    directory = Path(path)
+    if not directory.is_dir():
+        raise SynePruneError(f"teacher '{path}' not found; {FIX}")
+    if output is not None and directory.resolve().is_relative_to(Path(output).resolve()):
+        raise SynePruneError(f"teacher '{path}' lies inside --output '{output}', which training replaces; copy it elsewhere or use --teacher auto")
+    try:
+        config = AutoConfig.from_pretrained(directory)
+    except (OSError, ValueError) as error:
+        raise SynePruneError(f"cannot load teacher '{path}' ({str(error).strip().splitlines()[0]}); {FIX}") from None
+    for name, teacher_value, model_value in (("model_type", config.model_type, model_config.model_type),
+                                             ("vocab_size", getattr(config, "vocab_size", None), model_config.vocab_size)):
+        if teacher_value != model_value:
+            raise SynePruneError(f"teacher '{path}' has {name} {teacher_value}, --model has {model_value}; {FIX}")
+    kind, wanted = head_kind(config), task_kind(task)
+    if kind != wanted:
+        raise SynePruneError(f"teacher '{path}' has task head '{kind}', task '{task.name}' needs '{wanted}'; {FIX}")
+    if kind == "classification" and config.num_labels != task.num_labels:
+        raise SynePruneError(f"teacher '{path}' predicts {config.num_labels} labels, task '{task.name}' has {task.num_labels}; {FIX}")
+    _check_tokenizer(directory, tokenizer)
+    return config
+
+
+def _check_tokenizer(directory: Path, tokenizer: Any) -> None:
+    """A teacher saved with a tokenizer must map tokens to the same ids as the model's tokenizer."""
+    if not any((directory / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json")):
+        return  # no tokenizer of its own: it reads the model's token ids, whose count vocab_size matched
+    try:
+        own = AutoTokenizer.from_pretrained(directory).get_vocab()
+    except (OSError, ValueError, TypeError) as error:
+        raise SynePruneError(f"cannot load the tokenizer of teacher '{directory}' ({str(error).strip().splitlines()[0]}); {FIX}") from None
+    theirs = tokenizer.get_vocab()
+    if own != theirs:
+        differ = sum(own.get(token) != index for token, index in theirs.items())
+        raise SynePruneError(f"teacher '{directory}' has a tokenizer vocabulary of {len(own)} tokens, --model one of {len(theirs)} "
+                             f"({differ} token ids differ); {FIX}")
+
+
+def load_teacher(path: str | Path, model_config: PretrainedConfig, tokenizer: Any, task: Task, output: str | None = None,
+                 source: str | None = None) -> Teacher:
+    """Check (``check_teacher``) and load the teacher in ``path``, frozen, on the CPU; ``source`` (default
+    ``path``) is what the metadata records, e.g. 'auto'. One-line SynePruneError if it does not fit or load."""
+    config = check_teacher(str(path), model_config, tokenizer, task, output)
+    try:
+        model = auto_class_of(config).from_pretrained(path)
+    except Exception as error:  # noqa: BLE001 - safetensors, torch and transformers raise many kinds
+        raise SynePruneError(f"cannot load the weights of teacher '{path}' ({str(error).strip().splitlines()[0]}); {FIX}") from None
+    return Teacher(model, path, source)
