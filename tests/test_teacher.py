@@ -271,3 +271,25 @@ def test_teacher_auto_fine_tunes_into_output_teacher_and_resume_reuses_it(tiny_m
     shutil.copytree(teacher_dir, tmp_path / "other" / "teacher")
     with pytest.raises(train_module.SynePruneError, match=r"the teacher in '.*' was fine-tuned with other settings \(lr\)"):
         train_supernet(dataclasses.replace(config, output=str(tmp_path / "other"), lr=5e-4), resume=True, progress=False)
+
+
+def test_teacher_auto_starts_the_supernetwork_from_the_fine_tuned_teacher(tiny_model_dirs, glue_dir, tmp_path, monkeypatch):
+    """With --teacher auto the super-network is initialised from the teacher it just fine-tuned (DynaBERT's recipe),
+    not from the pre-trained --model: the one load of the super-network reads OUTPUT/teacher, and supernet.json says so."""
+    out = tmp_path / "out"
+    sources = []
+    real_load = train_module.load_task_model
+
+    def recording_load(source, task, **kwargs):
+        sources.append(str(source))
+        return real_load(source, task, **kwargs)
+
+    monkeypatch.setattr(train_module, "load_task_model", recording_load)
+    metadata = train_supernet(_config(tiny_model_dirs["bert"], glue_dir, out, strategy="full", teacher="auto", importance="none"),
+                              progress=False)
+    # first load: the teacher's own fine-tuning starts from --model; second: the super-network starts from the teacher
+    assert sources == [str(tiny_model_dirs["bert"]), str(out / "teacher")]
+    assert metadata["initialised_from"] == str(out / "teacher")
+    without = train_supernet(_config(tiny_model_dirs["bert"], glue_dir, tmp_path / "plain", strategy="full", importance="none"),
+                             progress=False)
+    assert without["initialised_from"] == str(tiny_model_dirs["bert"])

@@ -126,7 +126,10 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     if resume and (output / METADATA_FILE).is_file() and not (output / RESUME_DIR).exists():
         return read_metadata(output)  # already finished
     if config.teacher == AUTO:
-        teacher = load_teacher(_fine_tune_auto_teacher(config, progress), model_config, tokenizer, task, source=AUTO)
+        # the super-network starts from the fine-tuned teacher's weights (DynaBERT's recipe): its sub-networks begin
+        # from a model that knows the task, and the importance scores are those of a trained task head
+        source = str(_fine_tune_auto_teacher(config, progress))
+        teacher = load_teacher(source, model_config, tokenizer, task, source=AUTO)
 
     seed_everything(config.seed)
     device = default_device()
@@ -174,6 +177,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
 
     metadata = write_metadata(output, {
         "model": config.model,
+        "initialised_from": str(source),
         "model_type": model.config.model_type,
         "task": config.task,
         "metric": task.metric_name,
