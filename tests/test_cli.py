@@ -224,3 +224,92 @@ def test_export_from_search_bad_input(tmp_path, capsys):
     _fails(capsys, ["export", "--search-dir", str(tmp_path), "--max-params", "0.5", "--output", str(tmp_path / "o")], "is not a search directory")
     _fails(capsys, ["export", "--model", "x", "--search-dir", str(tmp_path), "--output", str(tmp_path / "o")], "--search-dir replaces")
     _fails(capsys, ["export", "--model", "x", "--search-space", "small", "--config", "{}", "--trial", "3", "--output", str(tmp_path / "o")], "need --search-dir")
+
+
+# ---- --help: every option has help text and shows its default ----
+
+
+def _subcommands(parser) -> dict:
+    import argparse
+
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def _help_problems(parser) -> list[str]:
+    """Options of any subcommand whose --help lacks help text or "(default: ...)" (flags and required
+    options show no default); read from the parser's actions, so a new option is checked too."""
+    import argparse
+
+    problems = []
+    for name, sub in _subcommands(parser).items():
+        formatter = sub._get_formatter()  # the subcommand's own formatter class: what its --help prints
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            option = f"{name} {'/'.join(action.option_strings)}"
+            if not action.help:
+                problems.append(f"{option}: no help")
+                continue
+            shown = " ".join(formatter._expand_help(action).split())
+            if not (action.required or action.nargs == 0) and "(default: " not in shown:
+                problems.append(f"{option}: no (default: ...) in '{shown}'")
+    return problems
+
+
+def test_every_option_has_help_and_shows_its_default():
+    from syne_prune.cli import build_parser
+
+    parser = build_parser()
+    assert set(_subcommands(parser)) >= {"export", "train-supernet", "search", "quickstart", "space"}
+    assert _help_problems(parser) == []
+    broken = build_parser()
+    _subcommands(broken)["search"].add_argument("--new-option", type=int)
+    _subcommands(broken)["export"].add_argument("--hand-stated", type=int, default=3, help="a number (default 3)")
+    assert _help_problems(broken) == ["export --hand-stated: no (default: ...) in 'a number (default 3)'",
+                                      "search --new-option: no help"]
+
+
+@pytest.mark.parametrize("command, shown", [
+    ("search", ["--n-workers N_WORKERS trials evaluated in parallel (default: 2)", "(default: error,params)",
+                "--max-trials MAX_TRIALS stop after this many trials (default: none)",
+                "(default: morea with --mode weight-sharing, moasha with --mode standard)",
+                "--instance-type INSTANCE_TYPE training instance type (default: ml.m5.xlarge)"]),
+    ("train-supernet", ["how the sub-networks are trained together (default: full)", "training epochs (default: 3)"]),
+    ("export", ["--trial TRIAL with --search-dir: export this trial (default: none)"]),
+    ("quickstart", ["(default: syne-prune-quickstart)", "(default: 0.75)"]),
+    ("space", ["--samples SAMPLES random configurations to print (default: 0)"]),
+])
+def test_help_prints_the_defaults(capsys, monkeypatch, command, shown):
+    monkeypatch.setenv("COLUMNS", "400")  # no line breaks inside the expected texts
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    for text in shown:
+        assert text in printed
+
+
+def test_choices_come_from_the_registries():
+    from syne_prune.cli import build_parser
+    from syne_prune.data import TASKS
+    from syne_prune.search.run import BACKENDS, MODES, TEST_SPLITS
+    from syne_prune.search.schedulers import SCHEDULERS
+    from syne_prune.search_spaces import SEARCH_SPACES
+    from syne_prune.supernet.strategies import STRATEGIES
+
+    subcommands = _subcommands(build_parser())
+    choices = {(name, option): action.choices for name, sub in subcommands.items() for action in sub._actions
+               for option in action.option_strings}
+    registries = {("train-supernet", "--task"): TASKS, ("train-supernet", "--strategy"): STRATEGIES,
+                  ("train-supernet", "--search-space"): SEARCH_SPACES, ("search", "--scheduler"): SCHEDULERS,
+                  ("search", "--backend"): BACKENDS, ("search", "--mode"): MODES, ("search", "--test-split"): TEST_SPLITS,
+                  ("search", "--task"): TASKS, ("search", "--search-space"): SEARCH_SPACES, ("export", "--search-space"): SEARCH_SPACES,
+                  ("quickstart", "--task"): TASKS, ("quickstart", "--scheduler"): SCHEDULERS, ("space", "--search-space"): SEARCH_SPACES}
+    for key, registry in registries.items():
+        assert choices[key] == list(registry), key
+
+
+def test_parser_errors_are_one_line(capsys):
+    _fails(capsys, ["export"], "the following arguments are required: --output (see: syne-prune export --help)")
+    _fails(capsys, ["search", "--scheduler", "bayes", "--output", "x"], "argument --scheduler: unknown scheduler 'bayes'; choose one of random")
+    _fails(capsys, ["space", "--model", "m", "--search-space", "small", "--bogus"], "unrecognized arguments: --bogus")
