@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -34,13 +35,16 @@ def _fails(capsys, argv, message):
     assert message in errors[0], err
 
 
-def test_export_writes_a_loadable_model(model_dir, tmp_path, capsys):
+def test_export_writes_a_loadable_model(model_dir, tmp_path, capsys, monkeypatch):
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     out = tmp_path / "out"
     config = json.dumps({"num_heads_0": 2, "num_units_0": 10, "num_heads_1": 0, "num_units_1": 37})
     assert main(["export", "--model", str(model_dir), "--search-space", "medium", "--config", config, "--output", str(out)]) == 0
     assert f"exported to {out}" in capsys.readouterr().out
     meta = json.loads((out / "syne_prune.json").read_text())
     assert meta["search_space"] == "medium" and meta["heads_per_layer"] == [2, 0]
+    assert os.listdir(tmp_path / "cwd") == []  # nothing written outside --output
 
 
 def test_config_from_a_file(model_dir, tmp_path):
@@ -113,7 +117,9 @@ def _train_args(model_dir, glue_dir, output, *extra):
             "--output", str(output), *extra]
 
 
-def test_train_supernet_writes_a_checkpoint(tiny_model_dirs, glue_dir, tmp_path, capsys):
+def test_train_supernet_writes_a_checkpoint(tiny_model_dirs, glue_dir, tmp_path, capsys, monkeypatch):
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     out = tmp_path / "supernet"
     assert main(_train_args(tiny_model_dirs["bert"], glue_dir, out)) == 0
     printed = capsys.readouterr().out
@@ -121,6 +127,7 @@ def test_train_supernet_writes_a_checkpoint(tiny_model_dirs, glue_dir, tmp_path,
     meta = json.loads((out / "supernet.json").read_text())
     assert meta["strategy"] == "sandwich" and meta["hyperparameters"]["batch_size"] == 8
     assert set(meta["versions"]) == {"syne_prune", "torch", "transformers", "syne_tune"}
+    assert os.listdir(tmp_path / "cwd") == []  # nothing written outside --output
 
 
 @pytest.mark.parametrize(

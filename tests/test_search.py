@@ -31,7 +31,14 @@ def _search(supernets, tmp_path_factory, scheduler: str):
         out = tmp_path_factory.mktemp(f"search-{scheduler}") / "out"
         config = SearchConfig(supernet=str(supernets[ARCH_OF[scheduler]]), output=str(out), scheduler=scheduler, n_workers=2,
                               max_trials=6, seed=1, fidelity_levels=3, eval_batch_size=8)
-        _SEARCHES[scheduler] = (out, run_search(config, progress=False), config)
+        cwd = tmp_path_factory.mktemp(f"cwd-{scheduler}")
+        previous = os.getcwd()
+        os.chdir(cwd)  # pool workers start here too
+        try:
+            _SEARCHES[scheduler] = (out, run_search(config, progress=False), config)
+        finally:
+            os.chdir(previous)
+        assert os.listdir(cwd) == []  # a search writes nothing outside its output
     return _SEARCHES[scheduler]
 
 
