@@ -220,7 +220,7 @@ def cmd_train_supernet(args: argparse.Namespace) -> int:
     return 0
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Ends every option's help with "(default: VALUE)", "none" for an option unset by default. Left as
     written: flags, required options, and options whose help states its default itself (a default
     that depends on other options, or what "unset" means), as "(default: ...)"."""
@@ -234,10 +234,10 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 class _Parser(argparse.ArgumentParser):
     """The parser of the command and (inherited through ``add_subparsers``) of every subcommand: help with
-    defaults (``_HelpFormatter``) and one-line errors, exit code 2, like every other syne-prune error."""
+    defaults (``HelpFormatter``) and one-line errors, exit code 2, like every other syne-prune error."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _HelpFormatter)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
