@@ -7,9 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from syne_prune.data import EVAL_BATCH_SIZE
+from syne_prune.data import EVAL_BATCH_SIZE, TASKS
 from syne_prune.errors import SynePruneError
+from syne_prune.search.run import BACKENDS, MODES, TEST_SPLITS
+from syne_prune.search.schedulers import SCHEDULERS
+from syne_prune.search.trial import OBJECTIVES
 from syne_prune.search_spaces import SEARCH_SPACES
+from syne_prune.supernet.strategies import STRATEGIES
 from syne_prune.supernet.train import IMPORTANCE_CHOICES, TrainingConfig
 
 
@@ -212,9 +216,9 @@ def add_sagemaker_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--role", help="IAM role ARN the jobs run as (arn:aws:iam::ACCOUNT:role/NAME)")
     group.add_argument("--region", help="AWS region, e.g. us-east-1")
     group.add_argument("--s3-prefix", help="s3://bucket/prefix for source, super-network, checkpoints and outputs")
-    group.add_argument("--instance-type", default="ml.m5.xlarge", help="training instance type (default ml.m5.xlarge)")
-    group.add_argument("--instance-count", type=int, default=1)
-    group.add_argument("--image-uri", help="training image; default: the AWS PyTorch training image of the region")
+    group.add_argument("--instance-type", default="ml.m5.xlarge", help="training instance type")
+    group.add_argument("--instance-count", type=int, default=1, help="instances per job (a trial runs on one)")
+    group.add_argument("--image-uri", help="training image (default: the AWS PyTorch training image of the region)")
     group.add_argument("--spot", action="store_true", help="managed spot instances (cheaper, may be interrupted)")
     group.add_argument("--max-run", type=int, default=24 * 3600, help="seconds a job may run")
     group.add_argument("--max-wait", type=int, help="spot: seconds to wait for capacity plus run (>= --max-run)")
@@ -238,8 +242,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
           f"validation error {chosen['error']:.4f}, test error {chosen['test_error']:.4f}")
     print(f"plot:          {result['search'] / 'pareto.png'}")
     print(f"Pareto table:  {result['search'] / 'pareto.csv'}")
-    print(f"pruned model:  {result['model']}  (AutoModelForSequenceClassification.from_pretrained(...) after import syne_prune, "
-          "or with trust_remote_code=True)")
+    print(f"pruned model:  {result['model']}  (AutoModelForSequenceClassification and AutoTokenizer.from_pretrained(...) "
+          "after import syne_prune, or with trust_remote_code=True)")
     return 0
 
 
@@ -287,8 +291,37 @@ def cmd_train_supernet(args: argparse.Namespace) -> int:
     return 0
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Ends every option's help with "(default: VALUE)", "none" for an option unset by default. Left as
+    written: flags, required options, and options whose help states its default itself (a default
+    that depends on other options, or what "unset" means), as "(default: ...)"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.required or action.nargs == 0 or action.default is argparse.SUPPRESS or "default" in text.lower():
+            return text
+        return text + (" (default: none)" if action.default is None else " (default: %(default)s)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of the command and (inherited through ``add_subparsers``) of every subcommand: help with
+    defaults (``HelpFormatter``) and one-line errors, exit code 2, like every other syne-prune error."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is not None and value not in action.choices:
+            noun = action.dest.replace("_", " ")
+            raise argparse.ArgumentError(action, f"unknown {noun} '{value}'; choose one of {', '.join(map(str, action.choices))}")
+
+    def error(self, message: str) -> None:  # argparse prints the usage and exits; main prints one line
+        raise SynePruneError(f"{message} (see: {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="syne-prune",
         description="Structural pruning of pre-trained language models as multi-objective NAS (Syne Tune).",
     )
@@ -299,8 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="write one sub-network as a smaller model that from_pretrained loads",
         description="Extract the sub-network given by a search-space configuration and save it (safetensors, "
         "config, tokenizer, optional ONNX). Uniform sub-networks get a stock transformers config; others a "
-        "config whose modeling code travels in the directory (load with trust_remote_code=True, or after "
-        "`import syne_prune`).",
+        "config whose modeling code travels in the directory (load model and tokenizer with trust_remote_code=True, "
+        "or after `import syne_prune`).",
     )
     export.add_argument("--model", help="directory of the (super-)network, or a hub id when online")
     export.add_argument("--search-space", choices=list(SEARCH_SPACES), help="how --config is encoded")
@@ -314,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--recover-epochs", type=int,
                         help="then fine-tune the exported sub-network this many epochs with distillation (see `recover`); "
                         "--output gets the recovered model")
-    export.add_argument("--teacher", help="with --recover-epochs: the teacher; default: the super-network the export comes from")
+    export.add_argument("--teacher", help="with --recover-epochs: the teacher (default: the super-network the export comes from)")
     export.set_defaults(run=cmd_export)
 
     recover = commands.add_parser(
@@ -329,14 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("--teacher", required=True, help="super-network directory (train-supernet --output) or a fine-tuned model")
     recover.add_argument("--epochs", type=int, required=True, help="epochs of recovery training")
     recover.add_argument("--output", required=True, help="directory of the new export to create")
-    recover.add_argument("--lr", type=float, default=2e-5, help="AdamW learning rate, linear decay (default %(default)s)")
+    recover.add_argument("--lr", type=float, default=2e-5, help="AdamW learning rate, linear decay")
     recover.add_argument("--warmup-ratio", type=float, default=0.0, help="share of the steps over which the learning rate warms up")
-    recover.add_argument("--batch-size", type=int, default=32)
+    recover.add_argument("--batch-size", type=int, default=32, help="training examples per step")
     recover.add_argument("--temperature", type=float, default=1.0, help="distillation temperature")
     recover.add_argument("--seed", type=int, default=0, help="order of training batches (the split's seed is the recorded one)")
-    recover.add_argument("--task", help="only for an export that records no task (exported from a plain model)")
-    recover.add_argument("--data-dir", help="local GLUE TSV files; default: the directory the super-network was trained with")
-    recover.add_argument("--max-length", type=int, help="tokens per example; default: as in super-network training")
+    recover.add_argument("--task", choices=sorted(TASKS), help="only for an export that records no task (exported from a plain model)")
+    recover.add_argument("--data-dir", help="local GLUE TSV files (default: the directory the super-network was trained with)")
+    recover.add_argument("--max-length", type=int, help="tokens per example (default: as in super-network training)")
     recover.add_argument("--max-train-examples", type=int, help="cap on training examples (quick runs)")
     recover.add_argument("--max-eval-examples", type=int, help="cap on validation and test examples (quick runs)")
     recover.add_argument("--eval-batch-size", type=int, default=EVAL_BATCH_SIZE, help="examples per evaluation batch")
@@ -352,13 +385,14 @@ def build_parser() -> argparse.ArgumentParser:
         "search worker reads (safetensors, tokenizer, supernet.json with metrics and a sha256 manifest).",
     )
     train.add_argument("--model", required=True, help="directory of a BERT/RoBERTa/DistilBERT model, or a hub id when online")
-    train.add_argument("--task", required=True, help="rte, mrpc, cola, stsb, sst2, qnli, mnli, qqp, imdb, swag (multiple choice) or synthetic_sentiment")
-    train.add_argument("--data-dir", help="local GLUE TSV files (TASK/train.tsv, TASK/dev.tsv); else the Hugging Face hub")
+    train.add_argument("--task", required=True, choices=list(TASKS),
+                       help="the task (swag: multiple choice; synthetic_sentiment: generated, needs no files)")
+    train.add_argument("--data-dir", help="local GLUE TSV files (TASK/train.tsv, TASK/dev.tsv) (default: none, the Hugging Face hub)")
     train.add_argument("--search-space", default="small", choices=list(SEARCH_SPACES), help="space sub-networks are sampled from")
-    train.add_argument("--strategy", default="full", help="standard, random, random_linear, sandwich, kd or full (default)")
-    train.add_argument("--epochs", type=int, default=3)
+    train.add_argument("--strategy", default="full", choices=list(STRATEGIES), help="how the sub-networks are trained together")
+    train.add_argument("--epochs", type=int, default=3, help="training epochs")
     train.add_argument("--lr", type=float, default=2e-5, help="AdamW learning rate, linear decay")
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--batch-size", type=int, default=32, help="training examples per step")
     train.add_argument("--max-length", type=int, default=128, help="tokens per example (longer ones are truncated)")
     train.add_argument("--temperature", type=float, default=1.0, help="distillation temperature (kd, full)")
     train.add_argument("--num-random-subnets", type=int, default=1, help="random sub-networks per step")
@@ -366,19 +400,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fixed fine-tuned teacher every sub-network (the largest too) distils from, next to the labels: "
                             "DIR = a model of the same architecture, vocabulary and task head (e.g. a train-supernet "
                             "--strategy standard checkpoint); auto = fine-tune the full model first (strategy standard, "
-                            "same data, lr, epochs) into OUTPUT/teacher. Default: none (kd and full distil in place "
-                            "from the network being trained)")
-    train.add_argument("--seed", type=int, default=0)
+                            "same data, lr, epochs) into OUTPUT/teacher and start the super-network from it; none: kd and "
+                            "full distil in place from the network being trained")
+    train.add_argument("--seed", type=int, default=0, help="random seed (validation split, sub-network sampling, shuffling)")
     train.add_argument("--validation-fraction", type=float, default=0.3, help="share of train held out for validation")
     train.add_argument("--max-train-examples", type=int, help="cap on training examples (quick runs)")
     train.add_argument("--max-eval-examples", type=int, help="cap on validation and test examples (quick runs)")
-    train.add_argument("--importance", default=TrainingConfig.importance,
-                       help=f"before training, order each layer's heads and FFN neurons by importance so that the first k "
-                            f"(what the small/medium/layer spaces keep) are the most important: "
-                            f"{', '.join(IMPORTANCE_CHOICES)} (default %(default)s; fisher: squared mask gradients of the task "
-                            f"loss, magnitude: weight norms, none: keep the pre-trained order)")
+    train.add_argument("--importance", default=TrainingConfig.importance, choices=IMPORTANCE_CHOICES,
+                       help="before training, order each layer's heads and FFN neurons by importance so that the first k "
+                            "(what the small/medium/layer spaces keep) are the most important; fisher: squared mask "
+                            "gradients of the task loss, magnitude: weight norms, none: keep the pre-trained order")
     train.add_argument("--importance-examples", type=int, default=TrainingConfig.importance_examples,
-                       help="training examples the importance scores are computed on (default %(default)s)")
+                       help="training examples the importance scores are computed on")
     train.add_argument("--output", required=True, help="checkpoint directory to create")
     train.add_argument("--resume", action="store_true", help="continue a killed run from its last finished epoch")
     train.add_argument("--overwrite", action="store_true", help="replace an existing --output")
@@ -394,38 +427,42 @@ def build_parser() -> argparse.ArgumentParser:
         "trials.csv (as trials finish), pareto.csv, pareto.png, summary.json, hypervolume.csv (over wall-clock time) "
         "and Syne Tune's experiment folder (syne-tune/part-K) to --output.",
     )
-    search.add_argument("--mode", default="weight-sharing", choices=["weight-sharing", "standard"],
-                        help="weight-sharing (default): evaluate sub-networks of --supernet; standard: fine-tune each trial's sub-network")
+    search.add_argument("--mode", default="weight-sharing", choices=list(MODES),
+                        help="weight-sharing: evaluate sub-networks of --supernet; standard: fine-tune each trial's sub-network")
     search.add_argument("--supernet", help="weight-sharing: checkpoint directory written by train-supernet")
-    search.add_argument("--scheduler", help="random, morea (weight-sharing default), ehvi, moasha (standard default), nsga2 or local_search")
-    search.add_argument("--objectives", default="error,params", help="error plus size objectives: params, macs, latency")
-    search.add_argument("--backend",
-                        help="pool (weight-sharing default): N persistent workers that load the super-network once and share its weights; "
-                        "local (standard default): one process per trial (Syne Tune LocalBackend); "
-                        "sagemaker: one SageMaker training job per trial (see the SageMaker options)")
+    search.add_argument("--scheduler", choices=list(SCHEDULERS),
+                        help="multi-objective scheduler (default: morea with --mode weight-sharing, moasha with --mode standard)")
+    search.add_argument("--objectives", default="error,params",
+                        help=f"comma-separated: error plus size objectives ({', '.join(o for o in OBJECTIVES if o != 'error')})")
+    search.add_argument("--backend", choices=list(BACKENDS),
+                        help="pool: N persistent workers that load the super-network once and share its weights; "
+                        "local: one process per trial (Syne Tune LocalBackend); "
+                        "sagemaker: one SageMaker training job per trial (see the SageMaker options) "
+                        "(default: pool with --mode weight-sharing, local with --mode standard)")
     search.add_argument("--n-workers", type=int, default=2, help="trials evaluated in parallel")
     search.add_argument("--max-trials", type=int, help="stop after this many trials")
     search.add_argument("--max-wallclock", type=float, help="stop after this many seconds")
-    search.add_argument("--seed", type=int, default=0)
-    search.add_argument("--data-dir", help="GLUE files; default: the directory the super-network was trained with")
+    search.add_argument("--seed", type=int, default=0, help="random seed of the scheduler (and, with --mode standard, of fine-tuning)")
+    search.add_argument("--data-dir", help="GLUE files (default: the directory the super-network was trained with)")
     search.add_argument("--fidelity-levels", type=int, default=9, help="MO-ASHA: validation split in this many chunks")
     search.add_argument("--eval-batch-size", type=int, default=EVAL_BATCH_SIZE,
-                        help="examples per evaluation batch (batches are length-sorted; default %(default)s)")
+                        help="examples per evaluation batch (batches are length-sorted)")
     search.add_argument("--max-eval-examples", type=int, help="cap on validation and test examples")
-    search.add_argument("--test-split", choices=["pareto", "every-trial"],
+    search.add_argument("--test-split", choices=list(TEST_SPLITS),
                         help="which sub-networks are scored on the test split (GLUE dev), which the search never uses: "
-                             "pareto = the Pareto set, after the search (default; half the evaluation work of every-trial); "
-                             "every-trial = each trial, in trials.csv (default with --backend sagemaker and --mode standard)")
+                             "pareto = the Pareto set, after the search (half the evaluation work of every-trial); "
+                             "every-trial = each trial, in trials.csv (default: pareto; every-trial with --backend sagemaker "
+                             "and with --mode standard)")
     search.add_argument("--trial-timeout", type=float, default=1800.0,
                         help="pool backend: a trial running longer is stopped and failed, its worker restarted (seconds)")
     standard = search.add_argument_group("standard NAS (--mode standard): how every trial fine-tunes its sub-network")
     standard.add_argument("--model", help="pre-trained model: a directory or a known id (e.g. sentence-transformers/all-MiniLM-L6-v2)")
-    standard.add_argument("--task", help="rte, mrpc, cola, stsb, sst2, qnli, mnli, qqp, imdb, ... (see train-supernet)")
-    standard.add_argument("--search-space", default="small", choices=list(SEARCH_SPACES))
+    standard.add_argument("--task", choices=list(TASKS), help="the task every trial fine-tunes on")
+    standard.add_argument("--search-space", default="small", choices=list(SEARCH_SPACES), help="space the sub-networks come from")
     standard.add_argument("--epochs", type=int, default=3, help="epochs per trial (MO-ASHA's maximum resource)")
-    standard.add_argument("--lr", type=float, default=2e-5)
-    standard.add_argument("--batch-size", type=int, default=32)
-    standard.add_argument("--max-length", type=int, default=128)
+    standard.add_argument("--lr", type=float, default=2e-5, help="AdamW learning rate, linear decay")
+    standard.add_argument("--batch-size", type=int, default=32, help="training examples per step")
+    standard.add_argument("--max-length", type=int, default=128, help="tokens per example (longer ones are truncated)")
     standard.add_argument("--validation-fraction", type=float, default=0.3, help="share of train held out for validation")
     standard.add_argument("--max-train-examples", type=int, help="cap on training examples (quick runs)")
     add_sagemaker_arguments(search)
@@ -441,16 +478,17 @@ def build_parser() -> argparse.ArgumentParser:
         "task (synthetic_sentiment: template sentences with negation; a demo, not a benchmark), or --task/--data-dir "
         "for GLUE files.",
     )
-    quick.add_argument("--output", default="syne-prune-quickstart")
-    quick.add_argument("--task", default="synthetic_sentiment")
-    quick.add_argument("--data-dir")
-    quick.add_argument("--scheduler", default="morea")
-    quick.add_argument("--max-trials", type=int, default=24)
-    quick.add_argument("--n-workers", type=int, default=2)
-    quick.add_argument("--epochs", type=int, default=6)
+    quick.add_argument("--output", default="syne-prune-quickstart", help="directory to create: supernet/, search/ and model/ inside")
+    quick.add_argument("--task", default="synthetic_sentiment", choices=list(TASKS),
+                       help="the task (synthetic_sentiment is generated; the others need --data-dir)")
+    quick.add_argument("--data-dir", help="local GLUE TSV files (TASK/train.tsv, TASK/dev.tsv)")
+    quick.add_argument("--scheduler", default="morea", choices=list(SCHEDULERS), help="multi-objective scheduler of the search")
+    quick.add_argument("--max-trials", type=int, default=24, help="sub-networks the search evaluates")
+    quick.add_argument("--n-workers", type=int, default=2, help="trials evaluated in parallel")
+    quick.add_argument("--epochs", type=int, default=6, help="super-network training epochs")
     quick.add_argument("--max-params", type=float, default=0.75, help="export the best sub-network under this parameter ratio")
-    quick.add_argument("--seed", type=int, default=0)
-    quick.add_argument("--overwrite", action="store_true")
+    quick.add_argument("--seed", type=int, default=0, help="random seed of training and search")
+    quick.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     quick.set_defaults(run=cmd_quickstart)
 
     space = commands.add_parser(
@@ -459,16 +497,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the Syne Tune config space of a search space for a model, as JSON.",
     )
     space.add_argument("--model", required=True, help="directory with config.json, or a hub id when online")
-    space.add_argument("--search-space", required=True, choices=list(SEARCH_SPACES))
+    space.add_argument("--search-space", required=True, choices=list(SEARCH_SPACES), help="the search space to show")
     space.add_argument("--samples", type=int, default=0, help="random configurations to print")
-    space.add_argument("--seed", type=int, default=0)
+    space.add_argument("--seed", type=int, default=0, help="random seed of the samples")
     space.set_defaults(run=cmd_space)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return args.run(args)
     except SynePruneError as error:
         print(f"error: {error}", file=sys.stderr)

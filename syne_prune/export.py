@@ -8,8 +8,10 @@ transformers only) travels in the directory, so it loads either way:
 
     import syne_prune                      # registers the classes with the Auto classes
     AutoModelForSequenceClassification.from_pretrained(out)
-    # or, without syne_prune installed:
+    # or, without syne_prune installed (the tokenizer too: AutoTokenizer reads config.json, whose
+    # auto_map names the modeling file, and without the flag asks whether to run it):
     AutoModelForSequenceClassification.from_pretrained(out, trust_remote_code=True)
+    AutoTokenizer.from_pretrained(out, trust_remote_code=True)
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -34,13 +35,16 @@ def _fails(capsys, argv, message):
     assert message in errors[0], err
 
 
-def test_export_writes_a_loadable_model(model_dir, tmp_path, capsys):
+def test_export_writes_a_loadable_model(model_dir, tmp_path, capsys, monkeypatch):
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     out = tmp_path / "out"
     config = json.dumps({"num_heads_0": 2, "num_units_0": 10, "num_heads_1": 0, "num_units_1": 37})
     assert main(["export", "--model", str(model_dir), "--search-space", "medium", "--config", config, "--output", str(out)]) == 0
     assert f"exported to {out}" in capsys.readouterr().out
     meta = json.loads((out / "syne_prune.json").read_text())
     assert meta["search_space"] == "medium" and meta["heads_per_layer"] == [2, 0]
+    assert os.listdir(tmp_path / "cwd") == []  # nothing written outside --output
 
 
 def test_config_from_a_file(model_dir, tmp_path):
@@ -113,7 +117,9 @@ def _train_args(model_dir, glue_dir, output, *extra):
             "--output", str(output), *extra]
 
 
-def test_train_supernet_writes_a_checkpoint(tiny_model_dirs, glue_dir, tmp_path, capsys):
+def test_train_supernet_writes_a_checkpoint(tiny_model_dirs, glue_dir, tmp_path, capsys, monkeypatch):
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     out = tmp_path / "supernet"
     assert main(_train_args(tiny_model_dirs["bert"], glue_dir, out)) == 0
     printed = capsys.readouterr().out
@@ -121,6 +127,7 @@ def test_train_supernet_writes_a_checkpoint(tiny_model_dirs, glue_dir, tmp_path,
     meta = json.loads((out / "supernet.json").read_text())
     assert meta["strategy"] == "sandwich" and meta["hyperparameters"]["batch_size"] == 8
     assert set(meta["versions"]) == {"syne_prune", "torch", "transformers", "syne_tune"}
+    assert os.listdir(tmp_path / "cwd") == []  # nothing written outside --output
 
 
 @pytest.mark.parametrize(
@@ -224,3 +231,92 @@ def test_export_from_search_bad_input(tmp_path, capsys):
     _fails(capsys, ["export", "--search-dir", str(tmp_path), "--max-params", "0.5", "--output", str(tmp_path / "o")], "is not a search directory")
     _fails(capsys, ["export", "--model", "x", "--search-dir", str(tmp_path), "--output", str(tmp_path / "o")], "--search-dir replaces")
     _fails(capsys, ["export", "--model", "x", "--search-space", "small", "--config", "{}", "--trial", "3", "--output", str(tmp_path / "o")], "need --search-dir")
+
+
+# ---- --help: every option has help text and shows its default ----
+
+
+def _subcommands(parser) -> dict:
+    import argparse
+
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def _help_problems(parser) -> list[str]:
+    """Options of any subcommand whose --help lacks help text or "(default: ...)" (flags and required
+    options show no default); read from the parser's actions, so a new option is checked too."""
+    import argparse
+
+    problems = []
+    for name, sub in _subcommands(parser).items():
+        formatter = sub._get_formatter()  # the subcommand's own formatter class: what its --help prints
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            option = f"{name} {'/'.join(action.option_strings)}"
+            if not action.help:
+                problems.append(f"{option}: no help")
+                continue
+            shown = " ".join(formatter._expand_help(action).split())
+            if not (action.required or action.nargs == 0) and "(default: " not in shown:
+                problems.append(f"{option}: no (default: ...) in '{shown}'")
+    return problems
+
+
+def test_every_option_has_help_and_shows_its_default():
+    from syne_prune.cli import build_parser
+
+    parser = build_parser()
+    assert set(_subcommands(parser)) >= {"export", "train-supernet", "search", "quickstart", "space"}
+    assert _help_problems(parser) == []
+    broken = build_parser()
+    _subcommands(broken)["search"].add_argument("--new-option", type=int)
+    _subcommands(broken)["export"].add_argument("--hand-stated", type=int, default=3, help="a number (default 3)")
+    assert _help_problems(broken) == ["export --hand-stated: no (default: ...) in 'a number (default 3)'",
+                                      "search --new-option: no help"]
+
+
+@pytest.mark.parametrize("command, shown", [
+    ("search", ["--n-workers N_WORKERS trials evaluated in parallel (default: 2)", "(default: error,params)",
+                "--max-trials MAX_TRIALS stop after this many trials (default: none)",
+                "(default: morea with --mode weight-sharing, moasha with --mode standard)",
+                "--instance-type INSTANCE_TYPE training instance type (default: ml.m5.xlarge)"]),
+    ("train-supernet", ["how the sub-networks are trained together (default: full)", "training epochs (default: 3)"]),
+    ("export", ["--trial TRIAL with --search-dir: export this trial (default: none)"]),
+    ("quickstart", ["(default: syne-prune-quickstart)", "(default: 0.75)"]),
+    ("space", ["--samples SAMPLES random configurations to print (default: 0)"]),
+])
+def test_help_prints_the_defaults(capsys, monkeypatch, command, shown):
+    monkeypatch.setenv("COLUMNS", "400")  # no line breaks inside the expected texts
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    for text in shown:
+        assert text in printed
+
+
+def test_choices_come_from_the_registries():
+    from syne_prune.cli import build_parser
+    from syne_prune.data import TASKS
+    from syne_prune.search.run import BACKENDS, MODES, TEST_SPLITS
+    from syne_prune.search.schedulers import SCHEDULERS
+    from syne_prune.search_spaces import SEARCH_SPACES
+    from syne_prune.supernet.strategies import STRATEGIES
+
+    subcommands = _subcommands(build_parser())
+    choices = {(name, option): action.choices for name, sub in subcommands.items() for action in sub._actions
+               for option in action.option_strings}
+    registries = {("train-supernet", "--task"): TASKS, ("train-supernet", "--strategy"): STRATEGIES,
+                  ("train-supernet", "--search-space"): SEARCH_SPACES, ("search", "--scheduler"): SCHEDULERS,
+                  ("search", "--backend"): BACKENDS, ("search", "--mode"): MODES, ("search", "--test-split"): TEST_SPLITS,
+                  ("search", "--task"): TASKS, ("search", "--search-space"): SEARCH_SPACES, ("export", "--search-space"): SEARCH_SPACES,
+                  ("quickstart", "--task"): TASKS, ("quickstart", "--scheduler"): SCHEDULERS, ("space", "--search-space"): SEARCH_SPACES}
+    for key, registry in registries.items():
+        assert choices[key] == list(registry), key
+
+
+def test_parser_errors_are_one_line(capsys):
+    _fails(capsys, ["export"], "the following arguments are required: --output (see: syne-prune export --help)")
+    _fails(capsys, ["search", "--scheduler", "bayes", "--output", "x"], "argument --scheduler: unknown scheduler 'bayes'; choose one of random")
+    _fails(capsys, ["space", "--model", "m", "--search-space", "small", "--bogus"], "unrecognized arguments: --bogus")

@@ -153,3 +153,52 @@ def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         export_subnetwork(tiny_model("bert", "classifier"), SubnetMask.full(2, 4, 37), tmp_path / "out")
     assert os.listdir(tmp_path) == []
+
+
+_LOAD_WITHOUT_SYNE_PRUNE = textwrap.dedent(
+    """
+    import json, sys, time
+    sys.modules["syne_prune"] = None  # any import of syne_prune now raises ImportError
+    import transformers
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    out, flag = sys.argv[1], {"trust": {"trust_remote_code": True}, "plain": {}}[sys.argv[2]]
+    started = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(out, **flag)
+    seconds = time.perf_counter() - started
+    config = AutoConfig.from_pretrained(out, **flag)
+    model = AutoModel.from_pretrained(out, **flag)
+    named = getattr(transformers, json.load(open(out + "/tokenizer_config.json"))["tokenizer_class"]).from_pretrained(out)
+    print("RESULT", json.dumps({"tokenizer": type(tokenizer).__name__, "seconds": seconds, "config": type(config).__name__,
+                                "model": type(model).__name__, "ids": tokenizer("The cat sat on the mat.")["input_ids"],
+                                "named_ids": named("The cat sat on the mat.")["input_ids"]}))
+    """
+)
+
+
+@pytest.mark.parametrize("uniform", [False, True], ids=["pruned-config", "stock-config"])
+def test_tokenizer_config_and_model_load_without_syne_prune_and_without_a_prompt(tiny_model_dirs, tmp_path, uniform):
+    """The README's recipe on a machine without syne-prune: trust_remote_code=True for a pruned config
+    (AutoTokenizer reads config.json first, whose auto_map names custom code: without the flag transformers
+    asks "Do you wish to run the custom code? [y/N]" and waits 15 s), nothing for a stock config."""
+    from syne_prune.export import load_model, load_tokenizer
+
+    source = str(tiny_model_dirs["bert"])
+    model, tokenizer = load_model(source), load_tokenizer(source)
+    mask = SubnetMask.from_counts([4, 0], [20, 0], 4, 37) if uniform else SubnetMask.from_counts([3, 1], [20, 7], 4, 37)
+    out = export_subnetwork(model, mask, tmp_path / "export", tokenizer=tokenizer)
+    config = json.loads((out / "config.json").read_text())
+    assert ("auto_map" in config) is (not uniform)  # the pruned config is the case that needs custom code
+    assert json.loads((out / "tokenizer_config.json").read_text())["tokenizer_class"] == "BertTokenizer"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    run = subprocess.run([sys.executable, "-c", _LOAD_WITHOUT_SYNE_PRUNE, str(out), "plain" if uniform else "trust"], cwd=tmp_path,
+                         env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    console = run.stdout + run.stderr
+    assert "custom code" not in console and "[y/N]" not in console, console[-2000:]  # no prompt
+    loaded = json.loads(run.stdout.split("RESULT", 1)[1])
+    want = tokenizer("The cat sat on the mat.")["input_ids"]
+    assert loaded["tokenizer"] == type(tokenizer).__name__ == "BertTokenizer"  # the stock class, not custom code
+    assert loaded["ids"] == loaded["named_ids"] == want and want[0] == tokenizer.cls_token_id and want[-1] == tokenizer.sep_token_id
+    assert tokenizer.decode(loaded["ids"], skip_special_tokens=True) == "the cat sat on the mat."  # lower-cased, no [UNK]
+    assert loaded["seconds"] < 5.0  # a prompt would wait 15 s
+    assert (loaded["config"], loaded["model"]) == (("BertConfig", "BertModel") if uniform else ("PrunedBertConfig", "PrunedBertModel"))

@@ -212,7 +212,7 @@ def test_train_supernet_records_the_ordering_and_resume_does_not_permute_again(t
 @pytest.mark.parametrize(
     "change, message",
     [
-        (("--importance", "bogus"), "unknown importance method 'bogus'; choose one of none, fisher, magnitude"),
+        (("--importance", "bogus"), "argument --importance: unknown importance 'bogus'; choose one of none, fisher, magnitude"),
         (("--importance-examples", "0"), "--importance-examples must be a positive integer, got 0"),
     ],
 )

@@ -31,7 +31,14 @@ def _search(supernets, tmp_path_factory, scheduler: str):
         out = tmp_path_factory.mktemp(f"search-{scheduler}") / "out"
         config = SearchConfig(supernet=str(supernets[ARCH_OF[scheduler]]), output=str(out), scheduler=scheduler, n_workers=2,
                               max_trials=6, seed=1, fidelity_levels=3, eval_batch_size=8)
-        _SEARCHES[scheduler] = (out, run_search(config, progress=False), config)
+        cwd = tmp_path_factory.mktemp(f"cwd-{scheduler}")
+        previous = os.getcwd()
+        os.chdir(cwd)  # pool workers start here too
+        try:
+            _SEARCHES[scheduler] = (out, run_search(config, progress=False), config)
+        finally:
+            os.chdir(previous)
+        assert os.listdir(cwd) == []  # a search writes nothing outside its output
     return _SEARCHES[scheduler]
 
 
@@ -96,6 +103,46 @@ def test_a_failing_trial_is_recorded_and_the_search_finishes(supernets, tmp_path
     assert len(trials) == 6 and summary["trials"]["failed"] == 1
     failed = trials[trials["status"] == "failed"].iloc[0]
     assert failed["num_heads_0"] == 0 and "not found" in failed["failure_reason"]
+
+
+_NOISY_SEARCH = """
+import logging, sys, warnings
+from gpytorch.utils.warnings import NumericalWarning
+from syne_prune.cli import main
+from syne_prune.search.syne_tune_fixes import FixedEHVI
+
+suggest = FixedEHVI.suggest
+
+def noisy_suggest(self):  # what gpytorch and Syne Tune do during real suggestions, made certain
+    warnings.warn("Very small noise values detected (test marker)", NumericalWarning)
+    logging.getLogger("syne_tune.test_marker").warning("third-party record (test marker)")
+    logging.getLogger("syne_prune.test_marker").warning("our message (test marker)")
+    return suggest(self)
+
+FixedEHVI.suggest = noisy_suggest
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_local_ehvi_search_writes_only_to_its_output_and_shows_only_progress_and_our_messages(supernets, tmp_path):
+    """--backend local from an empty working directory, --output elsewhere: the directory stays empty
+    (Syne Tune's LocalBackend wrote std.out there); third-party warnings and log records land in
+    OUTPUT/search.log, never on the console."""
+    cwd, out = tmp_path / "cwd", tmp_path / "elsewhere" / "out"
+    cwd.mkdir()
+    argv = ["search", "--supernet", str(supernets["bert"]), "--scheduler", "ehvi", "--backend", "local", "--n-workers", "2",
+            "--max-trials", "2", "--eval-batch-size", "8", "--output", str(out)]
+    run = subprocess.run([sys.executable, "-c", _NOISY_SEARCH, *argv], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "2 trials (0 failed)" in run.stdout
+    assert os.listdir(cwd) == []
+    lines = run.stderr.replace("\r", "\n").splitlines()
+    assert [line for line in lines if "warn" in line.lower() and "syne_prune" not in line] == [], run.stderr[-3000:]
+    assert any(line.endswith("our message (test marker)") for line in lines)
+    log = (out / "search.log").read_text()
+    assert "NumericalWarning: Very small noise values detected (test marker)" in log
+    assert "syne_tune.test_marker: third-party record (test marker)" in log and "our message" not in log
 
 
 def test_killed_search_resumes_with_every_trial_once(supernets, tmp_path):

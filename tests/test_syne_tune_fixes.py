@@ -1,5 +1,7 @@
-"""The EHVI fixes, each shown against stock Syne Tune 0.16 (these tests would fail without them)."""
+"""The Syne Tune 0.16 fixes, each shown against stock Syne Tune (these tests would fail without them)."""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -227,3 +229,46 @@ def test_moasha_stops_a_trial_that_is_dominated_at_its_rung():
         scheduler.on_trial_add(trial)
         decisions.append(scheduler.on_trial_result(trial, {"fidelity": 1, "error": 0.19, "params": params}))
     assert decisions == ["CONTINUE", "STOP", "STOP", "CONTINUE"]  # dominated ones stop; a better one continues
+
+
+# ---- LocalBackend: no std.out in the working directory ----
+
+
+def _prepared_backend(backend_class, tmp_path):
+    import syne_tune.num_gpu
+
+    syne_tune.num_gpu._num_gpus = None  # Syne Tune caches its count per process: count afresh, as a new search does
+    backend = backend_class(entry_point=__file__)
+    backend._prepare_for_schedule()  # what the first trial's _schedule does first
+    return backend
+
+
+def test_stock_local_backend_leaves_std_out_in_the_working_directory(tmp_path, monkeypatch):
+    from syne_tune.backend import LocalBackend
+
+    monkeypatch.chdir(tmp_path)
+    _prepared_backend(LocalBackend, tmp_path)
+    assert os.listdir(tmp_path) == ["std.out"]  # the Syne Tune 0.16 behaviour FixedLocalBackend avoids
+
+
+@pytest.mark.parametrize("gpus", [None, 0, 2])
+def test_fixed_local_backend_writes_nothing_to_the_working_directory(tmp_path, monkeypatch, gpus):
+    """gpus None: this machine's nvidia-smi (or none); 0: nvidia-smi fails; 2: nvidia-smi lists two GPUs."""
+    from syne_prune.search.syne_tune_fixes import FixedLocalBackend, count_gpus
+
+    if gpus is not None:
+        fake = tmp_path / "bin"
+        fake.mkdir()
+        listing = "".join(f"echo 'GPU {i}: Fake (UUID: GPU-{i})'\n" for i in range(gpus))
+        (fake / "nvidia-smi").write_text(f"#!/bin/sh\n{listing}exit {0 if gpus else 9}\n")
+        (fake / "nvidia-smi").chmod(0o755)
+        monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    expected = count_gpus() if gpus is None else gpus
+    backend = _prepared_backend(FixedLocalBackend, tmp_path)
+    assert os.listdir(cwd) == []
+    assert backend.rotate_gpus is (expected > 1)  # Syne Tune rotates over two or more GPUs only
+    if expected > 0:
+        assert backend.num_gpus == expected and backend.num_gpus_per_trial == 1

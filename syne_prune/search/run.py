@@ -32,7 +32,8 @@ from syne_tune.tuner_callback import TunerCallback
 from syne_prune.data import EVAL_BATCH_SIZE
 from syne_prune.errors import SynePruneError
 from syne_prune.search import results as R
-from syne_prune.search.syne_tune_fixes import QuietTunerLogger, no_best_metric_table
+from syne_prune.search.console import LOG_FILE, third_party_output_to
+from syne_prune.search.syne_tune_fixes import FixedLocalBackend, QuietTunerLogger, no_best_metric_table
 from syne_prune.search.schedulers import FIDELITY_ATTR, MULTI_FIDELITY, SCHEDULERS, make_scheduler
 from syne_prune.search.finetune import FineTuneSettings
 from syne_prune.search.sagemaker import SageMakerSettings
@@ -299,7 +300,13 @@ def _search(config: "SearchConfig", space, metadata: dict[str, Any], constants: 
     (output / SETTINGS_FILE).write_text(json.dumps({"settings": _resumable(config), "mode": config.mode,
                                                     "supernet": str(Path(config.supernet).resolve()) if config.supernet else None,
                                                     "search_space": space.name, "task": metadata["task"]}, indent=2) + "\n")
+    with third_party_output_to(output / LOG_FILE):  # the console shows progress and our messages only
+        return _search_rest(output, config, space, metadata, constants, settings, progress, entry_point, backend)
 
+
+def _search_rest(output: Path, config: "SearchConfig", space, metadata: dict[str, Any], constants: dict[str, Any],
+                 settings: TrialSettings | None, progress: bool, entry_point: str | None, backend) -> dict[str, Any]:
+    """The remaining budget (after a resume: what is left) as a new part, then the results."""
     names = list(space.config_space)
     ledger = R.TrialLedger(output / R.TRIALS_FILE, _ledger_columns(names, config))
     finished = ledger.read()
@@ -358,7 +365,6 @@ def _replay(scheduler, finished, space, config: SearchConfig) -> set[bytes]:
 def _tune(output, config, space, metadata, scheduler, ledger, names, settings, wallclock_left, remaining, part,
           first_trial_id, progress, entry_point, backend=None) -> dict[str, Any]:
     from syne_tune import StoppingCriterion
-    from syne_tune.backend import LocalBackend
     from syne_tune.results_callback import StoreResultsCallback
     from tqdm.auto import tqdm
 
@@ -377,7 +383,7 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
                               entry_point=trial_module.__file__, trial_timeout_s=config.trial_timeout_s)
     else:
         default = finetune_module.__file__ if config.mode == "standard" else trial_module.__file__
-        backend = LocalBackend(entry_point=entry_point or default)
+        backend = FixedLocalBackend(entry_point=entry_point or default)
     bar = None
     recorder = _LedgerCallback(ledger, backend, names, config, first_trial_id, bar)
     tuner = _Tuner(

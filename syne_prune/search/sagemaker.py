@@ -625,10 +625,13 @@ def launcher_main(command: str, description: str, argv: list[str] | None = None)
     import argparse
     import sys
 
-    from syne_prune.cli import add_sagemaker_arguments, _sagemaker_settings
+    from syne_prune.cli import HelpFormatter, add_sagemaker_arguments, _sagemaker_settings
 
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--job-name", default=f"syne-prune-{command}")
+    class Formatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):  # the launcher's docstring as written
+        pass
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=Formatter)
+    parser.add_argument("--job-name", default=f"syne-prune-{command}", help="prefix of the SageMaker job name")
     add_sagemaker_arguments(parser)
     known, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     known.backend = "sagemaker"

@@ -47,14 +47,20 @@
 - ``SeededMOASHA``: MOASHA draws configurations and brackets from numpy's global random generator
   and has no initial points; this one evaluates given points first and draws from its own seeded
   generator.
+- ``FixedLocalBackend``: ``LocalBackend`` counts GPUs (``syne_tune.num_gpu.get_num_gpus``) by sending
+  ``nvidia-smi --list-gpus`` into a file ``std.out`` in the current directory, which it leaves behind
+  (empty on a machine without GPUs). This one counts the same way from memory; without GPUs it does
+  not rotate them, which also spares the "num_gpus_per_trial = 1 is too large" warning.
 """
 from __future__ import annotations
 
+import subprocess
 from contextlib import contextmanager
 from typing import Any, Callable
 
 import numpy as np
 import torch
+from syne_tune.backend import LocalBackend
 from syne_tune.backend.trial_status import Trial
 from syne_tune.config_space import Domain
 from syne_tune.optimizer.scheduler import TrialSuggestion
@@ -278,3 +284,25 @@ def no_best_metric_table():
         yield
     finally:
         tuner_module.print_best_metric_found = original
+
+
+def count_gpus() -> int:
+    """GPUs that ``nvidia-smi --list-gpus`` lists (what Syne Tune counts), read from its output rather
+    than from a file; 0 when nvidia-smi is missing, fails or takes more than 10 s."""
+    try:
+        listing = subprocess.run(["nvidia-smi", "--list-gpus"], capture_output=True, text=True, timeout=10,
+                                 stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return len(listing.stdout.splitlines()) if listing.returncode == 0 else 0
+
+
+class FixedLocalBackend(LocalBackend):
+    """Syne Tune's ``LocalBackend`` (one process per trial) without the ``std.out`` it writes into the
+    current directory when it counts GPUs."""
+
+    def _prepare_for_schedule(self, num_gpus: int | None = None) -> None:
+        if self.rotate_gpus and self.num_gpus is None and num_gpus is None:
+            num_gpus = count_gpus()
+            self.rotate_gpus = num_gpus > 0  # nothing to rotate: skip the "num_gpus_per_trial too large" warning
+        super()._prepare_for_schedule(num_gpus)
