@@ -1,0 +1,251 @@
+"""How much of the unpruned model's test metric the chosen sub-networks keep (issue: sub-networks that keep
+their accuracy), for the recipe rows of the ablation, on real all-MiniLM-L6-v2 and real GLUE files.
+
+Per task and seed:
+
+1. **reference**: the full model fine-tuned with the `standard` strategy, for every learning rate of
+   ``--reference-lrs``; the one with the best validation metric is the unpruned reference (and the teacher of
+   the teacher rows), so that a weak reference cannot inflate the shares.
+2. per **row** (cumulative recipe): train a super-network, run a weight-sharing search (``--scheduler``,
+   ``--max-trials``), and for each budget of ``--budgets`` (ratios of the *prunable* encoder parameters) take
+   the completed trial with the lowest validation error under the budget, export it and score it on the test
+   split (GLUE dev). Rows: ``full`` (today's recipe), ``importance`` (+ Fisher ordering),
+   ``teacher`` (+ the fine-tuned reference as a fixed teacher), ``recovery`` (the ``teacher`` row's chosen
+   sub-networks, each fine-tuned ``--recover-epochs`` with distillation from the reference).
+
+"kept" is the sub-network's test metric as a share of the reference's; for MRPC, whose F1 is 0.812 for the
+constant answer "paraphrase" on the GLUE dev split, it is the share of the reference's gain over that
+constant: (F1 - F1_const) / (F1_ref - F1_const). Accuracy is reported too.
+
+Resumable: every stage writes into ``--workdir`` and reuses what is there; each finished (task, seed, row)
+is written to ``--output/TASK-seedS-ROW.json`` as it arrives, and the table/plot are rebuilt from those files.
+
+    HF_HUB_OFFLINE=1 python benchmarks/quality.py --data-dir ../shared/data/glue --tasks mrpc stsb --seeds 0
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import transformers
+from sklearn.metrics import accuracy_score, f1_score
+
+from syne_prune.data import eval_batches, encode, get_task, load_task
+from syne_prune.evaluation import predict
+from syne_prune.export import load_model, load_tokenizer
+from syne_prune.models import get_architecture
+from syne_prune.objectives import subnet_size
+from syne_prune.search.run import SearchConfig, export_from_search, run_search
+from syne_prune.search_spaces import get_search_space
+from syne_prune.supernet import TrainingConfig, load_supernet, train_supernet
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+ROWS = {  # row -> (super-network settings, recover the chosen sub-networks?)
+    "full": ({"strategy": "full", "importance": "none", "teacher": None}, False),
+    "importance": ({"strategy": "full", "importance": "fisher", "teacher": None}, False),
+    "teacher": ({"strategy": "full", "importance": "fisher", "teacher": "reference"}, False),
+    "recovery": ({"strategy": "full", "importance": "fisher", "teacher": "reference"}, True),
+}
+CONSTANT_ANSWER = {"mrpc": "f1"}  # tasks whose metric a constant answer already scores well on
+
+
+def test_scores(model_dir: Path, task_name: str, args, seed: int) -> dict[str, float]:
+    """Test-split metrics of an exported (or fine-tuned) model: the task's metric, accuracy/F1 where they apply."""
+    task = get_task(task_name)
+    data = load_task(task_name, args.data_dir, args.validation_fraction, seed, max_eval_examples=args.max_eval_examples)
+    model, tokenizer = load_model(str(model_dir)), load_tokenizer(str(model_dir))
+    batches = eval_batches(encode(data.test, tokenizer, args.max_length, task.is_regression), tokenizer)
+    predictions, labels = predict(model.float(), batches, task.is_regression)
+    scores = {task.metric_name: task.metric(labels, predictions if task.is_regression else predictions.astype(np.int64))}
+    if not task.is_regression:
+        scores["accuracy"] = float(accuracy_score(labels, predictions.astype(np.int64)))
+        if task.num_labels == 2:
+            scores["f1"] = float(f1_score(labels, predictions.astype(np.int64)))
+            scores["constant_f1"] = float(f1_score(labels, np.ones_like(labels)))
+    return scores
+
+
+def train(args, task: str, seed: int, output: Path, model: str = MODEL, **settings) -> dict[str, Any]:
+    config = TrainingConfig(
+        model=model, task=task, output=str(output), data_dir=args.data_dir, search_space=args.search_space,
+        epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length, seed=seed,
+        validation_fraction=args.validation_fraction, max_train_examples=args.max_train_examples,
+        max_eval_examples=args.max_eval_examples, **settings)
+    started = time.perf_counter()
+    done = (output / "supernet.json").is_file()
+    metadata = train_supernet(config, resume=output.exists() and any(output.iterdir()), progress=not args.quiet)
+    metadata["stage_s"] = 0.0 if done else time.perf_counter() - started
+    return metadata
+
+
+def reference(args, task: str, seed: int, workdir: Path) -> dict[str, Any]:
+    """The best-on-validation `standard` fine-tune over the learning-rate grid."""
+    runs = []
+    for lr in args.reference_lrs:
+        metadata = train(args, task, seed, workdir / f"reference-lr{lr:g}", strategy="standard", lr=lr)
+        runs.append({"lr": lr, "dir": workdir / f"reference-lr{lr:g}", "stage_s": metadata["stage_s"],
+                     "validation": metadata["metrics"]["largest"]["validation"][metadata["metric"]]})
+    best = max(runs, key=lambda run: run["validation"])
+    return {"dir": best["dir"], "lr": best["lr"], "grid": [{k: v for k, v in r.items() if k != "dir"} for r in runs],
+            "scores": test_scores(best["dir"], task, args, seed), "stage_s": sum(r["stage_s"] for r in runs)}
+
+
+def prunable_ratios(supernet_dir: Path, trials: pd.DataFrame, search_space: str) -> np.ndarray:
+    """Each trial's share of the prunable (encoder) parameters, from the one parameter counter."""
+    model = load_supernet(str(supernet_dir)).model
+    space = get_search_space(search_space, get_architecture(model.config).shape(model.config))
+    full = subnet_size(model).encoder_params
+    names = list(space.config_space)
+    return np.array([subnet_size(model, space.to_mask(space.validate({n: row[n] for n in names}))).encoder_params / full
+                     for _, row in trials.iterrows()])
+
+
+def kept(task: str, scores: dict[str, float], ref: dict[str, float]) -> float:
+    metric = CONSTANT_ANSWER.get(task)
+    if metric is None:
+        name = next(iter(ref))
+        return scores[name] / ref[name]
+    gain = ref[metric] - ref["constant_f1"]
+    return (scores[metric] - ref["constant_f1"]) / gain if gain > 0 else float("nan")  # a reference no better than the constant
+
+
+def run_row(args, task: str, seed: int, row: str, ref: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    settings, recover_chosen = ROWS[row]
+    settings = dict(settings, teacher=str(ref["dir"]) if settings["teacher"] == "reference" else None)
+    # with the reference as teacher the super-network also starts from its weights, as `--teacher auto` does
+    start = settings["teacher"] or MODEL
+    supernet_row = "teacher" if row == "recovery" else row  # recovery reuses the teacher row's search
+    supernet_dir, search_dir = workdir / f"supernet-{supernet_row}", workdir / f"search-{supernet_row}"
+    stages: dict[str, float] = {}
+    stages["supernet_s"] = train(args, task, seed, supernet_dir, model=start, lr=args.lr, **settings)["stage_s"]
+    started = time.perf_counter()
+    search = SearchConfig(supernet=str(supernet_dir), output=str(search_dir), scheduler=args.scheduler, n_workers=args.n_workers,
+                          max_trials=args.max_trials, seed=seed, data_dir=args.data_dir,
+                          max_eval_examples=args.max_eval_examples)
+    summary = run_search(search, resume=search_dir.exists(), progress=not args.quiet)
+    stages["search_s"] = time.perf_counter() - started
+    trials = pd.read_csv(search_dir / "trials.csv")
+    trials = trials[trials["status"] == "completed"].reset_index(drop=True)
+    trials["prunable"] = prunable_ratios(supernet_dir, trials, args.search_space)
+    result = {"task": task, "seed": seed, "row": row, "reference": {k: v for k, v in ref.items() if k != "dir"} | {"dir": str(ref["dir"])},
+              "hypervolume": summary["hypervolume"], "trials": len(trials), "budgets": [], "stages_s": stages}
+    for budget in args.budgets:
+        eligible = trials[trials["prunable"] <= budget + 1e-9]
+        if eligible.empty:
+            result["budgets"].append({"budget": budget, "trial_id": None})
+            continue
+        chosen = eligible.sort_values(["error", "prunable"]).iloc[0]
+        model_dir = workdir / f"export-{supernet_row}-{budget:g}"
+        if not (model_dir / "syne_prune.json").is_file():
+            export_from_search(search_dir, model_dir, trial_id=int(chosen["trial_id"]), overwrite=True)
+        if recover_chosen:
+            from syne_prune.recovery import recover
+
+            recovered = workdir / f"recovered-{budget:g}"
+            started = time.perf_counter()
+            if not (recovered / "syne_prune.json").is_file():
+                recover(str(model_dir), str(ref["dir"]), epochs=args.recover_epochs, output=str(recovered), data_dir=args.data_dir,
+                        lr=args.recover_lr, seed=seed, max_train_examples=args.max_train_examples,
+                        max_eval_examples=args.max_eval_examples, overwrite=True, progress=not args.quiet)
+            stages[f"recover_{budget:g}_s"] = time.perf_counter() - started
+            model_dir = recovered
+        scores = test_scores(model_dir, task, args, seed)
+        result["budgets"].append({"budget": budget, "trial_id": int(chosen["trial_id"]), "prunable": float(chosen["prunable"]),
+                                  "params": float(chosen["params"]), "validation_error": float(chosen["error"]),
+                                  "test": scores, "kept": kept(task, scores, ref["scores"])})
+    return result
+
+
+def report(output: Path) -> pd.DataFrame:
+    """quality.csv, quality.md and quality.png from the per-(task, seed, row) JSON files."""
+    rows = []
+    for path in sorted(output.glob("*-seed*-*.json")):
+        result = json.loads(path.read_text())
+        for b in result["budgets"]:
+            rows.append({"task": result["task"], "seed": result["seed"], "row": result["row"], "budget": b["budget"],
+                         "kept": b.get("kept"), "prunable": b.get("prunable"), "hypervolume": result["hypervolume"],
+                         **{f"test_{k}": v for k, v in (b.get("test") or {}).items()},
+                         **{f"reference_{k}": v for k, v in result["reference"]["scores"].items()}})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table.to_csv(output / "quality.csv", index=False)
+    summary = table.groupby(["task", "row", "budget"])["kept"].agg(["mean", "std", "count"]).reset_index()
+    lines = ["| task | row | kept at ≤75% | ≤50% | ≤33% | hypervolume |", "|---|---|---|---|---|---|"]
+    for (task, row), group in summary.groupby(["task", "row"], sort=False):
+        cells = [f"{r['mean']:.3f}" + (f" ± {r['std']:.3f} ({int(r['count'])} seeds)" if r["count"] > 1 else "")
+                 for _, r in group.sort_values("budget", ascending=False).iterrows()]
+        hv = table[(table["task"] == task) & (table["row"] == row)]["hypervolume"].mean()
+        lines.append(f"| {task} | {row} | " + " | ".join(cells) + f" | {hv:.4f} |")
+    (output / "quality.md").write_text("\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(summary["task"].unique())
+    figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    for axis, task in zip(axes[0], tasks):
+        for row, group in summary[summary["task"] == task].groupby("row", sort=False):
+            axis.plot(group["budget"], group["mean"], marker="o", label=row)
+        axis.axhline(1.0, color="grey", lw=0.8)
+        axis.set(title=task, xlabel="budget (share of prunable parameters)", ylabel="kept (share of the unpruned reference)")
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(output / "quality.png", dpi=120)
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default="../shared/data/glue")
+    parser.add_argument("--tasks", nargs="+", default=["mrpc", "stsb"])
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--search-space", default="small")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=8e-5, help="super-network learning rate")
+    parser.add_argument("--reference-lrs", nargs="+", type=float, default=[3e-5, 8e-5, 1.5e-4])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--validation-fraction", type=float, default=0.3)
+    parser.add_argument("--max-train-examples", type=int, default=None, help="default: the full training split")
+    parser.add_argument("--max-eval-examples", type=int, default=None, help="smoke tests only; default: full splits")
+    parser.add_argument("--scheduler", default="ehvi")
+    parser.add_argument("--max-trials", type=int, default=100)
+    parser.add_argument("--n-workers", type=int, default=2)
+    parser.add_argument("--budgets", nargs="+", type=float, default=[0.75, 0.5, 0.33])
+    parser.add_argument("--recover-epochs", type=int, default=2)
+    parser.add_argument("--recover-lr", type=float, default=5e-5)
+    parser.add_argument("--workdir", type=Path, default=Path("runs/quality"))
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/quality"))
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    if args.quiet:
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    args.output.mkdir(parents=True, exist_ok=True)
+    for task in args.tasks:
+        for seed in args.seeds:
+            workdir = args.workdir / f"{task}-seed{seed}"
+            workdir.mkdir(parents=True, exist_ok=True)
+            ref = reference(args, task, seed, workdir)
+            for row in args.rows:
+                path = args.output / f"{task}-seed{seed}-{row}.json"
+                if path.is_file():
+                    continue
+                path.write_text(json.dumps(run_row(args, task, seed, row, ref, workdir), indent=2, default=float) + "\n")
+                report(args.output)
+                print(f"{task} seed {seed} {row}: written {path}", flush=True)
+    print((args.output / "quality.md").read_text() if (args.output / "quality.md").is_file() else "no results")
+
+
+if __name__ == "__main__":
+    main()
