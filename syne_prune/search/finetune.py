@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from syne_prune.data import EVAL_BATCH_SIZE
+from syne_prune.numerics import require_finite, require_finite_result
 from syne_prune.search.trial import failure_line, parse_hyperparameters, process_start_time
 
 STATE_FILE, WEIGHTS_FILE = "state.pt", "weights.pt"
@@ -186,7 +187,7 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
-            loss_sum += float(loss.detach())
+            loss_sum += require_finite(loss.detach(), f"training loss (epoch {epoch + 1})")
         sub.eval()
         valid_error = evaluate(sub, validation, task)["error"]
         test_error = evaluate(sub, test, task)["error"]
@@ -195,7 +196,7 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
                   "test_error": test_error, "train_loss": loss_sum / max(1, steps_per_epoch), "eval_s": seconds, **static}
         if checkpoint_dir is not None:
             _save(checkpoint_dir, sub, optimizer, schedule, epoch + 1, seconds, result if epoch + 1 == settings.epochs else None)
-        report(result)
+        report(require_finite_result(result))
     return result
 
 
@@ -203,6 +204,11 @@ def _save(directory: Path, sub, optimizer, schedule, epoch: int, seconds: float,
     """Atomically replace the trial's checkpoint; after the last epoch (``last``: its report) keep the weights only."""
     import torch
 
+    from syne_prune.numerics import require_finite_weights
+
+    require_finite_weights(sub, "the fine-tuned sub-network")
+    if last:
+        require_finite_result(last)  # weights.pt keeps the result a re-run reports without training
     directory.mkdir(parents=True, exist_ok=True)
     if last:
         tmp = directory / f".{WEIGHTS_FILE}.tmp"

@@ -23,8 +23,9 @@ from syne_prune.data import EVAL_BATCH_SIZE, data_loader, encode, eval_batches, 
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
 from syne_prune.export import load_model_config
-from syne_prune.models import get_architecture, load_task_model
+from syne_prune.models import check_model_settings, get_architecture, load_task_model
 from syne_prune.models.local_weights import resolve_model
+from syne_prune.numerics import require_finite, require_finite_weights
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet.checkpoint import METADATA_FILE, read_metadata, write_metadata
 from syne_prune.supernet.strategies import get_strategy
@@ -120,6 +121,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError, TypeError):
         raise SynePruneError(f"model '{config.model}' has no tokenizer; save one next to the model (tokenizer.save_pretrained)") from None
+    check_model_settings(model_config, task, tokenizer, config.max_length, model_name=f"model '{config.model}'")
     output = _prepare_output(config, resume, overwrite)
     if resume and (output / METADATA_FILE).is_file() and not (output / RESUME_DIR).exists():
         return read_metadata(output)  # already finished
@@ -165,7 +167,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
         epoch_start, seen, loss_sum = time.time(), 0, 0.0
         for index, batch in enumerate(bar):
             batch = {k: v.to(device) for k, v in batch.items()}
-            loss_sum += strategy(model, batch, epoch * steps_per_epoch + index)
+            loss_sum += require_finite(strategy(model, batch, epoch * steps_per_epoch + index), f"training loss (epoch {epoch + 1}, step {index + 1})")
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
@@ -181,6 +183,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
         sub = extract_subnetwork(model, space.to_mask(subnet))
         metrics[name] = {"config": subnet, "validation": evaluate(sub, validation, task), "test": evaluate(sub, test, task)}
 
+    require_finite_weights(model, "the trained super-network")
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
     import syne_prune
