@@ -71,3 +71,27 @@ def require_finite_result(result: dict[str, Any], what: str = "the trial's resul
     if bad:
         raise SynePruneError(f"{what} is not finite ({', '.join(bad)}); the sub-network's weights or outputs are broken")
     return result
+
+
+def require_finite_safetensors(files: Iterable[Any], what: str, fix: str = WEIGHTS_FIX) -> None:
+    """Every floating-point tensor in the safetensors ``files`` (paths) is finite, read one tensor at a time
+    (no model is built); else ``SynePruneError`` as ``require_finite_weights``. Use it before any output
+    is written, on a checkpoint that will be loaded later."""
+    from safetensors import safe_open
+
+    bad, checked = [], 0
+    for path in files:
+        with safe_open(str(path), framework="pt") as handle:
+            found, count = non_finite_tensors((key, handle.get_tensor(key)) for key in handle.keys())
+        bad, checked = bad + found, checked + count
+    if bad:
+        raise SynePruneError(f"{what} has non-finite weights in {len(bad)} of {checked} tensors (e.g. {bad[0]}); {fix}")
+
+
+def require_finite_model_dir(source: Any, what: str, fix: str = "use a checkpoint with finite weights") -> None:
+    """``require_finite_safetensors`` on the ``*.safetensors`` files of ``source`` when it is a local
+    directory (a hub id is checked when loaded, by ``load_task_model``)."""
+    from pathlib import Path
+
+    if Path(source).is_dir():
+        require_finite_safetensors(sorted(Path(source).glob("*.safetensors")), what, fix)

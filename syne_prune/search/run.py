@@ -31,7 +31,7 @@ from syne_tune.tuner_callback import TunerCallback
 
 from syne_prune.data import EVAL_BATCH_SIZE
 from syne_prune.errors import SynePruneError
-from syne_prune.numerics import non_finite_items
+from syne_prune.numerics import non_finite_items, require_finite_model_dir
 from syne_prune.search import results as R
 from syne_prune.search.syne_tune_fixes import QuietTunerLogger, no_best_metric_table
 from syne_prune.search.schedulers import FIDELITY_ATTR, MULTI_FIDELITY, SCHEDULERS, make_scheduler
@@ -301,6 +301,7 @@ def _run_standard(config: "SearchConfig", resume: bool, overwrite: bool, progres
     source = str(resolve_model(finetune.model))
     check_model_settings(model_config, get_task(finetune.task), _tokenizer(source, finetune.model), finetune.max_length,
                          model_name=f"model '{finetune.model}'")
+    require_finite_model_dir(source, f"model '{finetune.model}'")
     finetune = replace(finetune, model=str(Path(source).resolve()) if Path(source).exists() else finetune.model,
                        data_dir=str(Path(finetune.data_dir).resolve()) if finetune.data_dir else None)
     task = get_task(finetune.task)

@@ -101,19 +101,9 @@ def verify_checkpoint(directory: str | Path, task: str | None = None, search_spa
 
 
 def _require_finite_safetensors(directory: Path, manifest: dict[str, str]) -> None:
-    """Every floating-point tensor of the checkpoint's safetensors files is finite (read one tensor at a time)."""
-    from safetensors import safe_open
+    from syne_prune.numerics import require_finite_safetensors
 
-    from syne_prune.numerics import non_finite_tensors
-
-    bad, checked = [], 0
-    for name in sorted(n for n in manifest if n.endswith(".safetensors")):
-        with safe_open(directory / name, framework="pt") as handle:
-            found, count = non_finite_tensors((key, handle.get_tensor(key)) for key in handle.keys())
-        bad, checked = bad + found, checked + count
-    if bad:
-        raise SynePruneError(f"super-network '{directory}' has non-finite weights (NaN or inf) in {len(bad)} of {checked} tensors "
-                             f"(e.g. {bad[0]}); train it again (syne-prune trains in float32; lower --lr if the loss diverges)")
+    require_finite_safetensors([directory / n for n in sorted(manifest) if n.endswith(".safetensors")], f"super-network '{directory}'")
 
 
 def check_supernet_settings(directory: str | Path, metadata: dict[str, Any], model_config=None, tokenizer=None) -> None:

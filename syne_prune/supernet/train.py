@@ -25,7 +25,7 @@ from syne_prune.evaluation import default_device, evaluate
 from syne_prune.export import load_model_config
 from syne_prune.models import check_model_settings, get_architecture, load_task_model
 from syne_prune.models.local_weights import resolve_model
-from syne_prune.numerics import require_finite, require_finite_weights
+from syne_prune.numerics import require_finite, require_finite_model_dir, require_finite_weights
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet.checkpoint import METADATA_FILE, read_metadata, write_metadata
 from syne_prune.supernet.strategies import get_strategy
@@ -122,6 +122,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     except (OSError, ValueError, TypeError):
         raise SynePruneError(f"model '{config.model}' has no tokenizer; save one next to the model (tokenizer.save_pretrained)") from None
     check_model_settings(model_config, task, tokenizer, config.max_length, model_name=f"model '{config.model}'")
+    require_finite_model_dir(source, f"model '{config.model}'")
     output = _prepare_output(config, resume, overwrite)
     if resume and (output / METADATA_FILE).is_file() and not (output / RESUME_DIR).exists():
         return read_metadata(output)  # already finished
