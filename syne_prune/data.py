@@ -44,6 +44,10 @@ def matthews(labels: np.ndarray, predictions: np.ndarray) -> float:
 
 
 def spearman(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """Spearman rank correlation; constant predictions score 0. NaN or inf in either array raise
+    ``SynePruneError`` (scipy would return NaN, which would otherwise read as constant)."""
+    if not (np.isfinite(labels).all() and np.isfinite(predictions).all()):
+        raise SynePruneError("spearman correlation of non-finite scores or predictions (NaN or inf); check the data and the model")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constant input: handled below
         value = spearmanr(labels, predictions).statistic
@@ -213,7 +217,7 @@ def _read_local(task: Task, data_dir: Path, file_name: str) -> Split:
         raise SynePruneError(f"{path} lacks column(s) {missing}; expected the {_layout(task)} {task.folder} layout")
     *text_columns, label_column = (columns.index(c) for c in task.local_columns)
     texts = [[row[c] for row in rows] for c in text_columns]
-    labels = _parse_labels(task, [row[label_column] for row in rows], path)
+    labels = _parse_labels(task, [row[label_column] for row in rows], path, first_line=2 if task.header else 1)
     return Split(texts, labels, task.num_choices)
 
 
@@ -240,13 +244,16 @@ def _read_tsv(path: Path, header: bool) -> tuple[list, list[list[str]]]:
     return columns, rows[1:] if header else rows
 
 
-def _parse_labels(task: Task, raw: list[str], path: Path) -> np.ndarray:
+def _parse_labels(task: Task, raw: list[str], path: Path, first_line: int = 2) -> np.ndarray:
+    """Label ids (classification) or float32 scores (regression) of the rows; ``first_line``: the file line of ``raw[0]``."""
     if task.is_regression:
         try:
-            return np.asarray([float(v) for v in raw], dtype=np.float32)
+            scores = np.asarray([float(v) for v in raw], dtype=np.float32)
         except ValueError:
             bad = next(v for v in raw if not _is_float(v))
             raise SynePruneError(f"{path} has a non-numeric score {bad!r}; restore the original GLUE file") from None
+        require_finite_scores(scores, str(path), first_line)
+        return scores
     if task.label_values:
         ids = {value: i for i, value in enumerate(task.label_values)}
     else:
@@ -255,6 +262,15 @@ def _parse_labels(task: Task, raw: list[str], path: Path) -> np.ndarray:
     if unknown:
         raise SynePruneError(f"{path} has unknown label(s) {unknown[:3]} (expected {sorted(ids)}); restore the original GLUE file")
     return np.asarray([ids[v] for v in raw], dtype=np.int64)
+
+
+def require_finite_scores(scores: np.ndarray, source: str, first_line: int = 1, unit: str = "line") -> None:
+    """Regression scores must be finite: NaN or inf (which ``float`` parses) would poison the loss and the metric.
+    Raises ``SynePruneError`` naming ``source`` and the line (``first_line`` is the line of ``scores[0]``)."""
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if len(bad):
+        raise SynePruneError(f"{source} {unit} {first_line + int(bad[0])} has a non-finite score {scores[bad[0]]} "
+                             f"({len(bad)} such row(s)); fix or remove those rows")
 
 
 def _is_float(value: str) -> bool:
@@ -279,6 +295,8 @@ def _read_hub(task: Task) -> tuple[Split, Split]:  # pragma: no cover - needs th
 
     def split(part) -> Split:
         labels = np.asarray(part["label"], dtype=np.float32 if task.is_regression else np.int64)
+        if task.is_regression:
+            require_finite_scores(labels, f"hub dataset {path}/{name} (train or {task.hub_test_split})", 0, unit="row")
         return Split([list(part[c]) for c in task.text_columns], labels, task.num_choices)
 
     return split(dataset["train"]), split(dataset[task.hub_test_split])

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from syne_prune.data import Task
+from syne_prune.errors import SynePruneError
 
 
 def default_device() -> torch.device:
@@ -16,7 +17,9 @@ def default_device() -> torch.device:
 
 @torch.inference_mode()
 def predict(model: torch.nn.Module, batches: Iterable[dict], is_regression: bool, max_batches: int | None = None):
-    """Predictions and labels over ``batches`` (the first ``max_batches`` of them when given)."""
+    """Predictions and labels over ``batches`` (the first ``max_batches`` of them when given): 1-D numpy
+    arrays of class ids (argmax) or regression values, and labels. A non-finite model output raises
+    ``SynePruneError``."""
     model.eval()
     device = next(model.parameters()).device
     predictions, labels = [], []
@@ -25,6 +28,9 @@ def predict(model: torch.nn.Module, batches: Iterable[dict], is_regression: bool
             break
         batch = {k: v.to(device) for k, v in batch.items()}
         logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        if not bool(torch.isfinite(logits).all()):  # argmax of NaN is an answer, spearman of NaN a 0: refuse both
+            raise SynePruneError(f"the model's output (logits) holds NaN or inf in evaluation batch {index + 1}; "
+                                 "its weights are broken: train it again in float32, with a lower --lr")
         predictions.append(logits.squeeze(-1) if is_regression else logits.argmax(-1))
         labels.append(batch["labels"])
     return torch.cat(predictions).float().cpu().numpy(), torch.cat(labels).cpu().numpy()

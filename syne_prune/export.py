@@ -25,19 +25,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
-from syne_prune.models import auto_class_of, get_architecture, head_of
+from syne_prune.models import auto_class_of, get_architecture, head_of, usable_positions
 from syne_prune.models.modeling_syne_prune import PRUNED_CLASSES, TASK_HEADS
 from syne_prune.models.local_weights import resolve_model
+from syne_prune.numerics import require_finite_weights
 from syne_prune.objectives import subnet_size
 from syne_prune.surgery import extract_subnetwork
 
 ONNX_OPSET = 18
 ONNX_TOLERANCE = 1e-4
+ONNX_EXAMPLE_LENGTH = 16  # tokens per sequence of the example the exporter traces (the check uses 11)
 METADATA_FILE = "syne_prune.json"
 
 
@@ -57,14 +60,17 @@ def load_model_config(name_or_path: str) -> PretrainedConfig:
 
 def load_model(name_or_path: str) -> PreTrainedModel:
     """Load a stock BERT/RoBERTa/DistilBERT with the task head its checkpoint has (its config names a
-    *ForSequenceClassification or *ForMultipleChoice architecture), else the base model."""
+    *ForSequenceClassification or *ForMultipleChoice architecture), else the base model; in float32 (the
+    dtype syne-prune evaluates and exports in, whatever the checkpoint was saved in)."""
     config = load_model_config(name_or_path)
     name_or_path = resolve_model(name_or_path)
     auto_class = auto_class_of(config)
     try:
-        return auto_class.from_pretrained(name_or_path).eval()
+        model = auto_class.from_pretrained(name_or_path, dtype=torch.float32).eval()
     except Exception as error:  # noqa: BLE001 - safetensors, torch and transformers raise many kinds
         raise SynePruneError(f"cannot load the weights of '{name_or_path}' ({_first_line(error)}); check the directory") from None
+    require_finite_weights(model, f"model '{name_or_path}'", "export a model with finite weights")
+    return model
 
 
 def load_tokenizer(name_or_path: str):
@@ -93,7 +99,9 @@ def export_subnetwork(
     of ``model`` and ``mask`` instead of extracting it.
 
     The directory is written under a temporary name and moved into place only when complete, so a
-    failure leaves no half-written export and never touches an existing one.
+    failure leaves no half-written export and never touches an existing one. Weights with NaN or inf
+    entries, and (``onnx``) a model with fewer positions than the ONNX example, are a ``SynePruneError``
+    before anything is written.
     """
     output_dir = Path(output_dir)
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())) and not overwrite:
@@ -114,7 +122,13 @@ def save_export(sub: PreTrainedModel, output_dir: str | Path, record: dict[str, 
 
 
 def _write_directory(sub: PreTrainedModel, output_dir: Path, tokenizer: Any, onnx: bool, write_record) -> Path:
-    """Write ``sub`` under a temporary name, then move it into place (replacing ``output_dir``)."""
+    """Write ``sub`` under a temporary name, then move it into place (replacing ``output_dir``). Raises
+    SynePruneError, before anything is written, for non-finite weights or an ONNX export the positions cannot hold."""
+    positions = usable_positions(sub.config)
+    if onnx and positions is not None and positions < ONNX_EXAMPLE_LENGTH:
+        raise SynePruneError(f"the ONNX export traces {ONNX_EXAMPLE_LENGTH}-token examples but the model has only {positions} "
+                             "token positions; drop --onnx")
+    require_finite_weights(sub, "the sub-network to export", "export from a model with finite weights")
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     umask = os.umask(0)
@@ -204,9 +218,15 @@ def export_onnx(model: PreTrainedModel, path: Path, opset: int = ONNX_OPSET) -> 
     except ImportError:
         raise SynePruneError("ONNX export needs onnx and onnxruntime: pip install 'syne-prune[onnx]'") from None
     vocab = model.config.vocab_size
-    example = torch.randint(5, vocab, (2, 16))
+    example = torch.randint(5, vocab, (2, ONNX_EXAMPLE_LENGTH))
     example_mask = torch.ones_like(example)
     example_mask[1, 10:] = 0
+    check = torch.randint(5, vocab, (3, 11))
+    check_mask = torch.ones_like(check)
+    check_mask[0, 6:] = 0
+    with torch.inference_mode():
+        want = model(input_ids=check, attention_mask=check_mask)[0].numpy()
+    onnx_difference(want, want)  # a NaN or inf PyTorch output fails here, before the (slow) export
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
     onnx_logger = logging.getLogger("torch.onnx")
     level = onnx_logger.level
@@ -228,16 +248,21 @@ def export_onnx(model: PreTrainedModel, path: Path, opset: int = ONNX_OPSET) -> 
             )
     finally:
         onnx_logger.setLevel(level)
-    check = torch.randint(5, vocab, (3, 11))
-    check_mask = torch.ones_like(check)
-    check_mask[0, 6:] = 0
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"input_ids": check.numpy(), "attention_mask": check_mask.numpy()})[0]
-    with torch.inference_mode():
-        want = model(input_ids=check, attention_mask=check_mask)[0].numpy()
-    difference = float(abs(got - want).max())
-    if difference > ONNX_TOLERANCE:
-        raise SynePruneError(f"ONNX output differs from PyTorch by {difference:.2e} (> {ONNX_TOLERANCE}); report this as a bug")
+    return onnx_difference(got, want)
+
+
+def onnx_difference(got: np.ndarray, want: np.ndarray, tolerance: float = ONNX_TOLERANCE) -> float:
+    """Max abs difference of the ONNX output ``got`` from the PyTorch output ``want`` (same shape).
+
+    Raises ``SynePruneError`` when ``want`` holds NaN or inf, or the difference is not at most
+    ``tolerance`` (NaN anywhere in ``got`` fails: NaN compares False)."""
+    if not np.isfinite(want).all():
+        raise SynePruneError("the model's PyTorch output is NaN or inf on the ONNX check input; export a model with finite outputs")
+    difference = float(np.abs(got - want).max())
+    if not difference <= tolerance:  # NaN fails too
+        raise SynePruneError(f"ONNX output differs from PyTorch by {difference:.2e} (not <= {tolerance}); report this as a bug")
     return difference
 
 

@@ -14,7 +14,6 @@ with a one-line ``SynePruneError`` before anything of that epoch is saved.
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import shutil
@@ -31,6 +30,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from syne_prune.data import data_loader
 from syne_prune.errors import SynePruneError
+from syne_prune.numerics import non_finite_tensors, require_finite
 from syne_prune.evaluation import default_device
 
 STATE_FORMAT = 1
@@ -111,26 +111,22 @@ class TrainingLoop:
             for index, batch in enumerate(bar):
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 loss = self.step(self.model, batch, epoch * self.steps_per_epoch + index)
-                if not math.isfinite(loss):
-                    raise SynePruneError(_non_finite(f"training loss is {loss}", epoch, index, self.steps_per_epoch, settings.lr))
-                loss_sum += loss
+                loss_sum += require_finite(loss, f"training loss (epoch {epoch + 1}, step {index + 1} of {self.steps_per_epoch})",
+                                           _stopped_fix(settings.lr))
                 self.optimizer.step()
                 self.schedule.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 seen += len(batch["labels"])
                 bar.set_postfix(loss=f"{loss_sum / (index + 1):.4f}", examples_per_s=f"{seen / (time.time() - epoch_start):.1f}")
-            if not self._weights_finite():
-                raise SynePruneError(_non_finite("weights became non-finite", epoch, None, self.steps_per_epoch, settings.lr))
+            bad, _ = non_finite_tensors(self.model.named_parameters())
+            if bad:
+                raise SynePruneError(f"weights became non-finite in epoch {epoch + 1} ({', '.join(bad[:3])}); {_stopped_fix(settings.lr)}")
             record = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, self.steps_per_epoch), "epoch_time_s": time.time() - epoch_start}
             self.history.append(record)
             self.epochs_done = epoch + 1
             if on_epoch_end is not None:
                 on_epoch_end(record)
         return self.history
-
-    def _weights_finite(self) -> bool:
-        flags = [torch.isfinite(p).all() for p in self.model.parameters() if p.is_floating_point()]
-        return bool(torch.stack(flags).all()) if flags else True
 
     def save(self, path: str | Path, **extra: Any) -> None:
         """Write the resume state to ``path`` (one file, atomically replaced); ``extra``: more values to keep."""
@@ -231,7 +227,6 @@ def write_settings(output: str | Path, settings: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _non_finite(what: str, epoch: int, index: int | None, steps: int, lr: float) -> str:
-    where = f"epoch {epoch + 1}" + (f", step {index + 1} of {steps}" if index is not None else "")
-    return (f"{what} in {where}; training stopped and nothing of this epoch saved. Lower --lr (now {lr:g}), or load "
-            f"float32 weights if the model is float16/bfloat16")
+def _stopped_fix(lr: float) -> str:
+    return (f"training stopped, nothing of this epoch saved; lower --lr (now {lr:g}), or check the data and the model's "
+            "weights for extreme values (syne-prune trains in float32)")

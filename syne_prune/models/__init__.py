@@ -6,10 +6,12 @@ Importing syne_prune registers them, so exported sub-networks load with
 """
 from __future__ import annotations
 
+import torch
 import transformers
 from transformers import AutoConfig, AutoModel
 
 from syne_prune.models.architectures import ARCHITECTURES, Architecture, LayerParts, get_architecture
+from syne_prune.models.limits import check_model_settings, usable_positions
 from syne_prune.models.modeling_syne_prune import PRUNED_CLASSES, TASK_HEADS
 from syne_prune.models.shape import EncoderShape
 
@@ -34,12 +36,23 @@ def head_of(model) -> str | None:
 
 
 def load_task_model(source: str, task, **kwargs):
-    """Pre-trained weights from ``source`` with ``task``'s head (new where the checkpoint has none or another)."""
+    """Pre-trained weights from ``source`` with ``task``'s head (new where the checkpoint has none or another).
+
+    Loaded in float32 whatever dtype the checkpoint was saved in (training float16 weights without loss
+    scaling overflows to NaN); pass ``dtype`` to override. Weights that are already NaN or infinite are a
+    one-line ``SynePruneError``."""
+    from syne_prune.numerics import require_finite_weights
+
+    kwargs.setdefault("dtype", torch.float32)
     if task.is_multiple_choice:
-        return transformers.AutoModelForMultipleChoice.from_pretrained(source, ignore_mismatched_sizes=True, **kwargs)
-    return transformers.AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=task.num_labels, problem_type="regression" if task.is_regression else "single_label_classification",
-        ignore_mismatched_sizes=True, **kwargs)
+        model = transformers.AutoModelForMultipleChoice.from_pretrained(source, ignore_mismatched_sizes=True, **kwargs)
+    else:
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=task.num_labels, problem_type="regression" if task.is_regression else "single_label_classification",
+            ignore_mismatched_sizes=True, **kwargs)
+    require_finite_weights(model, f"model '{source}'", "use a checkpoint with finite weights")
+    return model
 
 
-__all__ = ["ARCHITECTURES", "Architecture", "EncoderShape", "LayerParts", "auto_class_of", "get_architecture", "head_of", "load_task_model"]
+__all__ = ["ARCHITECTURES", "Architecture", "EncoderShape", "LayerParts", "auto_class_of", "check_model_settings", "get_architecture", "head_of",
+           "load_task_model", "usable_positions"]

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from syne_prune.data import EVAL_BATCH_SIZE
+from syne_prune.numerics import require_finite, require_finite_result
 from syne_prune.search.trial import failure_line, parse_hyperparameters, process_start_time
 
 STATE_FILE, WEIGHTS_FILE = "state.pt", "weights.pt"
@@ -178,7 +179,7 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
                 _save_weights(checkpoint_dir, sub, epoch, result)
             else:
                 loop.save(state_path, seconds=seconds)
-        report(result)
+        report(require_finite_result(result))
 
     loop.run(evaluate_save_report)
     return result
@@ -188,6 +189,10 @@ def _save_weights(directory: Path, sub, epoch: int, last: dict[str, Any]) -> Non
     """After the last epoch (``last``: its report) keep the weights only, replacing the resume state atomically."""
     import torch
 
+    from syne_prune.numerics import require_finite_weights
+
+    require_finite_weights(sub, "the fine-tuned sub-network")
+    require_finite_result(last)  # weights.pt keeps the result a re-run reports without training
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{WEIGHTS_FILE}.tmp"
     torch.save({"model": sub.state_dict(), "epoch": epoch, "result": last}, tmp)

@@ -77,9 +77,11 @@ def pareto_set(trials: pd.DataFrame, objectives: list[str], max_fidelity: int) -
 
 
 def hypervolume(points: np.ndarray, reference: float = REFERENCE_POINT) -> float:
+    """Hypervolume (pymoo) of ``points`` (rows, minimised) up to ``reference`` in every objective; rows
+    beyond the reference or with a NaN or inf entry add nothing (such trials are recorded as failed)."""
     from pymoo.indicators.hv import HV
 
-    inside = points[(points < reference).all(1)] if len(points) else points
+    inside = points[np.isfinite(points).all(1) & (points < reference).all(1)] if len(points) else points
     if len(inside) == 0:
         return 0.0
     return float(HV(ref_point=np.full(points.shape[1], reference))(inside))

@@ -31,6 +31,7 @@ from syne_tune.tuner_callback import TunerCallback
 
 from syne_prune.data import EVAL_BATCH_SIZE
 from syne_prune.errors import SynePruneError
+from syne_prune.numerics import non_finite_items, require_finite_model_dir
 from syne_prune.search import results as R
 from syne_prune.search.console import LOG_FILE, third_party_output_to
 from syne_prune.search.syne_tune_fixes import FixedLocalBackend, QuietTunerLogger, no_best_metric_table
@@ -183,9 +184,14 @@ class _NoRepeatScheduler(TrialScheduler):
         self._scheduler.on_trial_error(trial)
 
     def on_trial_result(self, trial, result):
+        if non_finite_items(result, self._scheduler.metric_names()):  # never shown to the searcher; the ledger fails the trial
+            self._scheduler.on_trial_error(trial)
+            return SchedulerDecision.STOP
         return self._scheduler.on_trial_result(trial, result)
 
     def on_trial_complete(self, trial, result):
+        if non_finite_items(result, self._scheduler.metric_names()):
+            return
         self._scheduler.on_trial_complete(trial, result)
 
     def on_trial_remove(self, trial):
@@ -249,6 +255,7 @@ def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = Fal
     from syne_prune.models import get_architecture
     from syne_prune.search_spaces import get_search_space
     from syne_prune.supernet import verify_checkpoint
+    from syne_prune.supernet.checkpoint import check_supernet_settings
 
     config.check()
     if config.mode == "standard":
@@ -257,6 +264,7 @@ def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = Fal
     metadata = verify_checkpoint(supernet)
     model_config = AutoConfig.from_pretrained(supernet)
     space = get_search_space(metadata["search_space"], get_architecture(model_config).shape(model_config))
+    check_supernet_settings(supernet, metadata, model_config)
     data_dir = config.data_dir or metadata["hyperparameters"].get("data_dir")
     if data_dir:  # a missing or malformed file would fail every trial (local) or every worker (pool): say so now
         load_task(metadata["task"], data_dir, metadata["hyperparameters"]["validation_fraction"], 0, max_train_examples=1, max_eval_examples=1)
@@ -264,8 +272,17 @@ def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = Fal
         supernet=str(supernet), objectives=tuple(config.objectives), fidelity_levels=config.max_fidelity,
         data_dir=str(Path(data_dir).resolve()) if data_dir else None, eval_batch_size=config.eval_batch_size,
         max_eval_examples=config.max_eval_examples, test_every_trial=config.test_split == "every-trial",
+        latency_seq_len=latency_seq_len(model_config),
     )
     return _search(config, space, metadata, settings.as_constants(), settings, resume, overwrite, progress, entry_point)
+
+
+def latency_seq_len(model_config) -> int:
+    """Tokens per sequence the latency objective is timed on (weight-sharing): 128, or fewer when the model
+    has fewer usable positions (``syne_prune.models.usable_positions``)."""
+    from syne_prune.models import usable_positions
+
+    return min(TrialSettings.latency_seq_len, usable_positions(model_config) or TrialSettings.latency_seq_len)
 
 
 def _run_standard(config: "SearchConfig", resume: bool, overwrite: bool, progress: bool, entry_point: str | None) -> dict[str, Any]:
@@ -274,7 +291,7 @@ def _run_standard(config: "SearchConfig", resume: bool, overwrite: bool, progres
 
     from syne_prune.data import get_task, load_task
     from syne_prune.export import load_model_config
-    from syne_prune.models import get_architecture
+    from syne_prune.models import check_model_settings, get_architecture
     from syne_prune.models.local_weights import resolve_model
     from syne_prune.search_spaces import get_search_space
 
@@ -283,11 +300,23 @@ def _run_standard(config: "SearchConfig", resume: bool, overwrite: bool, progres
     space = get_search_space(finetune.search_space, get_architecture(model_config).shape(model_config))
     load_task(finetune.task, finetune.data_dir, finetune.validation_fraction, finetune.seed, max_train_examples=1, max_eval_examples=1)
     source = str(resolve_model(finetune.model))
+    check_model_settings(model_config, get_task(finetune.task), _tokenizer(source, finetune.model), finetune.max_length,
+                         model_name=f"model '{finetune.model}'")
+    require_finite_model_dir(source, f"model '{finetune.model}'")
     finetune = replace(finetune, model=str(Path(source).resolve()) if Path(source).exists() else finetune.model,
                        data_dir=str(Path(finetune.data_dir).resolve()) if finetune.data_dir else None)
     task = get_task(finetune.task)
     metadata = {"task": finetune.task, "metric": task.metric_name, "model": config.finetune.model, "metrics": None}
     return _search(config, space, metadata, finetune.as_constants(tuple(config.objectives)), None, resume, overwrite, progress, entry_point)
+
+
+def _tokenizer(source: str, name: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError, TypeError):
+        raise SynePruneError(f"model '{name}' has no tokenizer; save one next to the model (tokenizer.save_pretrained)") from None
 
 
 def _search(config: "SearchConfig", space, metadata: dict[str, Any], constants: dict[str, Any], settings: TrialSettings | None,
@@ -351,7 +380,7 @@ def _replay(scheduler, finished, space, config: SearchConfig) -> set[bytes]:
     seen = set()
     for index, row in enumerate(finished.to_dict("records")):
         seen.add(subnetwork_key(space, {n: int(row[n]) for n in names}))
-        if row["status"] != "completed":
+        if row["status"] != "completed" or non_finite_items(row, config.objectives):
             continue
         trial = Trial(trial_id=-(index + 1), config={n: int(row[n]) for n in names}, creation_time=datetime.now())
         result = {o: float(row[o]) for o in config.objectives} | {FIDELITY_ATTR: config.max_fidelity}
@@ -456,6 +485,9 @@ class _LedgerCallback(TunerCallback):
         result = result or {}
         if status in ("completed", "stopped") and result.get(FIDELITY_ATTR, 0) >= self.config.max_fidelity:
             status = "completed"  # MO-ASHA stops trials at the top rung too
+        bad = non_finite_items(result, self.config.objectives)
+        if bad:  # reported by an entry point that does not check (the trial code refuses to report these)
+            status, reason = "failed", f"non-finite objective(s) {', '.join(bad)}"
         row = {"trial_id": self.offset + trial.trial_id, "status": status,
                **{n: trial.config[n] for n in self.names}, **result,
                "wall_time_s": (datetime.now() - trial.creation_time).total_seconds(), "failure_reason": reason}

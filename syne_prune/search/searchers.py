@@ -23,11 +23,15 @@ def _key(config: dict[str, Any], names) -> tuple:
 
 
 def non_dominated(points: np.ndarray) -> np.ndarray:
-    """Boolean mask of the rows of ``points`` (minimised) that no other row dominates."""
+    """Boolean mask of the rows of ``points`` (minimised) that no other row dominates.
+
+    A row with a NaN or inf entry is never non-dominated and dominates nothing (NaN compares False with
+    everything, so it would otherwise always be on the front; -inf would dominate every row)."""
     if len(points) == 0:
         return np.zeros(0, dtype=bool)
+    finite = np.isfinite(points).all(1)
     dominated = ((points[:, None, :] >= points[None, :, :]).all(-1) & (points[:, None, :] > points[None, :, :]).any(-1))
-    return ~dominated.any(1)
+    return finite & ~(dominated & finite[None, :]).any(1)
 
 
 class _DedupSearcher(BaseSearcher):

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from syne_prune.data import EVAL_BATCH_SIZE
+from syne_prune.numerics import require_finite_result
 
 _IMPORTED_AT = time.time()
 FAILURE_PREFIX = "syne-prune trial failed: "
@@ -149,7 +150,7 @@ class Evaluator:
                     result["test_error"] = self._test_error(sub)
                 result["valid_error"] = result["error"]
                 result["eval_s"] = time.perf_counter() - started
-            report(result)
+            report(require_finite_result(result))
         return result
 
     def test_error(self, config: dict[str, Any]) -> float:

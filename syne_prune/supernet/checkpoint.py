@@ -4,6 +4,8 @@ A checkpoint directory holds what ``save_pretrained`` writes (safetensors weight
 tokenizer, and ``supernet.json``: task, search space, strategy, seed, hyperparameters, package
 versions, validation and test metrics of the largest and smallest sub-network, and a sha256 manifest
 of every other file. ``supernet.json`` is written last, so a directory without it is incomplete.
+Verification also refuses weights with NaN or infinite entries, and a model whose settings (sequence
+length, token types, task head) do not fit the metadata (``syne_prune.models.check_model_settings``).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import PreTrainedModel
 
 from syne_prune.errors import SynePruneError
@@ -87,6 +90,7 @@ def verify_checkpoint(directory: str | Path, task: str | None = None, search_spa
                 f"super-network '{directory}': {name} does not match its sha256 in {METADATA_FILE} (truncated or "
                 f"modified); copy it again or re-run train-supernet"
             )
+    _require_finite_safetensors(directory, metadata["manifest"])
     for key, wanted in (("task", task), ("search_space", search_space), ("model_type", model_type)):
         if wanted is not None and metadata.get(key) != wanted:
             raise SynePruneError(
@@ -96,9 +100,36 @@ def verify_checkpoint(directory: str | Path, task: str | None = None, search_spa
     return metadata
 
 
+def _require_finite_safetensors(directory: Path, manifest: dict[str, str]) -> None:
+    from syne_prune.numerics import require_finite_safetensors
+
+    require_finite_safetensors([directory / n for n in sorted(manifest) if n.endswith(".safetensors")], f"super-network '{directory}'")
+
+
+def check_supernet_settings(directory: str | Path, metadata: dict[str, Any], model_config=None, tokenizer=None) -> None:
+    """The settings in ``metadata`` (task, max_length) fit the checkpoint's model and tokenizer; else a
+    one-line ``SynePruneError`` (see ``syne_prune.models.limits``)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from syne_prune.data import get_task
+    from syne_prune.models import check_model_settings
+
+    directory = Path(directory)
+    model_config = model_config if model_config is not None else AutoConfig.from_pretrained(directory)
+    if tokenizer is None:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(directory)
+        except (OSError, ValueError, TypeError):
+            raise SynePruneError(f"super-network '{directory}' has no tokenizer; copy the whole directory again") from None
+    check_model_settings(model_config, get_task(metadata["task"]), tokenizer, metadata["hyperparameters"]["max_length"],
+                         model_name=f"super-network '{directory}'", setting=f"max_length in {METADATA_FILE}",
+                         fix="train the super-network again with --max-length", require_head=True)
+
+
 def load_supernet(directory: str | Path, task: str | None = None, search_space: str | None = None,
                   model_type: str | None = None, device: str | None = None) -> Supernet:
-    """Verify and load a super-network checkpoint (weights, tokenizer, metadata)."""
+    """Verify and load a super-network checkpoint (weights in float32, tokenizer, metadata); checks as
+    ``verify_checkpoint`` and ``check_supernet_settings``."""
     from transformers import AutoTokenizer
 
     directory = Path(directory)
@@ -107,8 +138,10 @@ def load_supernet(directory: str | Path, task: str | None = None, search_space: 
 
     from syne_prune.models import auto_class_of
 
-    model = auto_class_of(AutoConfig.from_pretrained(directory)).from_pretrained(directory).eval()
+    model_config = AutoConfig.from_pretrained(directory)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    check_supernet_settings(directory, metadata, model_config, tokenizer)
+    model = auto_class_of(model_config).from_pretrained(directory, dtype=torch.float32).eval()
     if device is not None:
         model.to(device)
-    tokenizer = AutoTokenizer.from_pretrained(directory)
     return Supernet(model, tokenizer, metadata, directory)

@@ -21,8 +21,9 @@ from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
 from syne_prune.export import load_model_config
 from syne_prune.importance import IMPORTANCE_METHODS, ORDERED_ATTRIBUTE, order_by_importance, ordered_by
-from syne_prune.models import get_architecture, load_task_model
+from syne_prune.models import check_model_settings, get_architecture, load_task_model
 from syne_prune.models.local_weights import resolve_model
+from syne_prune.numerics import require_finite, require_finite_model_dir, require_finite_weights
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet.checkpoint import METADATA_FILE, read_metadata, write_metadata
 from syne_prune.supernet.strategies import get_strategy
@@ -119,6 +120,8 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError, TypeError):
         raise SynePruneError(f"model '{config.model}' has no tokenizer; save one next to the model (tokenizer.save_pretrained)") from None
+    check_model_settings(model_config, task, tokenizer, config.max_length, model_name=f"model '{config.model}'")
+    require_finite_model_dir(source, f"model '{config.model}'")
     teacher = None
     if config.teacher not in (None, AUTO):
         teacher = load_teacher(config.teacher, model_config, tokenizer, task, output=config.output)
@@ -169,6 +172,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     teacher_record = None if teacher is None else {"source": teacher.source, "path": teacher.path,
                                                      "validation": evaluate(teacher.model, validation, task)}
 
+    require_finite_weights(model, "the trained super-network")
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
     import syne_prune
