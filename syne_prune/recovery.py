@@ -27,7 +27,8 @@ from syne_prune.data import EVAL_BATCH_SIZE, Task, encode, eval_batches, get_tas
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import evaluate
 from syne_prune.export import METADATA_FILE, load_tokenizer, save_export
-from syne_prune.models import ARCHITECTURES, Architecture, auto_class_of
+from syne_prune.models import ARCHITECTURES, Architecture, auto_class_of, check_model_settings
+from syne_prune.numerics import require_finite_model_dir
 from syne_prune.supernet.checkpoint import METADATA_FILE as SUPERNET_FILE
 from syne_prune.supernet.strategies import distillation_loss
 from syne_prune.training import RESUME_DIR, LoopSettings, TrainingLoop, prepare_output, seed_everything, write_settings
@@ -124,6 +125,9 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
     tokenizer = load_tokenizer(str(model_dir))
     if tokenizer is None:
         raise SynePruneError(f"export '{model_dir}' has no tokenizer; export it again with its tokenizer (from a super-network or search)")
+    check_model_settings(student_config, task_, tokenizer, data["max_length"], model_name=f"export '{model_dir}'", require_head=True)
+    require_finite_model_dir(model_dir, f"export '{model_dir}'")
+    require_finite_model_dir(teacher_dir, f"teacher '{teacher_dir}'")
     split = load_task(task_.name, data["data_dir"], data["validation_fraction"], data["seed"], max_train_examples, max_eval_examples)
     resume_settings = {"model": str(model_dir.resolve()), "teacher": str(teacher_dir.resolve()), **asdict(settings), "data": data}
     prepare_output(output, resume_settings, resume, overwrite, METADATA_FILE)
@@ -132,8 +136,9 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
                         json.loads((output / METADATA_FILE).read_text()), output)
 
     seed_everything(seed)
-    student = auto_class_of(student_config).from_pretrained(model_dir)
-    teacher = auto_class_of(AutoConfig.from_pretrained(teacher_dir)).from_pretrained(teacher_dir).requires_grad_(False)
+    # float32 whatever the checkpoints were saved in (see load_task_model): float16 training diverges to NaN
+    student = auto_class_of(student_config).from_pretrained(model_dir, dtype=torch.float32)
+    teacher = auto_class_of(AutoConfig.from_pretrained(teacher_dir)).from_pretrained(teacher_dir, dtype=torch.float32).requires_grad_(False)
     encoded = {name: encode(part, tokenizer, data["max_length"], task_.is_regression)
                for name, part in (("train", split.train), ("validation", split.validation), ("test", split.test))}
     validation = eval_batches(encoded["validation"], tokenizer, eval_batch_size)

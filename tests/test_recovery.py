@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
 
 from syne_prune.cli import main
@@ -167,6 +167,13 @@ def test_bad_recovery_input_is_one_line_exit_2_and_overwrites_nothing(exported, 
     (not_pruned / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 1, "n_embd": 8, "n_head": 2}))
     assert config["model_type"] in ("bert", "syne_prune_bert")
 
+    nan_export = tmp_path / "nan-export"
+    shutil.copytree(export, nan_export)
+    weights = load_file(nan_export / "model.safetensors")
+    name = next(k for k, v in weights.items() if v.is_floating_point())
+    weights[name][0] = float("nan")
+    save_file(weights, nan_export / "model.safetensors")
+
     def args(*extra, model=export, teacher=supernet, epochs="1", output=tmp_path / "out"):
         return ["recover", "--model", str(model), "--teacher", str(teacher), "--epochs", epochs, "--output", str(output), *extra]
 
@@ -182,6 +189,9 @@ def test_bad_recovery_input_is_one_line_exit_2_and_overwrites_nothing(exported, 
         (args(model=export, teacher=tmp_path / "missing"), "is not a model directory"),
         (args("--task", "mrpc"), "--task mrpc differs from the export's task 'rte'"),
         (args("--lr", "0"), "--lr must be positive"),
+        # settings the model cannot honour (issue 14, fault 1): the tiny BERT has 160 positions
+        (args("--max-length", "600"), "--max-length 600 is more than the 160 token positions of export"),
+        (args(model=nan_export), "has non-finite weights"),  # fault 2: never trained on silently
     ]
     cases += [(args(teacher=teacher), message) for teacher, message in _bad_teachers(tmp_path, supernet, tiny_model_dirs).values()]
     watched = {path: _files(path) for path in (export, supernet, taken)}
