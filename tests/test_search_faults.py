@@ -186,7 +186,7 @@ def test_curve_times_and_syne_tune_results_come_from_the_ledger(tmp_path):
 def test_a_search_killed_before_syne_tunes_first_flush_resumes_with_complete_outputs(supernets, tmp_path):
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "syne_prune.cli", "search", "--supernet", str(supernets["bert"]), "--scheduler", "morea",
-            "--n-workers", "2", "--max-trials", "24", "--seed", "5", "--eval-batch-size", "8", "--output", str(out)]
+            "--n-workers", "1", "--max-trials", "24", "--seed", "5", "--eval-batch-size", "8", "--output", str(out)]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline, seen_at = time.time() + 300, None
     while time.time() < deadline:
@@ -203,7 +203,7 @@ def test_a_search_killed_before_syne_tunes_first_flush_resumes_with_complete_out
     flushed = out / "syne-tune" / "part-0" / R.SYNE_TUNE_RESULTS
     assert not flushed.exists() or len(pd.read_csv(flushed)["trial_id"].unique()) < len(before)  # the fault's precondition
     summary = run_search(SearchConfig(supernet=str(supernets["bert"]), output=str(out), scheduler="morea", max_trials=24,
-                                      seed=5, eval_batch_size=8), resume=True, progress=False)
+                                      n_workers=1, seed=5, eval_batch_size=8), resume=True, progress=False)
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 24 and trials["trial_id"].is_unique and set(trials["part"]) == {0, 1}
     curve = pd.read_csv(out / "hypervolume.csv")
