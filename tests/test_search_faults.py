@@ -23,7 +23,12 @@ from syne_tune.experiments import load_experiment
 from syne_prune import EncoderShape, get_search_space
 from syne_prune.search import SCHEDULERS, SearchConfig, run_search
 from syne_prune.search import results as R
-from syne_prune.search.run import _NoRepeatScheduler, export_from_search, subnetwork_key, trials_left
+from syne_prune.search.run import (
+    _NoRepeatScheduler,
+    export_from_search,
+    subnetwork_key,
+    trials_left,
+)
 from syne_prune.search.schedulers import make_scheduler
 from syne_prune.search.trial import Evaluator, TrialSettings, fidelity_levels
 
@@ -67,8 +72,13 @@ def test_every_scheduler_stops_asking_once_the_space_is_spent(scheduler, max_tri
     max_fidelity = 3 if scheduler == "moasha" else 1
     for budget in (trials_left(space, 0, max_trials), None):  # the search's cap, and the wrapper's own guard
         inner = make_scheduler(scheduler, space, ["error", "params"], 0, {"supernet": "x"}, max_fidelity)
-        asks, suggest = [], inner.suggest
-        inner.suggest = lambda: asks.append(1) or suggest()
+        asks: list[int] = []
+
+        def counted(suggest=inner.suggest, asks=asks):
+            asks.append(1)
+            return suggest()
+
+        inner.suggest = counted
         wrapped = _NoRepeatScheduler(inner, space, set(), budget)
         started = time.perf_counter()
         keys = _drive(wrapped, space, max_fidelity)
@@ -174,11 +184,16 @@ def test_curve_times_and_syne_tune_results_come_from_the_ledger(tmp_path):
     # (0.5, 1.0) adds nothing inside the reference 1.0; then (0.8, 0.2): 0.2 x 0.8; then (0.7, 0.4) at 10 + 1
     assert curve["wallclock_s"].tolist() == [2.0, 10.0, 11.0]
     assert curve["hypervolume"].tolist() == pytest.approx([0.0, 0.16, 0.16 + 0.1 * 0.6])  # + the box of (0.7, 0.4) left of 0.8
+    # part 0 was flushed once, with trial 0 only; part 1's file was cut mid-write by the kill
+    pd.DataFrame({"error": [0.5], "params": [1.0], "fidelity": [1], "st_tuner_time": [1.9], "trial_id": [0],
+                  "config_layer_0": [1]}).to_csv(experiments / "part-0" / R.SYNE_TUNE_RESULTS, index=False)
+    (experiments / "part-1" / R.SYNE_TUNE_RESULTS).write_bytes(b"PK\x03\x04 cut")
     added = R.complete_experiment_results(experiments, trials, parts, ["layer_0"], ["error", "params", "fidelity"])
-    assert added == 4  # 3 rows of part 0 and 1 of part 1: no results file existed
+    assert added == 3  # trials 1 and 2 of part 0, trial 4 of part 1
     part0 = load_experiment("part-0", local_path=str(experiments)).results
     assert part0["trial_id"].tolist() == [0, 1, 2] and part0["error"].tolist() == [0.5, 0.8, 0.6]
-    assert part0["st_status"].tolist() == ["Completed", "Completed", "Stopped"] and part0["config_layer_0"].tolist() == [1, 0, 1]
+    assert part0["st_tuner_time"].tolist() == [1.9, 10.0, 4.0] and part0["config_layer_0"].tolist() == [1, 0, 1]
+    assert part0["st_status"].tolist()[1:] == ["Completed", "Stopped"] and part0["syne_prune_recovered"].tolist()[1:] == [True, True]
     assert load_experiment("part-1", local_path=str(experiments)).results["trial_id"].tolist() == [1]  # Syne Tune's id: 4 - 3
     assert R.complete_experiment_results(experiments, trials, parts, ["layer_0"], ["error"]) == 0  # nothing twice
 

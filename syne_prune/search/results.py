@@ -150,7 +150,7 @@ class PartClock:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="syne-prune-part-clock", daemon=True)
 
-    def start(self) -> "PartClock":
+    def start(self) -> PartClock:
         self._started = time.time()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.beat()
