@@ -15,6 +15,7 @@ Hyperparameter names (L layers, H heads, I FFN neurons per layer):
 """
 from __future__ import annotations
 
+import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -61,6 +62,21 @@ class SearchSpace(ABC):
     def initial_points(self) -> list[Config]:
         """Largest, smallest and midpoint: the first configurations a search evaluates."""
         return [self.largest(), self.smallest(), self.midpoint()]
+
+    def num_configurations(self) -> int:
+        """How many configurations the config space holds (product of its domains' sizes)."""
+        return math.prod(_size(domain) for domain in self.config_space.values())
+
+    def num_subnetworks(self) -> int:
+        """How many distinct sub-networks (masks) the configurations select; at most ``num_configurations``
+        (spaces where several configurations select the same mask override this)."""
+        return self.num_configurations()
+
+    def configurations(self):
+        """Every configuration of the space, in order (an iterator; ``num_configurations`` of them)."""
+        names = list(self.config_space)
+        for values in itertools.product(*(_values(self.config_space[n]) for n in names)):
+            yield dict(zip(names, values))
 
     def sample(self, random_state: np.random.RandomState) -> Config:
         return {name: int(domain.sample(random_state=random_state)) for name, domain in self.config_space.items()}
@@ -110,6 +126,11 @@ class SmallSearchSpace(SearchSpace):
 
     def largest(self) -> Config:
         return {"num_layers": self.shape.num_layers, "num_heads": self.shape.num_heads, "num_units": self.shape.num_neurons}
+
+    def num_subnetworks(self) -> int:
+        """With ``num_layers`` = 0 the heads and units select nothing: one empty network plus L x H x I others."""
+        s = self.shape
+        return 1 + s.num_layers * s.num_heads * s.num_neurons
 
     def smallest(self) -> Config:
         return {"num_layers": 0, "num_heads": 1, "num_units": 1}
@@ -252,6 +273,16 @@ def _pack(bits: torch.Tensor, prefix: str) -> Config:
 
 def _middle(domain: Integer) -> int:
     return (domain.lower + domain.upper + 1) // 2
+
+
+def _values(domain: Domain) -> list[int]:
+    if isinstance(domain, Categorical):
+        return [int(c) for c in domain.categories]
+    return list(range(domain.lower, domain.upper + 1))
+
+
+def _size(domain: Domain) -> int:
+    return len(domain.categories) if isinstance(domain, Categorical) else domain.upper - domain.lower + 1
 
 
 def _describe(domain: Domain) -> str:

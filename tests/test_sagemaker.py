@@ -232,7 +232,7 @@ def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(jobs_run_lo
     remote = run_search(remote_config, progress=False)
     a = pd.read_csv(tmp_path / "local" / "trials.csv").sort_values("trial_id").reset_index(drop=True)
     b = pd.read_csv(tmp_path / "sagemaker" / "trials.csv").sort_values("trial_id").reset_index(drop=True)
-    columns = [c for c in a.columns if c not in ("setup_s", "eval_s", "wall_time_s", "failure_reason")]  # all but timings
+    columns = [c for c in a.columns if c not in ("setup_s", "eval_s", "wall_time_s", "failure_reason", "finished_s")]  # all but timings
     assert {"error", "params", "macs", "test_error"} <= set(columns) and len(columns) > 8
     assert len(b) == 6 and (b["status"] == "completed").all(), b["failure_reason"].tolist()
     pd.testing.assert_frame_equal(a[columns], b[columns])

@@ -1,5 +1,13 @@
-"""What a search leaves behind: trials.csv (appended as trials finish), pareto.csv, pareto.png, summary.json
-and, when only the Pareto set is scored on the test split, test_errors.csv (appended as each is scored).
+"""What a search leaves behind: trials.csv (appended as trials finish), pareto.csv, pareto.png, summary.json,
+hypervolume.csv and, when only the Pareto set is scored on the test split, test_errors.csv (appended as each
+is scored).
+
+trials.csv is the one ledger every output is derived from, however a part of the search ended (a part
+killed with SIGKILL included): each row carries its ``part`` and ``finished_s`` (seconds from the start of
+that part to the trial's finish), and each part's ``syne-tune/part-K/syne_prune_wallclock.json``
+(``PartClock``) is rewritten while the part runs, so a killed part still tells how long it ran. Syne
+Tune's own results file of a part (flushed every few seconds, so a killed part may lack its last trials)
+is completed from the ledger (``complete_experiment_results``).
 
 Hypervolume: objectives are the reported values (error = 1 - metric; params and macs are ratios to
 the full model, latency included), the
@@ -11,6 +19,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +33,31 @@ TRIALS_FILE, PARETO_FILE, PLOT_FILE, SUMMARY_FILE = "trials.csv", "pareto.csv", 
 HYPERVOLUME_FILE = "hypervolume.csv"
 TEST_ERRORS_FILE = "test_errors.csv"  # trial_id,test_error of the trials scored on the test split after the search
 REFERENCE_POINT = 1.0
+PART_FILE = "syne_prune_wallclock.json"  # in syne-tune/part-K: how long the part ran, its first trial id, the scheduler's cost
+HEARTBEAT_S = 0.5  # a running part rewrites its PART_FILE this often: a killed part loses at most this much time
+SYNE_TUNE_RESULTS = "results.csv.zip"  # Syne Tune 0.16's results file in each experiment folder (load_experiment reads it)
 
 
 class TrialLedger:
     """trials.csv, one row per finished trial, flushed to disk as each arrives (a crash loses nothing)."""
 
     def __init__(self, path: Path, columns: list[str]) -> None:
+        """``columns``: this version's header. A ledger written by an earlier version with fewer columns gets
+        the missing ones (empty in its old rows), so appended rows line up with the header."""
         self.path = path
         self.columns = columns
         if not path.exists():
             with open(path, "w", newline="") as handle:
                 csv.writer(handle).writerow(columns)
+        elif columns:
+            with open(path, newline="") as handle:
+                header = next(csv.reader(handle), [])
+            if header != columns:
+                old = pd.read_csv(path)
+                self.columns = header + [c for c in columns if c not in header]
+                tmp = path.with_name(f".{path.name}.tmp")
+                old.reindex(columns=self.columns).to_csv(tmp, index=False)
+                tmp.replace(path)
 
     def append(self, row: dict[str, Any]) -> None:
         with open(self.path, "a", newline="") as handle:
@@ -113,22 +137,90 @@ def plot_pareto(trials: pd.DataFrame, front: pd.DataFrame, unpruned_error: float
     plt.close(fig)
 
 
-def hypervolume_over_time(experiments: Path, objectives: list[str], max_fidelity: int) -> pd.DataFrame:
-    """Hypervolume of the full-fidelity results reported so far, at each time one arrives.
+class PartClock:
+    """The wall-clock record of one part of a search, ``syne-tune/part-K/syne_prune_wallclock.json``:
+    ``{"seconds", "first_trial_id", "finished", "scheduler"}``. Written when the part starts, rewritten
+    (atomically) every ``HEARTBEAT_S`` seconds by a background thread and whenever ``beat`` is called, and a
+    last time by ``stop``; a part killed with SIGKILL keeps the time it ran to within ``HEARTBEAT_S``.
+    ``scheduler``: a dict of numbers (the scheduler's cost so far), read at each write."""
 
-    Read from Syne Tune's own results of every part of the search (``part-K/results.csv.zip``); the
-    time axis is the search's wall-clock, a resumed part starting where the previous one ended.
-    """
-    rows, offset = [], 0.0
-    for part in sorted(experiments.glob("part-*"), key=lambda p: int(p.name.split("-")[1])):
-        results = part / "results.csv.zip"
-        if results.is_file():
-            frame = pd.read_csv(results)
-            if "fidelity" in frame and set(objectives) <= set(frame.columns):
-                frame = frame[frame["fidelity"] >= max_fidelity]
-                rows += [(offset + t, *values) for t, *values in frame[["st_tuner_time", *objectives]].itertuples(index=False)]
-        wallclock = part / "syne_prune_wallclock.json"
-        offset += json.loads(wallclock.read_text())["seconds"] if wallclock.is_file() else 0.0
+    def __init__(self, folder: Path, first_trial_id: int, scheduler: dict[str, float]) -> None:
+        self.path = Path(folder) / PART_FILE
+        self.first_trial_id, self.scheduler = first_trial_id, scheduler
+        self._started = time.time()
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="syne-prune-part-clock", daemon=True)
+
+    def start(self) -> PartClock:
+        self._started = time.time()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.beat()
+        self._thread.start()
+        return self
+
+    def elapsed(self) -> float:
+        """Seconds since the part started."""
+        return time.time() - self._started
+
+    def beat(self, finished: bool = False) -> None:
+        with self._lock:
+            record = {"seconds": self.elapsed(), "first_trial_id": self.first_trial_id, "finished": finished,
+                      "scheduler": dict(self.scheduler)}
+            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            tmp.write_text(json.dumps(record))
+            tmp.replace(self.path)
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.beat(finished=True)
+
+    def _run(self) -> None:
+        while not self._done.wait(HEARTBEAT_S):
+            self.beat()
+
+
+def read_parts(experiments: Path, trials: pd.DataFrame) -> list[dict[str, Any]]:
+    """Every part of a search, in order: ``{"part", "seconds", "first_trial_id", "scheduler"}``. A part's
+    seconds are those its ``PartClock`` recorded, and never less than its last trial's ``finished_s`` in the
+    ledger (a part killed between two heartbeats)."""
+    numbers = {int(p.name.split("-")[1]) for p in Path(experiments).glob("part-*") if p.name.split("-")[1].isdigit()}
+    if "part" in trials and len(trials):
+        numbers |= {int(k) for k in trials["part"].dropna().unique()}
+    parts = []
+    for number in sorted(numbers):
+        path = Path(experiments) / f"part-{number}" / PART_FILE
+        record = json.loads(path.read_text()) if path.is_file() else {}
+        mine = trials[trials["part"] == number] if "part" in trials and len(trials) else trials.iloc[0:0]
+        last = float(mine["finished_s"].max()) if "finished_s" in mine and mine["finished_s"].notna().any() else 0.0
+        parts.append({"part": number, "seconds": max(float(record.get("seconds", 0.0)), last),
+                      "first_trial_id": record.get("first_trial_id"), "scheduler": record.get("scheduler", {})})
+    return parts
+
+
+def search_seconds(parts: list[dict[str, Any]]) -> float:
+    """Wall-clock seconds of a search: all its parts, killed ones included."""
+    return float(sum(p["seconds"] for p in parts))
+
+
+def hypervolume_over_time(trials: pd.DataFrame, parts: list[dict[str, Any]], objectives: list[str], max_fidelity: int) -> pd.DataFrame:
+    """Hypervolume of the full-fidelity completed trials of the ledger, at the search wall-clock second
+    each finished (a part's times start where the previous part ended). Its last value is the hypervolume
+    of the Pareto set (``pareto_set``): both come from the same rows. Rows of a ledger from an earlier
+    version (no ``part``/``finished_s``) count as part 0, finished at its end."""
+    offsets, start = {}, 0.0
+    for part in parts:
+        offsets[part["part"]] = (start, part["seconds"])
+        start += part["seconds"]
+    done = trials[(trials["status"] == "completed") & (trials["fidelity"] >= max_fidelity)] if len(trials) else trials
+    rows = []
+    for row in done.to_dict("records"):
+        part = int(row["part"]) if pd.notna(row.get("part")) else 0
+        offset, length = offsets.get(part, (0.0, 0.0))
+        finished = row.get("finished_s")
+        rows.append((offset + (float(finished) if pd.notna(finished) else length), *(float(row[o]) for o in objectives)))
     rows.sort()
     curve, points = [], np.empty((0, len(objectives)))
     for t, *values in rows:
@@ -136,6 +228,48 @@ def hypervolume_over_time(experiments: Path, objectives: list[str], max_fidelity
         points = points[non_dominated(points)]
         curve.append((t, hypervolume(points)))
     return pd.DataFrame(curve, columns=["wallclock_s", "hypervolume"])
+
+
+_SYNE_TUNE_STATUS = {"completed": "Completed", "stopped": "Stopped", "failed": "Failed"}
+
+
+def complete_experiment_results(experiments: Path, trials: pd.DataFrame, parts: list[dict[str, Any]], names: list[str],
+                                metrics: list[str]) -> int:
+    """Add to each part's Syne Tune results file (``part-K/results.csv.zip``) the ledger's trials of that
+    part it lacks; returns how many rows were added. Syne Tune flushes that file every few seconds, so a
+    part killed with SIGKILL may lack its last finished trials (or the whole file). Each added row is the
+    trial's last report as the ledger holds it (``trial_id``: Syne Tune's id within the part; ``config_*``,
+    ``metrics``, ``st_tuner_time`` = ``finished_s``, ``st_status``, ``st_decision``; and
+    ``syne_prune_recovered`` = True); reports before the last (MO-ASHA's lower rungs) are not recovered.
+    Trials that reported nothing (failed at start) are left out, as Syne Tune leaves them out."""
+    added = 0
+    for part in parts:
+        if part["first_trial_id"] is None or "part" not in trials:
+            continue  # a part of an earlier version: its ledger rows carry no part
+        mine = trials[(trials["part"] == part["part"]) & trials["error"].notna()]
+        path = Path(experiments) / f"part-{part['part']}" / SYNE_TUNE_RESULTS
+        try:
+            results = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+        except Exception:  # noqa: BLE001 - a file the kill cut mid-write: rebuilt from the ledger
+            results = pd.DataFrame()
+        have = set(results["trial_id"]) if "trial_id" in results else set()
+        missing = mine[~(mine["trial_id"] - part["first_trial_id"]).isin(have)]
+        if missing.empty:
+            continue
+        rows = pd.DataFrame({
+            **{m: missing[m].to_numpy() for m in metrics if m in missing},
+            "st_tuner_time": missing["finished_s"].to_numpy(),
+            "st_decision": np.where(missing["status"] == "stopped", "STOP", "CONTINUE"),
+            "st_status": missing["status"].map(_SYNE_TUNE_STATUS).to_numpy(),
+            "trial_id": (missing["trial_id"] - part["first_trial_id"]).to_numpy(),
+            **{f"config_{n}": missing[n].to_numpy() for n in names},
+            "syne_prune_recovered": True,
+        })
+        tmp = path.with_name(f".{path.name}.tmp")
+        pd.concat([results, rows], ignore_index=True).to_csv(tmp, index=False, compression={"method": "zip", "archive_name": "results.csv"})
+        tmp.replace(path)
+        added += len(rows)
+    return added
 
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -38,7 +39,7 @@ from syne_prune.search.syne_tune_fixes import FixedLocalBackend, QuietTunerLogge
 from syne_prune.search.schedulers import FIDELITY_ATTR, MULTI_FIDELITY, SCHEDULERS, make_scheduler
 from syne_prune.search.finetune import FineTuneSettings
 from syne_prune.search.sagemaker import SageMakerSettings
-from syne_prune.search.trial import FAILURE_PREFIX, OBJECTIVES, TrialSettings
+from syne_prune.search.trial import FAILURE_PREFIX, OBJECTIVES, TrialSettings, fidelity_levels, load_search_data
 
 SETTINGS_FILE = "search.json"
 BACKENDS = ("pool", "local", "sagemaker")  # pool: persistent workers (weight-sharing default); local: a process per trial; sagemaker: a job per trial
@@ -137,13 +138,23 @@ def subnetwork_key(space, config: dict[str, Any]) -> bytes:
 class _NoRepeatScheduler(TrialScheduler):
     """Wraps a Syne Tune scheduler: never starts the same sub-network twice (finished ones included)
     and hands out at most ``budget`` suggestions, then reports the space exhausted so the Tuner waits
-    for the running trials and ends with exactly that many."""
+    for the running trials and ends with exactly that many.
+
+    It never asks the scheduler in vain: once every sub-network of the space has been started it answers
+    None at once; a scheduler that proposes only sub-networks already started is asked at most
+    ``MAX_ASKS`` times per suggestion, then a new sub-network is drawn at random (from all those left, where
+    the space is small enough to list). ``stats["no_new_subnetwork"]`` counts the times none was found."""
+
+    MAX_ASKS = 10  # each ask can cost seconds (EHVI refits its GP)
+    RANDOM_DRAWS = 1000  # cheap draws from the space before giving up, where it is too large to list
+    MAX_LISTED = 4096  # spaces with at most this many configurations are listed to find the new sub-networks
 
     def __init__(self, scheduler: TrialScheduler, space, seen: set[bytes], budget: int | None) -> None:
         super().__init__(random_seed=0)
         self._scheduler, self._space, self._seen, self._budget = scheduler, space, seen, budget
         self._random = np.random.RandomState(len(seen))
-        self.stats = {"suggest_s": 0.0, "suggestions": 0, "repeats_rejected": 0}  # the scheduler's own cost
+        self._size = space.num_subnetworks()
+        self.stats = {"suggest_s": 0.0, "suggestions": 0, "repeats_rejected": 0, "no_new_subnetwork": 0}  # the scheduler's own cost
         searcher = getattr(scheduler, "searcher", None)
         if hasattr(searcher, "is_new"):  # EHVI picks its best candidate among sub-networks not yet started
             searcher.is_new = lambda config: subnetwork_key(space, config) not in seen
@@ -158,23 +169,45 @@ class _NoRepeatScheduler(TrialScheduler):
     def _suggest(self):
         if self._budget is not None and self._budget <= 0:
             return None
-        for draw in range(100):
+        if len(self._seen) >= self._size:  # nothing new left: do not ask the scheduler
+            self.stats["no_new_subnetwork"] += 1
+            return None
+        for _ in range(self.MAX_ASKS):
             suggestion = self._scheduler.suggest()
             if suggestion is None:
+                self.stats["no_new_subnetwork"] += 1
                 return None
-            if draw >= 10 and suggestion.config is not None:  # the scheduler keeps proposing seen networks:
-                constants = {k: v for k, v in suggestion.config.items() if k not in self._space.config_space}
-                suggestion.config = {**self._space.sample(self._random), **constants}  # a seeded random one
-            config = suggestion.config
-            key = subnetwork_key(self._space, config) if config is not None else None
-            if key is None or key not in self._seen:
-                if key is not None:
-                    self._seen.add(key)
-                if self._budget is not None:
-                    self._budget -= 1
-                self.stats["suggestions"] += 1
-                return suggestion
+            if suggestion.config is None or subnetwork_key(self._space, suggestion.config) not in self._seen:
+                return self._accept(suggestion)
             self.stats["repeats_rejected"] += 1
+        fresh = self._new_config()  # the scheduler keeps proposing sub-networks already started
+        if fresh is None:
+            self.stats["no_new_subnetwork"] += 1
+            return None
+        constants = {k: v for k, v in suggestion.config.items() if k not in self._space.config_space}
+        suggestion.config = {**fresh, **constants}
+        return self._accept(suggestion)
+
+    def _accept(self, suggestion):
+        if suggestion.config is not None:
+            self._seen.add(subnetwork_key(self._space, suggestion.config))
+        if self._budget is not None:
+            self._budget -= 1
+        self.stats["suggestions"] += 1
+        return suggestion
+
+    def _new_config(self) -> dict[str, int] | None:
+        """A seeded random configuration of a sub-network not started yet, or None if none is found."""
+        if self._space.num_configurations() <= self.MAX_LISTED:
+            new = {}
+            for config in self._space.configurations():
+                new.setdefault(subnetwork_key(self._space, config), config)
+            left = [c for k, c in new.items() if k not in self._seen]
+            return left[self._random.randint(len(left))] if left else None
+        for _ in range(self.RANDOM_DRAWS):
+            config = self._space.sample(self._random)
+            if subnetwork_key(self._space, config) not in self._seen:
+                return config
         return None
 
     def on_trial_add(self, trial):
@@ -207,13 +240,32 @@ class _NoRepeatScheduler(TrialScheduler):
         return self._scheduler.metadata()
 
 
+def trials_left(space, n_finished: int, max_trials: int | None) -> int:
+    """How many trials a search (or its resumed part) may still start: what is left of ``max_trials`` (None:
+    no trial budget), capped at the sub-networks of the space not tried yet (each trial is a new one)."""
+    left = space.num_subnetworks() - n_finished
+    return left if max_trials is None else min(max_trials - n_finished, left)
+
+
+def space_notice(space, config: SearchConfig, n_trials: int) -> str | None:
+    """The one line (printed, and ``notice`` in summary.json) saying that the space has fewer sub-networks than
+    the budget or that all of them were evaluated; None when neither. Every trial is a distinct sub-network
+    (``_NoRepeatScheduler``), so ``n_trials`` is how many of them were tried."""
+    size = space.num_subnetworks()
+    capped = config.max_trials is not None and config.max_trials > size
+    if not capped and n_trials < size:
+        return None
+    cap = f" (--max-trials {config.max_trials} capped at {size})" if capped else ""
+    return f"the {space.name} search space has {size} sub-networks: the search ends once every one is evaluated{cap}"
+
+
 def _ledger_columns(names: list[str], config: "SearchConfig") -> list[str]:
     objectives = config.objectives
     extra = ["latency_ms"] if "latency" in objectives else []
     sizes = [o for o in ("params", "macs", "latency") if o not in objectives]
     standard = ["epoch", "train_loss", "checkpoint"] if config.mode == "standard" else []
     return ["trial_id", "status", *names, *objectives, *sizes, *extra, "test_error", FIDELITY_ATTR, *standard,
-            "setup_s", "eval_s", "wall_time_s", "failure_reason"]
+            "setup_s", "eval_s", "wall_time_s", "failure_reason", "part", "finished_s"]
 
 
 def _prepare_output(output: Path, config: SearchConfig, resume: bool, overwrite: bool, check_only: bool = False) -> None:
@@ -249,9 +301,10 @@ def _resumable(config: SearchConfig) -> dict[str, Any]:
 def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
                entry_point: str | None = None) -> dict[str, Any]:
     """Run (or resume) a search; returns the summary also written to ``summary.json``."""
+    from dataclasses import replace
+
     from transformers import AutoConfig
 
-    from syne_prune.data import load_task
     from syne_prune.models import get_architecture
     from syne_prune.search_spaces import get_search_space
     from syne_prune.supernet import verify_checkpoint
@@ -266,8 +319,12 @@ def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = Fal
     space = get_search_space(metadata["search_space"], get_architecture(model_config).shape(model_config))
     check_supernet_settings(supernet, metadata, model_config)
     data_dir = config.data_dir or metadata["hyperparameters"].get("data_dir")
-    if data_dir:  # a missing or malformed file would fail every trial (local) or every worker (pool): say so now
-        load_task(metadata["task"], data_dir, metadata["hyperparameters"]["validation_fraction"], 0, max_train_examples=1, max_eval_examples=1)
+    # the trials' own splits (a missing or malformed file would fail every trial or worker: it fails here, now)
+    validation_examples = len(load_search_data(metadata, data_dir, config.max_eval_examples).validation)
+    if config.scheduler in MULTI_FIDELITY and fidelity_levels(config.fidelity_levels, validation_examples) < config.fidelity_levels:
+        print(f"--fidelity-levels {config.fidelity_levels} capped at {validation_examples}: one level per validation example "
+              f"at most", file=sys.stderr, flush=True)  # the trials report that many, and the search must expect as many
+        config = replace(config, fidelity_levels=fidelity_levels(config.fidelity_levels, validation_examples))
     settings = TrialSettings(
         supernet=str(supernet), objectives=tuple(config.objectives), fidelity_levels=config.max_fidelity,
         data_dir=str(Path(data_dir).resolve()) if data_dir else None, eval_batch_size=config.eval_batch_size,
@@ -339,19 +396,21 @@ def _search_rest(output: Path, config: "SearchConfig", space, metadata: dict[str
     names = list(space.config_space)
     ledger = R.TrialLedger(output / R.TRIALS_FILE, _ledger_columns(names, config))
     finished = ledger.read()
-    remaining = None if config.max_trials is None else config.max_trials - len(finished)
-    parts = sorted((output / "syne-tune").glob("part-*")) if (output / "syne-tune").exists() else []
-    elapsed = sum(json.loads((p / "syne_prune_wallclock.json").read_text())["seconds"] for p in parts if (p / "syne_prune_wallclock.json").exists())
-    wallclock_left = None if config.max_wallclock_s is None else config.max_wallclock_s - elapsed
+    parts = R.read_parts(output / "syne-tune", finished)
+    remaining = trials_left(space, len(finished), config.max_trials)
+    if config.max_trials is not None and remaining < config.max_trials - len(finished):  # say so once, up front
+        print(space_notice(space, config, len(finished)), file=sys.stderr, flush=True)
+    wallclock_left = None if config.max_wallclock_s is None else config.max_wallclock_s - R.search_seconds(parts)
     if (remaining is not None and remaining <= 0) or (wallclock_left is not None and wallclock_left <= 0):
         return finalize(output, config, space, metadata, settings, progress)
 
-    scheduler = make_scheduler(config.scheduler, space, list(config.objectives), config.seed + len(parts),
+    part = 1 + max((p["part"] for p in parts), default=-1)
+    scheduler = make_scheduler(config.scheduler, space, list(config.objectives), config.seed + part,
                                constants, config.max_fidelity)
     seen = _replay(scheduler, finished, space, config)
     wrapped = _NoRepeatScheduler(scheduler, space, seen, remaining)
     return _tune(output, config, space, metadata, wrapped, ledger, names, settings, wallclock_left, remaining,
-                 len(parts), int(finished["trial_id"].max()) + 1 if len(finished) else 0, progress, entry_point, backend)
+                 part, int(finished["trial_id"].max()) + 1 if len(finished) else 0, progress, entry_point, backend)
 
 
 def _sagemaker_backend(config: "SearchConfig", constants: dict[str, Any], output: Path):
@@ -414,7 +473,8 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
         default = finetune_module.__file__ if config.mode == "standard" else trial_module.__file__
         backend = FixedLocalBackend(entry_point=entry_point or default)
     bar = None
-    recorder = _LedgerCallback(ledger, backend, names, config, first_trial_id, bar)
+    clock = R.PartClock(experiments / f"part-{part}", first_trial_id, scheduler.stats)
+    recorder = _LedgerCallback(ledger, backend, names, config, first_trial_id, bar, part, clock)
     tuner = _Tuner(
         trial_backend=backend,
         scheduler=scheduler,
@@ -432,11 +492,11 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
         save_tuner=False,
         output_logger=QuietTunerLogger(),
     )
-    started = time.time()
+    clock.start()
     try:
         if isinstance(backend, PoolBackend):
             backend.start(progress)
-        bar = tqdm(total=remaining, desc=f"search [{config.scheduler}]", unit="trial", disable=not progress)
+        bar = tqdm(total=remaining if config.max_trials is not None else None, desc=f"search [{config.scheduler}]", unit="trial", disable=not progress)
         recorder.bar = bar
         with no_best_metric_table():
             tuner.run()
@@ -445,9 +505,7 @@ def _tune(output, config, space, metadata, scheduler, ledger, names, settings, w
             bar.close()
         if isinstance(backend, PoolBackend):
             backend.close()
-        (experiments / f"part-{part}").mkdir(parents=True, exist_ok=True)
-        (experiments / f"part-{part}" / "syne_prune_wallclock.json").write_text(
-            json.dumps({"seconds": time.time() - started, "scheduler": scheduler.stats}))
+        clock.stop()
         if previous is None:
             os.environ.pop("SYNETUNE_FOLDER", None)
         else:
@@ -469,12 +527,16 @@ class _Tuner(Tuner):
 
 
 class _LedgerCallback(TunerCallback):
-    """Writes one trials.csv row per trial the moment it finishes (completed, stopped or failed)."""
+    """Writes one trials.csv row per trial the moment it finishes (completed, stopped or failed), with its
+    ``part`` and ``finished_s`` (seconds from the part's start, by its ``R.PartClock``), and has the clock
+    record the part's time at once (a kill right after loses none of it)."""
 
-    def __init__(self, ledger, backend, names, config: SearchConfig, first_trial_id: int, bar) -> None:
+    def __init__(self, ledger, backend, names, config: SearchConfig, first_trial_id: int, bar, part: int,
+                 clock: R.PartClock) -> None:
         self.ledger, self.backend, self.names, self.config = ledger, backend, names, config
         self.output = Path(config.output)
         self.offset, self.bar = first_trial_id, bar
+        self.part, self.clock = part, clock
         self.last: dict[int, dict] = {}
         self.written: set[int] = set()
 
@@ -490,13 +552,15 @@ class _LedgerCallback(TunerCallback):
             status, reason = "failed", f"non-finite objective(s) {', '.join(bad)}"
         row = {"trial_id": self.offset + trial.trial_id, "status": status,
                **{n: trial.config[n] for n in self.names}, **result,
-               "wall_time_s": (datetime.now() - trial.creation_time).total_seconds(), "failure_reason": reason}
+               "wall_time_s": (datetime.now() - trial.creation_time).total_seconds(), "failure_reason": reason,
+               "part": self.part, "finished_s": self.clock.elapsed()}
         if self.config.mode == "standard":  # where the trial's fine-tuned weights are (export reads them)
             if hasattr(self.backend, "checkpoint_uri"):
                 row["checkpoint"] = self.backend.checkpoint_uri(trial.trial_id)
             else:
                 row["checkpoint"] = os.path.relpath(self.backend.checkpoint_trial_path(trial.trial_id), self.output)
         self.ledger.append(row)
+        self.clock.beat()
         if self.bar is not None:
             self.bar.update(1)
 
@@ -524,24 +588,39 @@ class _LedgerCallback(TunerCallback):
         return (marked or lines or ["unknown"])[-1][:500]
 
 
-def score_pareto_on_test(output: Path, config: SearchConfig, settings: TrialSettings, progress: bool = True) -> int:
+def _evaluator_once(settings: TrialSettings):
+    """A function returning the trials' own ``Evaluator`` for ``settings`` (the search's splits), built on its
+    first call only (it loads the super-network). Without the latency objective: nothing scored after the
+    search needs its reference timing."""
+    from dataclasses import replace
+
+    made: list = []
+
+    def evaluator():
+        if not made:
+            from syne_prune.search.trial import Evaluator
+
+            made.append(Evaluator(replace(settings, objectives=tuple(o for o in settings.objectives if o != "latency"))))
+        return made[0]
+
+    return evaluator
+
+
+def score_pareto_on_test(output: Path, config: SearchConfig, settings: TrialSettings, progress: bool = True,
+                         evaluator=None) -> int:
     """With ``--test-split pareto``: the test-split error of each Pareto member not scored yet, computed here
     with the trial code (the super-network loaded once) and appended to test_errors.csv as it arrives.
     Returns how many were scored. The search never uses the test split, so only the networks a user
-    would pick are scored; every trial is with ``--test-split every-trial``, at the cost of a second pass."""
-    from dataclasses import replace
-
+    would pick are scored; every trial is with ``--test-split every-trial``, at the cost of a second pass.
+    ``evaluator``: a function returning the Evaluator to use (``_evaluator_once``), else one is built."""
     from tqdm.auto import tqdm
-
-    from syne_prune.search.trial import Evaluator
 
     trials = R.TrialLedger(output / R.TRIALS_FILE, []).read()
     front = R.pareto_set(trials, list(config.objectives), config.max_fidelity)
     todo = front[front["test_error"].isna()] if len(front) else front
     if todo.empty:
         return 0
-    # the test split needs no latency reference: without the latency objective the Evaluator times nothing
-    evaluator = Evaluator(replace(settings, objectives=tuple(o for o in settings.objectives if o != "latency")))
+    evaluator = (evaluator or _evaluator_once(settings))()
     names = list(evaluator.space.config_space)
     for _, row in tqdm(list(todo.iterrows()), desc="test split [Pareto set]", unit="network", disable=not progress):
         config_values = evaluator.space.validate({name: row[name] for name in names})
@@ -551,8 +630,10 @@ def score_pareto_on_test(output: Path, config: SearchConfig, settings: TrialSett
 
 def finalize(output: Path, config: SearchConfig, space, metadata: dict[str, Any], settings: TrialSettings | None = None,
              progress: bool = True) -> dict[str, Any]:
-    """pareto.csv, pareto.png and summary.json from trials.csv (also after a resume); first, with
-    ``--test-split pareto``, the Pareto set's test errors."""
+    """Every output of a search from its one ledger, trials.csv (also after a resume, and whatever ended
+    each part: a part killed with SIGKILL included): pareto.csv, pareto.png, hypervolume.csv, summary.json,
+    the Syne Tune results of each part (completed from the ledger), and first, with ``--test-split pareto``,
+    the Pareto set's test errors."""
     import platform
 
     import syne_tune
@@ -561,26 +642,38 @@ def finalize(output: Path, config: SearchConfig, space, metadata: dict[str, Any]
 
     import syne_prune
 
+    evaluator = _evaluator_once(settings) if settings is not None else None
     if settings is not None and config.test_split == "pareto":
-        score_pareto_on_test(output, config, settings, progress)
+        score_pareto_on_test(output, config, settings, progress, evaluator)
     trials = R.TrialLedger(output / R.TRIALS_FILE, []).read()
     objectives = list(config.objectives)
     front = R.pareto_set(trials, objectives, config.max_fidelity)
     front.to_csv(output / R.PARETO_FILE, index=False)
     metric = metadata["metric"]
-    unpruned = _unpruned_errors(trials, space, metadata, config.max_fidelity)
-    label = "unpruned super-network" if config.mode == "weight-sharing" else "unpruned model, fine-tuned (trial of the largest configuration)"
+    unpruned = unpruned_errors(trials, space, config, evaluator)
     R.plot_pareto(trials, front, unpruned["validation_error"], output / R.PLOT_FILE,
-                  f"{metadata['task']} · {space.name} space · {config.scheduler} · {len(trials)} trials", unpruned_label=label)
-    parts = sorted((output / "syne-tune").glob("part-*/syne_prune_wallclock.json"))
-    over_time = R.hypervolume_over_time(output / "syne-tune", objectives, config.max_fidelity)
+                  f"{metadata['task']} · {space.name} space · {config.scheduler} · {len(trials)} trials",
+                  unpruned_label="unpruned (largest configuration)")
+    names = list(space.config_space)
+    parts = R.read_parts(output / "syne-tune", trials)
+    R.complete_experiment_results(output / "syne-tune", trials, parts, names,
+                                  [c for c in trials.columns if c not in set(names) | _NOT_METRICS])
+    over_time = R.hypervolume_over_time(trials, parts, objectives, config.max_fidelity)
     over_time.to_csv(output / R.HYPERVOLUME_FILE, index=False)
+    cost = _scheduler_cost(parts)
+    notice = space_notice(space, config, len(trials))
+    if notice is None and cost["no_new_subnetwork"]:
+        notice = f"the {config.scheduler} scheduler proposed no new sub-network after {len(trials)} trials: the search stopped early"
+    if notice is not None and not (config.max_trials is not None and config.max_trials > space.num_subnetworks()):
+        print(notice, file=sys.stderr, flush=True)  # a cap was announced when the search started
     summary = {
         "mode": config.mode,
         "scheduler": config.scheduler,
         "seed": config.seed,
         "objectives": objectives,
         "search_space": space.name,
+        "search_space_subnetworks": space.num_subnetworks(),
+        "notice": notice,
         "task": metadata["task"],
         "metric": metric,
         "supernet": str(Path(config.supernet).resolve()) if config.supernet else None,
@@ -590,10 +683,12 @@ def finalize(output: Path, config: SearchConfig, space, metadata: dict[str, Any]
         "hypervolume_normalisation": "none: error = 1 - metric; params, macs, latency are ratios to the unpruned model",
         "trials": {status: int((trials["status"] == status).sum()) for status in ("completed", "stopped", "failed")},
         "pareto_size": int(len(front)),
-        "wallclock_s": sum(json.loads(p.read_text())["seconds"] for p in parts),
-        "scheduler_cost": _scheduler_cost(parts),
+        "fidelity_levels": config.max_fidelity,
+        "wallclock_s": R.search_seconds(parts),
+        "parts": [{"part": p["part"], "seconds": p["seconds"]} for p in parts],
+        "scheduler_cost": cost,
         "unpruned": unpruned,
-        "hypervolume_over_time": f"{R.HYPERVOLUME_FILE}: hypervolume of the full-fidelity results seen by each wall-clock second of the search",
+        "hypervolume_over_time": f"{R.HYPERVOLUME_FILE}: hypervolume of the full-fidelity trials of {R.TRIALS_FILE} finished by each wall-clock second of the search",
         "versions": {"syne_prune": syne_prune.__version__, "syne_tune": syne_tune.__version__, "torch": torch.__version__,
                      "transformers": transformers.__version__, "python": platform.python_version()},
     }
@@ -601,29 +696,44 @@ def finalize(output: Path, config: SearchConfig, space, metadata: dict[str, Any]
     return summary
 
 
-def _scheduler_cost(parts: list[Path]) -> dict[str, float]:
-    """Seconds the Tuner spent in the scheduler's suggest (all parts of a resumed search), and how often a
-    suggestion was turned down as a sub-network already tried."""
-    total = {"suggest_s": 0.0, "suggestions": 0, "repeats_rejected": 0}
-    for path in parts:
-        for key, value in json.loads(path.read_text()).get("scheduler", {}).items():
-            total[key] += value
+_NOT_METRICS = {"trial_id", "status", "wall_time_s", "failure_reason", "part", "finished_s", "checkpoint"}
+
+
+def _scheduler_cost(parts: list[dict[str, Any]]) -> dict[str, float]:
+    """Seconds the Tuner spent in the scheduler's suggest (all parts of a resumed search, killed ones up to
+    their last heartbeat), how often a suggestion was turned down as a sub-network already tried, and how
+    often no new sub-network was left or found."""
+    total = {"suggest_s": 0.0, "suggestions": 0, "repeats_rejected": 0, "no_new_subnetwork": 0}
+    for part in parts:
+        for key, value in part["scheduler"].items():
+            total[key] = total.get(key, 0) + value
     return total
 
 
-def _unpruned_errors(trials: pd.DataFrame, space, metadata: dict[str, Any], max_fidelity: int) -> dict[str, float | None]:
-    """The unpruned model's errors: measured with the super-network, or (standard NAS) the trial of the
-    largest configuration, once it has finished all epochs."""
-    if metadata.get("metrics"):
-        largest = metadata["metrics"]["largest"]
-        return {"validation_error": largest["validation"]["error"], "test_error": largest["test"]["error"]}
-    names = list(space.config_space)
+def unpruned_errors(trials: pd.DataFrame, space, config: SearchConfig, evaluator=None) -> dict[str, Any]:
+    """The unpruned network's validation and test errors, on this search's own splits, from one place: the
+    trial of the largest configuration once it completed at full fidelity (weight-sharing: the super-network
+    with nothing pruned, scored by the trials' Evaluator; standard NAS: the full model, fine-tuned). Without
+    such a trial (budget spent, failed, stopped early by MO-ASHA), a weight-sharing search scores the largest
+    configuration here with the same Evaluator (``evaluator``: a function returning it, ``_evaluator_once``);
+    so does it a test error the trial lacks (``--test-split pareto`` and not on the Pareto front).
+    Returns ``{"validation_error", "test_error", "trial_id"}`` (None where unknown; ``trial_id`` None when
+    scored here)."""
     largest = space.largest()
-    rows = trials[(trials["status"] == "completed") & (trials[FIDELITY_ATTR] >= max_fidelity)]
-    rows = rows[(rows[names] == pd.Series(largest)).all(axis=1)] if len(rows) else rows
-    if rows.empty:
-        return {"validation_error": None, "test_error": None}
-    return {"validation_error": float(rows["error"].iloc[0]), "test_error": float(rows["test_error"].iloc[0])}
+    names = list(space.config_space)
+    done = trials[(trials["status"] == "completed") & (trials[FIDELITY_ATTR] >= config.max_fidelity)] if len(trials) else trials
+    rows = done[(done[names] == pd.Series(largest)).all(axis=1)] if len(done) else done
+    if len(rows):
+        row = rows.iloc[0]
+        test = row["test_error"]
+        if pd.isna(test) and evaluator is not None:
+            test = evaluator().test_error(largest)
+        return {"validation_error": float(row["error"]), "test_error": None if pd.isna(test) else float(test),
+                "trial_id": int(row["trial_id"])}
+    if evaluator is None:
+        return {"validation_error": None, "test_error": None, "trial_id": None}
+    validation = evaluator().evaluate(largest, lambda result: None)["error"]
+    return {"validation_error": float(validation), "test_error": float(evaluator().test_error(largest)), "trial_id": None}
 
 
 def choose_trial(search_dir: str | Path, trial_id: int | None = None, max_params: float | None = None) -> dict[str, Any]:

@@ -79,12 +79,31 @@ class TrialSettings:
         )
 
 
+def fidelity_levels(requested: int, validation_examples: int) -> int:
+    """The fidelity levels a weight-sharing trial reports: one per validation chunk, so at most one per
+    validation example (and at least 1). The one rule the search (MO-ASHA's ``max_t``, the Pareto set's
+    full fidelity) and its trials (``Evaluator``) both apply."""
+    return max(1, min(requested, validation_examples))
+
+
+def load_search_data(metadata: dict[str, Any], data_dir: str | None = None, max_eval_examples: int | None = None):
+    """The splits a weight-sharing search scores on (``TaskData``): the super-network's task, validation
+    fraction and seed (``metadata``: its checkpoint metadata), ``data_dir`` (else the one it was trained
+    from) and at most ``max_eval_examples`` validation and test examples. The search and its trials both
+    load them here, so they agree on the validation size."""
+    from syne_prune.data import load_task
+
+    hp = metadata["hyperparameters"]
+    return load_task(metadata["task"], data_dir or hp.get("data_dir"), hp["validation_fraction"], hp["seed"],
+                     max_train_examples=1, max_eval_examples=max_eval_examples)
+
+
 class Evaluator:
     """A verified super-network with its tokenized validation and test splits, ready to score masks."""
 
     def __init__(self, settings: TrialSettings, supernet=None) -> None:
         """``supernet``: an already verified and loaded one (the pool backend's shared copy); else loaded here."""
-        from syne_prune.data import encode, eval_batches, get_task, load_task
+        from syne_prune.data import encode, eval_batches, get_task
         from syne_prune.evaluation import default_device
         from syne_prune.objectives import subnet_size
         from syne_prune.search_spaces import get_search_space
@@ -96,11 +115,10 @@ class Evaluator:
         meta = self.supernet.metadata
         hp = meta["hyperparameters"]
         self.task = get_task(meta["task"])
-        data = load_task(meta["task"], settings.data_dir or hp.get("data_dir"), hp["validation_fraction"], hp["seed"],
-                         max_train_examples=1, max_eval_examples=settings.max_eval_examples)
+        data = load_search_data(meta, settings.data_dir, settings.max_eval_examples)
         tokenizer, length = self.supernet.tokenizer, hp["max_length"]
         validation = encode(data.validation, tokenizer, length, self.task.is_regression)
-        levels = max(1, min(settings.fidelity_levels, len(validation)))
+        levels = fidelity_levels(settings.fidelity_levels, len(validation))
         # one chunk per fidelity level, cut in split order (so each is a fair sample) and only then length-sorted
         self.validation_chunks = [eval_batches([validation[i] for i in chunk], tokenizer, settings.eval_batch_size)
                                   for chunk in np.array_split(np.arange(len(validation)), levels)]
