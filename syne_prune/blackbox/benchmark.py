@@ -90,6 +90,8 @@ def run_benchmark(config: BenchmarkConfig, overwrite: bool = False, progress: bo
 
     config.check()
     table = F.read_blackbox(config.blackbox, config.supernet)  # every check before the output is touched
+    if len(table.rows) < 3:
+        raise SynePruneError(f"blackbox '{config.blackbox}' holds {len(table.rows)} evaluation(s); record at least 3 (blackbox record --samples N)")
     output = Path(config.output)
     settings = {**{k: v for k, v in asdict(config).items() if k not in ("output", "supernet", "blackbox")},
                 "schedulers": list(config.schedulers), "objectives": list(config.objectives),

@@ -12,6 +12,8 @@ def cmd_blackbox_record(args: argparse.Namespace) -> int:
     if (args.supernet is None) == (args.from_trials is None):
         raise SynePruneError("give --supernet DIR with --samples N (evaluate sampled sub-networks) or --from-trials SEARCH_DIR[,...]")
     if args.from_trials is not None:
+        if args.samples is not None:
+            raise SynePruneError("--from-trials takes the searches' trials; drop --samples (it goes with --supernet)")
         summary = record_from_trials([d for d in args.from_trials.split(",") if d], args.output)
     else:
         if args.samples is None:

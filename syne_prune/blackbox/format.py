@@ -147,7 +147,7 @@ def read_blackbox(path: str | Path, supernet: str | Path | None = None) -> Black
         raise SynePruneError(f"{path / ROWS_FILE} lacks column(s) {', '.join(missing)}; record the blackbox again")
     required = [c for c in wanted if c != "test_error"]
     for column in wanted:
-        if not pd.api.types.is_numeric_dtype(rows[column]):
+        if len(rows) and not pd.api.types.is_numeric_dtype(rows[column]):
             raise SynePruneError(f"{path / ROWS_FILE}: column {column} holds non-numbers; record the blackbox again")
     bad = rows[required].isna().any(axis=1) | ~np.isfinite(rows[required].to_numpy(dtype=float)).all(axis=1)
     if bad.any():

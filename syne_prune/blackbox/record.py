@@ -113,7 +113,11 @@ def _open(output: Path, header: dict[str, Any]) -> set[bytes]:
 
     if (output / F.HEADER_FILE).exists():
         existing = F.read_blackbox(output)
-        changed = [k for k in RESUMABLE_KEYS if json.loads(json.dumps(existing.header.get(k))) != json.loads(json.dumps(header.get(k)))]
+        def comparable(h: dict[str, Any]) -> dict[str, Any]:  # the super-network by its digest, not where it lies
+            return json.loads(json.dumps({k: h["supernet"].get("sha256") if k == "supernet" else h.get(k) for k in RESUMABLE_KEYS}))
+
+        mine, theirs = comparable(header), comparable(existing.header)
+        changed = [k for k in RESUMABLE_KEYS if mine[k] != theirs[k]]
         if changed:
             raise SynePruneError(f"blackbox '{output}' was recorded with other settings ({', '.join(changed)}); use the same "
                                  f"super-network and options to add to it, or choose another --output")

@@ -157,7 +157,6 @@ class _TrialRecorder(TunerCallback):
     def on_trial_result(self, trial, status, result, decision) -> None:
         if decision == SchedulerDecision.STOP:
             self._write(trial, result, "stopped")
-        self.last = result
 
     def on_trial_complete(self, trial, result) -> None:
         self._write(trial, result, "completed")
