@@ -51,8 +51,8 @@ def test_record_equals_a_direct_evaluator_call(recorded):
     for index in (0, 2, 7):
         row = rows.iloc[index]
         cfg = {n: int(row[n]) for n in blackbox.names}
-        errors = []
-        last = evaluator.evaluate(cfg, lambda r: errors.append(r["error"]))
+        errors: list[float] = []
+        last = evaluator.evaluate(cfg, lambda r, seen=errors: seen.append(r["error"]))
         assert errors == [row[f"valid_error_{k}"] for k in range(1, LEVELS + 1)]  # exactly, every fidelity level
         assert (last["params"], last["macs"]) == (row["params"], row["macs"])
         assert evaluator.test_error(cfg) == row["test_error"]

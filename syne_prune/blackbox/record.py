@@ -11,7 +11,7 @@ Rows are appended as they arrive; running the same command again skips recorded 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any

@@ -97,8 +97,8 @@ def write_report(output: Path, runs: dict[tuple[str, int], pd.DataFrame], object
 def _table(output: Path, frames: dict[str, pd.DataFrame], schedulers: list[str], seeds: list[int], surrogate: str,
            held_out: pd.DataFrame, title: str) -> dict[str, Any]:
     final, rank = frames["final"], frames["rank"]
-    lines = [f"# {title}", "", f"{len(seeds)} seed(s) per scheduler; hypervolume (reference point 1.0) at the end of the budget, "
-             "mean [95% interval]; average rank over seeds at the end and averaged over simulated time.", "",
+    lines = [f"# {title}", "", (f"{len(seeds)} seed(s) per scheduler; hypervolume (reference point 1.0) at the end of the budget, "
+                                "mean [95% interval]; average rank over seeds at the end and averaged over simulated time."), "",
              "| scheduler | hypervolume | rank (end) | rank (mean over time) | trials | Pareto size | from surrogate |",
              "|---|---|---|---|---|---|---|"]
     summary = {}
@@ -112,8 +112,8 @@ def _table(output: Path, frames: dict[str, pd.DataFrame], schedulers: list[str],
                      f"{rows['trials'].mean():.1f} | {rows['pareto_size'].mean():.1f} | {100 * rows['surrogate_share'].mean():.0f}% |")
     lines += ["", f"Surrogate for unrecorded sub-networks: **{surrogate}**."]
     if len(held_out):
-        lines += ["", "Held-out error of the surrogate candidates (5-fold cross-validation over the recorded rows; "
-                  "normalised = MAE / standard deviation of the target):", "", "| target | surrogate | MAE | normalised |", "|---|---|---|---|"]
+        lines += ["", ("Held-out error of the surrogate candidates (5-fold cross-validation over the recorded rows; "
+                       "normalised = MAE / standard deviation of the target):"), "", "| target | surrogate | MAE | normalised |", "|---|---|---|---|"]
         lines += [f"| {r.target} | {r.surrogate} | {r.mae:.4g} | {r.normalised_mae:.3f} |" for r in held_out.itertuples()]
     (output / FILES["table"]).write_text("\n".join(lines) + "\n")
     return summary
