@@ -506,6 +506,10 @@ def build_parser() -> argparse.ArgumentParser:
     space.add_argument("--samples", type=int, default=0, help="random configurations to print")
     space.add_argument("--seed", type=int, default=0, help="random seed of the samples")
     space.set_defaults(run=cmd_space)
+
+    from syne_prune.blackbox.cli import add_commands as add_blackbox_commands
+
+    add_blackbox_commands(commands)  # blackbox record, benchmark
     return parser
 
 

@@ -28,6 +28,7 @@ from transformers import PreTrainedModel
 
 from syne_prune.masks import SubnetMask
 from syne_prune.models import get_architecture, head_of
+from syne_prune.models.shape import EncoderShape
 from syne_prune.surgery import check_mask_fits
 
 
@@ -48,6 +49,20 @@ def subnet_size(model: PreTrainedModel, mask: SubnetMask | None = None, seq_len:
     if mask is None:
         mask = SubnetMask.full(shape.num_layers, shape.num_heads, shape.num_neurons)
     check_mask_fits(model, mask)
+    encoder_params, macs = encoder_size(shape, mask, seq_len)
+    layers = arch.layers(model)
+    layer_params = {id(p) for p in layers.parameters()}
+    fixed_params = sum(p.numel() for p in model.parameters() if id(p) not in layer_params)
+    layer_modules = {id(m) for m in layers.modules()}
+    head_macs = sum(
+        m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in layer_modules
+    )
+    return SubnetSize(params=fixed_params + encoder_params, encoder_params=encoder_params, macs=macs + head_macs, seq_len=seq_len)
+
+
+def encoder_size(shape: EncoderShape, mask: SubnetMask, seq_len: int = 128) -> tuple[int, int]:
+    """(parameters, MACs per sequence of ``seq_len`` tokens) of the prunable encoder layers that ``mask``
+    keeps, by the formulas in this module's docstring; needs only the shape, no weights."""
     h, d, n = shape.hidden_size, shape.head_dim, seq_len
     encoder_params = macs = 0
     for k, u in zip(mask.heads_per_layer, mask.neurons_per_layer):
@@ -57,14 +72,7 @@ def subnet_size(model: PreTrainedModel, mask: SubnetMask | None = None, seq_len:
         if u:
             encoder_params += (h * u + u) + (u * h + h) + 2 * h
             macs += 2 * n * h * u
-    layers = arch.layers(model)
-    layer_params = {id(p) for p in layers.parameters()}
-    fixed_params = sum(p.numel() for p in model.parameters() if id(p) not in layer_params)
-    layer_modules = {id(m) for m in layers.modules()}
-    head_macs = sum(
-        m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in layer_modules
-    )
-    return SubnetSize(params=fixed_params + encoder_params, encoder_params=encoder_params, macs=macs + head_macs, seq_len=seq_len)
+    return encoder_params, macs
 
 
 @torch.inference_mode()

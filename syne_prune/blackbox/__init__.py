@@ -1,0 +1,7 @@
+"""Benchmarking schedulers on a tabulated blackbox of evaluated sub-networks (see format.py for the file)."""
+from __future__ import annotations
+
+from syne_prune.blackbox.format import Blackbox, read_blackbox
+from syne_prune.blackbox.record import RecordConfig, record_from_trials, record_samples
+
+__all__ = ["Blackbox", "RecordConfig", "read_blackbox", "record_from_trials", "record_samples"]
