@@ -13,6 +13,7 @@ from syne_prune import InPlaceMask, SubnetMask, get_architecture, get_search_spa
 from syne_prune import importance as importance_module
 from syne_prune.cli import main
 from syne_prune.importance import (
+    ORDERED_ATTRIBUTE,
     ImportanceScores,
     fisher_scores,
     magnitude_scores,
@@ -219,3 +220,20 @@ def test_train_supernet_records_the_ordering_and_resume_does_not_permute_again(t
 def test_train_supernet_bad_importance_option(tiny_model_dirs, glue_dir, tmp_path, capsys, change, message):
     _fails(capsys, _train_args(tiny_model_dirs["bert"], glue_dir, tmp_path / "out", *change), message)
     assert not (tmp_path / "out").exists()
+
+
+def test_standard_orders_nothing_so_a_fine_tuned_start_is_ordered_with_its_trained_head(tiny_model_dirs, glue_dir, tmp_path):
+    """`standard` trains no sub-network: it leaves the order alone (no mark), so a super-network trained from its output
+    is ordered then, on the fine-tuned model, instead of being skipped as already ordered."""
+    from syne_prune.supernet import TrainingConfig, train_supernet
+
+    common = dict(task="rte", data_dir=str(glue_dir), search_space="medium", epochs=1, batch_size=8, max_train_examples=16,
+                  max_eval_examples=8, lr=1e-3, max_length=32, importance="fisher", importance_examples=8)
+    fine_tuned = train_supernet(TrainingConfig(model=str(tiny_model_dirs["bert"]), output=str(tmp_path / "ft"), strategy="standard",
+                                               **common), progress=False)
+    assert fine_tuned["importance"]["method"] == "none" and "standard" in fine_tuned["importance"]["reason"]
+    assert json.loads((tmp_path / "ft" / "config.json").read_text()).get(ORDERED_ATTRIBUTE) is None
+    supernet = train_supernet(TrainingConfig(model=str(tmp_path / "ft"), output=str(tmp_path / "sn"), strategy="full", **common),
+                              progress=False)
+    assert supernet["importance"]["method"] == "fisher" and "already_ordered_by" not in supernet["importance"]
+    assert supernet["importance"]["num_examples"] == 8

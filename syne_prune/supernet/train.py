@@ -227,9 +227,13 @@ def _fine_tune_auto_teacher(config: TrainingConfig, progress: bool) -> Path:
 def _order_by_importance(config: TrainingConfig, model, train_examples: list[dict], tokenizer, record_path: Path) -> dict[str, Any]:
     """Permute heads and neurons by importance on the first ``importance_examples`` training examples
     (the training split is in seeded random order) and keep the record; a model that is already ordered (a
-    resumed run's saved model, or a super-network checkpoint) is left as it is, with the record it has."""
+    resumed run's saved model, or a super-network checkpoint) is left as it is, with the record it has.
+    ``standard`` trains no sub-network, so it orders nothing: a fine-tuned model it writes (e.g. a teacher, then
+    the start of a super-network) is ordered later, with the scores of its trained task head."""
     if config.importance == "none":
         return {"method": "none"}
+    if config.strategy == "standard":
+        return {"method": "none", "reason": "the standard strategy trains only the full network"}
     if record_path.is_file() and ordered_by(model):
         return json.loads(record_path.read_text())  # resumed: the resume state holds the ordered weights
     subset = train_examples[: config.importance_examples]
