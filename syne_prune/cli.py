@@ -69,7 +69,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _recovery_teacher(args: argparse.Namespace) -> str | None:
-    """export --recover-epochs: the teacher (--teacher, else the super-network the export comes from); None without."""
+    """export --recover-epochs: the teacher (--teacher, else the fixed teacher the super-network was trained with,
+    else that super-network itself); None without."""
     if args.recover_epochs is None:
         if args.teacher:
             raise SynePruneError("--teacher goes with --recover-epochs N; add it or drop --teacher")
@@ -87,10 +88,17 @@ def _recovery_teacher(args: argparse.Namespace) -> str | None:
         settings = json.loads(path.read_text())
         if settings.get("mode") == "standard":
             raise SynePruneError("a standard-NAS search has no super-network to distill from; give --teacher (a model fine-tuned on the task)")
-        return settings["supernet"]
+        return _teacher_of_supernet(settings["supernet"])
     if not (Path(args.model) / "supernet.json").is_file():
         raise SynePruneError(f"--model '{args.model}' is not a super-network (no supernet.json) to distill from; give --teacher")
-    return args.model
+    return _teacher_of_supernet(args.model)
+
+
+def _teacher_of_supernet(supernet: str) -> str:
+    """The fine-tuned teacher a super-network was trained against (``--teacher``), when it is still there; else the
+    super-network itself (its largest sub-network is the unpruned model)."""
+    teacher = (json.loads((Path(supernet) / "supernet.json").read_text()).get("teacher") or {}).get("path")
+    return teacher if teacher and Path(teacher).is_dir() else supernet
 
 
 def _export(args: argparse.Namespace, output: Path, onnx: bool, overwrite: bool) -> str:
@@ -349,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--recover-epochs", type=int,
                         help="then fine-tune the exported sub-network this many epochs with distillation (see `recover`); "
                         "--output gets the recovered model")
-    export.add_argument("--teacher", help="with --recover-epochs: the teacher (default: the super-network the export comes from)")
+    export.add_argument("--teacher", help="with --recover-epochs: the teacher (default: the fixed teacher the super-network was trained with, else the "
+                        "super-network itself)")
     export.set_defaults(run=cmd_export)
 
     recover = commands.add_parser(

@@ -213,3 +213,21 @@ def test_bad_recovery_input_is_one_line_exit_2_and_overwrites_nothing(exported, 
                  str(tmp_path / "o"), "--recover-epochs", "1"]) == 2
     assert "is not a super-network (no supernet.json) to distill from; give --teacher" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_export_recovers_from_the_supernetworks_own_teacher_when_it_has_one(tmp_path):
+    """export --recover-epochs without --teacher: the fixed teacher recorded in supernet.json (if still there), else the
+    super-network itself."""
+    import argparse
+
+    from syne_prune.cli import _recovery_teacher
+
+    supernet, teacher = tmp_path / "supernet", tmp_path / "supernet" / "teacher"
+    teacher.mkdir(parents=True)
+    args = argparse.Namespace(recover_epochs=1, teacher=None, search_dir=None, model=str(supernet))
+    (supernet / "supernet.json").write_text(json.dumps({"teacher": {"source": "auto", "path": str(teacher)}}))
+    assert _recovery_teacher(args) == str(teacher)
+    shutil.rmtree(teacher)  # moved away: fall back to the super-network
+    assert _recovery_teacher(args) == str(supernet)
+    (supernet / "supernet.json").write_text(json.dumps({"teacher": None}))
+    assert _recovery_teacher(args) == str(supernet)
