@@ -215,3 +215,23 @@ def test_base_model_and_existing_output_are_refused(tiny_model_dirs, finetuned, 
     (existing / "keep.txt").write_text("mine")
     _fails(capsys, argv + ["--model", str(finetuned), "--output", str(existing)], "already exists; choose a new --output or pass --overwrite")
     assert (existing / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("arch", ["roberta", "distilbert"])
+def test_rfp_tunes_every_architecture(arch, tiny_model_dirs, glue_dir):
+    """RFP on RoBERTa and DistilBERT (other layer layouts): exact budget, every tuned block's error not above the
+    untuned one, and the tuned sub-network differs from the plain slices of the same mask."""
+    from syne_prune.baselines import Budget, PruneContext, PruneSettings
+    from syne_prune.baselines import rfp
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dirs[arch])
+    model = load_task_model(str(tiny_model_dirs[arch]), get_task("rte")).eval()
+    data = load_task("rte", glue_dir, 0.3, 0, 16)
+    ctx = PruneContext(model, get_task("rte"), tokenizer, encode(data.train, tokenizer, 32, False), PruneSettings(examples=16))
+    pruned = rfp.run(ctx, Budget("params", 0.8))
+    assert ctx.ratio(pruned.mask, "params") <= 0.8 and pruned.info["mask_tuning"]
+    assert all(r["error_tuned"] <= r["error_untuned"] for r in pruned.info["mask_tuning"])
+    batch = {k: v for k, v in ctx.batches()[0].items() if k != "labels"}
+    with torch.no_grad():
+        tuned, plain = pruned.subnetwork(**batch).logits, extract_subnetwork(model, pruned.mask).eval()(**batch).logits
+    assert (tuned - plain).abs().max() > 1e-5

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 from transformers import PreTrainedModel
 
-from syne_prune.data import EVAL_BATCH_SIZE, Task, data_loader
+from syne_prune.data import EVAL_BATCH_SIZE, Task, eval_batches
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
 from syne_prune.models import EncoderShape, get_architecture
@@ -96,12 +96,12 @@ class PruneContext:
         return self.count(mask, kind) / getattr(self.full, kind)
 
     def batches(self, batch_size: int | None = None) -> list[dict[str, torch.Tensor]]:
-        """The first ``settings.examples`` training examples in labelled batches (split order: the training split
-        is already in seeded random order)."""
+        """The first ``settings.examples`` training examples (the training split is in seeded random order) in
+        labelled batches, shortest first (``data.eval_batches``: less padding; scores and sums ignore the order)."""
         examples = self.train[: self.settings.examples]
         if not examples:
             raise SynePruneError("no training examples to score or tune on; give a task with training data")
-        return list(data_loader(examples, self.tokenizer, batch_size or self.settings.eval_batch_size))
+        return eval_batches(examples, self.tokenizer, batch_size or self.settings.eval_batch_size)
 
     def empty_mask(self) -> SubnetMask:
         """Nothing of the encoder kept (embeddings and task head only)."""

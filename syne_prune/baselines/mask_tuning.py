@@ -22,6 +22,7 @@ from transformers import PreTrainedModel
 
 from syne_prune.baselines.common import PruneContext
 from syne_prune.masks import SubnetMask
+from syne_prune.surgery import _identity_layer, _restore_forward
 
 RIDGE = 1e-4
 SCALE_LIMIT = 10.0
@@ -31,22 +32,31 @@ class _Stop(Exception):
     """Ends a forward pass once the block of interest is captured (the layers above are not needed)."""
 
 
-def _run_until(model: PreTrainedModel, batch: dict, hooks: list[tuple[torch.nn.Module, str, str]]) -> dict[str, torch.Tensor]:
-    """Run ``model`` on ``batch`` until the last hooked module; ``hooks``: (module, "pre"|"post", name).
-    Returns name -> the hooked input ("pre") or output ("post") of the non-padding tokens, [tokens, width] double."""
+def _run_layer(model: PreTrainedModel, ctx: PruneContext, index: int, batch: dict, hidden: torch.Tensor | None,
+               hooks: list[tuple[torch.nn.Module, str, str]]) -> dict[str, torch.Tensor]:
+    """Run layer ``index`` of ``model`` on ``hidden`` (its input, [rows, seq, hidden]; None: the embeddings) and stop
+    when the last of ``hooks`` fires; the layers below are skipped (the embeddings' output is replaced by ``hidden``).
+    ``hooks``: (module, "pre"|"post", name). Returns name -> the hooked input ("pre") or output ("post"): the whole
+    tensor for the layer itself (``output``), else [non-padding tokens, width] in double precision."""
     captured: dict[str, torch.Tensor] = {}
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     tokens = inputs["attention_mask"].reshape(-1).bool()
+    layers = ctx.arch.layers(model)
     handles = []
+    if hidden is not None:
+        handles.append(ctx.arch.base_model(model).embeddings.register_forward_hook(lambda module, args, output: hidden))
     for position, (module, when, name) in enumerate(hooks):
         last = position == len(hooks) - 1
 
         def hook(module, args, output=None, name=name, when=when, last=last):
             value = args[0] if when == "pre" else output
-            captured[name] = value.reshape(-1, value.shape[-1])[tokens].detach().double()
+            value = value[0] if isinstance(value, tuple) else value
+            captured[name] = value.detach() if name == "output" else value.reshape(-1, value.shape[-1])[tokens].detach().double()
             if last:
                 raise _Stop
         handles.append(module.register_forward_pre_hook(hook) if when == "pre" else module.register_forward_hook(hook))
+    for layer in list(layers)[:index]:
+        layer.forward = _identity_layer
     try:
         with torch.no_grad():
             model(**inputs)
@@ -55,6 +65,8 @@ def _run_until(model: PreTrainedModel, batch: dict, hooks: list[tuple[torch.nn.M
     finally:
         for handle in handles:
             handle.remove()
+        for layer in list(layers)[:index]:
+            _restore_forward(layer)
     return captured
 
 
@@ -100,29 +112,48 @@ def _solve(block: str, weight: torch.Tensor, state: dict[str, Any]) -> tuple[tor
 def tune_masks(ctx: PruneContext, mask: SubnetMask, subnetwork: PreTrainedModel) -> list[dict[str, Any]]:
     """Tune ``subnetwork`` (the extracted ``mask`` of ``ctx.model``) in place, block after block from the bottom.
 
+    The input of every layer is kept per batch for both models, so each layer runs a few times (teacher once,
+    pruned model once per block and once more for its tuned output) instead of the whole network per block.
     Returns one record per tuned block: ``layer`` (index in the unpruned model), ``block`` (attention/ffn),
     ``units`` kept, ``error_untuned`` and ``error_tuned`` (squared reconstruction error summed over tokens and
     hidden units, on the ``settings.examples`` training examples), ``scale_min``/``scale_max``."""
     batches = ctx.batches()
     teacher_layers, student_layers = ctx.arch.layers(ctx.model), ctx.arch.layers(subnetwork)
+    teacher_in: list[torch.Tensor | None] = [None] * len(batches)
+    student_in: list[torch.Tensor | None] = [None] * len(batches)
+    kept_layers = mask.kept_layers
     records = []
-    for student_index, layer in enumerate(mask.kept_layers):
+    for layer in range(mask.num_layers):
+        targets = {"attention": [], "ffn": []}
+        teacher_layer = teacher_layers[layer]
+        for i, batch in enumerate(batches):
+            c = _run_layer(ctx.model, ctx, layer, batch, teacher_in[i], [
+                (_block_modules(ctx, teacher_layer, "attention")[1], "pre", "attention"),
+                (_block_modules(ctx, teacher_layer, "ffn")[1], "pre", "ffn"), (teacher_layer, "post", "output")])
+            targets["attention"].append(c["attention"].float())
+            targets["ffn"].append(c["ffn"].float())
+            teacher_in[i] = c["output"]
+        if layer not in kept_layers:
+            continue  # removed entirely: the pruned model's hidden states pass through unchanged
+        index = kept_layers.index(layer)
+        student_layer = student_layers[index]
         for block, kept in (("attention", mask.heads[layer]), ("ffn", mask.neurons[layer])):
             if not kept.any():
                 continue
-            projection, norm = _block_modules(ctx, student_layers[student_index], block)
-            _, teacher_norm = _block_modules(ctx, teacher_layers[layer], block)
+            projection, norm = _block_modules(ctx, student_layer, block)
             weight = projection.weight.detach().double()
             state: dict[str, Any] = {}
-            for batch in batches:
-                target = _run_until(ctx.model, batch, [(teacher_norm, "pre", "target")])["target"]
-                c = _run_until(subnetwork, batch, [(projection, "pre", "units"), (projection, "post", "projected"), (norm, "pre", "sum")])
+            for i, batch in enumerate(batches):
+                c = _run_layer(subnetwork, ctx, index, batch, student_in[i],
+                               [(projection, "pre", "units"), (projection, "post", "projected"), (norm, "pre", "sum")])
                 rest = c["sum"] - c["projected"] + projection.bias.detach().double()
-                _normal_equations(ctx, block, weight, c["units"], target, rest, state)
+                _normal_equations(ctx, block, weight, c["units"], targets[block][i].double(), rest, state)
             scales, untuned, tuned = _solve(block, weight, state)
             width = ctx.shape.head_dim if block == "attention" else 1
             with torch.no_grad():
                 projection.weight.mul_(scales.repeat_interleave(width).to(projection.weight.dtype)[None, :])
             records.append({"layer": layer, "block": block, "units": int(kept.sum()), "error_untuned": untuned,
                             "error_tuned": tuned, "scale_min": float(scales.min()), "scale_max": float(scales.max())})
+        for i, batch in enumerate(batches):
+            student_in[i] = _run_layer(subnetwork, ctx, index, batch, student_in[i], [(student_layer, "post", "output")])["output"]
     return records
