@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -41,7 +42,7 @@ from scales import SCALES, reachable_models, short_name  # noqa: E402
 
 PAPER_NAMES = {"ws-nas": "nas", "standard-nas": "standard_nas", "rfp": "rfp", "layer-drop": "ld", "head-prune": "hp"}
 BASELINES = ("rfp", "layer-drop", "head-prune")
-ANCHORS = Path(__file__).resolve().parents[1].parent / "shared" / "anchors" / "plm_pruning_results"
+ANCHORS = Path(__file__).resolve().parents[1].parent / "shared" / "anchors" / "plm_pruning_results"  # ../shared beside the checkout
 COLUMNS = ["runtime", "threshold", "test_error", "valid_error", "method", "model", "dataset", "seed"]
 
 
@@ -57,23 +58,37 @@ def data_args(args) -> list[str]:
     return extra
 
 
-def steps(args, model: str, task: str, seed: int, work: Path) -> dict[str, list[list[str]]]:
-    """Per step: the commands it runs, in order (each resumable or skipped when done)."""
+def steps(args, model: str, task: str, seed: int, work: Path, step: str) -> list[list[str]]:
+    """The commands ``step`` runs, in order (each resumable or skipped when done)."""
     common = ["--task", task, "--seed", str(seed), "--epochs", str(args.epochs), *data_args(args)]
     search = ["--max-wallclock", str(args.search_budget), "--n-workers", str(args.n_workers), "--seed", str(seed)]
     if args.max_trials:
         search += ["--max-trials", str(args.max_trials)]
     if args.max_eval_examples is not None:
         search += ["--max-eval-examples", str(args.max_eval_examples)]
-    prune = ["--model", work / "finetuned", "--task", task, "--seed", str(seed), "--max-params", args.budgets, "--examples", str(args.examples),
-             *data_args(args)]
+    prune = ["--model", work / "finetuned", "--task", task, "--seed", str(seed), "--examples", str(args.examples), *data_args(args)]
+    if step in BASELINES:
+        return [cli("prune", "--method", step, *prune, "--max-params", reachable_budgets(args.budgets, step, work / "finetuned"), "--output", work / step)]
     return {
         "finetuned": [cli("train-supernet", "--model", model, "--strategy", "standard", "--importance", "none", *common, "--output", work / "finetuned")],
         "ws-nas": [cli("train-supernet", "--model", model, *common, "--output", work / "supernet"),
                    cli("search", "--supernet", work / "supernet", *search, "--output", work / "ws-nas")],
         "standard-nas": [cli("search", "--mode", "standard", "--model", model, *common, *search, "--output", work / "standard-nas")],
-        **{method: [cli("prune", "--method", method, *prune, "--output", work / method)] for method in BASELINES},
-    }
+    }[step]
+
+
+def reachable_budgets(budgets: str, method: str, model_dir: Path) -> str:
+    """The budgets of the sweep ``method`` can reach (head-prune cannot go below the model without attention;
+    MiniLM's embeddings are half its parameters); all of them while the fine-tuned model does not exist yet."""
+    if not (model_dir / "config.json").is_file():
+        return budgets
+    from syne_prune.baselines import smallest_ratio
+
+    floor = smallest_ratio(method, str(model_dir))
+    kept = [b for b in budgets.split(",") if float(b) >= floor]
+    if len(kept) < len(budgets.split(",")):
+        print(f"  {method} reaches no less than {floor:.4f} of the parameters: budgets {','.join(kept) or 'none'} only", flush=True)
+    return ",".join(kept) or f"{math.ceil(floor * 1e6) / 1e6:.6f}"
 
 
 def done(path: Path) -> bool:
@@ -164,13 +179,13 @@ def collect(args, models: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(size_rows, columns=COLUMNS), pd.DataFrame(hv_rows, columns=["method", "model", "dataset", "seed", "runtime", "hv"])
 
 
-def plot_sizes(ours: pd.DataFrame, path: Path) -> None:
+def plot_sizes(ours: pd.DataFrame, path: Path, anchors: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paper = pd.read_csv(ANCHORS / "data_relative_to_model_size.csv", index_col=0) if ANCHORS.is_dir() else pd.DataFrame(columns=COLUMNS)
+    paper = pd.read_csv(anchors / "data_relative_to_model_size.csv", index_col=0) if anchors.is_dir() else pd.DataFrame(columns=COLUMNS)
     paper = paper[paper["model"] == "bert-base-cased"]
     paper = paper[paper["runtime"] == paper.groupby(["method", "dataset"])["runtime"].transform("max")]
     datasets = sorted(ours["dataset"].unique())
@@ -251,6 +266,7 @@ def main() -> None:
     parser.add_argument("--max-eval-examples", type=int)
     parser.add_argument("--workdir", default="runs/baselines_vs_search")
     parser.add_argument("--out-dir", default="benchmarks/results/baselines_vs_search")
+    parser.add_argument("--anchors", default=str(ANCHORS), help="the paper's result tables (plm_pruning_results)")
     parser.add_argument("--collect-only", action="store_true", help="only read what the work directory has")
     args = parser.parse_args()
     scale = SCALES[args.scale]
@@ -264,11 +280,11 @@ def main() -> None:
             for task in args.tasks:
                 for seed in args.seeds:
                     work = Path(args.workdir) / short_name(model) / task / f"seed{seed}"
-                    plan = steps(args, model, task, seed, work)
                     needed = ["finetuned"] if any(m in BASELINES for m in args.methods) else []
                     for step in needed + list(args.methods):
                         print(f"{short_name(model)} / {task} / seed {seed}: {step}", flush=True)
-                        if not all(run_step(command, work / f"{step}.log") for command in plan[step]):
+                        commands = steps(args, model, task, seed, work, step)  # after fine-tuning: the budgets a baseline reaches
+                        if not all(run_step(command, work / f"{step}.log") for command in commands):
                             failed += 1
                             if step == "finetuned":
                                 break
@@ -278,7 +294,7 @@ def main() -> None:
     sizes.to_csv(out / "relative_to_model_size.csv")
     hv.to_csv(out / "hypervolume.csv", index=False)
     if len(sizes):
-        plot_sizes(sizes, out / "relative_to_model_size.png")
+        plot_sizes(sizes, out / "relative_to_model_size.png", Path(args.anchors))
     if len(hv):
         plot_hypervolume(hv, out / "hypervolume.png")
     (out / "results.md").write_text(markdown(sizes, hv, args))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from syne_prune.baselines import head_prune, layer_drop, rfp
 from syne_prune.baselines.common import Budget, Method, PruneContext, PruneSettings, Pruned
-from syne_prune.baselines.run import RESULTS_FILE, BudgetResult, parse_budgets, prune
+from syne_prune.baselines.run import RESULTS_FILE, BudgetResult, parse_budgets, prune, smallest_ratio
 from syne_prune.errors import SynePruneError
 
 METHODS: dict[str, Method] = {m.name: m for m in (rfp.METHOD, layer_drop.METHOD, head_prune.METHOD)}
@@ -19,4 +19,4 @@ def get_method(name: str) -> Method:
 
 
 __all__ = ["METHODS", "RESULTS_FILE", "Budget", "BudgetResult", "Method", "PruneContext", "PruneSettings", "Pruned", "get_method",
-           "parse_budgets", "prune"]
+           "parse_budgets", "prune", "smallest_ratio"]

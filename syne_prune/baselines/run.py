@@ -77,6 +77,21 @@ def check_task_model(model_dir: str, task: Task):
     return config
 
 
+def smallest_ratio(method: str, model_dir: str, kind: str = "params", seq_len: int = 128) -> float:
+    """The smallest ``kind`` ratio (params or macs) ``method`` reaches on the model ``model_dir`` (no data needed):
+    budgets below it are refused by ``prune``. Raises SynePruneError for an unknown method or kind, or a model
+    that does not load."""
+    from syne_prune.baselines import get_method
+    from syne_prune.objectives import subnet_size
+
+    Budget(kind, 1.0)  # checks the kind
+    spec, model = get_method(method), load_model(model_dir)
+    ctx = PruneContext.__new__(PruneContext)  # only the shape is needed, not data
+    ctx.model, ctx.settings, ctx.cache = model, PruneSettings(seq_len=seq_len), {}
+    ctx.__post_init__()
+    return getattr(subnet_size(model, spec.smallest(ctx), seq_len), kind) / getattr(subnet_size(model, seq_len=seq_len), kind)
+
+
 def fine_tune(model: PreTrainedModel, ctx: PruneContext, epochs: int, label: str) -> tuple[PreTrainedModel, float]:
     """``epochs`` of plain label fine-tuning of ``model`` in the shared training loop; returns it (CPU, eval) and seconds."""
     started = time.perf_counter()
