@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/supernet_strategies.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results = {"args": vars(args) | {"out": str(args.out)}, "costs": {}, "quality": []}
+    results = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "costs": {}, "quality": []}
     for task in args.tasks:
         results["costs"][task] = step_costs(args, task)
     args.out.parent.mkdir(parents=True, exist_ok=True)
