@@ -235,3 +235,18 @@ def test_rfp_tunes_every_architecture(arch, tiny_model_dirs, glue_dir):
     with torch.no_grad():
         tuned, plain = pruned.subnetwork(**batch).logits, extract_subnetwork(model, pruned.mask).eval()(**batch).logits
     assert (tuned - plain).abs().max() > 1e-5
+
+
+def test_smallest_ratio_is_where_refusal_starts(finetuned, glue_dir, tmp_path):
+    from syne_prune.baselines import smallest_ratio
+
+    model, full = _full(finetuned)
+    head_cost, _, _ = unit_costs(_Ctx(model), "params")
+    # head-prune's floor: every head gone, each attention block's constants (3h) too
+    want = (full.params - LAYERS * (HEADS * head_cost + 3 * model.config.hidden_size)) / full.params
+    floor = smallest_ratio("head-prune", str(finetuned))
+    assert floor == pytest.approx(want, abs=1e-12)
+    with pytest.raises(Exception, match=f"cannot go below {floor:.4f} of the params"):
+        prune("head-prune", str(finetuned), "rte", max_params=floor - 1e-3, output=tmp_path / "no", data_dir=str(glue_dir), **QUICK)
+    [result] = prune("head-prune", str(finetuned), "rte", max_params=floor + 1e-9, output=tmp_path / "all", data_dir=str(glue_dir), **QUICK)
+    assert int(result.pruned.mask.heads.sum()) == 0 and not (tmp_path / "no").exists()
