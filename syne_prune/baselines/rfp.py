@@ -88,23 +88,30 @@ def search_mask(ctx: PruneContext, budget: Budget, head_scores: torch.Tensor, ne
 
 def _make_exact(ctx: PruneContext, budget: Budget, mask: SubnetMask, neuron_order: torch.Tensor) -> SubnetMask:
     """Drop the lowest-scoring kept neurons (then heads) until ``mask`` fits; then add the best removed neurons
-    while they fit (the cost estimate counted every block's constants, which removed blocks free)."""
+    while they fit (the cost estimate counted every block's constants, which removed blocks free). Neurons
+    go and come in groups sized by the gap to the limit, so ``subnet_size`` runs a few times, not per neuron."""
     heads, neurons = mask.heads.clone(), mask.neurons.clone()
-    flat = neurons.view(-1)
-    for index in reversed(neuron_order.tolist()):
-        if ctx.fits(SubnetMask(heads, neurons), budget):
-            break
-        flat[index] = False
-    while not ctx.fits(SubnetMask(heads, neurons), budget) and heads.any():
-        heads.view(-1)[heads.view(-1).nonzero()[-1]] = False  # no neurons left: fall back to heads
+    flat, limit = neurons.view(-1), ctx.limit(budget)
     _, neuron_cost, _ = unit_costs(ctx, budget.kind)
-    for index in neuron_order.tolist():
-        if ctx.limit(budget) - ctx.count(SubnetMask(heads, neurons), budget.kind) < neuron_cost:
+    order = neuron_order.tolist()
+    kept = [i for i in reversed(order) if flat[i]]  # lowest score first
+
+    def count() -> int:
+        return ctx.count(SubnetMask(heads, neurons), budget.kind)
+    while (over := count() - limit) > 0:
+        if kept:
+            for _ in range(min(len(kept), max(1, -(-over // neuron_cost)))):
+                flat[kept.pop(0)] = False
+        elif heads.any():
+            heads.view(-1)[heads.view(-1).nonzero()[-1]] = False  # no neurons left: fall back to heads
+        else:
             break
-        if not flat[index]:
-            flat[index] = True
-            if not ctx.fits(SubnetMask(heads, neurons), budget):
-                flat[index] = False
+    candidates = [i for i in order if not flat[i]]  # best score first
+    while candidates and (room := limit - count()) >= neuron_cost:
+        group, candidates = candidates[: room // neuron_cost], candidates[room // neuron_cost:]
+        flat[group] = True
+        while count() > limit:  # a group that reopened a removed block also pays its constants
+            flat[group.pop()] = False
     return SubnetMask(heads, neurons)
 
 
