@@ -56,9 +56,8 @@ def test_each_method_meets_the_budget_exactly(method, finetuned, glue_dir, tmp_p
         assert result.row["params_ratio"] == pytest.approx(record["params"] / full.params, abs=1e-12)
         assert record["baseline"]["method"] == method and record["task"] == "rte"
         if method == "rfp":  # knapsack + refill: less than one neuron (in a removed FFN block: plus its constants) left
-            h = full.params and model.config.hidden_size
             _, neuron_cost, _ = unit_costs(_Ctx(model), "params")
-            assert int(result.row["budget"] * full.params) - record["params"] < neuron_cost + 3 * h
+            assert int(result.row["budget"] * full.params) - record["params"] < neuron_cost + 3 * model.config.hidden_size
 
 
 class _Ctx:
@@ -160,7 +159,7 @@ def test_head_prune_removes_the_lowest_importance_head_first(tiny_model_dirs, gl
 
 
 def test_layer_drop_keeps_the_bottom_layers(finetuned, glue_dir, tmp_path):
-    model, full = _full(finetuned)
+    model, _ = _full(finetuned)
     [result] = prune("layer-drop", str(finetuned), "rte", max_params=0.9, output=tmp_path / "out", data_dir=str(glue_dir),
                      finetune_epochs=0, **QUICK)
     assert result.pruned.mask.kept_layers == [0] and bool(result.pruned.mask.heads[0].all() and result.pruned.mask.neurons[0].all())
@@ -184,7 +183,8 @@ def test_cli_sweep_writes_one_export_per_budget_and_a_csv(finetuned, glue_dir, t
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert printed.count("rfp params <= ") == 2 and f"results written to {out / 'results.csv'}" in printed
-    rows = list(csv.DictReader(open(out / "results.csv")))
+    with open(out / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
     assert [r["budget"] for r in rows] == ["0.9", "0.8"] and sorted(p.name for p in out.iterdir()) == ["0.8", "0.9", "results.csv"]
     for row in rows:
         assert float(row["params_ratio"]) <= float(row["budget"]) and 0 <= float(row["test_error"]) <= 1
@@ -221,8 +221,7 @@ def test_base_model_and_existing_output_are_refused(tiny_model_dirs, finetuned, 
 def test_rfp_tunes_every_architecture(arch, tiny_model_dirs, glue_dir):
     """RFP on RoBERTa and DistilBERT (other layer layouts): exact budget, every tuned block's error not above the
     untuned one, and the tuned sub-network differs from the plain slices of the same mask."""
-    from syne_prune.baselines import Budget, PruneContext, PruneSettings
-    from syne_prune.baselines import rfp
+    from syne_prune.baselines import Budget, PruneContext, PruneSettings, rfp
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dirs[arch])
     model = load_task_model(str(tiny_model_dirs[arch]), get_task("rte")).eval()
