@@ -13,6 +13,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (rfp.METHOD, layer_drop.METHOD,
 
 
 def get_method(name: str) -> Method:
+    """The registered method called ``name``; a one-line SynePruneError naming the choices otherwise."""
     if name not in METHODS:
         raise SynePruneError(f"unknown pruning method '{name}'; choose one of {', '.join(METHODS)}")
     return METHODS[name]

@@ -56,6 +56,7 @@ def run(ctx: PruneContext, budget: Budget) -> Pruned:
 
 
 def smallest(ctx: PruneContext) -> SubnetMask:
+    """Every head removed, every FFN neuron kept."""
     s = ctx.shape
     return SubnetMask(torch.zeros(s.num_layers, s.num_heads, dtype=torch.bool), torch.ones(s.num_layers, s.num_neurons, dtype=torch.bool))
 

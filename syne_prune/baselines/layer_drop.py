@@ -25,6 +25,7 @@ def run(ctx: PruneContext, budget: Budget) -> Pruned:
 
 
 def smallest(ctx: PruneContext) -> SubnetMask:
+    """No layer left (embeddings and task head only)."""
     return bottom_layers(ctx, 0)
 
 

@@ -183,6 +183,7 @@ def run(ctx: PruneContext, budget: Budget) -> Pruned:
 
 
 def smallest(ctx: PruneContext) -> SubnetMask:
+    """Nothing of the encoder: RFP may remove every head and neuron."""
     return ctx.empty_mask()
 
 

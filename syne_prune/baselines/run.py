@@ -86,9 +86,7 @@ def smallest_ratio(method: str, model_dir: str, kind: str = "params", seq_len: i
 
     Budget(kind, 1.0)  # checks the kind
     spec, model = get_method(method), load_model(model_dir)
-    ctx = PruneContext.__new__(PruneContext)  # only the shape is needed, not data
-    ctx.model, ctx.settings, ctx.cache = model, PruneSettings(seq_len=seq_len), {}
-    ctx.__post_init__()
+    ctx = PruneContext(model, None, None, [], PruneSettings(seq_len=seq_len))  # sizes only: no task, tokenizer or data
     return getattr(subnet_size(model, spec.smallest(ctx), seq_len), kind) / getattr(subnet_size(model, seq_len=seq_len), kind)
 
 
