@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune_parser.add_argument("--finetune-epochs", type=int,
                               help="epochs of label fine-tuning after pruning (shared training loop); default: "
                               + ", ".join(f"{m.name} {m.finetune_epochs}" for m in METHODS.values())
-                              + " (the defaults the README's tables use)")
+                              + " (benchmarks/baselines_vs_search.py uses these defaults)")
     prune_parser.add_argument("--examples", type=int, default=2048,
                               help="training examples for Fisher scores, head importance and RFP mask tuning (default %(default)s, as Kwon et al.)")
     prune_parser.add_argument("--head-fraction", type=float, default=0.1,

@@ -39,7 +39,8 @@ def _run_layer(model: PreTrainedModel, ctx: PruneContext, index: int, batch: dic
     ``hooks``: (module, "pre"|"post", name). Returns name -> the hooked input ("pre") or output ("post"): the whole
     tensor for the layer itself (``output``), else [non-padding tokens, width] in double precision."""
     captured: dict[str, torch.Tensor] = {}
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    device = next(model.parameters()).device
+    inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
     tokens = inputs["attention_mask"].reshape(-1).bool()
     layers = ctx.arch.layers(model)
     handles = []
@@ -101,7 +102,7 @@ def _solve(block: str, weight: torch.Tensor, state: dict[str, Any]) -> tuple[tor
     right, b2 = state["right"], state["b2"]
     ones = torch.ones_like(right)
     ridge = RIDGE * float(gram.diagonal().mean().clamp_min(1e-30))
-    scales = torch.linalg.solve(gram + ridge * torch.eye(len(right), dtype=gram.dtype), right + ridge * ones)
+    scales = torch.linalg.solve(gram + ridge * torch.eye(len(right), dtype=gram.dtype, device=gram.device), right + ridge * ones)
     scales = scales.clamp(-SCALE_LIMIT, SCALE_LIMIT)
 
     def error(m: torch.Tensor) -> float:

@@ -24,7 +24,7 @@ from transformers import PreTrainedModel
 from syne_prune.baselines.common import Budget, PruneContext, PruneSettings, Pruned
 from syne_prune.data import EVAL_BATCH_SIZE, Task, encode, eval_batches, get_task, load_task
 from syne_prune.errors import SynePruneError
-from syne_prune.evaluation import evaluate
+from syne_prune.evaluation import default_device, evaluate
 from syne_prune.export import export_subnetwork, load_model, load_model_config, load_tokenizer, task_record
 from syne_prune.models import auto_class_of
 from syne_prune.surgery import extract_subnetwork
@@ -37,7 +37,9 @@ COLUMNS = ("method", "objective", "budget", "params_ratio", "encoder_params_rati
 
 @dataclass
 class BudgetResult:
-    """One budget of a run: its CSV ``row``, the pruned (and fine-tuned) ``model`` in memory, its ``mask`` and ``path``."""
+    """One budget of a run: its CSV ``row``, the pruned (and fine-tuned) ``model`` in memory (CPU, eval mode), the
+    method's ``pruned`` result (mask, details) and the export's ``path``. Pruning, tuning and evaluation run on the GPU
+    when there is one."""
 
     row: dict[str, Any]
     model: PreTrainedModel
@@ -138,7 +140,7 @@ def prune(method: str, model_dir: str, task: str, *, max_params: Any = None, max
     data = load_task(task, data_dir, validation_fraction, seed, max_train_examples, max_eval_examples)
     epochs = spec.finetune_epochs if finetune_epochs is None else finetune_epochs
     settings = PruneSettings(examples, epochs, lr, batch_size, seed, eval_batch_size, head_fraction, progress=progress)
-    ctx = PruneContext(load_model(model_dir), task_, tokenizer, encode(data.train, tokenizer, max_length, task_.is_regression), settings)
+    ctx = PruneContext(load_model(model_dir).to(default_device()), task_, tokenizer, encode(data.train, tokenizer, max_length, task_.is_regression), settings)
     smallest = spec.smallest(ctx)
     for budget in budgets:
         if not ctx.fits(smallest, budget):
@@ -171,6 +173,7 @@ def _one_budget(spec, ctx: PruneContext, budget: Budget, validation, test, outpu
     finetune_s = 0.0
     if epochs > 0:
         sub, finetune_s = fine_tune(sub, ctx, epochs, f"{spec.name} {budget.label}")
+    sub = sub.to(next(ctx.model.parameters()).device)  # the GPU when there is one
     scores = {"validation": evaluate(sub, validation, ctx.task), "test": evaluate(sub, test, ctx.task)}
     size, metric = ctx.size(pruned.mask), ctx.task.metric_name
     row = {"method": spec.name, "objective": budget.kind, "budget": budget.ratio, "params_ratio": size.params / ctx.full.params,
@@ -184,7 +187,7 @@ def _one_budget(spec, ctx: PruneContext, budget: Budget, validation, test, outpu
         "validation": scores["validation"], "test": scores["test"], "prune_time_s": prune_s, "finetune_time_s": finetune_s}}
     path = export_subnetwork(ctx.model, pruned.mask, output / budget.label, tokenizer=tokenizer, metadata=json.loads(json.dumps(metadata)),
                              subnetwork=sub)
-    return BudgetResult(row, sub, pruned, path)
+    return BudgetResult(row, sub.cpu(), pruned, path)
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
