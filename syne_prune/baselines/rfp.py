@@ -83,10 +83,10 @@ def search_mask(ctx: PruneContext, budget: Budget, head_scores: torch.Tensor, ne
     neurons = torch.zeros(neuron_scores.numel(), dtype=torch.bool)
     neurons[neurons_sorted.indices[: best[1]]] = True
     mask = SubnetMask(heads.view_as(head_scores), neurons.view_as(neuron_scores))
-    return _make_exact(ctx, budget, mask, neurons_sorted.indices)
+    return _make_exact(ctx, budget, mask, neurons_sorted.indices, heads_sorted.indices)
 
 
-def _make_exact(ctx: PruneContext, budget: Budget, mask: SubnetMask, neuron_order: torch.Tensor) -> SubnetMask:
+def _make_exact(ctx: PruneContext, budget: Budget, mask: SubnetMask, neuron_order: torch.Tensor, head_order: torch.Tensor) -> SubnetMask:
     """Drop the lowest-scoring kept neurons (then heads) until ``mask`` fits; then add the best removed neurons
     while they fit (the cost estimate counted every block's constants, which removed blocks free). Neurons
     go and come in groups sized by the gap to the limit, so ``subnet_size`` runs a few times, not per neuron."""
@@ -102,8 +102,8 @@ def _make_exact(ctx: PruneContext, budget: Budget, mask: SubnetMask, neuron_orde
         if kept:
             for _ in range(min(len(kept), max(1, -(-over // neuron_cost)))):
                 flat[kept.pop(0)] = False
-        elif heads.any():
-            heads.view(-1)[heads.view(-1).nonzero()[-1]] = False  # no neurons left: fall back to heads
+        elif heads.any():  # no neurons left: the lowest-scoring kept head goes
+            heads.view(-1)[next(i for i in reversed(head_order.tolist()) if heads.view(-1)[i])] = False
         else:
             break
     candidates = [i for i in order if not flat[i]]  # best score first
