@@ -7,12 +7,18 @@ rounds, medians), so machine drift hits all alike.
 
     HF_HUB_OFFLINE=1 python benchmarks/supernet_strategies.py --data-dir ../shared/data/glue \\
         --tasks mrpc stsb --strategies standard sandwich full --epochs 3 --max-train-examples 800
+
+``--scale`` picks the models (cpu: all-MiniLM-L6-v2, gpu: bert-base-cased and roberta-base when their weights
+load; benchmarks/scales.py), ``--seeds`` repeats part 1, and ``--workdir`` keeps every super-network
+(``<workdir>/<model>/<task>/<strategy>/seed<k>``): a finished one is read back, an interrupted one resumed.
+Part 1 is then also written as ``quality.csv``, ``quality.md`` and ``quality.png`` beside ``--out``.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,18 +33,28 @@ from syne_prune.models import load_task_model
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.supernet import STRATEGIES, TrainingConfig, get_strategy, train_supernet
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scales import SCALES, reachable_models, short_name  # noqa: E402
+
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-def quality(args, task: str, strategy: str, workdir: Path) -> dict:
+def quality(args, task: str, strategy: str, workdir: Path, model: str = MODEL, seed: int | None = None) -> dict:
+    seed = args.seed if seed is None else seed
+    output = workdir / short_name(model) / task / strategy / f"seed{seed}"
     config = TrainingConfig(
-        model=MODEL, task=task, output=str(workdir / f"{task}-{strategy}"), data_dir=args.data_dir,
+        model=model, task=task, output=str(output), data_dir=args.data_dir,
         search_space=args.search_space, strategy=strategy, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-        max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples, seed=args.seed,
+        max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples, seed=seed,
     )
-    metadata = train_supernet(config, progress=False)
+    finished = (output / "supernet.json").is_file() and not (output / ".resume").exists()
+    if finished:
+        metadata = json.loads((output / "supernet.json").read_text())
+    else:
+        metadata = train_supernet(config, resume=(output / ".resume").exists(), progress=False)
     metric = metadata["metric"]
-    row = {"task": task, "strategy": strategy, "metric": metric, "train_time_s": metadata["train_time_s"]}
+    row = {"model": short_name(model), "task": task, "strategy": strategy, "seed": seed, "metric": metric,
+           "train_time_s": metadata["train_time_s"]}
     for name in ("largest", "smallest"):
         for split in ("validation", "test"):
             row[f"{name}_{split}"] = metadata["metrics"][name][split][metric]
@@ -91,21 +107,63 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--scale", choices=list(SCALES), help="models of part 1 (default: all-MiniLM-L6-v2 only)")
+    parser.add_argument("--seeds", nargs="+", type=int, help="seeds of part 1 (default: --seed)")
+    parser.add_argument("--workdir", type=Path, help="keep the super-networks here (resumable); default: a temporary directory")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/supernet_strategies.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results = {"args": vars(args) | {"out": str(args.out)}, "costs": {}, "quality": []}
+    results = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "costs": {}, "quality": []}
     for task in args.tasks:
         results["costs"][task] = step_costs(args, task)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     if not args.skip_quality:
+        models = reachable_models(args.scale) if args.scale else [MODEL]
         with tempfile.TemporaryDirectory() as tmp:
-            for task in args.tasks:
-                for strategy in args.strategies:
-                    results["quality"].append(quality(args, task, strategy, Path(tmp)))
-                    args.out.write_text(json.dumps(results, indent=2) + "\n")  # written as results arrive
+            workdir = args.workdir or Path(tmp)
+            for model in models:
+                for task in args.tasks:
+                    for strategy in args.strategies:
+                        for seed in args.seeds or [args.seed]:
+                            results["quality"].append(quality(args, task, strategy, workdir, model, seed))
+                            args.out.write_text(json.dumps(results, indent=2) + "\n")  # written as results arrive
+        write_quality(results["quality"], args.out)
 
+
+def write_quality(rows: list[dict], out: Path) -> None:
+    """quality.csv (one row per model, task, strategy, seed), quality.md (means over seeds) and quality.png."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return
+    frame.to_csv(out.with_name("quality.csv"), index=False)
+    columns = ["largest_validation", "largest_test", "smallest_validation", "smallest_test", "train_time_s"]
+    table = frame.groupby(["model", "task", "strategy"])[columns].mean().reset_index()
+    lines = ["| model | task | strategy | " + " | ".join(columns) + " |", "|---|---|---|" + "---|" * len(columns)]
+    lines += [f"| {r.model} | {r.task} | {r.strategy} | " + " | ".join(f"{getattr(r, c):.4f}" for c in columns) + " |" for r in table.itertuples()]
+    seeds = frame.groupby(["model", "task", "strategy"]).size().max()
+    out.with_name("quality.md").write_text(f"Metric of the largest and smallest sub-network per strategy (mean over up to {seeds} seed(s)).\n\n"
+                                           + "\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted(table.groupby(["model", "task"]).groups)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
+    for ax, (model, task) in zip(axes[0], keys):
+        part = table[(table["model"] == model) & (table["task"] == task)]
+        x = np.arange(len(part))
+        ax.bar(x - 0.2, part["largest_test"], 0.4, label="largest")
+        ax.bar(x + 0.2, part["smallest_test"], 0.4, label="smallest")
+        ax.set_xticks(x, part["strategy"], rotation=30, fontsize=8)
+        ax.set_title(f"{model} / {task} (test metric)", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out.with_name("quality.png"), dpi=110)
+    plt.close(fig)
 
 if __name__ == "__main__":
     main()

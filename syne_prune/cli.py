@@ -156,6 +156,23 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    from syne_prune.baselines import RESULTS_FILE, prune
+
+    results = prune(args.method, args.model, args.task, max_params=args.max_params, max_macs=args.max_macs, output=args.output,
+                    data_dir=args.data_dir, finetune_epochs=args.finetune_epochs, examples=args.examples, lr=args.lr,
+                    batch_size=args.batch_size, seed=args.seed, validation_fraction=args.validation_fraction, max_length=args.max_length,
+                    max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
+                    eval_batch_size=args.eval_batch_size, head_fraction=args.head_fraction, overwrite=args.overwrite)
+    for result in results:
+        row = result.row
+        print(f"{row['method']} {row['objective']} <= {row['budget']:g}: {row['params_ratio']:.1%} of the parameters, "
+              f"{row['macs_ratio']:.1%} of the MACs; validation {row['metric']} {row['valid_metric']:.4f}, test {row['test_metric']:.4f} "
+              f"-> {result.path}")
+    print(f"results written to {Path(args.output) / RESULTS_FILE}")
+    return 0
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from syne_prune.search import SearchConfig, run_search
 
@@ -388,6 +405,43 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("--resume", action="store_true", help="continue a killed run from its last finished epoch")
     recover.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     recover.set_defaults(run=cmd_recover)
+
+    from syne_prune.baselines import METHODS
+
+    prune_parser = commands.add_parser(
+        "prune",
+        help="prune a fine-tuned model with a baseline method (rfp, layer-drop, head-prune) to a parameter or MAC budget",
+        description="The paper's baselines: " + "; ".join(f"{m.name}: {m.summary}" for m in METHODS.values()) + ". Every budget "
+        "gets an export (as `export` writes) in OUTPUT/<ratio>/ and a row of OUTPUT/results.csv (budget, params, encoder params "
+        "and MACs ratios, validation and test metric). Budgets are met exactly as counted for the search's params objective.",
+    )
+    prune_parser.add_argument("--method", required=True, help=f"pruning method: {', '.join(METHODS)}")
+    prune_parser.add_argument("--model", required=True, help="directory of a model fine-tuned on --task (e.g. train-supernet --strategy standard)")
+    prune_parser.add_argument("--task", required=True, help="the task the model was fine-tuned on (rte, mrpc, cola, stsb, ...)")
+    prune_parser.add_argument("--data-dir", help="local GLUE TSV files (TASK/train.tsv, TASK/dev.tsv); else the Hugging Face hub")
+    prune_parser.add_argument("--max-params", metavar="R[,R...]", help="budget(s) as ratios of the full model's parameters in (0, 1], "
+                        "e.g. 0.5 or a sweep 0.9,0.8,0.7")
+    prune_parser.add_argument("--max-macs", metavar="R[,R...]",
+                              help="budget(s) as ratios of the full model's MACs per 128-token sequence (give one of --max-params, --max-macs)")
+    prune_parser.add_argument("--output", required=True, help="directory to create: OUTPUT/<ratio>/ exports and OUTPUT/results.csv")
+    prune_parser.add_argument("--finetune-epochs", type=int,
+                              help="epochs of label fine-tuning after pruning (shared training loop); default: "
+                              + ", ".join(f"{m.name} {m.finetune_epochs}" for m in METHODS.values())
+                              + " (benchmarks/baselines_vs_search.py uses these defaults)")
+    prune_parser.add_argument("--examples", type=int, default=2048,
+                              help="training examples for Fisher scores, head importance and RFP mask tuning (default %(default)s, as Kwon et al.)")
+    prune_parser.add_argument("--head-fraction", type=float, default=0.1,
+                              help="head-prune: share of all heads removed per re-scoring step (default %(default)s, as Michel et al.)")
+    prune_parser.add_argument("--lr", type=float, default=2e-5, help="fine-tuning AdamW learning rate, linear decay (default %(default)s)")
+    prune_parser.add_argument("--batch-size", type=int, default=32, help="fine-tuning batch size")
+    prune_parser.add_argument("--seed", type=int, default=0, help="split seed (validation held out of train) and fine-tuning order")
+    prune_parser.add_argument("--validation-fraction", type=float, default=0.3, help="share of train held out for validation")
+    prune_parser.add_argument("--max-length", type=int, default=128, help="tokens per example (longer ones are truncated)")
+    prune_parser.add_argument("--max-train-examples", type=int, help="cap on training examples (quick runs)")
+    prune_parser.add_argument("--max-eval-examples", type=int, help="cap on validation and test examples (quick runs)")
+    prune_parser.add_argument("--eval-batch-size", type=int, default=EVAL_BATCH_SIZE, help="examples per evaluation batch")
+    prune_parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    prune_parser.set_defaults(run=cmd_prune)
 
     train = commands.add_parser(
         "train-supernet",

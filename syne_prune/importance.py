@@ -26,7 +26,7 @@ Head pruning (Michel et al. 2019) and retraining-free pruning (Kwon et al. 2022)
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,8 @@ from transformers import PreTrainedModel
 
 from syne_prune.errors import SynePruneError
 from syne_prune.models import get_architecture, head_of
-from syne_prune.surgery import InPlaceMask
+from syne_prune.masks import SubnetMask
+from syne_prune.surgery import InPlaceMask, check_mask_fits
 
 # Config attribute (saved in config.json) naming the method a model was ordered by: an ordered model,
 # e.g. a super-network checkpoint or the model of a resumed run, is not ordered a second time.
@@ -60,29 +61,32 @@ class ImportanceScores:
                 torch.argsort(self.neurons, dim=1, descending=True, stable=True))
 
 
-def fisher_scores(model: PreTrainedModel, batches: Iterable[Batch]) -> ImportanceScores:
-    """Empirical Fisher importance (Kwon et al. 2022): ``I_u = sum over examples x of (dL(x) / dm_u)^2``.
+def mask_gradients(model: PreTrainedModel, batches: Iterable[Batch],
+                   mask: SubnetMask | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Per-example gradients of the task loss w.r.t. head and neuron masks, one batch at a time.
 
-    ``batches``: dicts of model inputs with ``labels`` (multiple choice: inputs [batch, choices, seq]).
-    Every row of a batch gets its own mask variables (``InPlaceMask.set_scales``), so one backward pass
-    gives each example's own gradient: the model's mean loss is multiplied by the batch size to get the
-    sum of per-example losses, and for multiple choice the gradients of an example's choice rows are
-    added. The model runs in eval mode (no dropout); parameter gradients are neither computed nor left.
-    Raises SynePruneError for a base model (no loss) or batches without labels.
+    Yields ``(heads [L, N, H], neurons [L, N, I])`` float32 on the model's device for each batch of N
+    examples: ``dL(x) / dm_u`` at m = ``mask`` (1 for kept units, 0 for removed ones; all ones when
+    ``mask`` is None). Every row of a batch gets its own mask variables (``InPlaceMask.set_scales``), so one
+    backward pass gives each example's own gradient: the model's mean loss is multiplied by the batch size
+    to get the sum of per-example losses, and for multiple choice the gradients of an example's choice rows
+    are added. The model runs in eval mode (no dropout); parameter gradients are neither computed nor left.
+    Raises SynePruneError for a base model (no loss) or batches without labels. ``fisher_scores`` sums the
+    squares; retraining-free pruning (``baselines/rfp.py``) also needs the products within a layer.
     """
     if head_of(model) is None:
         raise SynePruneError(f"fisher importance needs a task model with a loss, not {type(model).__name__}; "
                              f"use --importance magnitude for a base model")
     arch = get_architecture(model.config)
     shape = arch.shape(model.config)
-    heads = torch.zeros(shape.num_layers, shape.num_heads, dtype=torch.float64)
-    neurons = torch.zeros(shape.num_layers, shape.num_neurons, dtype=torch.float64)
     device = next(model.parameters()).device
     was_training = model.training
     requires_grad = [p.requires_grad for p in model.parameters()]
     model.eval().requires_grad_(False)
     masker = InPlaceMask(model)
-    count = 0
+    if mask is None:
+        mask = SubnetMask.full(shape.num_layers, shape.num_heads, shape.num_neurons)
+    check_mask_fits(model, mask)
     try:
         for batch in batches:
             if "labels" not in batch:
@@ -90,20 +94,35 @@ def fisher_scores(model: PreTrainedModel, batches: Iterable[Batch]) -> Importanc
             batch = {k: v.to(device) for k, v in batch.items()}
             num_examples, ids = batch["labels"].shape[0], batch["input_ids"]
             rows = ids.numel() // ids.shape[-1]  # multiple choice: examples x choices
-            head_mask = torch.ones(shape.num_layers, rows, shape.num_heads, device=device, requires_grad=True)
-            neuron_mask = torch.ones(shape.num_layers, rows, shape.num_neurons, device=device, requires_grad=True)
+            head_mask = mask.heads.float().to(device)[:, None, :].repeat(1, rows, 1).requires_grad_(True)
+            neuron_mask = mask.neurons.float().to(device)[:, None, :].repeat(1, rows, 1).requires_grad_(True)
             masker.set_scales(head_mask, neuron_mask)
             loss = model(**batch).loss * num_examples  # mean over examples -> sum of per-example losses
             head_grad, neuron_grad = torch.autograd.grad(loss, (head_mask, neuron_mask))
-            for total, grad in ((heads, head_grad), (neurons, neuron_grad)):
-                per_example = grad.reshape(shape.num_layers, num_examples, rows // num_examples, -1).sum(2)
-                total += per_example.double().pow(2).sum(1).cpu()
-            count += num_examples
+            yield tuple(grad.reshape(shape.num_layers, num_examples, rows // num_examples, -1).sum(2)
+                        for grad in (head_grad, neuron_grad))
     finally:
         masker.remove()
         for parameter, flag in zip(model.parameters(), requires_grad):
             parameter.requires_grad_(flag)
         model.train(was_training)
+
+
+def fisher_scores(model: PreTrainedModel, batches: Iterable[Batch], mask: SubnetMask | None = None) -> ImportanceScores:
+    """Empirical Fisher importance (Kwon et al. 2022): ``I_u = sum over examples x of (dL(x) / dm_u)^2``.
+
+    ``batches``: dicts of model inputs with ``labels`` (multiple choice: inputs [batch, choices, seq]);
+    ``mask``: the point m at which the gradients are taken (default all ones; see ``mask_gradients``, which
+    gives the per-example gradients). Raises SynePruneError for a base model (no loss) or batches without labels.
+    """
+    shape = get_architecture(model.config).shape(model.config)
+    heads = torch.zeros(shape.num_layers, shape.num_heads, dtype=torch.float64)
+    neurons = torch.zeros(shape.num_layers, shape.num_neurons, dtype=torch.float64)
+    count = 0
+    for head_grad, neuron_grad in mask_gradients(model, batches, mask):
+        heads += head_grad.double().pow(2).sum(1).cpu()
+        neurons += neuron_grad.double().pow(2).sum(1).cpu()
+        count += head_grad.shape[1]
     if count == 0:
         raise SynePruneError("fisher importance got no examples; give at least one labelled batch")
     return ImportanceScores("fisher", heads.float(), neurons.float(), count)
