@@ -425,14 +425,14 @@ def build_parser() -> argparse.ArgumentParser:
                               help="budget(s) as ratios of the full model's MACs per 128-token sequence (give one of --max-params, --max-macs)")
     prune_parser.add_argument("--output", required=True, help="directory to create: OUTPUT/<ratio>/ exports and OUTPUT/results.csv")
     prune_parser.add_argument("--finetune-epochs", type=int,
-                              help="epochs of label fine-tuning after pruning (shared training loop); default: "
+                              help="epochs of label fine-tuning after pruning (shared training loop) (default: "
                               + ", ".join(f"{m.name} {m.finetune_epochs}" for m in METHODS.values())
-                              + " (benchmarks/baselines_vs_search.py uses these defaults)")
+                              + "; benchmarks/baselines_vs_search.py uses these)")
     prune_parser.add_argument("--examples", type=int, default=2048,
-                              help="training examples for Fisher scores, head importance and RFP mask tuning (default %(default)s, as Kwon et al.)")
+                              help="training examples for Fisher scores, head importance and RFP mask tuning (as Kwon et al.)")
     prune_parser.add_argument("--head-fraction", type=float, default=0.1,
-                              help="head-prune: share of all heads removed per re-scoring step (default %(default)s, as Michel et al.)")
-    prune_parser.add_argument("--lr", type=float, default=2e-5, help="fine-tuning AdamW learning rate, linear decay (default %(default)s)")
+                              help="head-prune: share of all heads removed per re-scoring step (as Michel et al.)")
+    prune_parser.add_argument("--lr", type=float, default=2e-5, help="fine-tuning AdamW learning rate, linear decay")
     prune_parser.add_argument("--batch-size", type=int, default=32, help="fine-tuning batch size")
     prune_parser.add_argument("--seed", type=int, default=0, help="split seed (validation held out of train) and fine-tuning order")
     prune_parser.add_argument("--validation-fraction", type=float, default=0.3, help="share of train held out for validation")

@@ -27,12 +27,14 @@ def _set_option(argv: list[str], flag: str, value: str) -> list[str]:
     return argv + [flag, value]
 
 
-def _fails(capsys, argv, message):
+def _fails(capsys, argv, message) -> str:
+    """Run the CLI on ``argv``: exit code 2, one ``error:`` line containing ``message``, no traceback; returns the line."""
     assert main(argv) == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in err, err  # progress bars may precede the one error line
     assert message in errors[0], err
+    return errors[0]
 
 
 def test_export_writes_a_loadable_model(model_dir, tmp_path, capsys, monkeypatch):

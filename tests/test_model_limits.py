@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import CLASSES, tiny_config
+from test_cli import _fails
 from transformers import AutoConfig, AutoTokenizer, BertConfig
 
 from syne_prune import SynePruneError
@@ -33,15 +34,6 @@ def _model_dir(tiny_model_dirs, tmp_path: Path, arch: str = "bert", head: bool =
     (task_class if head else base_class)(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
-
-
-def _fails(capsys, argv: list[str], message: str) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in err, err
-    assert message in errors[0], errors[0]
-    return errors[0]
 
 
 def _long_sst2(tmp_path: Path, words: int = 700) -> Path:

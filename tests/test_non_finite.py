@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 import torch
 from conftest import tiny_model
+from test_cli import _fails
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoTokenizer
 
-from syne_prune import SynePruneError
+from syne_prune import EncoderShape, SynePruneError, get_search_space
 from syne_prune.cli import main
 from syne_prune.data import get_task, load_task, spearman
 from syne_prune.evaluation import predict
@@ -27,15 +28,6 @@ from syne_prune.search import results as R
 from syne_prune.search.searchers import non_dominated
 from syne_prune.supernet import TrainingConfig, load_supernet, train_supernet, verify_checkpoint
 from syne_prune.supernet.checkpoint import read_metadata, write_metadata
-
-
-def _fails(capsys, argv: list[str], message: str) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in err, err
-    assert message in errors[0], errors[0]
-    return errors[0]
 
 
 def _copy_model(source: Path, target: Path, change=None, dtype=None) -> Path:
@@ -295,7 +287,8 @@ def test_nan_report_is_a_failed_trial_in_the_ledger_and_hidden_from_the_schedule
             return "min"
 
     inner = Recording()
-    wrapped = _NoRepeatScheduler(inner, space=None, seen=set(), budget=None)
+    space = get_search_space("small", EncoderShape(num_layers=2, num_heads=2, num_neurons=3, hidden_size=8))
+    wrapped = _NoRepeatScheduler(inner, space=space, seen=set(), budget=None)
     trial = Trial(trial_id=0, config={"num_layers": 1}, creation_time=datetime.now())
     nan = {"error": float("nan"), "params": 0.5, "fidelity": 1}
     assert wrapped.on_trial_result(trial, nan) == SchedulerDecision.STOP
@@ -306,7 +299,9 @@ def test_nan_report_is_a_failed_trial_in_the_ledger_and_hidden_from_the_schedule
     config = SearchConfig(supernet="unused", output=str(tmp_path), max_trials=1, scheduler="random")
     ledger = R.TrialLedger(tmp_path / R.TRIALS_FILE, ["trial_id", "status", "num_layers", "error", "params", "fidelity",
                                                       "failure_reason"])
-    _LedgerCallback(ledger, None, ["num_layers"], config, 0, None).on_trial_complete(trial, nan)
+    (tmp_path / "part-0").mkdir()
+    clock = R.PartClock(tmp_path / "part-0", 0, {})  # its thread not started: the callback only beats it
+    _LedgerCallback(ledger, None, ["num_layers"], config, 0, None, part=0, clock=clock).on_trial_complete(trial, nan)
     row = ledger.read().iloc[0]
     assert (row["status"], row["failure_reason"]) == ("failed", "non-finite objective(s) error=nan")
     assert R.pareto_set(ledger.read(), ["error", "params"], 1).empty

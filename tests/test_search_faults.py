@@ -101,6 +101,9 @@ def test_a_scheduler_proposing_only_seen_subnetworks_is_asked_at_most_max_asks_t
             Stubborn.asks += 1
             return TrialSuggestion.start_suggestion({"layer_0": 1, "layer_1": 1, "supernet": "x"})
 
+        def metric_names(self):
+            return ["error", "params"]
+
     wrapped = _NoRepeatScheduler(Stubborn(random_seed=0), space, set(), None)
     keys = _drive(wrapped, space, 1)
     assert len(set(keys)) == 4 and wrapped.stats["suggestions"] == 4

@@ -48,7 +48,7 @@ def add_commands(commands) -> None:
 
     blackbox = commands.add_parser("blackbox", help="record a blackbox of evaluated sub-networks (for benchmark)",
                                    description="Tabulate evaluated sub-networks of a super-network once; 'benchmark' replays searches on it.")
-    record = blackbox.add_subparsers(dest="blackbox_command", required=True, metavar="COMMAND").add_parser(
+    record = blackbox.add_subparsers(dest="blackbox_command", required=True, metavar="COMMAND", help="record").add_parser(
         "record", help="evaluate sampled sub-networks (or take a search's trials) into a blackbox directory",
         description="Evaluate N sub-networks (largest, smallest, midpoint, then seeded uniform samples; distinct masks) with the "
         "search trial code, appending each row as it finishes; re-running skips recorded ones. Or --from-trials: the completed "
@@ -58,7 +58,7 @@ def add_commands(commands) -> None:
     record.add_argument("--from-trials", metavar="SEARCH_DIR[,...]", help="take the completed trials of these searches instead")
     record.add_argument("--output", required=True, help="blackbox directory (created, or continued if it holds the same settings)")
     record.add_argument("--seed", type=int, default=0, help="seed of the uniform samples (default 0)")
-    record.add_argument("--n-workers", type=int, default=1, help="worker processes, each with its own copy of the super-network (default 1)")
+    record.add_argument("--n-workers", type=int, default=1, help="worker processes, each with its own copy of the super-network")
     record.add_argument("--fidelity-levels", type=int, default=9, help="validation chunks; the error after each is recorded (MO-ASHA levels, default 9)")
     record.add_argument("--max-eval-examples", type=int, help="evaluate on at most this many validation/test examples (default: all)")
     record.add_argument("--data-dir", help="GLUE data directory (default: the one the super-network was trained on)")
@@ -73,14 +73,14 @@ def add_commands(commands) -> None:
     bench.add_argument("--blackbox", required=True, help="blackbox directory (blackbox record --output)")
     bench.add_argument("--output", required=True, help="benchmark directory")
     bench.add_argument("--schedulers", default=",".join(SCHEDULERS), help=f"comma-separated (default: all, {','.join(SCHEDULERS)})")
-    bench.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per scheduler (default 10)")
+    bench.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per scheduler")
     bench.add_argument("--max-trials", type=int, help="trials per replay")
     bench.add_argument("--max-wallclock", type=float, help="simulated seconds per replay (recorded evaluation times)")
-    bench.add_argument("--n-workers", type=int, default=1, help="simulated parallel workers (default 1)")
+    bench.add_argument("--n-workers", type=int, default=1, help="simulated parallel workers")
     bench.add_argument("--surrogate", default="auto", choices=["auto", "knn", "rf", "none"],
                        help="for unrecorded sub-networks: auto (lower held-out error of knn and rf), knn, rf, or none (only recorded "
-                       "sub-networks: suggestions snap to the nearest recorded one); default auto")
-    bench.add_argument("--objectives", default="error,params", help="error,params (default), error,macs or error,params,macs")
+                       "sub-networks: suggestions snap to the nearest recorded one)")
+    bench.add_argument("--objectives", default="error,params", help="error,params, error,macs or error,params,macs")
     bench.add_argument("--supernet", help="refuse the blackbox unless it was recorded from this super-network")
     bench.add_argument("--overwrite", action="store_true", help="replace an --output that holds other settings")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
