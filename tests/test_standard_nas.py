@@ -139,16 +139,16 @@ def test_the_local_backend_pauses_and_resumes_a_trial_from_its_checkpoint(tiny_m
     before the kill; Syne Tune hides those while the trial is paused and hands them over after the resume. The
     process's own log says how far it got before the kill, so the expected sequence is exact either way.
     """
-    from syne_tune.backend import LocalBackend
     from syne_tune.backend.trial_status import Status
     from syne_tune.report import retrieve
 
     from syne_prune.search import finetune
+    from syne_prune.search.syne_tune_fixes import FixedLocalBackend  # stock LocalBackend writes std.out into the cwd
 
     epochs = 8
     settings = _settings(tiny_model_dirs, glue_dir, epochs=epochs, lr=1e-4)
     space = get_search_space("small", load_pretrained(settings)[2].shape)
-    backend = LocalBackend(entry_point=finetune.__file__)
+    backend = FixedLocalBackend(entry_point=finetune.__file__)
     backend.set_path(str(tmp_path), "pause-test")
     config = {**space.largest(), **settings.as_constants(("error", "params"))}
     trial = backend.start_trial(config)
