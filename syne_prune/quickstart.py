@@ -24,7 +24,6 @@ class QuickstartConfig:
     model: str = MODEL
     epochs: int = 6
     max_train_examples: int | None = 1000
-    max_eval_examples: int | None = 300
     scheduler: str = "morea"
     max_trials: int = 24
     n_workers: int = 2
@@ -54,7 +53,7 @@ def quickstart(config: QuickstartConfig, overwrite: bool = False, progress: bool
         TrainingConfig(model=config.model, task=config.task, output=str(root / "supernet"), data_dir=config.data_dir,
                        search_space="small", strategy="full", epochs=config.epochs, lr=1e-4, batch_size=32, num_random_subnets=2,
                        max_length=64, max_train_examples=config.max_train_examples, teacher=AUTO, importance="fisher",
-                       max_eval_examples=config.max_eval_examples, seed=config.seed),
+                       seed=config.seed),  # full validation and test splits: the same ones the search and recovery score
         overwrite=overwrite, progress=progress,
     )
     print(f"[2/4] searching {config.max_trials} sub-networks with {config.scheduler} ...", flush=True)

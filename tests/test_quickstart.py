@@ -11,7 +11,7 @@ from syne_prune.quickstart import QuickstartConfig, quickstart
 def test_quickstart_runs_the_recipe_and_reports_before_and_after_recovery(tiny_model_dirs, glue_dir, tmp_path):
     out = tmp_path / "qs"
     result = quickstart(QuickstartConfig(output=str(out), task="rte", data_dir=str(glue_dir), model=str(tiny_model_dirs["bert"]),
-                                         epochs=1, max_train_examples=32, max_eval_examples=16, max_trials=4, n_workers=1,
+                                         epochs=1, max_train_examples=32, max_trials=4, n_workers=1,
                                          recover_epochs=1), progress=False)
     supernet = json.loads((out / "supernet" / "supernet.json").read_text())
     assert supernet["teacher"]["source"] == "auto" and supernet["initialised_from"] == str(out / "supernet" / "teacher")
@@ -25,3 +25,5 @@ def test_quickstart_runs_the_recipe_and_reports_before_and_after_recovery(tiny_m
     assert (out / "model-before-recovery" / "syne_prune.json").is_file() and len(record["recovery"]["history"]) == 1
     teacher = json.loads((out / "supernet" / "teacher" / "supernet.json").read_text())
     assert result["teacher_test"] == teacher["metrics"]["largest"]["test"][result["metric"]]
+    # every printed test metric is on the same split: the teacher's, the super-network's and the sub-network's
+    assert teacher["num_test_examples"] == supernet["num_test_examples"] == record["recovery"]["num_test_examples"]
