@@ -54,7 +54,7 @@ def _wait_for(predicate, timeout: float = 120.0) -> None:
 def _frozen_worker(out: Path) -> int:
     """Freeze pool worker 0 as soon as the pool is up (SIGSTOP): the next trial it is handed never finishes."""
     workers_file = out / "syne-tune" / "part-0" / "pool" / "workers.json"
-    _wait_for(workers_file.exists)
+    _wait_for(lambda: workers_file.exists() and workers_file.read_text().strip() != "")  # seen empty mid-write once in CI
     pid = json.loads(workers_file.read_text())["workers"][0]["pid"]
     os.kill(pid, signal.SIGSTOP)
     return pid
