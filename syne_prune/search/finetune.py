@@ -25,9 +25,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syne_prune.data import EVAL_BATCH_SIZE
-from syne_prune.numerics import require_finite, require_finite_result
-from syne_prune.search.trial import failure_line, parse_hyperparameters, process_start_time
+import torch
+from syne_tune import Reporter
+from transformers import AutoTokenizer
+
+from syne_prune.data import EVAL_BATCH_SIZE, encode, eval_batches, get_task, load_task
+from syne_prune.errors import SynePruneError
+from syne_prune.evaluation import default_device, evaluate
+from syne_prune.models import get_architecture, load_task_model
+from syne_prune.models.local_weights import resolve_model
+from syne_prune.numerics import require_finite, require_finite_result, require_finite_weights
+from syne_prune.objectives import measure_latency_ms, subnet_size
+from syne_prune.search.protocol import failure_line, parse_hyperparameters, process_start_time
+from syne_prune.search_spaces import SEARCH_SPACES, get_search_space
+from syne_prune.surgery import extract_subnetwork
+from syne_prune.training import LoopSettings, TrainingLoop, label_loss_step, seed_everything
 
 STATE_FILE, WEIGHTS_FILE = "state.pt", "weights.pt"
 
@@ -51,10 +63,6 @@ class FineTuneSettings:
     eval_batch_size: int = EVAL_BATCH_SIZE
 
     def check(self) -> None:
-        from syne_prune.data import get_task
-        from syne_prune.errors import SynePruneError
-        from syne_prune.search_spaces import SEARCH_SPACES
-
         get_task(self.task)
         if self.search_space not in SEARCH_SPACES:
             raise SynePruneError(f"unknown search space '{self.search_space}'; choose one of {', '.join(SEARCH_SPACES)}")
@@ -100,14 +108,6 @@ CONSTANTS = tuple(FineTuneSettings("m", "rte").as_constants(("error",)))
 
 def load_pretrained(settings: FineTuneSettings):
     """The pre-trained model with a fresh task head (seeded), its tokenizer and the search space over it."""
-    import torch
-    from transformers import AutoTokenizer
-
-    from syne_prune.data import get_task
-    from syne_prune.models import get_architecture, load_task_model
-    from syne_prune.models.local_weights import resolve_model
-    from syne_prune.search_spaces import get_search_space
-
     task = get_task(settings.task)
     source = resolve_model(settings.model)
     torch.manual_seed(settings.seed)
@@ -120,14 +120,6 @@ def load_pretrained(settings: FineTuneSettings):
 def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir: Path | None,
               report: Callable[[dict[str, Any]], None], objectives: tuple[str, ...] = ("error", "params")) -> dict[str, Any]:
     """Fine-tune the sub-network ``config`` epoch by epoch from its last checkpoint; ``report`` after each epoch."""
-    import torch
-
-    from syne_prune.data import encode, eval_batches, get_task, load_task
-    from syne_prune.evaluation import default_device, evaluate
-    from syne_prune.objectives import measure_latency_ms, subnet_size
-    from syne_prune.surgery import extract_subnetwork
-    from syne_prune.training import LoopSettings, TrainingLoop, label_loss_step, seed_everything
-
     weights_path = checkpoint_dir / WEIGHTS_FILE if checkpoint_dir is not None else None
     if weights_path is not None and weights_path.is_file() and not (checkpoint_dir / STATE_FILE).is_file():
         finished = torch.load(weights_path, weights_only=True, map_location="cpu")
@@ -187,10 +179,6 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
 
 def _save_weights(directory: Path, sub, epoch: int, last: dict[str, Any]) -> None:
     """After the last epoch (``last``: its report) keep the weights only, replacing the resume state atomically."""
-    import torch
-
-    from syne_prune.numerics import require_finite_weights
-
     require_finite_weights(sub, "the fine-tuned sub-network")
     require_finite_result(last)  # weights.pt keeps the result a re-run reports without training
     directory.mkdir(parents=True, exist_ok=True)
@@ -202,11 +190,6 @@ def _save_weights(directory: Path, sub, epoch: int, last: dict[str, Any]) -> Non
 
 def load_trained(model, space, config: dict[str, Any], checkpoint: str | Path):
     """A finished trial's fine-tuned sub-network (for export), from the pre-trained ``model`` it was extracted from."""
-    import torch
-
-    from syne_prune.errors import SynePruneError
-    from syne_prune.surgery import extract_subnetwork
-
     if str(checkpoint).startswith("s3://"):  # a trial that ran on SageMaker: its checkpoint_s3_uri
         with tempfile.TemporaryDirectory() as folder:
             state = torch.load(_download_weights(str(checkpoint), Path(folder)), weights_only=True, map_location="cpu")
@@ -222,11 +205,10 @@ def load_trained(model, space, config: dict[str, Any], checkpoint: str | Path):
 
 def _download_weights(uri: str, folder: Path) -> Path:
     """``URI/weights.pt`` into ``folder`` with boto3 (credentials and region as boto3 finds them)."""
-    import boto3
+    import boto3  # optional (syne-prune[sagemaker]): only trials that ran on SageMaker need it
     from botocore.exceptions import ClientError
 
-    from syne_prune.errors import SynePruneError
-    from syne_prune.search.sagemaker import S3_URI, aws_error
+    from syne_prune.search.sagemaker.aws import S3_URI, aws_error
 
     match = S3_URI.match(uri)
     if match is None:
@@ -251,8 +233,6 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = constants.pop("st_checkpoint_dir") or None
         settings, objectives = FineTuneSettings.from_constants(constants)
         config = {k: int(v) for k, v in hyperparameters.items()}
-        from syne_tune import Reporter
-
         reporter = Reporter()
         setup_s = time.time() - process_start_time()  # interpreter and imports
 

@@ -33,6 +33,9 @@ import sys
 import threading
 import time
 from collections import deque
+from multiprocessing import current_process
+from multiprocessing.connection import Listener
+from multiprocessing.connection import wait as wait_for_messages
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,14 +43,17 @@ from typing import Any
 from syne_tune.backend import LocalBackend
 from syne_tune.backend.trial_status import Status
 from syne_tune.util import dump_json_with_numpy
+from tqdm.auto import tqdm
 
 from syne_prune.errors import SynePruneError
-from syne_prune.search.trial import FAILURE_PREFIX, TrialSettings, failure_line
+from syne_prune.search.pool_worker import AUTHKEY_ENV, _uss_mb, worker_main  # noqa: F401 - also importable from here
+from syne_prune.search.protocol import FAILURE_PREFIX, failure_line
+from syne_prune.search.trial import TrialSettings
+from syne_prune.supernet import load_supernet
 
 logger = logging.getLogger(__name__)
 
 WORKERS_FILE = "workers.json"
-AUTHKEY_ENV = "SYNE_PRUNE_POOL_AUTHKEY"
 STARTUP_ATTEMPTS = 3  # a worker that dies this many times in a row before it is ready stops the search
 
 
@@ -58,88 +64,6 @@ def threads_per_worker(n_workers: int) -> int:
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     return max(1, cores // n_workers)
-
-
-def _uss_mb() -> float:
-    """Memory only this process holds (unique set size), in MiB."""
-    import psutil
-
-    process = psutil.Process()
-    try:
-        return process.memory_full_info().uss / 2**20
-    except (psutil.AccessDenied, AttributeError):  # pragma: no cover
-        return process.memory_info().rss / 2**20
-
-
-class _TrialStopped(Exception):
-    """The Tuner stopped or paused the running trial (a ``stop``/``pause`` file appeared)."""
-
-
-def _run_trial(evaluator, trial_id: int, config: dict[str, Any], trial_dir: Path, dispatched_at: float) -> int:
-    """Evaluate one trial inside a worker, writing what a LocalBackend trial process would write."""
-    from syne_tune import Reporter
-
-    with open(trial_dir / "std.out", "a") as out, open(trial_dir / "std.err", "a") as err, \
-            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            reporter = Reporter()
-            setup_s = time.time() - dispatched_at  # hand-over from the Tuner to this worker
-
-            def report(result: dict[str, Any]) -> None:
-                if "eval_s" in result:
-                    result = {**result, "setup_s": setup_s}
-                reporter(**result)
-                if (trial_dir / "stop").exists() or (trial_dir / "pause").exists():
-                    raise _TrialStopped()
-
-            evaluator.evaluate(config, report)
-            return 0
-        except _TrialStopped:
-            return 0
-        except Exception as error:  # noqa: BLE001 - any failure becomes a failed trial with its reason
-            print(failure_line(error), file=sys.stderr, flush=True)
-            return 1
-
-
-def worker_main(address: str) -> None:
-    """A pool worker (``python -m syne_prune.search.pool ADDRESS``): connect to the backend, receive the
-    settings and the super-network (or load it), then evaluate trials until told to exit."""
-    from multiprocessing import current_process
-    from multiprocessing.connection import Client
-
-    key = bytes.fromhex(os.environ.pop(AUTHKEY_ENV))
-    current_process().authkey = key  # shared tensors arrive through multiprocessing's fd sharer, which checks it
-    import torch
-    import torch.multiprocessing  # noqa: F401 - registers the reductions that rebuild shared tensors
-
-    import syne_prune.data, syne_prune.evaluation, syne_prune.objectives, syne_prune.supernet, syne_prune.surgery  # noqa: E401,F401
-    from syne_prune.search.trial import Evaluator
-
-    conn = Client(address, authkey=key)
-    conn.send(os.getpid())
-    try:
-        memory_before = _uss_mb()  # after the imports: the difference is what the super-network and data add
-        settings, threads, supernet = conn.recv()  # supernet: in shared memory, or None: load it here
-        torch.set_num_threads(threads)
-        evaluator = Evaluator(settings, supernet=supernet)
-        memory_after = _uss_mb()
-    except EOFError:
-        return  # the backend is gone
-    except Exception as error:  # noqa: BLE001 - reported to the backend, which stops the search
-        conn.send(("startup_failed", failure_line(error)))
-        return
-    conn.send(("ready", {"pid": os.getpid(), "threads": threads, "shared_weights": supernet is not None,
-                         "uss_before_supernet_mb": memory_before, "uss_after_supernet_mb": memory_after}))
-    while True:
-        try:
-            message = conn.recv()
-        except EOFError:
-            return  # the backend is gone (killed): do not linger
-        if message[0] == "exit":
-            return
-        _, trial_id, config, trial_dir, dispatched_at = message
-        code = _run_trial(evaluator, trial_id, config, Path(trial_dir), dispatched_at)
-        conn.send(("done", trial_id, code))
 
 
 @dataclass
@@ -178,11 +102,6 @@ class PoolBackend(LocalBackend):
     # ---- the pool ---------------------------------------------------------------------------------
     def start(self, progress: bool = True) -> None:
         """Load the super-network, start the workers and wait until every one is ready to evaluate."""
-        from multiprocessing import current_process
-        from multiprocessing.connection import Listener
-
-        from tqdm.auto import tqdm
-
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if self.share_weights:
             self.supernet = self._shared_supernet()
@@ -198,8 +117,6 @@ class PoolBackend(LocalBackend):
 
     def _shared_supernet(self):
         """The verified super-network with its tensors in shared memory, or None where that is not possible."""
-        from syne_prune.supernet import load_supernet
-
         weights = sum(p.stat().st_size for p in Path(self.settings.supernet).glob("*.safetensors"))
         if not sys.platform.startswith("linux"):
             self.not_shared_reason = f"shared memory is only used on Linux (this is {sys.platform})"
@@ -214,13 +131,11 @@ class PoolBackend(LocalBackend):
         return supernet
 
     def _spawn(self, index: int, startup_failures: int = 0) -> _Worker:
-        """Start ``python -m syne_prune.search.pool`` (a fresh interpreter: no fork of a process with torch
+        """Start ``python -m syne_prune.search.pool_worker`` (a fresh interpreter: no fork of a process with torch
         threads, and unlike multiprocessing's spawn it never re-imports the caller's main script)."""
-        from multiprocessing import current_process
-
         env = dict(os.environ, **{AUTHKEY_ENV: bytes(current_process().authkey).hex(), "OMP_NUM_THREADS": str(self.threads)})
         with open(self.log_dir / f"worker-{index}.log", "ab") as log:
-            process = subprocess.Popen([sys.executable, "-m", "syne_prune.search.pool", self._listener.address],
+            process = subprocess.Popen([sys.executable, "-m", "syne_prune.search.pool_worker", self._listener.address],
                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
         return _Worker(index=index, process=process, started=time.time(), startup_failures=startup_failures)
 
@@ -336,15 +251,13 @@ class PoolBackend(LocalBackend):
 
     def wait(self, timeout: float) -> None:
         """Return when a worker sends a message (a trial done, a worker ready or gone) or after ``timeout``
-        seconds. The Tuner sleeps on this (``search.run._Tuner``) instead of a fixed 0.2 s, so a worker that
+        seconds. The Tuner sleeps on this (``search.callbacks.SearchTuner``, through the pool's ``SearchBackend``) instead of a fixed 0.2 s, so a worker that
         finishes gets its next trial at once: with ~1 s evaluations the fixed sleep alone cost ~10%."""
-        from multiprocessing.connection import wait
-
         connections = [w.conn for w in self.workers if w.conn is not None]
         if not connections:
             time.sleep(timeout)
             return
-        wait(connections, timeout)
+        wait_for_messages(connections, timeout)
         self._supervise()  # take the messages now, so that a waiting one does not wake the next wait at once
 
     def worker_pids(self) -> list[int]:
@@ -395,7 +308,3 @@ def _describe_exit(code: int | None) -> str:
         hint = ", e.g. killed or out of memory" if -code == signal.SIGKILL else ""
         return f"signal {name}{hint}"
     return f"exit code {code}"
-
-
-if __name__ == "__main__":
-    worker_main(sys.argv[1])

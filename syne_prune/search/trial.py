@@ -1,4 +1,6 @@
-"""Evaluate one sub-network configuration: the one implementation every backend runs.
+"""The weight-sharing trial: evaluate one sub-network configuration, the one implementation every backend runs.
+
+What it shares with the other kinds of trial (arguments, reporting, failure, fidelity) is in ``protocol.py``.
 
 ``Evaluator`` loads and verifies the super-network once, extracts the configuration's sub-network
 (physically smaller, so cheaper than masking), evaluates it on the validation split and reports
@@ -19,7 +21,6 @@ Tuner records as a failed trial while the search goes on.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Callable
@@ -27,13 +28,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from syne_tune import Reporter
 
-from syne_prune.data import EVAL_BATCH_SIZE
+from syne_prune.data import EVAL_BATCH_SIZE, encode, eval_batches, get_task, load_task
+from syne_prune.evaluation import default_device, evaluate, predict
+from syne_prune.models import get_architecture
 from syne_prune.numerics import require_finite_result
-
-_IMPORTED_AT = time.time()
-FAILURE_PREFIX = "syne-prune trial failed: "
-OBJECTIVES = ("error", "params", "macs", "latency")
+from syne_prune.objectives import measure_latency_ms, subnet_size
+from syne_prune.search.protocol import (  # noqa: F401 - the shared protocol, also importable from here
+    FAILURE_PREFIX,
+    OBJECTIVES,
+    failure_line,
+    fidelity_levels,
+    parse_hyperparameters,
+    process_start_time,
+)
+from syne_prune.search_spaces import get_search_space
+from syne_prune.supernet import load_supernet
+from syne_prune.surgery import extract_subnetwork
 
 
 @dataclass(frozen=True)
@@ -79,20 +91,11 @@ class TrialSettings:
         )
 
 
-def fidelity_levels(requested: int, validation_examples: int) -> int:
-    """The fidelity levels a weight-sharing trial reports: one per validation chunk, so at most one per
-    validation example (and at least 1). The one rule the search (MO-ASHA's ``max_t``, the Pareto set's
-    full fidelity) and its trials (``Evaluator``) both apply."""
-    return max(1, min(requested, validation_examples))
-
-
 def load_search_data(metadata: dict[str, Any], data_dir: str | None = None, max_eval_examples: int | None = None):
     """The splits a weight-sharing search scores on (``TaskData``): the super-network's task, validation
     fraction and seed (``metadata``: its checkpoint metadata), ``data_dir`` (else the one it was trained
     from) and at most ``max_eval_examples`` validation and test examples. The search and its trials both
     load them here, so they agree on the validation size."""
-    from syne_prune.data import load_task
-
     hp = metadata["hyperparameters"]
     return load_task(metadata["task"], data_dir or hp.get("data_dir"), hp["validation_fraction"], hp["seed"],
                      max_train_examples=1, max_eval_examples=max_eval_examples)
@@ -103,13 +106,6 @@ class Evaluator:
 
     def __init__(self, settings: TrialSettings, supernet=None) -> None:
         """``supernet``: an already verified and loaded one (the pool backend's shared copy); else loaded here."""
-        from syne_prune.data import encode, eval_batches, get_task
-        from syne_prune.evaluation import default_device
-        from syne_prune.objectives import subnet_size
-        from syne_prune.search_spaces import get_search_space
-        from syne_prune.models import get_architecture
-        from syne_prune.supernet import load_supernet
-
         self.settings = settings
         self.supernet = supernet if supernet is not None else load_supernet(settings.supernet)
         meta = self.supernet.metadata
@@ -129,18 +125,12 @@ class Evaluator:
         self.full_size = subnet_size(model)
         self.full_latency_ms = None
         if "latency" in settings.objectives:
-            from syne_prune.objectives import measure_latency_ms
-
             self.full_latency_ms = measure_latency_ms(
                 model, settings.latency_batch_size, settings.latency_seq_len, vocab_size=model.config.vocab_size
             )
 
     def evaluate(self, config: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Score ``config``; calls ``report`` once per fidelity level; returns the last report."""
-        from syne_prune.evaluation import predict
-        from syne_prune.objectives import measure_latency_ms, subnet_size
-        from syne_prune.surgery import extract_subnetwork
-
         started = time.perf_counter()
         mask = self.space.to_mask(config)
         model = self.supernet.model
@@ -173,43 +163,10 @@ class Evaluator:
 
     def test_error(self, config: dict[str, Any]) -> float:
         """Error of ``config``'s sub-network on the test split (GLUE dev), which the search never sees."""
-        from syne_prune.surgery import extract_subnetwork
-
         return self._test_error(extract_subnetwork(self.supernet.model, self.space.to_mask(config)).eval())
 
     def _test_error(self, sub) -> float:
-        from syne_prune.evaluation import evaluate
-
         return evaluate(sub, self.test, self.task)["error"]
-
-
-def failure_line(error: BaseException | str) -> str:
-    """The one line a failed trial leaves in its ``std.err``: the Tuner's ledger reads the reason from it."""
-    if isinstance(error, str):
-        return f"{FAILURE_PREFIX}{error}"
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return f"{FAILURE_PREFIX}{type(error).__name__}: {reason}"
-
-
-def process_start_time() -> float:
-    """When this process started (before the interpreter loaded anything), from the OS."""
-    try:
-        import psutil
-
-        return psutil.Process().create_time()
-    except ImportError:  # pragma: no cover
-        return _IMPORTED_AT
-
-
-def parse_hyperparameters(argv: list[str], constants: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
-    """Split a trial's ``--key value`` command line into the search's constants and the configuration."""
-    parser = argparse.ArgumentParser(description="syne-prune trial (started by Syne Tune)")
-    for name in constants:
-        parser.add_argument(f"--{name}", default="")
-    known, rest = parser.parse_known_args(argv)
-    if len(rest) % 2 or not all(k.startswith("--") for k in rest[0::2]):
-        raise ValueError(f"hyperparameters must come as --key value pairs, got {rest}")
-    return vars(known), {k[2:]: v for k, v in zip(rest[0::2], rest[1::2])}
 
 
 def _parse(argv: list[str]) -> tuple[TrialSettings, dict[str, str]]:
@@ -222,8 +179,6 @@ def _parse(argv: list[str]) -> tuple[TrialSettings, dict[str, str]]:
 def main(argv: list[str] | None = None) -> int:
     try:
         settings, config = _parse(sys.argv[1:] if argv is None else argv)
-        from syne_tune import Reporter
-
         reporter = Reporter()
         evaluator = Evaluator(settings)
         setup_s = time.time() - process_start_time()  # interpreter, imports, checkpoint and data loading

@@ -1,0 +1,84 @@
+"""What a place to run trials is to the search (``SearchBackend``): the one interface ``run.py`` calls.
+
+The search asks a backend, in this order: ``check`` (with the search's other settings, nothing touched),
+``prepare`` (before the output folder is written: uploads and remote checks), ``syne_tune_backend`` (the Syne
+Tune ``TrialBackend`` the Tuner drives), ``start`` and ``close`` (around the Tuner: e.g. persistent workers
+that load the shared super-network once), ``wait`` (what the Tuner sleeps on between polls), and for each
+finished trial ``stderr`` (its failure reason) and ``checkpoint`` (where a trial that trains keeps its
+weights: a path relative to the search's output, or an S3 URI; export reads it).
+"""
+from __future__ import annotations
+
+import os
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from syne_tune.backend.trial_backend import TrialBackend
+
+from syne_prune.errors import SynePruneError
+
+if TYPE_CHECKING:  # the search's configuration imports this registry
+    from syne_prune.search.config import SearchConfig
+    from syne_prune.search.kinds import PreparedSearch, TrialKind
+
+
+class SearchBackend(ABC):
+    """One registered backend (``syne_prune.search.backends.BACKENDS``), built once per search (part)."""
+
+    name: ClassVar[str]  # the --backend value
+    default_test_split: ClassVar[str | None] = None  # None: the trial kind's default
+    start_jobs_without_delay: ClassVar[bool] = True  # Syne Tune's Tuner option of the same name
+
+    @classmethod
+    def check_kind(cls, kind: TrialKind) -> None:
+        """Refuse a kind of trial this backend cannot run (SynePruneError, one line)."""
+
+    @classmethod
+    def check(cls, config: SearchConfig) -> None:
+        """Refuse settings this backend cannot honour (SynePruneError, one line); offline, nothing touched."""
+        if config.sagemaker is not None:
+            raise SynePruneError("SageMaker options (--role, --region, --s3-prefix, ...) need --backend sagemaker")
+
+    def __init__(self, prepared: PreparedSearch, output: Path, entry_point: str | None = None) -> None:
+        """``prepared``: the search to run; ``output``: its folder (as given); ``entry_point``: a script to run
+        per trial instead of the trial kind's own (local backend only; tests)."""
+        self.prepared, self.config, self.kind = prepared, prepared.config, prepared.config.kind
+        self.output, self.entry_point = Path(output), entry_point
+        self.trial_backend: TrialBackend | None = None
+
+    @property
+    def sleep_time(self) -> float:
+        """Seconds the Tuner waits between status polls."""
+        return 0.2
+
+    def prepare(self) -> None:
+        """Everything that can fail before the output folder is touched (remote checks, uploads)."""
+
+    def syne_tune_backend(self, part_dir: Path) -> TrialBackend:
+        """The Syne Tune backend the Tuner of the search's part ``part_dir`` (``syne-tune/part-K``) drives."""
+        self.trial_backend = self._make_trial_backend(part_dir)
+        return self.trial_backend
+
+    @abstractmethod
+    def _make_trial_backend(self, part_dir: Path) -> TrialBackend:
+        ...
+
+    def start(self, progress: bool) -> None:
+        """Called once the Tuner is built, before it runs (``progress``: show a progress bar)."""
+
+    def close(self) -> None:
+        """Called when the Tuner has stopped, also after an error."""
+
+    def wait(self, timeout: float) -> None:
+        """Sleep between the Tuner's polls: ``timeout`` seconds, or less where the backend knows a trial ended."""
+        time.sleep(timeout)
+
+    def stderr(self, trial_id: int) -> list[str]:
+        """The trial's error output (its last ``failure_line`` is the reason it failed). Raises OSError without one."""
+        return self.trial_backend.stderr(trial_id)
+
+    def checkpoint(self, trial_id: int) -> str:
+        """Where trial ``trial_id`` keeps its own weights: a path relative to the output folder (or a URI)."""
+        return os.path.relpath(self.trial_backend.checkpoint_trial_path(trial_id), self.output)

@@ -1,0 +1,59 @@
+"""Choose a finished trial of a search and export its sub-network (``syne-prune export --search-dir``)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from syne_prune.errors import SynePruneError
+from syne_prune.export import export_subnetwork
+from syne_prune.search import results as R
+from syne_prune.search.config import SETTINGS_FILE
+from syne_prune.search.kinds import get_trial_kind
+
+
+def choose_trial(search_dir: str | Path, trial_id: int | None = None, max_params: float | None = None) -> dict[str, Any]:
+    """A finished trial of a search: by id, or the Pareto member with the best validation error whose
+    parameter ratio is at most ``max_params``."""
+    search_dir = Path(search_dir)
+    if not (search_dir / SETTINGS_FILE).is_file() or not (search_dir / R.TRIALS_FILE).is_file():
+        raise SynePruneError(f"'{search_dir}' is not a search directory (no {SETTINGS_FILE} / {R.TRIALS_FILE}); give the --output of a search")
+    if (trial_id is None) == (max_params is None):
+        raise SynePruneError("give exactly one of --trial ID or --max-params RATIO")
+    trials = R.read_trials(search_dir / R.TRIALS_FILE)
+    if trial_id is not None:
+        rows = trials[trials["trial_id"] == trial_id]
+        if rows.empty:
+            raise SynePruneError(f"no trial {trial_id} in {search_dir / R.TRIALS_FILE}; trial ids run from 0 to {int(trials['trial_id'].max()) if len(trials) else -1}")
+        row = rows.iloc[0]
+        if row["status"] != "completed":
+            raise SynePruneError(f"trial {trial_id} did not complete (status {row['status']}); choose a completed trial")
+        return row.to_dict()
+    front = pd.read_csv(search_dir / R.PARETO_FILE) if (search_dir / R.PARETO_FILE).is_file() else trials.iloc[0:0]
+    eligible = front[front["params"] <= max_params]
+    if eligible.empty:
+        smallest = f"{front['params'].min():.3f}" if len(front) else "none (no completed trial)"
+        raise SynePruneError(f"no Pareto sub-network has a parameter ratio <= {max_params}; the smallest has {smallest}")
+    return eligible.sort_values(["error", "params"]).iloc[0].to_dict()
+
+
+def export_from_search(search_dir: str | Path, output: str | Path, trial_id: int | None = None, max_params: float | None = None,
+                       onnx: bool = False, overwrite: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Export the chosen sub-network of a search (from its super-network, or the trial's fine-tuned weights in
+    standard NAS: the trial kind's ``export_source``); returns (directory, trial row). Raises SynePruneError for
+    a directory that is not a search, a trial that cannot be chosen, or an output that exists (without ``overwrite``)."""
+    row = choose_trial(search_dir, trial_id, max_params)
+    saved = json.loads((Path(search_dir) / SETTINGS_FILE).read_text())
+    output = Path(output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
+        raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
+    source = get_trial_kind(saved.get("mode", "weight-sharing")).export_source(Path(search_dir), saved, row)
+    metrics = {k: row[k] for k in ("error", "test_error", "params", "macs", "epoch") if k in row and pd.notna(row[k])}
+    out = export_subnetwork(source.model, source.space.to_mask(source.config), output, tokenizer=source.tokenizer, onnx=onnx,
+                            overwrite=overwrite, subnetwork=source.trained,
+                            metadata={"search_space": source.space.name, "config": source.config, "trial_id": int(row["trial_id"]),
+                                      "search_dir": str(Path(search_dir).resolve()), "search_metrics": metrics,
+                                      **source.trained_on})
+    return out, row

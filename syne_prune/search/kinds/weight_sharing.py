@@ -1,0 +1,93 @@
+"""Weight-sharing trials: each evaluates its configuration's sub-network of one shared, verified super-network
+(``syne_prune.search.trial``), reporting after each chunk of the validation split (the fidelity levels)."""
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoConfig
+
+from syne_prune.export import task_record
+from syne_prune.models import get_architecture, usable_positions
+from syne_prune.search import trial
+from syne_prune.search.kinds.base import ExportSource, PreparedSearch, TrialKind
+from syne_prune.search.schedulers import MULTI_FIDELITY
+from syne_prune.search.trial import Evaluator, TrialSettings, fidelity_levels, load_search_data
+from syne_prune.search_spaces import get_search_space
+from syne_prune.supernet import load_supernet, verify_checkpoint
+from syne_prune.supernet.checkpoint import check_supernet_settings
+
+
+def latency_seq_len(model_config) -> int:
+    """Tokens per sequence the latency objective is timed on (weight-sharing): 128, or fewer when the model
+    has fewer usable positions (``syne_prune.models.usable_positions``)."""
+    return min(TrialSettings.latency_seq_len, usable_positions(model_config) or TrialSettings.latency_seq_len)
+
+
+def evaluator_once(settings: TrialSettings):
+    """A function returning the trials' own ``Evaluator`` for ``settings`` (the search's splits), built on its
+    first call only (it loads the super-network). Without the latency objective: nothing scored after the
+    search needs its reference timing."""
+    made: list = []
+
+    def evaluator():
+        if not made:
+            made.append(Evaluator(replace(settings, objectives=tuple(o for o in settings.objectives if o != "latency"))))
+        return made[0]
+
+    return evaluator
+
+
+class WeightSharing(TrialKind):
+    """``--mode weight-sharing`` (``SearchConfig.supernet``): trials evaluate sub-networks of one super-network."""
+
+    name = "weight-sharing"
+    default_scheduler = "morea"
+    default_backend = "pool"
+    default_test_split = "pareto"
+    sagemaker_entry = "trial"
+    trains_per_trial = False
+
+    @property
+    def entry_point(self) -> str:
+        return trial.__file__
+
+    def max_fidelity(self, config) -> int:
+        return config.fidelity_levels if config.scheduler in MULTI_FIDELITY else 1
+
+    def prepare(self, config) -> PreparedSearch:
+        """Verify the super-network (manifest, settings) and load the trials' own splits once; caps
+        ``fidelity_levels`` at one per validation example (and says so on stderr)."""
+        supernet = Path(config.supernet).resolve()
+        metadata = verify_checkpoint(supernet)
+        model_config = AutoConfig.from_pretrained(supernet)
+        space = get_search_space(metadata["search_space"], get_architecture(model_config).shape(model_config))
+        check_supernet_settings(supernet, metadata, model_config)
+        data_dir = config.data_dir or metadata["hyperparameters"].get("data_dir")
+        # the trials' own splits (a missing or malformed file would fail every trial or worker: it fails here, now)
+        validation_examples = len(load_search_data(metadata, data_dir, config.max_eval_examples).validation)
+        levels = fidelity_levels(config.fidelity_levels, validation_examples)
+        if config.scheduler in MULTI_FIDELITY and levels < config.fidelity_levels:
+            print(f"--fidelity-levels {config.fidelity_levels} capped at {validation_examples}: one level per validation example "
+                  f"at most", file=sys.stderr, flush=True)  # the trials report that many, and the search must expect as many
+            config = replace(config, fidelity_levels=levels)
+        settings = TrialSettings(
+            supernet=str(supernet), objectives=tuple(config.objectives), fidelity_levels=config.max_fidelity,
+            data_dir=str(Path(data_dir).resolve()) if data_dir else None, eval_batch_size=config.eval_batch_size,
+            max_eval_examples=config.max_eval_examples, test_every_trial=config.test_split == "every-trial",
+            latency_seq_len=latency_seq_len(model_config),
+        )
+        return PreparedSearch(config=config, space=space, task=metadata["task"], metric=metadata["metric"],
+                              constants=settings.as_constants(), model=metadata.get("model"), trial_settings=settings,
+                              evaluator=evaluator_once(settings))
+
+    def export_source(self, search_dir: Path, saved: dict[str, Any], row: dict[str, Any]) -> ExportSource:
+        """The trial's sub-network of the search's super-network (extracted by export)."""
+        supernet = load_supernet(saved["supernet"])
+        model = supernet.model
+        space = get_search_space(saved["search_space"], get_architecture(model.config).shape(model.config))
+        config = space.validate({k: row[k] for k in space.config_space})
+        trained_on = {**task_record(supernet.metadata["hyperparameters"]), "supernet": str(Path(saved["supernet"]).resolve())}
+        return ExportSource(model, supernet.tokenizer, space, config, None, trained_on)

@@ -1,0 +1,58 @@
+"""The protocol every kind of trial shares with the search (``kinds/``): how a trial gets its arguments, how
+it reports and fails, and the fidelity rule.
+
+- **Arguments**: a trial process gets ``--key value`` pairs: the search's constants (one word each) and its
+  configuration (the mask); ``parse_hyperparameters`` splits them.
+- **Reporting**: through ``syne_tune.Reporter`` (``[tune-metric]`` lines on stdout); every report carries
+  ``fidelity`` and the objectives (``OBJECTIVES``: ``error`` = 1 - metric, ``params``/``macs``/``latency`` as
+  ratios to the unpruned model); the last one adds ``setup_s`` (process start to ready, seconds;
+  ``process_start_time``) and ``eval_s``.
+- **Failure**: a trial never ends silently: its last ``std.err`` line is ``failure_line(error)``, which the
+  search's ledger reads as the trial's ``failure_reason``; the process exits 1.
+- **Fidelity**: ``fidelity_levels`` is the one rule for how many levels a weight-sharing trial reports.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+_IMPORTED_AT = time.time()
+FAILURE_PREFIX = "syne-prune trial failed: "
+OBJECTIVES = ("error", "params", "macs", "latency")
+
+
+def fidelity_levels(requested: int, validation_examples: int) -> int:
+    """The fidelity levels a weight-sharing trial reports: one per validation chunk, so at most one per
+    validation example (and at least 1). The one rule the search (MO-ASHA's ``max_t``, the Pareto set's
+    full fidelity) and its trials (``Evaluator``) both apply."""
+    return max(1, min(requested, validation_examples))
+
+
+def failure_line(error: BaseException | str) -> str:
+    """The one line a failed trial leaves in its ``std.err``: the Tuner's ledger reads the reason from it."""
+    if isinstance(error, str):
+        return f"{FAILURE_PREFIX}{error}"
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"{FAILURE_PREFIX}{type(error).__name__}: {reason}"
+
+
+def process_start_time() -> float:
+    """When this process started (before the interpreter loaded anything), from the OS."""
+    try:
+        import psutil  # optional: without it, the time this module was imported
+
+        return psutil.Process().create_time()
+    except ImportError:  # pragma: no cover
+        return _IMPORTED_AT
+
+
+def parse_hyperparameters(argv: list[str], constants: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+    """Split a trial's ``--key value`` command line into the search's constants and the configuration.
+    Raises ValueError for a command line that is not ``--key value`` pairs."""
+    parser = argparse.ArgumentParser(description="syne-prune trial (started by Syne Tune)")
+    for name in constants:
+        parser.add_argument(f"--{name}", default="")
+    known, rest = parser.parse_known_args(argv)
+    if len(rest) % 2 or not all(k.startswith("--") for k in rest[0::2]):
+        raise ValueError(f"hyperparameters must come as --key value pairs, got {rest}")
+    return vars(known), {k[2:]: v for k, v in zip(rest[0::2], rest[1::2])}

@@ -1,0 +1,29 @@
+"""What a SageMaker job of syne-prune and its entry script (``entry.py``) agree on: names, limits, markers,
+and how a configuration with more values than a job may have travels (``pack_hyperparameters``)."""
+from __future__ import annotations
+
+import json
+
+CHANNEL_PREFIX = "sm-channel:"
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+ENTRY_SCRIPT = "syne_prune_sm_entry.py"
+MAX_HYPERPARAMETERS = 100  # per training job (SageMaker's limit)
+MAX_HYPERPARAMETER_CHARS = 2500  # per value (SageMaker's limit)
+PACKED_CONFIG = "syne_prune_config_"  # + K: the K-th piece of a configuration sent as JSON
+JOB_END_MARKER = "[syne-prune] job finished"  # the entry script's last line, in every job's log
+
+
+def pack_hyperparameters(values: dict[str, str]) -> dict[str, str]:
+    """All values as one JSON text, cut into pieces a SageMaker hyperparameter can hold (``unpack_hyperparameters``)."""
+    text = json.dumps(values, separators=(",", ":"))
+    step = MAX_HYPERPARAMETER_CHARS
+    return {f"{PACKED_CONFIG}{index}": text[start:start + step] for index, start in enumerate(range(0, len(text), step))}
+
+
+def unpack_hyperparameters(values: dict[str, str]) -> dict[str, str]:
+    """The inverse of ``pack_hyperparameters``; other keys are kept as they are."""
+    pieces = sorted((int(k[len(PACKED_CONFIG):]), v) for k, v in values.items() if k.startswith(PACKED_CONFIG))
+    if not pieces:
+        return values
+    kept = {k: v for k, v in values.items() if not k.startswith(PACKED_CONFIG)}
+    return {**json.loads("".join(v for _, v in pieces)), **kept}

@@ -1,0 +1,75 @@
+"""One SageMaker job running ``syne-prune ARGV`` (super-network training, or a whole search in one job), and
+the command line the scripts in ``launchers/`` share."""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from syne_prune.errors import SynePruneError
+from syne_prune.models.local_weights import resolve_model
+from syne_prune.search.sagemaker.aws import aws_error
+from syne_prune.search.sagemaker.backend import SageMakerBackend
+from syne_prune.search.sagemaker.jobs import CHANNEL_PREFIX
+from syne_prune.search.sagemaker.settings import SageMakerSettings, add_sagemaker_arguments, sagemaker_settings
+
+CHANNEL_FLAGS = {"--model": "model", "--supernet": "supernet", "--data-dir": "data"}
+MODEL_DIR = "/opt/ml/model"  # SageMaker uploads it as the job's model.tar.gz
+
+
+def launch_cli_job(settings: SageMakerSettings, argv: list[str], job_name: str, session=None) -> dict[str, Any]:
+    """One SageMaker job that runs ``syne-prune ARGV``: super-network training, or a whole search inside one job.
+
+    The local directories after ``--model``, ``--supernet`` and ``--data-dir`` become input channels
+    (uploaded once); ``--output X`` becomes ``/opt/ml/model/X``, which SageMaker uploads to
+    ``S3_PREFIX/JOB/output/JOB/output/model.tar.gz`` when the job ends. Returns the job request."""
+    import boto3  # optional (syne-prune[sagemaker])
+
+    settings.check()
+    args, channels = list(argv), {}
+    for index, flag in enumerate(args[:-1]):
+        value = args[index + 1]
+        if flag in CHANNEL_FLAGS:
+            local = Path(value) if Path(value).is_dir() else Path(str(resolve_model(value))) if flag == "--model" else None
+            if local is not None and local.is_dir():
+                channels[CHANNEL_FLAGS[flag]] = str(local)
+                args[index + 1] = CHANNEL_PREFIX + CHANNEL_FLAGS[flag]
+        elif flag == "--output":
+            args[index + 1] = f"{MODEL_DIR}/{Path(value).name}"
+    name = re.sub(r"[^a-zA-Z0-9-]", "-", f"{job_name}-{time.strftime('%Y%m%d-%H%M%S')}")[:63].strip("-")
+    backend = SageMakerBackend(settings, "command", channels, session=session or boto3.session.Session(region_name=settings.region),
+                               job_prefix=name)
+    backend.prepare()
+    request = backend.job_request(0, 0, {"syne_prune_argv": json.dumps(args)})
+    request["TrainingJobName"] = name
+    try:
+        backend.sm.create_training_job(**request)
+    except Exception as error:  # noqa: BLE001
+        raise aws_error(error, f"create_training_job {name} failed") from None
+    return request
+
+
+def launcher_main(command: str, description: str, argv: list[str] | None = None) -> int:
+    """The launchers' shared command line: SageMaker options, then the ``syne-prune COMMAND`` arguments."""
+    from syne_prune.cli import HelpFormatter  # the launchers sit above the CLI, which imports the search
+
+    class Formatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):  # the launcher's docstring as written
+        pass
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=Formatter)
+    parser.add_argument("--job-name", default=f"syne-prune-{command}", help="prefix of the SageMaker job name")
+    add_sagemaker_arguments(parser)
+    known, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    known.backend = "sagemaker"
+    try:
+        request = launch_cli_job(sagemaker_settings(known), [command, *rest], known.job_name)
+    except SynePruneError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"started SageMaker job {request['TrainingJobName']} ({known.instance_type}); results: "
+          f"{request['OutputDataConfig']['S3OutputPath']}{request['TrainingJobName']}/output/model.tar.gz")
+    return 0
