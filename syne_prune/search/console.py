@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from transformers.utils import logging as transformers_logging
+
 LOG_FILE = "search.log"
 _OURS = "syne_prune"
 
@@ -53,8 +55,6 @@ def third_party_output_to(path: str | Path) -> Iterator[None]:
     """While active: warnings and other libraries' log records go to ``path`` (appended to, so a resumed
     search adds to it), not to the console; transformers' progress bars are off. Everything is restored
     on exit."""
-    from transformers.utils import logging as transformers_logging
-
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     to_log = _ToLogFile(handler)

@@ -103,7 +103,7 @@ def pareto_set(trials: pd.DataFrame, objectives: list[str], max_fidelity: int) -
 def hypervolume(points: np.ndarray, reference: float = REFERENCE_POINT) -> float:
     """Hypervolume (pymoo) of ``points`` (rows, minimised) up to ``reference`` in every objective; rows
     beyond the reference or with a NaN or inf entry add nothing (such trials are recorded as failed)."""
-    from pymoo.indicators.hv import HV
+    from pymoo.indicators.hv import HV  # heavy (pymoo): not needed to read or write the ledger
 
     inside = points[np.isfinite(points).all(1) & (points < reference).all(1)] if len(points) else points
     if len(inside) == 0:
@@ -113,7 +113,7 @@ def hypervolume(points: np.ndarray, reference: float = REFERENCE_POINT) -> float
 
 def plot_pareto(trials: pd.DataFrame, front: pd.DataFrame, unpruned_error: float | None, path: Path, title: str,
                 unpruned_label: str = "unpruned super-network") -> None:
-    import matplotlib
+    import matplotlib  # heavy, and its backend must be chosen before pyplot is imported
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

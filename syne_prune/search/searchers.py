@@ -76,7 +76,7 @@ class NSGA2Searcher(_DedupSearcher):
 
     def __init__(self, config_space, points_to_evaluate=None, random_seed=None, population_size: int = 20):
         super().__init__(config_space, points_to_evaluate, random_seed)
-        from pymoo.algorithms.moo.nsga2 import NSGA2
+        from pymoo.algorithms.moo.nsga2 import NSGA2  # heavy (pymoo): only the NSGA-II searcher needs it
         from pymoo.core.problem import Problem
         from pymoo.operators.crossover.sbx import SBX
         from pymoo.operators.mutation.pm import PM
@@ -124,7 +124,7 @@ class NSGA2Searcher(_DedupSearcher):
             self._tell(fresh)
 
     def _tell(self, trial_ids: list[int]) -> None:
-        from pymoo.core.population import Population
+        from pymoo.core.population import Population  # heavy (pymoo), as above
 
         configs = [self.observations[t][0] for t in trial_ids]
         objectives = np.array([self.observations[t][1] for t in trial_ids], dtype=float)

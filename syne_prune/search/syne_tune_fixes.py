@@ -59,6 +59,7 @@ from contextlib import contextmanager
 from typing import Any, Callable
 
 import numpy as np
+import syne_tune.tuner as tuner_module
 import torch
 from syne_tune.backend import LocalBackend
 from syne_tune.backend.trial_status import Trial
@@ -73,6 +74,8 @@ from syne_tune.optimizer.schedulers.searchers import regularized_evolution as _r
 from syne_tune.optimizer.schedulers.searchers.random_searcher import MultiObjectiveRandomSearcher
 from syne_tune.optimizer.schedulers.multiobjective.multiobjective_priority import NonDominatedPriority
 from syne_tune.tuner_logger import TunerLogger
+
+from syne_prune.search.searchers import non_dominated
 
 REFERENCE_MARGIN = 0.1
 MAX_TRAINING_POINTS = 100  # EHVI's GP sees at most this many observations (suggestion time, BENCHMARKS.md)
@@ -100,7 +103,7 @@ _BOTORCH_REFERENCE = 2.0  # hard-coded in Syne Tune 0.16's EHVI, in maximisation
 
 
 def _skip_botorch_kernel_compilation() -> None:
-    from botorch.acquisition.multi_objective import logei
+    from botorch.acquisition.multi_objective import logei  # heavy (botorch, gpytorch): only the EHVI scheduler needs them
 
     logei._load_attempted = True  # botorch then uses its pure-Python implementation
 
@@ -140,8 +143,6 @@ class FixedEHVI(ExpectedHyperVolumeImprovement):
     def _select_training_points(self) -> list[tuple[dict[str, Any], list[float]]]:
         """Every observation up to the cap; past it, every non-dominated one plus a seeded random
         sample of the others (the GP's cost grows with the cube of its training points)."""
-        from syne_prune.search.searchers import non_dominated
-
         points = list(self._completed.values())
         if len(points) <= self.max_training_points:
             return points
@@ -174,7 +175,7 @@ class FixedEHVI(ExpectedHyperVolumeImprovement):
         return [config for config, _ in self._training_points()]
 
     def _sample_next_candidate(self) -> dict | None:
-        from botorch.exceptions.errors import ModelFittingError
+        from botorch.exceptions.errors import ModelFittingError  # heavy (botorch, gpytorch): only the EHVI scheduler needs them
         from linear_operator.utils.errors import NotPSDError
 
         default = torch.get_default_dtype()
@@ -189,7 +190,7 @@ class FixedEHVI(ExpectedHyperVolumeImprovement):
     def _best_new_candidate(self) -> dict | None:
         """The base class's random-candidate acquisition optimisation, returning the best candidate
         that ``is_new`` accepts rather than the best one (fix 5)."""
-        from botorch.acquisition.multi_objective import qLogExpectedHypervolumeImprovement
+        from botorch.acquisition.multi_objective import qLogExpectedHypervolumeImprovement  # heavy (botorch, gpytorch): only the EHVI scheduler needs them
         from botorch.fit import fit_gpytorch_mll
         from botorch.sampling import SobolQMCNormalSampler
         from botorch.utils.multi_objective.box_decompositions import NondominatedPartitioning
@@ -276,8 +277,6 @@ for _name in dir(TunerLogger):
 @contextmanager
 def no_best_metric_table():
     """While tuning, skip the single-objective 'best trial' table the Tuner prints at the end."""
-    import syne_tune.tuner as tuner_module
-
     original = tuner_module.print_best_metric_found
     tuner_module.print_best_metric_found = lambda *args, **kwargs: None
     try:

@@ -52,7 +52,7 @@ class SageMakerBackend(TrialBackend):
         """``entry``: ``trial`` (weight-sharing) or ``finetune`` (standard NAS); ``channels``: name -> local directory."""
         super().__init__(delete_checkpoints=False)
         import boto3  # optional (syne-prune[sagemaker])
-        from botocore.config import Config
+        from botocore.config import Config  # optional, as boto3
 
         session = session or boto3.session.Session(region_name=settings.region)
         self.settings, self.entry, self.local_channels, self.checkpointing = settings, entry, channels, checkpointing
