@@ -37,6 +37,7 @@ from syne_prune.models.local_weights import resolve_model
 from syne_prune.numerics import require_finite_result, require_finite_weights
 from syne_prune.objectives import measure_latency_ms, subnet_size
 from syne_prune.search.protocol import failure_line, parse_hyperparameters, process_start_time
+from syne_prune.search.sagemaker.aws import S3_URI, aws_error
 from syne_prune.search_spaces import SEARCH_SPACES, get_search_space
 from syne_prune.surgery import extract_subnetwork
 from syne_prune.training import LoopSettings, TrainingLoop, label_loss_step, seed_everything
@@ -207,8 +208,6 @@ def _download_weights(uri: str, folder: Path) -> Path:
     """``URI/weights.pt`` into ``folder`` with boto3 (credentials and region as boto3 finds them)."""
     import boto3  # optional (syne-prune[sagemaker]): only trials that ran on SageMaker need it
     from botocore.exceptions import ClientError  # optional, as boto3
-
-    from syne_prune.search.sagemaker.aws import S3_URI, aws_error  # imports botocore where it is used: with boto3
 
     match = S3_URI.match(uri)
     if match is None:

@@ -1,4 +1,4 @@
-"""SageMaker (``--backend sagemaker``) (Syne Tune 0.16 has none since 0.14): one training job per trial, on boto3.
+"""SageMaker trial backend (``--backend sagemaker``; Syne Tune 0.16 has none since 0.14): one training job per trial, on boto3.
 
 - **Settings** (``SageMakerSettings``): role, region, instance type/count, S3 prefix, image, spot with
   ``max_wait``, tags, VPC, warm pools (keep-alive), FastFile input. ``check()`` refuses bad input
