@@ -54,7 +54,7 @@ def _run(argv: list[str] | None) -> int:
         entry = values.pop("syne_prune_entry", "trial")
         values = {k: resolve_channel(v) for k, v in values.items() if not k.startswith("sagemaker_")}
         if entry == "command":
-            from syne_prune.cli import main as cli  # the CLI sits above the search, which imports this module
+            from syne_prune.cli import main as cli  # a layer above the search: imported only by a job that runs it
 
             return cli([resolve_channel(a) for a in json.loads(values["syne_prune_argv"])])
         if entry == "finetune":  # the directory SageMaker syncs with the trial's checkpoint_s3_uri

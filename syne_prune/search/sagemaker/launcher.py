@@ -55,7 +55,7 @@ def launch_cli_job(settings: SageMakerSettings, argv: list[str], job_name: str, 
 
 def launcher_main(command: str, description: str, argv: list[str] | None = None) -> int:
     """The launchers' shared command line: SageMaker options, then the ``syne-prune COMMAND`` arguments."""
-    from syne_prune.cli import HelpFormatter  # the launchers sit above the CLI, which imports the search
+    from syne_prune.cli import HelpFormatter  # a layer above the search: imported only when a launcher runs
 
     class Formatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):  # the launcher's docstring as written
         pass
