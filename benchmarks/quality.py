@@ -37,7 +37,7 @@ import transformers
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoConfig
 
-from syne_prune.data import eval_batches, encode, get_task, load_task
+from syne_prune.data import encode, eval_batches, get_task, load_task
 from syne_prune.evaluation import predict
 from syne_prune.export import load_tokenizer
 from syne_prune.models import auto_class_of, get_architecture

@@ -32,8 +32,8 @@ from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
 from syne_prune.models import auto_class_of, get_architecture, head_of, usable_positions
-from syne_prune.models.modeling_syne_prune import PRUNED_CLASSES, TASK_HEADS
 from syne_prune.models.local_weights import resolve_model
+from syne_prune.models.modeling_syne_prune import PRUNED_CLASSES, TASK_HEADS
 from syne_prune.numerics import require_finite_weights
 from syne_prune.objectives import subnet_size
 from syne_prune.surgery import extract_subnetwork

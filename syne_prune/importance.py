@@ -34,8 +34,8 @@ import torch
 from transformers import PreTrainedModel
 
 from syne_prune.errors import SynePruneError
-from syne_prune.models import get_architecture, head_of
 from syne_prune.masks import SubnetMask
+from syne_prune.models import get_architecture, head_of
 from syne_prune.surgery import InPlaceMask, check_mask_fits
 
 # Config attribute (saved in config.json) naming the method a model was ordered by: an ordered model,

@@ -34,8 +34,8 @@ class QuickstartConfig:
 
 def quickstart(config: QuickstartConfig, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     from syne_prune.models.local_weights import resolve_model
-    from syne_prune.search.run import SearchConfig, export_from_search, run_search
     from syne_prune.recovery import recover
+    from syne_prune.search.run import SearchConfig, export_from_search, run_search
     from syne_prune.supernet import TrainingConfig, train_supernet
     from syne_prune.supernet.checkpoint import read_metadata
     from syne_prune.supernet.teacher import AUTO, TEACHER_DIR

@@ -158,8 +158,9 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
 
     loop.run(evaluate_and_save)
     after = {"validation": evaluate(student, validation, task_), "test": evaluate(student, test, task_)}
-    import syne_prune
     import transformers
+
+    import syne_prune
 
     new_record = {**record, "task": task_.name, "data": data, "metric": task_.metric_name, "recovery": {
         "source_export": str(model_dir.resolve()) if record_source else None, "teacher": str(teacher_dir.resolve()), "settings": asdict(settings),
@@ -180,7 +181,8 @@ def read_export(model_dir: Path) -> tuple[dict[str, Any], PretrainedConfig]:
         record = json.loads(path.read_text())
         config = AutoConfig.from_pretrained(model_dir)
     except (ValueError, OSError) as error:
-        raise SynePruneError(f"export '{model_dir}' is damaged ({str(error).splitlines()[0] if str(error) else type(error).__name__}); export it again") from None
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SynePruneError(f"export '{model_dir}' is damaged ({reason}); export it again") from None
     if not isinstance(record, dict) or "heads_per_layer" not in record:
         raise SynePruneError(f"{path} is not a syne-prune export record; give a directory written by `syne-prune export`")
     _family(config, f"export '{model_dir}'")

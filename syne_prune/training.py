@@ -30,8 +30,8 @@ from transformers import get_linear_schedule_with_warmup
 
 from syne_prune.data import data_loader
 from syne_prune.errors import SynePruneError
-from syne_prune.numerics import non_finite_tensors, require_finite
 from syne_prune.evaluation import default_device
+from syne_prune.numerics import non_finite_tensors, require_finite
 
 STATE_FORMAT = 1
 RESUME_DIR = ".resume"

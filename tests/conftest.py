@@ -1,6 +1,9 @@
 """Tiny random models built from configs in code (2 layers, 4 heads): no network, no downloads."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import (
@@ -92,9 +95,6 @@ def space_name(request) -> str:
 
 
 # ---- real GLUE slices and tiny trainable model directories (tokenizer included) ----
-
-import os
-from pathlib import Path
 
 GLUE_DIR = Path(os.environ.get("SYNE_PRUNE_GLUE_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue"))
 SLICE_ROWS = {"train.tsv": 100, "dev.tsv": 40}

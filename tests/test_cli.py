@@ -232,7 +232,8 @@ def test_search_never_overwrites_an_existing_output(supernets, tmp_path, capsys)
 def test_export_from_search_bad_input(tmp_path, capsys):
     _fails(capsys, ["export", "--search-dir", str(tmp_path), "--max-params", "0.5", "--output", str(tmp_path / "o")], "is not a search directory")
     _fails(capsys, ["export", "--model", "x", "--search-dir", str(tmp_path), "--output", str(tmp_path / "o")], "--search-dir replaces")
-    _fails(capsys, ["export", "--model", "x", "--search-space", "small", "--config", "{}", "--trial", "3", "--output", str(tmp_path / "o")], "need --search-dir")
+    _fails(capsys, ["export", "--model", "x", "--search-space", "small", "--config", "{}", "--trial", "3", "--output", str(tmp_path / "o")],
+           "need --search-dir")
 
 
 # ---- --help: every option has help text and shows its default ----

@@ -10,8 +10,8 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import SPACES, tiny_batch, tiny_model
 import transformers
+from conftest import SPACES, tiny_batch, tiny_model
 
 from syne_prune import SubnetMask, SynePruneError, get_architecture, get_search_space, masked
 from syne_prune.export import METADATA_FILE, export_subnetwork

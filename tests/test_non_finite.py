@@ -2,7 +2,6 @@
 ONNX check unnoticed: each is a one-line SynePruneError (CLI exit 2) or a failed trial with its reason."""
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from datetime import datetime
@@ -13,12 +12,11 @@ import pandas as pd
 import pytest
 import torch
 from conftest import tiny_model
-from test_cli import _fails
 from safetensors.torch import load_file, save_file
+from test_cli import _fails
 from transformers import AutoModel, AutoTokenizer
 
 from syne_prune import EncoderShape, SynePruneError, get_search_space
-from syne_prune.cli import main
 from syne_prune.data import get_task, load_task, spearman
 from syne_prune.evaluation import predict
 from syne_prune.export import onnx_difference

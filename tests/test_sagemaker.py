@@ -11,11 +11,10 @@ import tarfile
 import time
 from pathlib import Path
 
-import pandas as pd
-import pytest
-
 import boto3
 import moto
+import pandas as pd
+import pytest
 from syne_tune.backend.trial_status import Status
 
 from syne_prune import SynePruneError

@@ -12,13 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import GLUE_DIR, glue_slice
 from syne_tune.experiments import load_experiment
 
 from syne_prune import SynePruneError, get_architecture, get_search_space, masked
 from syne_prune.search import SCHEDULERS, SearchConfig, run_search
 from syne_prune.search.run import export_from_search
-from syne_prune.supernet import TrainingConfig, load_supernet, train_supernet
+from syne_prune.supernet import load_supernet
 
 ARCH_OF = {"random": "bert", "ehvi": "bert", "nsga2": "bert", "morea": "roberta", "moasha": "roberta", "local_search": "roberta"}
 
@@ -148,7 +147,8 @@ def test_local_ehvi_search_writes_only_to_its_output_and_shows_only_progress_and
 def test_killed_search_resumes_with_every_trial_once(supernets, tmp_path):
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "syne_prune.cli", "search", "--supernet", str(supernets["bert"]), "--scheduler", "morea",
-            "--n-workers", "2", "--max-trials", "7", "--seed", "3", "--eval-batch-size", "8", "--backend", "local", "--output", str(out)]  # slow trials: killed mid-way
+            "--n-workers", "2", "--max-trials", "7", "--seed", "3", "--eval-batch-size", "8", "--backend", "local",
+            "--output", str(out)]  # slow trials: killed mid-way
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline:

@@ -1,13 +1,11 @@
 """Standard NAS: each trial fine-tunes its own sub-network; MO-ASHA stops weak ones by epoch."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -163,9 +163,8 @@ def test_unsupported_architecture_names_the_supported_ones():
 
 
 def test_other_task_heads_are_refused():
-    from transformers import BertForMaskedLM
-
     from conftest import tiny_config
+    from transformers import BertForMaskedLM
 
     model = BertForMaskedLM(tiny_config("bert"))
     with pytest.raises(SynePruneError, match="BertForMaskedLM is not supported"):

@@ -5,7 +5,7 @@ pruning (``head-prune``, Michel et al. 2019). One module per method; ``METHODS``
 from __future__ import annotations
 
 from syne_prune.baselines import head_prune, layer_drop, rfp
-from syne_prune.baselines.common import Budget, Method, PruneContext, PruneSettings, Pruned
+from syne_prune.baselines.common import Budget, Method, PruneContext, Pruned, PruneSettings
 from syne_prune.baselines.run import RESULTS_FILE, BudgetResult, parse_budgets, prune, smallest_ratio
 from syne_prune.errors import SynePruneError
 

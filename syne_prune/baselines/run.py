@@ -21,7 +21,7 @@ from typing import Any
 
 from transformers import PreTrainedModel
 
-from syne_prune.baselines.common import Budget, PruneContext, PruneSettings, Pruned
+from syne_prune.baselines.common import Budget, PruneContext, Pruned, PruneSettings
 from syne_prune.data import EVAL_BATCH_SIZE, Task, encode, eval_batches, get_task, load_task
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate

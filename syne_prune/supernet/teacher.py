@@ -67,8 +67,8 @@ def check_teacher(path: str, model_config: PretrainedConfig, tokenizer: Any, tas
     """Check that the teacher in directory ``path`` fits the model and task; returns its config.
 
     Raises a one-line SynePruneError naming both values when the teacher is missing or unloadable, inside
-    ``output`` (the training output directory, which --overwrite replaces; None: not checked), or has another architecture (model_type), vocabulary (vocab_size or tokenizer vocabulary),
-    task head (regression / classification / multiple choice) or label count.
+    ``output`` (the training output directory, which --overwrite replaces; None: not checked), or has another
+    architecture (model_type), vocabulary (vocab_size or tokenizer vocabulary), task head (regression / classification / multiple choice) or label count.
     """
     directory = Path(path)
     if not directory.is_dir():

@@ -1,8 +1,8 @@
 """Train a super-network: fine-tuning in which sub-networks of a search space are trained together.
 
 The loop (``syne_prune/training.py``, shared with standard NAS and recovery) saves its full state
-(weights, optimizer, schedule, random generators) after every epoch in ``OUTPUT/.resume``, so ``resume=True`` continues a killed run from its last finished epoch. The final
-checkpoint (see ``checkpoint.py``) is written last and the resume state removed only after it.
+(weights, optimizer, schedule, random generators) after every epoch in ``OUTPUT/.resume``, so ``resume=True``
+continues a killed run from its last finished epoch. The final checkpoint (see ``checkpoint.py``) is written last and the resume state removed only after it.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from syne_prune.export import load_model_config
 from syne_prune.importance import IMPORTANCE_METHODS, ORDERED_ATTRIBUTE, order_by_importance, ordered_by
 from syne_prune.models import check_model_settings, get_architecture, load_task_model
 from syne_prune.models.local_weights import resolve_model
-from syne_prune.numerics import require_finite, require_finite_model_dir, require_finite_weights
+from syne_prune.numerics import require_finite_model_dir, require_finite_weights
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet.checkpoint import METADATA_FILE, read_metadata, write_metadata
 from syne_prune.supernet.strategies import get_strategy
@@ -175,9 +175,10 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     require_finite_weights(model, "the trained super-network")
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
-    import syne_prune
-    import transformers
     import syne_tune
+    import transformers
+
+    import syne_prune
 
     metadata = write_metadata(output, {
         "model": config.model,

@@ -1,0 +1,42 @@
+"""The ``syne-prune`` command: parses, calls the Python API, prints. Foreseeable errors are one line, exit 2.
+
+One module per command group, each with ``add_commands(commands)``; option defaults come from the API's
+dataclasses and keyword parameters (``options.add_option``), choices from its registries."""
+from __future__ import annotations
+
+import sys
+
+from syne_prune.cli import blackbox, export, prune, quickstart, recover, search, space, train
+from syne_prune.cli.export import _recovery_teacher
+from syne_prune.cli.options import HelpFormatter, Parser
+from syne_prune.cli.sagemaker import SAGEMAKER_OPTIONS, _sagemaker_settings, add_sagemaker_arguments
+from syne_prune.errors import SynePruneError
+
+COMMAND_GROUPS = (export, recover, prune, train, search, quickstart, space, blackbox)  # in the order --help lists them
+
+
+def build_parser() -> Parser:
+    """The ``syne-prune`` parser: one sub-command parser per command, each with ``run`` set to its function."""
+    parser = Parser(
+        prog="syne-prune",
+        description="Structural pruning of pre-trained language models as multi-objective NAS (Syne Tune).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in COMMAND_GROUPS:
+        group.add_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``syne-prune`` on ``argv`` (default: the process's arguments); returns the exit code, 2 for a
+    ``SynePruneError`` (printed as one ``error:`` line on stderr)."""
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except SynePruneError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+__all__ = ["COMMAND_GROUPS", "SAGEMAKER_OPTIONS", "HelpFormatter", "Parser", "_recovery_teacher", "_sagemaker_settings",
+           "add_sagemaker_arguments", "build_parser", "main"]

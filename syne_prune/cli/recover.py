@@ -1,0 +1,56 @@
+"""``syne-prune recover``: fine-tune an exported sub-network with distillation (``syne_prune.recovery.recover``)."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from syne_prune.cli.options import add_option, api_kwargs
+from syne_prune.data import TASKS
+from syne_prune.recovery import recover
+
+
+def add_commands(commands: Any) -> None:
+    """Add ``recover`` to the ``syne-prune`` sub-command parsers; defaults are ``recover``'s keyword defaults."""
+    parser = commands.add_parser(
+        "recover",
+        help="fine-tune an exported sub-network with distillation from its super-network (recovery)",
+        description="Fine-tune an export (physically smaller) on its task, on the split the super-network was trained "
+        "on, with distillation from a teacher (the super-network, or a fine-tuned model of the same family, vocabulary, "
+        "task and labels). Writes a new export in the same format; its syne_prune.json records the validation and test "
+        "metric before and after recovery.",
+    )
+    parser.add_argument("--model", required=True, help="directory written by `syne-prune export` (with a task head)")
+    parser.add_argument("--teacher", required=True, help="super-network directory (train-supernet --output) or a fine-tuned model")
+    parser.add_argument("--epochs", type=int, required=True, help="epochs of recovery training")
+    parser.add_argument("--output", required=True, help="directory of the new export to create")
+    add_option(parser, recover, "lr", "AdamW learning rate, linear decay")
+    add_option(parser, recover, "warmup_ratio", "share of the steps over which the learning rate warms up")
+    add_option(parser, recover, "batch_size", "training examples per step")
+    add_option(parser, recover, "temperature", "distillation temperature")
+    add_option(parser, recover, "seed", "order of training batches (the split's seed is the recorded one)")
+    add_option(parser, recover, "task", "only for an export that records no task (exported from a plain model)", choices=sorted(TASKS))
+    add_option(parser, recover, "data_dir", "local GLUE TSV files (default: the directory the super-network was trained with)")
+    add_option(parser, recover, "max_length", "tokens per example (default: as in super-network training)")
+    add_option(parser, recover, "max_train_examples", "cap on training examples (quick runs)")
+    add_option(parser, recover, "max_eval_examples", "cap on validation and test examples (quick runs)")
+    add_option(parser, recover, "eval_batch_size", "examples per evaluation batch")
+    add_option(parser, recover, "onnx", "also write model.onnx of the recovered model")
+    add_option(parser, recover, "resume", "continue a killed run from its last finished epoch")
+    add_option(parser, recover, "overwrite", "replace an existing --output")
+    parser.set_defaults(run=cmd_recover)
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    record = recover(args.model, args.teacher, args.epochs, args.output, **api_kwargs(recover, args)).record
+    print_recovery(record)
+    print(f"recovered export written to {args.output}")
+    return 0
+
+
+def print_recovery(record: dict[str, Any]) -> None:
+    """One line: the metric on validation and test before and after recovery (``record`` from syne_prune.json)."""
+    metric, recovery = record["metric"], record["recovery"]
+    before, after = recovery["before"], recovery["after"]
+    print(f"recovered in {len(recovery['history'])} epoch(s) of distillation from {recovery['teacher']}: "
+          f"validation {metric} {before['validation'][metric]:.4f} -> {after['validation'][metric]:.4f}, "
+          f"test {metric} {before['test'][metric]:.4f} -> {after['test'][metric]:.4f}")

@@ -1,0 +1,63 @@
+"""``syne-prune train-supernet``: ``syne_prune.supernet.train_supernet`` with a ``TrainingConfig`` (its defaults)."""
+from __future__ import annotations
+
+import argparse
+import functools
+from typing import Any
+
+from syne_prune.cli.options import add_option, api_kwargs
+from syne_prune.data import TASKS
+from syne_prune.search_spaces import SEARCH_SPACES
+from syne_prune.supernet import STRATEGIES, TrainingConfig, train_supernet
+from syne_prune.supernet.train import IMPORTANCE_CHOICES
+
+
+def add_commands(commands: Any) -> None:
+    """Add ``train-supernet`` to the ``syne-prune`` sub-command parsers."""
+    parser = commands.add_parser(
+        "train-supernet",
+        help="fine-tune a model as a super-network whose sub-networks are trained together",
+        description="Train a super-network with one of the paper's strategies and write the checkpoint every "
+        "search worker reads (safetensors, tokenizer, supernet.json with metrics and a sha256 manifest).",
+    )
+    option = functools.partial(add_option, parser, TrainingConfig)
+    option("model", "directory of a BERT/RoBERTa/DistilBERT model, or a hub id when online", required=True)
+    option("task", "the task (swag: multiple choice; synthetic_sentiment: generated, needs no files)", required=True, choices=list(TASKS))
+    option("data_dir", "local GLUE TSV files (TASK/train.tsv, TASK/dev.tsv) (default: none, the Hugging Face hub)")
+    option("search_space", "space sub-networks are sampled from", choices=list(SEARCH_SPACES))
+    option("strategy", "how the sub-networks are trained together", choices=list(STRATEGIES))
+    option("epochs", "training epochs")
+    option("lr", "AdamW learning rate, linear decay")
+    option("batch_size", "training examples per step")
+    option("max_length", "tokens per example (longer ones are truncated)")
+    option("temperature", "distillation temperature (kd, full)")
+    option("num_random_subnets", "random sub-networks per step")
+    option("teacher", "fixed fine-tuned teacher every sub-network (the largest too) distils from, next to the labels: "
+           "DIR = a model of the same architecture, vocabulary and task head (e.g. a train-supernet "
+           "--strategy standard checkpoint); auto = fine-tune the full model first (strategy standard, "
+           "same data, lr, epochs) into OUTPUT/teacher and start the super-network from it; none: kd and "
+           "full distil in place from the network being trained", metavar="DIR|auto")
+    option("seed", "random seed (validation split, sub-network sampling, shuffling)")
+    option("validation_fraction", "share of train held out for validation")
+    option("max_train_examples", "cap on training examples (quick runs)")
+    option("max_eval_examples", "cap on validation and test examples (quick runs)")
+    option("importance", "before training, order each layer's heads and FFN neurons by importance so that the first k "
+           "(what the small/medium/layer spaces keep) are the most important; fisher: squared mask "
+           "gradients of the task loss, magnitude: weight norms, none: keep the pre-trained order", choices=IMPORTANCE_CHOICES)
+    option("importance_examples", "training examples the importance scores are computed on")
+    option("output", "checkpoint directory to create", required=True)
+    parser.add_argument("--resume", action="store_true", help="continue a killed run from its last finished epoch")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    parser.set_defaults(run=cmd_train_supernet)
+
+
+def cmd_train_supernet(args: argparse.Namespace) -> int:
+    metadata = train_supernet(TrainingConfig(**api_kwargs(TrainingConfig, args)), resume=args.resume, overwrite=args.overwrite)
+    metric = metadata["metric"]
+    for name in ("largest", "smallest"):
+        m = metadata["metrics"][name]
+        print(f"{name:8s} sub-network: validation {metric} {m['validation'][metric]:.4f}, test {metric} {m['test'][metric]:.4f}")
+    if metadata.get("teacher"):
+        print(f"teacher ({metadata['teacher']['source']}): validation {metric} {metadata['teacher']['validation'][metric]:.4f}")
+    print(f"super-network written to {args.output}")
+    return 0
