@@ -11,8 +11,8 @@ columns otherwise. Embeddings and the task head are shared, never copied.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn

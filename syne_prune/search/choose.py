@@ -26,7 +26,8 @@ def choose_trial(search_dir: str | Path, trial_id: int | None = None, max_params
     if trial_id is not None:
         rows = trials[trials["trial_id"] == trial_id]
         if rows.empty:
-            raise SynePruneError(f"no trial {trial_id} in {search_dir / R.TRIALS_FILE}; trial ids run from 0 to {int(trials['trial_id'].max()) if len(trials) else -1}")
+            last = int(trials["trial_id"].max()) if len(trials) else -1
+            raise SynePruneError(f"no trial {trial_id} in {search_dir / R.TRIALS_FILE}; trial ids run from 0 to {last}")
         row = rows.iloc[0]
         if row["status"] != "completed":
             raise SynePruneError(f"trial {trial_id} did not complete (status {row['status']}); choose a completed trial")

@@ -159,7 +159,8 @@ def finalize(output: Path, prepared: PreparedSearch, progress: bool = True) -> d
         "parts": [{"part": p["part"], "seconds": p["seconds"]} for p in parts],
         "scheduler_cost": cost,
         "unpruned": unpruned,
-        "hypervolume_over_time": f"{R.HYPERVOLUME_FILE}: hypervolume of the full-fidelity trials of {R.TRIALS_FILE} finished by each wall-clock second of the search",
+        "hypervolume_over_time": f"{R.HYPERVOLUME_FILE}: hypervolume of the full-fidelity trials of {R.TRIALS_FILE} "
+                                 "finished by each wall-clock second of the search",
         "versions": {"syne_prune": syne_prune.__version__, "syne_tune": syne_tune.__version__, "torch": torch.__version__,
                      "transformers": transformers.__version__, "python": platform.python_version()},
     }

@@ -33,10 +33,10 @@ import sys
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from multiprocessing import current_process
 from multiprocessing.connection import Listener
 from multiprocessing.connection import wait as wait_for_messages
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +183,8 @@ class PoolBackend(LocalBackend):
             except (EOFError, OSError):
                 pass  # the worker is gone; poll() below says so
             if worker.process.poll() is not None:
-                self._fail_running(worker, f"WorkerDied: the pool worker running this trial died ({_describe_exit(worker.process.returncode)}); it was replaced")
+                exit_reason = _describe_exit(worker.process.returncode)
+                self._fail_running(worker, f"WorkerDied: the pool worker running this trial died ({exit_reason}); it was replaced")
                 self._replace(worker, startup_failure=not worker.ready)
             elif (worker.trial_id is not None and self.trial_timeout_s is not None
                     and time.time() - worker.trial_started > self.trial_timeout_s):

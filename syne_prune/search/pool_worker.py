@@ -7,11 +7,10 @@ import contextlib
 import os
 import sys
 import time
-from pathlib import Path
-from typing import Any
-
 from multiprocessing import current_process
 from multiprocessing.connection import Client
+from pathlib import Path
+from typing import Any
 
 import psutil
 import torch

@@ -30,8 +30,8 @@ from syne_prune.search.console import LOG_FILE, third_party_output_to
 from syne_prune.search.kinds import PreparedSearch
 from syne_prune.search.kinds.weight_sharing import latency_seq_len
 from syne_prune.search.outputs import finalize, ledger_columns, prepare_output, space_notice, write_settings
-from syne_prune.search.scheduling import NoRepeatScheduler, replay, subnetwork_key, trials_left
 from syne_prune.search.schedulers import make_scheduler
+from syne_prune.search.scheduling import NoRepeatScheduler, replay, subnetwork_key, trials_left
 from syne_prune.search.syne_tune_fixes import QuietTunerLogger, no_best_metric_table
 
 # the names run.py had before the search was split into modules (tests, benchmarks and blackbox/ import them)

@@ -65,14 +65,14 @@ from syne_tune.backend import LocalBackend
 from syne_tune.backend.trial_status import Trial
 from syne_tune.config_space import Domain
 from syne_tune.optimizer.scheduler import TrialSuggestion
+from syne_tune.optimizer.schedulers.multiobjective import multi_objective_regularized_evolution as _morea
 from syne_tune.optimizer.schedulers.multiobjective.expected_hyper_volume_improvement import (
     ExpectedHyperVolumeImprovement,
 )
-from syne_tune.optimizer.schedulers.multiobjective import multi_objective_regularized_evolution as _morea
 from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
+from syne_tune.optimizer.schedulers.multiobjective.multiobjective_priority import NonDominatedPriority
 from syne_tune.optimizer.schedulers.searchers import regularized_evolution as _regularized_evolution
 from syne_tune.optimizer.schedulers.searchers.random_searcher import MultiObjectiveRandomSearcher
-from syne_tune.optimizer.schedulers.multiobjective.multiobjective_priority import NonDominatedPriority
 from syne_tune.tuner_logger import TunerLogger
 
 from syne_prune.search.searchers import non_dominated
