@@ -6,8 +6,8 @@ What it shares with the other kinds of trial (arguments, reporting, failure, fid
 (physically smaller, so cheaper than masking), evaluates it on the validation split and reports
 ``error`` (1 - metric), ``params`` and ``macs`` (ratios to the full model) and, when asked,
 ``latency`` (measured, ratio to the full model timed in the same process; ``latency_ms`` too). With F fidelity
-levels (MO-ASHA) the validation batches are split into F chunks (in split order, each batched shortest-first) and the error on the chunks seen so far is reported after
-each, with ``fidelity`` = 1..F.
+levels (MO-ASHA) the validation batches are split into F chunks (in split order, each batched shortest-first)
+and the error on the chunks seen so far is reported after each, with ``fidelity`` = 1..F.
 The last report adds, with ``test_every_trial``, ``test_error`` (GLUE dev; the search never uses it,
 so by default only the Pareto set is scored on it, after the search, with ``Evaluator.test_error``), and the trial's time split
 into ``setup_s`` (process start, imports, checkpoint and data loading; in the pool backend, whose
