@@ -55,6 +55,9 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
            "sagemaker: one SageMaker training job per trial (see the SageMaker options) "
            "(default: pool with --mode weight-sharing, local with --mode standard)", choices=list(BACKENDS))
     option("n_workers", "trials evaluated in parallel")
+    option("reproducible", "the same seed gives the same trials.csv with several workers: trials start in batches of "
+           "--n-workers once every worker is free, and results reach the scheduler in trial order (costs the idle "
+           "workers; not with moasha unless --n-workers 1)")
     option("max_trials", "stop after this many trials")
     option("max_wallclock_s", "stop after this many seconds", flag="--max-wallclock", metavar="SECONDS")
     option("seed", "random seed of the scheduler (and, with --mode standard, of fine-tuning)")

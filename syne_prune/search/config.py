@@ -11,7 +11,7 @@ from syne_prune.search.finetune import FineTuneSettings
 from syne_prune.search.kinds import TRIAL_KINDS, TrialKind, get_trial_kind
 from syne_prune.search.protocol import OBJECTIVES
 from syne_prune.search.sagemaker.settings import SageMakerSettings
-from syne_prune.search.schedulers import SCHEDULERS
+from syne_prune.search.schedulers import MULTI_FIDELITY, SCHEDULERS
 
 SETTINGS_FILE = "search.json"
 MODES = tuple(TRIAL_KINDS)  # the --mode values: the registered kinds of trial
@@ -39,6 +39,7 @@ class SearchConfig:
     test_split: str | None = None  # default: pareto (scored after the search); every-trial on SageMaker and in standard NAS
     finetune: FineTuneSettings | None = None
     sagemaker: SageMakerSettings | None = None  # with backend "sagemaker"
+    reproducible: bool = False  # synchronous batches, results to the scheduler in trial order (search/in_order.py)
 
     def __post_init__(self) -> None:
         kind = self.kind
@@ -84,6 +85,9 @@ class SearchConfig:
     def _check_budget(self) -> None:
         if self.n_workers < 1:
             raise SynePruneError(f"--n-workers must be at least 1, got {self.n_workers}")
+        if self.reproducible and self.n_workers > 1 and self.scheduler in MULTI_FIDELITY:
+            raise SynePruneError(f"--reproducible with {self.scheduler}: its stopping decisions follow the order in which results arrive; "
+                                 "use --n-workers 1 for a reproducible search with it, or another scheduler")
         if self.max_trials is None and self.max_wallclock_s is None:
             raise SynePruneError("give a budget: --max-trials N and/or --max-wallclock SECONDS")
         if self.max_trials is not None and self.max_trials < 1:

@@ -4,6 +4,7 @@ summary.json and, with ``--test-split pareto``, the Pareto set's test errors."""
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import sys
@@ -117,6 +118,11 @@ def finalize(output: Path, prepared: PreparedSearch, progress: bool = True) -> d
     if evaluator is not None and config.test_split == "pareto":
         score_pareto_on_test(output, config, evaluator, progress)
     trials = R.TrialLedger(output / R.TRIALS_FILE, []).read()
+    if config.reproducible:  # rows were written as trials finished; the same seed gives the same file in trial order
+        trials = trials.sort_values("trial_id", kind="stable").reset_index(drop=True)
+        partial = output / (R.TRIALS_FILE + ".partial")
+        trials.to_csv(partial, index=False)
+        os.replace(partial, output / R.TRIALS_FILE)
     objectives = list(config.objectives)
     front = R.pareto_set(trials, objectives, config.max_fidelity)
     front.to_csv(output / R.PARETO_FILE, index=False)

@@ -26,6 +26,7 @@ from syne_prune.search.backends import BACKENDS, SearchBackend, get_backend
 from syne_prune.search.callbacks import LedgerCallback, SearchTuner
 from syne_prune.search.choose import choose_trial, export_from_search
 from syne_prune.search.config import MODES, SETTINGS_FILE, TEST_SPLITS, SearchConfig
+from syne_prune.search.in_order import InOrderScheduler
 from syne_prune.search.console import LOG_FILE, third_party_output_to
 from syne_prune.search.kinds import PreparedSearch
 from syne_prune.search.kinds.weight_sharing import latency_seq_len
@@ -72,7 +73,10 @@ def _run_part(output: Path, prepared: PreparedSearch, backend: SearchBackend, pr
     part = 1 + max((p["part"] for p in parts), default=-1)
     scheduler = make_scheduler(config.scheduler, space, list(config.objectives), config.seed + part,
                                prepared.constants, config.max_fidelity)
-    wrapped = NoRepeatScheduler(scheduler, space, replay(scheduler, finished, space, config), remaining)
+    seen = replay(scheduler, finished, space, config)
+    if config.reproducible:  # results reach the scheduler in trial order, between synchronous batches
+        scheduler = InOrderScheduler(scheduler)
+    wrapped = NoRepeatScheduler(scheduler, space, seen, remaining)
     first_trial_id = int(finished["trial_id"].max()) + 1 if len(finished) else 0
     _tune(output, prepared, backend, wrapped, ledger, wallclock_left, remaining, part, first_trial_id, progress)
     return finalize(output, prepared, progress)
@@ -95,6 +99,7 @@ def _tune(output: Path, prepared: PreparedSearch, backend: SearchBackend, schedu
         scheduler=scheduler,
         stop_criterion=StoppingCriterion(max_wallclock_time=wallclock_left),
         n_workers=config.n_workers,
+        asynchronous_scheduling=not config.reproducible,  # reproducible: a new batch once every worker is free
         sleep_time=backend.sleep_time,
         max_failures=10**9,  # failed trials are recorded; the search goes on
         start_jobs_without_delay=backend.start_jobs_without_delay,
