@@ -1,7 +1,8 @@
 """Objectives of a sub-network: exact parameter count, MACs per sequence, measured latency.
 
 Each family gives its own per-block formulas (``Family.attention_size``, ``Family.ffn_size``,
-``Family.fixed_macs``); BERT's, the default, are: for hidden size h, head size d, k kept heads, u kept FFN neurons and n tokens, one layer holds
+``Family.fixed_macs``); BERT's, the default, are: for hidden size h, head size d, k kept heads, u kept
+FFN neurons and n tokens, one layer holds
 
     attention:  3(h·kd + kd) + (kd·h + h) + 2h   parameters   (0 when k = 0: the block is removed)
     FFN:        (h·u + u) + (u·h + h) + 2h       parameters   (0 when u = 0)

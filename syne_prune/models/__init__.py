@@ -1,4 +1,4 @@
-"""The model families (one module each: ``bert``, ``roberta``, ``distilbert``; interface in ``family``) and
+"""The model families (one module each: ``bert``, ``roberta``, ``distilbert``, ``xlm_roberta``, ``electra``; interface in ``family``) and
 their pruned model classes, registered with the transformers Auto classes.
 
 Importing syne_prune registers them, so exported sub-networks load with

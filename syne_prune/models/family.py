@@ -11,7 +11,8 @@ Family modules and this one are copied next to the weights of every export with 
 transformers installed: they import only torch, transformers, the standard library and their siblings, by
 relative import, and never syne_prune.
 
-The interface (``Family``, a frozen dataclass; derive a family from another with ``dataclasses.replace``, override a method in a subclass where a family differs):
+The interface (``Family``, a frozen dataclass; derive a family from another with ``dataclasses.replace``,
+override a method in a subclass where a family differs):
 
 Fields (data):
     name, model_type               registry key and the stock ``config.model_type`` it prunes
@@ -23,6 +24,8 @@ Fields (data):
     part_paths                     the ``LayerParts`` fields, as module paths inside one layer
     per_token_paths                paths (from the base model) of Linears outside the layers that run on
                                    every token, e.g. ELECTRA's ``embeddings_project``
+    positions_after_padding        position ids start after the padding index (RoBERTa), reserving
+                                   pad_token_id + 1 position embeddings
 
 Where the parts live:
     shape(config) -> EncoderShape                  L, H, I, h of a stock or pruned config
@@ -30,6 +33,7 @@ Where the parts live:
     layers(model) -> nn.ModuleList                 the encoder layers
     layers_prefix(model) -> str                    state-dict prefix of the layer list, ``bert.encoder.layer.``
     parts(layer) -> LayerParts                     the modules pruning touches in one layer
+    reserved_positions(config) -> int              position embeddings no token can use (``models.limits``)
 
 In-place masking (``surgery.InPlaceMask``):
     block_output(parts, block) -> (projection, norm | None)
@@ -166,6 +170,7 @@ class Family:
     hidden_field: str
     part_paths: tuple[str, ...]
     per_token_paths: tuple[str, ...] = ()
+    positions_after_padding: bool = False
 
     # ---- identity and where the parts live ----
     @property
@@ -198,6 +203,10 @@ class Family:
 
     def parts(self, layer: nn.Module) -> LayerParts:
         return LayerParts(*(layer.get_submodule(path) for path in self.part_paths))
+
+    def reserved_positions(self, config: PretrainedConfig) -> int:
+        """Position embeddings before the first usable one: pad_token_id + 1 where ids start after the padding index."""
+        return (config.pad_token_id or 0) + 1 if self.positions_after_padding else 0
 
     # ---- in-place masking ----
     def block_output(self, parts: LayerParts, block: str) -> tuple[nn.Module, nn.Module | None]:

@@ -52,6 +52,6 @@ FAMILY = replace(
     BERT, name="roberta", model_type="roberta", pruned_config=PrunedRobertaConfig, pruned_model=PrunedRobertaModel,
     pruned_heads={"AutoModelForSequenceClassification": PrunedRobertaForSequenceClassification,
                   "AutoModelForMultipleChoice": PrunedRobertaForMultipleChoice},
-    base_prefix="roberta",
+    base_prefix="roberta", positions_after_padding=True,
 )
 register_pruned_classes(*FAMILY.pruned_classes)
