@@ -3,8 +3,9 @@
 A directory gets safetensors weights, ``config.json``, the tokenizer (when given) and
 ``syne_prune.json`` (what was pruned and how big it is). A sub-network that keeps every head and
 one FFN width in every kept layer, with no removed block, gets a stock transformers config; any
-other gets a pruned config class whose modeling file (``modeling_syne_prune.py``, torch and
-transformers only) travels in the directory, so it loads either way:
+other gets a pruned config class whose modeling code travels in the directory (``modeling_syne_prune.py``,
+which imports the family's module, e.g. ``bert.py``, copied along with ``family.py`` and ``shape.py``;
+torch and transformers only), so it loads either way:
 
     import syne_prune                      # registers the classes with the Auto classes
     AutoModelForSequenceClassification.from_pretrained(out)
@@ -31,9 +32,8 @@ from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
-from syne_prune.models import auto_class_of, get_architecture, head_of, usable_positions
+from syne_prune.models import PRUNED_CLASSES, TASK_HEADS, auto_class_of, get_family, head_of, usable_positions
 from syne_prune.models.local_weights import resolve_model
-from syne_prune.models.modeling_syne_prune import PRUNED_CLASSES, TASK_HEADS
 from syne_prune.numerics import require_finite_weights
 from syne_prune.objectives import subnet_size
 from syne_prune.surgery import extract_subnetwork
@@ -54,7 +54,7 @@ def load_model_config(name_or_path: str) -> PretrainedConfig:
             f"cannot load model '{name_or_path}' ({_first_line(error)}); give a local directory with "
             f"config.json and weights, or a Hugging Face hub id when the hub is reachable"
         ) from None
-    get_architecture(config)
+    get_family(config)
     return config
 
 
@@ -163,13 +163,22 @@ def task_record(settings: Mapping[str, Any]) -> dict[str, Any]:
         "max_length": settings.get("max_length", 128)}}
 
 
+MODELING_FILE = "modeling_syne_prune.py"
+
+
 def _complete_auto_map(config_path: Path) -> None:
-    """save_pretrained maps only the saved class; map AutoModel and every task head to theirs too."""
+    """save_pretrained maps only the saved class, to the family module it copied (e.g. ``bert.py``). Write
+    ``modeling_syne_prune.py`` importing the pruned classes from it, and map AutoConfig, AutoModel and every
+    task head to that file."""
     config = json.loads(config_path.read_text())
-    module = config["auto_map"]["AutoConfig"].split(".")[0]
-    stem = config["auto_map"]["AutoConfig"].split(".")[1].removesuffix("Config")
-    config["auto_map"].update({"AutoModel": f"{module}.{stem}Model",
-                               **{auto: f"{module}.{stem}{suffix}" for auto, suffix in TASK_HEADS.items()}})
+    family_module, config_class = config["auto_map"]["AutoConfig"].split(".")
+    stem = config_class.removesuffix("Config")
+    classes = {"AutoConfig": config_class, "AutoModel": f"{stem}Model", **{auto: f"{stem}{suffix}" for auto, suffix in TASK_HEADS.items()}}
+    module = MODELING_FILE.removesuffix(".py")
+    (config_path.parent / MODELING_FILE).write_text(
+        f'"""The pruned {stem.removeprefix("Pruned")} classes of this syne-prune export (torch and transformers only)."""\n'
+        f"from .{family_module} import {', '.join(sorted(set(classes.values())))}  # noqa: F401\n")
+    config["auto_map"] = {auto: f"{module}.{name}" for auto, name in classes.items()}
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 

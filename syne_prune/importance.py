@@ -35,7 +35,8 @@ from transformers import PreTrainedModel
 
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
-from syne_prune.models import get_architecture, head_of
+from syne_prune.models import get_family, head_of
+from syne_prune.models.family import UnitAxis, select_units
 from syne_prune.surgery import InPlaceMask, check_mask_fits
 
 # Config attribute (saved in config.json) naming the method a model was ordered by: an ordered model,
@@ -77,7 +78,7 @@ def mask_gradients(model: PreTrainedModel, batches: Iterable[Batch],
     if head_of(model) is None:
         raise SynePruneError(f"fisher importance needs a task model with a loss, not {type(model).__name__}; "
                              f"use --importance magnitude for a base model")
-    arch = get_architecture(model.config)
+    arch = get_family(model.config)
     shape = arch.shape(model.config)
     device = next(model.parameters()).device
     was_training = model.training
@@ -115,7 +116,7 @@ def fisher_scores(model: PreTrainedModel, batches: Iterable[Batch], mask: Subnet
     ``mask``: the point m at which the gradients are taken (default all ones; see ``mask_gradients``, which
     gives the per-example gradients). Raises SynePruneError for a base model (no loss) or batches without labels.
     """
-    shape = get_architecture(model.config).shape(model.config)
+    shape = get_family(model.config).shape(model.config)
     heads = torch.zeros(shape.num_layers, shape.num_heads, dtype=torch.float64)
     neurons = torch.zeros(shape.num_layers, shape.num_neurons, dtype=torch.float64)
     count = 0
@@ -134,17 +135,24 @@ def magnitude_scores(model: PreTrainedModel, batches: Iterable[Batch] | None = N
     ``sqrt(||W_q[h]||_F^2 + ||W_k[h]||_F^2 + ||W_v[h]||_F^2 + ||W_o[:, h]||_F^2)`` over the head's
     ``head_dim`` rows of the query/key/value weights and columns of the attention output weight; neuron i:
     ``sqrt(||W_in[i, :]||^2 + ||W_out[:, i]||^2)``. Biases are left out (they do not scale with use)."""
-    arch = get_architecture(model.config)
+    arch = get_family(model.config)
     shape = arch.shape(model.config)
     heads, neurons = [], []
     for layer in arch.layers(model):
-        parts = arch.parts(layer)
-        rows = sum(m.weight.float().pow(2).sum(1) for m in (parts.query, parts.key, parts.value))
-        per_unit = rows + parts.attention_output.weight.float().pow(2).sum(0)  # [H * head_dim]
+        per_unit = _squared_norms(layer, arch.head_axes())  # [H * head_dim]
         heads.append(per_unit.view(shape.num_heads, shape.head_dim).sum(1).sqrt().cpu())
-        squares = parts.ffn_input.weight.float().pow(2).sum(1) + parts.ffn_output.weight.float().pow(2).sum(0)
-        neurons.append(squares.sqrt().cpu())
+        neurons.append(_squared_norms(layer, arch.neuron_axes()).sqrt().cpu())
     return ImportanceScores("magnitude", torch.stack(heads), torch.stack(neurons), 0)
+
+
+def _squared_norms(layer: torch.nn.Module, axes: tuple[UnitAxis, ...]) -> torch.Tensor:
+    """Per unit: the sum of squares of its slices of the weights in ``axes`` (biases left out)."""
+    total = 0
+    for axis in axes:
+        if axis.name.endswith(".weight"):
+            squares = layer.get_parameter(axis.name).float().pow(2).sum(1 - axis.axis)
+            total = total + squares.view(axis.blocks, -1).sum(0)
+    return total
 
 
 IMPORTANCE_METHODS: dict[str, Callable[..., ImportanceScores]] = {
@@ -176,26 +184,25 @@ def permute_units(model: PreTrainedModel, head_order: torch.Tensor, neuron_order
     the attention output projection together; a neuron's row (and bias) of the FFN input and column of
     the FFN output. Function-preserving up to float rounding of the reordered sums.
     ``head_order`` [L, H], ``neuron_order`` [L, I]: a permutation of 0..H-1 (0..I-1) in every row."""
-    arch = get_architecture(model.config)
+    arch = get_family(model.config)
     shape = arch.shape(model.config)
     _check_orders(head_order, shape.num_layers, shape.num_heads, "head")
     _check_orders(neuron_order, shape.num_layers, shape.num_neurons, "neuron")
     offsets = torch.arange(shape.head_dim)
     for layer, heads, neurons in zip(arch.layers(model), head_order, neuron_order):
-        parts = arch.parts(layer)
         head_rows = (heads[:, None] * shape.head_dim + offsets[None, :]).flatten()
-        for linear in (parts.query, parts.key, parts.value):
-            _take(linear, head_rows, rows=True)
-        _take(parts.attention_output, head_rows, rows=False)
-        _take(parts.ffn_input, neurons, rows=True)
-        _take(parts.ffn_output, neurons, rows=False)
+        _take(layer, arch.head_axes(), head_rows)
+        _take(layer, arch.neuron_axes(), neurons)
 
 
-def _take(linear: torch.nn.Linear, index: torch.Tensor, rows: bool) -> None:
-    index = index.to(linear.weight.device)
-    linear.weight.copy_(linear.weight.index_select(0 if rows else 1, index))
-    if rows and linear.bias is not None:
-        linear.bias.copy_(linear.bias.index_select(0, index))
+def _take(layer: torch.nn.Module, axes: tuple[UnitAxis, ...], index: torch.Tensor) -> None:
+    """Reorder the units of every parameter in ``axes`` (those the layer has: a Linear may have no bias)."""
+    for axis in axes:
+        try:
+            parameter = layer.get_parameter(axis.name)
+        except AttributeError:
+            continue
+        parameter.copy_(select_units(parameter, axis, index))
 
 
 def _check_orders(order: torch.Tensor, num_layers: int, width: int, unit: str) -> None:

@@ -1,6 +1,8 @@
 """Objectives of a sub-network: exact parameter count, MACs per sequence, measured latency.
 
-For hidden size h, head size d, k kept heads, u kept FFN neurons and n tokens, one layer holds
+Each family gives its own per-block formulas (``Family.attention_size``, ``Family.ffn_size``,
+``Family.fixed_macs``); BERT's, the default, are: for hidden size h, head size d, k kept heads, u kept
+FFN neurons and n tokens, one layer holds
 
     attention:  3(h·kd + kd) + (kd·h + h) + 2h   parameters   (0 when k = 0: the block is removed)
     FFN:        (h·u + u) + (u·h + h) + 2h       parameters   (0 when u = 0)
@@ -12,7 +14,8 @@ and costs, in multiply-accumulates (MACs) per sequence,
 
 The rest of the model (embeddings, pooler, task head) is not pruned: its parameters are counted
 from the model itself, and its MACs are those of its linear layers applied to one token (pooler and
-classifier read the first token). Embedding lookups, biases, softmax, LayerNorm and activations are
+classifier read the first token), except the family's per-token Linears outside the layers (ELECTRA's
+embedding projection), applied to all n tokens. Embedding lookups, biases, softmax, LayerNorm and activations are
 not MACs. ``tests/test_objectives.py`` checks both formulas against ``numel()`` of extracted models
 and against torch's FLOP counter.
 """
@@ -27,7 +30,8 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from syne_prune.masks import SubnetMask
-from syne_prune.models import get_architecture, head_of
+from syne_prune.models import Family, get_family, head_of
+from syne_prune.models.bert import FAMILY as BERT
 from syne_prune.models.shape import EncoderShape
 from syne_prune.surgery import check_mask_fits
 
@@ -43,35 +47,30 @@ class SubnetSize:
 
 
 def subnet_size(model: PreTrainedModel, mask: SubnetMask | None = None, seq_len: int = 128) -> SubnetSize:
-    """Exact size of the sub-network ``mask`` of ``model`` (the full model when mask is None)."""
-    arch = get_architecture(model.config)
+    """Exact size of the sub-network ``mask`` of ``model`` (the full model when mask is None): parameters and
+    MACs per sequence of ``seq_len`` tokens. Raises SynePruneError for an unsupported model or a mask of
+    another shape."""
+    arch = get_family(model.config)
     shape = arch.shape(model.config)
     if mask is None:
         mask = SubnetMask.full(shape.num_layers, shape.num_heads, shape.num_neurons)
     check_mask_fits(model, mask)
-    encoder_params, macs = encoder_size(shape, mask, seq_len)
-    layers = arch.layers(model)
-    layer_params = {id(p) for p in layers.parameters()}
+    encoder_params, macs = encoder_size(shape, mask, seq_len, arch)
+    layer_params = {id(p) for p in arch.layers(model).parameters()}
     fixed_params = sum(p.numel() for p in model.parameters() if id(p) not in layer_params)
-    layer_modules = {id(m) for m in layers.modules()}
-    head_macs = sum(
-        m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in layer_modules
-    )
-    return SubnetSize(params=fixed_params + encoder_params, encoder_params=encoder_params, macs=macs + head_macs, seq_len=seq_len)
+    return SubnetSize(params=fixed_params + encoder_params, encoder_params=encoder_params,
+                      macs=macs + arch.fixed_macs(model, seq_len), seq_len=seq_len)
 
 
-def encoder_size(shape: EncoderShape, mask: SubnetMask, seq_len: int = 128) -> tuple[int, int]:
+def encoder_size(shape: EncoderShape, mask: SubnetMask, seq_len: int = 128, family: Family = BERT) -> tuple[int, int]:
     """(parameters, MACs per sequence of ``seq_len`` tokens) of the prunable encoder layers that ``mask``
-    keeps, by the formulas in this module's docstring; needs only the shape, no weights."""
-    h, d, n = shape.hidden_size, shape.head_dim, seq_len
+    keeps, by ``family``'s formulas (default BERT's, in this module's docstring); needs only the shape, no
+    weights."""
     encoder_params = macs = 0
     for k, u in zip(mask.heads_per_layer, mask.neurons_per_layer):
-        if k:
-            encoder_params += 3 * (h * k * d + k * d) + (k * d * h + h) + 2 * h
-            macs += 3 * n * h * k * d + 2 * n * n * k * d + n * k * d * h
-        if u:
-            encoder_params += (h * u + u) + (u * h + h) + 2 * h
-            macs += 2 * n * h * u
+        for params_macs in (family.attention_size(shape, k, seq_len), family.ffn_size(shape, u, seq_len)):
+            encoder_params += params_macs[0]
+            macs += params_macs[1]
     return encoder_params, macs
 
 

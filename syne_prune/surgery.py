@@ -20,11 +20,13 @@ from transformers import PretrainedConfig, PreTrainedModel
 
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
-from syne_prune.models import Architecture, LayerParts, get_architecture, head_of
+from syne_prune.models import Family, LayerParts, get_family, head_of
+from syne_prune.models.family import select_units
 
 
-def check_mask_fits(model: PreTrainedModel, mask: SubnetMask) -> Architecture:
-    arch = get_architecture(model.config)
+def check_mask_fits(model: PreTrainedModel, mask: SubnetMask) -> Family:
+    """The family of ``model``; a mask of another layers/heads/neurons shape is a one-line SynePruneError."""
+    arch = get_family(model.config)
     shape = arch.shape(model.config)
     expected = (shape.num_layers, shape.num_heads, shape.num_neurons)
     got = (mask.num_layers, mask.heads.shape[1], mask.neurons.shape[1])
@@ -47,7 +49,7 @@ class InPlaceMask:
 
     def __init__(self, model: PreTrainedModel) -> None:
         self.model = model
-        self.arch = get_architecture(model.config)
+        self.arch = get_family(model.config)
         self.shape = self.arch.shape(model.config)
         self._handles: list = []
         self._layers = list(self.arch.layers(model))
@@ -81,14 +83,12 @@ class InPlaceMask:
 
             return hook
 
-        self._handles += [
-            parts.attention_output.register_forward_pre_hook(scale(0)),
-            parts.attention_output.register_forward_hook(zero_if_removed(1)),
-            parts.attention_norm.register_forward_hook(pass_residual_if_removed(1)),
-            parts.ffn_output.register_forward_pre_hook(scale(2)),
-            parts.ffn_output.register_forward_hook(zero_if_removed(3)),
-            parts.ffn_norm.register_forward_hook(pass_residual_if_removed(3)),
-        ]
+        for block, slot in (("attention", 0), ("ffn", 2)):
+            projection, norm = self.arch.block_output(parts, block)
+            self._handles += [projection.register_forward_pre_hook(scale(slot)),
+                              projection.register_forward_hook(zero_if_removed(slot + 1))]
+            if norm is not None:  # post-LayerNorm; a pre-LayerNorm block adds the (zeroed) projection to the residual
+                self._handles.append(norm.register_forward_hook(pass_residual_if_removed(slot + 1)))
 
     def set(self, mask: SubnetMask | None) -> None:
         """Activate ``mask`` (None: the full network)."""
@@ -108,7 +108,7 @@ class InPlaceMask:
             # A layer with both blocks removed is exactly the identity: skip its computation entirely,
             # so a sub-network with fewer layers also trains faster.
             if state[1] and state[3]:
-                layer.forward = _identity_layer
+                layer.forward = self.arch.removed_layer_forward
             else:
                 _restore_forward(layer)
 
@@ -138,10 +138,6 @@ class InPlaceMask:
             _restore_forward(layer)
 
 
-def _identity_layer(hidden_states, *args, **kwargs):
-    return hidden_states
-
-
 def _restore_forward(layer: nn.Module) -> None:
     layer.__dict__.pop("forward", None)
 
@@ -158,33 +154,22 @@ def masked(model: PreTrainedModel, mask: SubnetMask | None) -> Iterator[PreTrain
 
 
 def pruned_config(model: PreTrainedModel, mask: SubnetMask) -> PretrainedConfig:
-    """The config of the extracted sub-network.
+    """The config of the extracted sub-network (``Family.subnet_config``).
 
     A stock config (loads with plain transformers) when every kept layer keeps all heads and the
     same FFN width and no block is removed; stock BERT derives the head size from the head count, so
     fewer heads always need the pruned config class.
     """
     arch = check_mask_fits(model, mask)
-    shape = arch.shape(model.config)
     kept = mask.kept_layers
     heads = [mask.heads_per_layer[i] for i in kept]
     neurons = [mask.neurons_per_layer[i] for i in kept]
-    values = model.config.to_dict()
-    for key in ("model_type", "architectures", "auto_map", "transformers_version", "num_heads_per_layer", "intermediate_size_per_layer"):
-        values.pop(key, None)
-    values[arch.layers_field] = len(kept)
-    stock = all(k == shape.num_heads for k in heads) and len(set(neurons)) <= 1 and 0 not in neurons
-    if stock:
-        values[arch.neurons_field] = neurons[0] if neurons else getattr(model.config, arch.neurons_field)
-        config = type(model.config)(**values)
-    else:
-        config_class = arch.pruned_classes[0]
-        config = config_class(**values, num_heads_per_layer=heads, intermediate_size_per_layer=neurons)
+    config = arch.subnet_config(model.config, kept, heads, neurons)
     config._attn_implementation = model.config._attn_implementation
     return config
 
 
-def _model_class(model: PreTrainedModel, arch: Architecture, config: PretrainedConfig) -> type[PreTrainedModel]:
+def _model_class(model: PreTrainedModel, arch: Family, config: PretrainedConfig) -> type[PreTrainedModel]:
     is_base = model.base_model is model
     head = head_of(model)
     if not (is_base or head):
@@ -245,27 +230,23 @@ def _source_name(name: str, prefix: str, mask: SubnetMask) -> str:
     return f"{prefix}{mask.kept_layers[int(index)]}.{rest}"
 
 
-def _layer_slicers(model: PreTrainedModel, arch: Architecture, mask: SubnetMask) -> dict[int, dict]:
+def _layer_slicers(model: PreTrainedModel, arch: Family, mask: SubnetMask) -> dict[int, dict]:
     """Per source layer: parameter name (inside the layer) -> function that slices that tensor."""
     head_dim = arch.shape(model.config).head_dim
-    q, k, v, attn_out, _, ffn_in, ffn_out, _ = arch.part_paths
     slicers: dict[int, dict] = {}
     for index in mask.kept_layers:
         heads, neurons = mask.heads[index], mask.neurons[index]
-        head_units = _selector(heads, head_dim)
-        neuron_units = _selector(neurons, 1)
         per_layer: dict = {}
         if heads.any() and not heads.all():
-            for path in (q, k, v):
-                per_layer[f"{path}.weight"] = _rows(head_units)
-                per_layer[f"{path}.bias"] = _rows(head_units)
-            per_layer[f"{attn_out}.weight"] = _columns(head_units)
+            per_layer.update(_slicers(arch.head_axes(), _selector(heads, head_dim)))
         if neurons.any() and not neurons.all():
-            per_layer[f"{ffn_in}.weight"] = _rows(neuron_units)
-            per_layer[f"{ffn_in}.bias"] = _rows(neuron_units)
-            per_layer[f"{ffn_out}.weight"] = _columns(neuron_units)
+            per_layer.update(_slicers(arch.neuron_axes(), _selector(neurons, 1)))
         slicers[index] = per_layer
     return slicers
+
+
+def _slicers(axes, units) -> dict:
+    return {axis.name: (lambda t, axis=axis: select_units(t, axis, units)) for axis in axes}
 
 
 def _selector(kept: torch.Tensor, width: int) -> slice | torch.Tensor:
@@ -275,11 +256,3 @@ def _selector(kept: torch.Tensor, width: int) -> slice | torch.Tensor:
         return slice(0, count * width)
     index = torch.nonzero(kept).flatten()
     return (index[:, None] * width + torch.arange(width)[None, :]).flatten()
-
-
-def _rows(selector):
-    return lambda t: t[selector] if isinstance(selector, slice) else t.index_select(0, selector.to(t.device))
-
-
-def _columns(selector):
-    return lambda t: t[:, selector] if isinstance(selector, slice) else t.index_select(1, selector.to(t.device))

@@ -15,21 +15,34 @@ from transformers import (
     DistilBertForMultipleChoice,
     DistilBertForSequenceClassification,
     DistilBertModel,
+    ElectraConfig,
+    ElectraForMultipleChoice,
+    ElectraForSequenceClassification,
+    ElectraModel,
     RobertaConfig,
     RobertaForMultipleChoice,
     RobertaForSequenceClassification,
     RobertaModel,
+    XLMRobertaConfig,
+    XLMRobertaForMultipleChoice,
+    XLMRobertaForSequenceClassification,
+    XLMRobertaModel,
 )
 
 ARCHS = ("bert", "roberta", "distilbert")
+# Families tested by their own table (tests/test_families.py) rather than every test that takes ``arch``.
+NEW_ARCHS = ("xlm-roberta", "electra")
+# ELECTRA's embeddings are narrower than the hidden size (an ``embeddings_project`` Linear) unless told otherwise.
+ELECTRA_EMBEDDING = 24
 SPACES = ("small", "medium", "layer", "large")
 VOCAB = 101
 # 37 FFN neurons: not a multiple of 32, so the large space packs them into two words (32 + 5 bits).
 HIDDEN, LAYERS, HEADS, NEURONS = 32, 2, 4, 37
 
 
-def tiny_config(arch: str, num_labels: int = 3, attn_implementation: str = "sdpa"):
-    common = dict(vocab_size=VOCAB, num_labels=num_labels, initializer_range=0.2, attn_implementation=attn_implementation)
+def tiny_config(arch: str, num_labels: int = 3, attn_implementation: str = "sdpa", **extra):
+    """``extra``: further config fields (e.g. ``embedding_size`` of ELECTRA)."""
+    common = dict(vocab_size=VOCAB, num_labels=num_labels, initializer_range=0.2, attn_implementation=attn_implementation, **extra)
     if arch == "bert":
         return BertConfig(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=NEURONS, **common)
     if arch == "roberta":
@@ -38,6 +51,13 @@ def tiny_config(arch: str, num_labels: int = 3, attn_implementation: str = "sdpa
         )
     if arch == "distilbert":
         return DistilBertConfig(dim=HIDDEN, n_layers=LAYERS, n_heads=HEADS, hidden_dim=NEURONS, **common)
+    if arch == "xlm-roberta":
+        return XLMRobertaConfig(
+            hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=NEURONS, pad_token_id=1, **common
+        )
+    if arch == "electra":
+        common.setdefault("embedding_size", ELECTRA_EMBEDDING)
+        return ElectraConfig(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=NEURONS, **common)
     raise ValueError(arch)
 
 
@@ -45,8 +65,11 @@ CLASSES = {
     "bert": (BertModel, BertForSequenceClassification),
     "roberta": (RobertaModel, RobertaForSequenceClassification),
     "distilbert": (DistilBertModel, DistilBertForSequenceClassification),
+    "xlm-roberta": (XLMRobertaModel, XLMRobertaForSequenceClassification),
+    "electra": (ElectraModel, ElectraForSequenceClassification),
 }
-MULTIPLE_CHOICE = {"bert": BertForMultipleChoice, "roberta": RobertaForMultipleChoice, "distilbert": DistilBertForMultipleChoice}
+MULTIPLE_CHOICE = {"bert": BertForMultipleChoice, "roberta": RobertaForMultipleChoice, "distilbert": DistilBertForMultipleChoice,
+                   "xlm-roberta": XLMRobertaForMultipleChoice, "electra": ElectraForMultipleChoice}
 
 
 def tiny_model(arch: str, head: str = "classifier", seed: int = 0, **config_kwargs):

@@ -75,7 +75,7 @@ def test_unsupported_model_is_named(tmp_path, capsys):
 
     GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(tmp_path / "gpt2")
     argv = ["export", "--model", str(tmp_path / "gpt2"), "--search-space", "small", "--config", "{}", "--output", str(tmp_path / "o")]
-    _fails(capsys, argv, "unsupported architecture 'gpt2'; syne-prune supports bert, roberta, distilbert")
+    _fails(capsys, argv, "unsupported architecture 'gpt2'; syne-prune supports bert, roberta, distilbert, xlm-roberta, electra")
 
 
 def test_existing_output_is_not_overwritten(model_dir, tmp_path, capsys):

@@ -158,7 +158,8 @@ def test_unsupported_architecture_names_the_supported_ones():
     from transformers import GPT2Config, GPT2Model
 
     model = GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50))
-    with pytest.raises(SynePruneError, match="unsupported architecture 'gpt2'; syne-prune supports bert, roberta, distilbert"):
+    supported = "bert, roberta, distilbert, xlm-roberta, electra"
+    with pytest.raises(SynePruneError, match=f"unsupported architecture 'gpt2'; syne-prune supports {supported}"):
         InPlaceMask(model)
 
 

@@ -22,7 +22,7 @@ from transformers import PreTrainedModel
 
 from syne_prune.baselines.common import PruneContext
 from syne_prune.masks import SubnetMask
-from syne_prune.surgery import _identity_layer, _restore_forward
+from syne_prune.surgery import _restore_forward
 
 RIDGE = 1e-4
 SCALE_LIMIT = 10.0
@@ -57,7 +57,7 @@ def _run_layer(model: PreTrainedModel, ctx: PruneContext, index: int, batch: dic
                 raise _Stop
         handles.append(module.register_forward_pre_hook(hook) if when == "pre" else module.register_forward_hook(hook))
     for layer in list(layers)[:index]:
-        layer.forward = _identity_layer
+        layer.forward = ctx.arch.removed_layer_forward
     try:
         with torch.no_grad():
             model(**inputs)

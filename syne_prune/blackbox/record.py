@@ -80,10 +80,12 @@ def evaluate_row(evaluator, config: dict[str, int]) -> dict[str, Any]:
 def size_header(model, shape, seq_len: int) -> dict[str, int]:
     """What params and MACs of any configuration need besides the shape (see format.py)."""
     from syne_prune.masks import SubnetMask
+    from syne_prune.models import get_family
     from syne_prune.objectives import encoder_size, subnet_size
 
     full = subnet_size(model, seq_len=seq_len)
-    _, encoder_macs = encoder_size(shape, SubnetMask.full(shape.num_layers, shape.num_heads, shape.num_neurons), seq_len)
+    full_mask = SubnetMask.full(shape.num_layers, shape.num_heads, shape.num_neurons)
+    _, encoder_macs = encoder_size(shape, full_mask, seq_len, get_family(model.config))
     return {"seq_len": seq_len, "fixed_params": full.params - full.encoder_params, "fixed_macs": full.macs - encoder_macs,
             "full_params": full.params, "full_macs": full.macs}
 

@@ -1,4 +1,5 @@
-"""Architecture adapters and the pruned model classes, registered with the transformers Auto classes.
+"""The model families (one module each: ``bert``, ``roberta``, ``distilbert``, ``xlm_roberta``, ``electra``; interface in ``family``) and
+their pruned model classes, registered with the transformers Auto classes.
 
 Importing syne_prune registers them, so exported sub-networks load with
 ``AutoModelForSequenceClassification.from_pretrained(dir)`` (or ``AutoModelForMultipleChoice``, or
@@ -10,9 +11,20 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoModel
 
-from syne_prune.models.architectures import ARCHITECTURES, Architecture, LayerParts, get_architecture
+from syne_prune.models.architectures import (
+    ARCHITECTURES,
+    FAMILIES,
+    PRUNED_CLASSES,
+    TASK_HEADS,
+    Architecture,
+    Family,
+    LayerParts,
+    UnitAxis,
+    family_of_any,
+    get_architecture,
+    get_family,
+)
 from syne_prune.models.limits import check_model_settings, usable_positions
-from syne_prune.models.modeling_syne_prune import PRUNED_CLASSES, TASK_HEADS
 from syne_prune.models.shape import EncoderShape
 
 for _model_type, (_config_class, _base_class, _heads) in PRUNED_CLASSES.items():
@@ -54,5 +66,6 @@ def load_task_model(source: str, task, **kwargs):
     return model
 
 
-__all__ = ["ARCHITECTURES", "Architecture", "EncoderShape", "LayerParts", "auto_class_of", "check_model_settings", "get_architecture", "head_of",
+__all__ = ["ARCHITECTURES", "Architecture", "EncoderShape", "FAMILIES", "Family", "LayerParts", "PRUNED_CLASSES", "TASK_HEADS",
+           "UnitAxis", "auto_class_of", "check_model_settings", "family_of_any", "get_architecture", "get_family", "head_of",
            "load_task_model", "usable_positions"]

@@ -2,8 +2,8 @@
 
 ``check_model_settings`` compares what a run will feed a model with what the model's config allows:
 
-- sequence length: ``max_length`` tokens need that many position embeddings. BERT and DistilBERT use
-  ``max_position_embeddings``; RoBERTa numbers positions from ``pad_token_id + 1`` (positions up to the
+- sequence length: ``max_length`` tokens need that many position embeddings. BERT, DistilBERT and ELECTRA
+  use ``max_position_embeddings``; RoBERTa (and XLM-RoBERTa) numbers positions from ``pad_token_id + 1`` (positions up to the
   padding index are reserved), so it takes at most ``max_position_embeddings - pad_token_id - 1`` tokens
   (514 - 1 - 1 = 512 for roberta-base). A ``max_length`` no larger than the special tokens the tokenizer
   adds leaves no room for text, and the tokenizer then ignores the limit altogether (it returns the
@@ -30,21 +30,17 @@ from typing import Any
 from transformers import PretrainedConfig
 
 from syne_prune.errors import SynePruneError
-
-POSITION_OFFSET: dict[str, Callable[[PretrainedConfig], int]] = {
-    # RoBERTa's position ids start after the padding index (create_position_ids_from_input_ids)
-    "roberta": lambda config: (config.pad_token_id or 0) + 1,
-    "syne_prune_roberta": lambda config: (config.pad_token_id or 0) + 1,
-}
+from syne_prune.models.architectures import family_of_any
 
 
 def usable_positions(config: PretrainedConfig) -> int | None:
-    """The most tokens per sequence ``config``'s position embeddings can encode (None: no such limit)."""
+    """The most tokens per sequence ``config``'s position embeddings can encode (None: no such limit);
+    ``Family.reserved_positions`` says how many are reserved (RoBERTa, XLM-RoBERTa: pad_token_id + 1)."""
     total = getattr(config, "max_position_embeddings", None)
     if total is None:
         return None
-    offset = POSITION_OFFSET.get(getattr(config, "model_type", ""), lambda _: 0)(config)
-    return total - offset
+    family = family_of_any(config)
+    return total - (family.reserved_positions(config) if family is not None else 0)
 
 
 def _positions_detail(config: PretrainedConfig) -> str:

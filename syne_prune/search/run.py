@@ -26,8 +26,8 @@ from syne_prune.search.backends import BACKENDS, SearchBackend, get_backend
 from syne_prune.search.callbacks import LedgerCallback, SearchTuner
 from syne_prune.search.choose import choose_trial, export_from_search
 from syne_prune.search.config import MODES, SETTINGS_FILE, TEST_SPLITS, SearchConfig
-from syne_prune.search.in_order import InOrderScheduler
 from syne_prune.search.console import LOG_FILE, third_party_output_to
+from syne_prune.search.in_order import InOrderScheduler
 from syne_prune.search.kinds import PreparedSearch
 from syne_prune.search.kinds.weight_sharing import latency_seq_len
 from syne_prune.search.outputs import finalize, ledger_columns, prepare_output, space_notice, write_settings

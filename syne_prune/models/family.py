@@ -1,0 +1,276 @@
+"""The interface of a model family, with BERT's behaviour as the default; one module per family fills it in.
+
+A family module (``bert.py``, ``roberta.py``, ...) holds everything syne-prune knows of one encoder family:
+its pruned config and model classes, and one ``Family`` object (or an instance of a subclass that overrides
+only what differs) saying where the parts live, how they are masked and sliced, and how many parameters and
+MACs a sub-network has. ``architectures.py`` builds the registry from the family modules; surgery,
+objectives, importance and export ask the family instead of assuming BERT.
+
+Family modules and this one are copied next to the weights of every export with a pruned config (the export's
+``modeling_syne_prune.py`` imports the family module), so that they load with nothing but torch and
+transformers installed: they import only torch, transformers, the standard library and their siblings, by
+relative import, and never syne_prune.
+
+The interface (``Family``, a frozen dataclass; derive a family from another with ``dataclasses.replace``,
+override a method in a subclass where a family differs):
+
+Fields (data):
+    name, model_type               registry key and the stock ``config.model_type`` it prunes
+    pruned_config, pruned_model    pruned config class (its ``model_type`` is the pruned type) and base model
+    pruned_heads                   {Auto class name: pruned task-model class}, keys from ``TASK_HEADS``
+    base_prefix                    attribute of a task model that holds the base model (``bert``)
+    layers_path                    path from the base model to the ``nn.ModuleList`` of layers
+    layers_field, heads_field, neurons_field, hidden_field    config fields of L, H, I and hidden size h
+    part_paths                     the ``LayerParts`` fields, as module paths inside one layer
+    per_token_paths                paths (from the base model) of Linears outside the layers that run on
+                                   every token, e.g. ELECTRA's ``embeddings_project``
+    positions_after_padding        position ids start after the padding index (RoBERTa), reserving
+                                   pad_token_id + 1 position embeddings
+
+Where the parts live:
+    shape(config) -> EncoderShape                  L, H, I, h of a stock or pruned config
+    base_model(model) -> PreTrainedModel           the base model inside a task model (or the model itself)
+    layers(model) -> nn.ModuleList                 the encoder layers
+    layers_prefix(model) -> str                    state-dict prefix of the layer list, ``bert.encoder.layer.``
+    parts(layer) -> LayerParts                     the modules pruning touches in one layer
+    reserved_positions(config) -> int              position embeddings no token can use (``models.limits``)
+
+In-place masking (``surgery.InPlaceMask``):
+    block_output(parts, block) -> (projection, norm | None)
+        ``block`` is "attention" or "ffn". The projection's input ([..., H·head_dim] or [..., I]) is
+        multiplied by the unit mask, and its output is replaced by zeros when the block is removed; ``norm``
+        is the post-LayerNorm whose output then becomes its input (the residual), or None for a
+        pre-LayerNorm block, where zeroing the projection already leaves the residual untouched.
+    removed_layer_forward(hidden_states, *args, **kwargs)
+        replaces ``layer.forward`` while both blocks of the layer are removed; returns what the layer
+        returns when it is the identity (BERT: ``hidden_states``).
+
+Extraction and unit reordering (``surgery.extract_subnetwork``, ``importance.permute_units``,
+``importance.magnitude_scores``):
+    head_axes() -> tuple[UnitAxis, ...]      parameters of one layer whose axis runs over the H·head_dim
+                                             attention units (BERT: rows of query/key/value weight and bias,
+                                             columns of the attention output weight); a fused qkv projection
+                                             is one UnitAxis with ``blocks=3``
+    neuron_axes() -> tuple[UnitAxis, ...]    the same over the I FFN neurons (a gated FFN input: ``blocks=2``)
+    select_units(tensor, axis, units) -> Tensor    (function) the kept units of every block along the axis
+
+Sub-network config (``surgery.pruned_config``):
+    subnet_config(config, kept_layers, heads, neurons) -> PretrainedConfig
+        the config of the extracted model: stock when every kept layer keeps all heads and one FFN width
+        and no block is removed, else ``pruned_config`` with the per-layer lists.
+
+Size (``objectives``; exact, checked against ``numel()`` and torch's FLOP counter):
+    attention_size(shape, heads, seq_len) -> (parameters, MACs per sequence) of one attention block
+                                              keeping ``heads`` heads (0 removes the block: (0, 0))
+    ffn_size(shape, neurons, seq_len) -> (parameters, MACs per sequence) of one FFN block
+    fixed_macs(model, seq_len) -> int        MACs per sequence outside the layers: Linears in
+                                             ``per_token_paths`` on every token, all others (pooler, task
+                                             head) on one token
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+
+from .shape import EncoderShape
+
+# Auto class -> the suffix of the task-model classes it loads (a pruned model's classes follow the stock names).
+TASK_HEADS = {"AutoModelForSequenceClassification": "ForSequenceClassification", "AutoModelForMultipleChoice": "ForMultipleChoice"}
+
+
+@dataclass(frozen=True)
+class LayerParts:
+    """The modules of one encoder layer that pruning touches. A family with a fused qkv projection gives the
+    same module for query, key and value; a pre-LayerNorm family gives the norm in front of the block."""
+
+    query: nn.Module
+    key: nn.Module
+    value: nn.Module
+    attention_output: nn.Module
+    attention_norm: nn.Module
+    ffn_input: nn.Module
+    ffn_output: nn.Module
+    ffn_norm: nn.Module
+
+
+@dataclass(frozen=True)
+class UnitAxis:
+    """A parameter of one layer (``name`` inside the layer, e.g. ``attention.self.query.weight``) whose
+    ``axis`` holds ``blocks`` consecutive blocks of the prunable units (heads·head_dim or neurons)."""
+
+    name: str
+    axis: int
+    blocks: int = 1
+
+
+def select_units(tensor: torch.Tensor, axis: UnitAxis, units: slice | torch.Tensor) -> torch.Tensor:
+    """The kept ``units`` (a slice, giving a view when ``blocks`` is 1, or a LongTensor of unit indices) of
+    every block along ``axis.axis`` of ``tensor``; the kept units of block b follow those of block b-1."""
+    dim = axis.axis
+    if isinstance(units, slice) and axis.blocks == 1:
+        return tensor[units] if dim == 0 else tensor[:, units]
+    width = tensor.shape[dim] // axis.blocks
+    if isinstance(units, slice):
+        units = torch.arange(width)[units]
+    units = units.to(tensor.device)
+    index = torch.cat([units + block * width for block in range(axis.blocks)]) if axis.blocks > 1 else units
+    return tensor.index_select(dim, index)
+
+
+class PerLayerShape:
+    """Mixin of the pruned config classes: ``num_heads_per_layer`` and ``intermediate_size_per_layer``,
+    filled with the full shape by default and checked to hold one value in [0, full] per layer."""
+
+    def _init_per_layer_shape(self, num_layers: int, num_heads: int, num_neurons: int) -> None:
+        if self.num_heads_per_layer is None:
+            self.num_heads_per_layer = [num_heads] * num_layers
+        if self.intermediate_size_per_layer is None:
+            self.intermediate_size_per_layer = [num_neurons] * num_layers
+        self.num_heads_per_layer = [int(k) for k in self.num_heads_per_layer]
+        self.intermediate_size_per_layer = [int(u) for u in self.intermediate_size_per_layer]
+        for field, values, top in (
+            ("num_heads_per_layer", self.num_heads_per_layer, num_heads),
+            ("intermediate_size_per_layer", self.intermediate_size_per_layer, num_neurons),
+        ):
+            if len(values) != num_layers or not all(0 <= v <= top for v in values):
+                raise ValueError(f"{field} must hold {num_layers} values in [0, {top}], got {values}")
+
+
+def register_pruned_classes(config_class: type, base_class: type, heads: Mapping[str, type]) -> None:
+    """Mark the pruned classes for ``save_pretrained`` to write an ``auto_map`` (their code travels along)."""
+    config_class.register_for_auto_class()
+    base_class.register_for_auto_class("AutoModel")
+    for auto_name, head_class in heads.items():
+        head_class.register_for_auto_class(auto_name)
+
+
+def _identity_layer(hidden_states, *args, **kwargs):
+    return hidden_states
+
+
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one object per family
+class Family:
+    """One encoder family; the methods implement BERT (separate q/k/v, post-LayerNorm, biases). See the
+    module docstring for what each field and method takes and returns."""
+
+    name: str
+    model_type: str
+    pruned_config: type
+    pruned_model: type
+    pruned_heads: Mapping[str, type]
+    base_prefix: str
+    layers_path: str
+    layers_field: str
+    heads_field: str
+    neurons_field: str
+    hidden_field: str
+    part_paths: tuple[str, ...]
+    per_token_paths: tuple[str, ...] = ()
+    positions_after_padding: bool = False
+
+    # ---- identity and where the parts live ----
+    @property
+    def pruned_model_type(self) -> str:
+        return self.pruned_config.model_type
+
+    @property
+    def pruned_classes(self) -> tuple[type, type, Mapping[str, type]]:
+        """(config class, base model class, {Auto class name: task-model class}) of the pruned model."""
+        return self.pruned_config, self.pruned_model, self.pruned_heads
+
+    def shape(self, config: PretrainedConfig) -> EncoderShape:
+        return EncoderShape(
+            num_layers=getattr(config, self.layers_field),
+            num_heads=getattr(config, self.heads_field),
+            num_neurons=getattr(config, self.neurons_field),
+            hidden_size=getattr(config, self.hidden_field),
+        )
+
+    def base_model(self, model: PreTrainedModel) -> PreTrainedModel:
+        return getattr(model, self.base_prefix, model)
+
+    def layers(self, model: PreTrainedModel) -> nn.ModuleList:
+        return self.base_model(model).get_submodule(self.layers_path)
+
+    def layers_prefix(self, model: PreTrainedModel) -> str:
+        """State-dict prefix of the layer list, e.g. ``bert.encoder.layer.``."""
+        base = f"{self.base_prefix}." if hasattr(model, self.base_prefix) else ""
+        return f"{base}{self.layers_path}."
+
+    def parts(self, layer: nn.Module) -> LayerParts:
+        return LayerParts(*(layer.get_submodule(path) for path in self.part_paths))
+
+    def reserved_positions(self, config: PretrainedConfig) -> int:
+        """Position embeddings before the first usable one: pad_token_id + 1 where ids start after the padding index."""
+        return (config.pad_token_id or 0) + 1 if self.positions_after_padding else 0
+
+    # ---- in-place masking ----
+    def block_output(self, parts: LayerParts, block: str) -> tuple[nn.Module, nn.Module | None]:
+        """(output projection, post-LayerNorm or None) of the "attention" or "ffn" block of a layer."""
+        return (parts.attention_output, parts.attention_norm) if block == "attention" else (parts.ffn_output, parts.ffn_norm)
+
+    def removed_layer_forward(self, hidden_states, *args, **kwargs):
+        """The forward of a layer whose blocks are all removed: the identity."""
+        return _identity_layer(hidden_states, *args, **kwargs)
+
+    # ---- extraction and unit reordering ----
+    def head_axes(self) -> tuple[UnitAxis, ...]:
+        q, k, v, attention_output = self.part_paths[:4]
+        rows = tuple(UnitAxis(f"{path}.{kind}", 0) for path in (q, k, v) for kind in ("weight", "bias"))
+        return rows + (UnitAxis(f"{attention_output}.weight", 1),)
+
+    def neuron_axes(self) -> tuple[UnitAxis, ...]:
+        ffn_input, ffn_output = self.part_paths[5:7]
+        return UnitAxis(f"{ffn_input}.weight", 0), UnitAxis(f"{ffn_input}.bias", 0), UnitAxis(f"{ffn_output}.weight", 1)
+
+    # ---- sub-network config ----
+    def subnet_config(self, config: PretrainedConfig, kept_layers: list[int], heads: list[int],
+                      neurons: list[int]) -> PretrainedConfig:
+        """Config of the sub-network keeping ``kept_layers`` (indices into the source layers) with ``heads``
+        and ``neurons`` per kept layer. Stock BERT derives the head size from the head count, so fewer heads
+        always need the pruned config class."""
+        full = self.shape(config)
+        values = config.to_dict()
+        for key in ("model_type", "architectures", "auto_map", "transformers_version", "num_heads_per_layer",
+                    "intermediate_size_per_layer"):
+            values.pop(key, None)
+        values[self.layers_field] = len(kept_layers)
+        if all(k == full.num_heads for k in heads) and len(set(neurons)) <= 1 and 0 not in neurons:
+            values[self.neurons_field] = neurons[0] if neurons else getattr(config, self.neurons_field)
+            return type(config)(**values)
+        return self.pruned_config(**values, num_heads_per_layer=heads, intermediate_size_per_layer=neurons)
+
+    # ---- size (Klein et al. 2024, Sec. 5: parameter count and MACs of a sub-network) ----
+    def attention_size(self, shape: EncoderShape, heads: int, seq_len: int) -> tuple[int, int]:
+        """BERT: 3(h·kd + kd) + (kd·h + h) + 2h parameters; 3·n·h·kd + 2·n²·kd + n·kd·h MACs."""
+        if not heads:
+            return 0, 0
+        h, kd, n = shape.hidden_size, heads * shape.head_dim, seq_len
+        return 3 * (h * kd + kd) + (kd * h + h) + 2 * h, 3 * n * h * kd + 2 * n * n * kd + n * kd * h
+
+    def ffn_size(self, shape: EncoderShape, neurons: int, seq_len: int) -> tuple[int, int]:
+        """BERT: (h·u + u) + (u·h + h) + 2h parameters; 2·n·h·u MACs."""
+        if not neurons:
+            return 0, 0
+        h, u = shape.hidden_size, neurons
+        return (h * u + u) + (u * h + h) + 2 * h, 2 * seq_len * h * u
+
+    def fixed_macs(self, model: PreTrainedModel, seq_len: int) -> int:
+        """MACs per sequence of the Linears outside the layers (embedding lookups are no MACs)."""
+        inside = {id(m) for m in self.layers(model).modules()}
+        base = self.base_model(model)
+        per_token = {id(base.get_submodule(path)) for path in self.per_token_paths if _has_submodule(base, path)}
+        return sum(m.in_features * m.out_features * (seq_len if id(m) in per_token else 1)
+                   for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in inside)
+
+
+def _has_submodule(module: nn.Module, path: str) -> bool:
+    try:
+        module.get_submodule(path)
+    except AttributeError:
+        return False
+    return True

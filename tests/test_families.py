@@ -1,0 +1,167 @@
+"""The families added after BERT/RoBERTa/DistilBERT (``NEW_ARCHS``: XLM-RoBERTa, ELECTRA, the latter with and
+without an embedding projection) through the invariants the first three are held to elsewhere: extraction equals
+masking, parameters equal numel(), MACs equal torch's FLOP counter / 2, unit permutations keep the outputs, and
+exports reload to the same outputs with and without syne-prune."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from conftest import HIDDEN, NEW_ARCHS, SPACES, tiny_batch, tiny_model
+from torch.utils.flop_counter import FlopCounterMode
+
+from syne_prune import InPlaceMask, extract_subnetwork, get_architecture, get_search_space, masked
+from syne_prune.export import export_subnetwork
+from syne_prune.importance import permute_units
+from syne_prune.models import FAMILIES, get_family
+from syne_prune.objectives import subnet_size
+
+TOLERANCE = 1e-5
+HEADS = ("classifier", "regression", "multiple_choice", "base")
+AUTO = {"classifier": "AutoModelForSequenceClassification", "regression": "AutoModelForSequenceClassification",
+        "multiple_choice": "AutoModelForMultipleChoice", "base": "AutoModel"}
+# (arch, extra config fields): ELECTRA by default has embedding_size 24 < hidden 32 (embeddings_project); also without.
+VARIANTS = [(arch, {}) for arch in NEW_ARCHS] + [("electra", {"embedding_size": HIDDEN})]
+VARIANT_IDS = [arch for arch in NEW_ARCHS] + ["electra-no-projection"]
+
+
+def _outputs(model, batch):
+    out = model(**batch)
+    return out.logits if hasattr(out, "logits") else out.last_hidden_state
+
+
+def _configs(space, count=20, seed=0):
+    rng = np.random.RandomState(seed)
+    return [space.smallest(), space.largest(), space.midpoint()] + [space.sample(rng) for _ in range(count)]
+
+
+def _macs_batch(head, seq_len=11):
+    batch = tiny_batch(length=seq_len, batch=1)
+    return {k: v[:, None] for k, v in batch.items()} if head == "multiple_choice" else batch  # one sequence either way
+
+
+def test_new_families_are_registered_and_named_in_the_error():
+    assert list(FAMILIES) == ["bert", "roberta", "distilbert", "xlm-roberta", "electra"]
+    assert get_family(tiny_model("xlm-roberta").config).pruned_model_type == "syne_prune_xlm_roberta"
+    assert get_family(tiny_model("electra").config).pruned_model_type == "syne_prune_electra"
+
+
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+def test_extraction_masking_params_and_macs_agree(variant, head):
+    """Per space, 20 seeded random configurations plus smallest, largest and midpoint: the extracted model's
+    outputs equal the masked super-network's (1e-5), its numel() equals the parameter count, the layers' numel()
+    the encoder count, and torch's FLOP counter / 2 on one sequence of 11 tokens equals the MAC count."""
+    arch, extra = variant
+    model = tiny_model(arch, head, attn_implementation="eager", **extra)  # eager: attention matmuls are counted
+    assert subnet_size(model).params == sum(p.numel() for p in model.parameters())
+    family = get_architecture(model.config)
+    batch = tiny_batch(choices=4 if head == "multiple_choice" else 0)
+    masker = InPlaceMask(model)
+    with torch.inference_mode():
+        full = _outputs(model, batch)
+        for space_name in SPACES:
+            space = get_search_space(space_name, family.shape(model.config))
+            for config in _configs(space):
+                mask = space.to_mask(config)
+                masker.set(mask)
+                want = _outputs(model, batch)
+                masker.set(None)
+                sub = extract_subnetwork(model, mask)
+                got = _outputs(sub, batch)
+                assert got.shape == want.shape and (got - want).abs().max().item() <= TOLERANCE, (space_name, config)
+                size = subnet_size(model, mask, seq_len=11)
+                assert size.params == sum(p.numel() for p in sub.parameters()), (space_name, config)
+                assert size.encoder_params == sum(p.numel() for p in family.layers(sub).parameters())
+                with FlopCounterMode(display=False) as counter:
+                    sub(**_macs_batch(head))
+                assert size.macs == counter.get_total_flops() // 2, (space_name, config)
+        masker.remove()
+        assert torch.equal(_outputs(model, batch), full)
+
+
+def test_electra_embedding_projection_is_counted_on_every_token():
+    """embeddings_project (24 -> 32 on each of n tokens) adds 24·32 + 32 parameters and n·24·32 MACs."""
+    projected, square = tiny_model("electra", "base"), tiny_model("electra", "base", embedding_size=HIDDEN)
+    embeddings = (101 + 512 + 2) * (24 - HIDDEN) + 2 * (24 - HIDDEN)  # word, position, token type; LayerNorm
+    assert subnet_size(projected).params - subnet_size(square).params == embeddings + 24 * HIDDEN + HIDDEN
+    assert subnet_size(projected, seq_len=10).macs - subnet_size(square, seq_len=10).macs == 10 * 24 * HIDDEN
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+def test_unit_permutation_keeps_the_outputs(variant):
+    arch, extra = variant
+    model = tiny_model(arch, "classifier", **extra)
+    batch = tiny_batch()
+    generator = torch.Generator().manual_seed(3)
+    shape = get_family(model.config).shape(model.config)
+    with torch.inference_mode():
+        want = model(**batch).logits
+        heads = torch.stack([torch.randperm(shape.num_heads, generator=generator) for _ in range(shape.num_layers)])
+        neurons = torch.stack([torch.randperm(shape.num_neurons, generator=generator) for _ in range(shape.num_layers)])
+        permute_units(model, heads, neurons)
+        assert (model(**batch).logits - want).abs().max() <= TOLERANCE
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """Every new family variant x head x space, one random configuration each, exported once for the module."""
+    root = tmp_path_factory.mktemp("family-exports")
+    batches = {head: tiny_batch(choices=4 if head == "multiple_choice" else 0) for head in HEADS}
+    records = []
+    for (arch, extra), name in zip(VARIANTS, VARIANT_IDS):
+        for head in HEADS:
+            model = tiny_model(arch, head, **extra)
+            for space_name in SPACES:
+                space = get_search_space(space_name, get_family(model.config).shape(model.config))
+                mask = space.to_mask(space.sample(np.random.RandomState(len(records))))
+                with torch.inference_mode(), masked(model, mask):
+                    want = _outputs(model, batches[head])
+                out = export_subnetwork(model, mask, root / f"{name}-{head}-{space_name}")
+                records.append((str(out), head, want, subnet_size(model, mask).params))
+    torch.save({"batches": batches, "auto": AUTO, "records": [(o, h, w) for o, h, w, _ in records]}, root / "expected.pt")
+    return root, batches, records
+
+
+def test_exports_reload_with_syne_prune_to_the_masked_outputs(exports):
+    _, batches, records = exports
+    pruned = 0
+    for out, head, want, params in records:
+        model = getattr(transformers, AUTO[head]).from_pretrained(out).eval()
+        pruned += model.config.model_type.startswith("syne_prune_")
+        assert sum(p.numel() for p in model.parameters()) == params
+        with torch.inference_mode():
+            assert (_outputs(model, batches[head]) - want).abs().max() <= TOLERANCE, out
+    assert 0 < pruned < len(records)  # both pruned and stock configs were exported
+
+
+def test_exports_reload_without_syne_prune_via_trust_remote_code(exports, tmp_path):
+    root, _, records = exports
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["syne_prune"] = None  # any import of syne_prune now raises ImportError
+        import torch
+        import transformers
+        data = torch.load({str(root / "expected.pt")!r})
+        worst = 0.0
+        for out, head, want in data["records"]:
+            model = getattr(transformers, data["auto"][head]).from_pretrained(out, trust_remote_code=True).eval()
+            with torch.inference_mode():
+                result = model(**data["batches"][head])
+            got = result.last_hidden_state if head == "base" else result.logits
+            worst = max(worst, (got - want).abs().max().item())
+        print("WORST", worst, len(data["records"]))
+        """
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    worst, count = run.stdout.split("WORST")[1].split()
+    assert float(worst) <= TOLERANCE and int(count) == len(VARIANTS) * len(HEADS) * len(SPACES) == len(records)
