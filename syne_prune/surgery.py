@@ -26,7 +26,7 @@ from syne_prune.models.family import select_units
 
 def check_mask_fits(model: PreTrainedModel, mask: SubnetMask) -> Family:
     """The family of ``model``; a mask of another layers/heads/neurons shape is a one-line SynePruneError."""
-    arch = get_family(model.config)
+    arch = _family_of_model(model)
     shape = arch.shape(model.config)
     expected = (shape.num_layers, shape.num_heads, shape.num_neurons)
     got = (mask.num_layers, mask.heads.shape[1], mask.neurons.shape[1])
@@ -36,6 +36,15 @@ def check_mask_fits(model: PreTrainedModel, mask: SubnetMask) -> Family:
             f"build the mask from this model's search space"
         )
     return arch
+
+
+def _family_of_model(model: PreTrainedModel) -> Family:
+    """``get_family``, and a one-line SynePruneError when the built model cannot be pruned."""
+    family = get_family(model.config)
+    problem = family.problem_with_model(model)
+    if problem:
+        raise SynePruneError(problem)
+    return family
 
 
 class InPlaceMask:
@@ -49,7 +58,7 @@ class InPlaceMask:
 
     def __init__(self, model: PreTrainedModel) -> None:
         self.model = model
-        self.arch = get_family(model.config)
+        self.arch = _family_of_model(model)
         self.shape = self.arch.shape(model.config)
         self._handles: list = []
         self._layers = list(self.arch.layers(model))
