@@ -16,8 +16,9 @@ attention (He et al. 2021, "DeBERTa", eq. 2-4; DeBERTa-v3 keeps it). Where it di
   sub-network without layers keeps one parameter-free identity layer.
 - ``embed_proj`` (when ``embedding_size`` differs from hidden_size) maps every token; ``ContextPooler`` and
   the classifier read the first token.
-- ``conv_kernel_size`` > 0 (deberta-v2-xlarge/xxlarge) adds a convolution after the first layer; it is not
-  supported (removing layer 0 would move it onto another layer).
+- ``conv_kernel_size`` > 0 (deberta-v2-xlarge/xxlarge) adds a convolution (``encoder.conv``, not pruned)
+  after the first layer: an extracted sub-network keeps layer 0, as an identity when the mask removes it,
+  so the convolution stays where it was; its n·h·(h/groups)·kernel MACs count with the fixed ones.
 
 The pruned classes re-shape the stock ones from ``num_heads_per_layer`` and ``intermediate_size_per_layer``;
 a count of 0 removes that block (the residual passes through, skipping its projection, bias and LayerNorm).
@@ -195,12 +196,18 @@ class DebertaV2Family(Family):
         macs += shape.position_projections * r * h * kd + shape.position_scores * n * r * kd
         return params, macs
 
-    def problem(self, config) -> str | None:
-        if getattr(config, "conv_kernel_size", 0) > 0:
-            return (f"DeBERTa-v2 models with a convolution after the first layer (conv_kernel_size {config.conv_kernel_size}, "
-                    f"e.g. deberta-v2-xlarge) are not supported: removing layer 0 would move it; use one without "
-                    f"(conv_kernel_size 0, e.g. DeBERTa-v3)")
-        return None
+    def extracted_layers(self, config, kept_layers: list[int]) -> list[int]:
+        """The kept layers, plus layer 0 (as an identity) when the encoder's convolution follows it."""
+        if getattr(config, "conv_kernel_size", 0) > 0 and 0 not in kept_layers:
+            return [0, *kept_layers]
+        return kept_layers
+
+    def fixed_macs(self, model, seq_len: int) -> int:
+        """BERT's (``embed_proj`` on every token), plus the convolution after layer 0 on every token."""
+        inside = {id(m) for m in self.layers(model).modules()}
+        convolutions = sum(seq_len * m.out_channels * (m.in_channels // m.groups) * m.kernel_size[0]
+                           for m in model.modules() if isinstance(m, nn.Conv1d) and id(m) not in inside)
+        return super().fixed_macs(model, seq_len) + convolutions
 
     def problem_to_load(self, config) -> str | None:
         width = config.num_attention_heads * head_size(config)
@@ -208,7 +215,7 @@ class DebertaV2Family(Family):
             return (f"model config has attention_head_size {head_size(config)} x {config.num_attention_heads} heads = {width} "
                     f"but hidden_size {config.hidden_size}; transformers' DebertaV2 cannot run it (its attention output "
                     f"projection is hidden_size wide); fix the config")
-        return self.problem(config)
+        return None
 
     def problem_with_model(self, model) -> str | None:
         shape = self.shape(model.config)
@@ -217,7 +224,7 @@ class DebertaV2Family(Family):
             if width != shape.num_heads * shape.head_dim:
                 return (f"layer {index}'s attention output projection takes {width} inputs, not {shape.num_heads} heads x "
                         f"attention_head_size {shape.head_dim}; build the model with a matching projection")
-        return self.problem(model.config)
+        return None
 
 
 FAMILY = DebertaV2Family(

@@ -56,6 +56,9 @@ Settings syne-prune cannot prune (the registry and surgery raise them as one-lin
     problem_with_model(model) -> str | None   ``problem`` of a built model (which may differ from its config)
 
 Sub-network config (``surgery.pruned_config``):
+    extracted_layers(config, kept_layers) -> list[int]
+        the source layers an extracted sub-network holds: those the mask keeps (a layer with both blocks
+        removed is the identity and is dropped), plus any the family must keep as identities
     subnet_config(config, kept_layers, heads, neurons) -> PretrainedConfig
         the config of the extracted model: stock when every kept layer keeps all heads and one FFN width
         and no block is removed, else ``pruned_config`` with the per-layer lists.
@@ -237,6 +240,10 @@ class Family:
         return self.problem(model.config)
 
     # ---- sub-network config ----
+    def extracted_layers(self, config: PretrainedConfig, kept_layers: list[int]) -> list[int]:
+        """The source layers (ascending) an extracted sub-network holds: BERT, those the mask keeps."""
+        return kept_layers
+
     def subnet_config(self, config: PretrainedConfig, kept_layers: list[int], heads: list[int],
                       neurons: list[int]) -> PretrainedConfig:
         """Config of the sub-network keeping ``kept_layers`` (indices into the source layers) with ``heads``
