@@ -54,7 +54,9 @@ def load_model_config(name_or_path: str) -> PretrainedConfig:
             f"cannot load model '{name_or_path}' ({_first_line(error)}); give a local directory with "
             f"config.json and weights, or a Hugging Face hub id when the hub is reachable"
         ) from None
-    get_family(config)
+    problem = get_family(config).problem_to_load(config)
+    if problem:
+        raise SynePruneError(problem)
     return config
 
 

@@ -150,7 +150,11 @@ def _squared_norms(layer: torch.nn.Module, axes: tuple[UnitAxis, ...]) -> torch.
     total = 0
     for axis in axes:
         if axis.name.endswith(".weight"):
-            squares = layer.get_parameter(axis.name).float().pow(2).sum(1 - axis.axis)
+            try:
+                weight = layer.get_parameter(axis.name)
+            except AttributeError:  # a projection this layer lacks (e.g. DeBERTa's pos_key_proj with share_att_key)
+                continue
+            squares = weight.float().pow(2).sum(1 - axis.axis)
             total = total + squares.view(axis.blocks, -1).sum(0)
     return total
 

@@ -12,10 +12,20 @@ and costs, in multiply-accumulates (MACs) per sequence,
     attention:  3·n·h·kd  (Q, K, V)  +  2·n²·kd  (QKᵀ and attention·V)  +  n·kd·h  (output projection)
     FFN:        2·n·h·u
 
+DeBERTa's disentangled attention (``deberta_v2.DebertaV2Family.attention_size``; He et al. 2021, eq. 4)
+adds, with R relative embeddings, P projections of them per layer of which P_w have own weights
+(``pos_key_proj``/``pos_query_proj``; with ``share_att_key`` the query and key projections are reused) and
+S position scores (c2p, p2c), the ``EncoderShape`` fields:
+
+    attention:  + P_w(h·kd + kd)  parameters;   + P·R·h·kd  (projections)  +  S·n·R·kd  (scores)  MACs
+
+The relative embeddings are projected once per forward pass, whatever the batch size: these are the MACs
+of one sequence (batch size 1).
+
 The rest of the model (embeddings, pooler, task head) is not pruned: its parameters are counted
 from the model itself, and its MACs are those of its linear layers applied to one token (pooler and
 classifier read the first token), except the family's per-token Linears outside the layers (ELECTRA's
-embedding projection), applied to all n tokens. Embedding lookups, biases, softmax, LayerNorm and activations are
+embedding projection, DeBERTa's ``embed_proj``), applied to all n tokens. Embedding lookups, biases, softmax, LayerNorm and activations are
 not MACs. ``tests/test_objectives.py`` checks both formulas against ``numel()`` of extracted models
 and against torch's FLOP counter.
 """

@@ -26,7 +26,7 @@ from syne_prune.models.family import select_units
 
 def check_mask_fits(model: PreTrainedModel, mask: SubnetMask) -> Family:
     """The family of ``model``; a mask of another layers/heads/neurons shape is a one-line SynePruneError."""
-    arch = get_family(model.config)
+    arch = _family_of_model(model)
     shape = arch.shape(model.config)
     expected = (shape.num_layers, shape.num_heads, shape.num_neurons)
     got = (mask.num_layers, mask.heads.shape[1], mask.neurons.shape[1])
@@ -36,6 +36,15 @@ def check_mask_fits(model: PreTrainedModel, mask: SubnetMask) -> Family:
             f"build the mask from this model's search space"
         )
     return arch
+
+
+def _family_of_model(model: PreTrainedModel) -> Family:
+    """``get_family``, and a one-line SynePruneError when the built model cannot be pruned."""
+    family = get_family(model.config)
+    problem = family.problem_with_model(model)
+    if problem:
+        raise SynePruneError(problem)
+    return family
 
 
 class InPlaceMask:
@@ -49,7 +58,7 @@ class InPlaceMask:
 
     def __init__(self, model: PreTrainedModel) -> None:
         self.model = model
-        self.arch = get_family(model.config)
+        self.arch = _family_of_model(model)
         self.shape = self.arch.shape(model.config)
         self._handles: list = []
         self._layers = list(self.arch.layers(model))
@@ -161,7 +170,7 @@ def pruned_config(model: PreTrainedModel, mask: SubnetMask) -> PretrainedConfig:
     fewer heads always need the pruned config class.
     """
     arch = check_mask_fits(model, mask)
-    kept = mask.kept_layers
+    kept = arch.extracted_layers(model.config, mask.kept_layers)
     heads = [mask.heads_per_layer[i] for i in kept]
     neurons = [mask.neurons_per_layer[i] for i in kept]
     config = arch.subnet_config(model.config, kept, heads, neurons)
@@ -197,13 +206,14 @@ def extract_subnetwork(model: PreTrainedModel, mask: SubnetMask, share_weights: 
         sub = cls(config)
 
     source = dict(model.state_dict(keep_vars=False))
-    slicers = _layer_slicers(model, arch, mask)
+    kept = arch.extracted_layers(model.config, mask.kept_layers)
+    slicers = _layer_slicers(model, arch, mask, kept)
     prefix = arch.layers_prefix(model)
     state: dict[str, torch.Tensor] = {}
     for name in sub.state_dict():
         if name.startswith(prefix):
             index, rest = name[len(prefix):].split(".", 1)
-            source_layer = mask.kept_layers[int(index)]
+            source_layer = kept[int(index)]
             tensor = source[f"{prefix}{source_layer}.{rest}"]
             slicer = slicers[source_layer].get(rest)
             tensor = slicer(tensor) if slicer else tensor
@@ -217,24 +227,24 @@ def extract_subnetwork(model: PreTrainedModel, mask: SubnetMask, share_weights: 
         if buffer.is_meta:  # non-persistent buffers (position ids) are not in the state dict
             module_name, _, buffer_name = name.rpartition(".")
             sub.get_submodule(module_name).register_buffer(
-                buffer_name, source_buffers[_source_name(name, prefix, mask)].clone(), persistent=False
+                buffer_name, source_buffers[_source_name(name, prefix, kept)].clone(), persistent=False
             )
     sub.train(model.training)
     return sub
 
 
-def _source_name(name: str, prefix: str, mask: SubnetMask) -> str:
+def _source_name(name: str, prefix: str, kept: list[int]) -> str:
     if not name.startswith(prefix):
         return name
     index, rest = name[len(prefix):].split(".", 1)
-    return f"{prefix}{mask.kept_layers[int(index)]}.{rest}"
+    return f"{prefix}{kept[int(index)]}.{rest}"
 
 
-def _layer_slicers(model: PreTrainedModel, arch: Family, mask: SubnetMask) -> dict[int, dict]:
+def _layer_slicers(model: PreTrainedModel, arch: Family, mask: SubnetMask, kept: list[int]) -> dict[int, dict]:
     """Per source layer: parameter name (inside the layer) -> function that slices that tensor."""
     head_dim = arch.shape(model.config).head_dim
     slicers: dict[int, dict] = {}
-    for index in mask.kept_layers:
+    for index in kept:
         heads, neurons = mask.heads[index], mask.neurons[index]
         per_layer: dict = {}
         if heads.any() and not heads.all():

@@ -8,10 +8,10 @@ from __future__ import annotations
 from transformers import PretrainedConfig
 
 from syne_prune.errors import SynePruneError
-from syne_prune.models import bert, distilbert, electra, roberta, xlm_roberta
+from syne_prune.models import bert, deberta_v2, distilbert, electra, roberta, xlm_roberta
 from syne_prune.models.family import TASK_HEADS, Family, LayerParts, UnitAxis
 
-FAMILIES: dict[str, Family] = {module.FAMILY.name: module.FAMILY for module in (bert, roberta, distilbert, xlm_roberta, electra)}
+FAMILIES: dict[str, Family] = {module.FAMILY.name: module.FAMILY for module in (bert, roberta, distilbert, xlm_roberta, electra, deberta_v2)}
 
 # pruned model_type -> (config class, base model class, {Auto class name: task-model class})
 PRUNED_CLASSES: dict[str, tuple] = {family.pruned_model_type: family.pruned_classes for family in FAMILIES.values()}
@@ -25,6 +25,9 @@ def get_family(config: PretrainedConfig) -> Family:
     model_type = getattr(config, "model_type", None)
     for family in FAMILIES.values():
         if model_type == family.model_type:
+            problem = family.problem(config)
+            if problem:
+                raise SynePruneError(problem)
             return family
         if model_type == family.pruned_model_type:
             raise SynePruneError(

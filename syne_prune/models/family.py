@@ -54,7 +54,15 @@ Extraction and unit reordering (``surgery.extract_subnetwork``, ``importance.per
     neuron_axes() -> tuple[UnitAxis, ...]    the same over the I FFN neurons (a gated FFN input: ``blocks=2``)
     select_units(tensor, axis, units) -> Tensor    (function) the kept units of every block along the axis
 
+Settings syne-prune cannot prune (the registry and surgery raise them as one-line ``SynePruneError``):
+    problem(config) -> str | None             why a stock config's model cannot be pruned (None: it can)
+    problem_to_load(config) -> str | None     ``problem`` plus what the stock class needs to load a checkpoint
+    problem_with_model(model) -> str | None   ``problem`` of a built model (which may differ from its config)
+
 Sub-network config (``surgery.pruned_config``):
+    extracted_layers(config, kept_layers) -> list[int]
+        the source layers an extracted sub-network holds: those the mask keeps (a layer with both blocks
+        removed is the identity and is dropped), plus any the family must keep as identities
     subnet_config(config, kept_layers, heads, neurons) -> PretrainedConfig
         the config of the extracted model: stock when every kept layer keeps all heads and one FFN width
         and no block is removed, else ``pruned_config`` with the per-layer lists.
@@ -227,7 +235,24 @@ class Family:
         ffn_input, ffn_output = self.part_paths[5:7]
         return UnitAxis(f"{ffn_input}.weight", 0), UnitAxis(f"{ffn_input}.bias", 0), UnitAxis(f"{ffn_output}.weight", 1)
 
+    # ---- settings that cannot be pruned ----
+    def problem(self, config: PretrainedConfig) -> str | None:
+        """A one-line reason why a model with this stock config cannot be pruned, or None."""
+        return None
+
+    def problem_to_load(self, config: PretrainedConfig) -> str | None:
+        """``problem``, plus what stops the stock class from loading a checkpoint with this config."""
+        return self.problem(config)
+
+    def problem_with_model(self, model: PreTrainedModel) -> str | None:
+        """``problem`` for a built model (a model built in code may differ from what its config implies)."""
+        return self.problem(model.config)
+
     # ---- sub-network config ----
+    def extracted_layers(self, config: PretrainedConfig, kept_layers: list[int]) -> list[int]:
+        """The source layers (ascending) an extracted sub-network holds: BERT, those the mask keeps."""
+        return kept_layers
+
     def subnet_config(self, config: PretrainedConfig, kept_layers: list[int], heads: list[int],
                       neurons: list[int]) -> PretrainedConfig:
         """Config of the sub-network keeping ``kept_layers`` (indices into the source layers) with ``heads``

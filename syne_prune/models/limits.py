@@ -5,12 +5,14 @@
 - sequence length: ``max_length`` tokens need that many position embeddings. BERT, DistilBERT and ELECTRA
   use ``max_position_embeddings``; RoBERTa (and XLM-RoBERTa) numbers positions from ``pad_token_id + 1`` (positions up to the
   padding index are reserved), so it takes at most ``max_position_embeddings - pad_token_id - 1`` tokens
-  (514 - 1 - 1 = 512 for roberta-base). A ``max_length`` no larger than the special tokens the tokenizer
+  (514 - 1 - 1 = 512 for roberta-base). DeBERTa-v2/v3 with ``position_biased_input`` false (DeBERTa-v3)
+  has no absolute position embeddings (relative positions are bucketed and clamped): no limit. A ``max_length`` no larger than the special tokens the tokenizer
   adds leaves no room for text, and the tokenizer then ignores the limit altogether (it returns the
   untruncated sequence), so that is refused too. Multiple choice truncates every (context, ending) pair
   to ``max_length``: the same limits hold per choice.
 - type vocabulary: for sentence-pair tasks (and multiple choice, whose choices are pairs) the tokenizer
   marks the second text with token type 1; a model with ``type_vocab_size`` 1 has no embedding for it.
+  DeBERTa with ``type_vocab_size`` 0 (DeBERTa-v3) has no token type embeddings and ignores the ids.
 - vocabulary: every token id the tokenizer can emit must have a row in the embedding matrix.
 - task head (``require_head``, for a trained checkpoint such as a super-network): a classifier with the
   task's label count, or a multiple-choice head for a multiple-choice task.
@@ -32,12 +34,20 @@ from transformers import PretrainedConfig
 from syne_prune.errors import SynePruneError
 from syne_prune.models.architectures import family_of_any
 
+# Model types whose absolute position embeddings a config flag can switch off (then no length limit).
+HAS_POSITION_EMBEDDINGS: dict[str, Callable[[PretrainedConfig], bool]] = {
+    "deberta-v2": lambda config: getattr(config, "position_biased_input", True),
+    "syne_prune_deberta_v2": lambda config: getattr(config, "position_biased_input", True),
+}
+# Model types that have no token type embeddings, and ignore token type ids, when type_vocab_size is 0.
+TOKEN_TYPES_OPTIONAL = {"deberta-v2", "syne_prune_deberta_v2"}
+
 
 def usable_positions(config: PretrainedConfig) -> int | None:
     """The most tokens per sequence ``config``'s position embeddings can encode (None: no such limit);
     ``Family.reserved_positions`` says how many are reserved (RoBERTa, XLM-RoBERTa: pad_token_id + 1)."""
     total = getattr(config, "max_position_embeddings", None)
-    if total is None:
+    if total is None or not HAS_POSITION_EMBEDDINGS.get(getattr(config, "model_type", ""), lambda _: True)(config):
         return None
     family = family_of_any(config)
     return total - (family.reserved_positions(config) if family is not None else 0)
@@ -74,6 +84,8 @@ def _check_length(config, task, tokenizer, max_length, where) -> str | None:
 def _check_token_types(config, task, tokenizer, max_length, where) -> str | None:
     type_vocab = getattr(config, "type_vocab_size", None)
     if tokenizer is None or task is None or type_vocab is None or not _is_pair(task):
+        return None
+    if type_vocab == 0 and getattr(config, "model_type", "") in TOKEN_TYPES_OPTIONAL:
         return None
     probe = tokenizer("a", "b")
     types = probe.get("token_type_ids")
