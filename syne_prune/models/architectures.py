@@ -8,10 +8,10 @@ from __future__ import annotations
 from transformers import PretrainedConfig
 
 from syne_prune.errors import SynePruneError
-from syne_prune.models import bert, distilbert, roberta
+from syne_prune.models import bert, distilbert, modernbert, roberta
 from syne_prune.models.family import TASK_HEADS, Family, LayerParts, UnitAxis
 
-FAMILIES: dict[str, Family] = {module.FAMILY.name: module.FAMILY for module in (bert, roberta, distilbert)}
+FAMILIES: dict[str, Family] = {module.FAMILY.name: module.FAMILY for module in (bert, roberta, distilbert, modernbert)}
 
 # pruned model_type -> (config class, base model class, {Auto class name: task-model class})
 PRUNED_CLASSES: dict[str, tuple] = {family.pruned_model_type: family.pruned_classes for family in FAMILIES.values()}
