@@ -357,3 +357,55 @@ def test_export_reloads_without_syne_prune_via_trust_remote_code(exports):
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert float(result.stdout.split("WORST")[1]) <= TOLERANCE
+
+
+def _modernbert_dir(path, texts: list[str]):
+    """A tiny random ModernBERT base model plus a WordPiece tokenizer that returns no token_type_ids (as
+    ModernBERT's own tokenizer), saved as from_pretrained expects."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertTokenizerFast
+
+    path.mkdir(parents=True)
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator(texts, vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    wordpiece.save_model(str(path))
+    tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"), model_input_names=["input_ids", "attention_mask"])
+    model = modernbert("base")
+    model.config.vocab_size = len(tokenizer)
+    model.resize_token_embeddings(len(tokenizer))
+    model.config.update({"pad_token_id": 0, "cls_token_id": 2, "bos_token_id": 2, "sep_token_id": 3, "eos_token_id": 3})
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_supernet_training_with_fisher_ordering_on_real_rte_rows(glue_dir, tmp_path):
+    """train-supernet end to end (fisher importance ordering, sandwich strategy, medium space) on a tiny ModernBERT:
+    the weights change, the checkpoint reloads as ModernBERT, and on it extraction still equals masking."""
+    from safetensors.torch import load_file
+
+    from syne_prune.data import load_task
+    from syne_prune.supernet import TrainingConfig, load_supernet, train_supernet
+
+    data = load_task("rte", glue_dir)
+    source = _modernbert_dir(tmp_path / "model", [t for column in data.train.texts for t in column])
+    config = TrainingConfig(model=str(source), task="rte", output=str(tmp_path / "out"), data_dir=str(glue_dir),
+                            search_space="medium", strategy="sandwich", epochs=1, batch_size=8, max_train_examples=24,
+                            max_eval_examples=16, lr=1e-3, max_length=48, importance_examples=16)
+    metadata = train_supernet(config, progress=False)
+    assert metadata["model_type"] == "modernbert" and metadata["importance"]["method"] == "fisher"
+    for name in ("largest", "smallest"):
+        assert 0 <= metadata["metrics"][name]["validation"]["error"] <= 1
+    before, after = load_file(source / "model.safetensors"), load_file(tmp_path / "out" / "model.safetensors")
+    shared = [k for k in before if f"model.{k}" in after]
+    assert len(shared) > 20 and sum(not torch.equal(before[k], after[f"model.{k}"]) for k in shared) > len(shared) // 2
+    supernet = load_supernet(tmp_path / "out", task="rte", search_space="medium")
+    model = supernet.model
+    space = _space(model, "medium")
+    batch = tiny_batch()
+    for config in _configs(space, count=3, seed=3):
+        mask = space.to_mask(config)
+        with torch.inference_mode():
+            with masked(model, mask):
+                want = model(**batch).logits
+            assert (extract_subnetwork(model, mask)(**batch).logits - want).abs().max() <= TOLERANCE
