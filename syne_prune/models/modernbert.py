@@ -3,9 +3,10 @@
 Where ModernBERT differs from BERT, and how each difference is handled:
 
 - fused ``attn.Wqkv`` (3·H·d rows: all query heads, then all key heads, then all value heads): a head is its
-  d query rows, its d key rows and its d value rows together (``head_rows``); ``attn.Wo`` columns as in BERT.
+  d query rows, its d key rows and its d value rows together (a unit axis of 3 blocks); ``attn.Wo`` columns as
+  in BERT.
 - gated FFN: ``mlp.Wi`` has 2·I rows, ``act(Wi[:I] x) * Wi[I:] x`` feeds ``mlp.Wo``: neuron i is the row pair
-  (i, I + i) of ``Wi`` and column i of ``Wo`` (``neuron_rows``).
+  (i, I + i) of ``Wi`` (a unit axis of 2 blocks) and column i of ``Wo``.
 - pre-LayerNorm: ``attn_norm`` / ``mlp_norm`` normalise a block's *input*; a removed block adds nothing, so the
   residual stream passes untouched (no norm to skip). A removed block's norm is removed with it.
 - layer 0 has no ``attn_norm`` (Identity; the embedding norm comes first). When layer 0 is removed, the first
@@ -26,6 +27,10 @@ attention_bias, mlp_bias, norm_bias are on, else 0; the attention norm is absent
 MACs per sequence of n tokens (eager/sdpa attention compute every query-key pair; the sliding window is a mask):
 
     attention:  3·n·h·kd + 2·n²·kd + n·kd·h        FFN:  2·n·h·u + n·u·h
+
+Like every family module, this one travels with exports whose config is a pruned one: torch, transformers and
+its siblings (relative imports) only, never syne_prune. Flash-attention unpadding is not involved: syne-prune
+runs eager or sdpa attention, where ModernBERT computes on padded batches.
 """
 from __future__ import annotations
 
