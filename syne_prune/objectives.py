@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
 
 from syne_prune.masks import SubnetMask
 from syne_prune.models import Family, get_family, head_of
@@ -65,22 +65,24 @@ def subnet_size(model: PreTrainedModel, mask: SubnetMask | None = None, seq_len:
     if mask is None:
         mask = SubnetMask.full(shape.num_layers, shape.num_heads, shape.num_neurons)
     check_mask_fits(model, mask)
-    encoder_params, macs = encoder_size(shape, mask, seq_len, arch)
+    encoder_params, macs = encoder_size(shape, mask, seq_len, arch, model.config)
     layer_params = {id(p) for p in arch.layers(model).parameters()}
     fixed_params = sum(p.numel() for p in model.parameters() if id(p) not in layer_params)
     return SubnetSize(params=fixed_params + encoder_params, encoder_params=encoder_params,
                       macs=macs + arch.fixed_macs(model, seq_len), seq_len=seq_len)
 
 
-def encoder_size(shape: EncoderShape, mask: SubnetMask, seq_len: int = 128, family: Family = BERT) -> tuple[int, int]:
+def encoder_size(shape: EncoderShape, mask: SubnetMask, seq_len: int = 128, family: Family = BERT,
+                 config: PretrainedConfig | None = None) -> tuple[int, int]:
     """(parameters, MACs per sequence of ``seq_len`` tokens) of the prunable encoder layers that ``mask``
-    keeps, by ``family``'s formulas (default BERT's, in this module's docstring); needs only the shape, no
-    weights."""
+    keeps, by ``family``'s formulas (``Family.layer_size``; default BERT's, in this module's docstring); needs
+    only the shape, no weights (and the model ``config`` for a family whose formula reads it, e.g. ModernBERT's
+    bias flags)."""
     encoder_params = macs = 0
-    for k, u in zip(mask.heads_per_layer, mask.neurons_per_layer):
-        for params_macs in (family.attention_size(shape, k, seq_len), family.ffn_size(shape, u, seq_len)):
-            encoder_params += params_macs[0]
-            macs += params_macs[1]
+    for index, (k, u) in enumerate(zip(mask.heads_per_layer, mask.neurons_per_layer)):
+        params_macs = family.layer_size(shape, config, index, k, u, seq_len)
+        encoder_params += params_macs[0]
+        macs += params_macs[1]
     return encoder_params, macs
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 from transformers import PretrainedConfig
 
 from syne_prune.errors import SynePruneError
-from syne_prune.models import bert, deberta_v2, distilbert, electra, roberta, xlm_roberta
+from syne_prune.models import bert, deberta_v2, distilbert, electra, modernbert, roberta, xlm_roberta
 from syne_prune.models.family import TASK_HEADS, Family, LayerParts, UnitAxis
 
-FAMILIES: dict[str, Family] = {module.FAMILY.name: module.FAMILY for module in (bert, roberta, distilbert, xlm_roberta, electra, deberta_v2)}
+FAMILIES: dict[str, Family] = {module.FAMILY.name: module.FAMILY
+                               for module in (bert, roberta, distilbert, xlm_roberta, electra, deberta_v2, modernbert)}
 
 # pruned model_type -> (config class, base model class, {Auto class name: task-model class})
 PRUNED_CLASSES: dict[str, tuple] = {family.pruned_model_type: family.pruned_classes for family in FAMILIES.values()}

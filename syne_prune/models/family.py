@@ -71,6 +71,8 @@ Size (``objectives``; exact, checked against ``numel()`` and torch's FLOP counte
     attention_size(shape, heads, seq_len) -> (parameters, MACs per sequence) of one attention block
                                               keeping ``heads`` heads (0 removes the block: (0, 0))
     ffn_size(shape, neurons, seq_len) -> (parameters, MACs per sequence) of one FFN block
+    layer_size(shape, config, index, heads, neurons, seq_len) -> (parameters, MACs per sequence) of one
+                                             layer: attention_size + ffn_size unless overridden
     fixed_macs(model, seq_len) -> int        MACs per sequence outside the layers: Linears in
                                              ``per_token_paths`` on every token, all others (pooler, task
                                              head) on one token
@@ -283,6 +285,14 @@ class Family:
             return 0, 0
         h, u = shape.hidden_size, neurons
         return (h * u + u) + (u * h + h) + 2 * h, 2 * seq_len * h * u
+
+    def layer_size(self, shape: EncoderShape, config: PretrainedConfig | None, index: int, heads: int, neurons: int,
+                   seq_len: int) -> tuple[int, int]:
+        """(parameters, MACs per sequence) of source layer ``index`` keeping ``heads`` heads and ``neurons``
+        neurons: ``attention_size`` + ``ffn_size`` (a family whose layers differ by index or config flags, such
+        as ModernBERT, overrides this; ``config`` is None where only the shape is known)."""
+        attention, ffn = self.attention_size(shape, heads, seq_len), self.ffn_size(shape, neurons, seq_len)
+        return attention[0] + ffn[0], attention[1] + ffn[1]
 
     def fixed_macs(self, model: PreTrainedModel, seq_len: int) -> int:
         """MACs per sequence of the Linears outside the layers (embedding lookups are no MACs)."""
