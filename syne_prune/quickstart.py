@@ -27,6 +27,7 @@ class QuickstartConfig:
     scheduler: str = "morea"
     max_trials: int = 24
     n_workers: int = 2
+    reproducible: bool = True  # the same seed gives the same search (SearchConfig.reproducible)
     max_params: float = 0.75
     recover_epochs: int = 2
     seed: int = 0
@@ -59,7 +60,8 @@ def quickstart(config: QuickstartConfig, overwrite: bool = False, progress: bool
     print(f"[2/4] searching {config.max_trials} sub-networks with {config.scheduler} ...", flush=True)
     summary = run_search(
         SearchConfig(supernet=str(root / "supernet"), output=str(root / "search"), scheduler=config.scheduler,
-                     n_workers=config.n_workers, max_trials=config.max_trials, seed=config.seed),
+                     n_workers=config.n_workers, max_trials=config.max_trials, seed=config.seed,
+                     reproducible=config.reproducible),
         overwrite=overwrite, progress=progress,
     )
     print(f"[3/4] exporting the best sub-network with at most {config.max_params:.0%} of the parameters ...", flush=True)

@@ -28,6 +28,10 @@ def add_commands(commands: Any) -> None:
     option("scheduler", "multi-objective scheduler of the search", choices=list(SCHEDULERS))
     option("max_trials", "sub-networks the search evaluates")
     option("n_workers", "trials evaluated in parallel")
+    quick.add_argument("--asynchronous", dest="reproducible", action="store_false",
+                       help="start each trial as soon as a worker is free and hand results to the scheduler as they "
+                       "arrive (faster with uneven trials, but runs of one seed can differ) (default: reproducible "
+                       "batches, results in trial order)")
     option("epochs", "epochs of the teacher's fine-tuning and of super-network training")
     option("recover_epochs", "epochs of distillation that recover the exported sub-network")
     option("max_params", "export the best sub-network under this parameter ratio")
