@@ -229,7 +229,9 @@ class PoolBackend(LocalBackend):
         record = {"n_workers": self.n_workers, "threads_per_worker": self.threads,
                   "shared_weights": self.supernet is not None, "not_shared_reason": self.not_shared_reason,
                   "replaced": self.replaced, "workers": [w.info for w in self.workers if w.ready]}
-        (self.log_dir / WORKERS_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        partial = self.log_dir / (WORKERS_FILE + ".partial")  # written whole, then renamed: a reader never sees half
+        partial.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(partial, self.log_dir / WORKERS_FILE)
 
     def close(self) -> None:
         """Ask every worker to exit; kill the ones that do not within a few seconds."""
