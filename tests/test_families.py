@@ -47,7 +47,7 @@ def _macs_batch(head, seq_len=11):
 
 
 def test_new_families_are_registered_and_named_in_the_error():
-    assert list(FAMILIES) == ["bert", "roberta", "distilbert", "xlm-roberta", "electra"]
+    assert list(FAMILIES) == ["bert", "roberta", "distilbert", "xlm-roberta", "electra", "deberta-v2", "modernbert"]
     assert get_family(tiny_model("xlm-roberta").config).pruned_model_type == "syne_prune_xlm_roberta"
     assert get_family(tiny_model("electra").config).pruned_model_type == "syne_prune_electra"
 

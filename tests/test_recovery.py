@@ -179,7 +179,7 @@ def test_bad_recovery_input_is_one_line_exit_2_and_overwrites_nothing(exported, 
 
     cases = [
         (args(model=tiny_model_dirs["bert"]), "is not a syne-prune export (no syne_prune.json)"),
-        (args(model=not_pruned), "is a 'gpt2' model, not a (pruned) bert/roberta/distilbert/xlm-roberta/electra model"),
+        (args(model=not_pruned), "is a 'gpt2' model, not a (pruned) bert/roberta/distilbert/xlm-roberta/electra/deberta-v2/modernbert model"),
         (args(epochs="0"), "--epochs must be a positive integer, got 0"),
         (args(epochs="-2"), "--epochs must be a positive integer, got -2"),
         (args(output=taken), "already exists; pass --resume to continue it, --overwrite to replace it"),

@@ -33,9 +33,7 @@ UPWARD_IMPORTS = {
 # Modules over MAX_MODULE_LINES and functions over MAX_FUNCTION_LINES today, with their length now: they may get
 # shorter, not longer, and leave the list once within the limit.
 LONG_MODULES: dict[str, int] = {}
-LONG_FUNCTIONS = {
-    "syne_prune/supernet/train.py::train_supernet": 99,
-}
+LONG_FUNCTIONS: dict[str, int] = {}
 
 
 def _modules() -> dict[str, Path]:

@@ -161,9 +161,17 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     if resume:
         loop.resume(state_dir / "state.pt")
     loop.run(lambda record: _save_resume_state(state_dir, model, loop.optimizer, loop.schedule, strategy, loop.epochs_done, loop.history, config))
-    history = loop.history
 
     masker.remove()
+    return _write_checkpoint(config, output, model, tokenizer, space, task, data, (validation, test), teacher, source, loop.history,
+                             importance)
+
+
+def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, space, task, data, splits, teacher, source,
+                      history: list[dict], importance) -> dict[str, Any]:
+    """The trained super-network's checkpoint: weights, tokenizer and ``supernet.json`` (the largest and smallest
+    sub-networks scored on the validation and test ``splits``); removes the resume state. Returns the metadata."""
+    validation, test = splits
     model.eval()
     metrics = {}
     for name, subnet in (("largest", space.largest()), ("smallest", space.smallest())):
@@ -201,7 +209,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
         "versions": {"syne_prune": syne_prune.__version__, "torch": torch.__version__,
                      "transformers": transformers.__version__, "syne_tune": syne_tune.__version__},
     })
-    shutil.rmtree(state_dir, ignore_errors=True)
+    shutil.rmtree(output / RESUME_DIR, ignore_errors=True)
     (output / IMPORTANCE_FILE).unlink(missing_ok=True)
     return metadata
 
