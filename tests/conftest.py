@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -192,3 +195,31 @@ def supernets(tiny_model_dirs, glue_dir, tmp_path_factory) -> dict:
         train_supernet(config, progress=False)
         out[arch] = root / arch
     return out
+
+
+def reload_without_syne_prune(expected_file: Path, cwd: Path) -> tuple[float, int]:
+    """Loads every export listed in ``expected_file`` (a torch file {"records": [(dir, head, want)], "auto":
+    {head: Auto class name}, "batches": {head: batch}}) in a fresh interpreter where ``import syne_prune`` fails,
+    with plain transformers and ``trust_remote_code``; returns (worst max-abs difference to ``want``, exports)."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["syne_prune"] = None  # any import of syne_prune now raises ImportError
+        import torch
+        import transformers
+        data = torch.load({str(expected_file)!r})
+        worst = 0.0
+        for out, head, want in data["records"]:
+            model = getattr(transformers, data["auto"][head]).from_pretrained(out, trust_remote_code=True).eval()
+            with torch.inference_mode():
+                result = model(**data["batches"][head])
+            got = result.last_hidden_state if head == "base" else result.logits
+            worst = max(worst, (got - want).abs().max().item())
+        print("WORST", worst, len(data["records"]))
+        """
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    run = subprocess.run([sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    worst, count = run.stdout.split("WORST")[1].split()
+    return float(worst), int(count)

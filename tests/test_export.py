@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from conftest import SPACES, tiny_batch, tiny_model
+from conftest import SPACES, reload_without_syne_prune, tiny_batch, tiny_model
 
 from syne_prune import SubnetMask, SynePruneError, get_architecture, get_search_space, masked
 from syne_prune.export import METADATA_FILE, export_subnetwork
@@ -67,28 +67,8 @@ def test_reload_with_syne_prune_installed_gives_masked_outputs(exports):
 def test_reload_without_syne_prune_via_trust_remote_code(exports, tmp_path):
     """A fresh interpreter in which `import syne_prune` fails loads every export with plain transformers."""
     root, _, _ = exports
-    script = textwrap.dedent(
-        f"""
-        import sys
-        sys.modules["syne_prune"] = None  # any import of syne_prune now raises ImportError
-        import torch
-        import transformers
-        data = torch.load({str(root / "expected.pt")!r})
-        worst = 0.0
-        for out, head, want in data["records"]:
-            model = getattr(transformers, data["auto"][head]).from_pretrained(out, trust_remote_code=True).eval()
-            with torch.inference_mode():
-                result = model(**data["batches"][head])
-            got = result.last_hidden_state if head == "base" else result.logits
-            worst = max(worst, (got - want).abs().max().item())
-        print("WORST", worst, len(data["records"]))
-        """
-    )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
-    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    worst, count = run.stdout.split("WORST")[1].split()
-    assert float(worst) <= TOLERANCE and int(count) == 3 * len(AUTO) * len(SPACES) * 2
+    worst, count = reload_without_syne_prune(root / "expected.pt", tmp_path)
+    assert worst <= TOLERANCE and count == 3 * len(AUTO) * len(SPACES) * 2
 
 
 def test_uniform_subnetwork_gets_a_stock_config(tmp_path):

@@ -4,16 +4,11 @@ masking, parameters equal numel(), MACs equal torch's FLOP counter / 2, unit per
 exports reload to the same outputs with and without syne-prune."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 import torch
 import transformers
-from conftest import HIDDEN, NEW_ARCHS, SPACES, tiny_batch, tiny_model
+from conftest import HIDDEN, NEW_ARCHS, SPACES, reload_without_syne_prune, tiny_batch, tiny_model
 from torch.utils.flop_counter import FlopCounterMode
 
 from syne_prune import InPlaceMask, extract_subnetwork, get_architecture, get_search_space, masked
@@ -143,25 +138,5 @@ def test_exports_reload_with_syne_prune_to_the_masked_outputs(exports):
 
 def test_exports_reload_without_syne_prune_via_trust_remote_code(exports, tmp_path):
     root, _, records = exports
-    script = textwrap.dedent(
-        f"""
-        import sys
-        sys.modules["syne_prune"] = None  # any import of syne_prune now raises ImportError
-        import torch
-        import transformers
-        data = torch.load({str(root / "expected.pt")!r})
-        worst = 0.0
-        for out, head, want in data["records"]:
-            model = getattr(transformers, data["auto"][head]).from_pretrained(out, trust_remote_code=True).eval()
-            with torch.inference_mode():
-                result = model(**data["batches"][head])
-            got = result.last_hidden_state if head == "base" else result.logits
-            worst = max(worst, (got - want).abs().max().item())
-        print("WORST", worst, len(data["records"]))
-        """
-    )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
-    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    worst, count = run.stdout.split("WORST")[1].split()
-    assert float(worst) <= TOLERANCE and int(count) == len(VARIANTS) * len(HEADS) * len(SPACES) == len(records)
+    worst, count = reload_without_syne_prune(root / "expected.pt", tmp_path)
+    assert worst <= TOLERANCE and count == len(VARIANTS) * len(HEADS) * len(SPACES) == len(records)
