@@ -11,7 +11,7 @@ NAME`` comes back as ``model.tar.gz`` with trials.csv, pareto.csv, pareto.png an
 """
 import sys
 
-from syne_prune.search.sagemaker import launcher_main
+from syne_prune.cli.sagemaker import launcher_main
 
 if __name__ == "__main__":
     sys.exit(launcher_main("search", __doc__))

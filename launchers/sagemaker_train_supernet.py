@@ -12,7 +12,7 @@ to ``syne-prune search --supernet`` (or upload it once more by searching with ``
 """
 import sys
 
-from syne_prune.search.sagemaker import launcher_main
+from syne_prune.cli.sagemaker import launcher_main
 
 if __name__ == "__main__":
     sys.exit(launcher_main("train-supernet", __doc__))

@@ -6,11 +6,11 @@ from syne_prune.masks import SubnetMask
 from syne_prune.models import EncoderShape, get_architecture
 from syne_prune.search_spaces import SEARCH_SPACES, SearchSpace, get_search_space
 from syne_prune.surgery import InPlaceMask, extract_subnetwork, masked, pruned_config
-
-__version__ = "0.1.0"
+from syne_prune.versions import __version__
 
 __all__ = [
     "EncoderShape",
+    "__version__",
     "InPlaceMask",
     "SEARCH_SPACES",
     "SearchSpace",

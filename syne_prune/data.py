@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 from scipy.stats import spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+from torch.utils.data import DataLoader
+from transformers import DataCollatorForMultipleChoice, DataCollatorWithPadding
 
 from syne_prune.errors import SynePruneError
 
@@ -282,7 +285,7 @@ def _is_float(value: str) -> bool:
 
 
 def _read_hub(task: Task) -> tuple[Split, Split]:  # pragma: no cover - needs the network
-    import datasets
+    import datasets  # slow to import (~1 s) and needed only for data from the hub
 
     path, name = task.hub
     try:
@@ -323,10 +326,6 @@ def encode(split: Split, tokenizer, max_length: int, is_regression: bool) -> lis
 
 def data_loader(examples: list[dict], tokenizer, batch_size: int, shuffle: bool = False, seed: int = 0):
     """Batches with dynamic padding (each batch padded to its longest sequence; multiple choice: B x C x L)."""
-    import torch
-    from torch.utils.data import DataLoader
-    from transformers import DataCollatorForMultipleChoice, DataCollatorWithPadding
-
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     multiple_choice = bool(examples) and isinstance(examples[0]["input_ids"][0], list)
     collate = (DataCollatorForMultipleChoice if multiple_choice else DataCollatorWithPadding)(tokenizer)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel
 
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
@@ -37,6 +37,7 @@ from syne_prune.models.local_weights import resolve_model
 from syne_prune.numerics import require_finite_weights
 from syne_prune.objectives import subnet_size
 from syne_prune.surgery import extract_subnetwork
+from syne_prune.versions import software_versions
 
 ONNX_OPSET = 18
 ONNX_TOLERANCE = 1e-4
@@ -77,8 +78,6 @@ def load_model(name_or_path: str) -> PreTrainedModel:
 
 def load_tokenizer(name_or_path: str):
     """The tokenizer saved with a model, or None when there is none (e.g. models built in code)."""
-    from transformers import AutoTokenizer
-
     try:
         return AutoTokenizer.from_pretrained(resolve_model(name_or_path))
     except (OSError, ValueError, TypeError):
@@ -185,10 +184,6 @@ def _complete_auto_map(config_path: Path) -> None:
 
 
 def _write_metadata(path: Path, model: PreTrainedModel, mask: SubnetMask, extra: dict[str, Any] | None) -> None:
-    import transformers
-
-    import syne_prune
-
     size, full = subnet_size(model, mask), subnet_size(model)
     record = {
         "source_model": getattr(model.config, "_name_or_path", ""),
@@ -201,7 +196,7 @@ def _write_metadata(path: Path, model: PreTrainedModel, mask: SubnetMask, extra:
         "encoder_params_ratio": size.encoder_params / full.encoder_params,
         f"macs_per_sequence_{size.seq_len}": size.macs,
         "macs_ratio": size.macs / full.macs,
-        "versions": {"syne_prune": syne_prune.__version__, "transformers": transformers.__version__, "torch": torch.__version__},
+        "versions": software_versions(),
         **(extra or {}),
     }
     path.write_text(json.dumps(record, indent=2) + "\n")
@@ -225,7 +220,7 @@ def export_onnx(model: PreTrainedModel, path: Path, opset: int = ONNX_OPSET) -> 
     if head_of(model) == "AutoModelForMultipleChoice":
         raise SynePruneError("ONNX export supports base and sequence-classification models, not multiple choice; drop --onnx")
     try:
-        import onnxruntime
+        import onnxruntime  # optional: syne-prune[onnx]
     except ImportError:
         raise SynePruneError("ONNX export needs onnx and onnxruntime: pip install 'syne-prune[onnx]'") from None
     vocab = model.config.vocab_size

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
+
+import torch
+from safetensors import safe_open
 
 from syne_prune.errors import SynePruneError
 
@@ -44,8 +48,6 @@ def non_finite_items(values: Mapping[str, Any], names: Iterable[str]) -> list[st
 
 def non_finite_tensors(tensors: Iterable[tuple[str, Any]]) -> tuple[list[str], int]:
     """Names of the floating-point torch tensors with a NaN or +-inf entry, and how many tensors were checked."""
-    import torch
-
     bad, checked = [], 0
     for name, tensor in tensors:
         if not tensor.is_floating_point():
@@ -77,8 +79,6 @@ def require_finite_safetensors(files: Iterable[Any], what: str, fix: str = WEIGH
     """Every floating-point tensor in the safetensors ``files`` (paths) is finite, read one tensor at a time
     (no model is built); else ``SynePruneError`` as ``require_finite_weights``. Use it before any output
     is written, on a checkpoint that will be loaded later."""
-    from safetensors import safe_open
-
     bad, checked = [], 0
     for path in files:
         with safe_open(str(path), framework="pt") as handle:
@@ -91,7 +91,5 @@ def require_finite_safetensors(files: Iterable[Any], what: str, fix: str = WEIGH
 def require_finite_model_dir(source: Any, what: str, fix: str = "use a checkpoint with finite weights") -> None:
     """``require_finite_safetensors`` on the ``*.safetensors`` files of ``source`` when it is a local
     directory (a hub id is checked when loaded, by ``load_task_model``)."""
-    from pathlib import Path
-
     if Path(source).is_dir():
         require_finite_safetensors(sorted(Path(source).glob("*.safetensors")), what, fix)

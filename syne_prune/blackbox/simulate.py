@@ -21,12 +21,16 @@ clock by ``tick`` = 1/20 of the median recorded evaluation time.
 """
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+from syne_tune import StoppingCriterion, Tuner
 from syne_tune.backend.simulator_backend.simulator_backend import SimulatorConfig
+from syne_tune.backend.simulator_backend.simulator_callback import SimulatorCallback
 from syne_tune.backend.simulator_backend.time_keeper import SimulatedTimeKeeper
 from syne_tune.blackbox_repository.blackbox import Blackbox as SyneTuneBlackbox
 from syne_tune.blackbox_repository.simulated_tabular_backend import UserBlackboxBackend
@@ -37,8 +41,10 @@ from syne_tune.tuner_callback import TunerCallback
 from syne_prune.blackbox import format as F
 from syne_prune.blackbox.surrogate import Surrogate, encode
 from syne_prune.errors import SynePruneError
+from syne_prune.objectives import encoder_size
 from syne_prune.search.run import _NoRepeatScheduler, subnetwork_key
 from syne_prune.search.schedulers import FIDELITY_ATTR, MULTI_FIDELITY, make_scheduler
+from syne_prune.search.syne_tune_fixes import QuietTunerLogger, no_best_metric_table
 
 ELAPSED = "elapsed_s"
 REPORTED = ("error", "params", "macs", "test_error", ELAPSED, "recorded")
@@ -74,8 +80,6 @@ class SubnetworkBlackbox(SyneTuneBlackbox):
 
     def sizes(self, config: dict[str, Any]) -> dict[str, float]:
         """Exact params and MACs ratios of ``config`` from the header's size record."""
-        from syne_prune.objectives import encoder_size
-
         size = self.table.header["size"]
         params, macs = encoder_size(self.space.shape, self.space.to_mask(config), size["seq_len"])
         return {"params": (size["fixed_params"] + params) / size["full_params"], "macs": (size["fixed_macs"] + macs) / size["full_macs"]}
@@ -170,14 +174,6 @@ def replay(table: F.Blackbox, surrogate: Surrogate | None, scheduler_name: str, 
            n_workers: int, max_trials: int | None, max_wallclock_s: float | None, experiment_dir: str) -> pd.DataFrame:
     """Run one replayed search; returns its trials (one row per finished trial, by trial id) with
     ``start_s``/``end_s`` in simulated seconds. ``experiment_dir``: where Syne Tune writes its results."""
-    import os
-
-    import torch
-    from syne_tune import StoppingCriterion, Tuner
-    from syne_tune.backend.simulator_backend.simulator_callback import SimulatorCallback
-
-    from syne_prune.search.syne_tune_fixes import QuietTunerLogger, no_best_metric_table
-
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -28,13 +28,13 @@ FOLDS = 5
 
 
 def _knn(n_rows: int):
-    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.neighbors import KNeighborsRegressor  # slow to import; only when a surrogate is fitted
 
     return KNeighborsRegressor(n_neighbors=max(1, min(5, n_rows)), weights="distance")
 
 
 def _rf(n_rows: int):
-    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.ensemble import RandomForestRegressor  # slow to import; only when a surrogate is fitted
 
     return RandomForestRegressor(n_estimators=100, random_state=0, n_jobs=1)
 
@@ -66,7 +66,7 @@ def held_out_errors(blackbox: F.Blackbox, folds: int = FOLDS) -> pd.DataFrame:
     (shuffled, seed 0; the same multi-output models as ``Surrogate``), and that error divided by the
     target's standard deviation. Columns: target, surrogate, mae, normalised_mae, rows. Groups with
     fewer than 4 known rows are left out."""
-    from sklearn.model_selection import KFold
+    from sklearn.model_selection import KFold  # slow to import; only when a surrogate is fitted
 
     X = encode(blackbox.space(), blackbox.rows[blackbox.names].to_dict("records"))
     out = []

@@ -26,6 +26,7 @@ from syne_prune.models.architectures import (
 )
 from syne_prune.models.limits import check_model_settings, usable_positions
 from syne_prune.models.shape import EncoderShape
+from syne_prune.numerics import require_finite_weights
 
 for _model_type, (_config_class, _base_class, _heads) in PRUNED_CLASSES.items():
     AutoConfig.register(_model_type, _config_class, exist_ok=True)
@@ -53,8 +54,6 @@ def load_task_model(source: str, task, **kwargs):
     Loaded in float32 whatever dtype the checkpoint was saved in (training float16 weights without loss
     scaling overflows to NaN); pass ``dtype`` to override. Weights that are already NaN or infinite are a
     one-line ``SynePruneError``."""
-    from syne_prune.numerics import require_finite_weights
-
     kwargs.setdefault("dtype", torch.float32)
     if task.is_multiple_choice:
         model = transformers.AutoModelForMultipleChoice.from_pretrained(source, ignore_mismatched_sizes=True, **kwargs)

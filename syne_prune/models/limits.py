@@ -111,7 +111,7 @@ CHECKS: tuple[Callable[..., str | None], ...] = (_check_length, _check_token_typ
 
 
 def _check_head(config: PretrainedConfig, task) -> str | None:
-    from syne_prune.models import auto_class_of
+    from syne_prune.models import auto_class_of  # models/__init__ imports this module: a circle at import time
 
     head = auto_class_of(config).__name__
     if task.is_multiple_choice:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import sys
 from collections.abc import Callable
@@ -14,18 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import syne_tune
-import torch
-import transformers
 from tqdm.auto import tqdm
 
-import syne_prune
 from syne_prune.errors import SynePruneError
 from syne_prune.search import results as R
 from syne_prune.search.config import SETTINGS_FILE, SearchConfig
 from syne_prune.search.kinds import PreparedSearch
 from syne_prune.search.schedulers import FIDELITY_ATTR
 from syne_prune.search.trial import Evaluator
+from syne_prune.versions import software_versions
 
 
 def space_notice(space, config: SearchConfig, n_trials: int) -> str | None:
@@ -167,8 +163,7 @@ def finalize(output: Path, prepared: PreparedSearch, progress: bool = True) -> d
         "unpruned": unpruned,
         "hypervolume_over_time": f"{R.HYPERVOLUME_FILE}: hypervolume of the full-fidelity trials of {R.TRIALS_FILE} "
                                  "finished by each wall-clock second of the search",
-        "versions": {"syne_prune": syne_prune.__version__, "syne_tune": syne_tune.__version__, "torch": torch.__version__,
-                     "transformers": transformers.__version__, "python": platform.python_version()},
+        "versions": software_versions(),
     }
     R.write_summary(output / R.SUMMARY_FILE, summary)
     return summary

@@ -116,7 +116,7 @@ def plot_pareto(trials: pd.DataFrame, front: pd.DataFrame, unpruned_error: float
     import matplotlib  # heavy, and its backend must be chosen before pyplot is imported
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # slow to import; only when a plot is drawn
 
     done = trials[trials["status"] == "completed"]
     fig, ax = plt.subplots(figsize=(6, 4.2))

@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import PreTrainedModel
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
 
+from syne_prune.data import get_task
 from syne_prune.errors import SynePruneError
+from syne_prune.models import auto_class_of, check_model_settings
+from syne_prune.numerics import require_finite_safetensors
 
 METADATA_FILE = "supernet.json"
 FORMAT_VERSION = 1
@@ -101,19 +104,12 @@ def verify_checkpoint(directory: str | Path, task: str | None = None, search_spa
 
 
 def _require_finite_safetensors(directory: Path, manifest: dict[str, str]) -> None:
-    from syne_prune.numerics import require_finite_safetensors
-
     require_finite_safetensors([directory / n for n in sorted(manifest) if n.endswith(".safetensors")], f"super-network '{directory}'")
 
 
 def check_supernet_settings(directory: str | Path, metadata: dict[str, Any], model_config=None, tokenizer=None) -> None:
     """The settings in ``metadata`` (task, max_length) fit the checkpoint's model and tokenizer; else a
     one-line ``SynePruneError`` (see ``syne_prune.models.limits``)."""
-    from transformers import AutoConfig, AutoTokenizer
-
-    from syne_prune.data import get_task
-    from syne_prune.models import check_model_settings
-
     directory = Path(directory)
     model_config = model_config if model_config is not None else AutoConfig.from_pretrained(directory)
     if tokenizer is None:
@@ -130,14 +126,8 @@ def load_supernet(directory: str | Path, task: str | None = None, search_space: 
                   model_type: str | None = None, device: str | None = None) -> Supernet:
     """Verify and load a super-network checkpoint (weights in float32, tokenizer, metadata); checks as
     ``verify_checkpoint`` and ``check_supernet_settings``."""
-    from transformers import AutoTokenizer
-
     directory = Path(directory)
     metadata = verify_checkpoint(directory, task, search_space, model_type)
-    from transformers import AutoConfig
-
-    from syne_prune.models import auto_class_of
-
     model_config = AutoConfig.from_pretrained(directory)
     tokenizer = AutoTokenizer.from_pretrained(directory)
     check_supernet_settings(directory, metadata, model_config, tokenizer)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from transformers import AutoTokenizer
 
 from syne_prune.data import EVAL_BATCH_SIZE, data_loader, encode, eval_batches, get_task, load_task
@@ -39,6 +38,7 @@ from syne_prune.training import (
     steps_per_epoch,
     write_settings,
 )
+from syne_prune.versions import software_versions
 
 IMPORTANCE_FILE = ".importance.json"  # the ordering record, kept for a resumed run until supernet.json is written
 IMPORTANCE_CHOICES = ("none", *IMPORTANCE_METHODS)
@@ -183,11 +183,6 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
     require_finite_weights(model, "the trained super-network")
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
-    import syne_tune
-    import transformers
-
-    import syne_prune
-
     metadata = write_metadata(output, {
         "model": config.model,
         "initialised_from": str(source),
@@ -206,8 +201,7 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
         "train_time_s": sum(h["epoch_time_s"] for h in history),
         "metrics": metrics,
         "importance": importance,
-        "versions": {"syne_prune": syne_prune.__version__, "torch": torch.__version__,
-                     "transformers": transformers.__version__, "syne_tune": syne_tune.__version__},
+        "versions": software_versions(),
     })
     shutil.rmtree(output / RESUME_DIR, ignore_errors=True)
     (output / IMPORTANCE_FILE).unlink(missing_ok=True)

@@ -29,7 +29,8 @@ written to results.
 
 Modules: ``settings`` (``SageMakerSettings`` and their command-line options), ``aws`` (errors, S3 names,
 polling), ``jobs`` (what a job and its entry script agree on), ``uploads``, ``backend`` (the Syne Tune
-trial backend), ``entry`` (what a job runs), ``launcher`` (one job running ``syne-prune``). The search's
+trial backend), ``entry`` (what a job runs), ``launcher`` (one job running ``syne-prune``; its command line, and what such a job runs, are in
+``syne_prune.cli.sagemaker`` and ``syne_prune.cli.sagemaker_job``). The search's
 registry entry (``--backend sagemaker``) is ``syne_prune.search.backends.sagemaker``.
 """
 from __future__ import annotations
@@ -47,7 +48,7 @@ from syne_prune.search.sagemaker.jobs import (
     pack_hyperparameters,
     unpack_hyperparameters,
 )
-from syne_prune.search.sagemaker.launcher import CHANNEL_FLAGS, MODEL_DIR, launch_cli_job, launcher_main
+from syne_prune.search.sagemaker.launcher import CHANNEL_FLAGS, MODEL_DIR, launch_cli_job
 from syne_prune.search.sagemaker.settings import (
     DEFAULT_FRAMEWORK_VERSION,
     ROLE_ARN,
@@ -63,7 +64,7 @@ __all__ = [
     "CHANNEL_FLAGS", "CHANNEL_PREFIX", "CHECKPOINT_LOCAL_PATH", "DEFAULT_FRAMEWORK_VERSION", "ENTRY_SCRIPT", "JOB_END_MARKER",
     "LOG_GROUP", "MAX_HYPERPARAMETERS", "MAX_HYPERPARAMETER_CHARS", "MAX_WAIT_FOR_STOP_S", "MODEL_DIR", "PACKED_CONFIG",
     "REQUIREMENTS", "ROLE_ARN", "S3_URI", "SAGEMAKER_OPTIONS", "SageMakerBackend", "SageMakerSettings", "Uploader",
-    "add_sagemaker_arguments", "aws_error", "directory_digest", "launch_cli_job", "launcher_main", "log_grace_s",
+    "add_sagemaker_arguments", "aws_error", "directory_digest", "launch_cli_job", "log_grace_s",
     "pack_hyperparameters", "s3_join", "sagemaker_settings", "source_tarball", "training_instance_types",
     "unpack_hyperparameters", "wait_between_polls",
 ]

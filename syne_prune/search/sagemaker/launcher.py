@@ -1,21 +1,18 @@
-"""One SageMaker job running ``syne-prune ARGV`` (super-network training, or a whole search in one job), and
-the command line the scripts in ``launchers/`` share."""
+"""One SageMaker job running ``syne-prune ARGV`` (super-network training, or a whole search in one job); the
+command line of the scripts in ``launchers/`` that start it is ``syne_prune.cli.sagemaker.launcher_main``."""
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from syne_prune.errors import SynePruneError
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.search.sagemaker.aws import aws_error
 from syne_prune.search.sagemaker.backend import SageMakerBackend
 from syne_prune.search.sagemaker.jobs import CHANNEL_PREFIX
-from syne_prune.search.sagemaker.settings import SageMakerSettings, add_sagemaker_arguments, sagemaker_settings
+from syne_prune.search.sagemaker.settings import SageMakerSettings
 
 CHANNEL_FLAGS = {"--model": "model", "--supernet": "supernet", "--data-dir": "data"}
 MODEL_DIR = "/opt/ml/model"  # SageMaker uploads it as the job's model.tar.gz
@@ -51,25 +48,3 @@ def launch_cli_job(settings: SageMakerSettings, argv: list[str], job_name: str, 
     except Exception as error:  # noqa: BLE001
         raise aws_error(error, f"create_training_job {name} failed") from None
     return request
-
-
-def launcher_main(command: str, description: str, argv: list[str] | None = None) -> int:
-    """The launchers' shared command line: SageMaker options, then the ``syne-prune COMMAND`` arguments."""
-    from syne_prune.cli import HelpFormatter  # a layer above the search: imported only when a launcher runs
-
-    class Formatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):  # the launcher's docstring as written
-        pass
-
-    parser = argparse.ArgumentParser(description=description, formatter_class=Formatter)
-    parser.add_argument("--job-name", default=f"syne-prune-{command}", help="prefix of the SageMaker job name")
-    add_sagemaker_arguments(parser)
-    known, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    known.backend = "sagemaker"
-    try:
-        request = launch_cli_job(sagemaker_settings(known), [command, *rest], known.job_name)
-    except SynePruneError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"started SageMaker job {request['TrainingJobName']} ({known.instance_type}); results: "
-          f"{request['OutputDataConfig']['S3OutputPath']}{request['TrainingJobName']}/output/model.tar.gz")
-    return 0

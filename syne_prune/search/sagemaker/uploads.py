@@ -95,7 +95,7 @@ def source_tarball() -> bytes:
     with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
         for path in sorted(package.rglob("*.py")):
             add(f"syne_prune/{path.relative_to(package).as_posix()}", path.read_bytes())
-        add(ENTRY_SCRIPT, b"import sys\nfrom syne_prune.search.sagemaker.entry import main\nsys.exit(main())\n")
+        add(ENTRY_SCRIPT, b"import sys\nfrom syne_prune.cli.sagemaker_job import main\nsys.exit(main())\n")
         add("requirements.txt", ("\n".join(REQUIREMENTS) + "\n").encode())
     return _gzip_without_timestamp(buffer.getvalue())
 
