@@ -183,6 +183,30 @@ def test_modules_and_functions_stay_small():
     assert _check_limit(functions, MAX_FUNCTION_LINES, LONG_FUNCTIONS) == []
 
 
+def _uncommented_local_imports(source: str) -> list[int]:
+    """Lines of the import statements inside functions of ``source`` that carry no comment. A run of import
+    statements on consecutive lines is one block; a comment on its first line speaks for the block."""
+    lines = source.splitlines()
+    imports = sorted({(node.lineno, node.end_lineno) for function in ast.walk(ast.parse(source))
+                      if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+                      for node in ast.walk(function) if isinstance(node, (ast.Import, ast.ImportFrom))})
+    found, block_commented, previous_end = [], False, -1
+    for first, last in imports:
+        if first != previous_end + 1:  # a new block
+            block_commented = "#" in lines[first - 1]
+        if not block_commented and not any("#" in line for line in lines[first - 1:last]):
+            found.append(first)
+        previous_end = last
+    return found
+
+
+def test_imports_inside_functions_say_why():
+    """An import inside a function is there for a reason — optional (AWS, ONNX), slow to import and off the
+    common path, or a circle at import time — and a comment on it says which; every other import is at the top."""
+    assert [f"{path.relative_to(PACKAGE.parent)}:{line}" for path in MODULES.values()
+            for line in _uncommented_local_imports(path.read_text())] == []
+
+
 def test_the_checks_see_what_they_check():
     """The helpers on known inputs: a circle, an upward import, a long module and a longer-than-listed one."""
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
@@ -194,6 +218,9 @@ def test_the_checks_see_what_they_check():
     assert _check_limit({"m.py": 401, "n.py": 12}, 400, {"n.py": 500}) == ["m.py: 401 lines (limit 400)",
                                                                            "n.py: now 12 lines, remove it from the list of exceptions"]
     assert _check_limit({"m.py": 450}, 400, {"m.py": 420}) == ["m.py: 450 lines (limit 400)"]
+    source = ("import os\n\ndef f():\n    import json  # slow\n    from a import (b,\n        c)\n\n    import d\n\n"
+              "def g():\n    from e import h\n    return h  # commented, but not the import\n")
+    assert _uncommented_local_imports(source) == [8, 11]
 
 
 def report() -> dict[str, int]:

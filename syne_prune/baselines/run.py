@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from syne_prune.baselines.common import Budget, PruneContext, Pruned, PruneSettings
@@ -27,6 +28,7 @@ from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
 from syne_prune.export import export_subnetwork, load_model, load_model_config, load_tokenizer, task_record
 from syne_prune.models import auto_class_of
+from syne_prune.objectives import subnet_size
 from syne_prune.surgery import extract_subnetwork
 from syne_prune.training import LoopSettings, TrainingLoop, label_loss_step, seed_everything
 
@@ -83,8 +85,7 @@ def smallest_ratio(method: str, model_dir: str, kind: str = "params", seq_len: i
     """The smallest ``kind`` ratio (params or macs) ``method`` reaches on the model ``model_dir`` (no data needed):
     budgets below it are refused by ``prune``. Raises SynePruneError for an unknown method or kind, or a model
     that does not load."""
-    from syne_prune.baselines import get_method
-    from syne_prune.objectives import subnet_size
+    from syne_prune.baselines import get_method  # the registry's package imports this module: a circle at import time
 
     Budget(kind, 1.0)  # checks the kind
     spec, model = get_method(method), load_model(model_dir)
@@ -117,7 +118,7 @@ def prune(method: str, model_dir: str, task: str, *, max_params: Any = None, max
     a ratio outside (0, 1], a budget below the smallest sub-network the method reaches (the message names that
     ratio), a model that is not fine-tuned on ``task`` or not a supported architecture, a model without
     tokenizer, a non-positive setting, or an existing ``output`` without ``overwrite``."""
-    from syne_prune.baselines import get_method
+    from syne_prune.baselines import get_method  # the registry's package imports this module: a circle at import time
 
     spec = get_method(method)
     budgets = parse_budgets(max_params, max_macs)
@@ -154,8 +155,6 @@ def prune(method: str, model_dir: str, task: str, *, max_params: Any = None, max
     output.mkdir(parents=True)
     record = task_record({"task": task, "data_dir": data_dir, "validation_fraction": validation_fraction, "seed": seed, "max_length": max_length})
     results: list[BudgetResult] = []
-    from tqdm.auto import tqdm
-
     for budget in tqdm(budgets, desc=f"{method} budgets", disable=not progress):
         results.append(_one_budget(spec, ctx, budget, validation, test, output, tokenizer, record, epochs))
         _write_csv(output / RESULTS_FILE, [r.row for r in results])
