@@ -63,13 +63,28 @@ def _annotation(annotation: Any) -> str:
     return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
 
 
-def add_option(parser: Any, source: type | Callable[..., Any], name: str, help: str, *, flag: str | None = None,
+# The help of options that several commands share, written once; a command passes its own help where it means more.
+COMMON_HELP = {
+    "lr": "AdamW learning rate, linear decay",
+    "batch_size": "training examples per step",
+    "max_length": "tokens per example (longer ones are truncated)",
+    "validation_fraction": "share of train held out for validation",
+    "max_train_examples": "cap on training examples (quick runs)",
+    "max_eval_examples": "cap on validation and test examples (quick runs)",
+    "eval_batch_size": "examples per evaluation batch",
+    "resume": "continue a killed run from its last finished epoch",
+    "overwrite": "replace an existing --output",
+}
+
+
+def add_option(parser: Any, source: type | Callable[..., Any], name: str, help: str | None = None, *, flag: str | None = None,
                **kwargs: Any) -> argparse.Action:
     """Add the option ``flag`` (default ``--NAME`` with dashes) for the field or keyword parameter ``name`` of
     ``source`` (a dataclass or a function of the API) to ``parser`` (a parser or an argument group), with
     ``dest=name`` and, unless given in ``kwargs``, the API's default and the type of its annotation: a ``bool``
     becomes a flag, a tuple default (``("error", "params")``) a comma-separated string. Raises KeyError when
-    ``source`` has no such field: a renamed field fails the parser's tests instead of being dropped silently."""
+    ``source`` has no such field: a renamed field fails the parser's tests instead of being dropped silently, and
+    when ``help`` is left out for an option without a ``COMMON_HELP`` entry."""
     default, annotation = _api_parameters(source)[name]
     base = annotation.replace(" ", "").replace("|None", "").replace("None|", "")
     kwargs.setdefault("dest", name)
@@ -79,7 +94,7 @@ def add_option(parser: Any, source: type | Callable[..., Any], name: str, help: 
         kwargs.setdefault("default", ",".join(default) if isinstance(default, tuple) else default)
         if _TYPES.get(base) not in (None, str):
             kwargs.setdefault("type", _TYPES[base])
-    return parser.add_argument(flag or f"--{name.replace('_', '-')}", help=help, **kwargs)
+    return parser.add_argument(flag or f"--{name.replace('_', '-')}", help=COMMON_HELP[name] if help is None else help, **kwargs)
 
 
 def api_kwargs(source: type | Callable[..., Any], args: argparse.Namespace, **values: Any) -> dict[str, Any]:

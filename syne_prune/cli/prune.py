@@ -36,12 +36,12 @@ def add_commands(commands: Any) -> None:
     add_option(parser, prune, "lr", "fine-tuning AdamW learning rate, linear decay")
     add_option(parser, prune, "batch_size", "fine-tuning batch size (examples per step)")
     add_option(parser, prune, "seed", "split seed (validation held out of train) and fine-tuning order")
-    add_option(parser, prune, "validation_fraction", "share of train held out for validation")
-    add_option(parser, prune, "max_length", "tokens per example (longer ones are truncated)")
-    add_option(parser, prune, "max_train_examples", "cap on training examples (quick runs)")
-    add_option(parser, prune, "max_eval_examples", "cap on validation and test examples (quick runs)")
-    add_option(parser, prune, "eval_batch_size", "examples per evaluation batch")
-    add_option(parser, prune, "overwrite", "replace an existing --output")
+    add_option(parser, prune, "validation_fraction")
+    add_option(parser, prune, "max_length")
+    add_option(parser, prune, "max_train_examples")
+    add_option(parser, prune, "max_eval_examples")
+    add_option(parser, prune, "eval_batch_size")
+    add_option(parser, prune, "overwrite")
     parser.set_defaults(run=cmd_prune)
 
 

@@ -80,11 +80,11 @@ def _add_standard_options(group: Any) -> None:
     option("task", "the task every trial fine-tunes on", choices=list(TASKS))
     option("search_space", "space the sub-networks come from", choices=list(SEARCH_SPACES))
     option("epochs", "epochs per trial (MO-ASHA's maximum resource)")
-    option("lr", "AdamW learning rate, linear decay")
-    option("batch_size", "training examples per step")
-    option("max_length", "tokens per example (longer ones are truncated)")
-    option("validation_fraction", "share of train held out for validation")
-    option("max_train_examples", "cap on training examples (quick runs)")
+    option("lr")
+    option("batch_size")
+    option("max_length")
+    option("validation_fraction")
+    option("max_train_examples")
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -27,9 +27,9 @@ def add_commands(commands: Any) -> None:
     option("search_space", "space sub-networks are sampled from", choices=list(SEARCH_SPACES))
     option("strategy", "how the sub-networks are trained together", choices=list(STRATEGIES))
     option("epochs", "training epochs")
-    option("lr", "AdamW learning rate, linear decay")
-    option("batch_size", "training examples per step")
-    option("max_length", "tokens per example (longer ones are truncated)")
+    option("lr")
+    option("batch_size")
+    option("max_length")
     option("temperature", "distillation temperature (kd, full)")
     option("num_random_subnets", "random sub-networks per step")
     option("teacher", "fixed fine-tuned teacher every sub-network (the largest too) distils from, next to the labels: "
@@ -38,9 +38,9 @@ def add_commands(commands: Any) -> None:
            "same data, lr, epochs) into OUTPUT/teacher and start the super-network from it; none: kd and "
            "full distil in place from the network being trained", metavar="DIR|auto")
     option("seed", "random seed (validation split, sub-network sampling, shuffling)")
-    option("validation_fraction", "share of train held out for validation")
-    option("max_train_examples", "cap on training examples (quick runs)")
-    option("max_eval_examples", "cap on validation and test examples (quick runs)")
+    option("validation_fraction")
+    option("max_train_examples")
+    option("max_eval_examples")
     option("importance", "before training, order each layer's heads and FFN neurons by importance so that the first k "
            "(what the small/medium/layer spaces keep) are the most important; fisher: squared mask "
            "gradients of the task loss, magnitude: weight norms, none: keep the pre-trained order", choices=IMPORTANCE_CHOICES)
