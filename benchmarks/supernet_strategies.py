@@ -46,6 +46,7 @@ def quality(args, task: str, strategy: str, workdir: Path, model: str = MODEL, s
         model=model, task=task, output=str(output), data_dir=args.data_dir,
         search_space=args.search_space, strategy=strategy, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
         max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples, seed=seed,
+        teacher=None,  # the paper's strategies as such, as recorded in BENCHMARKS.md: no fixed teacher
     )
     finished = (output / "supernet.json").is_file() and not (output / ".resume").exists()
     if finished:

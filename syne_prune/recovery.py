@@ -43,7 +43,7 @@ class RecoverySettings:
     ``task``, ``data_dir``, ``max_length``: None = as the export records."""
 
     epochs: int
-    lr: float = 2e-5
+    lr: float = 5e-5  # as in benchmarks/quality.py's recovery row (BENCHMARKS.md, quality)
     batch_size: int = 32
     temperature: float = 1.0
     warmup_ratio: float = 0.0
@@ -100,7 +100,7 @@ class DistillationStep:
         return loss.item()
 
 
-def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output: str | Path, *, lr: float = 2e-5,
+def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output: str | Path, *, lr: float = RecoverySettings.lr,
             batch_size: int = 32, temperature: float = 1.0, warmup_ratio: float = 0.0, seed: int = 0, task: str | None = None,
             data_dir: str | None = None, max_length: int | None = None, max_train_examples: int | None = None,
             max_eval_examples: int | None = None, eval_batch_size: int = EVAL_BATCH_SIZE, onnx: bool = False,

@@ -190,7 +190,7 @@ def supernets(tiny_model_dirs, glue_dir, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("supernets")
     out = {}
     for arch in ("bert", "roberta"):
-        config = TrainingConfig(model=str(tiny_model_dirs[arch]), task="rte", output=str(root / arch), data_dir=str(glue_dir),
+        config = TrainingConfig(teacher=None, model=str(tiny_model_dirs[arch]), task="rte", output=str(root / arch), data_dir=str(glue_dir),
                                 search_space="medium", strategy="sandwich", epochs=2, batch_size=16, lr=1e-3, max_length=48)
         train_supernet(config, progress=False)
         out[arch] = root / arch

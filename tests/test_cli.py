@@ -116,7 +116,7 @@ def test_console_script_is_installed():
 def _train_args(model_dir, glue_dir, output, *extra):
     return ["train-supernet", "--model", str(model_dir), "--task", "rte", "--data-dir", str(glue_dir), "--search-space", "small",
             "--strategy", "sandwich", "--epochs", "1", "--batch-size", "8", "--max-train-examples", "16", "--max-eval-examples", "8",
-            "--output", str(output), *extra]
+            "--teacher", "none", "--output", str(output), *extra]
 
 
 def test_train_supernet_writes_a_checkpoint(tiny_model_dirs, glue_dir, tmp_path, capsys, monkeypatch):
@@ -128,7 +128,7 @@ def test_train_supernet_writes_a_checkpoint(tiny_model_dirs, glue_dir, tmp_path,
     assert "largest  sub-network: validation accuracy" in printed and f"super-network written to {out}" in printed
     meta = json.loads((out / "supernet.json").read_text())
     assert meta["strategy"] == "sandwich" and meta["hyperparameters"]["batch_size"] == 8
-    assert set(meta["versions"]) == {"syne_prune", "torch", "transformers", "syne_tune"}
+    assert set(meta["versions"]) == {"syne_prune", "torch", "transformers", "syne_tune", "python"}
     assert os.listdir(tmp_path / "cwd") == []  # nothing written outside --output
 
 

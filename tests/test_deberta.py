@@ -304,7 +304,7 @@ def test_supernet_training_changes_the_weights_and_extracts_exactly(deberta_dir,
 
     from syne_prune.supernet import TrainingConfig, load_supernet, train_supernet
 
-    config = TrainingConfig(model=str(deberta_dir), task="rte", output=str(tmp_path / "out"), data_dir=str(glue_dir),
+    config = TrainingConfig(teacher=None, model=str(deberta_dir), task="rte", output=str(tmp_path / "out"), data_dir=str(glue_dir),
                             search_space="medium", strategy="sandwich", epochs=1, batch_size=8, max_train_examples=24,
                             max_eval_examples=16, lr=1e-3, max_length=48)
     metadata = train_supernet(config, progress=False)

@@ -229,11 +229,11 @@ def test_standard_orders_nothing_so_a_fine_tuned_start_is_ordered_with_its_train
 
     common = dict(task="rte", data_dir=str(glue_dir), search_space="medium", epochs=1, batch_size=8, max_train_examples=16,
                   max_eval_examples=8, lr=1e-3, max_length=32, importance="fisher", importance_examples=8)
-    fine_tuned = train_supernet(TrainingConfig(model=str(tiny_model_dirs["bert"]), output=str(tmp_path / "ft"), strategy="standard",
+    fine_tuned = train_supernet(TrainingConfig(teacher=None, model=str(tiny_model_dirs["bert"]), output=str(tmp_path / "ft"), strategy="standard",
                                                **common), progress=False)
     assert fine_tuned["importance"]["method"] == "none" and "standard" in fine_tuned["importance"]["reason"]
     assert json.loads((tmp_path / "ft" / "config.json").read_text()).get(ORDERED_ATTRIBUTE) is None
-    supernet = train_supernet(TrainingConfig(model=str(tmp_path / "ft"), output=str(tmp_path / "sn"), strategy="full", **common),
+    supernet = train_supernet(TrainingConfig(teacher=None, model=str(tmp_path / "ft"), output=str(tmp_path / "sn"), strategy="full", **common),
                               progress=False)
     assert supernet["importance"]["method"] == "fisher" and "already_ordered_by" not in supernet["importance"]
     assert supernet["importance"]["num_examples"] == 8

@@ -389,7 +389,7 @@ def test_supernet_training_with_fisher_ordering_on_real_rte_rows(glue_dir, tmp_p
 
     data = load_task("rte", glue_dir)
     source = _modernbert_dir(tmp_path / "model", [t for column in data.train.texts for t in column])
-    config = TrainingConfig(model=str(source), task="rte", output=str(tmp_path / "out"), data_dir=str(glue_dir),
+    config = TrainingConfig(teacher=None, model=str(source), task="rte", output=str(tmp_path / "out"), data_dir=str(glue_dir),
                             search_space="medium", strategy="sandwich", epochs=1, batch_size=8, max_train_examples=24,
                             max_eval_examples=16, lr=1e-3, max_length=48, importance_examples=16)
     metadata = train_supernet(config, progress=False)

@@ -52,7 +52,7 @@ def _stsb(tmp_path: Path, scores: dict[int, str]) -> Path:
 
 
 def _config(model_dir, data_dir, output, **kwargs) -> TrainingConfig:
-    values = dict(model=str(model_dir), task="rte", output=str(output), data_dir=str(data_dir), search_space="small",
+    values = dict(teacher=None, model=str(model_dir), task="rte", output=str(output), data_dir=str(data_dir), search_space="small",
                   strategy="standard", epochs=1, batch_size=8, max_train_examples=16, max_eval_examples=8, lr=1e-3, max_length=32)
     return TrainingConfig(**{**values, **kwargs})
 
@@ -128,7 +128,7 @@ def test_infinite_training_loss_stops_both_training_loops(tiny_model_dirs, tmp_p
                            "--strategy", "standard", "--epochs", "1", "--batch-size", "8", "--search-space", "small",
                            "--output", str(out)], "training loss (epoch 1, step 1 of 2) is inf; training stopped")
     assert line == ("error: training loss (epoch 1, step 1 of 2) is inf; training stopped, nothing of this epoch saved; lower --lr "
-                    "(now 2e-05), or check the data and the model's weights for extreme values (syne-prune trains in float32)")
+                    "(now 8e-05), or check the data and the model's weights for extreme values (syne-prune trains in float32)")
     assert not (out / "model.safetensors").exists() and not (out / "supernet.json").exists()
 
     from syne_prune.search.finetune import FineTuneSettings, fine_tune

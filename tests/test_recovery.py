@@ -28,7 +28,7 @@ def exported(tiny_model_dirs, glue_dir, tmp_path_factory) -> tuple[Path, Path]:
     from syne_prune.supernet import TrainingConfig, train_supernet
 
     root = tmp_path_factory.mktemp("recovery")
-    config = TrainingConfig(model=str(tiny_model_dirs["bert"]), task="rte", output=str(root / "supernet"), data_dir=str(glue_dir),
+    config = TrainingConfig(teacher=None, model=str(tiny_model_dirs["bert"]), task="rte", output=str(root / "supernet"), data_dir=str(glue_dir),
                             search_space="medium", strategy="sandwich", epochs=1, batch_size=8, lr=1e-3, max_length=48,
                             max_train_examples=32, max_eval_examples=16)
     train_supernet(config, progress=False)

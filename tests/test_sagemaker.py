@@ -314,7 +314,7 @@ def test_the_train_supernet_launcher_runs_train_supernet_in_a_job(jobs_run_local
     real = sm.SageMakerBackend.job_request
     monkeypatch.setattr(sm.SageMakerBackend, "job_request", lambda self, *a: created.append(real(self, *a)) or created[-1])
     argv = [*SM_ARGS, "--model", str(tiny_model_dirs["bert"]), "--task", "rte", "--data-dir", str(glue_dir), "--epochs", "1",
-            "--batch-size", "16", "--max-length", "48", "--search-space", "small", "--strategy", "sandwich", "--output", "rte-net"]
+            "--batch-size", "16", "--max-length", "48", "--search-space", "small", "--strategy", "sandwich", "--teacher", "none", "--output", "rte-net"]
     assert _launcher("sagemaker_train_supernet").launcher_main("train-supernet", "", argv) == 0
     assert "started SageMaker job syne-prune-train-supernet-" in capsys.readouterr().out
     request = created[-1]

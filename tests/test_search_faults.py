@@ -123,7 +123,7 @@ def layer_supernet(tiny_model_dirs, glue_dir, tmp_path_factory):
     from syne_prune.supernet import TrainingConfig, train_supernet
 
     out = tmp_path_factory.mktemp("layer-supernet") / "bert"
-    train_supernet(TrainingConfig(model=str(tiny_model_dirs["bert"]), task="rte", output=str(out), data_dir=str(glue_dir),
+    train_supernet(TrainingConfig(teacher=None, model=str(tiny_model_dirs["bert"]), task="rte", output=str(out), data_dir=str(glue_dir),
                                   search_space="layer", strategy="sandwich", epochs=1, batch_size=16, lr=1e-3, max_length=48,
                                   max_train_examples=32), progress=False)
     return out

@@ -15,7 +15,7 @@ from syne_prune.supernet import train as train_module
 
 
 def _config(model_dir, glue_dir, output, **kwargs):
-    values = dict(model=str(model_dir), task="rte", output=str(output), data_dir=str(glue_dir), search_space="medium",
+    values = dict(teacher=None, model=str(model_dir), task="rte", output=str(output), data_dir=str(glue_dir), search_space="medium",
                   epochs=1, batch_size=8, max_train_examples=24, max_eval_examples=16, lr=1e-3, max_length=48)
     return TrainingConfig(**{**values, **kwargs})
 

@@ -94,7 +94,7 @@ def swag_supernet(swag_dir, tiny_model_dirs, tmp_path_factory):
     from syne_prune.supernet import TrainingConfig, train_supernet
 
     out = tmp_path_factory.mktemp("swag-supernet") / "bert"
-    config = TrainingConfig(model=str(tiny_model_dirs["bert"]), task="swag", output=str(out), data_dir=str(swag_dir),
+    config = TrainingConfig(teacher=None, model=str(tiny_model_dirs["bert"]), task="swag", output=str(out), data_dir=str(swag_dir),
                             search_space="medium", strategy="full", epochs=2, batch_size=8, lr=2e-3, max_length=32)
     return out, train_supernet(config, progress=False)
 

@@ -24,6 +24,7 @@ from syne_prune import InPlaceMask, get_architecture, get_search_space
 from syne_prune.cli import main
 from syne_prune.supernet import STRATEGIES, Teacher, TrainingConfig, distillation_loss, get_strategy, train_supernet
 from syne_prune.supernet import train as train_module
+from syne_prune.supernet.checkpoint import read_metadata
 from syne_prune.surgery import masked
 
 KINDS = {"classification": "classifier", "regression": "regression", "multiple_choice": "multiple_choice"}
@@ -140,7 +141,7 @@ def test_with_a_teacher_the_largest_and_smallest_losses_are_distillation_plus_la
 
 
 def _config(model_dir, glue_dir, output, **kwargs) -> TrainingConfig:
-    values = dict(model=str(model_dir), task="rte", output=str(output), data_dir=str(glue_dir), search_space="medium",
+    values = dict(teacher=None, model=str(model_dir), task="rte", output=str(output), data_dir=str(glue_dir), search_space="medium",
                   epochs=1, batch_size=8, max_train_examples=16, max_eval_examples=8, lr=1e-3, max_length=32)
     return TrainingConfig(**{**values, **kwargs})
 
@@ -293,3 +294,22 @@ def test_teacher_auto_starts_the_supernetwork_from_the_fine_tuned_teacher(tiny_m
     without = train_supernet(_config(tiny_model_dirs["bert"], glue_dir, tmp_path / "plain", strategy="full", importance="none"),
                              progress=False)
     assert without["initialised_from"] == str(tiny_model_dirs["bert"])
+
+
+def test_the_default_recipe_distils_from_an_auto_teacher_except_for_standard(tiny_model_dirs, glue_dir, tmp_path):
+    """The defaults are the measured recipe (BENCHMARKS.md, quality): --teacher auto, Fisher ordering, lr 8e-5;
+    'auto' with --strategy standard (itself that fine-tune) and 'none' mean no fixed teacher."""
+    defaults = TrainingConfig(model="m", task="rte", output="o")
+    assert (defaults.teacher, defaults.importance, defaults.strategy, defaults.lr) == ("auto", "fisher", "full", 8e-5)
+    assert defaults.fixed_teacher() == "auto"
+    assert TrainingConfig(model="m", task="rte", output="o", strategy="standard").fixed_teacher() is None
+    assert TrainingConfig(model="m", task="rte", output="o", teacher="none").fixed_teacher() is None
+    assert TrainingConfig(model="m", task="rte", output="o", teacher=None).fixed_teacher() is None
+    out = tmp_path / "standard"  # the default teacher with strategy standard: one fine-tune, no teacher directory
+    metadata = train_supernet(_config(tiny_model_dirs["bert"], glue_dir, out, strategy="standard", teacher="auto"), progress=False)
+    assert metadata["teacher"] is None and not (out / "teacher").exists()
+    out = tmp_path / "none"
+    assert main(["train-supernet", "--model", str(tiny_model_dirs["bert"]), "--task", "rte", "--data-dir", str(glue_dir),
+                 "--epochs", "1", "--batch-size", "8", "--max-train-examples", "16", "--max-eval-examples", "8",
+                 "--max-length", "32", "--teacher", "none", "--output", str(out)]) == 0
+    assert read_metadata(out)["teacher"] is None and not (out / "teacher").exists()

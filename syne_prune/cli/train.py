@@ -33,10 +33,10 @@ def add_commands(commands: Any) -> None:
     option("temperature", "distillation temperature (kd, full)")
     option("num_random_subnets", "random sub-networks per step")
     option("teacher", "fixed fine-tuned teacher every sub-network (the largest too) distils from, next to the labels: "
-           "DIR = a model of the same architecture, vocabulary and task head (e.g. a train-supernet "
-           "--strategy standard checkpoint); auto = fine-tune the full model first (strategy standard, "
-           "same data, lr, epochs) into OUTPUT/teacher and start the super-network from it; none: kd and "
-           "full distil in place from the network being trained", metavar="DIR|auto")
+           "auto = fine-tune the full model first (strategy standard, same data, lr, epochs) into OUTPUT/teacher and "
+           "start the super-network from it (with --strategy standard: none); DIR = a model of the same architecture, "
+           "vocabulary and task head (e.g. a train-supernet --strategy standard checkpoint); none: kd and full distil "
+           "in place from the network being trained", metavar="DIR|auto|none")
     option("seed", "random seed (validation split, sub-network sampling, shuffling)")
     option("validation_fraction")
     option("max_train_examples")

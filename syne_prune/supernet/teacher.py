@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from syne_prune.data import Task
 
 AUTO = "auto"
+NONE = "none"  # --teacher none: kd and full distil in place from the network being trained
 TEACHER_DIR = "teacher"  # where --teacher auto writes the fine-tuned teacher, inside --output
 FIX = "give a model fine-tuned on this task with the same base model (e.g. a train-supernet --strategy standard checkpoint) or --teacher auto"
 

@@ -26,7 +26,7 @@ from syne_prune.numerics import require_finite_model_dir, require_finite_weights
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet.checkpoint import METADATA_FILE, read_metadata, write_metadata
 from syne_prune.supernet.strategies import get_strategy
-from syne_prune.supernet.teacher import AUTO, TEACHER_DIR, load_teacher
+from syne_prune.supernet.teacher import AUTO, NONE, TEACHER_DIR, load_teacher
 from syne_prune.surgery import InPlaceMask, extract_subnetwork
 from syne_prune.training import (
     RESUME_DIR,
@@ -53,7 +53,7 @@ class TrainingConfig:
     search_space: str = "small"
     strategy: str = "full"
     epochs: int = 3
-    lr: float = 2e-5
+    lr: float = 8e-5  # BENCHMARKS.md, quality: the better of the reference grid for MiniLM (2e-5 undertrains it)
     batch_size: int = 32
     max_length: int = 128
     temperature: float = 1.0
@@ -63,7 +63,9 @@ class TrainingConfig:
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     eval_batch_size: int = EVAL_BATCH_SIZE
-    teacher: str | None = None  # fine-tuned model directory, 'auto' (fine-tune one first) or None (no fixed teacher)
+    # 'auto' (fine-tune the full model first, then distil from it; the measured lever that matters most, BENCHMARKS.md),
+    # a fine-tuned model directory, or 'none'/None (no fixed teacher); 'auto' means none for strategy standard
+    teacher: str | None = AUTO
     importance: str = "fisher"  # order heads and neurons by importance before training (syne_prune.importance), or "none"
     importance_examples: int = 256  # training examples the importance scores are computed on
     extra: dict[str, Any] = field(default_factory=dict)
@@ -87,8 +89,15 @@ class TrainingConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise SynePruneError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        if self.teacher is not None and self.teacher != AUTO and not Path(self.teacher).is_dir():
-            raise SynePruneError(f"--teacher '{self.teacher}' is not a directory; give a fine-tuned model directory or 'auto'")
+        if self.teacher not in (None, AUTO, NONE) and not Path(self.teacher).is_dir():
+            raise SynePruneError(f"--teacher '{self.teacher}' is not a directory; give a fine-tuned model directory, 'auto' or 'none'")
+
+    def fixed_teacher(self) -> str | None:
+        """The teacher this run distils from: a directory, ``AUTO`` (fine-tune one first) or None. ``auto`` with
+        the ``standard`` strategy is None: standard training is itself the fine-tune ``auto`` would run."""
+        if self.teacher in (None, NONE) or (self.teacher == AUTO and self.strategy == "standard"):
+            return None
+        return self.teacher
 
     def settings(self) -> dict[str, Any]:
         """What must match for --resume to continue a run."""
@@ -99,7 +108,7 @@ class TrainingConfig:
 
 def _prepare_output(config: TrainingConfig, resume: bool, overwrite: bool) -> Path:
     output = Path(config.output)
-    if (resume and not overwrite and config.teacher == AUTO and (output / TEACHER_DIR).is_dir()
+    if (resume and not overwrite and config.fixed_teacher() == AUTO and (output / TEACHER_DIR).is_dir()
             and not (output / RESUME_DIR / "state.pt").is_file()):
         return output  # killed while fine-tuning the teacher or before the first epoch: train_auto_teacher continues
     return prepare_output(output, config.settings(), resume, overwrite, METADATA_FILE)
@@ -123,12 +132,12 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     check_model_settings(model_config, task, tokenizer, config.max_length, model_name=f"model '{config.model}'")
     require_finite_model_dir(source, f"model '{config.model}'")
     teacher = None
-    if config.teacher not in (None, AUTO):
+    if config.fixed_teacher() not in (None, AUTO):
         teacher = load_teacher(config.teacher, model_config, tokenizer, task, output=config.output)
     output = _prepare_output(config, resume, overwrite)
     if resume and (output / METADATA_FILE).is_file() and not (output / RESUME_DIR).exists():
         return read_metadata(output)  # already finished
-    if config.teacher == AUTO:
+    if config.fixed_teacher() == AUTO:
         # the super-network starts from the fine-tuned teacher's weights (DynaBERT's recipe): its sub-networks begin
         # from a model that knows the task, and the importance scores are those of a trained task head
         source = str(_fine_tune_auto_teacher(config, progress))
