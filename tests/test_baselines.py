@@ -464,31 +464,50 @@ def test_rfp_unit_costs_are_the_counters_differences(family, family_finetuned):
     assert unit_costs(ctx, "params")[:2] == (want[family], 2 * hidden + 1 if family == "deberta-v2" else 3 * hidden)
 
 
-def test_mask_tuning_feeds_deberta_layers_through_the_convolution(family_finetuned, glue_dir):
-    """DeBERTa-v2-xlarge's convolution after layer 0: with layer 0 removed the sub-network keeps it as an identity
-    (Family.extracted_layers), so layer 1's input is conv(embeddings, embeddings), not the embeddings. Mask tuning
-    reads each layer's input where the next layer takes it, so its recorded errors are the exported model's
-    (before: it looked for layer 0's modules in the identity layer and failed)."""
+def _conv_deberta(vocab_size):
     from test_deberta import deberta_config
 
+    torch.manual_seed(1)
+    return AutoModelForSequenceClassification.from_config(deberta_config("conv", num_labels=2, vocab_size=vocab_size)).eval()
+
+
+def _biased_modernbert(vocab_size):
+    from test_modernbert import modernbert
+
+    model = modernbert("classifier", "biased", seed=1)
+    model.resize_token_embeddings(vocab_size)
+    return model.eval()
+
+
+@pytest.mark.parametrize("family, build, heads, neurons", [
+    ("deberta-v2", _conv_deberta, [0, 2], [0, 20]),
+    ("modernbert", _biased_modernbert, [0, 2, 4, 3], [0, 20, 37, 9]),
+])
+def test_mask_tuning_of_a_given_mask_matches_the_exported_model(family, build, heads, neurons, family_finetuned, glue_dir):
+    """Mask tuning with layer 0 removed, measured end to end. DeBERTa-v2-xlarge's convolution after layer 0: the
+    sub-network keeps layer 0 as an identity (Family.extracted_layers), so layer 1's input is conv(embeddings,
+    embeddings), not the embeddings (before: tuning looked for layer 0's modules in the identity layer and failed).
+    ModernBERT with attention, MLP and norm biases: the bias is part of the reconstructed branch output and the
+    first kept layer has its own attention norm. Every tuned block's recorded error is the tuned sub-network's."""
     from syne_prune.baselines import PruneContext, PruneSettings
     from syne_prune.baselines.mask_tuning import tune_masks
     from syne_prune.masks import SubnetMask
 
-    path = family_finetuned["deberta-v2"]
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    torch.manual_seed(1)
-    model = AutoModelForSequenceClassification.from_config(deberta_config("conv", num_labels=2, vocab_size=len(tokenizer))).eval()
+    tokenizer = AutoTokenizer.from_pretrained(family_finetuned[family])
+    model = build(len(tokenizer))
     data = load_task("rte", glue_dir, 0.3, 0, 16)
     ctx = PruneContext(model, get_task("rte"), tokenizer, encode(data.train, tokenizer, 32, False), PruneSettings(examples=16))
-    mask = SubnetMask.from_counts([0, 2], [0, 20], 4, 37)
+    mask = SubnetMask.from_counts(heads, neurons, 4, 37)
     sub = extract_subnetwork(model, mask, share_weights=False).eval()
-    assert len(ctx.arch.layers(sub)) == 2  # layer 0 stays, as an identity, in front of the convolution
+    layers = ctx.arch.extracted_layers(model.config, mask.kept_layers)
+    assert layers == ([0, 1] if family == "deberta-v2" else [1, 2, 3])  # DeBERTa: layer 0 stays in front of the convolution
     records = tune_masks(ctx, mask, sub)
-    assert [(r["layer"], r["block"]) for r in records] == [(1, "attention"), (1, "ffn")]
-    measured = _reconstruction_errors("deberta-v2", model, sub, mask, ctx.batches(), layers=[0, 1])
+    assert [(r["layer"], r["block"]) for r in records] == [(layer, block) for layer in mask.kept_layers for block in ("attention", "ffn")]
+    measured = _reconstruction_errors(family, model, sub, mask, ctx.batches(), layers=layers)
     for r in records:
-        assert measured[1, r["block"]] == pytest.approx(r["error_tuned"], rel=1e-4) and r["error_tuned"] < r["error_untuned"]
+        assert measured[r["layer"], r["block"]] == pytest.approx(r["error_tuned"], rel=1e-4, abs=1e-6)
+        assert r["error_tuned"] <= r["error_untuned"]
+    assert sum(r["error_tuned"] for r in records) < sum(r["error_untuned"] for r in records)
 
 
 def test_a_model_type_without_a_family_is_one_line(tmp_path):
