@@ -26,7 +26,7 @@ from transformers import (
     ModernBertModel,
 )
 
-from syne_prune import InPlaceMask, SubnetMask, SynePruneError, extract_subnetwork, get_architecture, get_search_space, masked
+from syne_prune import InPlaceMask, SubnetMask, extract_subnetwork, get_architecture, get_search_space, masked
 from syne_prune.export import export_subnetwork
 from syne_prune.importance import ImportanceScores, magnitude_scores, mask_gradients, permute_by_importance
 from syne_prune.objectives import subnet_size
@@ -409,12 +409,3 @@ def test_supernet_training_with_fisher_ordering_on_real_rte_rows(glue_dir, tmp_p
             with masked(model, mask):
                 want = model(**batch).logits
             assert (extract_subnetwork(model, mask)(**batch).logits - want).abs().max() <= TOLERANCE
-
-
-def test_the_baselines_refuse_modernbert_in_one_line():
-    """Mask tuning (RFP) reconstructs BERT's post-LayerNorm blocks; the baselines are not checked on ModernBERT."""
-    from syne_prune.baselines.common import PruneContext, PruneSettings
-
-    with pytest.raises(SynePruneError, match=r"^the baselines are not yet checked on modernbert models; they prune "
-                                             r"bert, roberta, distilbert, xlm-roberta, electra \(search"):
-        PruneContext(modernbert(), None, None, [], PruneSettings())

@@ -59,16 +59,13 @@ class PruneSettings:
     progress: bool = False
 
 
-# families whose layers the baselines were tested on (BERT's post-LayerNorm blocks with separate q/k/v)
-CHECKED_FAMILIES = ("bert", "roberta", "distilbert", "xlm-roberta", "electra")
-
-
 @dataclass
 class PruneContext:
     """A fine-tuned task model and its task's tokenized training examples, shared by the budgets of a sweep.
 
     ``model`` is never modified by a method (methods copy or extract); ``cache`` keeps what a method can reuse
-    across budgets (Fisher matrices, head-pruning state)."""
+    across budgets (Fisher matrices, head-pruning state). Every registered family is supported (what differs per
+    family comes from its ``Family``); another model type is a one-line SynePruneError naming the supported ones."""
 
     model: PreTrainedModel
     task: Task
@@ -79,9 +76,6 @@ class PruneContext:
 
     def __post_init__(self) -> None:
         self.arch = get_architecture(self.model.config)
-        if self.arch.name not in CHECKED_FAMILIES:  # mask tuning reads BERT's post-LayerNorm parts
-            raise SynePruneError(f"the baselines are not yet checked on {self.arch.name} models; they prune "
-                                 f"{', '.join(CHECKED_FAMILIES)} (search its super-network instead)")
         self.shape: EncoderShape = self.arch.shape(self.model.config)
         self.full: SubnetSize = subnet_size(self.model, seq_len=self.settings.seq_len)
 

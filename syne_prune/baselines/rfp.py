@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from syne_prune.baselines.common import Budget, Method, PruneContext, Pruned
+from syne_prune.baselines.common import BUDGET_KINDS, Budget, Method, PruneContext, Pruned
 from syne_prune.baselines.mask_tuning import tune_masks
 from syne_prune.errors import SynePruneError
 from syne_prune.importance import mask_gradients
@@ -36,12 +36,19 @@ SWAP_ROUNDS = 50  # swap refinement stops earlier when no swap lowers the object
 
 
 def unit_costs(ctx: PruneContext, kind: str) -> tuple[int, int, int]:
-    """(cost of one head, cost of one neuron, cost of all block constants), in parameters or MACs per sequence
-    (the per-unit terms of the formulas in ``objectives.py``)."""
-    h, d, n = ctx.shape.hidden_size, ctx.shape.head_dim, ctx.settings.seq_len
-    if kind == "params":
-        return 4 * h * d + 3 * d, 2 * h + 1, 2 * ctx.shape.num_layers * 3 * h
-    return 4 * n * h * d + 2 * n * n * d, 2 * n * h, 0
+    """(cost of one head, cost of one neuron, cost of all block constants), in parameters or MACs per sequence,
+    from the family's layer formula (``Family.layer_size``, the one ``objectives.subnet_size`` sums): a block's
+    size is linear in its units, so a unit costs the difference of two units and one, and a block's constants
+    (output bias, LayerNorm) are its size with one unit less that unit's cost."""
+    s, n, config = ctx.shape, ctx.settings.seq_len, ctx.model.config
+    column = BUDGET_KINDS.index(kind)  # layer_size gives (parameters, MACs), the order of BUDGET_KINDS
+
+    def size(index: int, heads: int, neurons: int) -> int:
+        return ctx.arch.layer_size(s, config, index, heads, neurons, n)[column]
+    last = s.num_layers - 1
+    head, neuron = size(last, 2, 0) - size(last, 1, 0), size(last, 0, 2) - size(last, 0, 1)
+    constants = sum(size(index, 1, 0) - head + size(index, 0, 1) - neuron for index in range(s.num_layers))
+    return head, neuron, constants
 
 
 def fisher_matrices(ctx: PruneContext) -> dict[str, torch.Tensor]:

@@ -109,7 +109,7 @@ def prune(method: str, model_dir: str, task: str, *, max_params: Any = None, max
           batch_size: int = 32, seed: int = 0, validation_fraction: float = 0.3, max_length: int = 128,
           max_train_examples: int | None = None, max_eval_examples: int | None = None, eval_batch_size: int = EVAL_BATCH_SIZE,
           head_fraction: float = 0.1, overwrite: bool = False, progress: bool = True) -> list[BudgetResult]:
-    """Prune the fine-tuned ``model_dir`` (a BERT/RoBERTa/DistilBERT with ``task``'s head) with ``method`` (a name
+    """Prune the fine-tuned ``model_dir`` (a model of any supported family with ``task``'s head) with ``method`` (a name
     in ``baselines.METHODS``) to every budget of ``max_params`` or ``max_macs`` (ratios of the full model's
     parameters or MACs per sequence; one ratio or a comma list); writes ``output/<ratio>/`` exports and
     ``output/results.csv``; returns one ``BudgetResult`` per budget, largest budget first.

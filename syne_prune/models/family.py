@@ -45,6 +45,14 @@ In-place masking (``surgery.InPlaceMask``):
         replaces ``layer.forward`` while both blocks of the layer are removed; returns what the layer
         returns when it is the identity (BERT: ``hidden_states``).
 
+Mask tuning (``baselines.mask_tuning``; Kwon et al. 2022, Sec. 4.3):
+    reconstruction_point(parts, block) -> (module, "input" | "output")
+        where a block's output is compared with the unpruned model's: by default derived from
+        ``block_output``: the input of the post-LayerNorm (output projection + its bias + the residual), or
+        for a pre-LayerNorm block the output projection's output (the residual branch, before it is added
+        to the stream). Either way the tensor there is the projection's output plus a part that no
+        head or neuron scale changes (bias, residual, or nothing).
+
 Extraction and unit reordering (``surgery.extract_subnetwork``, ``importance.permute_units``,
 ``importance.magnitude_scores``):
     head_axes() -> tuple[UnitAxis, ...]      parameters of one layer whose axis runs over the H·head_dim
@@ -226,6 +234,13 @@ class Family:
     def removed_layer_forward(self, hidden_states, *args, **kwargs):
         """The forward of a layer whose blocks are all removed: the identity."""
         return _identity_layer(hidden_states, *args, **kwargs)
+
+    # ---- mask tuning ----
+    def reconstruction_point(self, parts: LayerParts, block: str) -> tuple[nn.Module, str]:
+        """(module, "input" | "output"): where mask tuning reads the "attention" or "ffn" block's output,
+        [..., hidden]: the post-LayerNorm's input, or the output projection's output without a post-LayerNorm."""
+        projection, norm = self.block_output(parts, block)
+        return (norm, "input") if norm is not None else (projection, "output")
 
     # ---- extraction and unit reordering ----
     def head_axes(self) -> tuple[UnitAxis, ...]:
