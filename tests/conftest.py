@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -146,15 +148,23 @@ def glue_dir(tmp_path_factory) -> Path:
     return root
 
 
+def wordpiece_vocabulary(texts: list[str], size: int = 300) -> list[str]:
+    """A WordPiece vocabulary built deterministically (the tokenizers trainer breaks ties differently in every
+    process, which changed the masks and errors from run to run): the special tokens, every character alone and
+    as a continuation, then the most frequent lowercase words (ties by spelling)."""
+    words = Counter(w for text in texts for w in re.findall(r"\w+|[^\w\s]", text.lower()))
+    chars = sorted({c for w in words for c in w})
+    frequent = [w for w, _ in sorted(words.items(), key=lambda item: (-item[1], item[0])) if len(w) > 1][:size]
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars), *frequent]
+
+
 def save_tiny_model_dir(arch: str, path: Path, texts: list[str], seed: int = 0) -> Path:
-    """A tiny random base model plus a WordPiece tokenizer trained on ``texts``, as from_pretrained expects."""
-    from tokenizers import BertWordPieceTokenizer
+    """A tiny random base model plus a WordPiece tokenizer over ``texts`` (``wordpiece_vocabulary``: the same in
+    every process), as from_pretrained expects."""
     from transformers import BertTokenizerFast
 
     path.mkdir(parents=True, exist_ok=True)
-    wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator(texts, vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    wordpiece.save_model(str(path))
+    (path / "vocab.txt").write_text("\n".join(wordpiece_vocabulary(texts)) + "\n")
     tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"))  # transformers 5: `vocab`; `vocab_file` is silently ignored
     assert len(tokenizer) > 100, f"the tiny tokenizer has {len(tokenizer)} tokens: its vocabulary was not read"
     extra = {"pad_token_id": 0} if arch == "roberta" else {}

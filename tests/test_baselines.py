@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import HEADS, LAYERS
+from conftest import HEADS, LAYERS, wordpiece_vocabulary
 from test_cli import _fails
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -135,7 +135,8 @@ def test_mask_tuning_reduces_the_layer_reconstruction_error(rfp_result, finetune
 
 
 def _plant_heads(model):
-    """Head 3 of layer 1 contributes nothing (zero output columns: gradient importance 0); head 0 of layer 0 dominates."""
+    """Head 3 of layer 1 contributes nothing (zero output columns: gradient importance 0); head 0 of layer 0's output is
+    scaled up (which need not make it important to a random model's loss)."""
     d = model.config.hidden_size // HEADS
     with torch.no_grad():
         model.bert.encoder.layer[1].attention.output.dense.weight[:, 3 * d:4 * d] = 0
@@ -154,7 +155,10 @@ def test_head_prune_removes_the_lowest_importance_head_first(tiny_model_dirs, gl
     first, last = results
     assert first.pruned.info["removed_heads"] == [[1, 3]]
     assert first.pruned.mask.heads.sum() == LAYERS * HEADS - 1
-    assert last.pruned.mask.heads.sum() == LAYERS * HEADS - 6 and bool(last.pruned.mask.heads[0, 0])
+    # which head goes after the zero head depends on the random model's gradients, not on the planting: with the
+    # tokenizers trainer's vocabulary (different in every process) head 0 of layer 0 happened to survive six
+    # removals; with the fixed vocabulary it is the sixth removed. Only the zero head's place is known.
+    assert last.pruned.mask.heads.sum() == LAYERS * HEADS - 6
     assert last.pruned.info["removed_heads"][0] == [1, 3]  # the sweep continues the same removal order
     assert bool(last.pruned.mask.neurons.all())  # head pruning never touches FFN neurons
 
@@ -264,19 +268,6 @@ RECONSTRUCTION_POINTS = {
 }
 
 
-def _vocabulary(texts, size=300):
-    """A WordPiece vocabulary built deterministically (the tokenizers trainer breaks ties differently in every
-    process, which changed the masks and errors from run to run): the special tokens, every character alone and
-    as a continuation, then the most frequent lowercase words (ties by spelling)."""
-    import re
-    from collections import Counter
-
-    words = Counter(w for text in texts for w in re.findall(r"\w+|[^\w\s]", text.lower()))
-    chars = sorted({c for w in words for c in w})
-    frequent = [w for w, _ in sorted(words.items(), key=lambda item: (-item[1], item[0])) if len(w) > 1][:size]
-    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars), *frequent]
-
-
 def _family_base_dir(family, path, texts):
     """A tiny random base model of ``family`` with a WordPiece tokenizer over ``texts``: DeBERTa-v2 with own
     ``pos_key_proj``/``pos_query_proj``, c2p and p2c, token types and an ``embed_proj`` (test_deberta's "v2");
@@ -287,7 +278,7 @@ def _family_base_dir(family, path, texts):
     from transformers import BertTokenizerFast
 
     path.mkdir(parents=True)
-    (path / "vocab.txt").write_text("\n".join(_vocabulary(texts)) + "\n")
+    (path / "vocab.txt").write_text("\n".join(wordpiece_vocabulary(texts)) + "\n")
     if family == "modernbert":
         tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"), model_input_names=["input_ids", "attention_mask"])
         model = modernbert("base")
