@@ -157,7 +157,7 @@ def save_tiny_model_dir(arch: str, path: Path, texts: list[str], seed: int = 0) 
     wordpiece.save_model(str(path))
     tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"))  # transformers 5: `vocab`; `vocab_file` is silently ignored
     assert len(tokenizer) > 100, f"the tiny tokenizer has {len(tokenizer)} tokens: its vocabulary was not read"
-    extra = {"pad_token_id": 0} if arch == "roberta" else {}
+    extra = {"pad_token_id": 0} if arch in ("roberta", "xlm-roberta") else {}  # the tokenizer pads with id 0
     torch.manual_seed(seed)
     base_class, _ = CLASSES[arch]
     config = tiny_config(arch)
