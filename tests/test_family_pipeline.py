@@ -43,10 +43,12 @@ def _pair_batch(model, seed: int = 5) -> dict[str, torch.Tensor]:
     return batch
 
 
-# name -> (model, heads per layer, neurons per layer): each removes a whole layer, some heads and some neurons
+# name -> (model, heads per layer, neurons per layer): each removes a whole layer, some heads and some neurons (few
+# layers are kept: the exporter's time grows with them)
 ONNX_CASES = {
-    "modernbert": lambda: (modernbert("classifier"), [0, 3, 2, 1], [0, 20, 0, 5]),  # the first (global) layer and an FFN go
-    "modernbert-base": lambda: (modernbert("base", "biased"), [1, 2, 3, 0], [3, 0, 20, 0]),  # the last layer goes
+    # the first (global) and last layers go: a local and a global layer stay, the second without its FFN
+    "modernbert": lambda: (modernbert("classifier"), [0, 3, 2, 0], [0, 20, 0, 0]),
+    "modernbert-base": lambda: (modernbert("base", "biased"), [0, 3, 0, 0], [0, 20, 0, 0]),  # one local layer stays
     "deberta-v3": lambda: (deberta_model("v3"), [0, 3], [0, 20]),
     "xlm-roberta": lambda: (tiny_model("xlm-roberta"), [2, 0], [10, 0]),
     "electra": lambda: (tiny_model("electra"), [0, 3], [0, 20]),  # with embeddings_project and token types
@@ -73,6 +75,19 @@ def test_onnx_of_a_pruned_subnetwork_matches_pytorch(case, tmp_path):
         want = _outputs(model, batch).numpy()
     real = batch["attention_mask"].bool().numpy() if want.ndim == 3 else slice(None)
     assert got.shape == want.shape and np.abs(got[real] - want[real]).max() <= ONNX_TOLERANCE
+
+
+def test_modernbert_hidden_states_at_padded_positions_are_undefined():
+    """Why the ONNX check of a base model compares real tokens only (bug fixed here: `export --onnx` of a ModernBERT
+    base model failed with "ONNX output differs from PyTorch by 3.9e-01"): a padded query in a local-attention layer
+    has no unmasked key in its window, and PyTorch's own eager and sdpa attention then disagree by more than 0.1,
+    while at real tokens they agree to 1e-5."""
+    batch = tiny_batch(seed=5)
+    with torch.inference_mode():
+        eager = modernbert("base", attn_implementation="eager")(**batch).last_hidden_state
+        sdpa = modernbert("base", attn_implementation="sdpa")(**batch).last_hidden_state
+    real = batch["attention_mask"].bool()
+    assert (eager - sdpa)[real].abs().max() <= TOLERANCE and (eager - sdpa)[~real].abs().max() > 0.1
 
 
 def test_onnx_takes_token_types_where_the_model_has_them():
@@ -217,7 +232,8 @@ def _ratios(supernet, row, space) -> tuple[float, float]:
 
 @pytest.mark.parametrize("family", ["modernbert", "deberta-v2"])
 def test_search_on_the_local_and_pool_backends(family, family_supernets, tmp_path):
-    """3 random trials, 2 workers, on each backend: identical trials; every trial completed with a finite error in
+    """3 random trials (the largest, smallest and midpoint sub-networks), one worker (two would start in parallel on
+    the CI's 2 cores: slower), on each backend: identical trials; every trial completed with a finite error in
     [0, 1]; the params and MACs ratios in trials.csv equal the counter's for the trial's mask (1e-9)."""
     from syne_prune.search import SearchConfig, run_search
     from syne_prune.search.results import read_trials
@@ -225,7 +241,7 @@ def test_search_on_the_local_and_pool_backends(family, family_supernets, tmp_pat
     tables = {}
     for backend in ("local", "pool"):
         run_search(SearchConfig(supernet=str(family_supernets[family]), output=str(tmp_path / backend), scheduler="random",
-                                backend=backend, n_workers=2, max_trials=3, seed=5, eval_batch_size=8), progress=False)
+                                backend=backend, n_workers=1, max_trials=3, seed=5, eval_batch_size=8), progress=False)
         trials = read_trials(tmp_path / backend / "trials.csv").sort_values("trial_id").reset_index(drop=True)
         tables[backend] = trials[[c for c in trials.columns if c.startswith(("num_", "status", "error", "params", "macs"))]]
     pd.testing.assert_frame_equal(tables["pool"], tables["local"], check_exact=True)
