@@ -202,20 +202,45 @@ def _write_metadata(path: Path, model: PreTrainedModel, mask: SubnetMask, extra:
     path.write_text(json.dumps(record, indent=2) + "\n")
 
 
-class _LogitsOnly(torch.nn.Module):
-    def __init__(self, model: PreTrainedModel) -> None:
-        super().__init__()
-        self.model = model
+def onnx_input_names(config: PretrainedConfig) -> tuple[str, ...]:
+    """The inputs of an exported ``model.onnx``: ``input_ids`` and ``attention_mask`` (int64, batch x tokens),
+    plus ``token_type_ids`` where the model has more than one token type (``type_vocab_size`` > 1: BERT, ELECTRA,
+    DeBERTa-v2), so sentence pairs get the segment embeddings the PyTorch model gives them."""
+    names = ("input_ids", "attention_mask")
+    return names + ("token_type_ids",) if (getattr(config, "type_vocab_size", 0) or 0) > 1 else names
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask)[0]
+
+class _FirstOutput(torch.nn.Module):
+    """The model's first output (logits, or the last hidden state of a base model) from positional inputs."""
+
+    def __init__(self, model: PreTrainedModel, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        return self.model(**{name: inputs[name] for name in self.names})[0]
+
+
+def _onnx_example(vocab: int, batch: int, length: int, padded_from: int) -> dict[str, torch.Tensor]:
+    """Random token ids with the first row padded from ``padded_from`` on, and token type 1 on the second half of
+    every row (a sentence pair)."""
+    input_ids = torch.randint(5, vocab, (batch, length))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, padded_from:] = 0
+    token_type_ids = (torch.arange(length) >= length // 2).long().expand(batch, length).contiguous()
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
 
 
 def export_onnx(model: PreTrainedModel, path: Path, opset: int = ONNX_OPSET) -> float:
     """Write ``model`` as ONNX (dynamic batch and sequence length) and check it against PyTorch.
 
+    Inputs are ``onnx_input_names(model.config)``; the output is the logits (or a base model's hidden states).
     Uses torch's dynamo exporter: the TorchScript exporter bakes the example's attention mask into
-    the graph and gives wrong outputs on padded batches. Returns the max abs difference found.
+    the graph and gives wrong outputs on padded batches. Returns the max abs difference found on a padded
+    3 x 11 check batch (hidden states at its real tokens only: a padded query may have no key to attend to,
+    e.g. in ModernBERT's local layers, and its output is then undefined). Raises SynePruneError for a
+    multiple-choice model, a missing onnxruntime, non-finite PyTorch outputs or a difference above 1e-4.
     """
     if head_of(model) == "AutoModelForMultipleChoice":
         raise SynePruneError("ONNX export supports base and sequence-classification models, not multiple choice; drop --onnx")
@@ -223,15 +248,14 @@ def export_onnx(model: PreTrainedModel, path: Path, opset: int = ONNX_OPSET) -> 
         import onnxruntime  # optional: syne-prune[onnx]
     except ImportError:
         raise SynePruneError("ONNX export needs onnx and onnxruntime: pip install 'syne-prune[onnx]'") from None
-    vocab = model.config.vocab_size
-    example = torch.randint(5, vocab, (2, ONNX_EXAMPLE_LENGTH))
-    example_mask = torch.ones_like(example)
-    example_mask[1, 10:] = 0
-    check = torch.randint(5, vocab, (3, 11))
-    check_mask = torch.ones_like(check)
-    check_mask[0, 6:] = 0
+    names = onnx_input_names(model.config)
+    example = _onnx_example(model.config.vocab_size, 2, ONNX_EXAMPLE_LENGTH, 10)
+    check = _onnx_example(model.config.vocab_size, 3, 11, 6)
     with torch.inference_mode():
-        want = model(input_ids=check, attention_mask=check_mask)[0].numpy()
+        want = model(**{name: check[name] for name in names})[0].numpy()
+    real = check["attention_mask"].bool().numpy()
+    if want.ndim == 3:  # hidden states: only real tokens' are defined (a padded query's attention may be all masked)
+        want = want[real]
     onnx_difference(want, want)  # a NaN or inf PyTorch output fails here, before the (slow) export
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
     onnx_logger = logging.getLogger("torch.onnx")
@@ -241,21 +265,23 @@ def export_onnx(model: PreTrainedModel, path: Path, opset: int = ONNX_OPSET) -> 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _LogitsOnly(model).eval(),
-                (example, example_mask),
+                _FirstOutput(model, names).eval(),
+                tuple(example[name] for name in names),
                 str(path),
-                input_names=["input_ids", "attention_mask"],
+                input_names=list(names),
                 output_names=["output"],
                 opset_version=opset,
                 dynamo=True,
                 external_data=False,
-                dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
+                dynamic_shapes=tuple({0: batch, 1: seq} for _ in names),
                 verbose=False,
             )
     finally:
         onnx_logger.setLevel(level)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"input_ids": check.numpy(), "attention_mask": check_mask.numpy()})[0]
+    got = session.run(None, {name: check[name].numpy() for name in names})[0]
+    if got.ndim == 3:
+        got = got[real]
     return onnx_difference(got, want)
 
 

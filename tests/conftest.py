@@ -167,7 +167,7 @@ def save_tiny_model_dir(arch: str, path: Path, texts: list[str], seed: int = 0) 
     (path / "vocab.txt").write_text("\n".join(wordpiece_vocabulary(texts)) + "\n")
     tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"))  # transformers 5: `vocab`; `vocab_file` is silently ignored
     assert len(tokenizer) > 100, f"the tiny tokenizer has {len(tokenizer)} tokens: its vocabulary was not read"
-    extra = {"pad_token_id": 0} if arch == "roberta" else {}
+    extra = {"pad_token_id": 0} if arch in ("roberta", "xlm-roberta") else {}  # the tokenizer pads with id 0
     torch.manual_seed(seed)
     base_class, _ = CLASSES[arch]
     config = tiny_config(arch)

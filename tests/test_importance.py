@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import ARCHS, HEADS, LAYERS, NEURONS, tiny_batch, tiny_model
+from conftest import ARCHS, HEADS, LAYERS, NEURONS, NEW_ARCHS, tiny_batch, tiny_model
 from test_cli import _fails, _train_args
 
 from syne_prune import InPlaceMask, SubnetMask, get_architecture, get_search_space, masked
@@ -49,7 +49,7 @@ def _parts(model, layer: int):
 
 
 @pytest.mark.parametrize("head", HEAD_KINDS)
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", ARCHS + NEW_ARCHS)  # ModernBERT, DeBERTa: test_family_pipeline.py
 def test_permutation_preserves_outputs_and_moves_the_weights(arch, head):
     model = tiny_model(arch, head)
     batch = _labelled(head)

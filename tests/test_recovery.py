@@ -131,10 +131,11 @@ def test_export_with_recover_epochs_writes_the_recovered_model(exported, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the temporary unrecovered export is gone
     model = AutoModelForSequenceClassification.from_pretrained(out).eval()
     session = onnxruntime.InferenceSession(str(out / "model.onnx"))  # the ONNX file is the recovered model
-    batch = load_tokenizer(str(out))(["a good film", "the plot was not clever at all"], padding=True, return_tensors="np")
-    got = session.run(None, {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]})[0]
+    batch = load_tokenizer(str(out))(["a good film", "the plot"], ["was not clever at all", "bad"], padding=True, return_tensors="np")
+    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask", "token_type_ids"]  # BERT: sentence pairs
+    got = session.run(None, dict(batch))[0]
     with torch.inference_mode():
-        want = model(input_ids=torch.from_numpy(batch["input_ids"]), attention_mask=torch.from_numpy(batch["attention_mask"])).logits
+        want = model(**{k: torch.from_numpy(v) for k, v in batch.items()}).logits
     assert abs(got - want.numpy()).max() <= 1e-4
 
 
