@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from conftest import SPACES, VOCAB, _randomize_norms_and_biases, tiny_batch
+from conftest import SPACES, VOCAB, _randomize_norms_and_biases, tiny_batch, wordpiece_vocabulary
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import DebertaV2Config, DebertaV2ForMultipleChoice, DebertaV2ForSequenceClassification, DebertaV2Model
@@ -278,16 +278,13 @@ def test_v3_limits_no_positions_and_no_token_types():
 @pytest.fixture(scope="module")
 def deberta_dir(tmp_path_factory, glue_dir):
     """A tiny DeBERTa-v3-style base model with a WordPiece tokenizer trained on the RTE slice."""
-    from tokenizers import BertWordPieceTokenizer
     from transformers import BertTokenizerFast
 
     from syne_prune.data import load_task
 
     path = tmp_path_factory.mktemp("deberta-model")
     texts = [t for column in load_task("rte", glue_dir).train.texts for t in column]
-    wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator(texts, vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    wordpiece.save_model(str(path))
+    (path / "vocab.txt").write_text("\n".join(wordpiece_vocabulary(texts, size=200)) + "\n")
     tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"))
     torch.manual_seed(0)
     model = DebertaV2Model(deberta_config("v3", vocab_size=len(tokenizer)))

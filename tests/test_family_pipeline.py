@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import _randomize_norms_and_biases, save_tiny_model_dir, tiny_batch, tiny_model
+from conftest import _randomize_norms_and_biases, save_tiny_model_dir, tiny_batch, tiny_model, wordpiece_vocabulary
 from safetensors.torch import load_file
 from test_deberta import _batch as deberta_batch
 from test_deberta import deberta_config, deberta_model
@@ -115,14 +115,11 @@ def test_onnx_takes_token_types_where_the_model_has_them():
 # ---- super-network training and importance ordering ----
 
 def _deberta_dir(path: Path, texts: list[str]) -> Path:
-    """A tiny DeBERTa-v3-style base model (test_deberta's "v3") with a WordPiece tokenizer trained on ``texts``."""
-    from tokenizers import BertWordPieceTokenizer
+    """A tiny DeBERTa-v3-style base model (test_deberta's "v3") with a WordPiece tokenizer over ``texts``."""
     from transformers import BertTokenizerFast, DebertaV2Model
 
     path.mkdir(parents=True)
-    wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator(texts, vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    wordpiece.save_model(str(path))
+    (path / "vocab.txt").write_text("\n".join(wordpiece_vocabulary(texts, size=200)) + "\n")
     tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"))
     torch.manual_seed(0)
     model = DebertaV2Model(deberta_config("v3", vocab_size=len(tokenizer)))

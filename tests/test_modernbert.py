@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from conftest import SPACES, VOCAB, tiny_batch
+from conftest import SPACES, VOCAB, tiny_batch, wordpiece_vocabulary
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import (
     ModernBertConfig,
@@ -362,13 +362,10 @@ def test_export_reloads_without_syne_prune_via_trust_remote_code(exports):
 def _modernbert_dir(path, texts: list[str]):
     """A tiny random ModernBERT base model plus a WordPiece tokenizer that returns no token_type_ids (as
     ModernBERT's own tokenizer), saved as from_pretrained expects."""
-    from tokenizers import BertWordPieceTokenizer
     from transformers import BertTokenizerFast
 
     path.mkdir(parents=True)
-    wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator(texts, vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    wordpiece.save_model(str(path))
+    (path / "vocab.txt").write_text("\n".join(wordpiece_vocabulary(texts)) + "\n")
     tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"), model_input_names=["input_ids", "attention_mask"])
     model = modernbert("base")
     model.config.vocab_size = len(tokenizer)
