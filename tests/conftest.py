@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 from transformers import (
     BertConfig,
     BertForMultipleChoice,
@@ -146,6 +147,42 @@ def glue_dir(tmp_path_factory) -> Path:
     for folder in ("RTE", "MRPC", "STS-B", "CoLA", "SST-2"):
         glue_slice(root, folder)
     return root
+
+
+def model_outputs(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``logits`` of a model with a task head, ``last_hidden_state`` of a base model (``labels`` left out)."""
+    out = model(**{k: v for k, v in batch.items() if k != "labels"})
+    return out.logits if hasattr(out, "logits") else out.last_hidden_state
+
+
+def check_extraction(model, mask, batch: dict[str, torch.Tensor], tolerance: float = 1e-5,
+                     macs_batch: dict[str, torch.Tensor] | None = None):
+    """Surgery's key invariant for one mask; returns the extracted sub-network. Its outputs on ``batch`` equal the
+    masked super-network's (max abs difference <= ``tolerance``, finite), its ``numel()`` equals the parameter
+    count and its layers' ``numel()`` the encoder count (``subnet_size``), and with ``macs_batch`` (eager attention,
+    so that torch's FLOP counter sees the attention matmuls) FLOPs / 2 of one forward pass on it equal the MAC
+    count per sequence x its sequences."""
+    from syne_prune import extract_subnetwork, get_architecture, masked  # conftest imports syne_prune only where used
+    from syne_prune.objectives import subnet_size
+
+    with torch.inference_mode(), masked(model, mask):
+        want = model_outputs(model, batch)
+    sub = extract_subnetwork(model, mask)
+    with torch.inference_mode():
+        got = model_outputs(sub, batch)
+    where = (mask.heads_per_layer, mask.neurons_per_layer)
+    assert got.shape == want.shape and torch.isfinite(want).all(), where
+    assert (got - want).abs().max().item() <= tolerance, (*where, (got - want).abs().max().item())
+    seq_len = (macs_batch or batch)["input_ids"].shape[-1]
+    size = subnet_size(model, mask, seq_len=seq_len)
+    assert size.params == sum(p.numel() for p in sub.parameters()), where
+    assert size.encoder_params == sum(p.numel() for p in get_architecture(model.config).layers(sub).parameters()), where
+    if macs_batch is not None:
+        sub.requires_grad_(False)  # torch's module tracker fails on parameters passed as module inputs (DeBERTa)
+        with FlopCounterMode(display=False) as counter, torch.inference_mode():
+            sub(**{k: v for k, v in macs_batch.items() if k != "labels"})
+        assert size.macs * (macs_batch["input_ids"].numel() // seq_len) == counter.get_total_flops() // 2, where
+    return sub
 
 
 def wordpiece_vocabulary(texts: list[str], size: int = 300) -> list[str]:

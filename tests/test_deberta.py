@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from conftest import SPACES, VOCAB, _randomize_norms_and_biases, tiny_batch, wordpiece_vocabulary
+from conftest import SPACES, VOCAB, _randomize_norms_and_biases, check_extraction, tiny_batch, wordpiece_vocabulary
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import DebertaV2Config, DebertaV2ForMultipleChoice, DebertaV2ForSequenceClassification, DebertaV2Model
@@ -112,18 +112,9 @@ def test_extraction_equals_masking_with_exact_sizes(variant, head, space_name):
     assert len(masks) == {"layer": 4}.get(space_name, 23) or space_name == "small"  # 2 layers: 4 layer masks
     full = subnet_size(model, seq_len=seq_len)
     assert full.params == sum(p.numel() for p in model.parameters())
+    single = {k: v[:1, :1] if v.dim() == 3 else v[:1] for k, v in batch.items()}  # one sequence (one choice)
     for mask in masks:
-        with torch.inference_mode(), masked(model, mask):
-            want = _outputs(model, batch)
-        sub = extract_subnetwork(model, mask)
-        with torch.inference_mode():
-            got = _outputs(sub, batch)
-        assert (got - want).abs().max() <= TOLERANCE, (mask.heads_per_layer, mask.neurons_per_layer)
-        size = subnet_size(model, mask, seq_len=seq_len)
-        assert size.params == sum(p.numel() for p in sub.parameters())
-        assert size.encoder_params == sum(p.numel() for p in get_architecture(model.config).layers(sub).parameters())
-        if head in ("classifier", "base"):
-            assert size.macs == _flop_macs(sub, batch), (mask.heads_per_layer, mask.neurons_per_layer)
+        check_extraction(model, mask, batch, TOLERANCE, macs_batch=single if head in ("classifier", "base") else None)
 
 
 def test_mac_formula_terms_by_hand():
@@ -275,15 +266,11 @@ def test_v3_limits_no_positions_and_no_token_types():
         check_model_settings(v2, get_task("rte"), PairTokenizer(), 64)
 
 
-@pytest.fixture(scope="module")
-def deberta_dir(tmp_path_factory, glue_dir):
-    """A tiny DeBERTa-v3-style base model with a WordPiece tokenizer trained on the RTE slice."""
+def save_deberta_dir(path: Path, texts: list[str]) -> Path:
+    """A tiny DeBERTa-v3-style base model ("v3") with a WordPiece tokenizer over ``texts``, as from_pretrained expects."""
     from transformers import BertTokenizerFast
 
-    from syne_prune.data import load_task
-
-    path = tmp_path_factory.mktemp("deberta-model")
-    texts = [t for column in load_task("rte", glue_dir).train.texts for t in column]
+    path.mkdir(parents=True, exist_ok=True)
     (path / "vocab.txt").write_text("\n".join(wordpiece_vocabulary(texts, size=200)) + "\n")
     tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"))
     torch.manual_seed(0)
@@ -292,6 +279,15 @@ def deberta_dir(tmp_path_factory, glue_dir):
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def deberta_dir(tmp_path_factory, glue_dir):
+    """``save_deberta_dir`` over the RTE slice."""
+    from syne_prune.data import load_task
+
+    texts = [t for column in load_task("rte", glue_dir).train.texts for t in column]
+    return save_deberta_dir(tmp_path_factory.mktemp("deberta-model"), texts)
 
 
 def test_supernet_training_changes_the_weights_and_extracts_exactly(deberta_dir, glue_dir, tmp_path):

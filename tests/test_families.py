@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from conftest import HIDDEN, NEW_ARCHS, SPACES, reload_without_syne_prune, tiny_batch, tiny_model
-from torch.utils.flop_counter import FlopCounterMode
+from conftest import HIDDEN, NEW_ARCHS, SPACES, check_extraction, reload_without_syne_prune, tiny_batch, tiny_model
 
-from syne_prune import InPlaceMask, extract_subnetwork, get_architecture, get_search_space, masked
+from syne_prune import get_architecture, get_search_space, masked
 from syne_prune.export import export_subnetwork
 from syne_prune.importance import permute_units
 from syne_prune.models import FAMILIES, get_family
@@ -58,26 +57,12 @@ def test_extraction_masking_params_and_macs_agree(variant, head):
     assert subnet_size(model).params == sum(p.numel() for p in model.parameters())
     family = get_architecture(model.config)
     batch = tiny_batch(choices=4 if head == "multiple_choice" else 0)
-    masker = InPlaceMask(model)
     with torch.inference_mode():
         full = _outputs(model, batch)
         for space_name in SPACES:
             space = get_search_space(space_name, family.shape(model.config))
             for config in _configs(space):
-                mask = space.to_mask(config)
-                masker.set(mask)
-                want = _outputs(model, batch)
-                masker.set(None)
-                sub = extract_subnetwork(model, mask)
-                got = _outputs(sub, batch)
-                assert got.shape == want.shape and (got - want).abs().max().item() <= TOLERANCE, (space_name, config)
-                size = subnet_size(model, mask, seq_len=11)
-                assert size.params == sum(p.numel() for p in sub.parameters()), (space_name, config)
-                assert size.encoder_params == sum(p.numel() for p in family.layers(sub).parameters())
-                with FlopCounterMode(display=False) as counter:
-                    sub(**_macs_batch(head))
-                assert size.macs == counter.get_total_flops() // 2, (space_name, config)
-        masker.remove()
+                check_extraction(model, space.to_mask(config), batch, TOLERANCE, macs_batch=_macs_batch(head))
         assert torch.equal(_outputs(model, batch), full)
 
 

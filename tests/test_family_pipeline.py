@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import _randomize_norms_and_biases, save_tiny_model_dir, tiny_batch, tiny_model, wordpiece_vocabulary
+from conftest import save_tiny_model_dir, tiny_batch, tiny_model
 from safetensors.torch import load_file
 from test_deberta import _batch as deberta_batch
-from test_deberta import deberta_config, deberta_model
+from test_deberta import deberta_config, deberta_model, save_deberta_dir
 from test_modernbert import _modernbert_dir, modernbert
 
 from syne_prune import SubnetMask, get_architecture, get_search_space, masked
@@ -114,21 +114,6 @@ def test_onnx_takes_token_types_where_the_model_has_them():
 
 # ---- super-network training and importance ordering ----
 
-def _deberta_dir(path: Path, texts: list[str]) -> Path:
-    """A tiny DeBERTa-v3-style base model (test_deberta's "v3") with a WordPiece tokenizer over ``texts``."""
-    from transformers import BertTokenizerFast, DebertaV2Model
-
-    path.mkdir(parents=True)
-    (path / "vocab.txt").write_text("\n".join(wordpiece_vocabulary(texts, size=200)) + "\n")
-    tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"))
-    torch.manual_seed(0)
-    model = DebertaV2Model(deberta_config("v3", vocab_size=len(tokenizer)))
-    _randomize_norms_and_biases(model)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def family_dirs(tmp_path_factory, glue_dir) -> dict[str, Path]:
     """Tiny random base models with tokenizers, one per new family (ModernBERT: 4 layers, the others 2)."""
@@ -136,7 +121,7 @@ def family_dirs(tmp_path_factory, glue_dir) -> dict[str, Path]:
 
     texts = [t for task in ("rte", "stsb") for column in load_task(task, glue_dir).train.texts for t in column]
     root = tmp_path_factory.mktemp("families")
-    return {"modernbert": _modernbert_dir(root / "modernbert", texts), "deberta-v2": _deberta_dir(root / "deberta-v2", texts),
+    return {"modernbert": _modernbert_dir(root / "modernbert", texts), "deberta-v2": save_deberta_dir(root / "deberta-v2", texts),
             **{arch: save_tiny_model_dir(arch, root / arch, texts) for arch in ("xlm-roberta", "electra")}}
 
 

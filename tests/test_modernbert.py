@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from conftest import SPACES, VOCAB, tiny_batch, wordpiece_vocabulary
-from torch.utils.flop_counter import FlopCounterMode
+from conftest import SPACES, VOCAB, check_extraction, tiny_batch, wordpiece_vocabulary
 from transformers import (
     ModernBertConfig,
     ModernBertForMultipleChoice,
@@ -97,29 +96,11 @@ def test_extracted_equals_masked_and_sizes_are_exact(space_name, head, variant, 
     on the same forward pass (eager attention: its matmuls are counted; sdpa: outputs only)."""
     model = modernbert(head, variant, attn_implementation=attention)
     space, batch = _space(model, space_name), _batch(head)
-    arch = get_architecture(model.config)
-    sequences, seq_len = batch["input_ids"].numel() // batch["input_ids"].shape[-1], batch["input_ids"].shape[-1]
     assert subnet_size(model).params == sum(p.numel() for p in model.parameters())
     with torch.inference_mode():
         full = _outputs(model, batch)
-        masker = InPlaceMask(model)
         for config in _configs(space):
-            mask = space.to_mask(config)
-            masker.set(mask)
-            want = _outputs(model, batch)
-            masker.set(None)
-            sub = extract_subnetwork(model, mask)
-            with FlopCounterMode(display=False) as counter:
-                got = _outputs(sub, batch)
-            assert got.shape == want.shape and torch.isfinite(want).all()
-            difference = (got - want).abs().max().item()
-            assert difference <= TOLERANCE, f"{space_name}/{head}/{variant} {config}: {difference}"
-            size = subnet_size(model, mask, seq_len=seq_len)
-            assert size.params == sum(p.numel() for p in sub.parameters()), config
-            assert size.encoder_params == sum(p.numel() for p in arch.layers(sub).parameters()), config
-            if attention == "eager":
-                assert size.macs * sequences == counter.get_total_flops() // 2, config
-        masker.remove()
+            check_extraction(model, space.to_mask(config), batch, TOLERANCE, macs_batch=batch if attention == "eager" else None)
         assert torch.equal(_outputs(model, batch), full)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import HEADS, LAYERS, NEURONS, SPACES, tiny_batch, tiny_model
+from conftest import HEADS, LAYERS, NEURONS, SPACES, check_extraction, tiny_batch, tiny_model
 
 from syne_prune import InPlaceMask, SubnetMask, SynePruneError, extract_subnetwork, get_architecture, get_search_space, masked
 from syne_prune.surgery import pruned_config
@@ -34,17 +34,8 @@ def test_extracted_equals_masked(arch, space_name, head):
     batch = tiny_batch(choices=4 if head == "multiple_choice" else 0)
     with torch.inference_mode():
         full = _outputs(model, batch)
-        masker = InPlaceMask(model)
         for config in _configs(space):
-            mask = space.to_mask(config)
-            masker.set(mask)
-            want = _outputs(model, batch)
-            masker.set(None)
-            got = _outputs(extract_subnetwork(model, mask), batch)
-            assert got.shape == want.shape
-            difference = (got - want).abs().max().item()
-            assert difference <= TOLERANCE, f"{arch}/{space_name}/{head} {config}: {difference}"
-        masker.remove()
+            check_extraction(model, space.to_mask(config), batch, TOLERANCE)
         assert torch.equal(_outputs(model, batch), full)
 
 

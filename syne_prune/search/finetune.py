@@ -36,7 +36,7 @@ from syne_prune.models import get_architecture, load_task_model
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.numerics import require_finite_result, require_finite_weights
 from syne_prune.objectives import measure_latency_ms, subnet_size
-from syne_prune.search.protocol import failure_line, parse_hyperparameters, process_start_time
+from syne_prune.search.protocol import parse_hyperparameters, process_start_time, run_trial
 from syne_prune.search.sagemaker.aws import S3_URI, aws_error
 from syne_prune.search_spaces import SEARCH_SPACES, get_search_space
 from syne_prune.surgery import extract_subnetwork
@@ -227,22 +227,22 @@ def _download_weights(uri: str, folder: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        constants, hyperparameters = parse_hyperparameters(sys.argv[1:] if argv is None else argv, CONSTANTS + ("st_checkpoint_dir",))
-        checkpoint = constants.pop("st_checkpoint_dir") or None
-        settings, objectives = FineTuneSettings.from_constants(constants)
-        config = {k: int(v) for k, v in hyperparameters.items()}
-        reporter = Reporter()
-        setup_s = time.time() - process_start_time()  # interpreter and imports
+    """A standard-NAS trial process: fine-tune the configuration's sub-network, reporting after every epoch."""
+    return run_trial(lambda: _fine_tune_trial(sys.argv[1:] if argv is None else argv))
 
-        def report(result: dict[str, Any]) -> None:
-            reporter(**result, setup_s=setup_s)
 
-        fine_tune(settings, config, Path(checkpoint) if checkpoint else None, report, objectives)
-        return 0
-    except Exception as error:  # noqa: BLE001 - any failure becomes a failed trial with its reason
-        print(failure_line(error), file=sys.stderr, flush=True)
-        return 1
+def _fine_tune_trial(argv: list[str]) -> None:
+    constants, hyperparameters = parse_hyperparameters(argv, CONSTANTS + ("st_checkpoint_dir",))
+    checkpoint = constants.pop("st_checkpoint_dir") or None
+    settings, objectives = FineTuneSettings.from_constants(constants)
+    config = {k: int(v) for k, v in hyperparameters.items()}
+    reporter = Reporter()
+    setup_s = time.time() - process_start_time()  # interpreter and imports
+
+    def report(result: dict[str, Any]) -> None:
+        reporter(**result, setup_s=setup_s)
+
+    fine_tune(settings, config, Path(checkpoint) if checkpoint else None, report, objectives)
 
 
 if __name__ == "__main__":

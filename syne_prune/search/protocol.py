@@ -14,7 +14,9 @@ it reports and fails, and the fidelity rule.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from collections.abc import Callable
 
 _IMPORTED_AT = time.time()
 FAILURE_PREFIX = "syne-prune trial failed: "
@@ -34,6 +36,17 @@ def failure_line(error: BaseException | str) -> str:
         return f"{FAILURE_PREFIX}{error}"
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return f"{FAILURE_PREFIX}{type(error).__name__}: {reason}"
+
+
+def run_trial(trial: Callable[[], None]) -> int:
+    """Run a trial process's body: exit code 0 when it returns; when it raises anything, 1 with
+    ``failure_line(error)`` as the last line on stderr (every failure becomes a failed trial with its reason)."""
+    try:
+        trial()
+        return 0
+    except Exception as error:  # noqa: BLE001 - any failure becomes a failed trial with its reason
+        print(failure_line(error), file=sys.stderr, flush=True)
+        return 1
 
 
 def process_start_time() -> float:

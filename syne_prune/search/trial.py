@@ -42,6 +42,7 @@ from syne_prune.search.protocol import (  # noqa: F401 - the shared protocol, al
     fidelity_levels,
     parse_hyperparameters,
     process_start_time,
+    run_trial,
 )
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet import load_supernet
@@ -177,22 +178,22 @@ def _parse(argv: list[str]) -> tuple[TrialSettings, dict[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        settings, config = _parse(sys.argv[1:] if argv is None else argv)
-        reporter = Reporter()
-        evaluator = Evaluator(settings)
-        setup_s = time.time() - process_start_time()  # interpreter, imports, checkpoint and data loading
+    """A weight-sharing trial process: evaluate the configuration's sub-network, reporting per fidelity level."""
+    return run_trial(lambda: _evaluation_trial(sys.argv[1:] if argv is None else argv))
 
-        def report(result: dict[str, Any]) -> None:
-            if "eval_s" in result:  # the last report carries the time split
-                result = {**result, "setup_s": setup_s}
-            reporter(**result)
 
-        evaluator.evaluate(config, report)
-        return 0
-    except Exception as error:  # noqa: BLE001 - any failure becomes a failed trial with its reason
-        print(failure_line(error), file=sys.stderr, flush=True)
-        return 1
+def _evaluation_trial(argv: list[str]) -> None:
+    settings, config = _parse(argv)
+    reporter = Reporter()
+    evaluator = Evaluator(settings)
+    setup_s = time.time() - process_start_time()  # interpreter, imports, checkpoint and data loading
+
+    def report(result: dict[str, Any]) -> None:
+        if "eval_s" in result:  # the last report carries the time split
+            result = {**result, "setup_s": setup_s}
+        reporter(**result)
+
+    evaluator.evaluate(config, report)
 
 
 if __name__ == "__main__":
