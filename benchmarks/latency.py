@@ -18,13 +18,41 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import AutoModel, BertConfig, BertModel
+from transformers import (
+    AutoModel,
+    BertConfig,
+    DebertaV2Config,
+    ElectraConfig,
+    ModernBertConfig,
+    XLMRobertaConfig,
+)
 
 from syne_prune import get_architecture, get_search_space
 from syne_prune.export import export_subnetwork, load_model
 from syne_prune.objectives import subnet_size
 
 FRACTIONS = (1.0, 0.75, 0.5, 0.25)
+# Randomly initialised models of each family's base size (latency does not depend on the weights' values), as the
+# families' published base configurations give them; minilm is the real all-MiniLM-L6-v2 (syne-prune[demo]).
+BASE_CONFIGS = {
+    "bert-base": BertConfig,  # 12 layers, 12 heads, hidden 768, FFN 3072
+    "modernbert-base": ModernBertConfig,  # 22 layers, 12 heads, hidden 768, gated FFN 2 x 1152, local/global attention
+    "deberta-v3-base": lambda: DebertaV2Config(  # 12 layers, 12 heads, hidden 768, FFN 3072, disentangled attention
+        vocab_size=128100, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+        relative_attention=True, pos_att_type=["p2c", "c2p"], position_buckets=256, max_relative_positions=-1, norm_rel_ebd="layer_norm",
+        share_att_key=True, position_biased_input=False, type_vocab_size=0),
+    "xlm-roberta-base": lambda: XLMRobertaConfig(vocab_size=250002, max_position_embeddings=514, type_vocab_size=1,
+                                                 pad_token_id=1, bos_token_id=0, eos_token_id=2),
+    "electra-base": lambda: ElectraConfig(embedding_size=768, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                          intermediate_size=3072),
+}
+
+
+def load_benchmark_model(name: str):
+    """The model ``name`` (``minilm`` or a key of ``BASE_CONFIGS``), in eval mode."""
+    if name == "minilm":
+        return load_model("sentence-transformers/all-MiniLM-L6-v2")
+    return AutoModel.from_config(BASE_CONFIGS[name]()).eval()
 
 
 def uniform_config(space, fraction: float) -> dict[str, int]:
@@ -95,23 +123,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--models", nargs="+", default=["minilm", "bert-base"], choices=["minilm", "bert-base"])
+    parser.add_argument("--models", nargs="+", default=["minilm", "bert-base"], choices=["minilm", *BASE_CONFIGS])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latency.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models:
-            if name == "minilm":
-                model = load_model("sentence-transformers/all-MiniLM-L6-v2")  # real weights (syne-prune[demo])
-            else:
-                model = BertModel(BertConfig()).eval()  # BERT-base shape, random weights
-            rows += benchmark(name, model, args.batch_sizes, args.seq_len, args.repeats, Path(tmp))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"threads": args.threads, "repeats": args.repeats, "torch": torch.__version__, "command": "python benchmarks/latency.py " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items())}
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    rows = []
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models:
+            rows += benchmark(name, load_benchmark_model(name), args.batch_sizes, args.seq_len, args.repeats, Path(tmp))
+            args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")  # as each model finishes
 
 
 if __name__ == "__main__":
