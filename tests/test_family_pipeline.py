@@ -16,6 +16,8 @@ from safetensors.torch import load_file
 from test_deberta import _batch as deberta_batch
 from test_deberta import deberta_config, deberta_model, save_deberta_dir
 from test_modernbert import _modernbert_dir, modernbert
+from test_sagemaker import _settings as sagemaker_settings
+from test_sagemaker import aws, jobs_run_locally  # noqa: F401 - fixtures of the SageMaker test module, used here
 
 from syne_prune import SubnetMask, get_architecture, get_search_space, masked
 from syne_prune.export import ONNX_TOLERANCE, export_subnetwork, onnx_input_names
@@ -215,21 +217,26 @@ def _ratios(supernet, row, space) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("family", ["modernbert", "deberta-v2"])
-def test_search_on_the_local_and_pool_backends(family, family_supernets, tmp_path):
+def test_search_on_the_local_pool_and_sagemaker_backends(family, family_supernets, jobs_run_locally, tmp_path):  # noqa: F811
     """Random search, one worker (two would start in parallel on the CI's 2 cores: slower): 3 trials (the largest,
     smallest and midpoint sub-networks) on the pool backend, the first 2 on the local one (a process per trial: ~6 s
-    each); the local trials equal the pool's; every trial completed with a finite error in [0, 1]; the params and MACs
-    ratios in trials.csv equal the counter's for the trial's mask (1e-9)."""
+    each) and on the SageMaker one (jobs against moto, each run here as the container would run it: the uploaded
+    source's entry script with the super-network as an input channel); the local and SageMaker trials equal the
+    pool's; every trial completed with a finite error in [0, 1]; the params and MACs ratios in trials.csv equal the
+    counter's for the trial's mask (1e-9)."""
     from syne_prune.search import SearchConfig, run_search
     from syne_prune.search.results import read_trials
 
     tables = {}
-    for backend, max_trials in (("local", 2), ("pool", 3)):
+    for backend, max_trials in (("local", 2), ("sagemaker", 2), ("pool", 3)):
+        extra = {"sagemaker": sagemaker_settings()} if backend == "sagemaker" else {}
         run_search(SearchConfig(supernet=str(family_supernets[family]), output=str(tmp_path / backend), scheduler="random",
-                                backend=backend, n_workers=1, max_trials=max_trials, seed=5, eval_batch_size=8), progress=False)
+                                backend=backend, n_workers=1, max_trials=max_trials, seed=5, eval_batch_size=8, **extra), progress=False)
         trials = read_trials(tmp_path / backend / "trials.csv").sort_values("trial_id").reset_index(drop=True)
         tables[backend] = trials[[c for c in trials.columns if c.startswith(("num_", "status", "error", "params", "macs"))]]
     pd.testing.assert_frame_equal(tables["pool"].iloc[:2], tables["local"], check_exact=True)
+    pd.testing.assert_frame_equal(tables["pool"].iloc[:2], tables["sagemaker"], check_exact=True)
+    assert len(jobs_run_locally.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]) == 2  # one job per trial
     trials = tables["pool"]
     assert len(trials) == 3 and (trials["status"] == "completed").all()
     assert np.isfinite(trials["error"]).all() and trials["error"].between(0, 1).all()
