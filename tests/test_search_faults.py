@@ -171,6 +171,21 @@ def test_a_ledger_from_an_earlier_version_gets_the_new_columns(tmp_path):
     assert frame["error"].tolist() == [0.25, 0.5] and frame["part"].isna().tolist() == [True, False]
 
 
+def test_a_killed_parts_suggestions_are_never_fewer_than_its_trials_in_the_ledger(tmp_path):
+    """Part 0 was killed after its last heartbeat counted 1 suggestion, but its ledger holds 3 trials: 3.
+    Part 1's clock counted 5 (two turned into no trial): 5 stays. Part 2 has no clock file: its 1 trial."""
+    experiments = tmp_path / "syne-tune"
+    for part, suggestions in ((0, 1), (1, 5)):
+        (experiments / f"part-{part}").mkdir(parents=True)
+        (experiments / f"part-{part}" / R.PART_FILE).write_text(json.dumps({"seconds": 1.0, "first_trial_id": 0,
+                                                                            "scheduler": {"suggestions": suggestions, "suggest_s": 0.5}}))
+    trials = pd.DataFrame({"trial_id": range(7), "status": ["completed"] * 7, "part": [0, 0, 0, 1, 1, 1, 2],
+                           "finished_s": [1.0] * 7})
+    parts = R.read_parts(experiments, trials)
+    assert [p["scheduler"].get("suggestions") for p in parts] == [3, 5, 1]
+    assert [p["scheduler"].get("suggest_s") for p in parts] == [0.5, 0.5, None]
+
+
 def test_curve_times_and_syne_tune_results_come_from_the_ledger(tmp_path):
     """Part 0 ran 10 s (killed: its clock file says 9 s, its last trial finished at 10 s), part 1 5 s."""
     experiments = tmp_path / "syne-tune"

@@ -185,7 +185,8 @@ class PartClock:
 def read_parts(experiments: Path, trials: pd.DataFrame) -> list[dict[str, Any]]:
     """Every part of a search, in order: ``{"part", "seconds", "first_trial_id", "scheduler"}``. A part's
     seconds are those its ``PartClock`` recorded, and never less than its last trial's ``finished_s`` in the
-    ledger (a part killed between two heartbeats)."""
+    ledger (a part killed between two heartbeats); likewise its scheduler's ``suggestions`` never fewer than
+    its trials in the ledger."""
     numbers = {int(p.name.split("-")[1]) for p in Path(experiments).glob("part-*") if p.name.split("-")[1].isdigit()}
     if "part" in trials and len(trials):
         numbers |= {int(k) for k in trials["part"].dropna().unique()}
@@ -195,8 +196,11 @@ def read_parts(experiments: Path, trials: pd.DataFrame) -> list[dict[str, Any]]:
         record = json.loads(path.read_text()) if path.is_file() else {}
         mine = trials[trials["part"] == number] if "part" in trials and len(trials) else trials.iloc[0:0]
         last = float(mine["finished_s"].max()) if "finished_s" in mine and mine["finished_s"].notna().any() else 0.0
+        scheduler = dict(record.get("scheduler", {}))
+        if len(mine):  # each trial in the ledger was one suggestion, even those after the part's last heartbeat
+            scheduler["suggestions"] = max(int(scheduler.get("suggestions", 0)), len(mine))
         parts.append({"part": number, "seconds": max(float(record.get("seconds", 0.0)), last),
-                      "first_trial_id": record.get("first_trial_id"), "scheduler": record.get("scheduler", {})})
+                      "first_trial_id": record.get("first_trial_id"), "scheduler": scheduler})
     return parts
 
 
