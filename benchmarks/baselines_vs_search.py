@@ -13,9 +13,22 @@ Results (``--out-dir``): ``relative_to_model_size.csv`` in the columns of the pa
 for every threshold, the test error of the sub-network with the best validation error among those with a
 parameter ratio <= threshold; method names as the paper's: nas, standard_nas, rfp, ld, hp), ``hypervolume.csv``
 (method, model, dataset, seed, runtime, hv: the hypervolume of (validation error, params ratio), reference point 1,
-over wall-clock seconds; WS-NAS includes the super-network's training, the baselines the fine-tuning of their
-input model and each budget's pruning time in sweep order), ``relative_to_model_size.png`` (ours beside the
+over wall-clock seconds; WS-NAS includes the super-network's training and, when it was trained against a fixed
+teacher (``--teacher auto`` or a directory, its ``supernet.json`` ``teacher.path``), that teacher's fine-tuning, the
+baselines the fine-tuning of their input model and each budget's pruning time in sweep order; the times are the
+checkpoints' ``train_time_s`` and the searches' ``wallclock_s``), ``relative_to_model_size.png`` (ours beside the
 paper's BERT-base rows), ``hypervolume.png`` and ``results.md``.
+
+``--from-quality DIR`` (``--scale cpu`` only) reuses what ``benchmarks/quality.py --workdir DIR`` trained with the
+final recipe: for a (task, seed) with a finished run ``DIR/<task>-seed<k>/`` whose reference was fine-tuned from the
+scale's model, ``finetuned`` is a symlink to the reference its teacher row used (``supernet-teacher``'s teacher),
+``supernet`` to ``supernet-teacher`` and ``ws-nas`` to ``search-teacher`` (read in place, nothing in DIR is written;
+see benchmarks/quality_runs.py for the checks). Those steps then count as done; their rows are method ``nas`` like a
+fresh run's. WS-NAS's clock is then reference fine-tune (its ``train_time_s``, the chosen learning rate only, not
+quality.py's learning-rate grid) + teacher super-network training (``train_time_s``) + search (``wallclock_s``;
+quality.py's own ``stages_s``, which also count loading and evaluating, are not used), and the baselines start
+after the same reference fine-tune. A (task, seed) without a usable run is logged and its steps run as before.
+rfp, layer-drop, head-prune and standard-nas always run here.
 
     HF_HUB_OFFLINE=1 python benchmarks/baselines_vs_search.py --scale cpu --data-dir ../shared/data/glue \\
         --tasks rte mrpc cola stsb --seeds 0 1 2 --workdir runs/baselines --out-dir benchmarks/results/baselines
@@ -38,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_runs import link_quality_run  # noqa: E402
 from scales import SCALES, reachable_models, short_name  # noqa: E402
 
 PAPER_NAMES = {"ws-nas": "nas", "standard-nas": "standard_nas", "rfp": "rfp", "layer-drop": "ld", "head-prune": "hp"}
@@ -115,6 +129,15 @@ def run_step(command: list[str], log: Path) -> bool:
     return code == 0
 
 
+def supernet_time(supernet: Path) -> float:
+    """Seconds until a super-network exists: its training epochs (``train_time_s``) plus, when it was trained against a
+    fixed teacher whose checkpoint is still there (``teacher.path``: ``--teacher auto`` or a directory), the
+    teacher's fine-tuning (its ``train_time_s``)."""
+    metadata = json.loads((supernet / "supernet.json").read_text())
+    teacher = Path((metadata.get("teacher") or {}).get("path") or supernet / "no-teacher") / "supernet.json"
+    return float(metadata["train_time_s"]) + (float(json.loads(teacher.read_text())["train_time_s"]) if teacher.is_file() else 0.0)
+
+
 def candidates(work: Path, method: str) -> tuple[pd.DataFrame, float]:
     """(rows with valid_error, test_error, params, time_s = when each became available), and the method's runtime."""
     if method in BASELINES:
@@ -128,7 +151,7 @@ def candidates(work: Path, method: str) -> tuple[pd.DataFrame, float]:
     summary = json.loads((work / method / "summary.json").read_text())
     done_ = trials[(trials["status"] == "completed") & (trials["fidelity"] >= trials["fidelity"].max())]
     frame = done_.rename(columns={"error": "valid_error"})[["valid_error", "test_error", "params"]].copy()
-    offset = json.loads((work / "supernet" / "supernet.json").read_text())["train_time_s"] if method == "ws-nas" else 0.0
+    offset = supernet_time(work / "supernet") if method == "ws-nas" else 0.0
     frame["time_s"] = np.nan
     return frame, offset + float(summary.get("wallclock_s") or 0)
 
@@ -150,7 +173,7 @@ def hypervolume_curve(work: Path, method: str, frame: pd.DataFrame) -> list[tupl
 
     if method not in BASELINES:
         curve = pd.read_csv(work / method / "hypervolume.csv")
-        offset = json.loads((work / "supernet" / "supernet.json").read_text())["train_time_s"] if method == "ws-nas" else 0.0
+        offset = supernet_time(work / "supernet") if method == "ws-nas" else 0.0
         return [(offset + t, h) for t, h in zip(curve["wallclock_s"], curve["hypervolume"])]
     points, curve = np.empty((0, 2)), []
     for row in frame.itertuples():
@@ -246,6 +269,28 @@ def markdown(sizes: pd.DataFrame, hv: pd.DataFrame, args) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_steps(args, models: list[str]) -> int:
+    """Run (or resume, or skip when done) every model/task/seed's steps, linking quality runs first with
+    ``--from-quality``; the number of failed steps."""
+    failed = 0
+    for model in models:
+        for task in args.tasks:
+            for seed in args.seeds:
+                work = Path(args.workdir) / short_name(model) / task / f"seed{seed}"
+                if args.from_quality:
+                    print(f"{short_name(model)} / {task} / seed {seed}: --from-quality {args.from_quality}", flush=True)
+                    link_quality_run(Path(args.from_quality), model, task, seed, work)
+                needed = ["finetuned"] if any(m in BASELINES for m in args.methods) else []
+                for step in needed + list(args.methods):
+                    print(f"{short_name(model)} / {task} / seed {seed}: {step}", flush=True)
+                    commands = steps(args, model, task, seed, work, step)  # after fine-tuning: the budgets a baseline reaches
+                    if not all(run_step(command, work / f"{step}.log") for command in commands):
+                        failed += 1
+                        if step == "finetuned":
+                            break
+    return failed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", choices=list(SCALES), default="cpu", help="cpu: all-MiniLM-L6-v2; gpu: bert-base-cased, roberta-base")
@@ -267,27 +312,22 @@ def main() -> None:
     parser.add_argument("--workdir", default="runs/baselines_vs_search")
     parser.add_argument("--out-dir", default="benchmarks/results/baselines_vs_search")
     parser.add_argument("--anchors", default=str(ANCHORS), help="the paper's result tables (plm_pruning_results)")
-    parser.add_argument("--collect-only", action="store_true", help="only read what the work directory has")
+    parser.add_argument("--collect-only", action="store_true", help="only read what the work directory has (links nothing)")
+    parser.add_argument("--from-quality", metavar="DIR",
+                        help="a benchmarks/quality.py --workdir (--scale cpu only): a (task, seed) with a finished run there links its "
+                             "teacher reference as finetuned and supernet-teacher + search-teacher as ws-nas instead of training them "
+                             "(read in place, nothing there is written); without one those steps run as before")
     args = parser.parse_args()
+    if args.from_quality and args.scale != "cpu":
+        parser.error("--from-quality goes with --scale cpu (quality.py trains all-MiniLM-L6-v2); drop it or use --scale cpu")
+    if args.from_quality and not Path(args.from_quality).is_dir():
+        parser.error(f"--from-quality {args.from_quality} is not a directory; give a benchmarks/quality.py --workdir")
     scale = SCALES[args.scale]
     args.epochs = args.epochs or scale["epochs"]
     args.search_budget = args.search_budget or scale["search_budget_s"]
     args.n_workers = args.n_workers or scale["n_workers"]
     models = reachable_models(args.scale)
-    failed = 0
-    if not args.collect_only:
-        for model in models:
-            for task in args.tasks:
-                for seed in args.seeds:
-                    work = Path(args.workdir) / short_name(model) / task / f"seed{seed}"
-                    needed = ["finetuned"] if any(m in BASELINES for m in args.methods) else []
-                    for step in needed + list(args.methods):
-                        print(f"{short_name(model)} / {task} / seed {seed}: {step}", flush=True)
-                        commands = steps(args, model, task, seed, work, step)  # after fine-tuning: the budgets a baseline reaches
-                        if not all(run_step(command, work / f"{step}.log") for command in commands):
-                            failed += 1
-                            if step == "finetuned":
-                                break
+    failed = 0 if args.collect_only else run_steps(args, models)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sizes, hv = collect(args, models)
