@@ -234,8 +234,10 @@ def test_parallel_replays_equal_sequential_ones_and_resume_with_other_jobs(recor
     resumed = run_benchmark(BenchmarkConfig(output=str(out), jobs=1, **common), progress=False)
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in kept} == kept  # not replayed again
     assert _replay_files(out) == one
-    hypervolumes = [{s: v["hypervolume"] for s, v in summary["schedulers"].items()} for summary in (sequential, resumed)]
-    assert hypervolumes[0] == hypervolumes[1] and set(hypervolumes[0]) == {"random", "ehvi"} and min(hypervolumes[0].values()) > 0
+    again = run_benchmark(BenchmarkConfig(output=str(out), jobs=2, **common), progress=False)  # nothing left to replay: only the report
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in kept} == kept
+    hypervolumes = [{s: v["hypervolume"] for s, v in summary["schedulers"].items()} for summary in (sequential, resumed, again)]
+    assert hypervolumes[0] == hypervolumes[1] == hypervolumes[2] and set(hypervolumes[0]) == {"random", "ehvi"} and min(hypervolumes[0].values()) > 0
 
     from syne_prune.cli import main
 

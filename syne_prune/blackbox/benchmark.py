@@ -144,7 +144,7 @@ def _run_pending(replays: _Replays, pending: list[tuple[str, int]], jobs: int, b
     """Run the ``pending`` (scheduler, seed) replays, ``jobs`` at once (in spawned worker processes; in this
     process for 1), advancing ``bar`` as each finishes. The first failure cancels the replays not started,
     waits for the running ones (kept on disk) and is raised."""
-    if jobs == 1 or len(pending) == 1:
+    if jobs == 1 or len(pending) <= 1:
         for key in pending:
             replays.run(*key)
             bar.update(1)
