@@ -19,6 +19,7 @@ from pathlib import Path
 
 from syne_prune.blackbox.benchmark import BenchmarkConfig, run_benchmark
 from syne_prune.blackbox.record import RecordConfig, record_samples
+from syne_prune.search.pool import usable_cores
 from syne_prune.search.schedulers import SCHEDULERS
 
 
@@ -36,6 +37,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=500)
     parser.add_argument("--workers", type=int, default=1, help="simulated workers per replay")
     parser.add_argument("--surrogate", default="auto")
+    parser.add_argument("--jobs", type=int, default=usable_cores(),
+                        help="replays at once, in worker processes; the results do not depend on it (default: the usable CPU cores)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     for task in args.tasks:
@@ -53,7 +56,8 @@ def main() -> None:
         print(task, "blackbox:", json.dumps(recorded), flush=True)
         summary = run_benchmark(BenchmarkConfig(blackbox=str(Path(args.out) / task / "blackbox"), output=str(Path(args.out) / task / "benchmark"),
                                                 schedulers=tuple(args.schedulers.split(",")), seeds=args.seeds, max_trials=args.trials,
-                                                n_workers=args.workers, surrogate=args.surrogate, supernet=str(supernet)))
+                                                n_workers=args.workers, surrogate=args.surrogate, supernet=str(supernet),
+                                                jobs=args.jobs))
         print(task, f"done in {time.time() - started:.0f} s:", json.dumps(summary["schedulers"], indent=1), flush=True)
 
 

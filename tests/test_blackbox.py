@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from syne_prune.blackbox import RecordConfig, read_blackbox, record_from_trials, record_samples
 from syne_prune.blackbox.benchmark import BenchmarkConfig, run_benchmark
@@ -106,7 +107,7 @@ def test_replay_is_deterministic_and_reported(recorded, tmp_path):
     outputs = []
     for name in ("a", "b"):
         bench = BenchmarkConfig(blackbox=config.output, output=str(tmp_path / name), schedulers=("random", "moasha", "local_search"),
-                                seeds=2, max_trials=10, n_workers=2, supernet=config.supernet)
+                                seeds=2, max_trials=10, n_workers=2, supernet=config.supernet, jobs=1)  # --jobs 2: below
         outputs.append((tmp_path / name, run_benchmark(bench, progress=False)))
     (a, summary), (b, _) = outputs
     csvs = sorted(p.relative_to(a) for p in a.rglob("*.csv") if "syne-tune" not in p.parts)
@@ -190,3 +191,56 @@ def test_bad_blackbox_is_refused(recorded, supernets, tmp_path, capsys, defect):
     code = main(["benchmark", "--blackbox", str(bad), "--supernet", supernet, "--max-trials", "5", "--seeds", "1", "--output", str(out)])
     error = capsys.readouterr().err.strip()
     assert code == 2 and error.startswith("error: ") and "\n" not in error and not out.exists()
+
+
+def _replay_files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted((directory / "runs").rglob("seed-*.csv"))}
+
+
+def test_parallel_replays_equal_sequential_ones_and_resume_with_other_jobs(recorded, tmp_path, capsys):
+    """--jobs 1 and --jobs 2 give the same bytes (EHVI's GP suggestions included: trials 4-6 of each replay);
+    a replay failing in a worker raises the error of the same replay in this process, the finished ones stay;
+    a re-run with another --jobs continues."""
+    config, _ = recorded
+    common = dict(blackbox=config.output, schedulers=("random", "ehvi"), seeds=2, max_trials=6, n_workers=1, supernet=config.supernet)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:  # the replays in this process run with one torch thread, then the caller's two are back
+        sequential = run_benchmark(BenchmarkConfig(output=str(tmp_path / "one"), jobs=1, **common), progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    one = _replay_files(tmp_path / "one")
+    assert list(one) == ["runs/ehvi/seed-0.csv", "runs/ehvi/seed-1.csv", "runs/random/seed-0.csv", "runs/random/seed-1.csv"]
+    assert all(len(pd.read_csv(tmp_path / "one" / name)) == 6 for name in one)
+    assert "jobs" not in json.loads((tmp_path / "one" / "benchmark.json").read_text())
+
+    out = tmp_path / "two"  # the same settings (jobs is none of them), with random seed 1's Syne Tune folder blocked by a file
+    (out / "syne-tune").mkdir(parents=True)
+    shutil.copy(tmp_path / "one" / "benchmark.json", out / "benchmark.json")
+    (out / "syne-tune" / "random-seed-1").write_text("in the way")
+    errors = []
+    for jobs in (2, 1):  # in a worker (ehvi's replays first, then random's), then the same replay in this process
+        with pytest.raises(Exception) as raised:
+            run_benchmark(BenchmarkConfig(output=str(out), jobs=jobs, **common), progress=False)
+        errors.append((type(raised.value), str(raised.value)))
+    assert errors[0] == errors[1] and "random-seed-1" in errors[0][1]
+    two = _replay_files(out)
+    assert two == {k: v for k, v in one.items() if k != "runs/random/seed-1.csv"}  # the finished ones kept, byte-identical
+    kept = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted((out / "runs").rglob("seed-*"))}
+    assert len(kept) == 6
+
+    (out / "syne-tune" / "random-seed-1").unlink()
+    resumed = run_benchmark(BenchmarkConfig(output=str(out), jobs=1, **common), progress=False)
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in kept} == kept  # not replayed again
+    assert _replay_files(out) == one
+    again = run_benchmark(BenchmarkConfig(output=str(out), jobs=2, **common), progress=False)  # nothing left to replay: only the report
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in kept} == kept
+    hypervolumes = [{s: v["hypervolume"] for s, v in summary["schedulers"].items()} for summary in (sequential, resumed, again)]
+    assert hypervolumes[0] == hypervolumes[1] == hypervolumes[2] and set(hypervolumes[0]) == {"random", "ehvi"} and min(hypervolumes[0].values()) > 0
+
+    from syne_prune.cli import main
+
+    code = main(["benchmark", "--blackbox", config.output, "--max-trials", "5", "--jobs", "0", "--output", str(tmp_path / "bad")])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and error == "error: --seeds, --n-workers and --jobs must be at least 1 (got 10, 1, 0)" and not (tmp_path / "bad").exists()

@@ -11,17 +11,24 @@ Output directory::
     pareto_sets.csv, report.md, hypervolume.png, summary.json   (report.py)
 
 Seed k is the scheduler's ``random_seed`` (as ``syne-prune search --seed k``); seeds 0..n-1 are run.
+The pending replays run in ``jobs`` worker processes at once (EHVI's first: longest first), each with one
+torch thread, so the files do not depend on ``jobs``; ``jobs`` is no setting of the output (a re-run
+with another value continues). A failed replay cancels those not started; the running ones finish and are
+kept; then its error is raised.
 """
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from syne_prune.blackbox import format as F
@@ -29,10 +36,13 @@ from syne_prune.blackbox import report
 from syne_prune.blackbox.simulate import replay
 from syne_prune.blackbox.surrogate import SURROGATES, Surrogate, choose, held_out_errors
 from syne_prune.errors import SynePruneError
+from syne_prune.search.pool import usable_cores
 from syne_prune.search.results import write_summary
 from syne_prune.search.schedulers import MULTI_FIDELITY, SCHEDULERS
 
 SETTINGS_FILE = "benchmark.json"
+NOT_SETTINGS = ("output", "supernet", "blackbox", "jobs")  # config fields that do not change the results
+SLOW_SCHEDULERS = ("ehvi",)  # replayed first (longest first lowers the makespan): README "Cost": over 100x a random replay
 
 
 @dataclass
@@ -49,6 +59,7 @@ class BenchmarkConfig:
     surrogate: str = "auto"
     objectives: tuple[str, ...] = ("error", "params")
     supernet: str | None = None  # if given, the blackbox must have been recorded from it
+    jobs: int = field(default_factory=usable_cores)  # replays at once, in worker processes (1: in this process)
 
     def check(self) -> None:
         unknown = [s for s in self.schedulers if s not in SCHEDULERS]
@@ -56,8 +67,8 @@ class BenchmarkConfig:
             raise SynePruneError(f"--schedulers: give distinct names from {', '.join(SCHEDULERS)} (got {','.join(self.schedulers)})")
         if self.surrogate not in SURROGATES:
             raise SynePruneError(f"unknown --surrogate '{self.surrogate}'; choose one of {', '.join(SURROGATES)}")
-        if self.seeds < 1 or self.n_workers < 1:
-            raise SynePruneError("--seeds and --n-workers must be at least 1")
+        if self.seeds < 1 or self.n_workers < 1 or self.jobs < 1:
+            raise SynePruneError(f"--seeds, --n-workers and --jobs must be at least 1 (got {self.seeds}, {self.n_workers}, {self.jobs})")
         if self.max_trials is None and self.max_wallclock_s is None:
             raise SynePruneError("give a budget: --max-trials N and/or --max-wallclock SIMULATED_SECONDS")
         if (self.max_trials is not None and self.max_trials < 1) or (self.max_wallclock_s is not None and not self.max_wallclock_s > 0):
@@ -84,14 +95,82 @@ def _prepare(output: Path, settings: dict[str, Any], overwrite: bool) -> None:
     (output / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
 
 
+@dataclass(frozen=True)
+class _Replays:
+    """What every replay of one benchmark shares (sent once to each worker process); ``run`` replays one."""
+
+    table: F.Blackbox
+    surrogate: Surrogate | None
+    config: BenchmarkConfig
+    output: Path
+
+    def path(self, scheduler: str, seed: int) -> Path:
+        return self.output / "runs" / scheduler / f"seed-{seed}.csv"
+
+    def finished(self, scheduler: str, seed: int) -> bool:
+        path = self.path(scheduler, seed)
+        return path.is_file() and path.with_suffix(".json").is_file()
+
+    def run(self, scheduler: str, seed: int) -> None:
+        """Replay (scheduler, seed); write its trials and seconds, each atomically, the CSV last (it marks a finished replay)."""
+        started = time.perf_counter()
+        c = self.config
+        trials = replay(self.table, self.surrogate, scheduler, seed, list(c.objectives), c.n_workers, c.max_trials, c.max_wallclock_s,
+                        str(self.output / "syne-tune"))
+        path = self.path(scheduler, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        seconds = path.with_name(f".{path.stem}.json.tmp")
+        seconds.write_text(json.dumps({"seconds": time.perf_counter() - started}) + "\n")
+        seconds.replace(path.with_suffix(".json"))
+        tmp = path.with_name(f".{path.name}.tmp")
+        trials.to_csv(tmp, index=False)
+        tmp.replace(path)
+
+
+_WORKER_REPLAYS: _Replays | None = None
+
+
+def _init_worker(replays: _Replays) -> None:
+    global _WORKER_REPLAYS
+    torch.set_num_threads(1)  # as replay() does: no worker starts more threads than its one core
+    _WORKER_REPLAYS = replays
+
+
+def _worker_run(scheduler: str, seed: int) -> None:
+    _WORKER_REPLAYS.run(scheduler, seed)
+
+
+def _run_pending(replays: _Replays, pending: list[tuple[str, int]], jobs: int, bar) -> None:
+    """Run the ``pending`` (scheduler, seed) replays, ``jobs`` at once (in spawned worker processes; in this
+    process for 1), advancing ``bar`` as each finishes. The first failure cancels the replays not started,
+    waits for the running ones (kept on disk) and is raised."""
+    if jobs == 1 or len(pending) <= 1:
+        for key in pending:
+            replays.run(*key)
+            bar.update(1)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(jobs, len(pending)), mp_context=context, initializer=_init_worker, initargs=(replays,)) as pool:
+        futures = [pool.submit(_worker_run, *key) for key in pending]
+        try:
+            for future in as_completed(futures):
+                future.result()
+                bar.update(1)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
 def run_benchmark(config: BenchmarkConfig, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Replay every scheduler and seed (skipping finished ones), then write the report; returns summary.json."""
+    """Replay every scheduler and seed (skipping finished ones; ``config.jobs`` at once), then write the report;
+    returns summary.json. Raises SynePruneError for bad settings or blackbox (before the output is touched)
+    and the error of a failed replay (finished replays stay on disk)."""
     config.check()
     table = F.read_blackbox(config.blackbox, config.supernet)  # every check before the output is touched
     if len(table.rows) < 3:
         raise SynePruneError(f"blackbox '{config.blackbox}' holds {len(table.rows)} evaluation(s); record at least 3 (blackbox record --samples N)")
     output = Path(config.output)
-    settings = {**{k: v for k, v in asdict(config).items() if k not in ("output", "supernet", "blackbox")},
+    settings = {**{k: v for k, v in asdict(config).items() if k not in NOT_SETTINGS},
                 "schedulers": list(config.schedulers), "objectives": list(config.objectives),
                 "blackbox": str(Path(config.blackbox).resolve()), "blackbox_rows": len(table.rows),
                 "supernet_sha256": table.header["supernet"]["sha256"]}
@@ -99,22 +178,13 @@ def run_benchmark(config: BenchmarkConfig, overwrite: bool = False, progress: bo
     held_out = held_out_errors(table) if config.surrogate != "none" else pd.DataFrame(columns=["target", "surrogate", "mae", "normalised_mae", "rows"])
     held_out.to_csv(output / "surrogate.csv", index=False, float_format="%.10g")
     kind = choose(held_out) if config.surrogate == "auto" else config.surrogate
-    surrogate = Surrogate(table, kind) if kind != "none" else None
-    runs, seconds = {}, {}
+    replays = _Replays(table, Surrogate(table, kind) if kind != "none" else None, config, output)
     keys = [(s, seed) for s in config.schedulers for seed in range(config.seeds)]
-    for scheduler, seed in tqdm(keys, desc="benchmark", unit="replay", disable=not progress):
-        path = output / "runs" / scheduler / f"seed-{seed}.csv"
-        if not path.is_file():
-            started = time.perf_counter()
-            trials = replay(table, surrogate, scheduler, seed, list(config.objectives), config.n_workers, config.max_trials,
-                            config.max_wallclock_s, str(output / "syne-tune"))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            trials.to_csv(tmp, index=False)
-            tmp.replace(path)
-            path.with_suffix(".json").write_text(json.dumps({"seconds": time.perf_counter() - started}) + "\n")
-        runs[(scheduler, seed)] = pd.read_csv(path)
-        seconds[(scheduler, seed)] = json.loads(path.with_suffix(".json").read_text())["seconds"]
+    pending = sorted((key for key in keys if not replays.finished(*key)), key=lambda key: key[0] not in SLOW_SCHEDULERS)
+    with tqdm(total=len(keys), initial=len(keys) - len(pending), desc="benchmark", unit="replay", disable=not progress) as bar:
+        _run_pending(replays, pending, config.jobs, bar)
+    runs = {key: pd.read_csv(replays.path(*key)) for key in keys}
+    seconds = {key: json.loads(replays.path(*key).with_suffix(".json").read_text())["seconds"] for key in keys}
     levels = {s: table.levels if s in MULTI_FIDELITY else 1 for s in config.schedulers}
     title = f"{table.header['task']} · {table.header['search_space']} space · {len(table.rows)} recorded sub-networks"
     per_scheduler = report.write_report(output, runs, list(config.objectives), levels, kind, held_out, config.max_wallclock_s,

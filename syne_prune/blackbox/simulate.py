@@ -21,8 +21,10 @@ clock by ``tick`` = 1/20 of the median recorded evaluation time.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -170,10 +172,29 @@ class _TrialRecorder(TunerCallback):
         return pd.DataFrame([self.rows[k] for k in sorted(self.rows)], columns=columns)
 
 
+@contextlib.contextmanager
+def _replay_process_state(experiment_dir: str) -> Iterator[None]:
+    """Syne Tune's results folder and exactly one torch thread for the duration of a replay, then the
+    previous ones back. One thread: reductions in EHVI's GP (botorch) add in the same order in every
+    process, so a replay's trials are the same whatever the number of parallel replays (``--jobs``)."""
+    previous, threads = os.environ.get("SYNETUNE_FOLDER"), torch.get_num_threads()
+    os.environ["SYNETUNE_FOLDER"] = str(experiment_dir)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if previous is None:
+            os.environ.pop("SYNETUNE_FOLDER", None)
+        else:
+            os.environ["SYNETUNE_FOLDER"] = previous
+
+
 def replay(table: F.Blackbox, surrogate: Surrogate | None, scheduler_name: str, seed: int, objectives: list[str],
            n_workers: int, max_trials: int | None, max_wallclock_s: float | None, experiment_dir: str) -> pd.DataFrame:
     """Run one replayed search; returns its trials (one row per finished trial, by trial id) with
-    ``start_s``/``end_s`` in simulated seconds. ``experiment_dir``: where Syne Tune writes its results."""
+    ``start_s``/``end_s`` in simulated seconds. ``experiment_dir``: where Syne Tune writes its results.
+    Runs with one torch thread (restored afterwards), so the result does not depend on the caller's setting."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -187,9 +208,7 @@ def replay(table: F.Blackbox, surrogate: Surrogate | None, scheduler_name: str, 
         wrapped = _NoRepeatScheduler(scheduler, space, set(), max_trials)
     tick = max(1e-3, float(np.median(table.rows["eval_s"])) / 20)
     recorder = _TrialRecorder(list(space.config_space), blackbox.levels)
-    previous = os.environ.get("SYNETUNE_FOLDER")
-    os.environ["SYNETUNE_FOLDER"] = str(experiment_dir)
-    try:
+    with _replay_process_state(experiment_dir):
         tuner = Tuner(trial_backend=_ReplayBackend(blackbox, tick), scheduler=wrapped,
                       stop_criterion=StoppingCriterion(max_wallclock_time=max_wallclock_s), n_workers=n_workers, sleep_time=0,
                       callbacks=[SimulatorCallback(), recorder], tuner_name=f"{scheduler_name}-seed-{seed}", suffix_tuner_name=False,
@@ -197,11 +216,6 @@ def replay(table: F.Blackbox, surrogate: Surrogate | None, scheduler_name: str, 
                       output_logger=QuietTunerLogger())
         with no_best_metric_table():
             tuner.run()
-    finally:
-        if previous is None:
-            os.environ.pop("SYNETUNE_FOLDER", None)
-        else:
-            os.environ["SYNETUNE_FOLDER"] = previous
     trials = recorder.frame()
     if max_wallclock_s is not None:
         trials = trials[trials["end_s"] <= max_wallclock_s]

@@ -11,6 +11,7 @@ from syne_prune.blackbox.record import RecordConfig, record_from_trials, record_
 from syne_prune.blackbox.surrogate import SURROGATES
 from syne_prune.cli.options import add_option, api_kwargs
 from syne_prune.errors import SynePruneError
+from syne_prune.search.pool import usable_cores
 from syne_prune.search.schedulers import SCHEDULERS
 
 
@@ -56,6 +57,8 @@ def _add_benchmark(commands: Any) -> None:
            "sub-networks: suggestions snap to the nearest recorded one)", choices=list(SURROGATES))
     option("objectives", "error,params, error,macs or error,params,macs")
     option("supernet", "refuse the blackbox unless it was recorded from this super-network")
+    option("jobs", "replays run at once, in worker processes (1: in this process), each with one torch thread; the results do not "
+           f"depend on it (default: the usable CPU cores, here {usable_cores()})", metavar="N")
     bench.add_argument("--overwrite", action="store_true", help="replace an --output that holds other settings")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(run=cmd_benchmark)

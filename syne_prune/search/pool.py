@@ -57,13 +57,17 @@ WORKERS_FILE = "workers.json"
 STARTUP_ATTEMPTS = 3  # a worker that dies this many times in a row before it is ready stops the search
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on: its affinity mask (all cores where that is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def threads_per_worker(n_workers: int) -> int:
     """Intra-op threads for each of ``n_workers`` workers so that together they use each core once."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // n_workers)
+    return max(1, usable_cores() // n_workers)
 
 
 @dataclass
