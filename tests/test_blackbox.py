@@ -15,6 +15,7 @@ import torch
 
 from syne_prune.blackbox import RecordConfig, read_blackbox, record_from_trials, record_samples
 from syne_prune.blackbox.benchmark import BenchmarkConfig, run_benchmark
+from syne_prune.blackbox.record import draw_configurations
 from syne_prune.blackbox.simulate import SubnetworkBlackbox, replay
 from syne_prune.blackbox.surrogate import Surrogate
 from syne_prune.errors import SynePruneError
@@ -73,6 +74,41 @@ def test_record_resumes_and_skips_recorded(recorded, tmp_path):
     with pytest.raises(SynePruneError, match="other settings"):
         record_samples(replace(config, output=str(copy), fidelity_levels=LEVELS + 1), progress=False)
     assert len(read_blackbox(copy).rows) == SAMPLES + 3
+
+
+def test_uniform_samples_are_not_the_stream_of_random_search_with_the_same_seed():
+    """The recording's uniform samples (after largest, smallest, midpoint) share none of the first 40
+    sub-networks random search draws with the same seed; the legacy stream 1 was exactly that stream."""
+    from syne_prune.models.shape import EncoderShape
+    from syne_prune.search.syne_tune_fixes import _seeded_sample_random_config
+    from syne_prune.search_spaces import get_search_space
+
+    space = get_search_space("small", EncoderShape(num_layers=6, num_heads=12, num_neurons=1536, hidden_size=384))
+    state = np.random.RandomState(7)
+    searched = [subnetwork_key(space, _seeded_sample_random_config(space.config_space, state)) for _ in range(200)]
+    drawn = [subnetwork_key(space, c) for c in draw_configurations(space, 43, 7)[3:]]
+    legacy = [subnetwork_key(space, c) for c in draw_configurations(space, 43, 7, stream=1)[3:]]
+    assert len(set(drawn)) == 40 and not set(drawn) & set(searched[:40])
+    initial = {subnetwork_key(space, c) for c in space.initial_points()}
+    distinct = [k for i, k in enumerate(searched) if k not in initial and k not in searched[:i]]  # as the recording dedups
+    assert legacy == distinct[:40]
+
+
+def test_a_blackbox_without_sample_stream_resumes_on_the_legacy_stream(recorded, tmp_path):
+    config, _ = recorded
+    copy = tmp_path / "bb"
+    shutil.copytree(config.output, copy)
+    header = json.loads((copy / "blackbox.json").read_text())
+    assert header["sample_stream"] == 2
+    del header["sample_stream"]
+    (copy / "blackbox.json").write_text(json.dumps(header))
+    table = read_blackbox(copy)
+    space = table.space()
+    expected = {subnetwork_key(space, c) for c in table.rows[table.names].to_dict("records")}
+    expected |= {subnetwork_key(space, c) for c in draw_configurations(space, SAMPLES + 2, config.seed, stream=1)}
+    record_samples(replace(config, output=str(copy), samples=SAMPLES + 2), progress=False)
+    after = read_blackbox(copy)
+    assert {subnetwork_key(space, c) for c in after.rows[after.names].to_dict("records")} == expected
 
 
 def test_recorded_configurations_return_their_recorded_values(recorded, tmp_path):

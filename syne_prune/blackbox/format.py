@@ -17,6 +17,7 @@
     fidelity_levels  F: validation errors are recorded after each of F equal chunks of the validation
                      split (the MO-ASHA fidelity levels of a search with --fidelity-levels F, trial.py)
     max_eval_examples, data_dir, source ("samples" or "trials: DIR,..."), created (UTC, ISO 8601)
+    sample_stream    the random stream of the uniform samples (record.py SAMPLE_STREAM; absent: 1)
 
 ``F/evaluations.csv`` (one row per sub-network, appended and flushed as each is evaluated):
 
