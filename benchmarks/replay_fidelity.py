@@ -39,6 +39,7 @@ from syne_prune.blackbox.surrogate import Surrogate, choose, held_out_errors
 from syne_prune.search import results as R
 
 OBJECTIVES = ["error", "params"]
+GAP_FLOOR = 1e-5  # log axis of the plot: smaller gaps are drawn at it
 
 
 def real_search(args, scheduler: str, seed: int, directory: Path) -> pd.DataFrame:
@@ -103,15 +104,18 @@ def plot(curves: pd.DataFrame, path: Path) -> None:
     searches = list(dict.fromkeys(curves["search"]))
     fig, axes = plt.subplots(2, len(searches), figsize=(4.2 * len(searches), 6.4), squeeze=False)
     for column, search in enumerate(searches):
+        mine = curves[curves["search"] == search]
+        best = float(mine["hypervolume"].max())  # the curves differ in the third decimal: gap to the best, log axis
         for kind, style in (("real", "-"), ("own", "--"), ("sampled", ":")):
-            curve = curves[(curves["search"] == search) & (curves["kind"] == kind)]
+            curve = mine[mine["kind"] == kind]
             for row, key in enumerate(("trials", "seconds")):
-                axes[row][column].step(curve[key], curve["hypervolume"], where="post", linestyle=style, label=kind)
+                axes[row][column].step(curve[key], (best - curve["hypervolume"]).clip(lower=GAP_FLOOR), where="post",
+                                       linestyle=style, label=kind)
+                axes[row][column].set_yscale("log")
+                axes[row][column].set_ylabel(f"{best:.4f} − hypervolume")
         axes[0][column].set_title(search)
         axes[0][column].set_xlabel("finished trials")
         axes[1][column].set_xlabel("seconds (real: wall clock; replays: simulated)")
-        axes[0][column].set_ylabel("hypervolume")
-        axes[1][column].set_ylabel("hypervolume")
     axes[0][0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -127,7 +131,11 @@ def main() -> None:
     parser.add_argument("--max-trials", type=int, default=100)
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from --out's replay_fidelity.csv")
     args = parser.parse_args()
+    if args.plot_only:
+        plot(pd.read_csv(Path(args.out) / "replay_fidelity.csv"), Path(args.out) / "replay_fidelity.png")
+        return
     sampled = F.read_blackbox(args.blackbox, args.supernet)
     surrogate = Surrogate(sampled, choose(held_out_errors(sampled)))
     out, work = Path(args.out), Path(args.workdir)
