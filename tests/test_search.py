@@ -253,6 +253,44 @@ def test_fidelity_chunks_are_cut_in_split_order_and_length_sorted_inside(superne
         assert [len(r) for r in got] == sorted(len(r) for r in got)  # shortest first inside the chunk
 
 
+def test_an_evaluator_scores_with_onednn_off_and_the_same_numbers(supernets, monkeypatch):
+    """Trials and blackbox rows score inside evaluation.many_shapes (oneDNN's per-shape cache off): predict
+    sees it off, it is on again afterwards, and each fidelity level's error equals scoring the extracted
+    sub-network with oneDNN on, to 1e-6."""
+    import torch
+
+    from syne_prune.evaluation import evaluate, predict
+    from syne_prune.search import trial
+    from syne_prune.search.trial import Evaluator, TrialSettings
+    from syne_prune.surgery import extract_subnetwork
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(torch.backends.mkldnn.enabled)
+        return predict(*args, **kwargs)
+
+    monkeypatch.setattr(trial, "predict", spy)
+    monkeypatch.setattr(trial, "evaluate", lambda *a, **k: (seen.append(torch.backends.mkldnn.enabled), evaluate(*a, **k))[1])
+    evaluator = Evaluator(TrialSettings(supernet=str(supernets["bert"]), fidelity_levels=3, eval_batch_size=4))
+    assert torch.backends.mkldnn.enabled
+    for config in evaluator.space.initial_points():
+        levels = []
+        evaluator.evaluate(config, lambda result: levels.append(result["error"]))
+        test = evaluator.test_error(config)
+        assert torch.backends.mkldnn.enabled
+        sub = extract_subnetwork(evaluator.supernet.model, evaluator.space.to_mask(config)).eval()
+        errors, seen_p, seen_y = [], [], []
+        for chunk in evaluator.validation_chunks:
+            p, y = predict(sub, chunk, False)
+            seen_p.append(p.astype(np.int64))
+            seen_y.append(y)
+            errors.append(evaluator.task.error(np.concatenate(seen_y), np.concatenate(seen_p)))
+        assert levels == pytest.approx(errors, abs=1e-6)
+        assert test == pytest.approx(evaluate(sub, evaluator.test, evaluator.task)["error"], abs=1e-6)
+    assert len(seen) == 3 * 4 and not any(seen)  # 3 configurations x (3 levels + the test split), all with oneDNN off
+
+
 def test_test_split_pareto_scores_the_pareto_set_as_every_trial_would(supernets, tmp_path):
     """Scoring only the Pareto set after the search gives the test errors each trial would have reported."""
     from syne_prune.search.results import read_trials

@@ -31,7 +31,7 @@ import numpy as np
 from syne_tune import Reporter
 
 from syne_prune.data import EVAL_BATCH_SIZE, encode, eval_batches, get_task, load_task
-from syne_prune.evaluation import default_device, evaluate, predict
+from syne_prune.evaluation import default_device, evaluate, many_shapes, predict
 from syne_prune.models import get_architecture
 from syne_prune.numerics import require_finite_result
 from syne_prune.objectives import measure_latency_ms, subnet_size
@@ -132,6 +132,10 @@ class Evaluator:
 
     def evaluate(self, config: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Score ``config``; calls ``report`` once per fidelity level; returns the last report."""
+        with many_shapes():
+            return self._evaluate(config, report)
+
+    def _evaluate(self, config: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         started = time.perf_counter()
         mask = self.space.to_mask(config)
         model = self.supernet.model
@@ -164,7 +168,8 @@ class Evaluator:
 
     def test_error(self, config: dict[str, Any]) -> float:
         """Error of ``config``'s sub-network on the test split (GLUE dev), which the search never sees."""
-        return self._test_error(extract_subnetwork(self.supernet.model, self.space.to_mask(config)).eval())
+        with many_shapes():
+            return self._test_error(extract_subnetwork(self.supernet.model, self.space.to_mask(config)).eval())
 
     def _test_error(self, sub) -> float:
         return evaluate(sub, self.test, self.task)["error"]
