@@ -22,8 +22,8 @@ def many_shapes() -> Iterator[None]:
     """For a process that scores many sub-networks, each with weights of its own shapes (a search's pool
     worker, ``blackbox record``): inside, oneDNN is off (its primitive cache keeps kernels for every shape
     seen); on leaving, freed heap is handed back to the operating system (glibc ``malloc_trim``; nothing
-    elsewhere). Measured on MiniLM, 150 sub-networks of 64 examples each: resident memory grew 2.46 MB per
-    sub-network without either, 0.35 MB with both, at the same speed (BENCHMARKS.md, "Blackbox")."""
+    elsewhere). Measured on MiniLM/STS-B, 200 sub-networks of 400 examples each: resident memory grew 3.24 MB
+    per sub-network without it, 0.0007 MB with it, median evaluation 0.431 s / 0.413 s (BENCHMARKS.md)."""
     with torch.backends.mkldnn.flags(enabled=False):
         yield
     _malloc_trim()
