@@ -51,13 +51,14 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baselines_report import COLUMNS, TABLE_THRESHOLDS, markdown, plot_hypervolume, plot_sizes  # noqa: E402
+from paper_anchors import paper_kept  # noqa: E402
 from quality_runs import link_quality_run  # noqa: E402
 from scales import SCALES, reachable_models, short_name  # noqa: E402
 
 PAPER_NAMES = {"ws-nas": "nas", "standard-nas": "standard_nas", "rfp": "rfp", "layer-drop": "ld", "head-prune": "hp"}
 BASELINES = ("rfp", "layer-drop", "head-prune")
 ANCHORS = Path(__file__).resolve().parents[1].parent / "shared" / "anchors" / "plm_pruning_results"  # ../shared beside the checkout
-COLUMNS = ["runtime", "threshold", "test_error", "valid_error", "method", "model", "dataset", "seed"]
 
 
 def cli(*args: str) -> list[str]:
@@ -80,9 +81,11 @@ def steps(args, model: str, task: str, seed: int, work: Path, step: str) -> list
         search += ["--max-trials", str(args.max_trials)]
     if args.max_eval_examples is not None:
         search += ["--max-eval-examples", str(args.max_eval_examples)]
-    prune = ["--model", work / "finetuned", "--task", task, "--seed", str(seed), "--examples", str(args.examples), *data_args(args)]
+    prune = ["--model", work / "finetuned", "--task", task, "--seed", str(seed), "--examples", str(args.examples), *data_args(args),
+             *finetuning_args(work / "finetuned")]
     if step in BASELINES:
-        return [cli("prune", "--method", step, *prune, "--max-params", reachable_budgets(args.budgets, step, work / "finetuned"), "--output", work / step)]
+        return [cli("prune", "--method", step, *prune, "--max-encoder-params", reachable_budgets(args.budgets, step, work / "finetuned"),
+                    "--output", work / step)]
     return {
         "finetuned": [cli("train-supernet", "--model", model, "--strategy", "standard", "--importance", "none", *common, "--output", work / "finetuned")],
         "ws-nas": [cli("train-supernet", "--model", model, *common, "--output", work / "supernet"),
@@ -91,17 +94,27 @@ def steps(args, model: str, task: str, seed: int, work: Path, step: str) -> list
     }[step]
 
 
+def finetuning_args(model_dir: Path) -> list[str]:
+    """``--lr`` and ``--batch-size`` of the fine-tuned model's own training (its ``supernet.json``), so that a baseline
+    that fine-tunes after pruning (layer dropping) trains as the reference did; none while it does not exist yet."""
+    record = model_dir / "supernet.json"
+    if not record.is_file():
+        return []
+    hyper = json.loads(record.read_text()).get("hyperparameters") or {}
+    return [arg for name in ("lr", "batch_size") if name in hyper for arg in (f"--{name.replace('_', '-')}", str(hyper[name]))]
+
+
 def reachable_budgets(budgets: str, method: str, model_dir: Path) -> str:
-    """The budgets of the sweep ``method`` can reach (head-prune cannot go below the model without attention;
-    MiniLM's embeddings are half its parameters); all of them while the fine-tuned model does not exist yet."""
+    """The budgets (ratios of the prunable encoder parameters) of the sweep ``method`` can reach (head-prune cannot go
+    below the encoder without attention); all of them while the fine-tuned model does not exist yet."""
     if not (model_dir / "config.json").is_file():
         return budgets
     from syne_prune.baselines import smallest_ratio
 
-    floor = smallest_ratio(method, str(model_dir))
+    floor = smallest_ratio(method, str(model_dir), "encoder_params")
     kept = [b for b in budgets.split(",") if float(b) >= floor]
     if len(kept) < len(budgets.split(",")):
-        print(f"  {method} reaches no less than {floor:.4f} of the parameters: budgets {','.join(kept) or 'none'} only", flush=True)
+        print(f"  {method} reaches no less than {floor:.4f} of the prunable parameters: budgets {','.join(kept) or 'none'} only", flush=True)
     return ",".join(kept) or f"{math.ceil(floor * 1e6) / 1e6:.6f}"
 
 
@@ -138,135 +151,100 @@ def supernet_time(supernet: Path) -> float:
     return float(metadata["train_time_s"]) + (float(json.loads(teacher.read_text())["train_time_s"]) if teacher.is_file() else 0.0)
 
 
-def candidates(work: Path, method: str) -> tuple[pd.DataFrame, float]:
-    """(rows with valid_error, test_error, params, time_s = when each became available), and the method's runtime."""
+def full_size(work: Path):
+    """``objectives.subnet_size`` of the unpruned model of ``work`` (its fine-tuned model, else its super-network)."""
+    from syne_prune.export import load_model
+    from syne_prune.objectives import subnet_size
+
+    model_dir = work / "finetuned" if (work / "finetuned" / "config.json").is_file() else work / "supernet"
+    return subnet_size(load_model(str(model_dir)))
+
+
+def candidates(work: Path, method: str) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """A method's sub-networks of ``work``: rows of valid_error, test_error, prunable (share of the prunable encoder
+    parameters), time_s (wall-clock seconds when each became available, see the module text); its hypervolume
+    curve (runtime, hv) of (validation error, prunable share) with reference point 1; and its runtime."""
     if method in BASELINES:
-        frame = pd.read_csv(work / method / "results.csv")
+        frame = pd.read_csv(work / method / "results.csv").rename(columns={"encoder_params_ratio": "prunable"})
         start = json.loads((work / "finetuned" / "supernet.json").read_text())["train_time_s"]
         frame["time_s"] = start + (frame["prune_time_s"] + frame["finetune_time_s"]).cumsum()
-        return frame.rename(columns={"params_ratio": "params"})[["valid_error", "test_error", "params", "time_s"]], float(frame["time_s"].max())
-    from syne_prune.search.results import read_trials
+        frame = frame[["valid_error", "test_error", "prunable", "time_s"]]
+        return frame, running_hypervolume(frame), float(frame["time_s"].max())
+    from syne_prune.search.results import hypervolume_over_time, read_parts, read_trials
 
     trials = read_trials(work / method / "trials.csv")
     summary = json.loads((work / method / "summary.json").read_text())
-    done_ = trials[(trials["status"] == "completed") & (trials["fidelity"] >= trials["fidelity"].max())]
-    frame = done_.rename(columns={"error": "valid_error"})[["valid_error", "test_error", "params"]].copy()
+    full = full_size(work)  # the search's params objective is a ratio of all parameters: the fixed part is kept whole
+    trials["prunable"] = (trials["params"] * full.params - (full.params - full.encoder_params)) / full.encoder_params
+    parts = read_parts(work / method / "syne-tune", trials)
+    top = trials["fidelity"].max()
     offset = supernet_time(work / "supernet") if method == "ws-nas" else 0.0
-    frame["time_s"] = np.nan
-    return frame, offset + float(summary.get("wallclock_s") or 0)
+    curve = hypervolume_over_time(trials.rename(columns={"error": "valid_error"}), parts, ["valid_error", "prunable"], top)
+    curve = pd.DataFrame({"runtime": offset + curve["wallclock_s"], "hv": curve["hypervolume"]})
+    done_ = trials[(trials["status"] == "completed") & (trials["fidelity"] >= top)]
+    frame = done_.rename(columns={"error": "valid_error"})[["valid_error", "test_error", "prunable"]].assign(time_s=np.nan)
+    return frame, curve, offset + float(summary.get("wallclock_s") or 0)
 
 
 def best_below(frame: pd.DataFrame, thresholds: list[float]) -> list[tuple[float, float, float]]:
-    """(threshold, test error, validation error) of the best-on-validation row with params <= threshold."""
+    """(threshold, test error, validation error) of the best-on-validation row with a prunable share <= threshold (ties:
+    the smaller one, which is on the Pareto front and so scored on the test split); a threshold whose choice has no
+    test error is left out and reported."""
     rows = []
     for threshold in thresholds:
-        inside = frame[frame["params"] <= threshold + 1e-12].dropna(subset=["test_error"])
+        inside = frame[frame["prunable"] <= threshold + 1e-9].sort_values(["valid_error", "prunable"], kind="stable")
         if len(inside):
-            best = inside.loc[inside["valid_error"].idxmin()]
+            best = inside.iloc[0]
+            if pd.isna(best["test_error"]):
+                print(f"  no test error for the best sub-network below {threshold:g}: left out", flush=True)
+                continue
             rows.append((threshold, float(best["test_error"]), float(best["valid_error"])))
     return rows
 
 
-def hypervolume_curve(work: Path, method: str, frame: pd.DataFrame) -> list[tuple[float, float]]:
+def running_hypervolume(frame: pd.DataFrame) -> pd.DataFrame:
+    """(runtime, hv) after each row of ``frame`` in time order: hypervolume of (valid_error, prunable), reference 1."""
     from syne_prune.search.results import hypervolume
     from syne_prune.search.searchers import non_dominated
 
-    if method not in BASELINES:
-        curve = pd.read_csv(work / method / "hypervolume.csv")
-        offset = supernet_time(work / "supernet") if method == "ws-nas" else 0.0
-        return [(offset + t, h) for t, h in zip(curve["wallclock_s"], curve["hypervolume"])]
     points, curve = np.empty((0, 2)), []
-    for row in frame.itertuples():
-        points = np.vstack([points, [row.valid_error, row.params]])
+    for row in frame.sort_values("time_s", kind="stable").itertuples():
+        points = np.vstack([points, [row.valid_error, row.prunable]])
         points = points[non_dominated(points)]
         curve.append((row.time_s, hypervolume(points)))
-    return curve
+    return pd.DataFrame(curve, columns=["runtime", "hv"])
 
 
-def collect(args, models: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    thresholds = [float(t) for t in args.thresholds.split(",")]
-    size_rows, hv_rows = [], []
+def reference_error(work: Path) -> tuple[float, float] | None:
+    """(validation, test) error of the unpruned fine-tuned model of ``work``, as its training recorded them."""
+    path = work / "finetuned" / "supernet.json"
+    if not path.is_file():
+        return None
+    largest = json.loads(path.read_text())["metrics"]["largest"]
+    return float(largest["validation"]["error"]), float(largest["test"]["error"])
+
+
+def collect(args, models: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What the work directory holds: the threshold rows (COLUMNS), the hypervolume curves and the unpruned references
+    (the columns of the paper's ``data_unpruned_model.csv``)."""
+    thresholds = sorted({float(t) for t in args.thresholds.split(",")} | set(TABLE_THRESHOLDS))
+    size_rows, hv_rows, references = [], [], []
     for model in models:
         for task in args.tasks:
             for seed in args.seeds:
                 work = Path(args.workdir) / short_name(model) / task / f"seed{seed}"
+                if (reference := reference_error(work)) is not None:
+                    references.append([task, short_name(model), seed, *reference])
                 for method in args.methods:
                     try:
-                        frame, runtime = candidates(work, method)
+                        frame, curve, runtime = candidates(work, method)
                     except (FileNotFoundError, KeyError):
                         continue  # not run (yet)
                     for threshold, test_error, valid_error in best_below(frame, thresholds):
                         size_rows.append([runtime, threshold, test_error, valid_error, PAPER_NAMES[method], short_name(model), task, seed])
-                    for t, h in hypervolume_curve(work, method, frame):
-                        hv_rows.append([PAPER_NAMES[method], short_name(model), task, seed, t, h])
-    return pd.DataFrame(size_rows, columns=COLUMNS), pd.DataFrame(hv_rows, columns=["method", "model", "dataset", "seed", "runtime", "hv"])
-
-
-def plot_sizes(ours: pd.DataFrame, path: Path, anchors: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paper = pd.read_csv(anchors / "data_relative_to_model_size.csv", index_col=0) if anchors.is_dir() else pd.DataFrame(columns=COLUMNS)
-    paper = paper[paper["model"] == "bert-base-cased"]
-    paper = paper[paper["runtime"] == paper.groupby(["method", "dataset"])["runtime"].transform("max")]
-    datasets = sorted(ours["dataset"].unique())
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.4 * len(datasets)), squeeze=False)
-    for row, dataset in enumerate(datasets):
-        for column, (frame, label) in enumerate(((ours, "ours: " + ", ".join(ours["model"].unique())), (paper, "paper: bert-base-cased"))):
-            ax = axes[row][column]
-            for method, group in frame[frame["dataset"] == dataset].groupby("method"):
-                mean = group.groupby("threshold")["test_error"].agg(["mean", "std", "count"]).reset_index()
-                ax.errorbar(mean["threshold"], mean["mean"], yerr=mean["std"].fillna(0), marker="o", ms=3, capsize=2, label=f"{method}")
-            ax.set_title(f"{dataset} ({label})", fontsize=9)
-            ax.set_xlabel("parameter ratio threshold")
-            ax.set_ylabel("test error (best on validation)")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_hypervolume(hv: pd.DataFrame, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = sorted(hv.groupby(["model", "dataset", "seed"]).groups)
-    fig, axes = plt.subplots(len(keys), 1, figsize=(6, 3.2 * len(keys)), squeeze=False)
-    for ax, (model, dataset, seed) in zip(axes[:, 0], keys):
-        for method, group in hv[(hv["model"] == model) & (hv["dataset"] == dataset) & (hv["seed"] == seed)].groupby("method"):
-            ax.step(group["runtime"], group["hv"], where="post", marker=".", label=method)
-        ax.set_title(f"{model} / {dataset} / seed {seed}", fontsize=9)
-        ax.set_xlabel("wall-clock (s)")
-        ax.set_ylabel("hypervolume (valid error, params)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def markdown(sizes: pd.DataFrame, hv: pd.DataFrame, args) -> str:
-    lines = [f"# Baselines against the search ({args.scale} scale)", "",
-             "Test error (1 - metric) of the best-on-validation sub-network with parameter ratio <= threshold, mean ± std over seeds.", ""]
-    for (model, dataset), group in sizes.groupby(["model", "dataset"]):
-        table = group.groupby(["method", "threshold"])["test_error"].agg(["mean", "std", "count"]).reset_index()
-        thresholds = sorted(table["threshold"].unique())
-        lines += [f"## {model} / {dataset}", "", "| method | " + " | ".join(f"<= {t:g}" for t in thresholds) + " |",
-                  "|---|" + "---|" * len(thresholds)]
-        for method, rows in table.groupby("method"):
-            cells = {r.threshold: f"{r.mean:.3f}" + (f" ± {r.std:.3f}" if r.count > 1 else "") for r in rows.itertuples()}
-            lines.append(f"| {method} | " + " | ".join(cells.get(t, "–") for t in thresholds) + " |")
-        lines.append("")
-    if len(hv):
-        final = hv.sort_values("runtime").groupby(["model", "dataset", "seed", "method"]).last().reset_index()
-        lines += ["## Final hypervolume and wall-clock", "", "| model | dataset | seed | method | hypervolume | wall-clock (s) |", "|---|---|---|---|---|---|"]
-        lines += [f"| {r.model} | {r.dataset} | {r.seed} | {r.method} | {r.hv:.4f} | {r.runtime:.0f} |" for r in final.itertuples()]
-    return "\n".join(lines) + "\n"
+                    hv_rows += [[PAPER_NAMES[method], short_name(model), task, seed, t, h] for t, h in zip(curve["runtime"], curve["hv"])]
+    return (pd.DataFrame(size_rows, columns=COLUMNS), pd.DataFrame(hv_rows, columns=["method", "model", "dataset", "seed", "runtime", "hv"]),
+            pd.DataFrame(references, columns=["dataset", "model", "seed", "validation_error", "test_error"]))
 
 
 def run_steps(args, models: list[str]) -> int:
@@ -302,9 +280,10 @@ def main() -> None:
     parser.add_argument("--search-budget", type=float, help="wall-clock seconds per search (default: the scale's)")
     parser.add_argument("--max-trials", type=int, help="cap on trials per search (quick runs)")
     parser.add_argument("--n-workers", type=int, help="search workers (default: the scale's)")
-    parser.add_argument("--budgets", default="0.9,0.8,0.7,0.6,0.5,0.4,0.3", help="parameter-ratio sweep of the baselines")
-    parser.add_argument("--thresholds", default=",".join(f"{t:.2f}" for t in np.arange(0.3, 1.0001, 0.05)),
-                        help="parameter-ratio thresholds of the table and plot")
+    parser.add_argument("--budgets", default="0.9,0.75,0.6,0.5,0.4,0.33", help="sweep of the baselines, ratios of the prunable encoder parameters")
+    parser.add_argument("--thresholds", default="0.2,0.25,0.4,0.6,0.67,0.9,1.0",
+                        help="thresholds (shares of the prunable parameters) of the plot and the test-error table, besides "
+                             + ", ".join(map(str, TABLE_THRESHOLDS)))
     parser.add_argument("--examples", type=int, default=2048, help="prune --examples (Fisher, head importance, mask tuning)")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--max-train-examples", type=int)
@@ -330,14 +309,15 @@ def main() -> None:
     failed = 0 if args.collect_only else run_steps(args, models)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sizes, hv = collect(args, models)
+    sizes, hv, references = collect(args, models)
     sizes.to_csv(out / "relative_to_model_size.csv")
+    references.to_csv(out / "unpruned_model.csv")
     hv.to_csv(out / "hypervolume.csv", index=False)
     if len(sizes):
         plot_sizes(sizes, out / "relative_to_model_size.png", Path(args.anchors))
     if len(hv):
         plot_hypervolume(hv, out / "hypervolume.png")
-    (out / "results.md").write_text(markdown(sizes, hv, args))
+    (out / "results.md").write_text(markdown(sizes, hv, references, paper_kept(Path(args.anchors), list(TABLE_THRESHOLDS)), args))
     print(f"results in {out}: {len(sizes)} threshold rows, {len(hv)} hypervolume points; {failed} failed step(s)")
     sys.exit(1 if failed else 0)
 

@@ -1,6 +1,7 @@
 """syne-prune: structural pruning of pre-trained language models as multi-objective NAS."""
 from __future__ import annotations
 
+from syne_prune import _threads  # noqa: F401  # first: before anything imports Syne Tune
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
 from syne_prune.models import EncoderShape, get_architecture

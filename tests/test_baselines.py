@@ -10,7 +10,7 @@ from conftest import HEADS, LAYERS, wordpiece_vocabulary
 from test_cli import _fails
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from syne_prune.baselines import METHODS, prune
+from syne_prune.baselines import METHODS, prune, smallest_ratio
 from syne_prune.baselines.rfp import unit_costs
 from syne_prune.cli import main
 from syne_prune.data import data_loader, encode, get_task, load_task
@@ -58,6 +58,24 @@ def test_each_method_meets_the_budget_exactly(method, finetuned, glue_dir, tmp_p
         if method == "rfp":  # knapsack + refill: less than one neuron (in a removed FFN block: plus its constants) left
             _, neuron_cost, _ = unit_costs(_Ctx(model), "params")
             assert int(result.row["budget"] * full.params) - record["params"] < neuron_cost + 3 * model.config.hidden_size
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_each_method_meets_an_encoder_budget_exactly(method, finetuned, glue_dir, tmp_path):
+    """--max-encoder-params counts only the layers' heads and neurons: embeddings and head stay whole."""
+    model, full = _full(finetuned)
+    floor = smallest_ratio(method, str(finetuned), "encoder_params")
+    budgets = [round(1 - 0.3 * (1 - floor), 4), round(1 - 0.8 * (1 - floor), 4)]  # head-prune: attention is a third here
+    results = prune(method, str(finetuned), "rte", max_encoder_params=budgets, output=tmp_path / "out", data_dir=str(glue_dir),
+                    finetune_epochs=0, **QUICK)
+    for result, budget in zip(results, budgets):
+        record = json.loads((result.path / "syne_prune.json").read_text())
+        reloaded = AutoModelForSequenceClassification.from_pretrained(result.path)
+        layers = sum(p.numel() for p in reloaded.bert.encoder.parameters())
+        assert record["encoder_params"] == layers <= int(budget * full.encoder_params)
+        assert record["params"] - record["encoder_params"] == full.params - full.encoder_params  # the rest is kept whole
+        assert result.row["objective"] == "encoder_params" and result.row["encoder_params_ratio"] <= budget
+        assert record["baseline"]["budget"] == {"kind": "encoder_params", "ratio": budget}
 
 
 class _Ctx:
@@ -181,6 +199,22 @@ def test_layer_drop_fine_tunes_in_the_shared_loop(finetuned, glue_dir, tmp_path)
     assert not torch.equal(result.model.bert.encoder.layer[0].output.dense.weight, untouched)
 
 
+def test_a_budget_with_the_previous_sub_network_reuses_its_fine_tuned_result(finetuned, glue_dir, tmp_path):
+    """Two layers of which 0.9 and 0.6 of the encoder both keep one: layer dropping fine-tunes it once."""
+    first, second = prune("layer-drop", str(finetuned), "rte", max_encoder_params="0.9,0.6", output=tmp_path / "out",
+                          data_dir=str(glue_dir), finetune_epochs=1, **QUICK)
+    assert first.pruned.mask.kept_layers == second.pruned.mask.kept_layers == [0]
+    assert first.row["finetune_time_s"] > 0 and second.row["finetune_time_s"] == 0.0
+    assert second.row["budget"] == 0.6 and {k: v for k, v in second.row.items() if k not in ("budget", "prune_time_s", "finetune_time_s")} \
+        == {k: v for k, v in first.row.items() if k not in ("budget", "prune_time_s", "finetune_time_s")}
+    record = json.loads((second.path / "syne_prune.json").read_text())["baseline"]
+    assert record["budget"] == {"kind": "encoder_params", "ratio": 0.6} and record["same_as_budget"] == 0.9
+    a, b = (AutoModelForSequenceClassification.from_pretrained(r.path).state_dict() for r in (first, second))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with open(tmp_path / "out" / "results.csv") as handle:
+        assert [row["budget"] for row in csv.DictReader(handle)] == ["0.9", "0.6"]
+
+
 def test_cli_sweep_writes_one_export_per_budget_and_a_csv(finetuned, glue_dir, tmp_path, capsys):
     out = tmp_path / "sweep"
     argv = ["prune", "--method", "rfp", "--model", str(finetuned), "--task", "rte", "--data-dir", str(glue_dir), "--max-params", "0.9,0.8",
@@ -200,8 +234,11 @@ def test_cli_sweep_writes_one_export_per_budget_and_a_csv(finetuned, glue_dir, t
     (["--max-params", "0"], "--max-params must be a ratio in (0, 1]"),
     (["--max-params", "0.5,1.5"], "--max-params must be a ratio in (0, 1]"),
     (["--max-params", "half"], "wants ratios like 0.5"),
-    (["--max-params", "0.5", "--max-macs", "0.5"], "give exactly one of --max-params and --max-macs"),
-    ([], "give exactly one of --max-params and --max-macs"),
+    (["--max-params", "0.5", "--max-macs", "0.5"], "give exactly one of --max-params, --max-encoder-params, --max-macs"),
+    ([], "give exactly one of --max-params, --max-encoder-params, --max-macs"),
+    (["--max-encoder-params", "1.2"], "--max-encoder-params must be a ratio in (0, 1]"),
+    (["--max-encoder-params", "0.5,0.5"], "--max-encoder-params lists a ratio twice"),
+    (["--max-encoder-params", "0.3", "--method", "head-prune"], "head-prune cannot go below"),
     (["--max-params", "0.5", "--method", "magnitude"], "unknown pruning method 'magnitude'"),
     (["--max-params", "0.3", "--method", "head-prune"], "head-prune cannot go below"),
     (["--max-params", "0.5", "--task", "stsb"], "is not a model fine-tuned on 'stsb'"),

@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from syne_prune.objectives import SubnetSize
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -24,6 +26,7 @@ def _load(name: str):
 
 bvs = _load("baselines_vs_search")
 quality_runs = _load("quality_runs")
+paper_anchors = _load("paper_anchors")
 
 
 def _checkpoint(directory: Path, **record) -> Path:
@@ -37,15 +40,17 @@ def fake_quality_run(root: Path, task: str, seed: int, model: str = MODEL) -> Pa
     trained against it, search-teacher with three completed trials."""
     run = root / f"{task}-seed{seed}"
     common = {"task": task, "seed": seed}
-    reference = _checkpoint(run / "reference-lr0.00015", model=model, strategy="standard", train_time_s=284.5, teacher=None, **common)
+    reference = _checkpoint(run / "reference-lr0.00015", model=model, strategy="standard", train_time_s=284.5, teacher=None,
+                            metrics={"largest": {"validation": {"error": 0.15}, "test": {"error": 0.14}}}, **common)
     _checkpoint(run / "reference-lr8e-05", model=model, strategy="standard", train_time_s=296.0, teacher=None, **common)
     supernet = _checkpoint(run / "supernet-teacher", model=str(reference), initialised_from=str(reference), strategy="full",
                            train_time_s=479.5, teacher={"source": str(reference), "path": str(reference)}, **common)
     search = run / "search-teacher"
     search.mkdir()
     (search / "summary.json").write_text(json.dumps({"supernet": str(supernet), "mode": "weight-sharing", "wallclock_s": 125.0, **common}))
-    pd.DataFrame({"trial_id": [1, 2, 3], "status": ["completed"] * 3, "error": [0.20, 0.16, 0.30], "params": [0.53, 0.80, 0.40],
-                  "test_error": [0.15, 0.13, 0.28], "fidelity": [1, 1, 1]}).to_csv(search / "trials.csv", index=False)
+    pd.DataFrame({"trial_id": [1, 2, 3], "status": ["completed"] * 3, "error": [0.20, 0.16, 0.30], "params": [0.53, 0.90, 0.70],
+                  "test_error": [0.15, 0.13, 0.28], "fidelity": [1, 1, 1], "part": [0, 0, 0],
+                  "finished_s": [6.0, 9.5, 125.0]}).to_csv(search / "trials.csv", index=False)
     pd.DataFrame({"wallclock_s": [6.0, 9.5, 125.0], "hypervolume": [0.37, 0.40, 0.41]}).to_csv(search / "hypervolume.csv", index=False)
     return run
 
@@ -91,6 +96,8 @@ def test_from_quality_links_steps_counts_times_and_falls_back(tmp_path, monkeypa
 
     monkeypatch.setattr(subprocess, "call", fake_call)
     monkeypatch.setattr(bvs, "reachable_models", lambda scale: [MODEL])
+    # a model of 100 parameters, 50 of them prunable: a params ratio p holds 2p - 1 of the prunable ones
+    monkeypatch.setattr(bvs, "full_size", lambda work: SubnetSize(params=100, encoder_params=50, macs=1000, seq_len=128))
     work, out = tmp_path / "work", tmp_path / "out"
     monkeypatch.setattr(sys, "argv", ["baselines_vs_search.py", "--tasks", "mrpc", "--seeds", "0", "1", "--methods", "ws-nas", "rfp",
                                       "--thresholds", "0.5,0.9", "--workdir", str(work), "--out-dir", str(out),
@@ -110,8 +117,34 @@ def test_from_quality_links_steps_counts_times_and_falls_back(tmp_path, monkeypa
     assert "no usable quality run for mrpc seed 1 (no directory" in capsys.readouterr().out
     assert _snapshot(quality) == before  # read in place, nothing written there
     sizes = pd.read_csv(out / "relative_to_model_size.csv", index_col=0)
-    # runtime = reference fine-tune 284.5 + teacher super-network 479.5 + search 125.0 = 889.0 s; <= 0.5: trial 3, <= 0.9: trial 2
+    # runtime = reference fine-tune 284.5 + teacher super-network 479.5 + search 125.0 = 889.0 s; prunable shares of the
+    # trials 0.06, 0.8, 0.4: up to 0.75 trial 1 is the best on validation, <= 0.9 holds all (trial 2 best); the grid
+    # is --thresholds and the tables' 0.33, 0.5, 0.75
     assert sizes[["runtime", "threshold", "test_error", "valid_error", "method", "seed"]].values.tolist() == [
-        [889.0, 0.5, 0.28, 0.30, "nas", 0], [889.0, 0.9, 0.13, 0.16, "nas", 0]]
+        [889.0, t, 0.15, 0.20, "nas", 0] for t in (0.33, 0.5, 0.75)] + [[889.0, 0.9, 0.13, 0.16, "nas", 0]]
     hv = pd.read_csv(out / "hypervolume.csv")
-    assert hv[["method", "runtime", "hv"]].values.tolist() == [["nas", 770.0, 0.37], ["nas", 773.5, 0.40], ["nas", 889.0, 0.41]]
+    # at 764 + finished_s: (1 - 0.2)(1 - 0.06) = 0.752; + trial 2's (0.2 - 0.16)(1 - 0.8) = 0.008; trial 3 is dominated
+    assert hv[["method", "runtime"]].values.tolist() == [["nas", 770.0], ["nas", 773.5], ["nas", 889.0]]
+    assert hv["hv"].tolist() == pytest.approx([0.752, 0.760, 0.760], abs=1e-12)
+    references = pd.read_csv(out / "unpruned_model.csv", index_col=0)
+    assert references.values.tolist() == [["mrpc", "all-MiniLM-L6-v2", 0, 0.15, 0.14]]  # seed 1's fine-tune was not run here
+    assert "| nas | 98.8% (1) | – | 98.8% (1) | – | 98.8% (1) | – |" in (out / "results.md").read_text()  # kept: 0.85 / 0.86
+
+
+def test_the_papers_thresholds_become_shares_of_the_prunable_parameters(tmp_path):
+    # BERT-base-cased, counted by hand: embeddings 28996*768 + 512*768 + 2*768 + LayerNorm 2*768 = 22,665,216, pooler
+    # 590,592, classifier 1,538: 23,257,346 kept whole; 12 layers of 2,363,904 (attention) + 4,723,968 (FFN)
+    assert paper_anchors.fixed_share("bert-base-cased") == pytest.approx(23_257_346 / 108_311_810, rel=1e-12)
+    share = paper_anchors.fixed_share("bert-base-cased")
+    # all-parameter thresholds holding 0.3 and 0.6 of the prunable parameters; seed 1's unpruned error is 0.2
+    at = {0.3: share + 0.3 * (1 - share), 0.6: share + 0.6 * (1 - share)}
+    rows = [[7200, at[0.3], 0.5, 0.5, "rfp", "bert-base-cased", "mrpc", 1], [7200, at[0.6], 0.4, 0.4, "rfp", "bert-base-cased", "mrpc", 1],
+            [3600, at[0.6], 0.9, 0.9, "rfp", "bert-base-cased", "mrpc", 1],  # an earlier runtime: not the final result
+            [7200, at[0.6], 0.1, 0.1, "rfp", "roberta-base", "mrpc", 1]]  # another model
+    pd.DataFrame(rows, columns=bvs.COLUMNS).to_csv(tmp_path / "data_relative_to_model_size.csv")
+    pd.DataFrame([["mrpc", "bert-base-cased", 1, 0.2, 0.2]], columns=["dataset", "model", "seed", "validation_error", "test_error"]) \
+        .to_csv(tmp_path / "data_unpruned_model.csv")
+    kept = paper_anchors.paper_kept(tmp_path, [0.25, 0.33, 0.75])
+    # <= 0.25: nothing; <= 0.33: the 0.3 row, 0.5 / 0.8; <= 0.75: the 0.6 row, 0.6 / 0.8
+    assert kept["threshold"].tolist() == [0.33, 0.75] and kept["seeds"].tolist() == [1, 1]
+    assert kept["kept_mean"].tolist() == pytest.approx([0.625, 0.75], abs=1e-12)

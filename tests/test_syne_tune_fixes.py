@@ -272,3 +272,32 @@ def test_fixed_local_backend_writes_nothing_to_the_working_directory(tmp_path, m
     assert backend.rotate_gpus is (expected > 1)  # Syne Tune rotates over two or more GPUs only
     if expected > 0:
         assert backend.num_gpus == expected and backend.num_gpus_per_trial == 1
+
+
+CHILD = "import os, subprocess, sys; import syne_prune.cli; " \
+        "print(subprocess.run([sys.executable, '-c', 'import os; print(os.environ.get(\"OMP_NUM_THREADS\"))'], " \
+        "capture_output=True, text=True).stdout.strip())"
+
+
+@pytest.mark.parametrize("given, child", [(None, "None"), ("3", "3")])
+def test_processes_started_after_importing_syne_prune_keep_the_users_thread_setting(given, child):
+    """Syne Tune's import puts OMP_NUM_THREADS=1 into the environment (a benchmark's training steps then ran on one
+    of two cores); syne_prune takes it back unless the user set it."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"} | ({"OMP_NUM_THREADS": given} if given else {})
+    assert subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True).stdout.split()[-1] == child
+
+
+@pytest.mark.parametrize("n_workers, cores, threads", [(1, 2, "2"), (2, 2, "1"), (3, 8, "2")])
+def test_local_backend_trials_get_their_share_of_the_cores(n_workers, cores, threads, monkeypatch):
+    from syne_prune.search import pool
+    from syne_prune.search.syne_tune_fixes import FixedLocalBackend
+
+    monkeypatch.setattr(pool, "usable_cores", lambda: cores)
+    backend = FixedLocalBackend(entry_point=__file__, threads=pool.threads_per_worker(n_workers))
+    backend.rotate_gpus = False
+    env = {"OMP_NUM_THREADS": "1"}
+    backend._allocate_gpu(0, env)  # LocalBackend._schedule hands it the trial process's environment
+    assert env["OMP_NUM_THREADS"] == threads

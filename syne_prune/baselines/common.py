@@ -1,8 +1,9 @@
 """What every baseline pruning method shares: the budget, the pruning context, the result.
 
 A *budget* is a ratio of the full fine-tuned model's parameters (``params``, as the search's ``params``
-objective: embeddings + encoder + task head) or of its MACs per sequence (``macs``), both counted by
-``objectives.subnet_size`` (the one counter). A mask meets a budget when its count is at most
+objective: embeddings + encoder + task head), of its prunable encoder parameters (``encoder_params``: the heads'
+and FFN neurons' layers, what the paper's and our budgets "of the prunable parameters" mean) or of its MACs per
+sequence (``macs``), all counted by ``objectives.subnet_size`` (the one counter). A mask meets a budget when its count is at most
 ``floor(ratio * full count)``, so the ratio recorded with an export never exceeds the budget.
 """
 from __future__ import annotations
@@ -20,12 +21,13 @@ from syne_prune.masks import SubnetMask
 from syne_prune.models import EncoderShape, get_architecture
 from syne_prune.objectives import SubnetSize, subnet_size
 
-BUDGET_KINDS = ("params", "macs")
+BUDGET_KINDS = ("params", "encoder_params", "macs")
+BUDGET_FLAGS = {kind: "--max-" + kind.replace("_", "-") for kind in BUDGET_KINDS}  # the CLI option of each kind
 
 
 @dataclass(frozen=True)
 class Budget:
-    """``kind``: ``params`` or ``macs``; ``ratio``: share of the full model's count, in (0, 1]."""
+    """``kind``: one of ``BUDGET_KINDS``; ``ratio``: share of the full model's count of that kind, in (0, 1]."""
 
     kind: str
     ratio: float
@@ -34,7 +36,12 @@ class Budget:
         if self.kind not in BUDGET_KINDS:
             raise SynePruneError(f"unknown budget kind '{self.kind}'; choose one of {', '.join(BUDGET_KINDS)}")
         if not (isinstance(self.ratio, (int, float)) and 0 < self.ratio <= 1):
-            raise SynePruneError(f"--max-{self.kind} must be a ratio in (0, 1] of the full model, got {self.ratio}")
+            raise SynePruneError(f"{self.flag} must be a ratio in (0, 1] of the full model, got {self.ratio}")
+
+    @property
+    def flag(self) -> str:
+        """The CLI option that gives this kind of budget, e.g. ``--max-encoder-params``."""
+        return BUDGET_FLAGS[self.kind]
 
     @property
     def label(self) -> str:

@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from syne_prune.baselines.common import BUDGET_KINDS, Budget, Method, PruneContext, Pruned
+from syne_prune.baselines.common import Budget, Method, PruneContext, Pruned
 from syne_prune.baselines.mask_tuning import tune_masks
 from syne_prune.errors import SynePruneError
 from syne_prune.importance import mask_gradients
@@ -41,7 +41,8 @@ def unit_costs(ctx: PruneContext, kind: str) -> tuple[int, int, int]:
     size is linear in its units, so a unit costs the difference of two units and one, and a block's constants
     (output bias, LayerNorm) are its size with one unit less that unit's cost."""
     s, n, config = ctx.shape, ctx.settings.seq_len, ctx.model.config
-    column = BUDGET_KINDS.index(kind)  # layer_size gives (parameters, MACs), the order of BUDGET_KINDS
+    Budget(kind, 1.0)  # checks the kind
+    column = 1 if kind == "macs" else 0  # layer_size gives (parameters, MACs); a layer's parameters are all prunable
 
     def size(index: int, heads: int, neurons: int) -> int:
         return ctx.arch.layer_size(s, config, index, heads, neurons, n)[column]

@@ -22,7 +22,7 @@ from typing import Any
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
-from syne_prune.baselines.common import Budget, PruneContext, Pruned, PruneSettings
+from syne_prune.baselines.common import BUDGET_FLAGS, Budget, PruneContext, Pruned, PruneSettings
 from syne_prune.data import EVAL_BATCH_SIZE, Task, encode, eval_batches, get_task, load_task
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
@@ -49,22 +49,25 @@ class BudgetResult:
     path: Path
 
 
-def parse_budgets(max_params: Any = None, max_macs: Any = None) -> list[Budget]:
-    """Budgets from ``max_params`` xor ``max_macs``: a ratio, a sequence of ratios or a comma list ("0.9,0.5").
-    Raises SynePruneError for both/neither, a non-number, a ratio outside (0, 1] or a repeated ratio."""
-    if (max_params is None) == (max_macs is None):
-        raise SynePruneError("give exactly one of --max-params and --max-macs (a ratio of the full model, or a comma list)")
-    kind, value = ("params", max_params) if max_params is not None else ("macs", max_macs)
+def parse_budgets(max_params: Any = None, max_macs: Any = None, max_encoder_params: Any = None) -> list[Budget]:
+    """Budgets from exactly one of ``max_params``, ``max_encoder_params`` and ``max_macs``: a ratio, a sequence of
+    ratios or a comma list ("0.9,0.5"), largest first. Raises SynePruneError for none or several kinds, a
+    non-number, a ratio outside (0, 1] or a repeated ratio."""
+    given = {kind: value for kind, value in (("params", max_params), ("encoder_params", max_encoder_params), ("macs", max_macs))
+             if value is not None}
+    if len(given) != 1:
+        raise SynePruneError(f"give exactly one of {', '.join(BUDGET_FLAGS.values())} (a ratio of the full model, or a comma list)")
+    [(kind, value)] = given.items()
     items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, Sequence) else [value]
     budgets = []
     for item in items:
         try:
             ratio = float(item)
         except (TypeError, ValueError):
-            raise SynePruneError(f"--max-{kind} wants ratios like 0.5 or 0.9,0.7,0.5; got '{item}'") from None
+            raise SynePruneError(f"{BUDGET_FLAGS[kind]} wants ratios like 0.5 or 0.9,0.7,0.5; got '{item}'") from None
         budgets.append(Budget(kind, ratio))
     if not budgets or len({b.label for b in budgets}) != len(budgets):
-        raise SynePruneError(f"--max-{kind} lists a ratio twice (or none); give distinct ratios")
+        raise SynePruneError(f"{BUDGET_FLAGS[kind]} lists a ratio twice (or none); give distinct ratios")
     return sorted(budgets, key=lambda b: -b.ratio)
 
 
@@ -82,7 +85,7 @@ def check_task_model(model_dir: str, task: Task):
 
 
 def smallest_ratio(method: str, model_dir: str, kind: str = "params", seq_len: int = 128) -> float:
-    """The smallest ``kind`` ratio (params or macs) ``method`` reaches on the model ``model_dir`` (no data needed):
+    """The smallest ``kind`` ratio (a ``BUDGET_KINDS`` name) ``method`` reaches on the model ``model_dir`` (no data needed):
     budgets below it are refused by ``prune``. Raises SynePruneError for an unknown method or kind, or a model
     that does not load."""
     from syne_prune.baselines import get_method  # the registry's package imports this module: a circle at import time
@@ -104,24 +107,28 @@ def fine_tune(model: PreTrainedModel, ctx: PruneContext, epochs: int, label: str
     return model.cpu().eval(), time.perf_counter() - started
 
 
-def prune(method: str, model_dir: str, task: str, *, max_params: Any = None, max_macs: Any = None, output: str | Path,
+def prune(method: str, model_dir: str, task: str, *, max_params: Any = None, max_encoder_params: Any = None, max_macs: Any = None,
+          output: str | Path,
           data_dir: str | None = None, finetune_epochs: int | None = None, examples: int = 2048, lr: float = 2e-5,
           batch_size: int = 32, seed: int = 0, validation_fraction: float = 0.3, max_length: int = 128,
           max_train_examples: int | None = None, max_eval_examples: int | None = None, eval_batch_size: int = EVAL_BATCH_SIZE,
           head_fraction: float = 0.1, overwrite: bool = False, progress: bool = True) -> list[BudgetResult]:
     """Prune the fine-tuned ``model_dir`` (a model of any supported family with ``task``'s head) with ``method`` (a name
-    in ``baselines.METHODS``) to every budget of ``max_params`` or ``max_macs`` (ratios of the full model's
-    parameters or MACs per sequence; one ratio or a comma list); writes ``output/<ratio>/`` exports and
+    in ``baselines.METHODS``) to every budget of ``max_params``, ``max_encoder_params`` or ``max_macs`` (ratios of the
+    full model's parameters, prunable encoder parameters or MACs per sequence; one ratio or a comma list); writes ``output/<ratio>/`` exports and
     ``output/results.csv``; returns one ``BudgetResult`` per budget, largest budget first.
 
-    Raises SynePruneError before ``output`` is touched for: an unknown method or task, both or neither budget,
+    A budget whose sub-network is the previous (larger) budget's and whose method does not change weights reuses
+    that result (the row again, with its own budget; no second fine-tuning: layer dropping has few distinct sizes).
+
+    Raises SynePruneError before ``output`` is touched for: an unknown method or task, none or several budget kinds,
     a ratio outside (0, 1], a budget below the smallest sub-network the method reaches (the message names that
     ratio), a model that is not fine-tuned on ``task`` or not a supported architecture, a model without
     tokenizer, a non-positive setting, or an existing ``output`` without ``overwrite``."""
     from syne_prune.baselines import get_method  # the registry's package imports this module: a circle at import time
 
     spec = get_method(method)
-    budgets = parse_budgets(max_params, max_macs)
+    budgets = parse_budgets(max_params, max_macs, max_encoder_params)
     for name, value in (("examples", examples), ("batch_size", batch_size), ("max_length", max_length), ("eval_batch_size", eval_batch_size),
                         ("max_train_examples", max_train_examples), ("max_eval_examples", max_eval_examples)):
         if value is not None and (not isinstance(value, int) or value <= 0):
@@ -146,7 +153,7 @@ def prune(method: str, model_dir: str, task: str, *, max_params: Any = None, max
     for budget in budgets:
         if not ctx.fits(smallest, budget):
             floor = ctx.ratio(smallest, budget.kind)
-            raise SynePruneError(f"{method} cannot go below {floor:.4f} of the {budget.kind} (its smallest sub-network); give --max-{budget.kind} "
+            raise SynePruneError(f"{method} cannot go below {floor:.4f} of the {budget.kind.replace('_', ' ')} (its smallest sub-network); give {budget.flag} "
                                  f">= {floor:.4f} or use another method")
     validation = eval_batches(encode(data.validation, tokenizer, max_length, task_.is_regression), tokenizer, eval_batch_size)
     test = eval_batches(encode(data.test, tokenizer, max_length, task_.is_regression), tokenizer, eval_batch_size)
@@ -156,17 +163,21 @@ def prune(method: str, model_dir: str, task: str, *, max_params: Any = None, max
     record = task_record({"task": task, "data_dir": data_dir, "validation_fraction": validation_fraction, "seed": seed, "max_length": max_length})
     results: list[BudgetResult] = []
     for budget in tqdm(budgets, desc=f"{method} budgets", disable=not progress):
-        results.append(_one_budget(spec, ctx, budget, validation, test, output, tokenizer, record, epochs))
+        previous = results[-1] if results else None
+        results.append(_one_budget(spec, ctx, budget, validation, test, output, tokenizer, record, epochs, previous))
         _write_csv(output / RESULTS_FILE, [r.row for r in results])
     return results
 
 
-def _one_budget(spec, ctx: PruneContext, budget: Budget, validation, test, output: Path, tokenizer, record: dict, epochs: int) -> BudgetResult:
+def _one_budget(spec, ctx: PruneContext, budget: Budget, validation, test, output: Path, tokenizer, record: dict, epochs: int,
+                previous: BudgetResult | None) -> BudgetResult:
     seed_everything(ctx.settings.seed)
     started = time.perf_counter()
     pruned = spec.run(ctx, budget)
     if not ctx.fits(pruned.mask, budget):
         raise SynePruneError(f"{spec.name} returned a sub-network above the budget {budget.ratio}; report this as a bug")
+    if previous is not None and pruned.subnetwork is None and previous.pruned.subnetwork is None and pruned.mask == previous.pruned.mask:
+        return _same_as(previous, budget, output, time.perf_counter() - started)
     sub = pruned.subnetwork if pruned.subnetwork is not None else extract_subnetwork(ctx.model, pruned.mask, share_weights=False).eval()
     prune_s = time.perf_counter() - started
     finetune_s = 0.0
@@ -187,6 +198,18 @@ def _one_budget(spec, ctx: PruneContext, budget: Budget, validation, test, outpu
     path = export_subnetwork(ctx.model, pruned.mask, output / budget.label, tokenizer=tokenizer, metadata=json.loads(json.dumps(metadata)),
                              subnetwork=sub)
     return BudgetResult(row, sub.cpu(), pruned, path)
+
+
+def _same_as(previous: BudgetResult, budget: Budget, output: Path, prune_s: float) -> BudgetResult:
+    """``previous``'s result again for ``budget`` (the same sub-network): its export copied, its budget recorded."""
+    path = output / budget.label
+    shutil.copytree(previous.path, path)
+    metadata = json.loads((path / "syne_prune.json").read_text())
+    metadata["baseline"].update(budget={"kind": budget.kind, "ratio": budget.ratio}, prune_time_s=prune_s, finetune_time_s=0.0,
+                                same_as_budget=previous.row["budget"])
+    (path / "syne_prune.json").write_text(json.dumps(metadata, indent=2))
+    row = {**previous.row, "budget": budget.ratio, "prune_time_s": prune_s, "finetune_time_s": 0.0}
+    return BudgetResult(row, previous.model, previous.pruned, path)
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -17,7 +17,8 @@ def add_commands(commands: Any) -> None:
         help="prune a fine-tuned model with a baseline method (rfp, layer-drop, head-prune) to a parameter or MAC budget",
         description="The paper's baselines: " + "; ".join(f"{m.name}: {m.summary}" for m in METHODS.values()) + ". Every budget "
         "gets an export (as `export` writes) in OUTPUT/<ratio>/ and a row of OUTPUT/results.csv (budget, params, encoder params "
-        "and MACs ratios, validation and test metric). Budgets are met exactly as counted for the search's params objective.",
+        "and MACs ratios, validation and test metric). Budgets are met exactly as counted for the search's params objective. "
+        "A budget that gives the previous budget's sub-network reuses its result.",
     )
     # dest "pruning_method": an unknown name reads "unknown pruning method 'x'; choose one of ..."
     parser.add_argument("--method", dest="pruning_method", required=True, choices=list(METHODS), help="pruning method")
@@ -26,8 +27,10 @@ def add_commands(commands: Any) -> None:
     add_option(parser, prune, "data_dir", "local GLUE TSV files (TASK/train.tsv, TASK/dev.tsv); else the Hugging Face hub")
     add_option(parser, prune, "max_params", "budget(s) as ratios of the full model's parameters in (0, 1], e.g. 0.5 or a sweep "
                "0.9,0.8,0.7", metavar="R[,R...]")
+    add_option(parser, prune, "max_encoder_params", "budget(s) as ratios of the prunable encoder parameters (the layers' heads "
+               "and FFN neurons; embeddings and task head are kept whole)", metavar="R[,R...]")
     add_option(parser, prune, "max_macs", "budget(s) as ratios of the full model's MACs per 128-token sequence "
-               "(give one of --max-params, --max-macs)", metavar="R[,R...]")
+               "(give one of --max-params, --max-encoder-params, --max-macs)", metavar="R[,R...]")
     add_option(parser, prune, "output", "directory to create: OUTPUT/<ratio>/ exports and OUTPUT/results.csv", required=True)
     add_option(parser, prune, "finetune_epochs", "epochs of label fine-tuning after pruning (shared training loop) (default: "
                + ", ".join(f"{m.name} {m.finetune_epochs}" for m in METHODS.values()) + "; benchmarks/baselines_vs_search.py uses these)")
@@ -49,7 +52,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     results = prune(args.pruning_method, args.model, args.task, **api_kwargs(prune, args))
     for result in results:
         row = result.row
-        print(f"{row['method']} {row['objective']} <= {row['budget']:g}: {row['params_ratio']:.1%} of the parameters, "
+        print(f"{row['method']} {row['objective']} <= {row['budget']:g}: {row['params_ratio']:.1%} of the parameters "
+              f"({row['encoder_params_ratio']:.1%} of the prunable encoder), "
               f"{row['macs_ratio']:.1%} of the MACs; validation {row['metric']} {row['valid_metric']:.4f}, test {row['test_metric']:.4f} "
               f"-> {result.path}")
     print(f"results written to {Path(args.output) / RESULTS_FILE}")

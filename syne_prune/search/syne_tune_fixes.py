@@ -298,7 +298,18 @@ def count_gpus() -> int:
 
 class FixedLocalBackend(LocalBackend):
     """Syne Tune's ``LocalBackend`` (one process per trial) without the ``std.out`` it writes into the
-    current directory when it counts GPUs."""
+    current directory when it counts GPUs, and whose trial processes get ``threads`` intra-op threads each
+    (``OMP_NUM_THREADS``; Syne Tune relies on the 1 its import puts into the environment of every later child
+    process, which syne_prune's import takes back: see ``syne_prune/__init__.py``). None: the environment's."""
+
+    def __init__(self, *args: Any, threads: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.threads = threads
+
+    def _allocate_gpu(self, trial_id: int, env: dict[str, Any]) -> None:
+        if self.threads is not None:  # env is the trial process's environment (LocalBackend._schedule)
+            env["OMP_NUM_THREADS"] = str(self.threads)
+        super()._allocate_gpu(trial_id, env)
 
     def _prepare_for_schedule(self, num_gpus: int | None = None) -> None:
         if self.rotate_gpus and self.num_gpus is None and num_gpus is None:

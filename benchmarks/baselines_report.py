@@ -1,0 +1,110 @@
+"""The report of ``baselines_vs_search.py``: the size plot (ours beside the paper's BERT-base), the hypervolume plot
+and ``results.md`` (quality kept, test errors, final hypervolumes)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from paper_anchors import prunable_rows
+
+COLUMNS = ["runtime", "threshold", "test_error", "valid_error", "method", "model", "dataset", "seed"]
+TABLE_THRESHOLDS = (0.75, 0.5, 0.33)  # shares of the prunable parameters the tables report (always in the grid)
+
+
+def kept_shares(sizes: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
+    """``sizes`` with ``kept``: the test metric over the same seed's unpruned reference's, (1 - error) / (1 - error)."""
+    merged = sizes.merge(references[["dataset", "model", "seed", "test_error"]].rename(columns={"test_error": "reference_error"}),
+                         on=["dataset", "model", "seed"], how="left")
+    return merged.assign(kept=(1 - merged["test_error"]) / (1 - merged["reference_error"]))
+
+
+def plot_sizes(ours: pd.DataFrame, path: Path, anchors: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paper = prunable_rows(anchors) if (anchors / "data_relative_to_model_size.csv").is_file() else pd.DataFrame(columns=COLUMNS)
+    datasets = sorted(ours["dataset"].unique())
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.4 * len(datasets)), squeeze=False)
+    for row, dataset in enumerate(datasets):
+        for column, (frame, label) in enumerate(((ours, "ours: " + ", ".join(ours["model"].unique())), (paper, "paper: bert-base-cased"))):
+            ax = axes[row][column]
+            for method, group in frame[frame["dataset"] == dataset].groupby("method"):
+                mean = group.groupby("threshold")["test_error"].agg(["mean", "std", "count"]).reset_index()
+                ax.errorbar(mean["threshold"], mean["mean"], yerr=mean["std"].fillna(0), marker="o", ms=3, capsize=2, label=f"{method}")
+            ax.set_title(f"{dataset} ({label})", fontsize=9)
+            ax.set_xlabel("threshold: share of the prunable (encoder) parameters")
+            ax.set_ylabel("test error (best on validation)")
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_hypervolume(hv: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted(hv.groupby(["model", "dataset", "seed"]).groups)
+    fig, axes = plt.subplots(len(keys), 1, figsize=(6, 3.2 * len(keys)), squeeze=False)
+    for ax, (model, dataset, seed) in zip(axes[:, 0], keys):
+        for method, group in hv[(hv["model"] == model) & (hv["dataset"] == dataset) & (hv["seed"] == seed)].groupby("method"):
+            ax.step(group["runtime"], group["hv"], where="post", marker=".", label=method)
+        ax.set_title(f"{model} / {dataset} / seed {seed}", fontsize=9)
+        ax.set_xlabel("wall-clock (s)")
+        ax.set_ylabel("hypervolume (valid error, params)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _mean_std(values: pd.Series, fmt: str) -> str:
+    return format(values.mean(), fmt) + (f" ± {format(values.std(), fmt)}" if len(values) > 1 else "") + f" ({len(values)})"
+
+
+def markdown(sizes: pd.DataFrame, hv: pd.DataFrame, references: pd.DataFrame, paper: pd.DataFrame, args) -> str:
+    """results.md: per dataset, the quality kept at the TABLE_THRESHOLDS beside the paper's BERT-base, the test error
+    over the whole grid, and the final hypervolume per method (means ± std over seeds, seed counts in brackets)."""
+    kept = kept_shares(sizes, references)
+    lines = [f"# Baselines against the search ({args.scale} scale)", "",
+             "Thresholds are shares of the prunable (encoder) parameters; the paper's all-parameter thresholds are converted "
+             "(benchmarks/paper_anchors.py). Kept: test metric of the best-on-validation sub-network below the threshold over "
+             "the same seed's unpruned fine-tuned reference; mean ± std (seeds).", ""]
+    for (model, dataset), group in kept.groupby(["model", "dataset"]):
+        ref = references[(references["model"] == model) & (references["dataset"] == dataset)]
+        lines += [f"## {model} / {dataset}", "", f"Unpruned reference test metric: {_mean_std(1 - ref['test_error'], '.3f')}.", "",
+                  "| method | " + " | ".join(f"kept <= {t:g} | paper <= {t:g}" for t in TABLE_THRESHOLDS) + " |",
+                  "|---|" + "---|---|" * len(TABLE_THRESHOLDS)]
+        for method, rows in group.groupby("method"):
+            cells = []
+            for t in TABLE_THRESHOLDS:
+                mine = rows[np.isclose(rows["threshold"], t)]["kept"].dropna()
+                theirs = paper[(paper["dataset"] == dataset) & (paper["method"] == method) & np.isclose(paper["threshold"], t)]
+                cells += [_mean_std(mine, ".1%") if len(mine) else "–",
+                          f"{theirs['kept_mean'].iloc[0]:.1%}" if len(theirs) else "–"]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        table = group.groupby(["method", "threshold"])["test_error"].agg(["mean", "std", "count"]).reset_index()
+        grid = sorted(table["threshold"].unique())
+        lines += ["", "Test error (1 - metric) below each threshold:", "", "| method | " + " | ".join(f"<= {t:g}" for t in grid) + " |",
+                  "|---|" + "---|" * len(grid)]
+        for method, rows in table.groupby("method"):
+            cells = {r.threshold: f"{r.mean:.3f}" + (f" ± {r.std:.3f}" if r.count > 1 else "") for r in rows.itertuples()}
+            lines.append(f"| {method} | " + " | ".join(cells.get(t, "–") for t in grid) + " |")
+        lines.append("")
+    if len(hv):
+        final = hv.sort_values("runtime").groupby(["model", "dataset", "seed", "method"]).last().reset_index()
+        lines += ["## Final hypervolume and wall-clock", "",
+                  "Hypervolume of (validation error, prunable share), reference point (1, 1); wall-clock from the start of the "
+                  "reference fine-tune (see the script's text).", "",
+                  "| model | dataset | method | hypervolume | wall-clock (s) |", "|---|---|---|---|---|"]
+        for (model, dataset, method), rows in final.groupby(["model", "dataset", "method"]):
+            lines.append(f"| {model} | {dataset} | {method} | {_mean_std(rows['hv'], '.4f')} | {_mean_std(rows['runtime'], '.0f')} |")
+    return "\n".join(lines) + "\n"
