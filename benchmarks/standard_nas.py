@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--plot")
     args = parser.parse_args()
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")  # the searches run side by side: one thread per trial each
     processes = {s: subprocess.Popen(command(args, s), env=env, stdout=subprocess.DEVNULL, stderr=open(Path(args.workdir + f"-{s}.log"), "w"))
                  for s in args.schedulers}
     for scheduler, process in processes.items():

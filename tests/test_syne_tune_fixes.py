@@ -301,3 +301,14 @@ def test_local_backend_trials_get_their_share_of_the_cores(n_workers, cores, thr
     env = {"OMP_NUM_THREADS": "1"}
     backend._allocate_gpu(0, env)  # LocalBackend._schedule hands it the trial process's environment
     assert env["OMP_NUM_THREADS"] == threads
+
+
+def test_a_users_thread_setting_wins_over_the_local_backends_share(monkeypatch):
+    from syne_prune.search import pool
+    from syne_prune.search.backends.local import trial_threads
+
+    monkeypatch.setattr(pool, "usable_cores", lambda: 4)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert trial_threads(2) == 2 and trial_threads(8) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # e.g. benchmarks/standard_nas.py, two searches side by side
+    assert trial_threads(1) is None

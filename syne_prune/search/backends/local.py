@@ -2,6 +2,7 @@
 kind's entry point (``search/trial.py`` or ``search/finetune.py``)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from syne_tune.backend.trial_backend import TrialBackend
@@ -11,11 +12,17 @@ from syne_prune.search.pool import threads_per_worker
 from syne_prune.search.syne_tune_fixes import FixedLocalBackend
 
 
+def trial_threads(n_workers: int) -> int | None:
+    """Threads for each trial process of ``n_workers``: ``cores // n_workers`` (at least 1); None (the environment's)
+    when the user set ``OMP_NUM_THREADS``."""
+    return None if "OMP_NUM_THREADS" in os.environ else threads_per_worker(n_workers)
+
+
 class LocalSearchBackend(SearchBackend):
     """A process per trial; a trial that trains keeps its weights in its Syne Tune checkpoint folder. Each trial
-    process gets ``cores // n_workers`` threads, as a pool worker does."""
+    process gets ``cores // n_workers`` threads, as a pool worker does, unless the user set ``OMP_NUM_THREADS``."""
 
     name = "local"
 
     def _make_trial_backend(self, part_dir: Path) -> TrialBackend:
-        return FixedLocalBackend(entry_point=self.entry_point or self.kind.entry_point, threads=threads_per_worker(self.config.n_workers))
+        return FixedLocalBackend(entry_point=self.entry_point or self.kind.entry_point, threads=trial_threads(self.config.n_workers))
