@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baselines_report import COLUMNS, TABLE_THRESHOLDS, markdown, plot_hypervolume, plot_sizes  # noqa: E402
+from baselines_report import COLUMNS, TABLE_THRESHOLDS, constant_error, markdown, plot_hypervolume, plot_sizes  # noqa: E402
 from paper_anchors import paper_kept  # noqa: E402
 from quality_runs import link_quality_run  # noqa: E402
 from scales import SCALES, reachable_models, short_name  # noqa: E402
@@ -224,11 +224,22 @@ def reference_error(work: Path) -> tuple[float, float] | None:
     return float(largest["validation"]["error"]), float(largest["test"]["error"])
 
 
-def collect(args, models: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """What the work directory holds: the threshold rows (COLUMNS), the hypervolume curves and the unpruned references
-    (the columns of the paper's ``data_unpruned_model.csv``)."""
+def swept_hypervolume(frame: pd.DataFrame, floor: float) -> float:
+    """Hypervolume of (valid_error, prunable) with every prunable share below ``floor`` raised to it: the area a
+    baseline's sweep down to ``floor`` can reach, so a search's sub-networks below it earn no extra credit."""
+    from syne_prune.search.results import hypervolume
+    from syne_prune.search.searchers import non_dominated
+
+    points = np.column_stack([frame["valid_error"], np.maximum(frame["prunable"], floor)])
+    return float(hypervolume(points[non_dominated(points)])) if len(points) else 0.0
+
+
+def collect(args, models: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What the work directory holds: the threshold rows (COLUMNS), the hypervolume curves, the final hypervolumes
+    (whole front and swept range, with the runtime) and the unpruned references (the columns of the paper's
+    ``data_unpruned_model.csv`` and ``constant_error``)."""
     thresholds = sorted({float(t) for t in args.thresholds.split(",")} | set(TABLE_THRESHOLDS))
-    size_rows, hv_rows, references = [], [], []
+    size_rows, hv_rows, finals, references = [], [], [], []
     for model in models:
         for task in args.tasks:
             for seed in args.seeds:
@@ -243,8 +254,13 @@ def collect(args, models: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
                     for threshold, test_error, valid_error in best_below(frame, thresholds):
                         size_rows.append([runtime, threshold, test_error, valid_error, PAPER_NAMES[method], short_name(model), task, seed])
                     hv_rows += [[PAPER_NAMES[method], short_name(model), task, seed, t, h] for t, h in zip(curve["runtime"], curve["hv"])]
-    return (pd.DataFrame(size_rows, columns=COLUMNS), pd.DataFrame(hv_rows, columns=["method", "model", "dataset", "seed", "runtime", "hv"]),
-            pd.DataFrame(references, columns=["dataset", "model", "seed", "validation_error", "test_error"]))
+                    finals.append([PAPER_NAMES[method], short_name(model), task, seed, runtime, float(curve["hv"].iloc[-1]) if len(curve) else 0.0,
+                                   swept_hypervolume(frame, min(TABLE_THRESHOLDS))])
+    references = pd.DataFrame(references, columns=["dataset", "model", "seed", "validation_error", "test_error"])
+    references["constant_error"] = [constant_error(task, args.data_dir) for task in references["dataset"]]
+    keys = ["method", "model", "dataset", "seed", "runtime"]
+    return (pd.DataFrame(size_rows, columns=COLUMNS), pd.DataFrame(hv_rows, columns=[*keys, "hv"]),
+            pd.DataFrame(finals, columns=[*keys, "hv", "hv_swept"]), references)
 
 
 def run_steps(args, models: list[str]) -> int:
@@ -309,7 +325,8 @@ def main() -> None:
     failed = 0 if args.collect_only else run_steps(args, models)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sizes, hv, references = collect(args, models)
+    sizes, hv, finals, references = collect(args, models)
+    finals.to_csv(out / "hypervolume_final.csv", index=False)
     sizes.to_csv(out / "relative_to_model_size.csv")
     references.to_csv(out / "unpruned_model.csv")
     hv.to_csv(out / "hypervolume.csv", index=False)
@@ -317,7 +334,7 @@ def main() -> None:
         plot_sizes(sizes, out / "relative_to_model_size.png", Path(args.anchors))
     if len(hv):
         plot_hypervolume(hv, out / "hypervolume.png")
-    (out / "results.md").write_text(markdown(sizes, hv, references, paper_kept(Path(args.anchors), list(TABLE_THRESHOLDS)), args))
+    (out / "results.md").write_text(markdown(sizes, finals, references, paper_kept(Path(args.anchors), list(TABLE_THRESHOLDS)), args))
     print(f"results in {out}: {len(sizes)} threshold rows, {len(hv)} hypervolume points; {failed} failed step(s)")
     sys.exit(1 if failed else 0)
 

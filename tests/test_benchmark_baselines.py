@@ -83,7 +83,7 @@ def test_an_existing_step_is_kept(tmp_path, capsys):
     assert "already there: kept" in capsys.readouterr().out
 
 
-def test_from_quality_links_steps_counts_times_and_falls_back(tmp_path, monkeypatch, capsys):
+def test_from_quality_links_steps_counts_times_and_falls_back(tmp_path, monkeypatch, capsys, glue_dir):
     quality = tmp_path / "quality"
     fake_quality_run(quality, "mrpc", 0)  # seed 1 has no quality run
     before = _snapshot(quality)
@@ -101,7 +101,7 @@ def test_from_quality_links_steps_counts_times_and_falls_back(tmp_path, monkeypa
     work, out = tmp_path / "work", tmp_path / "out"
     monkeypatch.setattr(sys, "argv", ["baselines_vs_search.py", "--tasks", "mrpc", "--seeds", "0", "1", "--methods", "ws-nas", "rfp",
                                       "--thresholds", "0.5,0.9", "--workdir", str(work), "--out-dir", str(out),
-                                      "--anchors", str(tmp_path / "no-anchors"), "--from-quality", str(quality)])
+                                      "--anchors", str(tmp_path / "no-anchors"), "--from-quality", str(quality), "--data-dir", str(glue_dir)])
     with pytest.raises(SystemExit) as exit_:
         bvs.main()
     assert exit_.value.code == 0
@@ -126,9 +126,17 @@ def test_from_quality_links_steps_counts_times_and_falls_back(tmp_path, monkeypa
     # at 764 + finished_s: (1 - 0.2)(1 - 0.06) = 0.752; + trial 2's (0.2 - 0.16)(1 - 0.8) = 0.008; trial 3 is dominated
     assert hv[["method", "runtime"]].values.tolist() == [["nas", 770.0], ["nas", 773.5], ["nas", 889.0]]
     assert hv["hv"].tolist() == pytest.approx([0.752, 0.760, 0.760], abs=1e-12)
+    # over the swept range, trial 1's share 0.06 counts as 0.33: (1 - 0.2)(1 - 0.33) + 0.008 = 0.544
+    finals = pd.read_csv(out / "hypervolume_final.csv")
+    assert finals[["method", "runtime"]].values.tolist() == [["nas", 889.0]]
+    assert finals[["hv", "hv_swept"]].values.tolist()[0] == pytest.approx([0.760, 0.544], abs=1e-12)
+    # answering "paraphrase" everywhere: F1 = 2p / (1 + p) for the positive share p of the test split (GLUE dev's slice)
+    positive = pd.read_csv(glue_dir / "MRPC" / "dev.tsv", sep="\t", quoting=3)["Quality"].mean()
+    constant = 1 - 2 * positive / (1 + positive)
     references = pd.read_csv(out / "unpruned_model.csv", index_col=0)
-    assert references.values.tolist() == [["mrpc", "all-MiniLM-L6-v2", 0, 0.15, 0.14]]  # seed 1's fine-tune was not run here
-    assert "| nas | 98.8% (1) | – | 98.8% (1) | – | 98.8% (1) | – |" in (out / "results.md").read_text()  # kept: 0.85 / 0.86
+    assert references.values.tolist() == [["mrpc", "all-MiniLM-L6-v2", 0, 0.15, 0.14, pytest.approx(constant, abs=1e-12)]]  # seed 0 only
+    gain = f"{(constant - 0.15) / (constant - 0.14):.1%} (1)"  # (constant - test error) / (constant - the reference's)
+    assert f"| nas | 98.8% (1) | {gain} | – | 98.8% (1) | {gain} | – | 98.8% (1) | {gain} | – |" in (out / "results.md").read_text()
 
 
 def test_the_papers_thresholds_become_shares_of_the_prunable_parameters(tmp_path):
