@@ -45,6 +45,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -126,15 +127,19 @@ def done(path: Path) -> bool:
 
 
 def run_step(command: list[str], log: Path) -> bool:
-    """Run one command (resuming an interrupted one); False on failure (reported with its log)."""
+    """Run one command (resuming an interrupted one); False on failure (reported with its log). Its wall-clock
+    seconds (loading, pruning, evaluation, export: all of it) are appended to ``steps.csv`` beside the log."""
     output = Path(command[command.index("--output") + 1])
     if done(output):
         return True
     if output.exists():
         command = command + (["--resume"] if "prune" not in command else ["--overwrite"])
     log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     with open(log, "a") as handle:
         code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    with open(log.parent / "steps.csv", "a") as handle:
+        handle.write(f"{output.name},{command[command.index('syne_prune') + 1]},{time.perf_counter() - started:.1f},{code}\n")
     if code == 0 and "prune" in command:
         (output / "done").write_text("")
     if code != 0:
