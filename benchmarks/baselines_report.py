@@ -11,6 +11,7 @@ from paper_anchors import prunable_rows
 
 COLUMNS = ["runtime", "threshold", "test_error", "valid_error", "method", "model", "dataset", "seed"]
 TABLE_THRESHOLDS = (0.75, 0.5, 0.33)  # shares of the prunable parameters the tables report (always in the grid)
+COLORS = {"nas": "C0", "standard_nas": "C1", "rfp": "C2", "ld": "C3", "hp": "C4"}  # one colour per method in every panel
 
 
 @functools.lru_cache(maxsize=None)
@@ -52,7 +53,8 @@ def plot_sizes(ours: pd.DataFrame, path: Path, anchors: Path) -> None:
             ax = axes[row][column]
             for method, group in frame[frame["dataset"] == dataset].groupby("method"):
                 mean = group.groupby("threshold")["test_error"].agg(["mean", "std", "count"]).reset_index()
-                ax.errorbar(mean["threshold"], mean["mean"], yerr=mean["std"].fillna(0), marker="o", ms=3, capsize=2, label=f"{method}")
+                ax.errorbar(mean["threshold"], mean["mean"], yerr=mean["std"].fillna(0), marker="o", ms=3, capsize=2, label=f"{method}",
+                            color=COLORS.get(method))
             ax.set_title(f"{dataset} ({label})", fontsize=9)
             ax.set_xlabel("threshold: share of the prunable (encoder) parameters")
             ax.set_ylabel("test error (best on validation)")
@@ -74,10 +76,10 @@ def plot_hypervolume(hv: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(len(keys), 1, figsize=(6, 3.2 * len(keys)), squeeze=False)
     for ax, (model, dataset, seed) in zip(axes[:, 0], keys):
         for method, group in hv[(hv["model"] == model) & (hv["dataset"] == dataset) & (hv["seed"] == seed)].groupby("method"):
-            ax.step(group["runtime"], group["hv"], where="post", marker=".", label=method)
+            ax.step(group["runtime"], group["hv"], where="post", marker=".", label=method, color=COLORS.get(method))
         ax.set_title(f"{model} / {dataset} / seed {seed}", fontsize=9)
         ax.set_xlabel("wall-clock (s)")
-        ax.set_ylabel("hypervolume (valid error, params)")
+        ax.set_ylabel("hypervolume (valid error, prunable share)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
