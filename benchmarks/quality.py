@@ -77,7 +77,7 @@ def test_scores(model_dir: Path, task_name: str, args, seed: int) -> dict[str, f
 def train(args, task: str, seed: int, output: Path, model: str = MODEL, **settings) -> dict[str, Any]:
     config = TrainingConfig(
         model=model, task=task, output=str(output), data_dir=args.data_dir, search_space=args.search_space,
-        epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length, seed=seed,
+        epochs=args.epochs, warmup_ratio=args.warmup_ratio, batch_size=args.batch_size, max_length=args.max_length, seed=seed,
         validation_fraction=args.validation_fraction, max_train_examples=args.max_train_examples,
         max_eval_examples=args.max_eval_examples, **settings)
     started = time.perf_counter()
@@ -214,6 +214,8 @@ def main() -> None:
     parser.add_argument("--search-space", default="small")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=8e-5, help="super-network learning rate")
+    parser.add_argument("--warmup-ratio", type=float, default=0.0, help="share of the steps the learning rate warms up over "
+                        "(references and super-networks alike)")
     parser.add_argument("--reference-lrs", nargs="+", type=float, default=[3e-5, 8e-5, 1.5e-4])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)

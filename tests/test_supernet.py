@@ -173,3 +173,15 @@ def test_resume_with_other_settings_is_refused(tiny_model_dirs, glue_dir, tmp_pa
         train_supernet(_config(tiny_model_dirs["bert"], glue_dir, tmp_path / "out", epochs=2, lr=5e-4), resume=True, progress=False)
     settings = json.loads((tmp_path / "out" / ".resume" / "settings.json").read_text())
     assert settings["lr"] == 1e-3
+
+
+def test_warmup_is_recorded_only_when_used_and_changes_the_training(tiny_model_dirs, glue_dir, tmp_path):
+    """warmup_ratio came later: at its default 0 it is left out of the settings, so earlier checkpoints still match."""
+    plain, warm = (_config(tiny_model_dirs["bert"], glue_dir, tmp_path / name, strategy="standard", warmup_ratio=ratio, epochs=2)
+                   for name, ratio in (("plain", 0.0), ("warm", 0.5)))
+    assert "warmup_ratio" not in plain.settings() and warm.settings()["warmup_ratio"] == 0.5
+    for config in (plain, warm):
+        train_supernet(config, progress=False)
+    assert json.loads((tmp_path / "warm" / "supernet.json").read_text())["hyperparameters"]["warmup_ratio"] == 0.5
+    a, b = load_file(tmp_path / "plain" / "model.safetensors"), load_file(tmp_path / "warm" / "model.safetensors")
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # a slower start gives other weights

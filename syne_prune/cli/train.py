@@ -28,6 +28,8 @@ def add_commands(commands: Any) -> None:
     option("strategy", "how the sub-networks are trained together", choices=list(STRATEGIES))
     option("epochs", "training epochs")
     option("lr")
+    option("warmup_ratio", "share of the training steps over which the learning rate rises linearly to --lr (then it "
+           "decays linearly to 0)")
     option("batch_size")
     option("max_length")
     option("temperature", "distillation temperature (kd, full)")

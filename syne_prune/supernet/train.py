@@ -44,6 +44,9 @@ IMPORTANCE_FILE = ".importance.json"  # the ordering record, kept for a resumed 
 IMPORTANCE_CHOICES = ("none", *IMPORTANCE_METHODS)
 
 
+ADDED = {"warmup_ratio": 0.0}  # settings TrainingConfig gained later, with the value that earlier runs used
+
+
 @dataclass
 class TrainingConfig:
     model: str
@@ -54,6 +57,7 @@ class TrainingConfig:
     strategy: str = "full"
     epochs: int = 3
     lr: float = 8e-5  # BENCHMARKS.md, quality: the better of the reference grid {8e-5, 1.5e-4} on STS-B, the second on MRPC
+    warmup_ratio: float = 0.0  # share of the steps over which the learning rate rises linearly to lr (then decays to 0)
     batch_size: int = 32
     max_length: int = 128
     temperature: float = 1.0
@@ -83,6 +87,8 @@ class TrainingConfig:
         for name in ("lr", "temperature"):
             if not getattr(self, name) > 0:
                 raise SynePruneError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise SynePruneError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.num_random_subnets < 0:
             raise SynePruneError(f"--num-random-subnets must be >= 0, got {self.num_random_subnets}")
         for name in ("max_train_examples", "max_eval_examples"):
@@ -100,8 +106,9 @@ class TrainingConfig:
         return self.teacher
 
     def settings(self) -> dict[str, Any]:
-        """What must match for --resume to continue a run."""
-        return {k: v for k, v in asdict(self).items() if k not in ("output", "extra")}
+        """What must match for --resume to continue a run. Settings added after checkpoints were written (``ADDED``)
+        appear only when they differ from their default, so those checkpoints' records still match."""
+        return {k: v for k, v in asdict(self).items() if k not in ("output", "extra") and not (k in ADDED and v == ADDED[k])}
 
 
 
@@ -165,7 +172,8 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
         temperature=config.temperature, num_random_subnets=config.num_random_subnets, teacher=teacher,
     )
     loop = TrainingLoop(model, train_examples, tokenizer, strategy,
-                        LoopSettings(config.epochs, config.lr, config.batch_size, config.seed, description=config.strategy, progress=progress),
+                        LoopSettings(config.epochs, config.lr, config.batch_size, config.seed, config.warmup_ratio, description=config.strategy,
+                                     progress=progress),
                         random_state=strategy.random_state, device=device)
     if resume:
         loop.resume(state_dir / "state.pt")
