@@ -84,13 +84,17 @@ def steps(args, model: str, task: str, seed: int, work: Path, step: str) -> list
         search += ["--max-eval-examples", str(args.max_eval_examples)]
     prune = ["--model", work / "finetuned", "--task", task, "--seed", str(seed), "--examples", str(args.examples), *data_args(args),
              *finetuning_args(work / "finetuned")]
+    # the super-network distils from the baselines' fine-tuned model when there is one (its time counts for WS-NAS),
+    # as --from-quality's do; else train-supernet's default, --teacher auto
+    teacher = ["--teacher", work / "finetuned"] if (work / "finetuned" / "supernet.json").is_file() else []
+    scheduler = ["--scheduler", args.scheduler] if args.scheduler else []
     if step in BASELINES:
         return [cli("prune", "--method", step, *prune, "--max-encoder-params", reachable_budgets(args.budgets, step, work / "finetuned"),
                     "--output", work / step)]
     return {
         "finetuned": [cli("train-supernet", "--model", model, "--strategy", "standard", "--importance", "none", *common, "--output", work / "finetuned")],
-        "ws-nas": [cli("train-supernet", "--model", model, *common, "--output", work / "supernet"),
-                   cli("search", "--supernet", work / "supernet", *search, "--output", work / "ws-nas")],
+        "ws-nas": [cli("train-supernet", "--model", model, *common, *teacher, "--output", work / "supernet"),
+                   cli("search", "--supernet", work / "supernet", *search, *scheduler, "--output", work / "ws-nas")],
         "standard-nas": [cli("search", "--mode", "standard", "--model", model, *common, *search, "--output", work / "standard-nas")],
     }[step]
 
@@ -301,6 +305,8 @@ def main() -> None:
     parser.add_argument("--search-budget", type=float, help="wall-clock seconds per search (default: the scale's)")
     parser.add_argument("--max-trials", type=int, help="cap on trials per search (quick runs)")
     parser.add_argument("--n-workers", type=int, help="search workers (default: the scale's)")
+    parser.add_argument("--scheduler", help="the weight-sharing search's scheduler (default: search's own; the quality runs "
+                        "--from-quality links used ehvi)")
     parser.add_argument("--budgets", default="0.9,0.75,0.6,0.5,0.4,0.33", help="sweep of the baselines, ratios of the prunable encoder parameters")
     parser.add_argument("--thresholds", default="0.2,0.25,0.4,0.6,0.67,0.9,1.0",
                         help="thresholds (shares of the prunable parameters) of the plot and the test-error table, besides "

@@ -91,7 +91,11 @@ def test_from_quality_links_steps_counts_times_and_falls_back(tmp_path, monkeypa
 
     def fake_call(command, **kwargs):  # what run_step would start: recorded, its output directory created, no training
         commands.append([str(c) for c in command])
-        Path(command[command.index("--output") + 1]).mkdir(parents=True, exist_ok=True)
+        output = Path(command[command.index("--output") + 1])
+        output.mkdir(parents=True, exist_ok=True)
+        if output.name == "finetuned":  # a fine-tuned model's record: the super-network then distils from it
+            (output / "supernet.json").write_text(json.dumps({"train_time_s": 100.0, "metrics": {"largest": {
+                "validation": {"error": 0.2}, "test": {"error": 0.25}}}}))
         return 0
 
     monkeypatch.setattr(subprocess, "call", fake_call)
@@ -111,6 +115,8 @@ def test_from_quality_links_steps_counts_times_and_falls_back(tmp_path, monkeypa
     assert (seed0 / "ws-nas").resolve() == (quality / "mrpc-seed0" / "search-teacher").resolve()
     assert not any((seed1 / name).is_symlink() for name in ("finetuned", "supernet", "ws-nas"))  # trained as before
     ran = [(c[c.index("syne_prune") + 1], Path(c[c.index("--output") + 1]).relative_to(work).as_posix()) for c in commands]
+    supernet_command = next(c for c in commands if c[c.index("--output") + 1].endswith("seed1/supernet"))
+    assert supernet_command[supernet_command.index("--teacher") + 1] == str(seed1 / "finetuned")  # the baselines' model teaches
     assert ran == [("prune", "all-MiniLM-L6-v2/mrpc/seed0/rfp"),  # seed 0: only the baseline runs
                    ("train-supernet", "all-MiniLM-L6-v2/mrpc/seed1/finetuned"), ("train-supernet", "all-MiniLM-L6-v2/mrpc/seed1/supernet"),
                    ("search", "all-MiniLM-L6-v2/mrpc/seed1/ws-nas"), ("prune", "all-MiniLM-L6-v2/mrpc/seed1/rfp")]
@@ -134,7 +140,8 @@ def test_from_quality_links_steps_counts_times_and_falls_back(tmp_path, monkeypa
     positive = pd.read_csv(glue_dir / "MRPC" / "dev.tsv", sep="\t", quoting=3)["Quality"].mean()
     constant = 1 - 2 * positive / (1 + positive)
     references = pd.read_csv(out / "unpruned_model.csv", index_col=0)
-    assert references.values.tolist() == [["mrpc", "all-MiniLM-L6-v2", 0, 0.15, 0.14, pytest.approx(constant, abs=1e-12)]]  # seed 0 only
+    assert references.values.tolist() == [["mrpc", "all-MiniLM-L6-v2", 0, 0.15, 0.14, pytest.approx(constant, abs=1e-12)],
+                                          ["mrpc", "all-MiniLM-L6-v2", 1, 0.2, 0.25, pytest.approx(constant, abs=1e-12)]]
     gain = f"{(constant - 0.15) / (constant - 0.14):.1%} (1)"  # (constant - test error) / (constant - the reference's)
     assert f"| nas | 98.8% (1) | {gain} | – | 98.8% (1) | {gain} | – | 98.8% (1) | {gain} | – |" in (out / "results.md").read_text()
 
