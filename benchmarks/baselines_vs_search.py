@@ -1,23 +1,31 @@
-"""Baselines against the search: test error over parameter ratio, and hypervolume over wall-clock time.
+"""Baselines against the search: test error over the share of the prunable parameters, and hypervolume over wall-clock.
 
 For every model (``--scale``), task and seed this script runs, each step skipped when its result exists and resumed
-when it was interrupted (work directory ``--workdir/<model>/<task>/seed<k>/<step>``, a log beside each step):
+when it was interrupted (work directory ``--workdir/<model>/<task>/seed<k>/<step>``, a log beside each step and
+each step's wall-clock seconds in ``steps.csv``):
 
 - ``finetuned``: the full model fine-tuned on the task (``train-supernet --strategy standard``), the input of the baselines;
-- ``ws-nas``: a super-network (``train-supernet``, default strategy) and a weight-sharing search on it (``search``);
+- ``ws-nas``: a super-network (``train-supernet``, default recipe, distilling from ``finetuned`` when it exists) and a
+  weight-sharing search on it (``search``, ``--scheduler``);
 - ``standard-nas``: a standard-NAS search that fine-tunes every sub-network (``search --mode standard``);
-- ``rfp``, ``layer-drop``, ``head-prune``: ``prune`` of the fine-tuned model over the ``--budgets`` sweep.
+- ``rfp``, ``layer-drop``, ``head-prune``: ``prune`` of the fine-tuned model over the ``--budgets`` sweep (shares of the
+  prunable encoder parameters, ``--max-encoder-params``; a fine-tuning baseline trains at the fine-tuned model's own
+  learning rate and batch size).
 
-Results (``--out-dir``): ``relative_to_model_size.csv`` in the columns of the paper's
+Sizes are shares of the prunable (encoder) parameters, the search's ``params`` ratio converted with the model's own
+counts: MiniLM's embeddings are half its parameters, so a ratio of all parameters would squeeze every method into
+0.53-1. Results (``--out-dir``): ``relative_to_model_size.csv`` in the columns of the paper's
 ``data_relative_to_model_size*.csv`` (``runtime, threshold, test_error, valid_error, method, model, dataset, seed``:
-for every threshold, the test error of the sub-network with the best validation error among those with a
-parameter ratio <= threshold; method names as the paper's: nas, standard_nas, rfp, ld, hp), ``hypervolume.csv``
-(method, model, dataset, seed, runtime, hv: the hypervolume of (validation error, params ratio), reference point 1,
+for every threshold, the test error of the sub-network with the best validation error among those with a prunable
+share <= threshold; method names as the paper's: nas, standard_nas, rfp, ld, hp), ``unpruned_model.csv`` (the
+references, as the paper's ``data_unpruned_model.csv``, with ``constant_error`` for F1 tasks), ``hypervolume.csv``
+(method, model, dataset, seed, runtime, hv: the hypervolume of (validation error, prunable share), reference point 1,
 over wall-clock seconds; WS-NAS includes the super-network's training and, when it was trained against a fixed
-teacher (``--teacher auto`` or a directory, its ``supernet.json`` ``teacher.path``), that teacher's fine-tuning, the
-baselines the fine-tuning of their input model and each budget's pruning time in sweep order; the times are the
-checkpoints' ``train_time_s`` and the searches' ``wallclock_s``), ``relative_to_model_size.png`` (ours beside the
-paper's BERT-base rows), ``hypervolume.png`` and ``results.md``.
+teacher (its ``supernet.json`` ``teacher.path``), that teacher's fine-tuning, the baselines the fine-tuning of their
+input model and each budget's pruning time in sweep order; the times are the checkpoints' ``train_time_s`` and the
+searches' trial finish times), ``hypervolume_final.csv`` (the last hypervolume, and that of the swept range: shares
+below 0.33 counted as 0.33), ``relative_to_model_size.png`` (ours beside the paper's BERT-base rows, their thresholds
+converted by ``paper_anchors.py``), ``hypervolume.png`` and ``results.md`` (``baselines_report.py``).
 
 ``--from-quality DIR`` (``--scale cpu`` only) reuses what ``benchmarks/quality.py --workdir DIR`` trained with the
 final recipe: for a (task, seed) with a finished run ``DIR/<task>-seed<k>/`` whose reference was fine-tuned from the
