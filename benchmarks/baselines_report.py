@@ -7,25 +7,39 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from paper_anchors import prunable_rows
+from paper_anchors import SIZES_TABLE, prunable_rows
 
 COLUMNS = ["runtime", "threshold", "test_error", "valid_error", "method", "model", "dataset", "seed"]
 TABLE_THRESHOLDS = (0.75, 0.5, 0.33)  # shares of the prunable parameters the tables report (always in the grid)
-COLORS = {"nas": "C0", "standard_nas": "C1", "rfp": "C2", "ld": "C3", "hp": "C4"}  # one colour per method in every panel
+COLORS = {"nas": "C0", "standard_nas": "C1", "rfp": "C2", "ld": "C3", "hp": "C4",  # one colour per method in every panel
+          "random_search": "C5", "local_search": "C6", "nsga2": "C7", "ehvi": "C8", "moasha": "C9", "morea": "black"}
 
 
 @functools.lru_cache(maxsize=None)
 def constant_error(task: str, data_dir: str) -> float | None:
-    """Test error of answering the positive class everywhere, for tasks scored by F1 (MRPC: 1 - 0.812), else None:
-    there the share of the reference's gain over it is the informative yardstick (as ``benchmarks/quality.py``)."""
-    from sklearn.metrics import f1_score
-
+    """Test error of the best constant answer of a classification task (the majority class for accuracy, as RTE's
+    0.473; "paraphrase" everywhere for MRPC's F1, 1 - 0.812), else None: a constant scores 0 on Spearman and Matthews,
+    where the plain ratio already is the share of the gain over it. The share of the reference's gain over that
+    answer is the informative yardstick where a constant already scores high (as ``benchmarks/quality.py``)."""
     from syne_prune.data import get_task, load_task
 
-    if get_task(task).metric_name != "f1":
+    spec = get_task(task)
+    if spec.is_regression:
         return None
     labels = np.asarray(load_task(task, data_dir).test.labels)
-    return 1.0 - float(f1_score(labels, np.ones_like(labels)))
+    best = min(spec.error(labels, np.full_like(labels, label)) for label in range(spec.num_labels))
+    return best if best < 1.0 - 1e-12 else None
+
+
+CHANCE_MARGIN = 0.02
+"""A reference whose test metric is within this of the best constant answer's (absolute) did not learn the task:
+its shares say nothing about pruning, and results.md says so."""
+
+
+def not_learned(references: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``references`` (with ``constant_error``) whose test error is within CHANCE_MARGIN of it."""
+    constant = references["constant_error"].astype(float)
+    return references[constant.notna() & (references["test_error"] >= constant - CHANCE_MARGIN)]
 
 
 def kept_shares(sizes: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
@@ -39,13 +53,15 @@ def kept_shares(sizes: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
-def plot_sizes(ours: pd.DataFrame, path: Path, anchors: Path) -> None:
+def plot_sizes(ours: pd.DataFrame, path: Path, anchors: Path, table: str = SIZES_TABLE) -> None:
+    """Per dataset, test error over the threshold (mean ± std over seeds) per method: ours (left) beside the paper's
+    BERT-base rows of ``table`` in ``anchors`` (right, thresholds converted to prunable shares)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paper = prunable_rows(anchors) if (anchors / "data_relative_to_model_size.csv").is_file() else pd.DataFrame(columns=COLUMNS)
+    paper = prunable_rows(anchors, table=table) if (anchors / table).is_file() else pd.DataFrame(columns=COLUMNS)
     datasets = sorted(ours["dataset"].unique())
     fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.4 * len(datasets)), squeeze=False)
     for row, dataset in enumerate(datasets):
@@ -91,42 +107,65 @@ def _mean_std(values: pd.Series, fmt: str) -> str:
     return format(values.mean(), fmt) + (f" ± {format(values.std(), fmt)}" if len(values) > 1 else "") + f" ({len(values)})"
 
 
-def markdown(sizes: pd.DataFrame, finals: pd.DataFrame, references: pd.DataFrame, paper: pd.DataFrame, args) -> str:
-    """results.md: per dataset, the quality kept at the TABLE_THRESHOLDS beside the paper's BERT-base, the test error
-    over the whole grid, and the final hypervolume per method (means ± std over seeds, seed counts in brackets)."""
-    kept = kept_shares(sizes, references)
+def _kept_table(group: pd.DataFrame, paper: pd.DataFrame, dataset: str, gain: bool) -> list[str]:
+    """Markdown rows: per method, kept (and gain) at the TABLE_THRESHOLDS (mean ± std (seeds)) beside the paper's."""
+    columns = ["kept", "gain", "paper"] if gain else ["kept", "paper"]
+    lines = ["| method | " + " | ".join(f"{c} <= {t:g}" for t in TABLE_THRESHOLDS for c in columns) + " |",
+             "|---|" + "---|" * len(columns) * len(TABLE_THRESHOLDS)]
+    for method, rows in group.groupby("method"):
+        cells = []
+        for t in TABLE_THRESHOLDS:
+            mine = rows[np.isclose(rows["threshold"], t)]
+            theirs = paper[(paper["dataset"] == dataset) & (paper["method"] == method) & np.isclose(paper["threshold"], t)]
+            cells.append(_mean_std(mine["kept"].dropna(), ".1%") if len(mine) else "–")
+            if gain:
+                cells.append(_mean_std(mine["gain_kept"].dropna(), ".1%") if len(mine) else "–")
+            cells.append(f"{theirs['kept_mean'].iloc[0]:.1%}" if len(theirs) else "–")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _error_grid(group: pd.DataFrame) -> list[str]:
+    """Markdown rows: per method, the test error below every threshold of the grid (mean ± std over seeds)."""
+    table = group.groupby(["method", "threshold"])["test_error"].agg(["mean", "std", "count"]).reset_index()
+    grid = sorted(table["threshold"].unique())
+    lines = ["| method | " + " | ".join(f"<= {t:g}" for t in grid) + " |", "|---|" + "---|" * len(grid)]
+    for method, rows in table.groupby("method"):
+        cells = {r.threshold: f"{r.mean:.3f}" + (f" ± {r.std:.3f}" if r.count > 1 else "") for r in rows.itertuples()}
+        lines.append(f"| {method} | " + " | ".join(cells.get(t, "–") for t in grid) + " |")
+    return lines
+
+
+def _warnings(references: pd.DataFrame) -> list[str]:
+    """One line per reference that did not learn its task (``not_learned``)."""
+    lines = [f"**Warning: the {r.model} reference of {r.dataset} seed {r.seed} did not learn the task** (test metric "
+             f"{1 - r.test_error:.3f}; the best constant answer scores {1 - r.constant_error:.3f}): its rows say nothing about pruning."
+             for r in not_learned(references).itertuples()]
+    return lines + [""] if lines else []
+
+
+def markdown(found, paper: pd.DataFrame, paper_by_scheduler: pd.DataFrame, args) -> str:
+    """results.md from ``baselines_collect.collect``'s ``found``: per dataset, the quality kept at the TABLE_THRESHOLDS
+    beside the paper's BERT-base (``paper_anchors.paper_kept`` of its size table), the test error over the whole grid;
+    the same for WS-NAS per scheduler (beside the paper's scheduler table); the final hypervolume per method (means ±
+    std over seeds, seed counts in brackets). A reference that did not learn its task gets a warning line."""
+    references = found.references
     lines = [f"# Baselines against the search ({args.scale} scale)", "",
              "Thresholds are shares of the prunable (encoder) parameters; the paper's all-parameter thresholds are converted "
              "(benchmarks/paper_anchors.py). Kept: test metric of the best-on-validation sub-network below the threshold over "
-             "the same seed's unpruned fine-tuned reference; mean ± std (seeds).", ""]
-    for (model, dataset), group in kept.groupby(["model", "dataset"]):
-        ref = references[(references["model"] == model) & (references["dataset"] == dataset)]
-        gain = "gain_kept" in group and bool(group["gain_kept"].notna().any())
-        columns = ["kept", "gain", "paper"] if gain else ["kept", "paper"]
-        lines += [f"## {model} / {dataset}", "", f"Unpruned reference test metric: {_mean_std(1 - ref['test_error'], '.3f')}."]
-        if gain:
-            lines += [f"Answering the positive class everywhere scores {1 - ref['constant_error'].iloc[0]:.3f}; `gain` is the share "
-                      "of the reference's gain over that constant answer that is kept (the yardstick of benchmarks/quality.py)."]
-        lines += ["", "| method | " + " | ".join(f"{c} <= {t:g}" for t in TABLE_THRESHOLDS for c in columns) + " |",
-                  "|---|" + "---|" * len(columns) * len(TABLE_THRESHOLDS)]
-        for method, rows in group.groupby("method"):
-            cells = []
-            for t in TABLE_THRESHOLDS:
-                mine = rows[np.isclose(rows["threshold"], t)]
-                theirs = paper[(paper["dataset"] == dataset) & (paper["method"] == method) & np.isclose(paper["threshold"], t)]
-                cells.append(_mean_std(mine["kept"].dropna(), ".1%") if len(mine) else "–")
-                if gain:
-                    cells.append(_mean_std(mine["gain_kept"].dropna(), ".1%") if len(mine) else "–")
-                cells.append(f"{theirs['kept_mean'].iloc[0]:.1%}" if len(theirs) else "–")
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        table = group.groupby(["method", "threshold"])["test_error"].agg(["mean", "std", "count"]).reset_index()
-        grid = sorted(table["threshold"].unique())
-        lines += ["", "Test error (1 - metric) below each threshold:", "", "| method | " + " | ".join(f"<= {t:g}" for t in grid) + " |",
-                  "|---|" + "---|" * len(grid)]
-        for method, rows in table.groupby("method"):
-            cells = {r.threshold: f"{r.mean:.3f}" + (f" ± {r.std:.3f}" if r.count > 1 else "") for r in rows.itertuples()}
-            lines.append(f"| {method} | " + " | ".join(cells.get(t, "–") for t in grid) + " |")
-        lines.append("")
+             "the same seed's unpruned fine-tuned reference; mean ± std (seeds).", "", *_warnings(references)]
+    for title, sizes, theirs in (("", found.sizes, paper), ("WS-NAS by scheduler: ", found.by_scheduler, paper_by_scheduler)):
+        kept = kept_shares(sizes, references) if len(sizes) else sizes
+        for (model, dataset), group in (kept.groupby(["model", "dataset"]) if len(kept) else ()):
+            ref = references[(references["model"] == model) & (references["dataset"] == dataset)]
+            gain = "gain_kept" in group and bool(group["gain_kept"].notna().any())
+            lines += [f"## {title}{model} / {dataset}", "", f"Unpruned reference test metric: {_mean_std(1 - ref['test_error'], '.3f')}."]
+            if gain:
+                lines += [f"The best constant answer scores {1 - ref['constant_error'].iloc[0]:.3f}; `gain` is the share of the "
+                          "reference's gain over that constant answer that is kept (the yardstick of benchmarks/quality.py)."]
+            lines += ["", *_kept_table(group, theirs, dataset, gain), "", "Test error (1 - metric) below each threshold:", "",
+                      *_error_grid(group), ""]
+    finals = found.finals
     if len(finals):
         floor = min(TABLE_THRESHOLDS)
         lines += ["## Final hypervolume and wall-clock", "",

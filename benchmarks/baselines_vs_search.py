@@ -7,6 +7,8 @@ each step's wall-clock seconds in ``steps.csv``):
 - ``finetuned``: the full model fine-tuned on the task (``train-supernet --strategy standard``), the input of the baselines;
 - ``ws-nas``: a super-network (``train-supernet``, default recipe, distilling from ``finetuned`` when it exists) and a
   weight-sharing search on it (``search``, ``--scheduler``);
+- ``ws-nas-<scheduler>`` (``random``, ``morea``, ``ehvi``, ``moasha``, ``nsga2``, ``local_search``): a weight-sharing search
+  with that scheduler on ws-nas's super-network (trained first if it is not there), the paper's WS-NAS per scheduler;
 - ``standard-nas``: a standard-NAS search that fine-tunes every sub-network (``search --mode standard``);
 - ``rfp``, ``layer-drop``, ``head-prune``: ``prune`` of the fine-tuned model over the ``--budgets`` sweep (shares of the
   prunable encoder parameters, ``--max-encoder-params``; a fine-tuning baseline trains at the fine-tuned model's own
@@ -18,14 +20,18 @@ counts: MiniLM's embeddings are half its parameters, so a ratio of all parameter
 ``data_relative_to_model_size*.csv`` (``runtime, threshold, test_error, valid_error, method, model, dataset, seed``:
 for every threshold, the test error of the sub-network with the best validation error among those with a prunable
 share <= threshold; method names as the paper's: nas, standard_nas, rfp, ld, hp), ``unpruned_model.csv`` (the
-references, as the paper's ``data_unpruned_model.csv``, with ``constant_error`` for F1 tasks), ``hypervolume.csv``
+references, as the paper's ``data_unpruned_model.csv``, with ``constant_error``: the best constant answer's, for
+classification tasks), ``relative_to_model_size_ws_nas.csv`` (the same for every weight-sharing search, ws-nas's
+included, named by its scheduler as the paper's ``data_relative_to_model_size_ws_nas.csv``), ``hypervolume.csv``
 (method, model, dataset, seed, runtime, hv: the hypervolume of (validation error, prunable share), reference point 1,
-over wall-clock seconds; WS-NAS includes the super-network's training and, when it was trained against a fixed
-teacher (its ``supernet.json`` ``teacher.path``), that teacher's fine-tuning, the baselines the fine-tuning of their
-input model and each budget's pruning time in sweep order; the times are the checkpoints' ``train_time_s`` and the
-searches' trial finish times), ``hypervolume_final.csv`` (the last hypervolume, and that of the swept range: shares
-below 0.33 counted as 0.33), ``relative_to_model_size.png`` (ours beside the paper's BERT-base rows, their thresholds
-converted by ``paper_anchors.py``), ``hypervolume.png`` and ``results.md`` (``baselines_report.py``).
+over wall-clock seconds; a ``ws-nas-<scheduler>`` under its scheduler's name; WS-NAS includes the super-network's
+training and, when it was trained against a fixed teacher (its ``supernet.json`` ``teacher.path``), that teacher's
+fine-tuning, the baselines the fine-tuning of their input model and each budget's pruning time in sweep order; the
+times are the checkpoints' ``train_time_s`` and the searches' trial finish times), ``hypervolume_final.csv`` (the last
+hypervolume, and that of the swept range: shares below 0.33 counted as 0.33), ``relative_to_model_size.png`` (ours
+beside the paper's BERT-base rows, their thresholds converted by ``paper_anchors.py``; ``..._ws_nas.png`` per
+scheduler), ``hypervolume.png`` and
+``results.md`` (``baselines_report.py``).
 
 ``--from-quality DIR`` (``--scale cpu`` only) reuses what ``benchmarks/quality.py --workdir DIR`` trained with the
 final recipe: for a (task, seed) with a finished run ``DIR/<task>-seed<k>/`` whose reference was fine-tuned from the
@@ -56,17 +62,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baselines_report import COLUMNS, TABLE_THRESHOLDS, constant_error, markdown, plot_hypervolume, plot_sizes  # noqa: E402
-from paper_anchors import paper_kept  # noqa: E402
+from baselines_collect import BASELINES, METHODS, PAPER_NAMES, WS_NAS_SCHEDULERS, collect, searched_by  # noqa: E402
+from baselines_report import TABLE_THRESHOLDS, markdown, plot_hypervolume, plot_sizes  # noqa: E402
+from paper_anchors import SCHEDULERS_TABLE, SIZES_TABLE, paper_kept  # noqa: E402
 from quality_runs import link_quality_run  # noqa: E402
 from scales import SCALES, reachable_models, short_name  # noqa: E402
 
-PAPER_NAMES = {"ws-nas": "nas", "standard-nas": "standard_nas", "rfp": "rfp", "layer-drop": "ld", "head-prune": "hp"}
-BASELINES = ("rfp", "layer-drop", "head-prune")
 ANCHORS = Path(__file__).resolve().parents[1].parent / "shared" / "anchors" / "plm_pruning_results"  # ../shared beside the checkout
 
 
@@ -99,10 +101,12 @@ def steps(args, model: str, task: str, seed: int, work: Path, step: str) -> list
     if step in BASELINES:
         return [cli("prune", "--method", step, *prune, "--max-encoder-params", reachable_budgets(args.budgets, step, work / "finetuned"),
                     "--output", work / step)]
+    supernet = cli("train-supernet", "--model", model, *common, *teacher, "--output", work / "supernet")  # skipped when trained
+    if step in WS_NAS_SCHEDULERS:
+        return [supernet, cli("search", "--supernet", work / "supernet", *search, "--scheduler", WS_NAS_SCHEDULERS[step], "--output", work / step)]
     return {
         "finetuned": [cli("train-supernet", "--model", model, "--strategy", "standard", "--importance", "none", *common, "--output", work / "finetuned")],
-        "ws-nas": [cli("train-supernet", "--model", model, *common, *teacher, "--output", work / "supernet"),
-                   cli("search", "--supernet", work / "supernet", *search, *scheduler, "--output", work / "ws-nas")],
+        "ws-nas": [supernet, cli("search", "--supernet", work / "supernet", *search, *scheduler, "--output", work / "ws-nas")],
         "standard-nas": [cli("search", "--mode", "standard", "--model", model, *common, *search, "--output", work / "standard-nas")],
     }[step]
 
@@ -159,127 +163,6 @@ def run_step(command: list[str], log: Path) -> bool:
     return code == 0
 
 
-def supernet_time(supernet: Path) -> float:
-    """Seconds until a super-network exists: its training epochs (``train_time_s``) plus, when it was trained against a
-    fixed teacher whose checkpoint is still there (``teacher.path``: ``--teacher auto`` or a directory), the
-    teacher's fine-tuning (its ``train_time_s``)."""
-    metadata = json.loads((supernet / "supernet.json").read_text())
-    teacher = Path((metadata.get("teacher") or {}).get("path") or supernet / "no-teacher") / "supernet.json"
-    return float(metadata["train_time_s"]) + (float(json.loads(teacher.read_text())["train_time_s"]) if teacher.is_file() else 0.0)
-
-
-def full_size(work: Path):
-    """``objectives.subnet_size`` of the unpruned model of ``work`` (its fine-tuned model, else its super-network)."""
-    from syne_prune.export import load_model
-    from syne_prune.objectives import subnet_size
-
-    model_dir = work / "finetuned" if (work / "finetuned" / "config.json").is_file() else work / "supernet"
-    return subnet_size(load_model(str(model_dir)))
-
-
-def candidates(work: Path, method: str) -> tuple[pd.DataFrame, pd.DataFrame, float]:
-    """A method's sub-networks of ``work``: rows of valid_error, test_error, prunable (share of the prunable encoder
-    parameters), time_s (wall-clock seconds when each became available, see the module text); its hypervolume
-    curve (runtime, hv) of (validation error, prunable share) with reference point 1; and its runtime."""
-    if method in BASELINES:
-        frame = pd.read_csv(work / method / "results.csv").rename(columns={"encoder_params_ratio": "prunable"})
-        start = json.loads((work / "finetuned" / "supernet.json").read_text())["train_time_s"]
-        frame["time_s"] = start + (frame["prune_time_s"] + frame["finetune_time_s"]).cumsum()
-        frame = frame[["valid_error", "test_error", "prunable", "time_s"]]
-        return frame, running_hypervolume(frame), float(frame["time_s"].max())
-    from syne_prune.search.results import hypervolume_over_time, read_parts, read_trials
-
-    trials = read_trials(work / method / "trials.csv")
-    summary = json.loads((work / method / "summary.json").read_text())
-    full = full_size(work)  # the search's params objective is a ratio of all parameters: the fixed part is kept whole
-    trials["prunable"] = (trials["params"] * full.params - (full.params - full.encoder_params)) / full.encoder_params
-    parts = read_parts(work / method / "syne-tune", trials)
-    top = trials["fidelity"].max()
-    offset = supernet_time(work / "supernet") if method == "ws-nas" else 0.0
-    curve = hypervolume_over_time(trials.rename(columns={"error": "valid_error"}), parts, ["valid_error", "prunable"], top)
-    curve = pd.DataFrame({"runtime": offset + curve["wallclock_s"], "hv": curve["hypervolume"]})
-    done_ = trials[(trials["status"] == "completed") & (trials["fidelity"] >= top)]
-    frame = done_.rename(columns={"error": "valid_error"})[["valid_error", "test_error", "prunable"]].assign(time_s=np.nan)
-    return frame, curve, offset + float(summary.get("wallclock_s") or 0)
-
-
-def best_below(frame: pd.DataFrame, thresholds: list[float]) -> list[tuple[float, float, float]]:
-    """(threshold, test error, validation error) of the best-on-validation row with a prunable share <= threshold (ties:
-    the smaller one, which is on the Pareto front and so scored on the test split); a threshold whose choice has no
-    test error is left out and reported."""
-    rows = []
-    for threshold in thresholds:
-        inside = frame[frame["prunable"] <= threshold + 1e-9].sort_values(["valid_error", "prunable"], kind="stable")
-        if len(inside):
-            best = inside.iloc[0]
-            if pd.isna(best["test_error"]):
-                print(f"  no test error for the best sub-network below {threshold:g}: left out", flush=True)
-                continue
-            rows.append((threshold, float(best["test_error"]), float(best["valid_error"])))
-    return rows
-
-
-def running_hypervolume(frame: pd.DataFrame) -> pd.DataFrame:
-    """(runtime, hv) after each row of ``frame`` in time order: hypervolume of (valid_error, prunable), reference 1."""
-    from syne_prune.search.results import hypervolume
-    from syne_prune.search.searchers import non_dominated
-
-    points, curve = np.empty((0, 2)), []
-    for row in frame.sort_values("time_s", kind="stable").itertuples():
-        points = np.vstack([points, [row.valid_error, row.prunable]])
-        points = points[non_dominated(points)]
-        curve.append((row.time_s, hypervolume(points)))
-    return pd.DataFrame(curve, columns=["runtime", "hv"])
-
-
-def reference_error(work: Path) -> tuple[float, float] | None:
-    """(validation, test) error of the unpruned fine-tuned model of ``work``, as its training recorded them."""
-    path = work / "finetuned" / "supernet.json"
-    if not path.is_file():
-        return None
-    largest = json.loads(path.read_text())["metrics"]["largest"]
-    return float(largest["validation"]["error"]), float(largest["test"]["error"])
-
-
-def swept_hypervolume(frame: pd.DataFrame, floor: float) -> float:
-    """Hypervolume of (valid_error, prunable) with every prunable share below ``floor`` raised to it: the area a
-    baseline's sweep down to ``floor`` can reach, so a search's sub-networks below it earn no extra credit."""
-    from syne_prune.search.results import hypervolume
-    from syne_prune.search.searchers import non_dominated
-
-    points = np.column_stack([frame["valid_error"], np.maximum(frame["prunable"], floor)])
-    return float(hypervolume(points[non_dominated(points)])) if len(points) else 0.0
-
-
-def collect(args, models: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """What the work directory holds: the threshold rows (COLUMNS), the hypervolume curves, the final hypervolumes
-    (whole front and swept range, with the runtime) and the unpruned references (the columns of the paper's
-    ``data_unpruned_model.csv`` and ``constant_error``)."""
-    thresholds = sorted({float(t) for t in args.thresholds.split(",")} | set(TABLE_THRESHOLDS))
-    size_rows, hv_rows, finals, references = [], [], [], []
-    for model in models:
-        for task in args.tasks:
-            for seed in args.seeds:
-                work = Path(args.workdir) / short_name(model) / task / f"seed{seed}"
-                if (reference := reference_error(work)) is not None:
-                    references.append([task, short_name(model), seed, *reference])
-                for method in args.methods:
-                    try:
-                        frame, curve, runtime = candidates(work, method)
-                    except (FileNotFoundError, KeyError):
-                        continue  # not run (yet)
-                    for threshold, test_error, valid_error in best_below(frame, thresholds):
-                        size_rows.append([runtime, threshold, test_error, valid_error, PAPER_NAMES[method], short_name(model), task, seed])
-                    hv_rows += [[PAPER_NAMES[method], short_name(model), task, seed, t, h] for t, h in zip(curve["runtime"], curve["hv"])]
-                    finals.append([PAPER_NAMES[method], short_name(model), task, seed, runtime, float(curve["hv"].iloc[-1]) if len(curve) else 0.0,
-                                   swept_hypervolume(frame, min(TABLE_THRESHOLDS))])
-    references = pd.DataFrame(references, columns=["dataset", "model", "seed", "validation_error", "test_error"])
-    references["constant_error"] = [constant_error(task, args.data_dir) for task in references["dataset"]]
-    keys = ["method", "model", "dataset", "seed", "runtime"]
-    return (pd.DataFrame(size_rows, columns=COLUMNS), pd.DataFrame(hv_rows, columns=[*keys, "hv"]),
-            pd.DataFrame(finals, columns=[*keys, "hv", "hv_swept"]), references)
-
-
 def run_steps(args, models: list[str]) -> int:
     """Run (or resume, or skip when done) every model/task/seed's steps, linking quality runs first with
     ``--from-quality``; the number of failed steps."""
@@ -294,6 +177,9 @@ def run_steps(args, models: list[str]) -> int:
                 needed = ["finetuned"] if any(m in BASELINES for m in args.methods) else []
                 for step in needed + list(args.methods):
                     print(f"{short_name(model)} / {task} / seed {seed}: {step}", flush=True)
+                    if step in WS_NAS_SCHEDULERS and searched_by(work / "ws-nas") == WS_NAS_SCHEDULERS[step]:
+                        print(f"  ws-nas searched with {WS_NAS_SCHEDULERS[step]} already: skipped, ws-nas is that search", flush=True)
+                        continue
                     commands = steps(args, model, task, seed, work, step)  # after fine-tuning: the budgets a baseline reaches
                     if not all(run_step(command, work / f"{step}.log") for command in commands):
                         failed += 1
@@ -308,7 +194,9 @@ def main() -> None:
     parser.add_argument("--data-dir", default="../shared/data/glue", help="real GLUE files")
     parser.add_argument("--tasks", nargs="+", default=["rte", "mrpc", "cola", "stsb"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=list(PAPER_NAMES), choices=list(PAPER_NAMES))
+    parser.add_argument("--methods", nargs="+", default=list(PAPER_NAMES), choices=METHODS, metavar="METHOD",
+                        help=f"of {', '.join(METHODS)} (default: {' '.join(PAPER_NAMES)}); ws-nas-<scheduler> searches ws-nas's "
+                             "super-network with that scheduler")
     parser.add_argument("--epochs", type=int, help="fine-tuning / super-network / standard-NAS epochs (default: the scale's)")
     parser.add_argument("--search-budget", type=float, help="wall-clock seconds per search (default: the scale's)")
     parser.add_argument("--max-trials", type=int, help="cap on trials per search (quick runs)")
@@ -344,17 +232,22 @@ def main() -> None:
     failed = 0 if args.collect_only else run_steps(args, models)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sizes, hv, finals, references = collect(args, models)
-    finals.to_csv(out / "hypervolume_final.csv", index=False)
-    sizes.to_csv(out / "relative_to_model_size.csv")
-    references.to_csv(out / "unpruned_model.csv")
-    hv.to_csv(out / "hypervolume.csv", index=False)
-    if len(sizes):
-        plot_sizes(sizes, out / "relative_to_model_size.png", Path(args.anchors))
-    if len(hv):
-        plot_hypervolume(hv, out / "hypervolume.png")
-    (out / "results.md").write_text(markdown(sizes, finals, references, paper_kept(Path(args.anchors), list(TABLE_THRESHOLDS)), args))
-    print(f"results in {out}: {len(sizes)} threshold rows, {len(hv)} hypervolume points; {failed} failed step(s)")
+    found = collect(args, models)
+    found.finals.to_csv(out / "hypervolume_final.csv", index=False)
+    found.sizes.to_csv(out / "relative_to_model_size.csv")
+    if len(found.by_scheduler):
+        found.by_scheduler.to_csv(out / "relative_to_model_size_ws_nas.csv")
+    found.references.to_csv(out / "unpruned_model.csv")
+    found.hypervolume.to_csv(out / "hypervolume.csv", index=False)
+    if len(found.sizes):
+        plot_sizes(found.sizes, out / "relative_to_model_size.png", Path(args.anchors))
+    if len(found.by_scheduler):
+        plot_sizes(found.by_scheduler, out / "relative_to_model_size_ws_nas.png", Path(args.anchors), SCHEDULERS_TABLE)
+    if len(found.hypervolume):
+        plot_hypervolume(found.hypervolume, out / "hypervolume.png")
+    paper = [paper_kept(Path(args.anchors), list(TABLE_THRESHOLDS), table=table) for table in (SIZES_TABLE, SCHEDULERS_TABLE)]
+    (out / "results.md").write_text(markdown(found, *paper, args))
+    print(f"results in {out}: {len(found.sizes)} threshold rows, {len(found.hypervolume)} hypervolume points; {failed} failed step(s)")
     sys.exit(1 if failed else 0)
 
 

@@ -37,15 +37,19 @@ def fixed_share(model: str, num_labels: int = 2) -> float:
     return (size.params - size.encoder_params) / size.params
 
 
-def paper_kept(anchors: Path, thresholds: list[float], model: str = "bert-base-cased") -> pd.DataFrame:
+SIZES_TABLE = "data_relative_to_model_size.csv"  # nas, standard_nas and the baselines
+SCHEDULERS_TABLE = "data_relative_to_model_size_ws_nas.csv"  # WS-NAS per scheduler (random_search, ehvi, ...)
+
+
+def paper_kept(anchors: Path, thresholds: list[float], model: str = "bert-base-cased", table: str = SIZES_TABLE) -> pd.DataFrame:
     """The paper's quality kept per (dataset, method, threshold of the prunable parameters): for each seed, the row
-    of ``data_relative_to_model_size.csv`` with the largest all-parameter threshold that holds at most that share
+    of ``table`` (SIZES_TABLE or SCHEDULERS_TABLE) with the largest all-parameter threshold that holds at most that share
     of the prunable parameters, its test metric over the same seed's unpruned model (``data_unpruned_model.csv``);
     columns ``dataset, method, threshold, kept_mean, kept_std, seeds``. Empty when ``anchors`` is missing."""
     columns = ["dataset", "method", "threshold", "kept_mean", "kept_std", "seeds"]
-    if not (anchors / "data_relative_to_model_size.csv").is_file():
+    if not (anchors / table).is_file():
         return pd.DataFrame(columns=columns)
-    rows = prunable_rows(anchors, model)
+    rows = prunable_rows(anchors, model, table)
     unpruned = pd.read_csv(anchors / "data_unpruned_model.csv", index_col=0)
     unpruned = unpruned[unpruned["model"] == model].set_index(["dataset", "seed"])["test_error"]
     out = []
@@ -62,10 +66,10 @@ def paper_kept(anchors: Path, thresholds: list[float], model: str = "bert-base-c
     return pd.DataFrame(out, columns=columns)
 
 
-def prunable_rows(anchors: Path, model: str = "bert-base-cased") -> pd.DataFrame:
-    """``data_relative_to_model_size.csv`` of ``model`` at its final runtime per (method, dataset), its ``threshold``
-    turned into the share of the prunable parameters (rows below the fixed part dropped)."""
-    paper = pd.read_csv(anchors / "data_relative_to_model_size.csv", index_col=0)
+def prunable_rows(anchors: Path, model: str = "bert-base-cased", table: str = SIZES_TABLE) -> pd.DataFrame:
+    """``table`` (SIZES_TABLE or SCHEDULERS_TABLE) of ``model`` at its final runtime per (method, dataset), its
+    ``threshold`` turned into the share of the prunable parameters (rows below the fixed part dropped)."""
+    paper = pd.read_csv(anchors / table, index_col=0)
     paper = paper[paper["model"] == model]
     paper = paper[paper["runtime"] == paper.groupby(["method", "dataset"])["runtime"].transform("max")].copy()
     share = fixed_share(model)

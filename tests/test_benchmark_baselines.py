@@ -25,6 +25,8 @@ def _load(name: str):
 
 
 bvs = _load("baselines_vs_search")
+bvs_collect = sys.modules["baselines_collect"]  # the module bvs reads its results with (imported from benchmarks/)
+report = sys.modules["baselines_report"]
 quality_runs = _load("quality_runs")
 paper_anchors = _load("paper_anchors")
 
@@ -45,14 +47,19 @@ def fake_quality_run(root: Path, task: str, seed: int, model: str = MODEL) -> Pa
     _checkpoint(run / "reference-lr8e-05", model=model, strategy="standard", train_time_s=296.0, teacher=None, **common)
     supernet = _checkpoint(run / "supernet-teacher", model=str(reference), initialised_from=str(reference), strategy="full",
                            train_time_s=479.5, teacher={"source": str(reference), "path": str(reference)}, **common)
-    search = run / "search-teacher"
-    search.mkdir()
-    (search / "summary.json").write_text(json.dumps({"supernet": str(supernet), "mode": "weight-sharing", "wallclock_s": 125.0, **common}))
-    pd.DataFrame({"trial_id": [1, 2, 3], "status": ["completed"] * 3, "error": [0.20, 0.16, 0.30], "params": [0.53, 0.90, 0.70],
-                  "test_error": [0.15, 0.13, 0.28], "fidelity": [1, 1, 1], "part": [0, 0, 0],
+    fake_search(run / "search-teacher", supernet, "ehvi", common, error=[0.20, 0.16, 0.30], params=[0.53, 0.90, 0.70], test_error=[0.15, 0.13, 0.28])
+    return run
+
+
+def fake_search(search: Path, supernet: Path, scheduler: str, common: dict, **trials) -> None:
+    """A finished weight-sharing search's summary.json, trials.csv (three completed trials finishing at 6, 9.5, 125 s) and
+    hypervolume.csv (not read by the benchmark, which computes its own)."""
+    search.mkdir(parents=True)
+    record = {"supernet": str(supernet), "mode": "weight-sharing", "scheduler": scheduler, "wallclock_s": 125.0, **common}
+    (search / "summary.json").write_text(json.dumps(record))
+    pd.DataFrame({"trial_id": [1, 2, 3], "status": ["completed"] * 3, **trials, "fidelity": [1, 1, 1], "part": [0, 0, 0],
                   "finished_s": [6.0, 9.5, 125.0]}).to_csv(search / "trials.csv", index=False)
     pd.DataFrame({"wallclock_s": [6.0, 9.5, 125.0], "hypervolume": [0.37, 0.40, 0.41]}).to_csv(search / "hypervolume.csv", index=False)
-    return run
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -101,7 +108,7 @@ def test_from_quality_links_steps_counts_times_and_falls_back(tmp_path, monkeypa
     monkeypatch.setattr(subprocess, "call", fake_call)
     monkeypatch.setattr(bvs, "reachable_models", lambda scale: [MODEL])
     # a model of 100 parameters, 50 of them prunable: a params ratio p holds 2p - 1 of the prunable ones
-    monkeypatch.setattr(bvs, "full_size", lambda work: SubnetSize(params=100, encoder_params=50, macs=1000, seq_len=128))
+    monkeypatch.setattr(bvs_collect, "full_size", lambda work: SubnetSize(params=100, encoder_params=50, macs=1000, seq_len=128))
     work, out = tmp_path / "work", tmp_path / "out"
     monkeypatch.setattr(sys, "argv", ["baselines_vs_search.py", "--tasks", "mrpc", "--seeds", "0", "1", "--methods", "ws-nas", "rfp",
                                       "--thresholds", "0.5,0.9", "--workdir", str(work), "--out-dir", str(out),
@@ -156,10 +163,69 @@ def test_the_papers_thresholds_become_shares_of_the_prunable_parameters(tmp_path
     rows = [[7200, at[0.3], 0.5, 0.5, "rfp", "bert-base-cased", "mrpc", 1], [7200, at[0.6], 0.4, 0.4, "rfp", "bert-base-cased", "mrpc", 1],
             [3600, at[0.6], 0.9, 0.9, "rfp", "bert-base-cased", "mrpc", 1],  # an earlier runtime: not the final result
             [7200, at[0.6], 0.1, 0.1, "rfp", "roberta-base", "mrpc", 1]]  # another model
-    pd.DataFrame(rows, columns=bvs.COLUMNS).to_csv(tmp_path / "data_relative_to_model_size.csv")
+    pd.DataFrame(rows, columns=report.COLUMNS).to_csv(tmp_path / "data_relative_to_model_size.csv")
     pd.DataFrame([["mrpc", "bert-base-cased", 1, 0.2, 0.2]], columns=["dataset", "model", "seed", "validation_error", "test_error"]) \
         .to_csv(tmp_path / "data_unpruned_model.csv")
     kept = paper_anchors.paper_kept(tmp_path, [0.25, 0.33, 0.75])
     # <= 0.25: nothing; <= 0.33: the 0.3 row, 0.5 / 0.8; <= 0.75: the 0.6 row, 0.6 / 0.8
     assert kept["threshold"].tolist() == [0.33, 0.75] and kept["seeds"].tolist() == [1, 1]
     assert kept["kept_mean"].tolist() == pytest.approx([0.625, 0.75], abs=1e-12)
+
+
+def test_ws_nas_per_scheduler_searches_the_same_supernet_and_is_tabled_by_scheduler(tmp_path, monkeypatch, glue_dir):
+    quality = tmp_path / "quality"
+    fake_quality_run(quality, "mrpc", 0)
+    commands = []
+
+    def fake_call(command, **kwargs):  # a search with the command's --scheduler: trial 1 is better than the EHVI run's
+        commands.append([str(c) for c in command])
+        fake_search(Path(command[command.index("--output") + 1]), Path(command[command.index("--supernet") + 1]),
+                    command[command.index("--scheduler") + 1], {"task": "mrpc", "seed": 0},
+                    error=[0.18, 0.16, 0.30], params=[0.60, 0.90, 0.70], test_error=[0.14, 0.13, 0.28])
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    monkeypatch.setattr(bvs, "reachable_models", lambda scale: [MODEL])
+    monkeypatch.setattr(bvs_collect, "full_size", lambda work: SubnetSize(params=100, encoder_params=50, macs=1000, seq_len=128))
+    work, out = tmp_path / "work", tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["baselines_vs_search.py", "--tasks", "mrpc", "--seeds", "0", "--methods", "ws-nas", "ws-nas-random",
+                                      "ws-nas-ehvi", "--thresholds", "0.5", "--workdir", str(work), "--out-dir", str(out),
+                                      "--anchors", str(tmp_path / "no-anchors"), "--from-quality", str(quality), "--data-dir", str(glue_dir)])
+    with pytest.raises(SystemExit) as exit_:
+        bvs.main()
+    assert exit_.value.code == 0
+    seed0 = work / "all-MiniLM-L6-v2" / "mrpc" / "seed0"
+    # the linked super-network is trained: only ws-nas-random's search runs, on it, with its scheduler; ws-nas-ehvi
+    # would repeat ws-nas (EHVI) and is skipped
+    assert [(c[c.index("syne_prune") + 1], c[c.index("--supernet") + 1], c[c.index("--scheduler") + 1], c[c.index("--output") + 1])
+            for c in commands] == [("search", str(seed0 / "supernet"), "random", str(seed0 / "ws-nas-random"))]
+    # the paper's size table has only nas; the scheduler table has ws-nas under its scheduler (ehvi) and random_search.
+    # Prunable shares: EHVI run 0.06, 0.8, 0.4;
+    # the others 0.2, 0.8, 0.4. <= 0.33 / 0.5 / 0.75: trial 1 is the best on validation in both
+    sizes = pd.read_csv(out / "relative_to_model_size.csv", index_col=0)
+    assert set(sizes["method"]) == {"nas"}
+    by_scheduler = pd.read_csv(out / "relative_to_model_size_ws_nas.csv", index_col=0)
+    assert by_scheduler[["method", "threshold", "test_error", "valid_error", "runtime"]].values.tolist() == [
+        ["ehvi", t, 0.15, 0.20, 889.0] for t in (0.33, 0.5, 0.75)] + [["random_search", t, 0.14, 0.18, 889.0] for t in (0.33, 0.5, 0.75)]
+    finals = pd.read_csv(out / "hypervolume_final.csv")
+    # random: (1 - 0.18)(1 - 0.2) + (0.18 - 0.16)(1 - 0.8) = 0.66
+    assert finals["method"].tolist() == ["nas", "random_search"]
+    assert finals["hv"].tolist() == pytest.approx([0.760, 0.660], abs=1e-12)
+    text = (out / "results.md").read_text()
+    assert "## WS-NAS by scheduler: all-MiniLM-L6-v2 / mrpc" in text and "| random_search | 100.0% (1) |" in text  # 0.86 / 0.86
+
+
+def test_the_best_constant_answer_and_a_reference_that_did_not_learn(glue_dir):
+    labels = pd.read_csv(glue_dir / "RTE" / "dev.tsv", sep="\t", quoting=3)["label"]
+    majority = labels.value_counts(normalize=True).max()
+    assert report.constant_error("rte", str(glue_dir)) == pytest.approx(1 - majority, abs=1e-12)  # accuracy: the majority class
+    assert report.constant_error("stsb", str(glue_dir)) is None  # a constant has Spearman 0: no better yardstick
+    assert report.constant_error("cola", str(glue_dir)) is None  # Matthews 0
+    references = pd.DataFrame([["rte", "m", 0, 0.4, 1 - majority + 0.015, 1 - majority], ["rte", "m", 1, 0.3, 1 - majority - 0.025, 1 - majority],
+                               ["stsb", "m", 0, 0.9, 0.95, None]],
+                              columns=["dataset", "model", "seed", "validation_error", "test_error", "constant_error"])
+    # seed 0 scores below the constant answer, seed 1 0.025 above it (more than the 0.02 margin); STS-B has no constant
+    assert report.not_learned(references)["seed"].tolist() == [0]
+    found = bvs_collect.Collected(*(pd.DataFrame(columns=report.COLUMNS),) * 2, pd.DataFrame(), pd.DataFrame(), references)
+    text = report.markdown(found, pd.DataFrame(), pd.DataFrame(), type("Args", (), {"scale": "cpu"}))
+    assert text.count("did not learn the task") == 1 and "m reference of rte seed 0 did not learn" in text
