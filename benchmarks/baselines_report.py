@@ -17,29 +17,25 @@ COLORS = {"nas": "C0", "standard_nas": "C1", "rfp": "C2", "ld": "C3", "hp": "C4"
 
 @functools.lru_cache(maxsize=None)
 def constant_error(task: str, data_dir: str) -> float | None:
-    """Test error of the best constant answer of a classification task (the majority class for accuracy, as RTE's
-    0.473; "paraphrase" everywhere for MRPC's F1, 1 - 0.812), else None: a constant scores 0 on Spearman and Matthews,
-    where the plain ratio already is the share of the gain over it. The share of the reference's gain over that
-    answer is the informative yardstick where a constant already scores high (as ``benchmarks/quality.py``)."""
+    """Test error of the best constant answer (``evaluation.constant_answer``) where it scores above 0: the majority
+    class for accuracy (RTE: 0.473), "paraphrase" everywhere for MRPC's F1 (1 - 0.812). None where a constant scores 0
+    (Spearman, Matthews): there the plain ratio already is the share of the gain over it. The share of the
+    reference's gain over that answer is the informative yardstick where a constant already scores high (as
+    ``benchmarks/quality.py``)."""
     from syne_prune.data import get_task, load_task
+    from syne_prune.evaluation import constant_answer
 
-    spec = get_task(task)
-    if spec.is_regression:
-        return None
-    labels = np.asarray(load_task(task, data_dir).test.labels)
-    best = min(spec.error(labels, np.full_like(labels, label)) for label in range(spec.num_labels))
-    return best if best < 1.0 - 1e-12 else None
-
-
-CHANCE_MARGIN = 0.02
-"""A reference whose test metric is within this of the best constant answer's (absolute) did not learn the task:
-its shares say nothing about pruning, and results.md says so."""
+    error = constant_answer(get_task(task), load_task(task, data_dir).test.labels)["error"]
+    return error if error < 1.0 - 1e-12 else None
 
 
 def not_learned(references: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``references`` (with ``constant_error``) whose test error is within CHANCE_MARGIN of it."""
+    """The rows of ``references`` (with ``constant_error``) whose test error is not below it by more than
+    ``evaluation.LEARNED_MARGIN``: the reference did not learn the task, so its shares say nothing about pruning."""
+    from syne_prune.evaluation import LEARNED_MARGIN
+
     constant = references["constant_error"].astype(float)
-    return references[constant.notna() & (references["test_error"] >= constant - CHANCE_MARGIN)]
+    return references[constant.notna() & (references["test_error"] >= constant - LEARNED_MARGIN)]
 
 
 def kept_shares(sizes: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:

@@ -63,3 +63,34 @@ def evaluate(model: torch.nn.Module, batches: Iterable[dict], task: Task, max_ba
         predictions = predictions.astype(np.int64)
     metric = task.metric(labels, predictions)
     return {task.metric_name: metric, "error": 1.0 - metric}
+
+
+LEARNED_MARGIN = 0.02
+"""A network whose metric is within this (absolute) of the best constant answer's has not learned its task (RTE at 3
+epochs on MiniLM: test accuracy 0.527, the majority class of GLUE dev; BENCHMARKS.md)."""
+
+
+def constant_answer(task: Task, labels: np.ndarray) -> dict[str, float]:
+    """The best constant answer on ``labels`` (1-D: class ids, or regression scores): ``{"answer": the value answered
+    everywhere, <task.metric_name>: its metric, "error": 1 - metric}``. Classification: the class that scores highest
+    (the majority class for accuracy, the positive class for F1; Matthews gives 0 for any); regression: the mean
+    score, whose correlation is 0."""
+    labels = np.asarray(labels)
+    answers = [float(labels.mean())] if task.is_regression else list(range(task.num_labels))
+    scored = [(task.metric(labels, np.full(len(labels), answer, dtype=labels.dtype)), answer) for answer in answers]
+    metric, answer = max(scored, key=lambda pair: pair[0])
+    return {"answer": answer, task.metric_name: float(metric), "error": 1.0 - float(metric)}
+
+
+def has_learned(scores: dict[str, float], constant: dict[str, float], margin: float = LEARNED_MARGIN) -> bool:
+    """Whether ``scores`` (``evaluate``'s: its ``error``) beat the constant answer's (``constant_answer``) by more than ``margin``."""
+    return scores["error"] < constant["error"] - margin
+
+
+def not_learned_warning(task_name: str, scores: dict[str, float], constant: dict[str, float], metric_name: str) -> str:
+    """The one line printed when a trained network has not learned its task (``has_learned`` is False)."""
+    answer = constant["answer"]
+    answer = f"{answer:.3g}" if isinstance(answer, float) else f"label {answer}"
+    return (f"warning: the unpruned network's validation {metric_name} is {scores[metric_name]:.3f}, within {LEARNED_MARGIN} of "
+            f"answering {answer} everywhere ({constant[metric_name]:.3f}): it has not learned {task_name}, and its sub-networks' "
+            "errors say nothing about pruning; train longer (--epochs), with another --lr, or with --warmup-ratio 0.1")

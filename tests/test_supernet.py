@@ -185,3 +185,42 @@ def test_warmup_is_recorded_only_when_used_and_changes_the_training(tiny_model_d
     assert json.loads((tmp_path / "warm" / "supernet.json").read_text())["hyperparameters"]["warmup_ratio"] == 0.5
     a, b = load_file(tmp_path / "plain" / "model.safetensors"), load_file(tmp_path / "warm" / "model.safetensors")
     assert any(not torch.equal(a[k], b[k]) for k in a)  # a slower start gives other weights
+
+
+def test_a_network_that_learned_nothing_is_flagged(tiny_model_dirs, glue_dir, tmp_path, capsys):
+    """A tiny network trained at lr 1e-12 predicts one class: within 0.02 of the best constant answer, so train-supernet
+    says it has not learned the task, and records what the constant answer scores on validation."""
+    from syne_prune.data import load_task
+
+    config = _config(tiny_model_dirs["bert"], glue_dir, tmp_path / "out", strategy="standard", lr=1e-12)
+    metadata = train_supernet(config, progress=False)
+    labels = load_task("rte", str(glue_dir), config.validation_fraction, config.seed, max_train_examples=24, max_eval_examples=16).validation.labels
+    majority = max(np.mean(labels == 0), np.mean(labels == 1))
+    constant = metadata["constant_answer"]["validation"]
+    assert constant["accuracy"] == pytest.approx(majority, abs=1e-12) and constant["error"] == pytest.approx(1 - majority, abs=1e-12)
+    assert metadata["metrics"]["largest"]["validation"]["error"] >= constant["error"] - 0.02
+    assert "warning: the unpruned network's validation accuracy is" in capsys.readouterr().err
+    from syne_prune.search.kinds.weight_sharing import warn_if_not_learned
+
+    warn_if_not_learned(metadata)  # a search over it says so again
+    assert "it has not learned rte" in capsys.readouterr().err
+    warn_if_not_learned({k: v for k, v in metadata.items() if k != "constant_answer"})  # an older checkpoint: nothing to say
+    assert capsys.readouterr().err == ""
+
+
+def test_the_best_constant_answer_per_metric():
+    from syne_prune.data import get_task
+    from syne_prune.evaluation import constant_answer, has_learned, not_learned_warning
+
+    labels = np.array([1, 1, 1, 0])
+    assert constant_answer(get_task("rte"), labels) == {"answer": 1, "accuracy": 0.75, "error": 0.25}  # the majority class
+    # F1 of "1" everywhere: precision 3/4, recall 1 -> 6/7; of "0" everywhere: 0
+    assert constant_answer(get_task("mrpc"), labels) == pytest.approx({"answer": 1, "f1": 6 / 7, "error": 1 / 7}, abs=1e-12)
+    assert constant_answer(get_task("cola"), labels)["matthews"] == 0.0
+    scores = np.array([0.0, 2.5, 5.0])
+    assert constant_answer(get_task("stsb"), scores) == {"answer": 2.5, "spearman": 0.0, "error": 1.0}
+    constant = {"answer": 1, "accuracy": 0.75, "error": 0.25}
+    assert not has_learned({"accuracy": 0.77, "error": 0.23}, constant)  # 0.02 better: within the margin
+    assert has_learned({"accuracy": 0.78, "error": 0.22}, constant)
+    line = not_learned_warning("rte", {"accuracy": 0.76, "error": 0.24}, constant, "accuracy")
+    assert line.startswith("warning: the unpruned network's validation accuracy is 0.760, within 0.02 of answering label 1 everywhere (0.750)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from transformers import AutoTokenizer
 
 from syne_prune.data import EVAL_BATCH_SIZE, data_loader, encode, eval_batches, get_task, load_task
 from syne_prune.errors import SynePruneError
-from syne_prune.evaluation import default_device, evaluate
+from syne_prune.evaluation import constant_answer, default_device, evaluate, has_learned, not_learned_warning
 from syne_prune.export import load_model_config
 from syne_prune.importance import IMPORTANCE_METHODS, ORDERED_ATTRIBUTE, order_by_importance, ordered_by
 from syne_prune.models import check_model_settings, get_architecture, load_task_model
@@ -196,6 +197,9 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
         metrics[name] = {"config": subnet, "validation": evaluate(sub, validation, task), "test": evaluate(sub, test, task)}
     teacher_record = None if teacher is None else {"source": teacher.source, "path": teacher.path,
                                                      "validation": evaluate(teacher.model, validation, task)}
+    constant = constant_answer(task, data.validation.labels)
+    if not has_learned(metrics["largest"]["validation"], constant):
+        print(not_learned_warning(config.task, metrics["largest"]["validation"], constant, task.metric_name), file=sys.stderr, flush=True)
 
     require_finite_weights(model, "the trained super-network")
     model.save_pretrained(output)
@@ -217,6 +221,7 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
         "history": history,
         "train_time_s": sum(h["epoch_time_s"] for h in history),
         "metrics": metrics,
+        "constant_answer": {"validation": constant},  # what answering one value everywhere scores (see has_learned)
         "importance": importance,
         "versions": software_versions(),
     })

@@ -9,6 +9,7 @@ from typing import Any
 
 from transformers import AutoConfig
 
+from syne_prune.evaluation import has_learned, not_learned_warning
 from syne_prune.export import task_record
 from syne_prune.models import get_architecture, usable_positions
 from syne_prune.search import trial
@@ -40,6 +41,15 @@ def evaluator_once(settings: TrialSettings):
     return evaluator
 
 
+def warn_if_not_learned(metadata: dict[str, Any]) -> None:
+    """Repeat train-supernet's warning (stderr) when the checkpoint's unpruned network scored no better on validation
+    than its best constant answer (``evaluation.has_learned``); checkpoints from before that record say nothing."""
+    constant = (metadata.get("constant_answer") or {}).get("validation")
+    scores = metadata["metrics"]["largest"]["validation"]
+    if constant is not None and not has_learned(scores, constant):
+        print(not_learned_warning(metadata["task"], scores, constant, metadata["metric"]), file=sys.stderr, flush=True)
+
+
 class WeightSharing(TrialKind):
     """``--mode weight-sharing`` (``SearchConfig.supernet``): trials evaluate sub-networks of one super-network."""
 
@@ -65,6 +75,7 @@ class WeightSharing(TrialKind):
         model_config = AutoConfig.from_pretrained(supernet)
         space = get_search_space(metadata["search_space"], get_architecture(model_config).shape(model_config))
         check_supernet_settings(supernet, metadata, model_config)
+        warn_if_not_learned(metadata)
         data_dir = config.data_dir or metadata["hyperparameters"].get("data_dir")
         # the trials' own splits (a missing or malformed file would fail every trial or worker: it fails here, now)
         validation_examples = len(load_search_data(metadata, data_dir, config.max_eval_examples).validation)
