@@ -13,9 +13,11 @@ Per task and seed:
    ``teacher`` (+ the fine-tuned reference as a fixed teacher), ``recovery`` (the ``teacher`` row's chosen
    sub-networks, each fine-tuned ``--recover-epochs`` with distillation from the reference).
 
-"kept" is the sub-network's test metric as a share of the reference's; for MRPC, whose F1 is 0.812 for the
-constant answer "paraphrase" on the GLUE dev split, it is the share of the reference's gain over that
-constant: (F1 - F1_const) / (F1_ref - F1_const). Accuracy is reported too.
+"kept" is the share of the reference's gain over the best constant answer of the test split
+(``evaluation.constant_answer``) that the sub-network keeps: (m - m_const) / (m_ref - m_const). For MRPC, whose F1
+is 0.812 for "paraphrase" everywhere on the GLUE dev split, that is (F1 - 0.812) / (F1_ref - 0.812); for RTE the
+majority class's accuracy (0.527) is subtracted; STS-B's Spearman is 0 for a constant, so its "kept" is the plain
+ratio. Accuracy (and F1 for two classes) are reported too.
 
 Resumable: every stage writes into ``--workdir`` and reuses what is there; each finished (task, seed, row)
 is written to ``--output/TASK-seedS-ROW.json`` as it arrives, and the table/plot are rebuilt from those files.
@@ -38,7 +40,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoConfig
 
 from syne_prune.data import encode, eval_batches, get_task, load_task
-from syne_prune.evaluation import predict
+from syne_prune.evaluation import constant_answer, predict
 from syne_prune.export import load_tokenizer
 from syne_prune.models import auto_class_of, get_architecture
 from syne_prune.objectives import subnet_size
@@ -53,7 +55,6 @@ ROWS = {  # row -> (super-network settings, recover the chosen sub-networks?)
     "teacher": ({"strategy": "full", "importance": "fisher", "teacher": "reference"}, False),
     "recovery": ({"strategy": "full", "importance": "fisher", "teacher": "reference"}, True),
 }
-CONSTANT_ANSWER = {"mrpc": "f1"}  # tasks whose metric a constant answer already scores well on
 
 
 def test_scores(model_dir: Path, task_name: str, args, seed: int) -> dict[str, float]:
@@ -70,7 +71,7 @@ def test_scores(model_dir: Path, task_name: str, args, seed: int) -> dict[str, f
         scores["accuracy"] = float(accuracy_score(labels, predictions.astype(np.int64)))
         if task.num_labels == 2:
             scores["f1"] = float(f1_score(labels, predictions.astype(np.int64)))
-            scores["constant_f1"] = float(f1_score(labels, np.ones_like(labels)))
+    scores["constant"] = constant_answer(task, labels)[task.metric_name]  # the yardstick of kept()
     return scores
 
 
@@ -110,12 +111,11 @@ def prunable_ratios(supernet_dir: Path, trials: pd.DataFrame, search_space: str)
 
 
 def kept(task: str, scores: dict[str, float], ref: dict[str, float]) -> float:
-    metric = CONSTANT_ANSWER.get(task)
-    if metric is None:
-        name = next(iter(ref))
-        return scores[name] / ref[name]
-    gain = ref[metric] - ref["constant_f1"]
-    return (scores[metric] - ref["constant_f1"]) / gain if gain > 0 else float("nan")  # a reference no better than the constant
+    """The share of the reference's gain over the best constant answer (``ref["constant"]``) that ``scores`` keep, on
+    the task's metric; NaN for a reference no better than that answer."""
+    metric = get_task(task).metric_name
+    gain = ref[metric] - ref["constant"]
+    return (scores[metric] - ref["constant"]) / gain if gain > 0 else float("nan")
 
 
 def run_row(args, task: str, seed: int, row: str, ref: dict[str, Any], workdir: Path) -> dict[str, Any]:
