@@ -33,8 +33,9 @@ def paper_name(method: str) -> str:
     return PAPER_NAMES.get(method) or SCHEDULER_PAPER_NAMES[WS_NAS_SCHEDULERS[method]]
 
 
-def is_search(method: str) -> bool:
-    return method not in BASELINES
+def is_weight_sharing(method: str) -> bool:
+    """ws-nas or a ws-nas-<scheduler>: a search over the super-network of ``supernet/``."""
+    return method == "ws-nas" or method in WS_NAS_SCHEDULERS
 
 
 def searched_by(search: Path) -> str | None:
@@ -85,7 +86,7 @@ def candidates(work: Path, method: str) -> tuple[pd.DataFrame, pd.DataFrame, flo
     trials["prunable"] = (trials["params"] * full.params - (full.params - full.encoder_params)) / full.encoder_params
     parts = read_parts(work / method / "syne-tune", trials)
     top = trials["fidelity"].max()
-    offset = supernet_time(work / "supernet") if method != "standard-nas" else 0.0  # weight sharing: after the super-network
+    offset = supernet_time(work / "supernet") if is_weight_sharing(method) else 0.0
     curve = hypervolume_over_time(trials.rename(columns={"error": "valid_error"}), parts, ["valid_error", "prunable"], top)
     curve = pd.DataFrame({"runtime": offset + curve["wallclock_s"], "hv": curve["hypervolume"]})
     done_ = trials[(trials["status"] == "completed") & (trials["fidelity"] >= top)]
@@ -174,7 +175,7 @@ def collect(args, models: list[str]) -> Collected:
             rows = [[runtime, threshold, test_error, valid_error] for threshold, test_error, valid_error in best_below(frame, thresholds)]
             if method in PAPER_NAMES:
                 size_rows += [[*row, PAPER_NAMES[method], *key] for row in rows]
-            if is_search(method) and method != "standard-nas":
+            if is_weight_sharing(method):
                 scheduler = searched_by(work / method)
                 scheduler_rows += [[*row, SCHEDULER_PAPER_NAMES.get(scheduler, scheduler), *key] for row in rows]
             hv_rows += [[paper_name(method), *key, t, h] for t, h in zip(curve["runtime"], curve["hv"])]
