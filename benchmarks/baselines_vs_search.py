@@ -30,8 +30,7 @@ fine-tuning, the baselines the fine-tuning of their input model and each budget'
 times are the checkpoints' ``train_time_s`` and the searches' trial finish times), ``hypervolume_final.csv`` (the last
 hypervolume, and that of the swept range: shares below 0.33 counted as 0.33), ``relative_to_model_size.png`` (ours
 beside the paper's BERT-base rows, their thresholds converted by ``paper_anchors.py``; ``..._ws_nas.png`` per
-scheduler), ``hypervolume.png`` and
-``results.md`` (``baselines_report.py``).
+scheduler), ``hypervolume.png`` and ``results.md`` (``baselines_report.py``).
 
 ``--from-quality DIR`` (``--scale cpu`` only) reuses what ``benchmarks/quality.py --workdir DIR`` trained with the
 final recipe: for a (task, seed) with a finished run ``DIR/<task>-seed<k>/`` whose reference was fine-tuned from the
