@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import sys
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -87,10 +88,17 @@ def has_learned(scores: dict[str, float], constant: dict[str, float], margin: fl
     return scores["error"] < constant["error"] - margin
 
 
-def not_learned_warning(task_name: str, scores: dict[str, float], constant: dict[str, float], metric_name: str) -> str:
-    """The one line printed when a trained network has not learned its task (``has_learned`` is False)."""
-    answer = constant["answer"]
+def warn_if_not_learned(metadata: dict) -> bool:
+    """Print one warning line (stderr) when a checkpoint's ``supernet.json`` record says its unpruned (largest)
+    network scored on validation within ``LEARNED_MARGIN`` of the best constant answer (``constant_answer``); returns
+    whether it warned. Records written before ``constant_answer`` existed say nothing."""
+    constant = (metadata.get("constant_answer") or {}).get("validation")
+    scores = metadata["metrics"]["largest"]["validation"]
+    if constant is None or has_learned(scores, constant):
+        return False
+    metric, answer = metadata["metric"], constant["answer"]
     answer = f"{answer:.3g}" if isinstance(answer, float) else f"label {answer}"
-    return (f"warning: the unpruned network's validation {metric_name} is {scores[metric_name]:.3f}, within {LEARNED_MARGIN} of "
-            f"answering {answer} everywhere ({constant[metric_name]:.3f}): it has not learned {task_name}, and its sub-networks' "
-            "errors say nothing about pruning; train longer (--epochs), with another --lr, or with --warmup-ratio 0.1")
+    print(f"warning: the unpruned network's validation {metric} is {scores[metric]:.3f}, within {LEARNED_MARGIN} of answering "
+          f"{answer} everywhere ({constant[metric]:.3f}): it has not learned {metadata['task']}, and its sub-networks' errors say "
+          "nothing about pruning; train longer (--epochs) or with another --lr", file=sys.stderr, flush=True)
+    return True

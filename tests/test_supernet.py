@@ -200,17 +200,17 @@ def test_a_network_that_learned_nothing_is_flagged(tiny_model_dirs, glue_dir, tm
     assert constant["accuracy"] == pytest.approx(majority, abs=1e-12) and constant["error"] == pytest.approx(1 - majority, abs=1e-12)
     assert metadata["metrics"]["largest"]["validation"]["error"] >= constant["error"] - 0.02
     assert "warning: the unpruned network's validation accuracy is" in capsys.readouterr().err
-    from syne_prune.search.kinds.weight_sharing import warn_if_not_learned
+    from syne_prune.evaluation import warn_if_not_learned
 
-    warn_if_not_learned(metadata)  # a search over it says so again
+    assert warn_if_not_learned(metadata)  # a search over it says so again (WeightSharing.prepare calls it)
     assert "it has not learned rte" in capsys.readouterr().err
-    warn_if_not_learned({k: v for k, v in metadata.items() if k != "constant_answer"})  # an older checkpoint: nothing to say
+    assert not warn_if_not_learned({k: v for k, v in metadata.items() if k != "constant_answer"})  # an older record: nothing
     assert capsys.readouterr().err == ""
 
 
-def test_the_best_constant_answer_per_metric():
+def test_the_best_constant_answer_per_metric(capsys):
     from syne_prune.data import get_task
-    from syne_prune.evaluation import constant_answer, has_learned, not_learned_warning
+    from syne_prune.evaluation import constant_answer, has_learned, warn_if_not_learned
 
     labels = np.array([1, 1, 1, 0])
     assert constant_answer(get_task("rte"), labels) == {"answer": 1, "accuracy": 0.75, "error": 0.25}  # the majority class
@@ -222,5 +222,8 @@ def test_the_best_constant_answer_per_metric():
     constant = {"answer": 1, "accuracy": 0.75, "error": 0.25}
     assert not has_learned({"accuracy": 0.77, "error": 0.23}, constant)  # 0.02 better: within the margin
     assert has_learned({"accuracy": 0.78, "error": 0.22}, constant)
-    line = not_learned_warning("rte", {"accuracy": 0.76, "error": 0.24}, constant, "accuracy")
+    record = {"task": "rte", "metric": "accuracy", "constant_answer": {"validation": constant},
+              "metrics": {"largest": {"validation": {"accuracy": 0.76, "error": 0.24}}}}
+    assert warn_if_not_learned(record)
+    line = capsys.readouterr().err.strip()
     assert line.startswith("warning: the unpruned network's validation accuracy is 0.760, within 0.02 of answering label 1 everywhere (0.750)")

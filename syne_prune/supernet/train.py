@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from transformers import AutoTokenizer
 
 from syne_prune.data import EVAL_BATCH_SIZE, data_loader, encode, eval_batches, get_task, load_task
 from syne_prune.errors import SynePruneError
-from syne_prune.evaluation import constant_answer, default_device, evaluate, has_learned, not_learned_warning
+from syne_prune.evaluation import constant_answer, default_device, evaluate, warn_if_not_learned
 from syne_prune.export import load_model_config
 from syne_prune.importance import IMPORTANCE_METHODS, ORDERED_ATTRIBUTE, order_by_importance, ordered_by
 from syne_prune.models import check_model_settings, get_architecture, load_task_model
@@ -197,9 +196,7 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
         metrics[name] = {"config": subnet, "validation": evaluate(sub, validation, task), "test": evaluate(sub, test, task)}
     teacher_record = None if teacher is None else {"source": teacher.source, "path": teacher.path,
                                                      "validation": evaluate(teacher.model, validation, task)}
-    constant = constant_answer(task, data.validation.labels)
-    if not has_learned(metrics["largest"]["validation"], constant):
-        print(not_learned_warning(config.task, metrics["largest"]["validation"], constant, task.metric_name), file=sys.stderr, flush=True)
+    constant = constant_answer(task, data.validation.labels)  # recorded; warn_if_not_learned reads it below
 
     require_finite_weights(model, "the trained super-network")
     model.save_pretrained(output)
@@ -227,6 +224,7 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
     })
     shutil.rmtree(output / RESUME_DIR, ignore_errors=True)
     (output / IMPORTANCE_FILE).unlink(missing_ok=True)
+    warn_if_not_learned(metadata)
     return metadata
 
 

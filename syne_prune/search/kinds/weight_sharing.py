@@ -9,7 +9,7 @@ from typing import Any
 
 from transformers import AutoConfig
 
-from syne_prune.evaluation import has_learned, not_learned_warning
+from syne_prune.evaluation import warn_if_not_learned
 from syne_prune.export import task_record
 from syne_prune.models import get_architecture, usable_positions
 from syne_prune.search import trial
@@ -39,15 +39,6 @@ def evaluator_once(settings: TrialSettings):
         return made[0]
 
     return evaluator
-
-
-def warn_if_not_learned(metadata: dict[str, Any]) -> None:
-    """Repeat train-supernet's warning (stderr) when the checkpoint's unpruned network scored no better on validation
-    than its best constant answer (``evaluation.has_learned``); checkpoints from before that record say nothing."""
-    constant = (metadata.get("constant_answer") or {}).get("validation")
-    scores = metadata["metrics"]["largest"]["validation"]
-    if constant is not None and not has_learned(scores, constant):
-        print(not_learned_warning(metadata["task"], scores, constant, metadata["metric"]), file=sys.stderr, flush=True)
 
 
 class WeightSharing(TrialKind):
