@@ -156,6 +156,52 @@ class Collected(NamedTuple):
     references: pd.DataFrame
 
 
+# Collected's field -> (file in --out-dir, written with the pandas index as the paper's files are, the key of one run)
+RESULT_FILES = {
+    "sizes": ("relative_to_model_size.csv", True, ["method", "model", "dataset", "seed"]),
+    "by_scheduler": ("relative_to_model_size_ws_nas.csv", True, ["method", "model", "dataset", "seed"]),
+    "hypervolume": ("hypervolume.csv", False, ["method", "model", "dataset", "seed"]),
+    "finals": ("hypervolume_final.csv", False, ["method", "model", "dataset", "seed"]),
+    "references": ("unpruned_model.csv", True, ["model", "dataset", "seed"]),
+}
+
+
+def write_results(found: Collected, out: Path) -> None:
+    """Write every table of ``found`` to its RESULT_FILES name in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    for field, (name, index, _) in RESULT_FILES.items():
+        getattr(found, field).to_csv(out / name, index=index)
+
+
+def merge_earlier(found: Collected, out: Path) -> Collected:
+    """``found`` plus the rows of the result files already in ``out`` for every run (method, model, dataset, seed; a
+    reference: model, dataset, seed) that ``found`` lacks, so results accumulate over sessions whose work directories
+    are gone: a run collected now replaces its earlier rows, an earlier run not collected now is kept. A reference
+    collected now whose test error differs from the earlier one's is reported (the kept rows of other methods of that
+    seed were measured beside the earlier reference)."""
+    merged = {}
+    for field, (name, index, key) in RESULT_FILES.items():
+        now = getattr(found, field)
+        if not (out / name).is_file():
+            merged[field] = now
+            continue
+        earlier = pd.read_csv(out / name, index_col=0 if index else None)
+        if field == "references":
+            _report_changed_references(now, earlier)
+        collected = set(map(tuple, now[key].astype(str).values))
+        keep = earlier.loc[np.array([tuple(row) not in collected for row in earlier[key].astype(str).values], dtype=bool)]
+        both = pd.concat([now, keep], ignore_index=True) if len(now) else keep
+        merged[field] = both.sort_values(key, kind="stable").reset_index(drop=True)
+    return Collected(**merged)
+
+
+def _report_changed_references(now: pd.DataFrame, earlier: pd.DataFrame) -> None:
+    both = now.merge(earlier, on=["model", "dataset", "seed"], suffixes=("", "_earlier"))
+    for row in both[~np.isclose(both["test_error"], both["test_error_earlier"], rtol=0, atol=1e-9)].itertuples():
+        print(f"  the reference of {row.dataset} seed {row.seed} differs from the earlier results' (test error "
+              f"{row.test_error:.4f}, earlier {row.test_error_earlier:.4f}): kept rows of other methods used the earlier one", flush=True)
+
+
 def collect(args, models: list[str]) -> Collected:
     """Read every model/task/seed/method of ``args.workdir`` (a method not run yet is skipped)."""
     thresholds = sorted({float(t) for t in args.thresholds.split(",")} | set(TABLE_THRESHOLDS))

@@ -43,6 +43,10 @@ quality.py's own ``stages_s``, which also count loading and evaluating, are not 
 after the same reference fine-tune. A (task, seed) without a usable run is logged and its steps run as before.
 rfp, layer-drop, head-prune and standard-nas always run here.
 
+``--merge`` keeps what ``--out-dir`` already holds for every (method, task, seed) this run does not collect, so results
+accumulate over sessions and machines whose work directories are gone (a run collected now replaces its own earlier
+rows; a reference that changed is reported, see ``baselines_collect.merge_earlier``).
+
     HF_HUB_OFFLINE=1 python benchmarks/baselines_vs_search.py --scale cpu --data-dir ../shared/data/glue \\
         --tasks rte mrpc cola stsb --seeds 0 1 2 --workdir runs/baselines --out-dir benchmarks/results/baselines
     # tiny end-to-end check (minutes):
@@ -62,7 +66,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baselines_collect import BASELINES, METHODS, PAPER_NAMES, WS_NAS_SCHEDULERS, collect, searched_by  # noqa: E402
+from baselines_collect import BASELINES, METHODS, PAPER_NAMES, WS_NAS_SCHEDULERS, collect, merge_earlier, searched_by, write_results  # noqa: E402
 from baselines_report import TABLE_THRESHOLDS, markdown, plot_hypervolume, plot_sizes  # noqa: E402
 from paper_anchors import SCHEDULERS_TABLE, SIZES_TABLE, paper_kept  # noqa: E402
 from quality_runs import link_quality_run  # noqa: E402
@@ -214,6 +218,9 @@ def main() -> None:
     parser.add_argument("--out-dir", default="benchmarks/results/baselines_vs_search")
     parser.add_argument("--anchors", default=str(ANCHORS), help="the paper's result tables (plm_pruning_results)")
     parser.add_argument("--collect-only", action="store_true", help="only read what the work directory has (links nothing)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the rows already in --out-dir of every (method, task, seed) this run does not collect (its work "
+                             "directory gone or on another machine); a run collected now replaces its earlier rows")
     parser.add_argument("--from-quality", metavar="DIR",
                         help="a benchmarks/quality.py --workdir (--scale cpu only): a (task, seed) with a finished run there links its "
                              "teacher reference as finetuned and supernet-teacher + search-teacher as ws-nas instead of training them "
@@ -232,12 +239,9 @@ def main() -> None:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     found = collect(args, models)
-    found.finals.to_csv(out / "hypervolume_final.csv", index=False)
-    found.sizes.to_csv(out / "relative_to_model_size.csv")
-    if len(found.by_scheduler):
-        found.by_scheduler.to_csv(out / "relative_to_model_size_ws_nas.csv")
-    found.references.to_csv(out / "unpruned_model.csv")
-    found.hypervolume.to_csv(out / "hypervolume.csv", index=False)
+    if args.merge:
+        found = merge_earlier(found, out)
+    write_results(found, out)
     if len(found.sizes):
         plot_sizes(found.sizes, out / "relative_to_model_size.png", Path(args.anchors))
     if len(found.by_scheduler):

@@ -229,3 +229,34 @@ def test_the_best_constant_answer_and_a_reference_that_did_not_learn(glue_dir):
     found = bvs_collect.Collected(*(pd.DataFrame(columns=report.COLUMNS),) * 2, pd.DataFrame(), pd.DataFrame(), references)
     text = report.markdown(found, pd.DataFrame(), pd.DataFrame(), type("Args", (), {"scale": "cpu"}))
     assert text.count("did not learn the task") == 1 and "m reference of rte seed 0 did not learn" in text
+
+
+def _found(sizes: list, references: list) -> "bvs_collect.Collected":
+    """A Collected of ``sizes`` rows (method, seed, test_error at threshold 0.5) and ``references`` (seed, test_error)."""
+    size_rows = pd.DataFrame([[100.0, 0.5, error, error, method, "m", "mrpc", seed] for method, seed, error in sizes], columns=report.COLUMNS)
+    keys = ["method", "model", "dataset", "seed", "runtime"]
+    curves = pd.DataFrame([[method, "m", "mrpc", seed, 100.0, 1 - error] for method, seed, error in sizes], columns=[*keys, "hv"])
+    finals = curves.assign(hv_swept=curves["hv"])
+    refs = pd.DataFrame([["mrpc", "m", seed, error, error, 0.19] for seed, error in references],
+                        columns=["dataset", "model", "seed", "validation_error", "test_error", "constant_error"])
+    return bvs_collect.Collected(size_rows, size_rows.iloc[:0], curves, finals, refs)
+
+
+def test_merge_keeps_earlier_runs_not_collected_now_and_replaces_those_collected(tmp_path, capsys):
+    out = tmp_path / "out"
+    earlier = _found([("nas", 0, 0.15), ("nas", 1, 0.16), ("rfp", 0, 0.17), ("rfp", 1, 0.18)], [(0, 0.14), (1, 0.13)])
+    bvs_collect.write_results(earlier, out)
+    # now: only seed 0's search again (new numbers), standard NAS for seed 0 (new), and seed 0's reference, changed
+    now = _found([("nas", 0, 0.12), ("standard_nas", 0, 0.20)], [(0, 0.135)])
+    merged = bvs_collect.merge_earlier(now, out)
+    assert merged.sizes[["method", "seed", "test_error"]].values.tolist() == [
+        ["nas", 0, 0.12], ["nas", 1, 0.16], ["rfp", 0, 0.17], ["rfp", 1, 0.18], ["standard_nas", 0, 0.20]]
+    assert merged.finals[["method", "seed"]].values.tolist() == merged.sizes[["method", "seed"]].values.tolist()
+    assert merged.finals["hv"].tolist() == pytest.approx([0.88, 0.84, 0.83, 0.82, 0.80], abs=1e-12)
+    assert merged.references[["seed", "test_error"]].values.tolist() == [[0, 0.135], [1, 0.13]]
+    assert "the reference of mrpc seed 0 differs from the earlier results' (test error 0.1350, earlier 0.1400)" in capsys.readouterr().out
+    # written and merged again with nothing new: the same tables; no earlier files: what was collected
+    bvs_collect.write_results(merged, out)
+    again = bvs_collect.merge_earlier(_found([], []), out)
+    pd.testing.assert_frame_equal(again.sizes, merged.sizes, check_dtype=False)
+    assert bvs_collect.merge_earlier(now, tmp_path / "empty").sizes is now.sizes
