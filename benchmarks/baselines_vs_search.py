@@ -9,7 +9,8 @@ each step's wall-clock seconds in ``steps.csv``):
   weight-sharing search on it (``search``, ``--scheduler``);
 - ``ws-nas-<scheduler>`` (``random``, ``morea``, ``ehvi``, ``moasha``, ``nsga2``, ``local_search``): a weight-sharing search
   with that scheduler on ws-nas's super-network (trained first if it is not there), the paper's WS-NAS per scheduler;
-- ``standard-nas``: a standard-NAS search that fine-tunes every sub-network (``search --mode standard``);
+- ``standard-nas``: a standard-NAS search that fine-tunes every sub-network (``search --mode standard``) at the
+  fine-tuned model's learning rate and batch size (``finetuned`` runs first);
 - ``rfp``, ``layer-drop``, ``head-prune``: ``prune`` of the fine-tuned model over the ``--budgets`` sweep (shares of the
   prunable encoder parameters, ``--max-encoder-params``; a fine-tuning baseline trains at the fine-tuned model's own
   learning rate and batch size).
@@ -110,13 +111,19 @@ def steps(args, model: str, task: str, seed: int, work: Path, step: str) -> list
     return {
         "finetuned": [cli("train-supernet", "--model", model, "--strategy", "standard", "--importance", "none", *common, "--output", work / "finetuned")],
         "ws-nas": [supernet, cli("search", "--supernet", work / "supernet", *search, *scheduler, "--output", work / "ws-nas")],
-        "standard-nas": [cli("search", "--mode", "standard", "--model", model, *common, *search, "--output", work / "standard-nas")],
+        "standard-nas": [cli("search", "--mode", "standard", "--model", model, *common, *finetuning_args(work / "finetuned"), *search,
+                             "--output", work / "standard-nas")],
     }[step]
+
+
+# the methods that need the fine-tuned model first: the baselines prune it, standard NAS trains at its settings
+TRAINS_AS_FINETUNED = (*BASELINES, "standard-nas")
 
 
 def finetuning_args(model_dir: Path) -> list[str]:
     """``--lr`` and ``--batch-size`` of the fine-tuned model's own training (its ``supernet.json``), so that a baseline
-    that fine-tunes after pruning (layer dropping) trains as the reference did; none while it does not exist yet."""
+    that fine-tunes after pruning (layer dropping) and standard NAS's trials train as the reference did (its learning
+    rate chosen on validation, by ``benchmarks/quality.py`` with ``--from-quality``); none while it does not exist yet."""
     record = model_dir / "supernet.json"
     if not record.is_file():
         return []
@@ -177,7 +184,7 @@ def run_steps(args, models: list[str]) -> int:
                 if args.from_quality:
                     print(f"{short_name(model)} / {task} / seed {seed}: --from-quality {args.from_quality}", flush=True)
                     link_quality_run(Path(args.from_quality), model, task, seed, work)
-                needed = ["finetuned"] if any(m in BASELINES for m in args.methods) else []
+                needed = ["finetuned"] if any(m in TRAINS_AS_FINETUNED for m in args.methods) else []
                 for step in needed + list(args.methods):
                     print(f"{short_name(model)} / {task} / seed {seed}: {step}", flush=True)
                     if step in WS_NAS_SCHEDULERS and searched_by(work / "ws-nas") == WS_NAS_SCHEDULERS[step]:

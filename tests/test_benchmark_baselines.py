@@ -43,6 +43,7 @@ def fake_quality_run(root: Path, task: str, seed: int, model: str = MODEL) -> Pa
     run = root / f"{task}-seed{seed}"
     common = {"task": task, "seed": seed}
     reference = _checkpoint(run / "reference-lr0.00015", model=model, strategy="standard", train_time_s=284.5, teacher=None,
+                            hyperparameters={"lr": 0.00015, "batch_size": 16, "epochs": 3},
                             metrics={"largest": {"validation": {"error": 0.15}, "test": {"error": 0.14}}}, **common)
     _checkpoint(run / "reference-lr8e-05", model=model, strategy="standard", train_time_s=296.0, teacher=None, **common)
     supernet = _checkpoint(run / "supernet-teacher", model=str(reference), initialised_from=str(reference), strategy="full",
@@ -260,3 +261,32 @@ def test_merge_keeps_earlier_runs_not_collected_now_and_replaces_those_collected
     again = bvs_collect.merge_earlier(_found([], []), out)
     pd.testing.assert_frame_equal(again.sizes, merged.sizes, check_dtype=False)
     assert bvs_collect.merge_earlier(now, tmp_path / "empty").sizes is now.sizes
+
+
+def test_standard_nas_trains_at_the_fine_tuned_models_learning_rate_and_batch_size(tmp_path, monkeypatch):
+    # linked from a quality run: the reference (lr 1.5e-4, batch 16) is there; without one, finetuned is trained first
+    quality = tmp_path / "quality"
+    fake_quality_run(quality, "mrpc", 0)
+    commands = []
+
+    def fake_call(command, **kwargs):
+        commands.append([str(c) for c in command])
+        output = Path(command[command.index("--output") + 1])
+        output.mkdir(parents=True, exist_ok=True)
+        if output.name == "finetuned":
+            (output / "supernet.json").write_text(json.dumps({"train_time_s": 100.0, "hyperparameters": {"lr": 8e-05, "batch_size": 32},
+                                                              "metrics": {"largest": {"validation": {"error": 0.2}, "test": {"error": 0.25}}}}))
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    monkeypatch.setattr(bvs, "reachable_models", lambda scale: [MODEL])
+    monkeypatch.setattr(sys, "argv", ["baselines_vs_search.py", "--tasks", "mrpc", "--seeds", "0", "1", "--methods", "standard-nas",
+                                      "--workdir", str(tmp_path / "work"), "--out-dir", str(tmp_path / "out"), "--from-quality", str(quality),
+                                      "--anchors", str(tmp_path / "no-anchors")])
+    with pytest.raises(SystemExit):
+        bvs.main()
+    ran = [(c[c.index("syne_prune") + 1], Path(c[c.index("--output") + 1]).name, c[c.index("--lr") + 1] if "--lr" in c else None,
+            c[c.index("--batch-size") + 1] if "--batch-size" in c else None) for c in commands]
+    assert ran == [("search", "standard-nas", "0.00015", "16"),  # seed 0: the linked reference's settings
+                   ("train-supernet", "finetuned", None, None), ("search", "standard-nas", "8e-05", "32")]  # seed 1: its own fine-tune's
+    assert commands[0][commands[0].index("--mode") + 1] == "standard"

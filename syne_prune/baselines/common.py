@@ -20,6 +20,7 @@ from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
 from syne_prune.models import EncoderShape, get_architecture
 from syne_prune.objectives import SubnetSize, subnet_size
+from syne_prune.training import FINETUNE_LR
 
 BUDGET_KINDS = ("params", "encoder_params", "macs")
 BUDGET_FLAGS = {kind: "--max-" + kind.replace("_", "-") for kind in BUDGET_KINDS}  # the CLI option of each kind
@@ -57,7 +58,7 @@ class PruneSettings:
 
     examples: int = 2048
     finetune_epochs: int | None = None
-    lr: float = 2e-5
+    lr: float = FINETUNE_LR
     batch_size: int = 32
     seed: int = 0
     eval_batch_size: int = EVAL_BATCH_SIZE

@@ -30,7 +30,7 @@ from syne_prune.export import export_subnetwork, load_model, load_model_config, 
 from syne_prune.models import auto_class_of
 from syne_prune.objectives import subnet_size
 from syne_prune.surgery import extract_subnetwork
-from syne_prune.training import LoopSettings, TrainingLoop, label_loss_step, seed_everything
+from syne_prune.training import FINETUNE_LR, LoopSettings, TrainingLoop, label_loss_step, seed_everything
 
 RESULTS_FILE = "results.csv"
 COLUMNS = ("method", "objective", "budget", "params_ratio", "encoder_params_ratio", "macs_ratio", "valid_error", "test_error",
@@ -109,7 +109,7 @@ def fine_tune(model: PreTrainedModel, ctx: PruneContext, epochs: int, label: str
 
 def prune(method: str, model_dir: str, task: str, *, max_params: Any = None, max_encoder_params: Any = None, max_macs: Any = None,
           output: str | Path,
-          data_dir: str | None = None, finetune_epochs: int | None = None, examples: int = 2048, lr: float = 2e-5,
+          data_dir: str | None = None, finetune_epochs: int | None = None, examples: int = 2048, lr: float = FINETUNE_LR,
           batch_size: int = 32, seed: int = 0, validation_fraction: float = 0.3, max_length: int = 128,
           max_train_examples: int | None = None, max_eval_examples: int | None = None, eval_batch_size: int = EVAL_BATCH_SIZE,
           head_fraction: float = 0.1, overwrite: bool = False, progress: bool = True) -> list[BudgetResult]:

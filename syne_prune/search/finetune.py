@@ -40,7 +40,7 @@ from syne_prune.search.protocol import parse_hyperparameters, process_start_time
 from syne_prune.search.sagemaker.aws import S3_URI, aws_error
 from syne_prune.search_spaces import SEARCH_SPACES, get_search_space
 from syne_prune.surgery import extract_subnetwork
-from syne_prune.training import LoopSettings, TrainingLoop, label_loss_step, seed_everything
+from syne_prune.training import FINETUNE_LR, LoopSettings, TrainingLoop, label_loss_step, seed_everything
 
 STATE_FILE, WEIGHTS_FILE = "state.pt", "weights.pt"
 
@@ -53,7 +53,7 @@ class FineTuneSettings:
     task: str
     search_space: str = "small"
     epochs: int = 3
-    lr: float = 2e-5
+    lr: float = FINETUNE_LR
     batch_size: int = 32
     max_length: int = 128
     data_dir: str | None = None

@@ -29,6 +29,7 @@ from syne_prune.supernet.strategies import get_strategy
 from syne_prune.supernet.teacher import AUTO, NONE, TEACHER_DIR, load_teacher
 from syne_prune.surgery import InPlaceMask, extract_subnetwork
 from syne_prune.training import (
+    FINETUNE_LR,
     RESUME_DIR,
     LoopSettings,
     TrainingLoop,
@@ -56,7 +57,7 @@ class TrainingConfig:
     search_space: str = "small"
     strategy: str = "full"
     epochs: int = 3
-    lr: float = 8e-5  # BENCHMARKS.md, quality: the better of the reference grid {8e-5, 1.5e-4} on STS-B, the second on MRPC
+    lr: float = FINETUNE_LR
     warmup_ratio: float = 0.0  # share of the steps over which the learning rate rises linearly to lr (then decays to 0)
     batch_size: int = 32
     max_length: int = 128
