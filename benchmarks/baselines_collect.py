@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -178,7 +179,8 @@ def merge_earlier(found: Collected, out: Path) -> Collected:
     reference: model, dataset, seed) that ``found`` lacks, so results accumulate over sessions whose work directories
     are gone: a run collected now replaces its earlier rows, an earlier run not collected now is kept. A reference
     collected now whose test error differs from the earlier one's is reported (the kept rows of other methods of that
-    seed were measured beside the earlier reference)."""
+    seed were measured beside the earlier reference). Exits with a one-line message (code 2) when a file in ``out`` is
+    not one of these results files."""
     merged = {}
     for field, (name, index, key) in RESULT_FILES.items():
         now = getattr(found, field)
@@ -186,6 +188,10 @@ def merge_earlier(found: Collected, out: Path) -> Collected:
             merged[field] = now
             continue
         earlier = pd.read_csv(out / name, index_col=0 if index else None)
+        if missing := [column for column in [*key, *(["test_error"] if field == "references" else [])] if column not in earlier]:
+            print(f"--merge: {out / name} has no column(s) {', '.join(missing)}: not a results file of this script; "
+                  "choose another --out-dir or drop --merge", file=sys.stderr)
+            raise SystemExit(2)
         if field == "references":
             _report_changed_references(now, earlier)
         collected = set(map(tuple, now[key].astype(str).values))

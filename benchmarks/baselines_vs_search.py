@@ -244,7 +244,6 @@ def main() -> None:
     models = reachable_models(args.scale)
     failed = 0 if args.collect_only else run_steps(args, models)
     out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     found = collect(args, models)
     if args.merge:
         found = merge_earlier(found, out)

@@ -290,3 +290,14 @@ def test_standard_nas_trains_at_the_fine_tuned_models_learning_rate_and_batch_si
     assert ran == [("search", "standard-nas", "0.00015", "16"),  # seed 0: the linked reference's settings
                    ("train-supernet", "finetuned", None, None), ("search", "standard-nas", "8e-05", "32")]  # seed 1: its own fine-tune's
     assert commands[0][commands[0].index("--mode") + 1] == "standard"
+
+
+def test_merge_refuses_a_file_that_is_not_its_results_and_overwrites_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "relative_to_model_size.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(SystemExit) as exit_:
+        bvs_collect.merge_earlier(_found([("nas", 0, 0.15)], [(0, 0.14)]), out)
+    assert exit_.value.code == 2
+    assert "has no column(s) method, model, dataset, seed: not a results file of this script" in capsys.readouterr().err
+    assert (out / "relative_to_model_size.csv").read_text() == "a,b\n1,2\n"
