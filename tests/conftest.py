@@ -35,6 +35,13 @@ from transformers import (
     XLMRobertaModel,
 )
 
+
+def pytest_configure(config):
+    """Every run lists its 15 slowest tests (CI has a time budget), unless ``--durations`` was given."""
+    if config.option.durations is None:
+        config.option.durations = 15
+
+
 ARCHS = ("bert", "roberta", "distilbert")
 # Families tested by their own table (tests/test_families.py) rather than every test that takes ``arch``.
 NEW_ARCHS = ("xlm-roberta", "electra")

@@ -283,7 +283,7 @@ def test_every_option_has_help_and_shows_its_default():
 @pytest.mark.parametrize("command, shown", [
     ("search", ["--n-workers N_WORKERS trials evaluated in parallel (default: 2)", "(default: error,params)",
                 "--max-trials MAX_TRIALS stop after this many trials (default: none)",
-                "(default: morea with --mode weight-sharing, moasha with --mode standard)",
+                "(default: ehvi with --mode weight-sharing, moasha with --mode standard)",
                 "--instance-type INSTANCE_TYPE training instance type (default: ml.m5.xlarge)"]),
     ("train-supernet", ["how the sub-networks are trained together (default: full)", "training epochs (default: 3)"]),
     ("export", ["--trial TRIAL with --search-dir: export this trial (default: none)"]),

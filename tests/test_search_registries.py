@@ -55,8 +55,8 @@ def test_the_cli_refuses_an_unknown_backend_or_trial_kind_with_exit_2(argv, mess
 
 def test_defaults_come_from_the_trial_kind_and_the_backend():
     weight_sharing = SearchConfig(supernet="unused", output="unused", max_trials=1)
-    assert (weight_sharing.scheduler, weight_sharing.backend, weight_sharing.test_split) == ("morea", "pool", "pareto")
-    assert weight_sharing.max_fidelity == 1  # MOREA is single-fidelity
+    assert (weight_sharing.scheduler, weight_sharing.backend, weight_sharing.test_split) == ("ehvi", "pool", "pareto")
+    assert weight_sharing.max_fidelity == 1  # EHVI is single-fidelity
     assert SearchConfig(supernet="unused", output="unused", scheduler="moasha", max_trials=1).max_fidelity == 9
     on_sagemaker = SearchConfig(supernet="unused", output="unused", backend="sagemaker", max_trials=1)
     assert on_sagemaker.test_split == "every-trial"

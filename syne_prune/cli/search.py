@@ -47,7 +47,7 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", default=MODES[0], choices=list(MODES),
                         help="weight-sharing: evaluate sub-networks of --supernet; standard: fine-tune each trial's sub-network")
     option("supernet", "weight-sharing: checkpoint directory written by train-supernet")
-    option("scheduler", "multi-objective scheduler (default: morea with --mode weight-sharing, moasha with --mode standard)",
+    option("scheduler", "multi-objective scheduler (default: ehvi with --mode weight-sharing, moasha with --mode standard)",
            choices=list(SCHEDULERS))
     option("objectives", f"comma-separated: error plus size objectives ({', '.join(o for o in OBJECTIVES if o != 'error')})")
     option("backend", "pool: N persistent workers that load the super-network once and share its weights; "

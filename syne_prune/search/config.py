@@ -24,7 +24,7 @@ class SearchConfig:
 
     supernet: str | None
     output: str
-    scheduler: str | None = None  # default: the trial kind's (morea: weight-sharing, moasha: standard)
+    scheduler: str | None = None  # default: the trial kind's (ehvi: weight-sharing, moasha: standard)
     objectives: tuple[str, ...] = ("error", "params")
     backend: str | None = None  # default: the trial kind's (pool: weight-sharing, local: standard)
     n_workers: int = 2
