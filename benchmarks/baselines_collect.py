@@ -143,11 +143,37 @@ def swept_hypervolume(frame: pd.DataFrame, floor: float) -> float:
     return float(hypervolume(points[non_dominated(points)])) if len(points) else 0.0
 
 
+def constant_validation_error(work: Path) -> float:
+    """Validation error of the best constant answer, as the fine-tuned reference of ``work`` recorded it
+    (``supernet.json``'s ``constant_answer``); NaN without that record (or one written before it was kept)."""
+    path = work / "finetuned" / "supernet.json"
+    record = (json.loads(path.read_text()).get("constant_answer") or {}) if path.is_file() else {}
+    return float(record.get("validation", {}).get("error", np.nan))
+
+
+def gain_hypervolume(frame: pd.DataFrame, constant: float) -> float:
+    """Hypervolume of (valid_error / ``constant``, prunable), reference point (1, 1): only what a sub-network gains
+    over answering the best constant everywhere counts. Where a constant scores high (MRPC's F1: a constant's
+    validation error is ~0.185, not 1), the plain hypervolume credits the empty encoder with ~0.815 of its 1.0, more
+    than any real gain can add; with a constant scoring 0 (STS-B's Spearman: error 1) the two are equal. NaN when the
+    constant is not known."""
+    from syne_prune.search.results import hypervolume
+    from syne_prune.search.searchers import non_dominated
+
+    if not np.isfinite(constant) or constant <= 0:
+        return float("nan")
+    if not len(frame):
+        return 0.0
+    points = np.column_stack([frame["valid_error"] / constant, frame["prunable"]])
+    return float(hypervolume(points[non_dominated(points)]))
+
+
 class Collected(NamedTuple):
     """What ``collect`` read. ``sizes``: the threshold rows (COLUMNS) of the paper's methods (nas, standard_nas, rfp, ld,
     hp); ``by_scheduler``: those of every weight-sharing search under its scheduler's name (ws-nas's too), as the
     paper's ``data_relative_to_model_size_ws_nas.csv``; ``hypervolume``: the curves (method, model, dataset, seed,
-    runtime, hv); ``finals``: the last hypervolume, of the whole front and of the swept range, with the runtime;
+    runtime, hv); ``finals``: the last hypervolume, of the whole front, of the swept range and over the constant
+    answer (``gain_hypervolume``), with the runtime;
     ``references``: the unpruned models (the paper's ``data_unpruned_model.csv`` columns and ``constant_error``)."""
 
     sizes: pd.DataFrame
@@ -232,9 +258,9 @@ def collect(args, models: list[str]) -> Collected:
                 scheduler_rows += [[*row, SCHEDULER_PAPER_NAMES.get(scheduler, scheduler), *key] for row in rows]
             hv_rows += [[paper_name(method), *key, t, h] for t, h in zip(curve["runtime"], curve["hv"])]
             finals.append([paper_name(method), *key, runtime, float(curve["hv"].iloc[-1]) if len(curve) else 0.0,
-                           swept_hypervolume(frame, min(TABLE_THRESHOLDS))])
+                           swept_hypervolume(frame, min(TABLE_THRESHOLDS)), gain_hypervolume(frame, constant_validation_error(work))])
     references = pd.DataFrame(references, columns=["dataset", "model", "seed", "validation_error", "test_error"])
     references["constant_error"] = [constant_error(task, args.data_dir) for task in references["dataset"]]
     keys = ["method", "model", "dataset", "seed", "runtime"]
     return Collected(pd.DataFrame(size_rows, columns=COLUMNS), pd.DataFrame(scheduler_rows, columns=COLUMNS),
-                     pd.DataFrame(hv_rows, columns=[*keys, "hv"]), pd.DataFrame(finals, columns=[*keys, "hv", "hv_swept"]), references)
+                     pd.DataFrame(hv_rows, columns=[*keys, "hv"]), pd.DataFrame(finals, columns=[*keys, "hv", "hv_swept", "hv_gain"]), references)

@@ -167,9 +167,13 @@ def markdown(found, paper: pd.DataFrame, paper_by_scheduler: pd.DataFrame, args)
         lines += ["## Final hypervolume and wall-clock", "",
                   "Hypervolume of (validation error, prunable share), reference point (1, 1): of the whole front, and of the "
                   f"range a baseline sweeps (shares below {floor:g} counted as {floor:g}); wall-clock from the start of the "
-                  "reference fine-tune (see the script's text).", "",
-                  "| model | dataset | method | hypervolume | swept range | wall-clock (s) |", "|---|---|---|---|---|---|"]
+                  "reference fine-tune (see the script's text); over the constant answer: validation errors as shares of the best "
+                  "constant answer's, so only what a sub-network gains over answering one value everywhere counts (runs "
+                  "collected before it was kept: –).", "",
+                  "| model | dataset | method | hypervolume | swept range | over the constant answer | wall-clock (s) |",
+                  "|---|---|---|---|---|---|---|"]
         for (model, dataset, method), rows in finals.groupby(["model", "dataset", "method"]):
+            gain = rows["hv_gain"].dropna() if "hv_gain" in rows else rows["hv"].iloc[:0]
             lines.append(f"| {model} | {dataset} | {method} | {_mean_std(rows['hv'], '.4f')} | {_mean_std(rows['hv_swept'], '.4f')} | "
-                         f"{_mean_std(rows['runtime'], '.0f')} |")
+                         f"{_mean_std(gain, '.4f') if len(gain) else '–'} | {_mean_std(rows['runtime'], '.0f')} |")
     return "\n".join(lines) + "\n"

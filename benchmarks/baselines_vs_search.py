@@ -29,7 +29,8 @@ over wall-clock seconds; a ``ws-nas-<scheduler>`` under its scheduler's name; WS
 training and, when it was trained against a fixed teacher (its ``supernet.json`` ``teacher.path``), that teacher's
 fine-tuning, the baselines the fine-tuning of their input model and each budget's pruning time in sweep order; the
 times are the checkpoints' ``train_time_s`` and the searches' trial finish times), ``hypervolume_final.csv`` (the last
-hypervolume, and that of the swept range: shares below 0.33 counted as 0.33), ``relative_to_model_size.png`` (ours
+hypervolume, that of the swept range: shares below 0.33 counted as 0.33, and ``hv_gain``, that over the best constant
+answer: validation errors as shares of its error, ``baselines_collect.gain_hypervolume``), ``relative_to_model_size.png`` (ours
 beside the paper's BERT-base rows, their thresholds converted by ``paper_anchors.py``; ``..._ws_nas.png`` per
 scheduler), ``hypervolume.png`` and ``results.md`` (``baselines_report.py``).
 

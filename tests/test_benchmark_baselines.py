@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -44,7 +45,8 @@ def fake_quality_run(root: Path, task: str, seed: int, model: str = MODEL) -> Pa
     common = {"task": task, "seed": seed}
     reference = _checkpoint(run / "reference-lr0.00015", model=model, strategy="standard", train_time_s=284.5, teacher=None,
                             hyperparameters={"lr": 0.00015, "batch_size": 16, "epochs": 3},
-                            metrics={"largest": {"validation": {"error": 0.15}, "test": {"error": 0.14}}}, **common)
+                            metrics={"largest": {"validation": {"error": 0.15}, "test": {"error": 0.14}}},
+                            constant_answer={"validation": {"answer": 1, "f1": 0.75, "error": 0.25}}, **common)
     _checkpoint(run / "reference-lr8e-05", model=model, strategy="standard", train_time_s=296.0, teacher=None, **common)
     supernet = _checkpoint(run / "supernet-teacher", model=str(reference), initialised_from=str(reference), strategy="full",
                            train_time_s=479.5, teacher={"source": str(reference), "path": str(reference)}, **common)
@@ -143,7 +145,9 @@ def test_from_quality_links_steps_counts_times_and_falls_back(tmp_path, monkeypa
     # over the swept range, trial 1's share 0.06 counts as 0.33: (1 - 0.2)(1 - 0.33) + 0.008 = 0.544
     finals = pd.read_csv(out / "hypervolume_final.csv")
     assert finals[["method", "runtime"]].values.tolist() == [["nas", 889.0]]
-    assert finals[["hv", "hv_swept"]].values.tolist()[0] == pytest.approx([0.760, 0.544], abs=1e-12)
+    # over the constant answer (validation error 0.25): trial 3 (0.30) adds nothing, (1 - 0.2/0.25)(1 - 0.06) = 0.188,
+    # + (0.8 - 0.16/0.25)(1 - 0.8) = 0.032
+    assert finals[["hv", "hv_swept", "hv_gain"]].values.tolist()[0] == pytest.approx([0.760, 0.544, 0.220], abs=1e-12)
     # answering "paraphrase" everywhere: F1 = 2p / (1 + p) for the positive share p of the test split (GLUE dev's slice)
     positive = pd.read_csv(glue_dir / "MRPC" / "dev.tsv", sep="\t", quoting=3)["Quality"].mean()
     constant = 1 - 2 * positive / (1 + positive)
@@ -301,3 +305,19 @@ def test_merge_refuses_a_file_that_is_not_its_results_and_overwrites_nothing(tmp
     assert exit_.value.code == 2
     assert "has no column(s) method, model, dataset, seed: not a results file of this script" in capsys.readouterr().err
     assert (out / "relative_to_model_size.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_the_hypervolume_over_the_constant_answer_counts_only_gains_over_it():
+    frame = pd.DataFrame({"valid_error": [0.18, 0.10, 0.30], "prunable": [0.0, 0.5, 0.2], "time_s": [1.0, 2.0, 3.0]})
+    # a constant scoring 0 (error 1, STS-B's Spearman): the plain hypervolume, 0.82 * 1 + (0.18 - 0.10) * 0.5 = 0.86
+    assert bvs_collect.gain_hypervolume(frame, 1.0) == pytest.approx(bvs_collect.running_hypervolume(frame)["hv"].iloc[-1], abs=1e-12)
+    assert bvs_collect.gain_hypervolume(frame, 1.0) == pytest.approx(0.86, abs=1e-12)
+    # a constant at error 0.2 (MRPC-like): (1 - 0.9) * 1 + (0.9 - 0.5) * 0.5 = 0.3; the 0.30 row is worse than the constant
+    assert bvs_collect.gain_hypervolume(frame, 0.2) == pytest.approx(0.3, abs=1e-12)
+    assert np.isnan(bvs_collect.gain_hypervolume(frame, float("nan")))  # a reference recorded before the constant was kept
+    keys = ["method", "model", "dataset", "seed", "runtime"]
+    finals = pd.DataFrame([["nas", "m", "mrpc", 0, 10.0, 0.86, 0.5, np.nan]], columns=[*keys, "hv", "hv_swept", "hv_gain"])
+    found = bvs_collect.Collected(pd.DataFrame(columns=report.COLUMNS), pd.DataFrame(columns=report.COLUMNS), pd.DataFrame(), finals,
+                                  pd.DataFrame(columns=["dataset", "model", "seed", "validation_error", "test_error", "constant_error"]))
+    text = report.markdown(found, pd.DataFrame(), pd.DataFrame(), type("Args", (), {"scale": "cpu"}))
+    assert "| m | mrpc | nas | 0.8600 (1) | 0.5000 (1) | – | 10 (1) |" in text
