@@ -136,10 +136,14 @@ def reference_error(work: Path) -> tuple[float, float] | None:
 def swept_hypervolume(frame: pd.DataFrame, floor: float) -> float:
     """Hypervolume of (valid_error, prunable) with every prunable share below ``floor`` raised to it: the area a
     baseline's sweep down to ``floor`` can reach, so a search's sub-networks below it earn no extra credit."""
+    return _front_hypervolume(np.column_stack([frame["valid_error"], np.maximum(frame["prunable"], floor)]))
+
+
+def _front_hypervolume(points: np.ndarray) -> float:
+    """Hypervolume (reference point 1 in every objective) of the non-dominated rows of ``points``; 0 for none."""
     from syne_prune.search.results import hypervolume
     from syne_prune.search.searchers import non_dominated
 
-    points = np.column_stack([frame["valid_error"], np.maximum(frame["prunable"], floor)])
     return float(hypervolume(points[non_dominated(points)])) if len(points) else 0.0
 
 
@@ -157,15 +161,9 @@ def gain_hypervolume(frame: pd.DataFrame, constant: float) -> float:
     validation error is ~0.185, not 1), the plain hypervolume credits the empty encoder with ~0.815 of its 1.0, more
     than any real gain can add; with a constant scoring 0 (STS-B's Spearman: error 1) the two are equal. NaN when the
     constant is not known."""
-    from syne_prune.search.results import hypervolume
-    from syne_prune.search.searchers import non_dominated
-
     if not np.isfinite(constant) or constant <= 0:
         return float("nan")
-    if not len(frame):
-        return 0.0
-    points = np.column_stack([frame["valid_error"] / constant, frame["prunable"]])
-    return float(hypervolume(points[non_dominated(points)]))
+    return _front_hypervolume(np.column_stack([frame["valid_error"] / constant, frame["prunable"]]))
 
 
 class Collected(NamedTuple):
