@@ -12,6 +12,13 @@ super-network training (``load_task`` with the seed and validation fraction the 
 its resume state in ``OUTPUT/.resume``. The result is a new export in the same format
 (``export.save_export``) whose ``syne_prune.json`` keeps the original record and adds ``recovery``:
 teacher, settings, history, and the validation and test metric ``before`` and ``after``.
+
+Which weights are written (``keep``): ``best`` (default) keeps those with the lowest validation error among the
+export as it came (epoch 0) and the end of every epoch, as early stopping on a held-out split does; ``last`` keeps
+the last epoch's. Measured on MRPC (BENCHMARKS.md, recovery of the 100-trial choices): one epoch of recovery lifted
+every choice at <= 33% of the prunable parameters but lowered the validation and test F1 of the best choices on two
+of three seeds, so recovery that may only train can lose what the search found. ``after`` scores the written weights;
+``kept_epoch`` says which they are and ``last`` scores the last epoch's.
 """
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ from syne_prune.supernet.strategies import distillation_loss
 from syne_prune.training import RESUME_DIR, LoopSettings, TrainingLoop, prepare_output, seed_everything, write_settings
 from syne_prune.versions import software_versions
 
+KEEP_POLICIES = ("best", "last")  # which weights recovery writes; see the module docstring
 DEFAULT_DATA = {"data_dir": None, "validation_fraction": 0.3, "seed": 0, "max_length": 128}  # train-supernet's defaults
 
 
@@ -54,6 +62,7 @@ class RecoverySettings:
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     eval_batch_size: int = EVAL_BATCH_SIZE
+    keep: str = "best"
 
     def check(self) -> None:
         """Every foreseeable mistake as a one-line SynePruneError."""
@@ -68,6 +77,8 @@ class RecoverySettings:
             raise SynePruneError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.task is not None:
             get_task(self.task)
+        if self.keep not in KEEP_POLICIES:
+            raise SynePruneError(f"--keep must be one of {', '.join(KEEP_POLICIES)}, got '{self.keep}'")
 
 
 @dataclass
@@ -78,6 +89,44 @@ class Recovery:
     model: PreTrainedModel
     record: dict[str, Any]
     path: Path
+
+
+class BestOnValidation:
+    """The weights with the lowest validation error seen so far (``keep="best"``), kept in ``directory`` as
+    ``kept-<epoch>.pt`` (one file; epoch 0 = the weights recovery started from) so that a resumed recovery finds them.
+
+    ``offer(model, epoch, validation)`` keeps the model's weights when ``validation["error"]`` is strictly lower than
+    the best so far (ties keep the earlier, less trained weights); ``state()`` / ``restore(state)``: the epoch and error
+    kept, for the resume state; ``load_into(model)`` puts the kept weights back."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory, self.epoch, self.error = directory, None, float("inf")
+
+    def offer(self, model: torch.nn.Module, epoch: int, validation: dict[str, float]) -> None:
+        if not validation["error"] < self.error:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"kept-{epoch}.pt"
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save({name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}, tmp)
+        tmp.replace(path)
+        self.epoch, self.error = epoch, validation["error"]
+
+    def state(self) -> dict[str, Any]:
+        return {"kept_epoch": self.epoch, "kept_error": self.error}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.epoch, self.error = state["kept_epoch"], state["kept_error"]
+
+    def forget_others(self) -> None:
+        """Remove the files of weights no longer kept (after the resume state names ``self.epoch``)."""
+        for path in self.directory.glob("kept-*.pt"):
+            if path.name != f"kept-{self.epoch}.pt":
+                path.unlink()
+
+    def load_into(self, model: torch.nn.Module) -> None:
+        state = torch.load(self.directory / f"kept-{self.epoch}.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
 
 
 class DistillationStep:
@@ -103,10 +152,12 @@ class DistillationStep:
 def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output: str | Path, *, lr: float = RecoverySettings.lr,
             batch_size: int = 32, temperature: float = 1.0, warmup_ratio: float = 0.0, seed: int = 0, task: str | None = None,
             data_dir: str | None = None, max_length: int | None = None, max_train_examples: int | None = None,
-            max_eval_examples: int | None = None, eval_batch_size: int = EVAL_BATCH_SIZE, onnx: bool = False,
+            max_eval_examples: int | None = None, eval_batch_size: int = EVAL_BATCH_SIZE, keep: str = "best", onnx: bool = False,
             resume: bool = False, overwrite: bool = False, progress: bool = True, record_source: bool = True) -> Recovery:
     """Fine-tune the export ``model_dir`` for ``epochs`` epochs with distillation from ``teacher_dir`` and write
     the result as a new export to ``output``; returns the recovered model, its ``syne_prune.json`` record and ``output``.
+    ``keep``: ``best`` writes the weights with the lowest validation error of epochs 0 (the export as it came) to
+    ``epochs``, ``last`` the last epoch's (module docstring).
 
     Raises SynePruneError (before ``output`` is touched) when ``model_dir`` is not a syne-prune export, the teacher
     is of another family, vocabulary, task or label count, a setting is out of range, ``output`` exists without
@@ -114,7 +165,7 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
     ``source_export`` path (``export --recover-epochs`` recovers a temporary export).
     """
     settings = RecoverySettings(epochs, lr, batch_size, temperature, warmup_ratio, seed, task, data_dir, max_length,
-                                max_train_examples, max_eval_examples, eval_batch_size)
+                                max_train_examples, max_eval_examples, eval_batch_size, keep)
     settings.check()
     model_dir, teacher_dir, output = Path(model_dir), Path(teacher_dir), Path(output)
     record, student_config = read_export(model_dir)
@@ -147,23 +198,38 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
     loop = TrainingLoop(student, encoded["train"], tokenizer, DistillationStep(teacher, temperature, task_.is_regression),
                         LoopSettings(epochs, lr, batch_size, seed, warmup_ratio, description="recovery", progress=progress))
     teacher.to(loop.device)
-    before = {"validation": evaluate(student, validation, task_), "test": evaluate(student, test, task_)}
+
+    def score() -> dict[str, dict[str, float]]:
+        return {"validation": evaluate(student, validation, task_), "test": evaluate(student, test, task_)}
+
+    before = score()
     state_path = output / RESUME_DIR / "state.pt"
-    if resume:
-        loop.resume(state_path)
+    best = BestOnValidation(output / RESUME_DIR)
+    if resume and loop.resume(state_path):
+        best.restore(loop.extra)
+    elif keep == "best":
+        best.offer(student, 0, before["validation"])
 
     def evaluate_and_save(epoch_record: dict[str, Any]) -> None:
         epoch_record["validation"] = evaluate(student, validation, task_)
+        if keep == "best":
+            best.offer(student, loop.epochs_done, epoch_record["validation"])
         write_settings(output, resume_settings)
-        loop.save(state_path)
+        loop.save(state_path, **best.state())
+        best.forget_others()
 
     loop.run(evaluate_and_save)
-    after = {"validation": evaluate(student, validation, task_), "test": evaluate(student, test, task_)}
+    last = after = score()
+    kept_epoch = best.epoch if keep == "best" else loop.epochs_done
+    if kept_epoch != loop.epochs_done:
+        best.load_into(student)
+        after = score()
     new_record = {**record, "task": task_.name, "data": data, "metric": task_.metric_name, "recovery": {
         "source_export": str(model_dir.resolve()) if record_source else None, "teacher": str(teacher_dir.resolve()), "settings": asdict(settings),
         "num_train_examples": len(split.train), "num_validation_examples": len(split.validation),
         "num_test_examples": len(split.test), "history": loop.history,
-        "train_time_s": sum(h["epoch_time_s"] for h in loop.history), "before": before, "after": after},
+        "train_time_s": sum(h["epoch_time_s"] for h in loop.history), "before": before, "after": after,
+        "kept_epoch": kept_epoch, "last": last},
         "versions": software_versions()}
     save_export(student.cpu(), output, new_record, tokenizer=tokenizer, onnx=onnx, overwrite=True)  # replaces .resume too
     return Recovery(student.eval(), new_record, output)

@@ -12,6 +12,7 @@ from transformers import AutoModelForSequenceClassification, BertForSequenceClas
 
 from syne_prune.cli import main
 from syne_prune.data import encode, eval_batches, load_task
+from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import evaluate
 from syne_prune.export import load_tokenizer
 from syne_prune.recovery import recover
@@ -39,9 +40,9 @@ def exported(tiny_model_dirs, glue_dir, tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def recovered(exported, tmp_path_factory):
-    """The export recovered for 2 epochs, uninterrupted."""
+    """The export recovered for 2 epochs, uninterrupted, keeping the last epoch's weights."""
     supernet, export = exported
-    return recover(export, supernet, 2, tmp_path_factory.mktemp("recovered") / "out", **FAST)
+    return recover(export, supernet, 2, tmp_path_factory.mktemp("recovered") / "out", keep="last", **FAST)
 
 
 def _files(directory: Path) -> dict[str, bytes]:
@@ -91,6 +92,7 @@ def test_recovery_writes_a_new_export_with_before_and_after_metrics(exported, re
         assert recovery["after"][split] == evaluate(reloaded, batches[split], task), split
         assert set(recovery["after"][split]) == {"accuracy", "error"}
     assert recovery["history"][-1]["validation"] == recovery["after"]["validation"]
+    assert recovery["kept_epoch"] == 2 and recovery["last"] == recovery["after"] and recovery["settings"]["keep"] == "last"
 
 
 def test_killed_recovery_resumes_to_the_uninterrupted_result(exported, recovered, tmp_path, monkeypatch):
@@ -106,14 +108,89 @@ def test_killed_recovery_resumes_to_the_uninterrupted_result(exported, recovered
 
     monkeypatch.setattr(training.TrainingLoop, "save", save_then_kill)
     with pytest.raises(KeyboardInterrupt):
-        recover(export, supernet, 2, tmp_path / "killed", **FAST)
+        recover(export, supernet, 2, tmp_path / "killed", keep="last", **FAST)
     monkeypatch.setattr(training.TrainingLoop, "save", real_save)
     assert (tmp_path / "killed" / ".resume" / "state.pt").is_file() and not (tmp_path / "killed" / "syne_prune.json").exists()
-    resumed = recover(export, supernet, 2, tmp_path / "killed", resume=True, **FAST)
+    resumed = recover(export, supernet, 2, tmp_path / "killed", resume=True, keep="last", **FAST)
     a, b = load_file(recovered.path / "model.safetensors"), load_file(tmp_path / "killed" / "model.safetensors")
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert resumed.record["recovery"]["after"] == recovered.record["recovery"]["after"]
     assert _files(export) == original_files  # recovery never writes into the export it starts from
+
+
+def _scripted_validation(monkeypatch, errors: list[float]) -> list[float]:
+    """Make recovery's validation scores say ``errors``, one per validation evaluation in order (test scores stay real);
+    returns the list of errors handed out."""
+    from syne_prune import recovery
+
+    real, handed, validation_batches = recovery.evaluate, [], []
+
+    def scripted(model, batches, task, max_batches=None):
+        scores = real(model, batches, task, max_batches)
+        if not validation_batches:  # recovery scores validation first
+            validation_batches.append(batches)
+        if batches is not validation_batches[0]:
+            return scores
+        error = errors[len(handed)]
+        handed.append(error)
+        return {task.metric_name: 1.0 - error, "error": error}
+
+    monkeypatch.setattr(recovery, "evaluate", scripted)
+    return handed
+
+
+def test_recovery_keeps_the_export_when_no_epoch_improves_validation(exported, recovered, tmp_path, monkeypatch):
+    supernet, export = exported
+    # validation error: before 0.2, epochs 1 and 2: 0.5 and 0.4, the last weights scored again 0.4, the kept ones 0.2
+    handed = _scripted_validation(monkeypatch, [0.2, 0.5, 0.4, 0.4, 0.2])
+    result = recover(export, supernet, 2, tmp_path / "out", **FAST)
+    assert handed == [0.2, 0.5, 0.4, 0.4, 0.2]
+    recovery = result.record["recovery"]
+    assert recovery["settings"]["keep"] == "best" and recovery["kept_epoch"] == 0
+    assert [h["validation"]["error"] for h in recovery["history"]] == [0.5, 0.4] and recovery["after"]["validation"]["error"] == 0.2
+    # the written weights are the export's, bit for bit, and score what it scored on test
+    original, written = load_file(export / "model.safetensors"), load_file(tmp_path / "out" / "model.safetensors")
+    assert original.keys() == written.keys() and all(torch.equal(original[k], written[k]) for k in original)
+    assert recovery["after"]["test"] == recovery["before"]["test"]
+    # "last" is what keep="last" writes: the same training, so the same test score as the uninterrupted keep-last run
+    assert recovery["last"]["test"] == recovered.record["recovery"]["after"]["test"]
+    assert recovery["last"]["test"] != recovery["after"]["test"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in export.iterdir())  # no .resume left
+    with pytest.raises(SynePruneError, match="^--keep must be one of best, last, got 'worst'$"):
+        recover(export, supernet, 1, tmp_path / "other", keep="worst", **FAST)
+    assert not (tmp_path / "other").exists()
+
+
+def test_killed_recovery_resumes_and_keeps_the_best_epoch(exported, recovered, tmp_path, monkeypatch):
+    """Epoch 1 is best on validation; recovery is killed after it and resumed: the written weights are epoch 1's."""
+    from syne_prune import training
+
+    supernet, export = exported
+    real_save = training.TrainingLoop.save
+
+    def save_then_kill(self, path, **extra):
+        real_save(self, path, **extra)
+        raise KeyboardInterrupt
+
+    _scripted_validation(monkeypatch, [0.5, 0.2])  # before 0.5, epoch 1 0.2
+    monkeypatch.setattr(training.TrainingLoop, "save", save_then_kill)
+    with pytest.raises(KeyboardInterrupt):
+        recover(export, supernet, 2, tmp_path / "killed", **FAST)
+    monkeypatch.setattr(training.TrainingLoop, "save", real_save)
+    resume_dir = tmp_path / "killed" / ".resume"
+    # killed right after saving the state (before the file of epoch 0's weights was removed): both kept files are there
+    assert sorted(p.name for p in resume_dir.iterdir()) == ["kept-0.pt", "kept-1.pt", "settings.json", "state.pt"]
+    epoch_1 = torch.load(resume_dir / "state.pt", weights_only=False)["model"]
+    handed = _scripted_validation(monkeypatch, [0.5, 0.4, 0.4, 0.2])  # resumed: before, epoch 2, last, kept
+    result = recover(export, supernet, 2, tmp_path / "killed", resume=True, **FAST)
+    assert handed == [0.5, 0.4, 0.4, 0.2]
+    recovery = result.record["recovery"]
+    assert recovery["kept_epoch"] == 1 and [h["validation"]["error"] for h in recovery["history"]] == [0.2, 0.4]
+    written = load_file(tmp_path / "killed" / "model.safetensors")
+    assert all(torch.equal(written[k], epoch_1[k]) for k in written)
+    last = load_file(recovered.path / "model.safetensors")  # the uninterrupted run's epoch 2 is another model
+    assert any(not torch.allclose(written[k], last[k], atol=1e-4) for k in written)
+    assert not resume_dir.exists()
 
 
 def test_export_with_recover_epochs_writes_the_recovered_model(exported, tmp_path, capsys):
@@ -190,6 +267,7 @@ def test_bad_recovery_input_is_one_line_exit_2_and_overwrites_nothing(exported, 
         (args(model=export, teacher=tmp_path / "missing"), "is not a model directory"),
         (args("--task", "mrpc"), "--task mrpc differs from the export's task 'rte'"),
         (args("--lr", "0"), "--lr must be positive"),
+        (args("--keep", "worst"), "argument --keep: unknown keep 'worst'; choose one of best, last"),
         # settings the model cannot honour (issue 14, fault 1): the tiny BERT has 160 positions
         (args("--max-length", "600"), "--max-length 600 is more than the 160 token positions of export"),
         (args(model=nan_export), "has non-finite weights"),  # fault 2: never trained on silently

@@ -6,7 +6,7 @@ from typing import Any
 
 from syne_prune.cli.options import add_option, api_kwargs
 from syne_prune.data import TASKS
-from syne_prune.recovery import recover
+from syne_prune.recovery import KEEP_POLICIES, recover
 
 
 def add_commands(commands: Any) -> None:
@@ -34,6 +34,8 @@ def add_commands(commands: Any) -> None:
     add_option(parser, recover, "max_train_examples")
     add_option(parser, recover, "max_eval_examples")
     add_option(parser, recover, "eval_batch_size")
+    add_option(parser, recover, "keep", "which weights to write: 'best' = lowest validation error of the export as it came "
+               "(epoch 0) and every epoch's end, 'last' = the last epoch's", choices=list(KEEP_POLICIES))
     add_option(parser, recover, "onnx", "also write model.onnx of the recovered model")
     add_option(parser, recover, "resume")
     add_option(parser, recover, "overwrite")
@@ -50,7 +52,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
 def print_recovery(record: dict[str, Any]) -> None:
     """One line: the metric on validation and test before and after recovery (``record`` from syne_prune.json)."""
     metric, recovery = record["metric"], record["recovery"]
-    before, after = recovery["before"], recovery["after"]
+    before, after, kept = recovery["before"], recovery["after"], recovery.get("kept_epoch")
+    kept = "" if kept is None else f" (kept epoch {kept}{', the export as it came: no epoch improved validation' if kept == 0 else ''})"
     print(f"recovered in {len(recovery['history'])} epoch(s) of distillation from {recovery['teacher']}: "
           f"validation {metric} {before['validation'][metric]:.4f} -> {after['validation'][metric]:.4f}, "
-          f"test {metric} {before['test'][metric]:.4f} -> {after['test'][metric]:.4f}")
+          f"test {metric} {before['test'][metric]:.4f} -> {after['test'][metric]:.4f}{kept}")
