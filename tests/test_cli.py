@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import tiny_model
@@ -104,10 +105,22 @@ def test_space_lists_the_hyperparameters(model_dir, capsys):
 
 
 def test_console_script_is_installed():
-    run = subprocess.run([sys.executable, "-m", "syne_prune.cli", "export", "--help"], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0 and "--search-space" in run.stdout
-    run = subprocess.run([sys.executable, "-m", "syne_prune.cli", "export"], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 2 and "Traceback" not in run.stderr
+    """The installed ``syne-prune`` script (one process: starting one costs seconds of imports) exits 2 with one line."""
+    script = Path(sys.executable).with_name("syne-prune")
+    run = subprocess.run([str(script), "export"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr and run.stdout == ""
+    assert run.stderr.startswith("error: ") and run.stderr.count("\n") == 1 and "--output" in run.stderr
+
+
+@pytest.mark.parametrize("module", ["syne_prune", "syne_prune.cli"])
+def test_python_dash_m_runs_the_command(module, monkeypatch, capsys):
+    """``python -m syne_prune`` and ``python -m syne_prune.cli`` run ``main`` and exit with its code."""
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", [module, "export"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    assert exit_.value.code == 2 and capsys.readouterr().err.startswith("error: ")
 
 
 # ---- train-supernet ----
