@@ -224,7 +224,7 @@ def _with_session(init, session):
 
 
 def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(jobs_run_locally, supernets, tmp_path, capfd):
-    common = dict(supernet=str(supernets["bert"]), scheduler="random", n_workers=2, max_trials=6, seed=3, eval_batch_size=8)
+    common = dict(supernet=str(supernets["bert"]), scheduler="random", n_workers=2, max_trials=4, seed=3, eval_batch_size=8)  # 8 processes
     local = run_search(SearchConfig(output=str(tmp_path / "local"), backend="local", test_split="every-trial", **common), progress=False)
     remote_config = SearchConfig(output=str(tmp_path / "sagemaker"), backend="sagemaker", sagemaker=_settings(), **common)
     assert remote_config.test_split == "every-trial"  # the default on SageMaker: the jobs score the test split
@@ -233,11 +233,11 @@ def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(jobs_run_lo
     b = pd.read_csv(tmp_path / "sagemaker" / "trials.csv").sort_values("trial_id").reset_index(drop=True)
     columns = [c for c in a.columns if c not in ("setup_s", "eval_s", "wall_time_s", "failure_reason", "finished_s")]  # all but timings
     assert {"error", "params", "macs", "test_error"} <= set(columns) and len(columns) > 8
-    assert len(b) == 6 and (b["status"] == "completed").all(), b["failure_reason"].tolist()
+    assert len(b) == 4 and (b["status"] == "completed").all(), b["failure_reason"].tolist()
     pd.testing.assert_frame_equal(a[columns], b[columns])
     assert remote["hypervolume"] == pytest.approx(local["hypervolume"])
     jobs = jobs_run_locally.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
-    assert len(jobs) == 6
+    assert len(jobs) == 4
     # no credential anywhere in the results or the output
     out, err = capfd.readouterr()
     for path in (tmp_path / "sagemaker").rglob("*"):
