@@ -40,7 +40,8 @@ def add_commands(commands: Any) -> None:
     export.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     export.add_argument("--recover-epochs", type=int,
                         help="then fine-tune the exported sub-network this many epochs with distillation (see `recover`); "
-                        "--output gets the recovered model")
+                        "--output gets the weights best on validation among the export as it came and every epoch's end "
+                        "(recover's --keep best)")
     export.add_argument("--teacher", help="with --recover-epochs: the teacher (default: the fixed teacher the super-network was "
                         "trained with, else the super-network itself)")
     export.set_defaults(run=cmd_export)
