@@ -193,16 +193,11 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
     teacher = auto_class_of(AutoConfig.from_pretrained(teacher_dir)).from_pretrained(teacher_dir, dtype=torch.float32).requires_grad_(False)
     encoded = {name: encode(part, tokenizer, data["max_length"], task_.is_regression)
                for name, part in (("train", split.train), ("validation", split.validation), ("test", split.test))}
-    validation = eval_batches(encoded["validation"], tokenizer, eval_batch_size)
-    test = eval_batches(encoded["test"], tokenizer, eval_batch_size)
+    validation, test = (eval_batches(encoded[name], tokenizer, eval_batch_size) for name in ("validation", "test"))
     loop = TrainingLoop(student, encoded["train"], tokenizer, DistillationStep(teacher, temperature, task_.is_regression),
                         LoopSettings(epochs, lr, batch_size, seed, warmup_ratio, description="recovery", progress=progress))
     teacher.to(loop.device)
-
-    def score() -> dict[str, dict[str, float]]:
-        return {"validation": evaluate(student, validation, task_), "test": evaluate(student, test, task_)}
-
-    before = score()
+    before = _scores(student, validation, test, task_)
     state_path = output / RESUME_DIR / "state.pt"
     best = BestOnValidation(output / RESUME_DIR)
     if resume and loop.resume(state_path):
@@ -219,20 +214,23 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
         best.forget_others()
 
     loop.run(evaluate_and_save)
-    last = after = score()
+    last = after = _scores(student, validation, test, task_)
     kept_epoch = best.epoch if keep == "best" else loop.epochs_done
     if kept_epoch != loop.epochs_done:
         best.load_into(student)
-        after = score()
-    new_record = {**record, "task": task_.name, "data": data, "metric": task_.metric_name, "recovery": {
-        "source_export": str(model_dir.resolve()) if record_source else None, "teacher": str(teacher_dir.resolve()), "settings": asdict(settings),
-        "num_train_examples": len(split.train), "num_validation_examples": len(split.validation),
-        "num_test_examples": len(split.test), "history": loop.history,
-        "train_time_s": sum(h["epoch_time_s"] for h in loop.history), "before": before, "after": after,
-        "kept_epoch": kept_epoch, "last": last},
-        "versions": software_versions()}
+        after = _scores(student, validation, test, task_)
+    recovery = {"source_export": str(model_dir.resolve()) if record_source else None, "teacher": str(teacher_dir.resolve()),
+                "settings": asdict(settings), **{f"num_{name}_examples": len(getattr(split, name)) for name in ("train", "validation", "test")},
+                "history": loop.history, "train_time_s": sum(h["epoch_time_s"] for h in loop.history), "before": before,
+                "after": after, "kept_epoch": kept_epoch, "last": last}
+    new_record = {**record, "task": task_.name, "data": data, "metric": task_.metric_name, "recovery": recovery, "versions": software_versions()}
     save_export(student.cpu(), output, new_record, tokenizer=tokenizer, onnx=onnx, overwrite=True)  # replaces .resume too
     return Recovery(student.eval(), new_record, output)
+
+
+def _scores(model: PreTrainedModel, validation: list[dict], test: list[dict], task: Task) -> dict[str, dict[str, float]]:
+    """``evaluate``'s scores of ``model`` on the validation and on the test batches."""
+    return {"validation": evaluate(model, validation, task), "test": evaluate(model, test, task)}
 
 
 def read_export(model_dir: Path) -> tuple[dict[str, Any], PretrainedConfig]:
