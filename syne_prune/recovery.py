@@ -197,7 +197,7 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
     loop = TrainingLoop(student, encoded["train"], tokenizer, DistillationStep(teacher, temperature, task_.is_regression),
                         LoopSettings(epochs, lr, batch_size, seed, warmup_ratio, description="recovery", progress=progress))
     teacher.to(loop.device)
-    before = _scores(student, validation, test, task_)
+    before = {"validation": evaluate(student, validation, task_), "test": evaluate(student, test, task_)}
     state_path = output / RESUME_DIR / "state.pt"
     best = BestOnValidation(output / RESUME_DIR)
     if resume and loop.resume(state_path):
@@ -214,11 +214,12 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
         best.forget_others()
 
     loop.run(evaluate_and_save)
-    last = after = _scores(student, validation, test, task_)
+    validated = [before["validation"]] + [epoch_record["validation"] for epoch_record in loop.history]  # per epoch, 0 = before
+    last = after = {"validation": validated[-1], "test": evaluate(student, test, task_)}
     kept_epoch = best.epoch if keep == "best" else loop.epochs_done
     if kept_epoch != loop.epochs_done:
         best.load_into(student)
-        after = _scores(student, validation, test, task_)
+        after = {"validation": validated[kept_epoch], "test": evaluate(student, test, task_)}
     recovery = {"source_export": str(model_dir.resolve()) if record_source else None, "teacher": str(teacher_dir.resolve()),
                 "settings": asdict(settings), **{f"num_{name}_examples": len(getattr(split, name)) for name in ("train", "validation", "test")},
                 "history": loop.history, "train_time_s": sum(h["epoch_time_s"] for h in loop.history), "before": before,
@@ -226,11 +227,6 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
     new_record = {**record, "task": task_.name, "data": data, "metric": task_.metric_name, "recovery": recovery, "versions": software_versions()}
     save_export(student.cpu(), output, new_record, tokenizer=tokenizer, onnx=onnx, overwrite=True)  # replaces .resume too
     return Recovery(student.eval(), new_record, output)
-
-
-def _scores(model: PreTrainedModel, validation: list[dict], test: list[dict], task: Task) -> dict[str, dict[str, float]]:
-    """``evaluate``'s scores of ``model`` on the validation and on the test batches."""
-    return {"validation": evaluate(model, validation, task), "test": evaluate(model, test, task)}
 
 
 def read_export(model_dir: Path) -> tuple[dict[str, Any], PretrainedConfig]:

@@ -141,13 +141,14 @@ def _scripted_validation(monkeypatch, errors: list[float]) -> list[float]:
 
 def test_recovery_keeps_the_export_when_no_epoch_improves_validation(exported, recovered, tmp_path, monkeypatch):
     supernet, export = exported
-    # validation error: before 0.2, epochs 1 and 2: 0.5 and 0.4, the last weights scored again 0.4, the kept ones 0.2
-    handed = _scripted_validation(monkeypatch, [0.2, 0.5, 0.4, 0.4, 0.2])
+    # validation error: before 0.2, epochs 1 and 2: 0.5 and 0.4; validation is scored once per epoch (never again at the end)
+    handed = _scripted_validation(monkeypatch, [0.2, 0.5, 0.4])
     result = recover(export, supernet, 2, tmp_path / "out", **FAST)
-    assert handed == [0.2, 0.5, 0.4, 0.4, 0.2]
+    assert handed == [0.2, 0.5, 0.4]
     recovery = result.record["recovery"]
     assert recovery["settings"]["keep"] == "best" and recovery["kept_epoch"] == 0
     assert [h["validation"]["error"] for h in recovery["history"]] == [0.5, 0.4] and recovery["after"]["validation"]["error"] == 0.2
+    assert recovery["before"]["validation"]["error"] == 0.2 and recovery["last"]["validation"]["error"] == 0.4
     # the written weights are the export's, bit for bit, and score what it scored on test
     original, written = load_file(export / "model.safetensors"), load_file(tmp_path / "out" / "model.safetensors")
     assert original.keys() == written.keys() and all(torch.equal(original[k], written[k]) for k in original)
@@ -181,11 +182,12 @@ def test_killed_recovery_resumes_and_keeps_the_best_epoch(exported, recovered, t
     # killed right after saving the state (before the file of epoch 0's weights was removed): both kept files are there
     assert sorted(p.name for p in resume_dir.iterdir()) == ["kept-0.pt", "kept-1.pt", "settings.json", "state.pt"]
     epoch_1 = torch.load(resume_dir / "state.pt", weights_only=False)["model"]
-    handed = _scripted_validation(monkeypatch, [0.5, 0.4, 0.4, 0.2])  # resumed: before, epoch 2, last, kept
+    handed = _scripted_validation(monkeypatch, [0.5, 0.4])  # resumed: before, epoch 2 (epoch 1's is in the resume state)
     result = recover(export, supernet, 2, tmp_path / "killed", resume=True, **FAST)
-    assert handed == [0.5, 0.4, 0.4, 0.2]
+    assert handed == [0.5, 0.4]
     recovery = result.record["recovery"]
     assert recovery["kept_epoch"] == 1 and [h["validation"]["error"] for h in recovery["history"]] == [0.2, 0.4]
+    assert recovery["after"]["validation"]["error"] == 0.2 and recovery["last"]["validation"]["error"] == 0.4
     written = load_file(tmp_path / "killed" / "model.safetensors")
     assert all(torch.equal(written[k], epoch_1[k]) for k in written)
     last = load_file(recovered.path / "model.safetensors")  # the uninterrupted run's epoch 2 is another model
