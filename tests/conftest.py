@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -132,27 +133,17 @@ def space_name(request) -> str:
 
 # ---- real GLUE slices and tiny trainable model directories (tokenizer included) ----
 
-GLUE_DIR = Path(os.environ.get("SYNE_PRUNE_GLUE_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue"))
-SLICE_ROWS = {"train.tsv": 100, "dev.tsv": 40}
-
-
-def glue_slice(target: Path, folder: str, rows: dict[str, int] = SLICE_ROWS) -> Path:
-    """Copy the header and first rows of the real GLUE files of one task into ``target/folder``."""
-    if not (GLUE_DIR / folder).is_dir():
-        pytest.fail(f"real GLUE files not found at {GLUE_DIR}; set SYNE_PRUNE_GLUE_DIR to ../shared/data/glue")
-    (target / folder).mkdir(parents=True, exist_ok=True)
-    header = folder != "CoLA"
-    for name, count in rows.items():
-        lines = (GLUE_DIR / folder / name).read_text(encoding="utf-8").splitlines(keepends=True)
-        (target / folder / name).write_text("".join(lines[: count + int(header)]), encoding="utf-8")
-    return target
+# Real GLUE slices committed with the tests (header + first 100 train / 40 dev rows, byte for byte; README there).
+GLUE_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "glue"
+GLUE_FOLDERS = ("RTE", "MRPC", "STS-B", "CoLA", "SST-2")
 
 
 @pytest.fixture(scope="session")
 def glue_dir(tmp_path_factory) -> Path:
+    """A copy of the committed GLUE slices (tests may write beside them without touching the repository)."""
     root = tmp_path_factory.mktemp("glue")
-    for folder in ("RTE", "MRPC", "STS-B", "CoLA", "SST-2"):
-        glue_slice(root, folder)
+    for folder in GLUE_FOLDERS:
+        shutil.copytree(GLUE_FIXTURES / folder, root / folder)
     return root
 
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
-from conftest import GLUE_DIR
+from conftest import GLUE_FIXTURES, GLUE_FOLDERS
 from scipy.stats import spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
@@ -23,8 +25,20 @@ def test_mrpc_byte_order_mark_and_cola_without_header(glue_dir):
     assert len(mrpc.train.texts) == 2  # the BOM did not break the '#1 String' column
     cola = load_task("cola", glue_dir)
     assert len(cola.train.texts) == 1
-    full = load_task("cola", GLUE_DIR)
-    assert len(full.train) + len(full.validation) == 8551 and len(full.test) == 1043  # no row lost to the missing header
+    assert len(cola.train) + len(cola.validation) == 100 and len(cola.test) == 40  # no row lost to the missing header
+    first = (glue_dir / "CoLA" / "train.tsv").read_text(encoding="utf-8").split("\n")[0].split("\t")[3]
+    assert first in cola.train.texts[0] + cola.validation.texts[0]  # the first line is a row, not a header
+
+
+def test_committed_glue_slices_keep_the_original_bytes():
+    """The slices are the originals' first lines byte for byte (SHA256SUMS): MRPC's byte-order mark, CoLA's missing
+    header and the stray quotes are there, not re-encoded or re-quoted away."""
+    sums = dict(reversed(line.split("  ", 1)) for line in (GLUE_FIXTURES / "SHA256SUMS").read_text().splitlines())
+    files = {f"{folder}/{name}": (GLUE_FIXTURES / folder / name).read_bytes() for folder in GLUE_FOLDERS for name in ("train.tsv", "dev.tsv")}
+    assert sums == {path: hashlib.sha256(data).hexdigest() for path, data in files.items()}
+    assert all(files[f"MRPC/{name}"].startswith(b"\xef\xbb\xbfQuality\t") for name in ("train.tsv", "dev.tsv"))
+    assert files["CoLA/train.tsv"].startswith(b"gj04\t1\t\t") and files["CoLA/train.tsv"].count(b"\n") == 100
+    assert b'"' in files["RTE/train.tsv"] and b'"' in files["MRPC/train.tsv"]
 
 
 def test_stsb_is_regression_with_float_scores(glue_dir):
