@@ -70,11 +70,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines_collect import BASELINES, METHODS, PAPER_NAMES, WS_NAS_SCHEDULERS, collect, merge_earlier, searched_by, write_results  # noqa: E402
 from baselines_report import TABLE_THRESHOLDS, markdown, plot_hypervolume, plot_sizes  # noqa: E402
-from paper_anchors import SCHEDULERS_TABLE, SIZES_TABLE, paper_kept  # noqa: E402
+from paper_anchors import ANCHORS, SCHEDULERS_TABLE, SIZES_TABLE, paper_kept  # noqa: E402
 from quality_runs import link_quality_run  # noqa: E402
 from scales import SCALES, reachable_models, short_name  # noqa: E402
-
-ANCHORS = Path(__file__).resolve().parents[1].parent / "shared" / "anchors" / "plm_pruning_results"  # ../shared beside the checkout
 
 
 def cli(*args: str) -> list[str]:
@@ -82,7 +80,7 @@ def cli(*args: str) -> list[str]:
 
 
 def data_args(args) -> list[str]:
-    extra = ["--data-dir", args.data_dir, "--max-length", str(args.max_length)]
+    extra = [*(["--data-dir", args.data_dir] if args.data_dir else []), "--max-length", str(args.max_length)]
     for name in ("max_train_examples", "max_eval_examples"):
         if getattr(args, name) is not None:
             extra += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
@@ -202,7 +200,7 @@ def run_steps(args, models: list[str]) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", choices=list(SCALES), default="cpu", help="cpu: all-MiniLM-L6-v2; gpu: bert-base-cased, roberta-base")
-    parser.add_argument("--data-dir", default="../shared/data/glue", help="real GLUE files")
+    parser.add_argument("--data-dir", help="GLUE TSV files (TASK/train.tsv, TASK/dev.tsv); default: the Hugging Face hub")
     parser.add_argument("--tasks", nargs="+", default=["rte", "mrpc", "cola", "stsb"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(PAPER_NAMES), choices=METHODS, metavar="METHOD",
@@ -224,7 +222,7 @@ def main() -> None:
     parser.add_argument("--max-eval-examples", type=int)
     parser.add_argument("--workdir", default="runs/baselines_vs_search")
     parser.add_argument("--out-dir", default="benchmarks/results/baselines_vs_search")
-    parser.add_argument("--anchors", default=str(ANCHORS), help="the paper's result tables (plm_pruning_results)")
+    parser.add_argument("--anchors", default=str(ANCHORS), help="the paper's result tables (default: benchmarks/anchors/plm_pruning_results)")
     parser.add_argument("--collect-only", action="store_true", help="only read what the work directory has (links nothing)")
     parser.add_argument("--merge", action="store_true",
                         help="keep the rows already in --out-dir of every (method, task, seed) this run does not collect (its work "

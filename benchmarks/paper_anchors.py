@@ -1,4 +1,4 @@
-"""The paper's result tables (../shared/anchors/plm_pruning_results) on our size axis: the share of the prunable
+"""The paper's result tables (benchmarks/anchors/plm_pruning_results, README there) on our size axis: the share of the prunable
 encoder parameters.
 
 The paper's ``threshold`` is a ratio of *all* parameters (embeddings + encoder + task head; anchors README). Its
@@ -37,6 +37,7 @@ def fixed_share(model: str, num_labels: int = 2) -> float:
     return (size.params - size.encoder_params) / size.params
 
 
+ANCHORS = Path(__file__).resolve().parent / "anchors" / "plm_pruning_results"  # committed copies of the paper's tables
 SIZES_TABLE = "data_relative_to_model_size.csv"  # nas, standard_nas and the baselines
 SCHEDULERS_TABLE = "data_relative_to_model_size_ws_nas.csv"  # WS-NAS per scheduler (random_search, ehvi, ...)
 
