@@ -49,10 +49,10 @@ rfp, layer-drop, head-prune and standard-nas always run here.
 accumulate over sessions and machines whose work directories are gone (a run collected now replaces its own earlier
 rows; a reference that changed is reported, see ``baselines_collect.merge_earlier``).
 
-    HF_HUB_OFFLINE=1 python benchmarks/baselines_vs_search.py --scale cpu --data-dir ../shared/data/glue \\
+    HF_HUB_OFFLINE=1 python benchmarks/baselines_vs_search.py --scale cpu --data-dir $GLUE_DIR \\
         --tasks rte mrpc cola stsb --seeds 0 1 2 --workdir runs/baselines --out-dir benchmarks/results/baselines
     # tiny end-to-end check (minutes):
-    HF_HUB_OFFLINE=1 python benchmarks/baselines_vs_search.py --scale cpu --data-dir ../shared/data/glue --tasks rte \\
+    HF_HUB_OFFLINE=1 python benchmarks/baselines_vs_search.py --scale cpu --data-dir $GLUE_DIR --tasks rte \\
         --seeds 0 --epochs 1 --max-train-examples 64 --max-eval-examples 32 --max-length 64 --max-trials 4 \\
         --budgets 0.9,0.7 --examples 32 --workdir /tmp/bvs --out-dir /tmp/bvs/results
 """

@@ -6,7 +6,7 @@ every scheduler on it with ``syne-prune benchmark`` into ``--out/TASK/benchmark`
 recorded sub-networks are skipped, finished replays (``runs/<scheduler>/seed-<k>.csv``) are kept; run the
 same command again after an interruption.
 
-    HF_HUB_OFFLINE=1 python benchmarks/blackbox_schedulers.py --data-dir ../shared/data/glue \\
+    HF_HUB_OFFLINE=1 python benchmarks/blackbox_schedulers.py --data-dir $GLUE_DIR \\
         --tasks mrpc stsb --supernet-dir /tmp/supernets --samples 1000 --seeds 10 --trials 500 \\
         --out benchmarks/results/blackbox
 """
@@ -25,7 +25,7 @@ from syne_prune.search.schedulers import SCHEDULERS
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--data-dir", help="GLUE TSV files (TASK/train.tsv, TASK/dev.tsv); default: the Hugging Face hub")
     parser.add_argument("--tasks", nargs="+", default=["mrpc", "stsb"])
     parser.add_argument("--supernet-dir", required=True, help="super-networks in DIR/TASK (trained here if missing)")
     parser.add_argument("--samples", type=int, default=1000, help="sub-networks recorded per task")

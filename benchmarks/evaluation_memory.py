@@ -6,7 +6,7 @@ off, freed heap trimmed) or its inner ``_evaluate`` (``plain``: as before). Repo
 resident memory (MB per sub-network, from after the 10th to the last) and the median measured evaluation seconds.
 
     HF_HUB_OFFLINE=1 python benchmarks/evaluation_memory.py --supernet runs/bb/supernets/stsb \\
-        --data-dir ../shared/data/glue --subnets 300 --max-eval-examples 400
+        --data-dir $GLUE_DIR --subnets 300 --max-eval-examples 400
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def run_mode(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--supernet", required=True)
-    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--data-dir", help="GLUE TSV files (TASK/train.tsv, TASK/dev.tsv); default: the ones the super-network was trained on")
     parser.add_argument("--subnets", type=int, default=300)
     parser.add_argument("--max-eval-examples", type=int, default=400)
     parser.add_argument("--seed", type=int, default=1)
@@ -56,7 +56,8 @@ def main() -> None:
         print(json.dumps(run_mode(args)), flush=True)
         return
     for mode in MODES:
-        command = [sys.executable, __file__, "--supernet", args.supernet, "--data-dir", args.data_dir, "--subnets", str(args.subnets),
+        command = [sys.executable, __file__, "--supernet", args.supernet, *(["--data-dir", args.data_dir] if args.data_dir else []),
+                   "--subnets", str(args.subnets),
                    "--max-eval-examples", str(args.max_eval_examples), "--seed", str(args.seed), "--mode", mode]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         print(output.strip().splitlines()[-1], flush=True)

@@ -22,7 +22,7 @@ ratio. Accuracy (and F1 for two classes) are reported too.
 Resumable: every stage writes into ``--workdir`` and reuses what is there; each finished (task, seed, row)
 is written to ``--output/TASK-seedS-ROW.json`` as it arrives, and the table/plot are rebuilt from those files.
 
-    HF_HUB_OFFLINE=1 python benchmarks/quality.py --data-dir ../shared/data/glue --tasks mrpc stsb --seeds 0
+    HF_HUB_OFFLINE=1 python benchmarks/quality.py --data-dir $GLUE_DIR --tasks mrpc stsb --seeds 0
 """
 from __future__ import annotations
 
@@ -207,7 +207,7 @@ def report(output: Path) -> pd.DataFrame:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default="../shared/data/glue")
+    parser.add_argument("--data-dir", help="GLUE TSV files (TASK/train.tsv, TASK/dev.tsv); default: the Hugging Face hub")
     parser.add_argument("--tasks", nargs="+", default=["mrpc", "stsb"])
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])

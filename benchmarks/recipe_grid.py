@@ -12,7 +12,7 @@ teacher row (read, not retrained).
 Resumable: each point's super-network and search live in ``--workdir/<task>-seed<k>/<point>/`` and a finished one is
 read back; ``--output/recipe_grid.csv`` and ``recipe_grid.md`` are rebuilt after every point.
 
-    HF_HUB_OFFLINE=1 python benchmarks/recipe_grid.py --data-dir ../shared/data/glue --quality runs/quality \\
+    HF_HUB_OFFLINE=1 python benchmarks/recipe_grid.py --data-dir $GLUE_DIR --quality runs/quality \\
         --tasks mrpc --seeds 0 --points warmup0.1 lr1.5e-4 --workdir runs/recipe_grid --output benchmarks/results/recipe_grid
 """
 from __future__ import annotations
@@ -95,7 +95,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default="../shared/data/glue")
+    parser.add_argument("--data-dir", help="GLUE TSV files (TASK/train.tsv, TASK/dev.tsv); default: the Hugging Face hub")
     parser.add_argument("--quality", type=Path, required=True, help="a benchmarks/quality.py --workdir with finished teacher rows")
     parser.add_argument("--tasks", nargs="+", default=["mrpc", "stsb"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])

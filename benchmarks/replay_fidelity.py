@@ -16,8 +16,8 @@ Writes ``--out/replay_fidelity.csv`` (search, kind, trials, seconds, hypervolume
 (final hypervolume and at 25/50% of the trials, same_prefix, seconds per trial) and ``replay_fidelity.png``.
 Real searches resume (a finished one is kept); replays are recomputed (seconds each, EHVI a minute).
 
-    HF_HUB_OFFLINE=1 python benchmarks/replay_fidelity.py --supernet /work/runs/bb/supernets/mrpc \\
-        --blackbox /work/runs/bb/mrpc/blackbox --data-dir ../shared/data/glue --workdir runs/replay_fidelity/mrpc \\
+    HF_HUB_OFFLINE=1 python benchmarks/replay_fidelity.py --supernet runs/bb/supernets/mrpc \\
+        --blackbox runs/bb/mrpc/blackbox --data-dir $GLUE_DIR --workdir runs/replay_fidelity/mrpc \\
         --out benchmarks/results/blackbox/mrpc/replay_fidelity
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ def real_search(args, scheduler: str, seed: int, directory: Path) -> pd.DataFram
     if not (directory / R.SUMMARY_FILE).is_file():
         header = F.read_header(args.blackbox)
         command = [sys.executable, "-m", "syne_prune", "search", "--supernet", args.supernet, "--scheduler", scheduler,
-                   "--seed", str(seed), "--n-workers", "1", "--max-trials", str(args.max_trials), "--data-dir", args.data_dir,
+                   "--seed", str(seed), "--n-workers", "1", "--max-trials", str(args.max_trials), *(["--data-dir", args.data_dir] if args.data_dir else []),
                    "--max-eval-examples", str(header["max_eval_examples"]), "--fidelity-levels", str(header["fidelity_levels"]),
                    "--output", str(directory)]
         if (directory / R.TRIALS_FILE).is_file():
@@ -126,7 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--supernet", required=True, help="the super-network the blackbox was recorded from")
     parser.add_argument("--blackbox", required=True, help="blackbox of uniform samples of --supernet")
-    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--data-dir", help="GLUE TSV files (TASK/train.tsv, TASK/dev.tsv); default: the ones the super-network was trained on")
     parser.add_argument("--searches", nargs="+", default=["ehvi:0", "morea:1", "local_search:2"], help="SCHEDULER:SEED")
     parser.add_argument("--max-trials", type=int, default=100)
     parser.add_argument("--workdir", required=True)

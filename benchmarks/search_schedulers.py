@@ -8,7 +8,7 @@ kept by the best sub-network (best validation error; its test metric too) with a
 most 50% of the prunable encoder parameters. Each search's ``pareto.png`` is copied to
 ``--plots``.
 
-    HF_HUB_OFFLINE=1 python benchmarks/search_schedulers.py --data-dir ../shared/data/glue \\
+    HF_HUB_OFFLINE=1 python benchmarks/search_schedulers.py --data-dir $GLUE_DIR \\
         --tasks mrpc stsb --schedulers ehvi morea random --trials 100 --supernet-dir /tmp/supernets \\
         --out benchmarks/results/search_schedulers.json --plots benchmarks/results/plots
 """
@@ -118,7 +118,7 @@ def compare_plot(args, task: str, schedulers: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--data-dir", help="GLUE TSV files (TASK/train.tsv, TASK/dev.tsv); default: the Hugging Face hub")
     parser.add_argument("--tasks", nargs="+", default=["mrpc", "stsb"])
     parser.add_argument("--schedulers", nargs="+", default=["ehvi", "morea", "random"])
     parser.add_argument("--trials", type=int, default=100)

@@ -6,7 +6,7 @@ hits both alike. Each trial fine-tunes its own sub-network (``--mode standard``)
 trials started, epochs trained, epochs MO-ASHA saved (sum over stopped trials of the epochs they did
 not run), full-fidelity trials, final hypervolume, and the hypervolume over wall-clock time (plot).
 
-    HF_HUB_OFFLINE=1 python benchmarks/standard_nas.py --data-dir ../shared/data/glue --task mrpc \\
+    HF_HUB_OFFLINE=1 python benchmarks/standard_nas.py --data-dir $GLUE_DIR --task mrpc \\
         --budget 1200 --epochs 3 --max-train-examples 640 --max-eval-examples 200 \\
         --out benchmarks/results/standard_nas.json --plot benchmarks/results/plots/standard_nas_hypervolume.png
 """
@@ -26,8 +26,8 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 def command(args, scheduler: str) -> list[str]:
     return [sys.executable, "-m", "syne_prune", "search", "--mode", "standard", "--model", MODEL, "--task", args.task,
-            "--data-dir", args.data_dir, "--search-space", args.search_space, "--scheduler", scheduler, "--epochs", str(args.epochs),
-            "--lr", str(args.lr), "--batch-size", "32", "--max-train-examples", str(args.max_train_examples),
+            *(["--data-dir", args.data_dir] if args.data_dir else []), "--search-space", args.search_space, "--scheduler", scheduler,
+            "--epochs", str(args.epochs), "--lr", str(args.lr), "--batch-size", "32", "--max-train-examples", str(args.max_train_examples),
             "--max-eval-examples", str(args.max_eval_examples), "--n-workers", "1", "--max-wallclock", str(args.budget),
             "--seed", str(args.seed), "--output", str(Path(args.workdir) / scheduler), "--overwrite"]
 
@@ -74,7 +74,7 @@ def plot(rows: list[dict], budget: float, path: Path, title: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--data-dir", help="GLUE TSV files (TASK/train.tsv, TASK/dev.tsv); default: the Hugging Face hub")
     parser.add_argument("--task", default="mrpc")
     parser.add_argument("--search-space", default="small")
     parser.add_argument("--schedulers", nargs="+", default=["moasha", "random"])

@@ -5,7 +5,7 @@ and test metric of its largest and smallest sub-network. Part 2 (cost): the time
 step of each strategy relative to `standard`, measured round-robin (strategy after strategy, several
 rounds, medians), so machine drift hits all alike.
 
-    HF_HUB_OFFLINE=1 python benchmarks/supernet_strategies.py --data-dir ../shared/data/glue \\
+    HF_HUB_OFFLINE=1 python benchmarks/supernet_strategies.py --data-dir $GLUE_DIR \\
         --tasks mrpc stsb --strategies standard sandwich full --epochs 3 --max-train-examples 800
 
 ``--scale`` picks the models (cpu: all-MiniLM-L6-v2, gpu: bert-base-cased and roberta-base when their weights
@@ -94,7 +94,7 @@ def step_costs(args, task_name: str) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default="../shared/data/glue")
+    parser.add_argument("--data-dir", help="GLUE TSV files (TASK/train.tsv, TASK/dev.tsv); default: the Hugging Face hub")
     parser.add_argument("--tasks", nargs="+", default=["mrpc", "stsb"])
     parser.add_argument("--strategies", nargs="+", default=["standard", "sandwich", "full"])
     parser.add_argument("--search-space", default="small")
