@@ -267,7 +267,7 @@ def test_merge_keeps_earlier_runs_not_collected_now_and_replaces_those_collected
     assert bvs_collect.merge_earlier(now, tmp_path / "empty").sizes is now.sizes
 
 
-def test_standard_nas_trains_at_the_fine_tuned_models_learning_rate_and_batch_size(tmp_path, monkeypatch):
+def test_standard_nas_trains_at_the_fine_tuned_models_learning_rate_and_batch_size(tmp_path, monkeypatch, glue_dir):
     # linked from a quality run: the reference (lr 1.5e-4, batch 16) is there; without one, finetuned is trained first
     quality = tmp_path / "quality"
     fake_quality_run(quality, "mrpc", 0)
@@ -286,7 +286,7 @@ def test_standard_nas_trains_at_the_fine_tuned_models_learning_rate_and_batch_si
     monkeypatch.setattr(bvs, "reachable_models", lambda scale: [MODEL])
     monkeypatch.setattr(sys, "argv", ["baselines_vs_search.py", "--tasks", "mrpc", "--seeds", "0", "1", "--methods", "standard-nas",
                                       "--workdir", str(tmp_path / "work"), "--out-dir", str(tmp_path / "out"), "--from-quality", str(quality),
-                                      "--anchors", str(tmp_path / "no-anchors")])
+                                      "--anchors", str(tmp_path / "no-anchors"), "--data-dir", str(glue_dir)])
     with pytest.raises(SystemExit):
         bvs.main()
     ran = [(c[c.index("syne_prune") + 1], Path(c[c.index("--output") + 1]).name, c[c.index("--lr") + 1] if "--lr" in c else None,
