@@ -1,4 +1,4 @@
-"""The repository stands on its own: no path in the package, the tests, the benchmarks, the launchers or the docs
+"""The repository stands on its own: no path in the package, the tests, the benchmarks, the launchers, the docs or the CI script
 leaves it (a folder beside the checkout, a parent of the repository root, an absolute path of one machine), and the
 data the tests and benchmarks read by default is committed. Raw results under ``benchmarks/results/`` are records
 of past runs (they name the paths those runs used) and are not checked."""
@@ -12,7 +12,7 @@ from conftest import GLUE_FIXTURES, GLUE_FOLDERS
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("syne_prune", "tests", "benchmarks", "launchers", "docs")
-FILES = ("README.md", "BENCHMARKS.md", "setup.py", "ruff.toml")
+FILES = ("README.md", "BENCHMARKS.md", "setup.py", "ruff.toml", ".ci/run")
 RECORDS = ("benchmarks/results",)  # raw outputs of past runs, kept as they were written
 TEXT = {".py", ".md", ".sh", ".toml", ".cfg", ".txt", ".json", ".yaml", ".yml", ".ini"}
 
