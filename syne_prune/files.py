@@ -25,6 +25,7 @@ from pathlib import Path
 from syne_prune.errors import SynePruneError
 
 LOCK_FILE = ".lock"
+FULL_BELOW = 64 * 1024  # bytes free under which a write failure without an errno is taken for a full device
 
 _CAUSES = {
     errno.ENOSPC: ("no space left on the device", "free space there or choose another --output"),
@@ -57,9 +58,10 @@ def _cause(error: BaseException, path: Path) -> tuple[str, str]:
         match = _OS_CODE.search(str(error))
         code = int(match.group(1)) if match else None
     if code is None:  # torch says only "unexpected pos": look at the device
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, StopIteration):
             existing = next(p for p in [path, *path.parents] if p.is_dir())
-            if os.statvfs(existing).f_bavail == 0:
+            device = os.statvfs(existing)
+            if device.f_bavail * device.f_frsize < FULL_BELOW:
                 code = errno.ENOSPC
     blocking = _blocking_file(path) if code in (errno.EEXIST, errno.ENOTDIR, None) else None
     if blocking is not None:
@@ -97,9 +99,10 @@ def writing(path: str | Path, cleanup: Iterable[str | Path] = ()) -> Iterator[No
     except Exception as error:  # noqa: BLE001 - OSError, RuntimeError (torch.save), SafetensorError
         if not is_write_failure(error):
             raise
+        failure = write_failure(error, path)  # first: the cause is read off the device while it is still full
         for leftover in cleanup:
             remove(Path(leftover))
-        raise write_failure(error, path) from None
+        raise failure from None
 
 
 def remove(path: Path) -> None:
