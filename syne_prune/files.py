@@ -44,10 +44,10 @@ _OS_CODE = re.compile(r"(?:code: |os error |Errno )(\d+)")
 
 
 def _blocking_file(path: Path) -> Path | None:
-    """The first ancestor of ``path`` (or ``path``'s parent chain) that exists and is not a directory."""
+    """The nearest of ``path`` and its ancestors that exists, when it is not a directory (a directory was to be made there)."""
     for parent in [path, *path.parents]:
         if os.path.lexists(parent):
-            return parent if not parent.is_dir() and parent != path else None
+            return parent if not parent.is_dir() else None
     return None
 
 
@@ -82,6 +82,8 @@ def write_failure(error: BaseException, path: str | Path | None = None) -> SyneP
     """The one-line error for the failed file operation ``error`` on ``path`` (the file the error names, else
     ``path``): "cannot write 'PATH' (CAUSE); FIX" ("cannot use" for a file that is not there)."""
     filename = getattr(error, "filename", None)
+    if filename and path is not None and (Path(filename).name.startswith(".") or _blocking_file(Path(path)) is not None):
+        filename = None  # a temporary or hidden file of the output (staging directory, .lock), or a file in its way: name the output
     target = Path(filename if filename else path if path is not None else ".")
     cause, fix = _cause(error, target)
     verb = "use" if isinstance(error, OSError) and error.errno in (errno.ENOENT, errno.EISDIR) else "write"  # (ENOENT: a read)
