@@ -87,7 +87,8 @@ def test_a_tokenizer_needing_sentencepiece_names_the_package_in_every_command(de
     if importlib.util.find_spec("sentencepiece") is not None:  # simulate the environment without it
         real = importlib.util.find_spec
         monkeypatch.setattr(loading.importlib.util, "find_spec", lambda name, *a: None if name == "sentencepiece" else real(name, *a))
-    want = f"the tokenizer of model '{deberta_v3_dir}' ({deberta_v3_dir / 'spm.model'}) needs the sentencepiece package, which is not installed; pip install sentencepiece"
+    want = (f"the tokenizer of model '{deberta_v3_dir}' ({deberta_v3_dir / 'spm.model'}) needs the sentencepiece package, which is not "
+            "installed; pip install sentencepiece")
     with pytest.raises(SynePruneError) as raised:
         load_tokenizer(str(deberta_v3_dir))
     assert str(raised.value) == want
