@@ -146,14 +146,17 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     teacher = None
     if config.fixed_teacher() not in (None, AUTO):
         teacher = load_teacher(config.teacher, model_config, tokenizer, task, output=config.output)
+    auto = config.fixed_teacher() == AUTO
     seed_everything(config.seed)
-    model = load_task_model(source, task)  # its new task head drawn here, as every run does right after seeding
+    # loaded (its new task head drawn right after seeding) before the output exists; with --teacher auto the super-network
+    # starts from the teacher instead, and a local --model's files were just checked, so only a hub id is loaded here
+    model = None if auto and Path(source).is_dir() else load_task_model(source, task)
     _prepare_output(config, resume, overwrite, check_only=True)
     with output_lock(config.output, "super-network training"):
         output = _prepare_output(config, resume, overwrite)
         if resume and (output / METADATA_FILE).is_file() and not (output / RESUME_DIR).exists():
             return read_metadata(output)  # already finished
-        if config.fixed_teacher() == AUTO:
+        if auto:
             # the super-network starts from the fine-tuned teacher's weights (DynaBERT's recipe): its sub-networks begin
             # from a model that knows the task, and the importance scores are those of a trained task head
             model = None
