@@ -253,8 +253,9 @@ def _parse_labels(task: Task, raw: list[str], path: Path, first_line: int = 2) -
         try:
             scores = np.asarray([float(v) for v in raw], dtype=np.float32)
         except ValueError:
-            bad = next(v for v in raw if not _is_float(v))
-            raise SynePruneError(f"{path} has a non-numeric score {bad!r}; restore the original GLUE file") from None
+            index = next(i for i, v in enumerate(raw) if not _is_float(v))
+            raise SynePruneError(f"{path} line {first_line + index} has a non-numeric score {raw[index]!r}; restore the original "
+                                 "GLUE file") from None
         require_finite_scores(scores, str(path), first_line)
         return scores
     if task.label_values:
@@ -263,7 +264,9 @@ def _parse_labels(task: Task, raw: list[str], path: Path, first_line: int = 2) -
         ids = {str(i): i for i in range(task.num_labels)}
     unknown = sorted({v for v in raw if v not in ids})
     if unknown:
-        raise SynePruneError(f"{path} has unknown label(s) {unknown[:3]} (expected {sorted(ids)}); restore the original GLUE file")
+        line = first_line + next(i for i, v in enumerate(raw) if v not in ids)
+        raise SynePruneError(f"{path} has unknown label(s) {unknown[:3]} (expected {sorted(ids)}), the first on line {line}; "
+                             "restore the original GLUE file")
     return np.asarray([ids[v] for v in raw], dtype=np.int64)
 
 

@@ -28,11 +28,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from syne_prune.errors import SynePruneError
+from syne_prune.files import holds_content, writing
 from syne_prune.masks import SubnetMask
 from syne_prune.models import PRUNED_CLASSES, TASK_HEADS, auto_class_of, get_family, head_of, usable_positions
+from syne_prune.models.loading import check_model_files
+from syne_prune.models.loading import load_tokenizer as _load_tokenizer
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.numerics import require_finite_weights
 from syne_prune.objectives import subnet_size
@@ -64,9 +67,11 @@ def load_model_config(name_or_path: str) -> PretrainedConfig:
 def load_model(name_or_path: str) -> PreTrainedModel:
     """Load a stock BERT/RoBERTa/DistilBERT with the task head its checkpoint has (its config names a
     *ForSequenceClassification or *ForMultipleChoice architecture), else the base model; in float32 (the
-    dtype syne-prune evaluates and exports in, whatever the checkpoint was saved in)."""
+    dtype syne-prune evaluates and exports in, whatever the checkpoint was saved in). A local directory's weight files
+    are checked first (``check_model_files``: a missing shard or a truncated file is a one-line error naming it)."""
     config = load_model_config(name_or_path)
     name_or_path = resolve_model(name_or_path)
+    check_model_files(name_or_path, f"model '{name_or_path}'", "export a model with finite weights")
     auto_class = auto_class_of(config)
     try:
         model = auto_class.from_pretrained(name_or_path, dtype=torch.float32).eval()
@@ -76,12 +81,13 @@ def load_model(name_or_path: str) -> PreTrainedModel:
     return model
 
 
-def load_tokenizer(name_or_path: str):
-    """The tokenizer saved with a model, or None when there is none (e.g. models built in code)."""
-    try:
-        return AutoTokenizer.from_pretrained(resolve_model(name_or_path))
-    except (OSError, ValueError, TypeError):
-        return None
+def load_tokenizer(name_or_path: str, required: bool = False, what: str | None = None, fix: str | None = None):
+    """The tokenizer saved with a model (``syne_prune.models.loading.load_tokenizer``). Returns None when the
+    directory has none and not ``required`` (e.g. models built in code). Raises ``SynePruneError`` when there is
+    none and ``required`` ("WHAT has no tokenizer; FIX"), when it needs a package that is not installed (named,
+    with its pip command) and when a tokenizer file is broken (named)."""
+    extra = {"fix": fix} if fix else {}
+    return _load_tokenizer(resolve_model(name_or_path), what or f"model '{name_or_path}'", required=required, **extra)
 
 
 def export_subnetwork(
@@ -105,7 +111,7 @@ def export_subnetwork(
     before anything is written.
     """
     output_dir = Path(output_dir)
-    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())) and not overwrite:
+    if holds_content(output_dir) and not overwrite:
         raise SynePruneError(f"output '{output_dir}' already exists; choose a new --output or pass --overwrite")
     sub = (subnetwork if subnetwork is not None else extract_subnetwork(model, mask, share_weights=False)).eval()
     return _write_directory(sub, output_dir, tokenizer, onnx, lambda path: _write_metadata(path, model, mask, metadata))
@@ -117,7 +123,7 @@ def save_export(sub: PreTrainedModel, output_dir: str | Path, record: dict[str, 
     ``record`` as its ``syne_prune.json``; returns the directory. Same guarantees as ``export_subnetwork``:
     complete or absent, an existing ``output_dir`` replaced only with ``overwrite``."""
     output_dir = Path(output_dir)
-    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())) and not overwrite:
+    if holds_content(output_dir) and not overwrite:
         raise SynePruneError(f"output '{output_dir}' already exists; choose a new --output or pass --overwrite")
     return _write_directory(sub.eval(), output_dir, tokenizer, onnx, lambda path: path.write_text(json.dumps(record, indent=2) + "\n"))
 
@@ -130,6 +136,11 @@ def _write_directory(sub: PreTrainedModel, output_dir: Path, tokenizer: Any, onn
         raise SynePruneError(f"the ONNX export traces {ONNX_EXAMPLE_LENGTH}-token examples but the model has only {positions} "
                              "token positions; drop --onnx")
     require_finite_weights(sub, "the sub-network to export", "export from a model with finite weights")
+    with writing(output_dir):  # a failed write: one line naming the path and the cause; the staging copy is removed below
+        return _write_staged(sub, output_dir, tokenizer, onnx, write_record)
+
+
+def _write_staged(sub: PreTrainedModel, output_dir: Path, tokenizer: Any, onnx: bool, write_record) -> Path:
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     umask = os.umask(0)

@@ -34,8 +34,9 @@ from syne_prune.data import EVAL_BATCH_SIZE, Task, encode, eval_batches, get_tas
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import evaluate
 from syne_prune.export import METADATA_FILE, load_tokenizer, save_export
+from syne_prune.files import atomic_write
 from syne_prune.models import ARCHITECTURES, Architecture, auto_class_of, check_model_settings
-from syne_prune.numerics import require_finite_model_dir
+from syne_prune.models.loading import check_model_files
 from syne_prune.supernet.checkpoint import METADATA_FILE as SUPERNET_FILE
 from syne_prune.supernet.strategies import distillation_loss
 from syne_prune.training import RESUME_DIR, LoopSettings, TrainingLoop, prepare_output, seed_everything, write_settings
@@ -107,9 +108,7 @@ class BestOnValidation:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"kept-{epoch}.pt"
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save({name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}, tmp)
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: torch.save({name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}, tmp))
         self.epoch, self.error = epoch, validation["error"]
 
     def state(self) -> dict[str, Any]:
@@ -174,12 +173,11 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
     for other, flag in ((model_dir, "--model"), (teacher_dir, "--teacher")):
         if output.resolve() == other.resolve():
             raise SynePruneError(f"--output is the {flag} directory; recovery writes a new export, choose another --output")
-    tokenizer = load_tokenizer(str(model_dir))
-    if tokenizer is None:
-        raise SynePruneError(f"export '{model_dir}' has no tokenizer; export it again with its tokenizer (from a super-network or search)")
+    tokenizer = load_tokenizer(str(model_dir), required=True, what=f"export '{model_dir}'",
+                               fix="export it again with its tokenizer (from a super-network or search)")
     check_model_settings(student_config, task_, tokenizer, data["max_length"], model_name=f"export '{model_dir}'", require_head=True)
-    require_finite_model_dir(model_dir, f"export '{model_dir}'")
-    require_finite_model_dir(teacher_dir, f"teacher '{teacher_dir}'")
+    check_model_files(model_dir, f"export '{model_dir}'", "use a checkpoint with finite weights")
+    check_model_files(teacher_dir, f"teacher '{teacher_dir}'", "use a checkpoint with finite weights")
     split = load_task(task_.name, data["data_dir"], data["validation_fraction"], data["seed"], max_train_examples, max_eval_examples)
     resume_settings = {"model": str(model_dir.resolve()), "teacher": str(teacher_dir.resolve()), **asdict(settings), "data": data}
     prepare_output(output, resume_settings, resume, overwrite, METADATA_FILE)

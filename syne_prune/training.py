@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from transformers import get_linear_schedule_with_warmup
 from syne_prune.data import data_loader
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device
+from syne_prune.files import atomic_write_text, empty_directory, holds_content, writing
 from syne_prune.numerics import non_finite_tensors, require_finite
 
 STATE_FORMAT = 1
@@ -165,15 +165,18 @@ def restore_rng_states(state: Mapping[str, Any]) -> None:
 def save_training_state(path: str | Path, model: torch.nn.Module, optimizer, schedule, epochs_done: int, history: list[dict],
                         random_state: np.random.RandomState | None = None, extra: dict[str, Any] | None = None) -> None:
     """The resume state after ``epochs_done`` epochs, written to a temporary file and then renamed over ``path``,
-    so a kill at any moment leaves either the previous state or this one."""
+    so a kill at any moment leaves either the previous state or this one.
+    A failed write (full disk, ...) removes the temporary file and is a one-line ``SynePruneError`` naming ``path``
+    (``files.writing``); the previous state stays."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"format": STATE_FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(), **rng_states(),
-                "strategy_rng": random_state.get_state() if random_state is not None else None,
-                "epochs_done": epochs_done, "history": history, "extra": extra or {}}, tmp)
-    os.replace(tmp, path)
+    with writing(path, cleanup=[tmp]):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"format": STATE_FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(), **rng_states(),
+                    "strategy_rng": random_state.get_state() if random_state is not None else None,
+                    "epochs_done": epochs_done, "history": history, "extra": extra or {}}, tmp)
+        os.replace(tmp, path)
 
 
 def load_training_state(path: str | Path, model: torch.nn.Module, optimizer, schedule,
@@ -192,13 +195,16 @@ def load_training_state(path: str | Path, model: torch.nn.Module, optimizer, sch
     return state
 
 
-def prepare_output(output: str | Path, settings: Mapping[str, Any], resume: bool, overwrite: bool, done_file: str) -> Path:
-    """Make ``output`` ready for a run that keeps its resume state in ``output/.resume``.
+def prepare_output(output: str | Path, settings: Mapping[str, Any], resume: bool, overwrite: bool, done_file: str,
+                   check_only: bool = False) -> Path:
+    """Make ``output`` ready for a run that keeps its resume state in ``output/.resume``; returns it.
 
     ``done_file``: the file a finished run writes last (a finished output is returned as it is on ``resume``).
     ``settings``: what must match for ``resume`` to continue the run (kept in ``.resume/settings.json``).
-    Raises SynePruneError for an existing output without ``resume``/``overwrite``, nothing to resume, or
-    other settings than the interrupted run's; nothing is touched then.
+    ``check_only``: refuse what would be refused, create and empty nothing (then take ``files.output_lock`` and
+    call again). ``overwrite`` empties the directory but for its lock file. Raises SynePruneError for an existing
+    output without ``resume``/``overwrite``, nothing to resume, or other settings than the interrupted run's;
+    nothing is touched then.
     """
     output = Path(output)
     state = output / RESUME_DIR / "state.pt"
@@ -215,21 +221,23 @@ def prepare_output(output: str | Path, settings: Mapping[str, Any], resume: bool
             changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
             raise SynePruneError(f"--resume with other settings than the interrupted run ({', '.join(changed)}); use the same ones")
         return output
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+    if holds_content(output):
         if not overwrite:
             raise SynePruneError(f"output '{output}' already exists; pass --resume to continue it, --overwrite to replace it, or choose another --output")
-        shutil.rmtree(output) if output.is_dir() else output.unlink()
-    output.mkdir(parents=True, exist_ok=True)
+        if not check_only:
+            empty_directory(output) if output.is_dir() else output.unlink()
+    if not check_only:
+        with writing(output):
+            output.mkdir(parents=True, exist_ok=True)
     return output
 
 
 def write_settings(output: str | Path, settings: Mapping[str, Any]) -> None:
     """Keep the settings a resume must match in ``output/.resume/settings.json`` (atomically)."""
     path = Path(output) / RESUME_DIR / SETTINGS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{SETTINGS_FILE}.tmp")
-    tmp.write_text(json.dumps(dict(settings), indent=2))
-    os.replace(tmp, path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(dict(settings), indent=2))
 
 
 def _stopped_fix(lr: float) -> str:

@@ -16,8 +16,13 @@ from syne_prune.cli import main
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
+    """A tiny BERT with its tokenizer (an export carries the tokenizer, so export refuses a model without one)."""
+    from transformers import BertTokenizerFast
+
     path = tmp_path_factory.mktemp("model") / "bert"
     tiny_model("bert", "classifier").save_pretrained(path)
+    (path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "good", "film"]) + "\n")
+    BertTokenizerFast(vocab=str(path / "vocab.txt")).save_pretrained(path)
     return path
 
 

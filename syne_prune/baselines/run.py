@@ -27,6 +27,7 @@ from syne_prune.data import EVAL_BATCH_SIZE, Task, encode, eval_batches, get_tas
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
 from syne_prune.export import export_subnetwork, load_model, load_model_config, load_tokenizer, task_record
+from syne_prune.files import atomic_write, writing
 from syne_prune.models import auto_class_of
 from syne_prune.objectives import subnet_size
 from syne_prune.surgery import extract_subnetwork
@@ -142,9 +143,7 @@ def prune(method: str, model_dir: str, task: str, *, max_params: Any = None, max
     if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
         raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
     check_task_model(model_dir, task_)
-    tokenizer = load_tokenizer(model_dir)
-    if tokenizer is None:
-        raise SynePruneError(f"--model '{model_dir}' has no tokenizer; save the tokenizer with the fine-tuned model")
+    tokenizer = load_tokenizer(model_dir, required=True, what=f"--model '{model_dir}'", fix="save the tokenizer with the fine-tuned model")
     data = load_task(task, data_dir, validation_fraction, seed, max_train_examples, max_eval_examples)
     epochs = spec.finetune_epochs if finetune_epochs is None else finetune_epochs
     settings = PruneSettings(examples, epochs, lr, batch_size, seed, eval_batch_size, head_fraction, progress=progress)
@@ -157,9 +156,10 @@ def prune(method: str, model_dir: str, task: str, *, max_params: Any = None, max
                                  f">= {floor:.4f} or use another method")
     validation = eval_batches(encode(data.validation, tokenizer, max_length, task_.is_regression), tokenizer, eval_batch_size)
     test = eval_batches(encode(data.test, tokenizer, max_length, task_.is_regression), tokenizer, eval_batch_size)
-    if output.exists():
-        shutil.rmtree(output) if output.is_dir() else output.unlink()
-    output.mkdir(parents=True)
+    with writing(output):  # a read-only or full file system, a path through a file: one line, before any fine-tuning
+        if output.exists():
+            shutil.rmtree(output) if output.is_dir() else output.unlink()
+        output.mkdir(parents=True)
     record = task_record({"task": task, "data_dir": data_dir, "validation_fraction": validation_fraction, "seed": seed, "max_length": max_length})
     results: list[BudgetResult] = []
     for budget in tqdm(budgets, desc=f"{method} budgets", disable=not progress):
@@ -203,19 +203,21 @@ def _one_budget(spec, ctx: PruneContext, budget: Budget, validation, test, outpu
 def _same_as(previous: BudgetResult, budget: Budget, output: Path, prune_s: float) -> BudgetResult:
     """``previous``'s result again for ``budget`` (the same sub-network): its export copied, its budget recorded."""
     path = output / budget.label
-    shutil.copytree(previous.path, path)
-    metadata = json.loads((path / "syne_prune.json").read_text())
-    metadata["baseline"].update(budget={"kind": budget.kind, "ratio": budget.ratio}, prune_time_s=prune_s, finetune_time_s=0.0,
-                                same_as_budget=previous.row["budget"])
-    (path / "syne_prune.json").write_text(json.dumps(metadata, indent=2))
+    with writing(path, cleanup=[path]):  # a failed copy leaves no half export
+        shutil.copytree(previous.path, path)
+        metadata = json.loads((path / "syne_prune.json").read_text())
+        metadata["baseline"].update(budget={"kind": budget.kind, "ratio": budget.ratio}, prune_time_s=prune_s, finetune_time_s=0.0,
+                                    same_as_budget=previous.row["budget"])
+        (path / "syne_prune.json").write_text(json.dumps(metadata, indent=2))
     row = {**previous.row, "budget": budget.ratio, "prune_time_s": prune_s, "finetune_time_s": 0.0}
     return BudgetResult(row, previous.model, previous.pruned, path)
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(path, write)

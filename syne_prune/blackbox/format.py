@@ -36,8 +36,8 @@ this and refuses a damaged or mismatched file with one ``SynePruneError``.
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from syne_prune.errors import SynePruneError
+from syne_prune.files import append_line, atomic_write_text, writing
 from syne_prune.models.shape import EncoderShape
 from syne_prune.search.run import subnetwork_key
 from syne_prune.search_spaces import get_search_space
@@ -93,21 +94,27 @@ def columns(header: dict[str, Any]) -> list[str]:
 
 def create(path: Path, header: dict[str, Any]) -> None:
     """Write the header and an empty evaluations.csv (a new blackbox)."""
-    path.mkdir(parents=True, exist_ok=True)
-    tmp = path / f".{HEADER_FILE}.tmp"
-    tmp.write_text(json.dumps(header, indent=2) + "\n")
-    tmp.replace(path / HEADER_FILE)
-    with open(path / ROWS_FILE, "w", newline="") as handle:
-        csv.writer(handle).writerow(columns(header))
+    with writing(path):
+        path.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path / ROWS_FILE, _csv_line(columns(header)))
+    try:
+        atomic_write_text(path / HEADER_FILE, json.dumps(header, indent=2) + "\n")  # last: a blackbox is complete once it is there
+    except SynePruneError:
+        (path / ROWS_FILE).unlink(missing_ok=True)
+        raise
 
 
 def append_row(path: Path, header: dict[str, Any], row: dict[str, Any]) -> None:
-    """Append one evaluation, flushed to disk (an interrupted recording keeps every finished row)."""
+    """Append one evaluation, flushed to disk (an interrupted recording keeps every finished row; a failed write
+    leaves the file as it was and is a one-line error naming it)."""
     values = [repr(float(row[c])) if isinstance(row[c], (float, np.floating)) else row[c] for c in columns(header)]
-    with open(path / ROWS_FILE, "a", newline="") as handle:
-        csv.writer(handle).writerow(values)
-        handle.flush()
-        os.fsync(handle.fileno())
+    append_line(path / ROWS_FILE, _csv_line(values))
+
+
+def _csv_line(values: list[Any]) -> str:
+    text = io.StringIO()
+    csv.writer(text).writerow(values)
+    return text.getvalue()
 
 
 def read_header(path: str | Path) -> dict[str, Any]:

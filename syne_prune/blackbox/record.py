@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from syne_prune.blackbox import format as F
 from syne_prune.data import EVAL_BATCH_SIZE, get_task
 from syne_prune.errors import SynePruneError
+from syne_prune.files import holds_content, output_lock
 from syne_prune.masks import SubnetMask
 from syne_prune.models import get_architecture, get_family
 from syne_prune.objectives import encoder_size, subnet_size
@@ -135,15 +136,17 @@ def _open(output: Path, header: dict[str, Any]) -> tuple[set[bytes], int]:
         space = existing.space()
         keys = {subnetwork_key(space, c) for c in existing.rows[existing.names].to_dict("records")}
         return keys, int(existing.header.get("sample_stream", 1))
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+    if holds_content(output):
         raise SynePruneError(f"output '{output}' exists and is not a blackbox; choose another --output")
     F.create(output, header)
     return set(), SAMPLE_STREAM
 
 
 def record_samples(config: RecordConfig, progress: bool = True) -> dict[str, Any]:
-    """Evaluate ``config.samples`` sub-networks into the blackbox ``config.output`` (resumable).
-    Returns {"recorded": new rows, "skipped": already recorded, "rows": total rows, "seconds": wall time}."""
+    """Evaluate ``config.samples`` sub-networks into the blackbox ``config.output`` (resumable), holding its
+    ``files.output_lock`` (a second recording into it is refused). Returns {"recorded": new rows, "skipped":
+    already recorded, "rows": total rows, "seconds": wall time}. Raises SynePruneError for a super-network or data
+    that cannot be loaded, an output that is not this blackbox, and (naming the path) a failed write."""
     config.check()
     started = time.time()
     settings = TrialSettings(supernet=str(Path(config.supernet).resolve()), objectives=("error", "params", "macs"),
@@ -154,12 +157,13 @@ def record_samples(config: RecordConfig, progress: bool = True) -> dict[str, Any
     header = make_header(Path(settings.supernet), evaluator.supernet.metadata, evaluator.supernet.model, evaluator.space, levels,
                          "samples", config.max_eval_examples, settings.data_dir)
     output = Path(config.output)
-    recorded, stream = _open(output, header)
-    drawn = draw_configurations(evaluator.space, config.samples, config.seed, stream)
-    todo = [c for c in drawn if subnetwork_key(evaluator.space, c) not in recorded]
-    rows = _evaluate_all(evaluator, settings, todo, config.n_workers, progress)
-    for row in rows:
-        F.append_row(output, header, row)
+    with output_lock(output, "blackbox recording"):
+        recorded, stream = _open(output, header)
+        drawn = draw_configurations(evaluator.space, config.samples, config.seed, stream)
+        todo = [c for c in drawn if subnetwork_key(evaluator.space, c) not in recorded]
+        rows = _evaluate_all(evaluator, settings, todo, config.n_workers, progress)
+        for row in rows:
+            F.append_row(output, header, row)
     return {"recorded": len(todo), "skipped": len(drawn) - len(todo),
             "rows": len(recorded) + len(todo), "seconds": time.time() - started, "output": str(output)}
 
@@ -215,17 +219,18 @@ def record_from_trials(search_dirs: list[str], output: str) -> dict[str, Any]:
     header = make_header(supernet, loaded.metadata, model, space, level_count, "trials: " + ",".join(str(Path(d).resolve()) for d in search_dirs),
                          first.get("max_eval_examples"), first.get("data_dir"))
     out = Path(output)
-    recorded, _ = _open(out, header)
-    added = skipped = 0
-    for search in searches:
-        for row in _rows_of_search(search, space, level_count):
-            key = subnetwork_key(space, row)
-            if key in recorded:
-                skipped += 1
-                continue
-            recorded.add(key)
-            F.append_row(out, header, row)
-            added += 1
+    with output_lock(out, "blackbox recording"):
+        recorded, _ = _open(out, header)
+        added = skipped = 0
+        for search in searches:
+            for row in _rows_of_search(search, space, level_count):
+                key = subnetwork_key(space, row)
+                if key in recorded:
+                    skipped += 1
+                    continue
+                recorded.add(key)
+                F.append_row(out, header, row)
+                added += 1
     return {"recorded": added, "skipped": skipped, "rows": len(recorded), "output": str(out)}
 
 

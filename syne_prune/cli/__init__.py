@@ -11,6 +11,7 @@ from syne_prune.cli.export import _recovery_teacher
 from syne_prune.cli.options import HelpFormatter, Parser
 from syne_prune.cli.sagemaker import SAGEMAKER_OPTIONS, _sagemaker_settings, add_sagemaker_arguments
 from syne_prune.errors import SynePruneError
+from syne_prune.files import is_write_failure, write_failure
 
 COMMAND_GROUPS = (export, recover, prune, train, search, quickstart, space, blackbox)  # in the order --help lists them
 
@@ -29,12 +30,20 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``syne-prune`` on ``argv`` (default: the process's arguments); returns the exit code, 2 for a
-    ``SynePruneError`` (printed as one ``error:`` line on stderr)."""
+    ``SynePruneError`` (printed as one ``error:`` line on stderr) and for a failed file operation anywhere (an
+    ``OSError``, or torch/safetensors saying a write failed: ``files.write_failure``, one line naming the path and
+    the cause; the writes clean up their temporary files themselves)."""
+    args = None
     try:
         args = build_parser().parse_args(argv)
         return args.run(args)
     except SynePruneError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        if not is_write_failure(error):
+            raise
+        print(f"error: {write_failure(error, getattr(args, 'output', None))}", file=sys.stderr)
         return 2
 
 

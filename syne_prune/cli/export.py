@@ -135,13 +135,15 @@ def _export(args: argparse.Namespace, output: Path, onnx: bool, overwrite: bool)
     model_config = load_model_config(args.model)
     space = get_search_space(args.search_space, get_architecture(model_config).shape(model_config))
     mask = space.to_mask(config)  # checked before the weights are loaded
+    tokenizer = load_tokenizer(args.model, required=True, fix="an export carries its tokenizer: save one next to the model "
+                               "(tokenizer.save_pretrained)")
     model = load_model(args.model)
     metadata = {"search_space": space.name, "config": space.validate(config)}
     supernet_file = Path(args.model) / "supernet.json"
     if supernet_file.is_file():  # a super-network: record its task and split (for recovery)
         trained = json.loads(supernet_file.read_text())
         metadata |= {**task_record(trained["hyperparameters"]), "supernet": str(Path(args.model).resolve())}
-    export_subnetwork(model, mask, output, tokenizer=load_tokenizer(args.model), onnx=onnx, overwrite=overwrite, metadata=metadata)
+    export_subnetwork(model, mask, output, tokenizer=tokenizer, onnx=onnx, overwrite=overwrite, metadata=metadata)
     return ""
 
 

@@ -15,8 +15,10 @@ from syne_prune.search.kinds import get_trial_kind
 
 
 def choose_trial(search_dir: str | Path, trial_id: int | None = None, max_params: float | None = None) -> dict[str, Any]:
-    """A finished trial of a search: by id, or the Pareto member with the best validation error whose
-    parameter ratio is at most ``max_params``."""
+    """A finished trial of a search (its trials.csv row): by id, or the Pareto member with the best validation
+    error whose parameter ratio is at most ``max_params``. Raises ``SynePruneError`` for a directory that is not a
+    search, no such trial, a trial that did not complete, and a trial id that trials.csv holds more than once
+    (two processes ran into the folder at once: which row is meant cannot be known)."""
     search_dir = Path(search_dir)
     if not (search_dir / SETTINGS_FILE).is_file() or not (search_dir / R.TRIALS_FILE).is_file():
         raise SynePruneError(f"'{search_dir}' is not a search directory (no {SETTINGS_FILE} / {R.TRIALS_FILE}); give the --output of a search")
@@ -28,6 +30,7 @@ def choose_trial(search_dir: str | Path, trial_id: int | None = None, max_params
         if rows.empty:
             last = int(trials["trial_id"].max()) if len(trials) else -1
             raise SynePruneError(f"no trial {trial_id} in {search_dir / R.TRIALS_FILE}; trial ids run from 0 to {last}")
+        _require_unique(trials, trial_id, search_dir)
         row = rows.iloc[0]
         if row["status"] != "completed":
             raise SynePruneError(f"trial {trial_id} did not complete (status {row['status']}); choose a completed trial")
@@ -37,7 +40,16 @@ def choose_trial(search_dir: str | Path, trial_id: int | None = None, max_params
     if eligible.empty:
         smallest = f"{front['params'].min():.3f}" if len(front) else "none (no completed trial)"
         raise SynePruneError(f"no Pareto sub-network has a parameter ratio <= {max_params}; the smallest has {smallest}")
-    return eligible.sort_values(["error", "params"]).iloc[0].to_dict()
+    row = eligible.sort_values(["error", "params"]).iloc[0].to_dict()
+    _require_unique(trials, int(row["trial_id"]), search_dir)
+    return row
+
+
+def _require_unique(trials: pd.DataFrame, trial_id: int, search_dir: Path) -> None:
+    count = int((trials["trial_id"] == trial_id).sum())
+    if count > 1:
+        raise SynePruneError(f"trial {trial_id} appears {count} times in {search_dir / R.TRIALS_FILE} (two searches wrote into "
+                             f"'{search_dir}' at once), so which one is meant is unknown; run the search again into a new --output")
 
 
 def export_from_search(search_dir: str | Path, output: str | Path, trial_id: int | None = None, max_params: float | None = None,

@@ -50,12 +50,20 @@ def _console_handlers() -> list[logging.Handler]:
     return list(handlers.values())
 
 
+class _LogFileHandler(logging.FileHandler):
+    """A log file that drops a record it cannot write (a full disk) instead of printing a traceback: the
+    search's own next write names the failure in one line."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        pass
+
+
 @contextmanager
 def third_party_output_to(path: str | Path) -> Iterator[None]:
     """While active: warnings and other libraries' log records go to ``path`` (appended to, so a resumed
     search adds to it), not to the console; transformers' progress bars are off. Everything is restored
     on exit."""
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _LogFileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     to_log = _ToLogFile(handler)
     consoles = _console_handlers()

@@ -27,12 +27,13 @@ from typing import Any
 
 import torch
 from syne_tune import Reporter
-from transformers import AutoTokenizer
 
 from syne_prune.data import EVAL_BATCH_SIZE, encode, eval_batches, get_task, load_task
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
+from syne_prune.files import atomic_write
 from syne_prune.models import get_architecture, load_task_model
+from syne_prune.models.loading import load_tokenizer
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.numerics import require_finite_result, require_finite_weights
 from syne_prune.objectives import measure_latency_ms, subnet_size
@@ -113,7 +114,7 @@ def load_pretrained(settings: FineTuneSettings):
     source = resolve_model(settings.model)
     torch.manual_seed(settings.seed)
     model = load_task_model(source, task)
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    tokenizer = load_tokenizer(source, f"model '{settings.model}'")
     space = get_search_space(settings.search_space, get_architecture(model.config).shape(model.config))
     return model, tokenizer, space
 
@@ -183,9 +184,7 @@ def _save_weights(directory: Path, sub, epoch: int, last: dict[str, Any]) -> Non
     require_finite_weights(sub, "the fine-tuned sub-network")
     require_finite_result(last)  # weights.pt keeps the result a re-run reports without training
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{WEIGHTS_FILE}.tmp"
-    torch.save({"model": sub.state_dict(), "epoch": epoch, "result": last}, tmp)
-    tmp.replace(directory / WEIGHTS_FILE)
+    atomic_write(directory / WEIGHTS_FILE, lambda tmp: torch.save({"model": sub.state_dict(), "epoch": epoch, "result": last}, tmp))
     (directory / STATE_FILE).unlink(missing_ok=True)
 
 

@@ -4,8 +4,6 @@ summary.json and, with ``--test-split pareto``, the Pareto set's test errors."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -16,6 +14,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from syne_prune.errors import SynePruneError
+from syne_prune.files import atomic_write, atomic_write_text, empty_directory, holds_content, writing
 from syne_prune.search import results as R
 from syne_prune.search.config import SETTINGS_FILE, SearchConfig
 from syne_prune.search.kinds import PreparedSearch
@@ -47,7 +46,8 @@ def ledger_columns(names: list[str], config: SearchConfig) -> list[str]:
 
 
 def prepare_output(output: Path, config: SearchConfig, resume: bool, overwrite: bool, check_only: bool = False) -> None:
-    """Refuse what would lose data; then (unless ``check_only``) create or empty the directory."""
+    """Refuse what would lose data; then (unless ``check_only``) create or empty the directory (its lock file, held
+    by this process, kept: see ``files.output_lock``)."""
     if resume and overwrite:
         raise SynePruneError("--resume and --overwrite exclude each other; pick one")
     if resume:
@@ -60,13 +60,14 @@ def prepare_output(output: Path, config: SearchConfig, resume: bool, overwrite: 
         if changed:
             raise SynePruneError(f"--resume with other settings than the interrupted search ({', '.join(changed)}); use the same ones")
         return
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+    if holds_content(output):
         if not overwrite:
             raise SynePruneError(f"output '{output}' already exists; pass --resume to continue it, --overwrite to replace it, or choose another --output")
         if not check_only:
-            shutil.rmtree(output)
+            empty_directory(output) if output.is_dir() else output.unlink()
     if not check_only:
-        output.mkdir(parents=True, exist_ok=True)
+        with writing(output):
+            output.mkdir(parents=True, exist_ok=True)
 
 
 def resumable(config: SearchConfig) -> dict[str, Any]:
@@ -81,7 +82,7 @@ def write_settings(output: Path, prepared: PreparedSearch) -> None:
     """search.json: the settings (``resumable``), the kind of trial, super-network, space and task; resume and
     export read it."""
     config = prepared.config
-    (output / SETTINGS_FILE).write_text(json.dumps({"settings": resumable(config), "mode": config.mode,
+    atomic_write_text(output / SETTINGS_FILE, json.dumps({"settings": resumable(config), "mode": config.mode,
                                                     "supernet": str(Path(config.supernet).resolve()) if config.supernet else None,
                                                     "search_space": prepared.space.name, "task": prepared.task}, indent=2) + "\n")
 
@@ -116,12 +117,10 @@ def finalize(output: Path, prepared: PreparedSearch, progress: bool = True) -> d
     trials = R.TrialLedger(output / R.TRIALS_FILE, []).read()
     if config.reproducible:  # rows were written as trials finished; the same seed gives the same file in trial order
         trials = trials.sort_values("trial_id", kind="stable").reset_index(drop=True)
-        partial = output / (R.TRIALS_FILE + ".partial")
-        trials.to_csv(partial, index=False)
-        os.replace(partial, output / R.TRIALS_FILE)
+        atomic_write(output / R.TRIALS_FILE, lambda tmp: trials.to_csv(tmp, index=False))
     objectives = list(config.objectives)
     front = R.pareto_set(trials, objectives, config.max_fidelity)
-    front.to_csv(output / R.PARETO_FILE, index=False)
+    atomic_write(output / R.PARETO_FILE, lambda tmp: front.to_csv(tmp, index=False))
     metric = prepared.metric
     unpruned = unpruned_errors(trials, space, config, evaluator)
     R.plot_pareto(trials, front, unpruned["validation_error"], output / R.PLOT_FILE,
@@ -132,7 +131,7 @@ def finalize(output: Path, prepared: PreparedSearch, progress: bool = True) -> d
     R.complete_experiment_results(output / "syne-tune", trials, parts, names,
                                   [c for c in trials.columns if c not in set(names) | _NOT_METRICS])
     over_time = R.hypervolume_over_time(trials, parts, objectives, config.max_fidelity)
-    over_time.to_csv(output / R.HYPERVOLUME_FILE, index=False)
+    atomic_write(output / R.HYPERVOLUME_FILE, lambda tmp: over_time.to_csv(tmp, index=False))
     cost = _scheduler_cost(parts)
     notice = space_notice(space, config, len(trials))
     if notice is None and cost["no_new_subnetwork"]:

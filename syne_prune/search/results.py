@@ -17,8 +17,8 @@ beyond it contribute nothing. Only trials evaluated at full fidelity enter the P
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from syne_prune.errors import SynePruneError
+from syne_prune.files import append_line, atomic_write, atomic_write_text
 from syne_prune.search.searchers import non_dominated
 
 TRIALS_FILE, PARETO_FILE, PLOT_FILE, SUMMARY_FILE = "trials.csv", "pareto.csv", "pareto.png", "summary.json"
@@ -47,26 +49,29 @@ class TrialLedger:
         self.path = path
         self.columns = columns
         if not path.exists():
-            with open(path, "w", newline="") as handle:
-                csv.writer(handle).writerow(columns)
+            atomic_write_text(path, _csv_line(columns))
         elif columns:
             with open(path, newline="") as handle:
                 header = next(csv.reader(handle), [])
             if header != columns:
                 old = pd.read_csv(path)
                 self.columns = header + [c for c in columns if c not in header]
-                tmp = path.with_name(f".{path.name}.tmp")
-                old.reindex(columns=self.columns).to_csv(tmp, index=False)
-                tmp.replace(path)
+                atomic_write(path, lambda tmp: old.reindex(columns=self.columns).to_csv(tmp, index=False))
 
     def append(self, row: dict[str, Any]) -> None:
-        with open(self.path, "a", newline="") as handle:
-            csv.DictWriter(handle, self.columns, extrasaction="ignore").writerow(row)
-            handle.flush()
-            os.fsync(handle.fileno())
+        """One finished trial, flushed to disk; a failed write leaves the file as it was (``files.append_line``)."""
+        text = io.StringIO()
+        csv.DictWriter(text, self.columns, extrasaction="ignore").writerow(row)
+        append_line(self.path, text.getvalue())
 
     def read(self) -> pd.DataFrame:
         return read_trials(self.path) if self.path.exists() else pd.DataFrame(columns=self.columns)
+
+
+def _csv_line(values: list[Any]) -> str:
+    text = io.StringIO()
+    csv.writer(text).writerow(values)
+    return text.getvalue()
 
 
 def read_trials(path: Path) -> pd.DataFrame:
@@ -82,14 +87,9 @@ def read_trials(path: Path) -> pd.DataFrame:
 def append_test_error(directory: Path, trial_id: int, test_error: float) -> None:
     """One scored trial, flushed at once (an interrupted scoring keeps what it has and resumes from there)."""
     path = Path(directory) / TEST_ERRORS_FILE
-    new = not path.exists()
-    with open(path, "a", newline="") as handle:
-        writer = csv.writer(handle)
-        if new:
-            writer.writerow(["trial_id", "test_error"])
-        writer.writerow([trial_id, repr(float(test_error))])
-        handle.flush()
-        os.fsync(handle.fileno())
+    if not path.exists():
+        atomic_write_text(path, _csv_line(["trial_id", "test_error"]))
+    append_line(path, _csv_line([trial_id, repr(float(test_error))]))
 
 
 def pareto_set(trials: pd.DataFrame, objectives: list[str], max_fidelity: int) -> pd.DataFrame:
@@ -133,8 +133,10 @@ def plot_pareto(trials: pd.DataFrame, front: pd.DataFrame, unpruned_error: float
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
+    finally:
+        plt.close(fig)
 
 
 class PartClock:
@@ -167,9 +169,7 @@ class PartClock:
         with self._lock:
             record = {"seconds": self.elapsed(), "first_trial_id": self.first_trial_id, "finished": finished,
                       "scheduler": dict(self.scheduler)}
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            tmp.write_text(json.dumps(record))
-            tmp.replace(self.path)
+            atomic_write_text(self.path, json.dumps(record))
 
     def stop(self) -> None:
         self._done.set()
@@ -179,7 +179,10 @@ class PartClock:
 
     def _run(self) -> None:
         while not self._done.wait(HEARTBEAT_S):
-            self.beat()
+            try:
+                self.beat()
+            except SynePruneError:  # a failed write (disk full, ...): the search's next write reports it, in one line
+                pass
 
 
 def read_parts(experiments: Path, trials: pd.DataFrame) -> list[dict[str, Any]]:
@@ -269,14 +272,11 @@ def complete_experiment_results(experiments: Path, trials: pd.DataFrame, parts: 
             **{f"config_{n}": missing[n].to_numpy() for n in names},
             "syne_prune_recovered": True,
         })
-        tmp = path.with_name(f".{path.name}.tmp")
-        pd.concat([results, rows], ignore_index=True).to_csv(tmp, index=False, compression={"method": "zip", "archive_name": "results.csv"})
-        tmp.replace(path)
+        table = pd.concat([results, rows], ignore_index=True)
+        atomic_write(path, lambda tmp: table.to_csv(tmp, index=False, compression={"method": "zip", "archive_name": "results.csv"}))
         added += len(rows)
     return added
 
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, default=float) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(summary, indent=2, default=float) + "\n")

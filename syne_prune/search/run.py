@@ -21,6 +21,7 @@ from syne_tune import StoppingCriterion
 from syne_tune.results_callback import StoreResultsCallback
 from tqdm.auto import tqdm
 
+from syne_prune.files import output_lock
 from syne_prune.search import results as R
 from syne_prune.search.backends import BACKENDS, SearchBackend, get_backend
 from syne_prune.search.callbacks import LedgerCallback, SearchTuner
@@ -44,18 +45,22 @@ __all__ = ["BACKENDS", "MODES", "SETTINGS_FILE", "TEST_SPLITS", "SearchConfig", 
 def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
                entry_point: str | None = None) -> dict[str, Any]:
     """Run (or resume) a search; returns the summary also written to ``summary.json``. ``entry_point``: a
-    script each trial runs instead of its kind's own (local backend). Raises SynePruneError on bad input,
-    before the output folder is touched."""
+    script each trial runs instead of its kind's own (local backend). Raises SynePruneError on bad input
+    (a model, super-network or data that cannot be loaded included), before the output folder is touched; when
+    another process runs a search in the same folder (``files.output_lock``, held until this one ends: a second
+    search would duplicate trial ids); and, naming the path, when a write fails (the trials finished so far stay
+    in trials.csv, and ``resume`` continues)."""
     config.check()
     prepared = config.kind.prepare(config)
     output = Path(config.output)
     prepare_output(output, prepared.config, resume, overwrite, check_only=True)
     backend = get_backend(config.backend)(prepared, output, entry_point)
     backend.prepare()  # e.g. S3 checked and uploads done before the output folder is touched
-    prepare_output(output, prepared.config, resume, overwrite)
-    write_settings(output, prepared)
-    with third_party_output_to(output / LOG_FILE):  # the console shows progress and our messages only
-        return _run_part(output, prepared, backend, progress)
+    with output_lock(output, "search"):
+        prepare_output(output, prepared.config, resume, overwrite)  # again, now that no other search can change it
+        write_settings(output, prepared)
+        with third_party_output_to(output / LOG_FILE):  # the console shows progress and our messages only
+            return _run_part(output, prepared, backend, progress)
 
 
 def _run_part(output: Path, prepared: PreparedSearch, backend: SearchBackend, progress: bool) -> dict[str, Any]:

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, PreTrainedModel
 
 from syne_prune.data import get_task
 from syne_prune.errors import SynePruneError
+from syne_prune.files import atomic_write_text
 from syne_prune.models import auto_class_of, check_model_settings
+from syne_prune.models.loading import load_tokenizer
 from syne_prune.numerics import require_finite_safetensors
 
 METADATA_FILE = "supernet.json"
@@ -54,9 +56,7 @@ def manifest_of(directory: Path) -> dict[str, str]:
 
 def write_metadata(directory: Path, metadata: dict[str, Any]) -> dict[str, Any]:
     record = {"format_version": FORMAT_VERSION, **metadata, "manifest": manifest_of(directory)}
-    tmp = directory / f".{METADATA_FILE}.tmp"
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(directory / METADATA_FILE)
+    atomic_write_text(directory / METADATA_FILE, json.dumps(record, indent=2) + "\n")
     return record
 
 
@@ -113,10 +113,7 @@ def check_supernet_settings(directory: str | Path, metadata: dict[str, Any], mod
     directory = Path(directory)
     model_config = model_config if model_config is not None else AutoConfig.from_pretrained(directory)
     if tokenizer is None:
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(directory)
-        except (OSError, ValueError, TypeError):
-            raise SynePruneError(f"super-network '{directory}' has no tokenizer; copy the whole directory again") from None
+        tokenizer = load_tokenizer(str(directory), f"super-network '{directory}'", fix="copy the whole directory again")
     check_model_settings(model_config, get_task(metadata["task"]), tokenizer, metadata["hyperparameters"]["max_length"],
                          model_name=f"super-network '{directory}'", setting=f"max_length in {METADATA_FILE}",
                          fix="train the super-network again with --max-length", require_head=True)
@@ -129,7 +126,7 @@ def load_supernet(directory: str | Path, task: str | None = None, search_space: 
     directory = Path(directory)
     metadata = verify_checkpoint(directory, task, search_space, model_type)
     model_config = AutoConfig.from_pretrained(directory)
-    tokenizer = AutoTokenizer.from_pretrained(directory)
+    tokenizer = load_tokenizer(str(directory), f"super-network '{directory}'", fix="copy the whole directory again")
     check_supernet_settings(directory, metadata, model_config, tokenizer)
     model = auto_class_of(model_config).from_pretrained(directory, dtype=torch.float32).eval()
     if device is not None:

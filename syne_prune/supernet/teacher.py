@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from syne_prune.errors import SynePruneError
 from syne_prune.models import auto_class_of
+from syne_prune.models.loading import check_model_files, load_tokenizer
 
 if TYPE_CHECKING:
     from syne_prune.data import Task
@@ -97,10 +98,7 @@ def _check_tokenizer(directory: Path, tokenizer: Any) -> None:
     """A teacher saved with a tokenizer must map tokens to the same ids as the model's tokenizer."""
     if not any((directory / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json")):
         return  # no tokenizer of its own: it reads the model's token ids, whose count vocab_size matched
-    try:
-        own = AutoTokenizer.from_pretrained(directory).get_vocab()
-    except (OSError, ValueError, TypeError) as error:
-        raise SynePruneError(f"cannot load the tokenizer of teacher '{directory}' ({str(error).strip().splitlines()[0]}); {FIX}") from None
+    own = load_tokenizer(str(directory), f"teacher '{directory}'").get_vocab()
     theirs = tokenizer.get_vocab()
     if own != theirs:
         differ = sum(own.get(token) != index for token, index in theirs.items())
@@ -113,6 +111,7 @@ def load_teacher(path: str | Path, model_config: PretrainedConfig, tokenizer: An
     """Check (``check_teacher``) and load the teacher in ``path``, frozen, on the CPU; ``source`` (default
     ``path``) is what the metadata records, e.g. 'auto'. One-line SynePruneError if it does not fit or load."""
     config = check_teacher(str(path), model_config, tokenizer, task, output)
+    check_model_files(path, f"teacher '{path}'", "use a teacher with finite weights")
     try:
         model = auto_class_of(config).from_pretrained(path)
     except Exception as error:  # noqa: BLE001 - safetensors, torch and transformers raise many kinds

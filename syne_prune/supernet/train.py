@@ -13,16 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from transformers import AutoTokenizer
 
 from syne_prune.data import EVAL_BATCH_SIZE, data_loader, encode, eval_batches, get_task, load_task
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import constant_answer, default_device, evaluate, warn_if_not_learned
 from syne_prune.export import load_model_config
+from syne_prune.files import atomic_write_text, output_lock, writing
 from syne_prune.importance import IMPORTANCE_METHODS, ORDERED_ATTRIBUTE, order_by_importance, ordered_by
 from syne_prune.models import check_model_settings, get_architecture, load_task_model
+from syne_prune.models.loading import check_model_files, load_tokenizer
 from syne_prune.models.local_weights import resolve_model
-from syne_prune.numerics import require_finite_model_dir, require_finite_weights
+from syne_prune.numerics import require_finite_weights
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet.checkpoint import METADATA_FILE, read_metadata, write_metadata
 from syne_prune.supernet.strategies import get_strategy
@@ -114,16 +115,22 @@ class TrainingConfig:
 
 
 
-def _prepare_output(config: TrainingConfig, resume: bool, overwrite: bool) -> Path:
+def _prepare_output(config: TrainingConfig, resume: bool, overwrite: bool, check_only: bool = False) -> Path:
     output = Path(config.output)
     if (resume and not overwrite and config.fixed_teacher() == AUTO and (output / TEACHER_DIR).is_dir()
             and not (output / RESUME_DIR / "state.pt").is_file()):
         return output  # killed while fine-tuning the teacher or before the first epoch: train_auto_teacher continues
-    return prepare_output(output, config.settings(), resume, overwrite, METADATA_FILE)
+    return prepare_output(output, config.settings(), resume, overwrite, METADATA_FILE, check_only=check_only)
 
 
 def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train a super-network and write its checkpoint to ``config.output``; returns its metadata."""
+    """Train a super-network and write its checkpoint to ``config.output``; returns its metadata.
+
+    Raises ``SynePruneError`` before the output directory is created or touched for bad settings, data, model,
+    tokenizer (missing, needing a package, broken), weight files (missing shard, truncated, non-finite) or teacher,
+    and when the output exists without ``resume``/``overwrite``; also when another process is training into the
+    same output (``output_lock``) and, naming the path, when a write fails (the last finished epoch's resume state
+    is kept, so ``resume`` continues)."""
     config.check()
     model_config = load_model_config(config.model)
     arch = get_architecture(model_config)
@@ -133,28 +140,39 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     data = load_task(config.task, config.data_dir, config.validation_fraction, config.seed,
                      config.max_train_examples, config.max_eval_examples)
     source = resolve_model(config.model)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError, TypeError):
-        raise SynePruneError(f"model '{config.model}' has no tokenizer; save one next to the model (tokenizer.save_pretrained)") from None
+    tokenizer = load_tokenizer(source, f"model '{config.model}'")
     check_model_settings(model_config, task, tokenizer, config.max_length, model_name=f"model '{config.model}'")
-    require_finite_model_dir(source, f"model '{config.model}'")
+    check_model_files(source, f"model '{config.model}'", "use a checkpoint with finite weights")
     teacher = None
     if config.fixed_teacher() not in (None, AUTO):
         teacher = load_teacher(config.teacher, model_config, tokenizer, task, output=config.output)
-    output = _prepare_output(config, resume, overwrite)
-    if resume and (output / METADATA_FILE).is_file() and not (output / RESUME_DIR).exists():
-        return read_metadata(output)  # already finished
-    if config.fixed_teacher() == AUTO:
-        # the super-network starts from the fine-tuned teacher's weights (DynaBERT's recipe): its sub-networks begin
-        # from a model that knows the task, and the importance scores are those of a trained task head
-        source = str(_fine_tune_auto_teacher(config, progress))
-        teacher = load_teacher(source, model_config, tokenizer, task, source=AUTO)
-
+    auto = config.fixed_teacher() == AUTO
     seed_everything(config.seed)
+    # loaded (its new task head drawn right after seeding) before the output exists; with --teacher auto the super-network
+    # starts from the teacher instead, and a local --model's files were just checked, so only a hub id is loaded here
+    model = None if auto and Path(source).is_dir() else load_task_model(source, task)
+    _prepare_output(config, resume, overwrite, check_only=True)
+    with output_lock(config.output, "super-network training"):
+        output = _prepare_output(config, resume, overwrite)
+        if resume and (output / METADATA_FILE).is_file() and not (output / RESUME_DIR).exists():
+            return read_metadata(output)  # already finished
+        if auto:
+            # the super-network starts from the fine-tuned teacher's weights (DynaBERT's recipe): its sub-networks begin
+            # from a model that knows the task, and the importance scores are those of a trained task head
+            model = None
+            source = str(_fine_tune_auto_teacher(config, progress))
+            teacher = load_teacher(source, model_config, tokenizer, task, source=AUTO)
+            seed_everything(config.seed)
+            model = load_task_model(source, task)
+        return _train(config, output, model, tokenizer, teacher, (space, task, data, source), resume, progress)
+
+
+def _train(config: TrainingConfig, output: Path, model, tokenizer, teacher, run: tuple, resume: bool, progress: bool) -> dict[str, Any]:
+    """Train ``model`` (loaded, seeded) into the prepared ``output``; ``run``: (space, task, data, source)."""
+    space, task, data, source = run
     device = default_device()
     state_dir = output / RESUME_DIR
-    model = load_task_model(source, task).to(device)
+    model = model.to(device)
     if resume and (state_dir / "state.pt").is_file() and (output / IMPORTANCE_FILE).is_file():
         # its weights come back ordered from the resume state (loop.resume below): do not order them again
         setattr(model.config, ORDERED_ATTRIBUTE, json.loads((output / IMPORTANCE_FILE).read_text())["method"])
@@ -200,8 +218,9 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
     constant = constant_answer(task, data.validation.labels)  # recorded; warn_if_not_learned reads it below
 
     require_finite_weights(model, "the trained super-network")
-    model.save_pretrained(output)
-    tokenizer.save_pretrained(output)
+    with writing(output):  # a failed write keeps the resume state: --resume writes the checkpoint again
+        model.save_pretrained(output)
+        tokenizer.save_pretrained(output)
     metadata = write_metadata(output, {
         "model": config.model,
         "initialised_from": str(source),
@@ -263,7 +282,7 @@ def _order_by_importance(config: TrainingConfig, model, train_examples: list[dic
     subset = train_examples[: config.importance_examples]
     batches = data_loader(subset, tokenizer, config.batch_size)
     record = order_by_importance(model, batches, config.importance)
-    record_path.write_text(json.dumps(record))
+    atomic_write_text(record_path, json.dumps(record))
     return record
 
 

@@ -6,25 +6,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoTokenizer
-
 from syne_prune.data import get_task, load_task
 from syne_prune.errors import SynePruneError
 from syne_prune.export import load_model_config, task_record
 from syne_prune.models import check_model_settings, get_architecture
+from syne_prune.models.loading import check_model_files, load_tokenizer
 from syne_prune.models.local_weights import resolve_model
-from syne_prune.numerics import require_finite_model_dir
 from syne_prune.search import finetune
 from syne_prune.search.finetune import FineTuneSettings, load_pretrained, load_trained
 from syne_prune.search.kinds.base import ExportSource, PreparedSearch, TrialKind
 from syne_prune.search_spaces import get_search_space
-
-
-def _tokenizer(source: str, name: str):
-    try:
-        return AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError, TypeError):
-        raise SynePruneError(f"model '{name}' has no tokenizer; save one next to the model (tokenizer.save_pretrained)") from None
 
 
 class StandardNAS(TrialKind):
@@ -53,16 +44,16 @@ class StandardNAS(TrialKind):
         return config.finetune.epochs
 
     def prepare(self, config) -> PreparedSearch:
-        """Check the model (architecture, tokenizer, limits, finite weights) and the task's files; the trials
-        get the model and data directory as absolute paths."""
+        """Check the model (architecture, tokenizer, readable and finite weight files, limits) and the task's files, so
+        that no trial starts on a model that cannot be loaded; the trials get the model and data directory as absolute paths."""
         settings = config.finetune
         model_config = load_model_config(settings.model)  # a missing model or an unknown architecture fails here
         space = get_search_space(settings.search_space, get_architecture(model_config).shape(model_config))
         load_task(settings.task, settings.data_dir, settings.validation_fraction, settings.seed, max_train_examples=1, max_eval_examples=1)
         source = str(resolve_model(settings.model))
-        check_model_settings(model_config, get_task(settings.task), _tokenizer(source, settings.model), settings.max_length,
-                             model_name=f"model '{settings.model}'")
-        require_finite_model_dir(source, f"model '{settings.model}'")
+        tokenizer = load_tokenizer(source, f"model '{settings.model}'")
+        check_model_files(source, f"model '{settings.model}'", "use a checkpoint with finite weights")
+        check_model_settings(model_config, get_task(settings.task), tokenizer, settings.max_length, model_name=f"model '{settings.model}'")
         resolved = replace(settings, model=str(Path(source).resolve()) if Path(source).exists() else settings.model,
                            data_dir=str(Path(settings.data_dir).resolve()) if settings.data_dir else None)
         return PreparedSearch(config=config, space=space, task=settings.task, metric=get_task(settings.task).metric_name,
