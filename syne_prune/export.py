@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
+from syne_prune.artifacts import EXPORT_FILE, write_json
 from syne_prune.errors import SynePruneError
 from syne_prune.files import holds_content, writing
 from syne_prune.masks import SubnetMask
@@ -45,7 +46,6 @@ from syne_prune.versions import software_versions
 ONNX_OPSET = 18
 ONNX_TOLERANCE = 1e-4
 ONNX_EXAMPLE_LENGTH = 16  # tokens per sequence of the example the exporter traces (the check uses 11)
-METADATA_FILE = "syne_prune.json"
 
 
 def load_model_config(name_or_path: str) -> PretrainedConfig:
@@ -125,7 +125,7 @@ def save_export(sub: PreTrainedModel, output_dir: str | Path, record: dict[str, 
     output_dir = Path(output_dir)
     if holds_content(output_dir) and not overwrite:
         raise SynePruneError(f"output '{output_dir}' already exists; choose a new --output or pass --overwrite")
-    return _write_directory(sub.eval(), output_dir, tokenizer, onnx, lambda path: path.write_text(json.dumps(record, indent=2) + "\n"))
+    return _write_directory(sub.eval(), output_dir, tokenizer, onnx, lambda path: write_json(path, record))
 
 
 def _write_directory(sub: PreTrainedModel, output_dir: Path, tokenizer: Any, onnx: bool, write_record) -> Path:
@@ -154,7 +154,7 @@ def _write_staged(sub: PreTrainedModel, output_dir: Path, tokenizer: Any, onnx: 
             tokenizer.save_pretrained(staging)
         if onnx:
             export_onnx(sub, staging / "model.onnx")
-        write_record(staging / METADATA_FILE)
+        write_record(staging / EXPORT_FILE)
         if output_dir.exists():
             shutil.rmtree(output_dir)
         staging.rename(output_dir)
@@ -210,7 +210,7 @@ def _write_metadata(path: Path, model: PreTrainedModel, mask: SubnetMask, extra:
         "versions": software_versions(),
         **(extra or {}),
     }
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    write_json(path, record)
 
 
 def onnx_input_names(config: PretrainedConfig) -> tuple[str, ...]:

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from syne_prune.artifacts import SupernetDir
 from syne_prune.errors import SynePruneError
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.recovery import recover
 from syne_prune.search.run import SearchConfig, export_from_search, run_search
 from syne_prune.supernet import TrainingConfig, train_supernet
-from syne_prune.supernet.checkpoint import read_metadata
 from syne_prune.supernet.teacher import AUTO, TEACHER_DIR
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -72,7 +72,7 @@ def quickstart(config: QuickstartConfig, overwrite: bool = False, progress: bool
                        progress=progress).record["recovery"]
     metric = supernet["metric"]
     return {"supernet": root / "supernet", "search": root / "search", "model": root / "model", "summary": summary, "chosen": row,
-            "metric": metric, "teacher_test": read_metadata(root / "supernet" / TEACHER_DIR)["metrics"]["largest"]["test"][metric],
+            "metric": metric, "teacher_test": SupernetDir(root / "supernet" / TEACHER_DIR).read()["metrics"]["largest"]["test"][metric],
             # the search's unpruned reference (its own test split), not the super-network's training-time evaluation
             "unpruned_test": 1.0 - summary["unpruned"]["test_error"],
             "before_recovery_test": recovery["before"]["test"][metric], "after_recovery_test": recovery["after"]["test"][metric]}

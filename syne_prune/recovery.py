@@ -22,7 +22,6 @@ of three seeds, so recovery that may only train can lose what the search found. 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,14 +29,14 @@ from typing import Any
 import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
+from syne_prune.artifacts import EXPORT_FILE, SUPERNET_FILE, ExportDir, read_json
 from syne_prune.data import EVAL_BATCH_SIZE, Task, encode, eval_batches, get_task, load_task
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import evaluate
-from syne_prune.export import METADATA_FILE, load_tokenizer, save_export
+from syne_prune.export import load_tokenizer, save_export
 from syne_prune.files import atomic_write
 from syne_prune.models import ARCHITECTURES, Architecture, auto_class_of, check_model_settings
 from syne_prune.models.loading import check_model_files
-from syne_prune.supernet.checkpoint import METADATA_FILE as SUPERNET_FILE
 from syne_prune.supernet.strategies import distillation_loss
 from syne_prune.training import RESUME_DIR, LoopSettings, TrainingLoop, prepare_output, seed_everything, write_settings
 from syne_prune.versions import software_versions
@@ -180,10 +179,10 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
     check_model_files(teacher_dir, f"teacher '{teacher_dir}'", "use a checkpoint with finite weights")
     split = load_task(task_.name, data["data_dir"], data["validation_fraction"], data["seed"], max_train_examples, max_eval_examples)
     resume_settings = {"model": str(model_dir.resolve()), "teacher": str(teacher_dir.resolve()), **asdict(settings), "data": data}
-    prepare_output(output, resume_settings, resume, overwrite, METADATA_FILE)
-    if resume and (output / METADATA_FILE).is_file() and not (output / RESUME_DIR).exists():  # already finished
+    prepare_output(output, resume_settings, resume, overwrite, EXPORT_FILE)
+    if resume and ExportDir(output).is_export() and not (output / RESUME_DIR).exists():  # already finished
         return Recovery(auto_class_of(AutoConfig.from_pretrained(output)).from_pretrained(output).eval(),
-                        json.loads((output / METADATA_FILE).read_text()), output)
+                        ExportDir(output).read(), output)
 
     seed_everything(seed)
     # float32 whatever the checkpoints were saved in (see load_task_model): float16 training diverges to NaN
@@ -229,17 +228,12 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
 
 def read_export(model_dir: Path) -> tuple[dict[str, Any], PretrainedConfig]:
     """The ``syne_prune.json`` record and the model config of a syne-prune export with a task head."""
-    path = model_dir / METADATA_FILE
-    if not model_dir.is_dir() or not path.is_file():
-        raise SynePruneError(f"'{model_dir}' is not a syne-prune export (no {METADATA_FILE}); give a directory written by `syne-prune export`")
+    record = ExportDir(model_dir).read()
     try:
-        record = json.loads(path.read_text())
         config = AutoConfig.from_pretrained(model_dir)
     except (ValueError, OSError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise SynePruneError(f"export '{model_dir}' is damaged ({reason}); export it again") from None
-    if not isinstance(record, dict) or "heads_per_layer" not in record:
-        raise SynePruneError(f"{path} is not a syne-prune export record; give a directory written by `syne-prune export`")
     _family(config, f"export '{model_dir}'")
     if auto_class_of(config).__name__ == "AutoModel":
         raise SynePruneError(f"export '{model_dir}' has no task head (a base model); recovery needs an export of a classification "
@@ -294,8 +288,8 @@ def _check_teacher(teacher_dir: Path, student: PretrainedConfig, task: str) -> N
     if auto_class_of(config) is not auto_class_of(student) or _num_labels(config) != _num_labels(student):
         raise SynePruneError(f"teacher '{teacher_dir}' has a {auto_class_of(config).__name__} head with {_num_labels(config)} label(s), "
                              f"the export {auto_class_of(student).__name__} with {_num_labels(student)}; give a teacher fine-tuned on its task")
-    for name in (SUPERNET_FILE, METADATA_FILE):
+    for name in (SUPERNET_FILE, EXPORT_FILE):
         path = teacher_dir / name
-        recorded = json.loads(path.read_text()).get("task") if path.is_file() else None
+        recorded = read_json(path, "teacher", "copy the teacher directory again").get("task") if path.is_file() else None
         if recorded is not None and recorded != task:
             raise SynePruneError(f"teacher '{teacher_dir}' was trained on task '{recorded}', the export on '{task}'; give a teacher of that task")

@@ -14,7 +14,8 @@ import transformers
 from conftest import SPACES, reload_without_syne_prune, tiny_batch, tiny_model
 
 from syne_prune import SubnetMask, SynePruneError, get_architecture, get_search_space, masked
-from syne_prune.export import METADATA_FILE, export_subnetwork
+from syne_prune.artifacts import EXPORT_FILE
+from syne_prune.export import export_subnetwork
 from syne_prune.objectives import subnet_size
 
 TOLERANCE = 1e-5
@@ -78,7 +79,7 @@ def test_uniform_subnetwork_gets_a_stock_config(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["model_type"] == "bert" and "auto_map" not in config
     assert not (out / "modeling_syne_prune.py").exists()
-    meta = json.loads((out / METADATA_FILE).read_text())
+    meta = json.loads((out / EXPORT_FILE).read_text())
     assert meta["kept_layers"] == [0] and meta["neurons_per_layer"] == [20, 0]
 
 

@@ -16,10 +16,11 @@ from test_cli import _fails
 from transformers import AutoConfig, AutoTokenizer, BertConfig
 
 from syne_prune import SynePruneError
+from syne_prune.artifacts import SUPERNET_FILE, SupernetDir
 from syne_prune.cli import main
 from syne_prune.data import get_task
 from syne_prune.models import check_model_settings, usable_positions
-from syne_prune.supernet.checkpoint import METADATA_FILE, load_supernet, read_metadata, write_metadata
+from syne_prune.supernet.checkpoint import load_supernet
 
 
 def _model_dir(tiny_model_dirs, tmp_path: Path, arch: str = "bert", head: bool = False, **overrides) -> Path:
@@ -188,18 +189,18 @@ def _edited_supernet(supernets, tmp_path: Path, **config_changes) -> Path:
     shutil.copytree(supernets["bert"], path)
     config = json.loads((path / "config.json").read_text())
     (path / "config.json").write_text(json.dumps({**config, **config_changes}))
-    metadata = read_metadata(path)
-    write_metadata(path, {k: v for k, v in metadata.items() if k not in ("format_version", "manifest")})
+    metadata = SupernetDir(path).read()
+    SupernetDir(path).write({k: v for k, v in metadata.items() if k not in ("format_version", "manifest")})
     return path
 
 
 def test_weight_sharing_search_reads_max_length_from_the_supernet(supernets, tmp_path, capsys):
     """The super-network was trained with max_length 48; a config that claims 40 positions is refused."""
     path = _edited_supernet(supernets, tmp_path, max_position_embeddings=40)
-    assert read_metadata(path)["hyperparameters"]["max_length"] == 48
+    assert SupernetDir(path).read()["hyperparameters"]["max_length"] == 48
     out = tmp_path / "search"
     line = _fails(capsys, ["search", "--supernet", str(path), "--max-trials", "1", "--output", str(out)],
-                  f"max_length in {METADATA_FILE} 48 is more than the 40 token positions of super-network")
+                  f"max_length in {SUPERNET_FILE} 48 is more than the 40 token positions of super-network")
     assert line.endswith("train the super-network again with --max-length 40 or less")
     assert not out.exists()
     with pytest.raises(SynePruneError, match="48 is more than the 40 token positions"):  # export --search-dir loads it so

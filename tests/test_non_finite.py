@@ -17,6 +17,7 @@ from test_cli import _fails
 from transformers import AutoModel, AutoTokenizer
 
 from syne_prune import EncoderShape, SynePruneError, get_search_space
+from syne_prune.artifacts import SupernetDir
 from syne_prune.data import get_task, load_task, spearman
 from syne_prune.evaluation import predict
 from syne_prune.export import onnx_difference
@@ -25,7 +26,6 @@ from syne_prune.numerics import require_finite, require_finite_result
 from syne_prune.search import results as R
 from syne_prune.search.searchers import non_dominated
 from syne_prune.supernet import TrainingConfig, load_supernet, train_supernet, verify_checkpoint
-from syne_prune.supernet.checkpoint import read_metadata, write_metadata
 
 
 def _copy_model(source: Path, target: Path, change=None, dtype=None) -> Path:
@@ -100,8 +100,8 @@ def _poisoned_supernet(supernets, tmp_path: Path) -> Path:
     weights = load_file(path / "model.safetensors")
     _poison(weights)
     save_file(weights, path / "model.safetensors", metadata={"format": "pt"})
-    metadata = read_metadata(path)
-    write_metadata(path, {k: v for k, v in metadata.items() if k not in ("format_version", "manifest")})
+    metadata = SupernetDir(path).read()
+    SupernetDir(path).write({k: v for k, v in metadata.items() if k not in ("format_version", "manifest")})
     return path
 
 

@@ -117,8 +117,8 @@ def test_threads_are_split_between_workers():
 @pytest.fixture(scope="module")
 def big_embedding_supernet(supernets, tmp_path_factory) -> tuple[Path, int]:
     """The tiny BERT super-network with a 96 MiB embedding matrix, so the weights dwarf measurement noise."""
+    from syne_prune.artifacts import SupernetDir
     from syne_prune.supernet import load_supernet
-    from syne_prune.supernet.checkpoint import write_metadata
 
     source = load_supernet(supernets["bert"])
     out = tmp_path_factory.mktemp("big") / "supernet"
@@ -126,7 +126,7 @@ def big_embedding_supernet(supernets, tmp_path_factory) -> tuple[Path, int]:
     source.model.save_pretrained(out)
     source.tokenizer.save_pretrained(out)
     metadata = {k: v for k, v in source.metadata.items() if k not in ("manifest", "format_version")}
-    write_metadata(out, metadata)
+    SupernetDir(out).write(metadata)
     return out, sum(p.stat().st_size for p in out.glob("*.safetensors"))
 
 

@@ -21,10 +21,10 @@ from safetensors.torch import load_file
 from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification, AutoTokenizer
 
 from syne_prune import InPlaceMask, get_architecture, get_search_space
+from syne_prune.artifacts import SupernetDir
 from syne_prune.cli import main
 from syne_prune.supernet import STRATEGIES, Teacher, TrainingConfig, distillation_loss, get_strategy, train_supernet
 from syne_prune.supernet import train as train_module
-from syne_prune.supernet.checkpoint import read_metadata
 from syne_prune.surgery import masked
 
 KINDS = {"classification": "classifier", "regression": "regression", "multiple_choice": "multiple_choice"}
@@ -312,4 +312,4 @@ def test_the_default_recipe_distils_from_an_auto_teacher_except_for_standard(tin
     assert main(["train-supernet", "--model", str(tiny_model_dirs["bert"]), "--task", "rte", "--data-dir", str(glue_dir),
                  "--epochs", "1", "--batch-size", "8", "--max-train-examples", "16", "--max-eval-examples", "8",
                  "--max-length", "32", "--teacher", "none", "--output", str(out)]) == 0
-    assert read_metadata(out)["teacher"] is None and not (out / "teacher").exists()
+    assert SupernetDir(out).read()["teacher"] is None and not (out / "teacher").exists()

@@ -22,6 +22,7 @@ from typing import Any
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
+from syne_prune.artifacts import ExportDir
 from syne_prune.baselines.common import BUDGET_FLAGS, Budget, PruneContext, Pruned, PruneSettings
 from syne_prune.data import EVAL_BATCH_SIZE, Task, encode, eval_batches, get_task, load_task
 from syne_prune.errors import SynePruneError
@@ -205,10 +206,10 @@ def _same_as(previous: BudgetResult, budget: Budget, output: Path, prune_s: floa
     path = output / budget.label
     with writing(path, cleanup=[path]):  # a failed copy leaves no half export
         shutil.copytree(previous.path, path)
-        metadata = json.loads((path / "syne_prune.json").read_text())
+        metadata = ExportDir(path).read()
         metadata["baseline"].update(budget={"kind": budget.kind, "ratio": budget.ratio}, prune_time_s=prune_s, finetune_time_s=0.0,
                                     same_as_budget=previous.row["budget"])
-        (path / "syne_prune.json").write_text(json.dumps(metadata, indent=2))
+        ExportDir(path).write(metadata)
     row = {**previous.row, "budget": budget.ratio, "prune_time_s": prune_s, "finetune_time_s": 0.0}
     return BudgetResult(row, previous.model, previous.pruned, path)
 

@@ -31,13 +31,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from syne_prune.artifacts import SUMMARY_FILE, write_json
 from syne_prune.blackbox import format as F
 from syne_prune.blackbox import report
 from syne_prune.blackbox.simulate import replay
 from syne_prune.blackbox.surrogate import SURROGATES, Surrogate, choose, held_out_errors
 from syne_prune.errors import SynePruneError
 from syne_prune.search.pool import usable_cores
-from syne_prune.search.results import write_summary
 from syne_prune.search.schedulers import MULTI_FIDELITY, SCHEDULERS
 
 SETTINGS_FILE = "benchmark.json"
@@ -191,5 +191,5 @@ def run_benchmark(config: BenchmarkConfig, overwrite: bool = False, progress: bo
                                         config.max_trials, title)
     summary = {"schedulers": per_scheduler, "surrogate": kind, "seeds": config.seeds, "blackbox": str(Path(config.blackbox).resolve()),
                "replay_seconds": {s: sum(v for (name, _), v in seconds.items() if name == s) for s in config.schedulers}}
-    write_summary(output / "summary.json", summary)
+    write_json(output / SUMMARY_FILE, summary)
     return summary

@@ -45,12 +45,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from syne_prune.artifacts import SUPERNET_FILE, SupernetDir, sha256_of
 from syne_prune.errors import SynePruneError
 from syne_prune.files import append_line, atomic_write_text, writing
 from syne_prune.models.shape import EncoderShape
 from syne_prune.search.run import subnetwork_key
 from syne_prune.search_spaces import get_search_space
-from syne_prune.supernet.checkpoint import METADATA_FILE, read_metadata, sha256_of
 
 FORMAT_VERSION = 1
 KIND = "syne-prune-blackbox"
@@ -185,8 +185,8 @@ def _check_rows(blackbox: Blackbox) -> None:
 
 def supernet_digest(supernet: str | Path) -> str:
     """sha256 of a super-network's supernet.json (which lists the sha256 of all its other files)."""
-    read_metadata(supernet)  # a clear error if it is no checkpoint
-    return sha256_of(Path(supernet) / METADATA_FILE)
+    SupernetDir(supernet).read()  # a clear error if it is no checkpoint
+    return sha256_of(Path(supernet) / SUPERNET_FILE)
 
 
 def check_supernet(header: dict[str, Any], supernet: str | Path) -> None:
@@ -196,7 +196,7 @@ def check_supernet(header: dict[str, Any], supernet: str | Path) -> None:
         raise SynePruneError(f"the blackbox was recorded from another super-network (sha256 of supernet.json "
                              f"{str(header['supernet'].get('sha256'))[:12]}..., '{supernet}' has {digest[:12]}...); "
                              f"give the super-network it was recorded from, or record a new blackbox")
-    space = read_metadata(supernet).get("search_space")
+    space = SupernetDir(supernet).read().get("search_space")
     if space != header["search_space"]:
         raise SynePruneError(f"the blackbox holds the '{header['search_space']}' search space, '{supernet}' was trained for "
                              f"'{space}'; record a blackbox for this super-network")

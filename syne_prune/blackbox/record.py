@@ -25,6 +25,7 @@ import torch
 from syne_tune.config_space import config_space_to_json_dict
 from tqdm.auto import tqdm
 
+from syne_prune.artifacts import SearchDir
 from syne_prune.blackbox import format as F
 from syne_prune.data import EVAL_BATCH_SIZE, get_task
 from syne_prune.errors import SynePruneError
@@ -32,9 +33,8 @@ from syne_prune.files import holds_content, output_lock
 from syne_prune.masks import SubnetMask
 from syne_prune.models import get_architecture, get_family
 from syne_prune.objectives import encoder_size, subnet_size
-from syne_prune.search import results as R
 from syne_prune.search.pool import threads_per_worker
-from syne_prune.search.run import SETTINGS_FILE, subnetwork_key
+from syne_prune.search.run import subnetwork_key
 from syne_prune.search.schedulers import FIDELITY_ATTR, MULTI_FIDELITY
 from syne_prune.search.trial import Evaluator, TrialSettings
 from syne_prune.search_spaces import get_search_space
@@ -235,19 +235,16 @@ def record_from_trials(search_dirs: list[str], output: str) -> dict[str, Any]:
 
 
 def _read_search(directory: Path) -> dict[str, Any]:
-    path = directory / SETTINGS_FILE
-    if not path.is_file() or not (directory / "trials.csv").is_file():
-        raise SynePruneError(f"'{directory}' is not a search directory (no {SETTINGS_FILE} / trials.csv); give the --output of a search")
-    saved = json.loads(path.read_text())
-    if saved.get("mode", "weight-sharing") != "weight-sharing" or not saved.get("supernet"):
+    saved = SearchDir(directory).read_settings(require_trials=True)
+    if saved.mode != "weight-sharing" or not saved.supernet:
         raise SynePruneError(f"'{directory}' is a standard-NAS search; a blackbox holds sub-networks of one super-network")
-    settings = saved["settings"]
+    settings = saved.settings
     levels = int(settings.get("fidelity_levels", 1)) if settings.get("scheduler") in MULTI_FIDELITY else 1
-    return {"dir": directory, "supernet": saved["supernet"], "settings": settings, "levels": levels}
+    return {"dir": directory, "supernet": saved.supernet, "settings": settings, "levels": levels}
 
 
 def _rows_of_search(search: dict[str, Any], space, levels: int) -> list[dict[str, Any]]:
-    trials = R.read_trials(search["dir"] / R.TRIALS_FILE)
+    trials = SearchDir(search["dir"]).trials()
     names = list(space.config_space)
     done = trials[(trials["status"] == "completed") & (trials[FIDELITY_ATTR] >= levels)]
     per_level = _errors_per_level(search["dir"], space, levels) if levels > 1 else {}

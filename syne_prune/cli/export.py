@@ -9,12 +9,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from syne_prune.artifacts import ExportDir, SearchDir, SupernetDir
 from syne_prune.cli.recover import print_recovery
 from syne_prune.errors import SynePruneError
 from syne_prune.export import export_subnetwork, load_model, load_model_config, load_tokenizer, task_record
 from syne_prune.models import get_architecture
 from syne_prune.recovery import recover
-from syne_prune.search.run import SETTINGS_FILE, export_from_search
+from syne_prune.search.run import export_from_search
 from syne_prune.search_spaces import SEARCH_SPACES, get_search_space
 
 
@@ -107,14 +108,11 @@ def _recovery_teacher(args: argparse.Namespace) -> str | None:
     if args.teacher:
         return args.teacher
     if args.search_dir is not None:
-        path = Path(args.search_dir) / SETTINGS_FILE
-        if not path.is_file():
-            raise SynePruneError(f"'{args.search_dir}' is not a search directory (no {SETTINGS_FILE}); give the --output of a search")
-        settings = json.loads(path.read_text())
-        if settings.get("mode") == "standard":
+        saved = SearchDir(args.search_dir).read_settings()
+        if saved.mode == "standard":
             raise SynePruneError("a standard-NAS search has no super-network to distill from; give --teacher (a model fine-tuned on the task)")
-        return _teacher_of_supernet(settings["supernet"])
-    if not (Path(args.model) / "supernet.json").is_file():
+        return _teacher_of_supernet(saved.supernet)
+    if not SupernetDir(args.model).is_complete():
         raise SynePruneError(f"--model '{args.model}' is not a super-network (no supernet.json) to distill from; give --teacher")
     return _teacher_of_supernet(args.model)
 
@@ -122,7 +120,7 @@ def _recovery_teacher(args: argparse.Namespace) -> str | None:
 def _teacher_of_supernet(supernet: str) -> str:
     """The fine-tuned teacher a super-network was trained against (``--teacher``), when it is still there; else the
     super-network itself (its largest sub-network is the unpruned model)."""
-    teacher = (json.loads((Path(supernet) / "supernet.json").read_text()).get("teacher") or {}).get("path")
+    teacher = SupernetDir(supernet).teacher_path()
     return teacher if teacher and Path(teacher).is_dir() else supernet
 
 
@@ -139,16 +137,16 @@ def _export(args: argparse.Namespace, output: Path, onnx: bool, overwrite: bool)
                                "(tokenizer.save_pretrained)")
     model = load_model(args.model)
     metadata = {"search_space": space.name, "config": space.validate(config)}
-    supernet_file = Path(args.model) / "supernet.json"
-    if supernet_file.is_file():  # a super-network: record its task and split (for recovery)
-        trained = json.loads(supernet_file.read_text())
+    supernet = SupernetDir(args.model)
+    if supernet.is_complete():  # a super-network: record its task and split (for recovery)
+        trained = supernet.read()
         metadata |= {**task_record(trained["hyperparameters"]), "supernet": str(Path(args.model).resolve())}
     export_subnetwork(model, mask, output, tokenizer=tokenizer, onnx=onnx, overwrite=overwrite, metadata=metadata)
     return ""
 
 
 def _print_export(output: Path, onnx: bool, prefix: str = "") -> None:
-    summary = json.loads((Path(output) / "syne_prune.json").read_text())
+    summary = ExportDir(output).read()
     print(
         f"exported to {output}: {prefix}{summary['params']:,} parameters ({summary['params_ratio']:.1%} of the model, "
         f"{summary['encoder_params_ratio']:.1%} of the prunable encoder), {summary['macs_ratio']:.1%} of the MACs"

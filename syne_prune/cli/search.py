@@ -7,6 +7,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from syne_prune.artifacts import TRIALS_FILE
 from syne_prune.cli.options import add_option, api_kwargs, comma_list
 from syne_prune.cli.sagemaker import _sagemaker_settings, add_sagemaker_arguments
 from syne_prune.data import TASKS
@@ -107,5 +108,5 @@ def cmd_search(args: argparse.Namespace) -> int:
     out = Path(args.output)
     print(f"{sum(summary['trials'].values())} trials ({summary['trials']['failed']} failed), {summary['pareto_size']} on the Pareto front, "
           f"hypervolume {summary['hypervolume']:.4f}")
-    print(f"Pareto table: {out / 'pareto.csv'}\nplot: {out / 'pareto.png'}\nall trials: {out / 'trials.csv'}")
+    print(f"Pareto table: {out / 'pareto.csv'}\nplot: {out / 'pareto.png'}\nall trials: {out / TRIALS_FILE}")
     return 0

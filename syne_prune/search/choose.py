@@ -1,16 +1,15 @@
 """Choose a finished trial of a search and export its sub-network (``syne-prune export --search-dir``)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from syne_prune.artifacts import TRIALS_FILE, SearchDir
 from syne_prune.errors import SynePruneError
 from syne_prune.export import export_subnetwork
 from syne_prune.search import results as R
-from syne_prune.search.config import SETTINGS_FILE
 from syne_prune.search.kinds import get_trial_kind
 
 
@@ -20,16 +19,15 @@ def choose_trial(search_dir: str | Path, trial_id: int | None = None, max_params
     search, no such trial, a trial that did not complete, and a trial id that trials.csv holds more than once
     (two processes ran into the folder at once: which row is meant cannot be known)."""
     search_dir = Path(search_dir)
-    if not (search_dir / SETTINGS_FILE).is_file() or not (search_dir / R.TRIALS_FILE).is_file():
-        raise SynePruneError(f"'{search_dir}' is not a search directory (no {SETTINGS_FILE} / {R.TRIALS_FILE}); give the --output of a search")
+    SearchDir(search_dir).read_settings(require_trials=True)
     if (trial_id is None) == (max_params is None):
         raise SynePruneError("give exactly one of --trial ID or --max-params RATIO")
-    trials = R.read_trials(search_dir / R.TRIALS_FILE)
+    trials = SearchDir(search_dir).trials()
     if trial_id is not None:
         rows = trials[trials["trial_id"] == trial_id]
         if rows.empty:
             last = int(trials["trial_id"].max()) if len(trials) else -1
-            raise SynePruneError(f"no trial {trial_id} in {search_dir / R.TRIALS_FILE}; trial ids run from 0 to {last}")
+            raise SynePruneError(f"no trial {trial_id} in {search_dir / TRIALS_FILE}; trial ids run from 0 to {last}")
         _require_unique(trials, trial_id, search_dir)
         row = rows.iloc[0]
         if row["status"] != "completed":
@@ -48,7 +46,7 @@ def choose_trial(search_dir: str | Path, trial_id: int | None = None, max_params
 def _require_unique(trials: pd.DataFrame, trial_id: int, search_dir: Path) -> None:
     count = int((trials["trial_id"] == trial_id).sum())
     if count > 1:
-        raise SynePruneError(f"trial {trial_id} appears {count} times in {search_dir / R.TRIALS_FILE} (two searches wrote into "
+        raise SynePruneError(f"trial {trial_id} appears {count} times in {search_dir / TRIALS_FILE} (two searches wrote into "
                              f"'{search_dir}' at once), so which one is meant is unknown; run the search again into a new --output")
 
 
@@ -58,11 +56,11 @@ def export_from_search(search_dir: str | Path, output: str | Path, trial_id: int
     standard NAS: the trial kind's ``export_source``); returns (directory, trial row). Raises SynePruneError for
     a directory that is not a search, a trial that cannot be chosen, or an output that exists (without ``overwrite``)."""
     row = choose_trial(search_dir, trial_id, max_params)
-    saved = json.loads((Path(search_dir) / SETTINGS_FILE).read_text())
+    saved = SearchDir(search_dir).read_settings()
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
         raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
-    source = get_trial_kind(saved.get("mode", "weight-sharing")).export_source(Path(search_dir), saved, row)
+    source = get_trial_kind(saved.mode).export_source(Path(search_dir), saved, row)
     metrics = {k: row[k] for k in ("error", "test_error", "params", "macs", "epoch") if k in row and pd.notna(row[k])}
     out = export_subnetwork(source.model, source.space.to_mask(source.config), output, tokenizer=source.tokenizer, onnx=onnx,
                             overwrite=overwrite, subnetwork=source.trained,

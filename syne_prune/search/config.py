@@ -13,7 +13,6 @@ from syne_prune.search.protocol import OBJECTIVES
 from syne_prune.search.sagemaker.settings import SageMakerSettings
 from syne_prune.search.schedulers import MULTI_FIDELITY, SCHEDULERS
 
-SETTINGS_FILE = "search.json"
 MODES = tuple(TRIAL_KINDS)  # the --mode values: the registered kinds of trial
 TEST_SPLITS = ("pareto", "every-trial")  # which trials are scored on the test split (GLUE dev), which the search never uses
 

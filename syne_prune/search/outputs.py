@@ -13,10 +13,11 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from syne_prune.artifacts import SEARCH_FILE, TRIALS_FILE, SearchDir, SearchRecord, append_test_error
 from syne_prune.errors import SynePruneError
-from syne_prune.files import atomic_write, atomic_write_text, empty_directory, holds_content, writing
+from syne_prune.files import atomic_write, empty_directory, holds_content, writing
 from syne_prune.search import results as R
-from syne_prune.search.config import SETTINGS_FILE, SearchConfig
+from syne_prune.search.config import SearchConfig
 from syne_prune.search.kinds import PreparedSearch
 from syne_prune.search.schedulers import FIDELITY_ATTR
 from syne_prune.search.trial import Evaluator
@@ -51,9 +52,9 @@ def prepare_output(output: Path, config: SearchConfig, resume: bool, overwrite: 
     if resume and overwrite:
         raise SynePruneError("--resume and --overwrite exclude each other; pick one")
     if resume:
-        if not (output / SETTINGS_FILE).is_file():
-            raise SynePruneError(f"nothing to resume in '{output}' (no {SETTINGS_FILE}); drop --resume to start a search")
-        saved = json.loads((output / SETTINGS_FILE).read_text())["settings"]
+        if not SearchDir(output).has_settings():
+            raise SynePruneError(f"nothing to resume in '{output}' (no {SEARCH_FILE}); drop --resume to start a search")
+        saved = SearchDir(output).read_settings().settings
         saved.setdefault("test_split", "every-trial")  # searches from before the option scored every trial
         mine = json.loads(json.dumps(resumable(config)))
         changed = sorted(k for k in mine if saved.get(k) != mine[k])
@@ -82,9 +83,9 @@ def write_settings(output: Path, prepared: PreparedSearch) -> None:
     """search.json: the settings (``resumable``), the kind of trial, super-network, space and task; resume and
     export read it."""
     config = prepared.config
-    atomic_write_text(output / SETTINGS_FILE, json.dumps({"settings": resumable(config), "mode": config.mode,
-                                                    "supernet": str(Path(config.supernet).resolve()) if config.supernet else None,
-                                                    "search_space": prepared.space.name, "task": prepared.task}, indent=2) + "\n")
+    SearchDir(output).write_settings(SearchRecord(settings=resumable(config), mode=config.mode,
+                                                  supernet=str(Path(config.supernet).resolve()) if config.supernet else None,
+                                                  search_space=prepared.space.name, task=prepared.task))
 
 
 def score_pareto_on_test(output: Path, config: SearchConfig, evaluator: Callable[[], Evaluator], progress: bool = True) -> int:
@@ -93,7 +94,7 @@ def score_pareto_on_test(output: Path, config: SearchConfig, evaluator: Callable
     Returns how many were scored. The search never uses the test split, so only the networks a user
     would pick are scored; every trial is with ``--test-split every-trial``, at the cost of a second pass.
     ``evaluator``: a function returning the trials' Evaluator (``PreparedSearch.evaluator``)."""
-    trials = R.TrialLedger(output / R.TRIALS_FILE, []).read()
+    trials = SearchDir(output).trials()
     front = R.pareto_set(trials, list(config.objectives), config.max_fidelity)
     todo = front[front["test_error"].isna()] if len(front) else front
     if todo.empty:
@@ -102,7 +103,7 @@ def score_pareto_on_test(output: Path, config: SearchConfig, evaluator: Callable
     names = list(evaluator.space.config_space)
     for _, row in tqdm(list(todo.iterrows()), desc="test split [Pareto set]", unit="network", disable=not progress):
         config_values = evaluator.space.validate({name: row[name] for name in names})
-        R.append_test_error(output, int(row["trial_id"]), evaluator.test_error(config_values))
+        append_test_error(output, int(row["trial_id"]), evaluator.test_error(config_values))
     return len(todo)
 
 
@@ -114,10 +115,10 @@ def finalize(output: Path, prepared: PreparedSearch, progress: bool = True) -> d
     config, space, evaluator = prepared.config, prepared.space, prepared.evaluator
     if evaluator is not None and config.test_split == "pareto":
         score_pareto_on_test(output, config, evaluator, progress)
-    trials = R.TrialLedger(output / R.TRIALS_FILE, []).read()
+    trials = SearchDir(output).trials()
     if config.reproducible:  # rows were written as trials finished; the same seed gives the same file in trial order
         trials = trials.sort_values("trial_id", kind="stable").reset_index(drop=True)
-        atomic_write(output / R.TRIALS_FILE, lambda tmp: trials.to_csv(tmp, index=False))
+        atomic_write(output / TRIALS_FILE, lambda tmp: trials.to_csv(tmp, index=False))
     objectives = list(config.objectives)
     front = R.pareto_set(trials, objectives, config.max_fidelity)
     atomic_write(output / R.PARETO_FILE, lambda tmp: front.to_csv(tmp, index=False))
@@ -160,11 +161,11 @@ def finalize(output: Path, prepared: PreparedSearch, progress: bool = True) -> d
         "parts": [{"part": p["part"], "seconds": p["seconds"]} for p in parts],
         "scheduler_cost": cost,
         "unpruned": unpruned,
-        "hypervolume_over_time": f"{R.HYPERVOLUME_FILE}: hypervolume of the full-fidelity trials of {R.TRIALS_FILE} "
+        "hypervolume_over_time": f"{R.HYPERVOLUME_FILE}: hypervolume of the full-fidelity trials of {TRIALS_FILE} "
                                  "finished by each wall-clock second of the search",
         "versions": software_versions(),
     }
-    R.write_summary(output / R.SUMMARY_FILE, summary)
+    SearchDir(output).write_summary(summary)
     return summary
 
 

@@ -1,6 +1,5 @@
-"""What a search leaves behind: trials.csv (appended as trials finish), pareto.csv, pareto.png, summary.json,
-hypervolume.csv and, when only the Pareto set is scored on the test split, test_errors.csv (appended as each
-is scored).
+"""What a search derives from its ledger trials.csv (owned, with search.json, summary.json and test_errors.csv, by
+``syne_prune.artifacts``): pareto.csv, pareto.png, hypervolume.csv, and each part's wall-clock record.
 
 trials.csv is the one ledger every output is derived from, however a part of the search ended (a part
 killed with SIGKILL included): each row carries its ``part`` and ``finished_s`` (seconds from the start of
@@ -16,8 +15,6 @@ beyond it contribute nothing. Only trials evaluated at full fidelity enter the P
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import threading
 import time
@@ -28,68 +25,15 @@ import numpy as np
 import pandas as pd
 
 from syne_prune.errors import SynePruneError
-from syne_prune.files import append_line, atomic_write, atomic_write_text
+from syne_prune.files import atomic_write, atomic_write_text
 from syne_prune.search.searchers import non_dominated
 
-TRIALS_FILE, PARETO_FILE, PLOT_FILE, SUMMARY_FILE = "trials.csv", "pareto.csv", "pareto.png", "summary.json"
+PARETO_FILE, PLOT_FILE = "pareto.csv", "pareto.png"
 HYPERVOLUME_FILE = "hypervolume.csv"
-TEST_ERRORS_FILE = "test_errors.csv"  # trial_id,test_error of the trials scored on the test split after the search
 REFERENCE_POINT = 1.0
 PART_FILE = "syne_prune_wallclock.json"  # in syne-tune/part-K: how long the part ran, its first trial id, the scheduler's cost
 HEARTBEAT_S = 0.5  # a running part rewrites its PART_FILE this often: a killed part loses at most this much time
 SYNE_TUNE_RESULTS = "results.csv.zip"  # Syne Tune 0.16's results file in each experiment folder (load_experiment reads it)
-
-
-class TrialLedger:
-    """trials.csv, one row per finished trial, flushed to disk as each arrives (a crash loses nothing)."""
-
-    def __init__(self, path: Path, columns: list[str]) -> None:
-        """``columns``: this version's header. A ledger written by an earlier version with fewer columns gets
-        the missing ones (empty in its old rows), so appended rows line up with the header."""
-        self.path = path
-        self.columns = columns
-        if not path.exists():
-            atomic_write_text(path, _csv_line(columns))
-        elif columns:
-            with open(path, newline="") as handle:
-                header = next(csv.reader(handle), [])
-            if header != columns:
-                old = pd.read_csv(path)
-                self.columns = header + [c for c in columns if c not in header]
-                atomic_write(path, lambda tmp: old.reindex(columns=self.columns).to_csv(tmp, index=False))
-
-    def append(self, row: dict[str, Any]) -> None:
-        """One finished trial, flushed to disk; a failed write leaves the file as it was (``files.append_line``)."""
-        text = io.StringIO()
-        csv.DictWriter(text, self.columns, extrasaction="ignore").writerow(row)
-        append_line(self.path, text.getvalue())
-
-    def read(self) -> pd.DataFrame:
-        return read_trials(self.path) if self.path.exists() else pd.DataFrame(columns=self.columns)
-
-
-def _csv_line(values: list[Any]) -> str:
-    text = io.StringIO()
-    csv.writer(text).writerow(values)
-    return text.getvalue()
-
-
-def read_trials(path: Path) -> pd.DataFrame:
-    """trials.csv with the test errors scored after the search (test_errors.csv beside it) filled in."""
-    trials = pd.read_csv(path)
-    scored_path = Path(path).parent / TEST_ERRORS_FILE
-    if scored_path.exists() and len(trials) and "test_error" in trials:
-        scored = pd.read_csv(scored_path).drop_duplicates("trial_id", keep="last").set_index("trial_id")["test_error"]
-        trials["test_error"] = trials["test_error"].astype(float).fillna(trials["trial_id"].map(scored))
-    return trials
-
-
-def append_test_error(directory: Path, trial_id: int, test_error: float) -> None:
-    """One scored trial, flushed at once (an interrupted scoring keeps what it has and resumes from there)."""
-    path = Path(directory) / TEST_ERRORS_FILE
-    if not path.exists():
-        atomic_write_text(path, _csv_line(["trial_id", "test_error"]))
-    append_line(path, _csv_line([trial_id, repr(float(test_error))]))
 
 
 def pareto_set(trials: pd.DataFrame, objectives: list[str], max_fidelity: int) -> pd.DataFrame:
@@ -276,7 +220,3 @@ def complete_experiment_results(experiments: Path, trials: pd.DataFrame, parts: 
         atomic_write(path, lambda tmp: table.to_csv(tmp, index=False, compression={"method": "zip", "archive_name": "results.csv"}))
         added += len(rows)
     return added
-
-
-def write_summary(path: Path, summary: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(summary, indent=2, default=float) + "\n")

@@ -21,12 +21,13 @@ from syne_tune import StoppingCriterion
 from syne_tune.results_callback import StoreResultsCallback
 from tqdm.auto import tqdm
 
+from syne_prune.artifacts import TRIALS_FILE, TrialLedger
 from syne_prune.files import output_lock
 from syne_prune.search import results as R
 from syne_prune.search.backends import BACKENDS, SearchBackend, get_backend
 from syne_prune.search.callbacks import LedgerCallback, SearchTuner
 from syne_prune.search.choose import choose_trial, export_from_search
-from syne_prune.search.config import MODES, SETTINGS_FILE, TEST_SPLITS, SearchConfig
+from syne_prune.search.config import MODES, TEST_SPLITS, SearchConfig
 from syne_prune.search.console import LOG_FILE, third_party_output_to
 from syne_prune.search.in_order import InOrderScheduler
 from syne_prune.search.kinds import PreparedSearch
@@ -38,7 +39,7 @@ from syne_prune.search.syne_tune_fixes import QuietTunerLogger, no_best_metric_t
 
 # the names run.py had before the search was split into modules (tests, benchmarks and blackbox/ import them)
 _NoRepeatScheduler, _LedgerCallback, _Tuner = NoRepeatScheduler, LedgerCallback, SearchTuner
-__all__ = ["BACKENDS", "MODES", "SETTINGS_FILE", "TEST_SPLITS", "SearchConfig", "choose_trial", "export_from_search",
+__all__ = ["BACKENDS", "MODES", "TEST_SPLITS", "SearchConfig", "choose_trial", "export_from_search",
            "latency_seq_len", "run_search", "space_notice", "subnetwork_key", "trials_left"]
 
 
@@ -66,7 +67,7 @@ def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = Fal
 def _run_part(output: Path, prepared: PreparedSearch, backend: SearchBackend, progress: bool) -> dict[str, Any]:
     """The remaining budget (after a resume: what is left) as a new part, then the results."""
     config, space = prepared.config, prepared.space
-    ledger = R.TrialLedger(output / R.TRIALS_FILE, ledger_columns(list(space.config_space), config))
+    ledger = TrialLedger(output / TRIALS_FILE, ledger_columns(list(space.config_space), config))
     finished = ledger.read()
     parts = R.read_parts(output / "syne-tune", finished)
     remaining = trials_left(space, len(finished), config.max_trials)
@@ -87,7 +88,7 @@ def _run_part(output: Path, prepared: PreparedSearch, backend: SearchBackend, pr
     return finalize(output, prepared, progress)
 
 
-def _tune(output: Path, prepared: PreparedSearch, backend: SearchBackend, scheduler: NoRepeatScheduler, ledger: R.TrialLedger,
+def _tune(output: Path, prepared: PreparedSearch, backend: SearchBackend, scheduler: NoRepeatScheduler, ledger: TrialLedger,
           wallclock_left: float | None, remaining: int, part: int, first_trial_id: int, progress: bool) -> None:
     """Run the Tuner for one part of the search (``syne-tune/part-K``), the backend started around it."""
     config = prepared.config

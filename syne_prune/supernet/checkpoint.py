@@ -1,7 +1,7 @@
 """The super-network checkpoint every search worker reads, and its verification.
 
 A checkpoint directory holds what ``save_pretrained`` writes (safetensors weights, config), the
-tokenizer, and ``supernet.json``: task, search space, strategy, seed, hyperparameters, package
+tokenizer, and ``supernet.json`` (its reader and writer: ``syne_prune.artifacts.SupernetDir``): task, search space, strategy, seed, hyperparameters, package
 versions, validation and test metrics of the largest and smallest sub-network, and a sha256 manifest
 of every other file. ``supernet.json`` is written last, so a directory without it is incomplete.
 Verification also refuses weights with NaN or infinite entries, and a model whose settings (sequence
@@ -9,8 +9,6 @@ length, token types, task head) do not fit the metadata (``syne_prune.models.che
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,15 +16,12 @@ from typing import Any
 import torch
 from transformers import AutoConfig, PreTrainedModel
 
+from syne_prune.artifacts import SUPERNET_FILE, SupernetDir, sha256_of
 from syne_prune.data import get_task
 from syne_prune.errors import SynePruneError
-from syne_prune.files import atomic_write_text
 from syne_prune.models import auto_class_of, check_model_settings
 from syne_prune.models.loading import load_tokenizer
 from syne_prune.numerics import require_finite_safetensors
-
-METADATA_FILE = "supernet.json"
-FORMAT_VERSION = 1
 
 
 @dataclass
@@ -37,60 +32,18 @@ class Supernet:
     path: Path
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def manifest_of(directory: Path) -> dict[str, str]:
-    """sha256 of every file in ``directory`` except the metadata file and hidden entries."""
-    return {
-        p.name: sha256_of(p)
-        for p in sorted(directory.iterdir())
-        if p.is_file() and p.name != METADATA_FILE and not p.name.startswith(".")
-    }
-
-
-def write_metadata(directory: Path, metadata: dict[str, Any]) -> dict[str, Any]:
-    record = {"format_version": FORMAT_VERSION, **metadata, "manifest": manifest_of(directory)}
-    atomic_write_text(directory / METADATA_FILE, json.dumps(record, indent=2) + "\n")
-    return record
-
-
-def read_metadata(directory: str | Path) -> dict[str, Any]:
-    directory = Path(directory)
-    path = directory / METADATA_FILE
-    if not directory.is_dir():
-        raise SynePruneError(f"super-network '{directory}' not found; give the --output directory of train-supernet")
-    if not path.is_file():
-        raise SynePruneError(
-            f"'{directory}' is not a complete super-network checkpoint (no {METADATA_FILE}); finish it with "
-            f"train-supernet --resume or train a new one"
-        )
-    try:
-        metadata = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise SynePruneError(f"{path} is not valid JSON; the checkpoint is damaged, train or copy it again") from None
-    if metadata.get("format_version") != FORMAT_VERSION or "manifest" not in metadata:
-        raise SynePruneError(f"{path} is not a syne-prune {FORMAT_VERSION} checkpoint; train it again with this version")
-    return metadata
-
-
 def verify_checkpoint(directory: str | Path, task: str | None = None, search_space: str | None = None,
                       model_type: str | None = None) -> dict[str, Any]:
     """Check the manifest and that the checkpoint is the one asked for; returns its metadata."""
     directory = Path(directory)
-    metadata = read_metadata(directory)
+    metadata = SupernetDir(directory).read()
     for name, expected in metadata["manifest"].items():
         path = directory / name
         if not path.is_file():
             raise SynePruneError(f"super-network '{directory}' lacks {name} listed in its manifest; copy the whole directory again")
         if sha256_of(path) != expected:
             raise SynePruneError(
-                f"super-network '{directory}': {name} does not match its sha256 in {METADATA_FILE} (truncated or "
+                f"super-network '{directory}': {name} does not match its sha256 in {SUPERNET_FILE} (truncated or "
                 f"modified); copy it again or re-run train-supernet"
             )
     _require_finite_safetensors(directory, metadata["manifest"])
@@ -115,7 +68,7 @@ def check_supernet_settings(directory: str | Path, metadata: dict[str, Any], mod
     if tokenizer is None:
         tokenizer = load_tokenizer(str(directory), f"super-network '{directory}'", fix="copy the whole directory again")
     check_model_settings(model_config, get_task(metadata["task"]), tokenizer, metadata["hyperparameters"]["max_length"],
-                         model_name=f"super-network '{directory}'", setting=f"max_length in {METADATA_FILE}",
+                         model_name=f"super-network '{directory}'", setting=f"max_length in {SUPERNET_FILE}",
                          fix="train the super-network again with --max-length", require_head=True)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from syne_prune.artifacts import SUPERNET_FILE, SupernetDir
 from syne_prune.data import EVAL_BATCH_SIZE, data_loader, encode, eval_batches, get_task, load_task
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import constant_answer, default_device, evaluate, warn_if_not_learned
@@ -25,7 +26,6 @@ from syne_prune.models.loading import check_model_files, load_tokenizer
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.numerics import require_finite_weights
 from syne_prune.search_spaces import get_search_space
-from syne_prune.supernet.checkpoint import METADATA_FILE, read_metadata, write_metadata
 from syne_prune.supernet.strategies import get_strategy
 from syne_prune.supernet.teacher import AUTO, NONE, TEACHER_DIR, load_teacher
 from syne_prune.surgery import InPlaceMask, extract_subnetwork
@@ -120,7 +120,7 @@ def _prepare_output(config: TrainingConfig, resume: bool, overwrite: bool, check
     if (resume and not overwrite and config.fixed_teacher() == AUTO and (output / TEACHER_DIR).is_dir()
             and not (output / RESUME_DIR / "state.pt").is_file()):
         return output  # killed while fine-tuning the teacher or before the first epoch: train_auto_teacher continues
-    return prepare_output(output, config.settings(), resume, overwrite, METADATA_FILE, check_only=check_only)
+    return prepare_output(output, config.settings(), resume, overwrite, SUPERNET_FILE, check_only=check_only)
 
 
 def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -154,8 +154,8 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     _prepare_output(config, resume, overwrite, check_only=True)
     with output_lock(config.output, "super-network training"):
         output = _prepare_output(config, resume, overwrite)
-        if resume and (output / METADATA_FILE).is_file() and not (output / RESUME_DIR).exists():
-            return read_metadata(output)  # already finished
+        if resume and (output / SUPERNET_FILE).is_file() and not (output / RESUME_DIR).exists():
+            return SupernetDir(output).read()  # already finished
         if auto:
             # the super-network starts from the fine-tuned teacher's weights (DynaBERT's recipe): its sub-networks begin
             # from a model that knows the task, and the importance scores are those of a trained task head
@@ -221,7 +221,7 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
     with writing(output):  # a failed write keeps the resume state: --resume writes the checkpoint again
         model.save_pretrained(output)
         tokenizer.save_pretrained(output)
-    metadata = write_metadata(output, {
+    metadata = SupernetDir(output).write({
         "model": config.model,
         "initialised_from": str(source),
         "model_type": model.config.model_type,
@@ -253,8 +253,8 @@ def _fine_tune_auto_teacher(config: TrainingConfig, progress: bool) -> Path:
     seed) into ``OUTPUT/teacher``; a finished teacher there is reused, an interrupted one continued."""
     teacher_config = replace(config, strategy="standard", teacher=None, importance="none", output=str(Path(config.output) / TEACHER_DIR))
     directory = Path(teacher_config.output)
-    if (directory / METADATA_FILE).is_file() and not (directory / RESUME_DIR).exists():
-        saved, wanted = read_metadata(directory)["hyperparameters"], json.loads(json.dumps(teacher_config.settings()))
+    if (directory / SUPERNET_FILE).is_file() and not (directory / RESUME_DIR).exists():
+        saved, wanted = SupernetDir(directory).read()["hyperparameters"], json.loads(json.dumps(teacher_config.settings()))
         if saved != wanted:
             changed = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
             raise SynePruneError(f"the teacher in '{directory}' was fine-tuned with other settings ({', '.join(changed)}); "

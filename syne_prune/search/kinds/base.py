@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from syne_prune.artifacts import SearchRecord
 from syne_prune.search_spaces import SearchSpace
 
 if TYPE_CHECKING:  # the search's configuration imports this registry
@@ -88,5 +89,5 @@ class TrialKind(ABC):
         and not in every trial; returns what the search runs. Raises SynePruneError."""
 
     @abstractmethod
-    def export_source(self, search_dir: Path, saved: dict[str, Any], row: dict[str, Any]) -> ExportSource:
+    def export_source(self, search_dir: Path, saved: SearchRecord, row: dict[str, Any]) -> ExportSource:
         """The network of trial ``row`` of the search in ``search_dir`` (``saved``: its search.json)."""

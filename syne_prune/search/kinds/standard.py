@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from syne_prune.artifacts import SearchRecord
 from syne_prune.data import get_task, load_task
 from syne_prune.errors import SynePruneError
 from syne_prune.export import load_model_config, task_record
@@ -59,11 +60,11 @@ class StandardNAS(TrialKind):
         return PreparedSearch(config=config, space=space, task=settings.task, metric=get_task(settings.task).metric_name,
                               constants=resolved.as_constants(tuple(config.objectives)), model=settings.model)
 
-    def export_source(self, search_dir: Path, saved: dict[str, Any], row: dict[str, Any]) -> ExportSource:
+    def export_source(self, search_dir: Path, saved: SearchRecord, row: dict[str, Any]) -> ExportSource:
         """The trial's own fine-tuned sub-network (its checkpoint: under ``search_dir``, or on S3)."""
-        settings = FineTuneSettings(**saved["settings"]["finetune"])
+        settings = FineTuneSettings(**saved.settings["finetune"])
         model, tokenizer, space = load_pretrained(settings)
         config = space.validate({k: row[k] for k in space.config_space})
         checkpoint = str(row["checkpoint"])
         trained = load_trained(model, space, config, checkpoint if checkpoint.startswith("s3://") else search_dir / checkpoint)
-        return ExportSource(model, tokenizer, space, config, trained, task_record(saved["settings"]["finetune"]))
+        return ExportSource(model, tokenizer, space, config, trained, task_record(saved.settings["finetune"]))

@@ -9,6 +9,7 @@ from typing import Any
 
 from transformers import AutoConfig
 
+from syne_prune.artifacts import SearchRecord
 from syne_prune.evaluation import warn_if_not_learned
 from syne_prune.export import task_record
 from syne_prune.models import get_architecture, usable_positions
@@ -85,11 +86,11 @@ class WeightSharing(TrialKind):
                               constants=settings.as_constants(), model=metadata.get("model"), trial_settings=settings,
                               evaluator=evaluator_once(settings))
 
-    def export_source(self, search_dir: Path, saved: dict[str, Any], row: dict[str, Any]) -> ExportSource:
+    def export_source(self, search_dir: Path, saved: SearchRecord, row: dict[str, Any]) -> ExportSource:
         """The trial's sub-network of the search's super-network (extracted by export)."""
-        supernet = load_supernet(saved["supernet"])
+        supernet = load_supernet(saved.supernet)
         model = supernet.model
-        space = get_search_space(saved["search_space"], get_architecture(model.config).shape(model.config))
+        space = get_search_space(saved.search_space, get_architecture(model.config).shape(model.config))
         config = space.validate({k: row[k] for k in space.config_space})
-        trained_on = {**task_record(supernet.metadata["hyperparameters"]), "supernet": str(Path(saved["supernet"]).resolve())}
+        trained_on = {**task_record(supernet.metadata["hyperparameters"]), "supernet": str(Path(saved.supernet).resolve())}
         return ExportSource(model, supernet.tokenizer, space, config, None, trained_on)
