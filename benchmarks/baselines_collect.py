@@ -9,7 +9,6 @@ for a scheduler the name of the paper's ``data_relative_to_model_size_ws_nas.csv
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -19,6 +18,7 @@ import pandas as pd
 from baselines_report import COLUMNS, TABLE_THRESHOLDS, constant_error
 from scales import short_name
 
+from syne_prune.artifacts import SearchDir, SupernetDir
 from syne_prune.search.schedulers import SCHEDULERS
 
 PAPER_NAMES = {"ws-nas": "nas", "standard-nas": "standard_nas", "rfp": "rfp", "layer-drop": "ld", "head-prune": "hp"}
@@ -42,16 +42,16 @@ def is_weight_sharing(method: str) -> bool:
 def searched_by(search: Path) -> str | None:
     """The scheduler of a finished search (its summary.json), None while there is none."""
     summary = search / "summary.json"
-    return json.loads(summary.read_text()).get("scheduler") if summary.is_file() else None
+    return SearchDir(search).read_summary().get("scheduler") if summary.is_file() else None
 
 
 def supernet_time(supernet: Path) -> float:
     """Seconds until a super-network exists: its training epochs (``train_time_s``) plus, when it was trained against a
     fixed teacher whose checkpoint is still there (``teacher.path``: ``--teacher auto`` or a directory), the
     teacher's fine-tuning (its ``train_time_s``)."""
-    metadata = json.loads((supernet / "supernet.json").read_text())
-    teacher = Path((metadata.get("teacher") or {}).get("path") or supernet / "no-teacher") / "supernet.json"
-    return float(metadata["train_time_s"]) + (float(json.loads(teacher.read_text())["train_time_s"]) if teacher.is_file() else 0.0)
+    metadata = SupernetDir(supernet).read()
+    teacher = SupernetDir((metadata.get("teacher") or {}).get("path") or supernet / "no-teacher")
+    return float(metadata["train_time_s"]) + (float(teacher.read()["train_time_s"]) if teacher.is_complete() else 0.0)
 
 
 def full_size(work: Path):
@@ -75,14 +75,15 @@ def candidates(work: Path, method: str) -> tuple[pd.DataFrame, pd.DataFrame, flo
     curve (runtime, hv) of (validation error, prunable share) with reference point 1; and its runtime."""
     if method in BASELINES:
         frame = pd.read_csv(work / method / "results.csv").rename(columns={"encoder_params_ratio": "prunable"})
-        start = json.loads((work / "finetuned" / "supernet.json").read_text())["train_time_s"]
+        start = SupernetDir(work / "finetuned").read()["train_time_s"]
         frame["time_s"] = start + (frame["prune_time_s"] + frame["finetune_time_s"]).cumsum()
         frame = frame[["valid_error", "test_error", "prunable", "time_s"]]
         return frame, running_hypervolume(frame), float(frame["time_s"].max())
-    from syne_prune.search.results import hypervolume_over_time, read_parts, read_trials
+    from syne_prune.artifacts import read_trials
+    from syne_prune.search.results import hypervolume_over_time, read_parts
 
     trials = read_trials(work / method / "trials.csv")
-    summary = json.loads((work / method / "summary.json").read_text())
+    summary = SearchDir(work / method).read_summary()
     full = full_size(work)  # the search's params objective is a ratio of all parameters: the fixed part is kept whole
     trials["prunable"] = (trials["params"] * full.params - (full.params - full.encoder_params)) / full.encoder_params
     parts = read_parts(work / method / "syne-tune", trials)
@@ -129,7 +130,7 @@ def reference_error(work: Path) -> tuple[float, float] | None:
     path = work / "finetuned" / "supernet.json"
     if not path.is_file():
         return None
-    largest = json.loads(path.read_text())["metrics"]["largest"]
+    largest = SupernetDir(path.parent).read()["metrics"]["largest"]
     return float(largest["validation"]["error"]), float(largest["test"]["error"])
 
 
@@ -151,7 +152,7 @@ def constant_validation_error(work: Path) -> float:
     """Validation error of the best constant answer, as the fine-tuned reference of ``work`` recorded it
     (``supernet.json``'s ``constant_answer``); NaN without that record (or one written before it was kept)."""
     path = work / "finetuned" / "supernet.json"
-    record = (json.loads(path.read_text()).get("constant_answer") or {}) if path.is_file() else {}
+    record = (SupernetDir(path.parent).read().get("constant_answer") or {}) if path.is_file() else {}
     return float(record.get("validation", {}).get("error", np.nan))
 
 

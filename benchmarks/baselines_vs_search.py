@@ -59,13 +59,14 @@ rows; a reference that changed is reported, see ``baselines_collect.merge_earlie
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from syne_prune.artifacts import SupernetDir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines_collect import BASELINES, METHODS, PAPER_NAMES, WS_NAS_SCHEDULERS, collect, merge_earlier, searched_by, write_results  # noqa: E402
@@ -126,7 +127,7 @@ def finetuning_args(model_dir: Path) -> list[str]:
     record = model_dir / "supernet.json"
     if not record.is_file():
         return []
-    hyper = json.loads(record.read_text()).get("hyperparameters") or {}
+    hyper = SupernetDir(model_dir).read().get("hyperparameters") or {}
     return [arg for name in ("lr", "batch_size") if name in hyper for arg in (f"--{name.replace('_', '-')}", str(hyper[name]))]
 
 

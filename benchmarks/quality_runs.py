@@ -19,10 +19,12 @@ steps run as before.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from syne_prune.artifacts import SearchDir, SupernetDir
+from syne_prune.errors import SynePruneError
 
 RESUME_DIR = ".resume"  # syne_prune.training.RESUME_DIR: an interrupted checkpoint
 SEARCH_FILES = ("summary.json", "trials.csv", "hypervolume.csv")
@@ -57,8 +59,8 @@ def _metadata(directory: Path) -> dict:
     if not path.is_file() or (directory / RESUME_DIR).exists():
         raise NotUsable(f"{directory} is not a finished checkpoint")
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
+        return SupernetDir(directory).read()
+    except (OSError, ValueError, SynePruneError) as error:
         raise NotUsable(f"{path} is unreadable ({error})") from error
 
 
@@ -84,7 +86,7 @@ def find_quality_run(directory: Path, model: str, task: str, seed: int) -> Quali
     _check(Path(trained.get("initialised_from", "")).resolve() == reference.resolve(), f"{supernet} did not start from its teacher {reference}")
     missing = [name for name in SEARCH_FILES if not (search / name).is_file()]
     _check(not missing, f"{search} is unfinished (no {', '.join(missing)})")
-    summary = json.loads((search / "summary.json").read_text())
+    summary = SearchDir(search).read_summary()
     _check(Path(summary.get("supernet", "")).resolve() == supernet.resolve(), f"{search} searched {summary.get('supernet')}, not {supernet}")
     for name, record in ((reference, fine_tuned), (supernet, trained), (search, summary)):
         _check((record.get("task"), record.get("seed")) == (task, seed),

@@ -18,7 +18,6 @@ read back; ``--output/recipe_grid.csv`` and ``recipe_grid.md`` are rebuilt after
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import prunable_ratios  # noqa: E402
 from quality_runs import find_quality_run  # noqa: E402
 
+from syne_prune.artifacts import SearchDir, SupernetDir
 from syne_prune.search.run import SearchConfig, run_search  # noqa: E402
 from syne_prune.supernet import TrainingConfig, train_supernet  # noqa: E402
 
@@ -72,10 +72,10 @@ def point_row(task: str, seed: int, point: str, supernet: Path, search: Path) ->
     trials = pd.read_csv(search / "trials.csv")
     trials = trials[trials["status"] == "completed"].reset_index(drop=True)
     trials["prunable"] = prunable_ratios(supernet, trials, "small")
-    metadata = json.loads((supernet / "supernet.json").read_text())
+    metadata = SupernetDir(supernet).read()
     used = metadata["hyperparameters"]
     row = {"task": task, "seed": seed, "point": point, "lr": used["lr"], "epochs": used["epochs"], "warmup_ratio": used.get("warmup_ratio", 0.0),
-           "hypervolume": json.loads((search / "summary.json").read_text())["hypervolume"], "train_time_s": metadata["train_time_s"]}
+           "hypervolume": SearchDir(search).read_summary()["hypervolume"], "train_time_s": metadata["train_time_s"]}
     for budget in BUDGETS:
         inside = trials[trials["prunable"] <= budget + 1e-9]
         row[f"valid_error_{budget:g}"] = float(inside["error"].min()) if len(inside) else float("nan")

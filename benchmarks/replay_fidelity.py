@@ -31,12 +31,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from syne_prune import artifacts
 from syne_prune.blackbox import format as F
 from syne_prune.blackbox.record import record_from_trials
 from syne_prune.blackbox.report import hypervolume_trace
 from syne_prune.blackbox.simulate import replay
 from syne_prune.blackbox.surrogate import Surrogate, choose, held_out_errors
-from syne_prune.search import results as R
 
 OBJECTIVES = ["error", "params"]
 GAP_FLOOR = 1e-5  # log axis of the plot: smaller gaps are drawn at it
@@ -44,16 +44,16 @@ GAP_FLOOR = 1e-5  # log axis of the plot: smaller gaps are drawn at it
 
 def real_search(args, scheduler: str, seed: int, directory: Path) -> pd.DataFrame:
     """Run (or resume, or reuse when finished) the real search; returns its trials with ``end_s`` = wall-clock seconds."""
-    if not (directory / R.SUMMARY_FILE).is_file():
+    if not (directory / artifacts.SUMMARY_FILE).is_file():
         header = F.read_header(args.blackbox)
         command = [sys.executable, "-m", "syne_prune", "search", "--supernet", args.supernet, "--scheduler", scheduler,
                    "--seed", str(seed), "--n-workers", "1", "--max-trials", str(args.max_trials), *(["--data-dir", args.data_dir] if args.data_dir else []),
                    "--max-eval-examples", str(header["max_eval_examples"]), "--fidelity-levels", str(header["fidelity_levels"]),
                    "--output", str(directory)]
-        if (directory / R.TRIALS_FILE).is_file():
+        if (directory / artifacts.TRIALS_FILE).is_file():
             command.append("--resume")
         subprocess.run(command, check=True)
-    trials = R.read_trials(directory / R.TRIALS_FILE)
+    trials = artifacts.read_trials(directory / artifacts.TRIALS_FILE)
     return trials.assign(end_s=trials["finished_s"])
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from syne_prune.artifacts import SearchDir
+
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -35,7 +37,7 @@ def command(args, scheduler: str) -> list[str]:
 def summarise(args, scheduler: str) -> dict:
     out = Path(args.workdir) / scheduler
     trials = pd.read_csv(out / "trials.csv")
-    summary = json.loads((out / "summary.json").read_text())
+    summary = SearchDir(out).read_summary()
     curve = pd.read_csv(out / "hypervolume.csv")
     finished = trials[trials["status"].isin(["completed", "stopped"])]
     saved = int((args.epochs - finished.loc[finished["status"] == "stopped", "epoch"]).sum())

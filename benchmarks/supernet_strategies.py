@@ -28,6 +28,7 @@ import torch
 from transformers import AutoTokenizer
 
 from syne_prune import InPlaceMask, get_architecture, get_search_space
+from syne_prune.artifacts import SupernetDir
 from syne_prune.data import data_loader, encode, get_task, load_task
 from syne_prune.models import load_task_model
 from syne_prune.models.local_weights import resolve_model
@@ -50,7 +51,7 @@ def quality(args, task: str, strategy: str, workdir: Path, model: str = MODEL, s
     )
     finished = (output / "supernet.json").is_file() and not (output / ".resume").exists()
     if finished:
-        metadata = json.loads((output / "supernet.json").read_text())
+        metadata = SupernetDir(output).read()
     else:
         metadata = train_supernet(config, resume=(output / ".resume").exists(), progress=False)
     metric = metadata["metric"]

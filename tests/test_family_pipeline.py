@@ -224,8 +224,8 @@ def test_search_on_the_local_pool_and_sagemaker_backends(family, family_supernet
     source's entry script with the super-network as an input channel); the local and SageMaker trials equal the
     pool's; every trial completed with a finite error in [0, 1]; the params and MACs ratios in trials.csv equal the
     counter's for the trial's mask (1e-9)."""
+    from syne_prune.artifacts import read_trials
     from syne_prune.search import SearchConfig, run_search
-    from syne_prune.search.results import read_trials
 
     tables = {}
     for backend, max_trials in (("local", 2), ("sagemaker", 2), ("pool", 3)):

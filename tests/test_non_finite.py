@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from test_cli import _fails
 from transformers import AutoModel, AutoTokenizer
 
-from syne_prune import EncoderShape, SynePruneError, get_search_space
+from syne_prune import EncoderShape, SynePruneError, artifacts, get_search_space
 from syne_prune.artifacts import SupernetDir
 from syne_prune.data import get_task, load_task, spearman
 from syne_prune.evaluation import predict
@@ -295,7 +295,7 @@ def test_nan_report_is_a_failed_trial_in_the_ledger_and_hidden_from_the_schedule
     assert inner.told == [("error", 0), ("result", 0.25)]
 
     config = SearchConfig(supernet="unused", output=str(tmp_path), max_trials=1, scheduler="random")
-    ledger = R.TrialLedger(tmp_path / R.TRIALS_FILE, ["trial_id", "status", "num_layers", "error", "params", "fidelity",
+    ledger = artifacts.TrialLedger(tmp_path / artifacts.TRIALS_FILE, ["trial_id", "status", "num_layers", "error", "params", "fidelity",
                                                       "failure_reason"])
     (tmp_path / "part-0").mkdir()
     clock = R.PartClock(tmp_path / "part-0", 0, {})  # its thread not started: the callback only beats it

@@ -19,10 +19,9 @@ import torch
 from test_cli import _fails
 from test_input_faults import _export, _prune, _standard, _train, bert_dir  # noqa: F401 - bert_dir is a fixture
 
-from syne_prune import SynePruneError
+from syne_prune import SynePruneError, artifacts
 from syne_prune.cli import main
 from syne_prune.files import LOCK_FILE, append_line, output_lock
-from syne_prune.search import results as R
 
 
 @pytest.fixture
@@ -118,7 +117,7 @@ def test_a_full_disk_mid_training_keeps_the_last_epoch_and_resume_finishes(bert_
 
 def test_a_full_disk_leaves_the_ledger_as_it_was(mount_tmpfs):
     root = mount_tmpfs("64k")
-    ledger = R.TrialLedger(root / "trials.csv", ["trial_id", "status", "failure_reason"])
+    ledger = artifacts.TrialLedger(root / "trials.csv", ["trial_id", "status", "failure_reason"])
     ledger.append({"trial_id": 0, "status": "completed", "failure_reason": ""})
     before = (root / "trials.csv").read_bytes()
     filler = os.open(root / "filler", os.O_WRONLY | os.O_CREAT)
@@ -211,7 +210,7 @@ def test_a_second_search_on_a_running_one_is_refused_and_trial_ids_stay_unique(b
     resumed = list(argv)
     resumed[resumed.index("--max-trials") + 1] = "2"
     assert main(resumed + ["--resume"]) == 0
-    trials = R.read_trials(output / "trials.csv")
+    trials = artifacts.read_trials(output / "trials.csv")
     assert sorted(trials["trial_id"]) == [0, 1]
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from syne_prune.artifacts import read_trials
 from syne_prune.search import SearchConfig, run_search
 from syne_prune.search.pool import PoolBackend, threads_per_worker
-from syne_prune.search.results import read_trials
 from syne_prune.search.trial import TrialSettings
 
 

@@ -296,7 +296,7 @@ def test_an_evaluator_scores_with_onednn_off_and_the_same_numbers(supernets, mon
 
 def test_test_split_pareto_scores_the_pareto_set_as_every_trial_would(supernets, tmp_path):
     """Scoring only the Pareto set after the search gives the test errors each trial would have reported."""
-    from syne_prune.search.results import read_trials
+    from syne_prune.artifacts import read_trials
 
     tables = {}
     for mode in ("every-trial", "pareto"):

@@ -20,7 +20,7 @@ import pytest
 from syne_tune.backend.trial_status import Trial
 from syne_tune.experiments import load_experiment
 
-from syne_prune import EncoderShape, get_search_space
+from syne_prune import EncoderShape, artifacts, get_search_space
 from syne_prune.search import SCHEDULERS, SearchConfig, run_search
 from syne_prune.search import results as R
 from syne_prune.search.run import (
@@ -164,7 +164,7 @@ def test_moasha_with_fewer_validation_examples_than_levels_and_a_space_smaller_t
 def test_a_ledger_from_an_earlier_version_gets_the_new_columns(tmp_path):
     path = tmp_path / "trials.csv"
     path.write_text("trial_id,status,error\n0,completed,0.25\n")
-    ledger = R.TrialLedger(path, ["trial_id", "status", "error", "part", "finished_s"])
+    ledger = artifacts.TrialLedger(path, ["trial_id", "status", "error", "part", "finished_s"])
     ledger.append({"trial_id": 1, "status": "completed", "error": 0.5, "part": 1, "finished_s": 2.5})
     frame = pd.read_csv(path)
     assert frame.columns.tolist() == ["trial_id", "status", "error", "part", "finished_s"]
