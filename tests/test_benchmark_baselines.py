@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from syne_prune.artifacts import SupernetDir
 from syne_prune.objectives import SubnetSize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +35,7 @@ paper_anchors = _load("paper_anchors")
 
 def _checkpoint(directory: Path, **record) -> Path:
     directory.mkdir(parents=True)
-    (directory / "supernet.json").write_text(json.dumps(record))
+    SupernetDir(directory).write(record)
     return directory
 
 
@@ -104,8 +105,8 @@ def test_from_quality_links_steps_counts_times_and_falls_back(tmp_path, monkeypa
         output = Path(command[command.index("--output") + 1])
         output.mkdir(parents=True, exist_ok=True)
         if output.name == "finetuned":  # a fine-tuned model's record: the super-network then distils from it
-            (output / "supernet.json").write_text(json.dumps({"train_time_s": 100.0, "metrics": {"largest": {
-                "validation": {"error": 0.2}, "test": {"error": 0.25}}}}))
+            SupernetDir(output).write({"train_time_s": 100.0, "metrics": {"largest": {
+                "validation": {"error": 0.2}, "test": {"error": 0.25}}}})
         return 0
 
     monkeypatch.setattr(subprocess, "call", fake_call)
@@ -278,8 +279,8 @@ def test_standard_nas_trains_at_the_fine_tuned_models_learning_rate_and_batch_si
         output = Path(command[command.index("--output") + 1])
         output.mkdir(parents=True, exist_ok=True)
         if output.name == "finetuned":
-            (output / "supernet.json").write_text(json.dumps({"train_time_s": 100.0, "hyperparameters": {"lr": 8e-05, "batch_size": 32},
-                                                              "metrics": {"largest": {"validation": {"error": 0.2}, "test": {"error": 0.25}}}}))
+            SupernetDir(output).write({"train_time_s": 100.0, "hyperparameters": {"lr": 8e-05, "batch_size": 32},
+                                                              "metrics": {"largest": {"validation": {"error": 0.2}, "test": {"error": 0.25}}}})
         return 0
 
     monkeypatch.setattr(subprocess, "call", fake_call)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from syne_prune.artifacts import SupernetDir
+
 _spec = importlib.util.spec_from_file_location("quality", Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py")
 quality = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(quality)
@@ -35,7 +37,7 @@ def test_recipe_grid_row_is_read_from_the_checkpoint_and_the_search(tmp_path, mo
     supernet, search = tmp_path / "supernet", tmp_path / "search"
     supernet.mkdir()
     search.mkdir()
-    (supernet / "supernet.json").write_text(json.dumps({"hyperparameters": {"lr": 1.5e-4, "epochs": 3}, "train_time_s": 480.0}))
+    SupernetDir(supernet).write({"hyperparameters": {"lr": 1.5e-4, "epochs": 3}, "train_time_s": 480.0})
     (search / "summary.json").write_text(json.dumps({"hypervolume": 0.39}))
     pd.DataFrame({"status": ["completed", "completed", "completed", "failed"], "error": [0.15, 0.16, 0.20, 0.01]}).to_csv(
         search / "trials.csv", index=False)

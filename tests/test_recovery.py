@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
 
+from syne_prune.artifacts import SupernetDir
 from syne_prune.cli import main
 from syne_prune.data import encode, eval_batches, load_task
 from syne_prune.errors import SynePruneError
@@ -306,9 +307,9 @@ def test_export_recovers_from_the_supernetworks_own_teacher_when_it_has_one(tmp_
     supernet, teacher = tmp_path / "supernet", tmp_path / "supernet" / "teacher"
     teacher.mkdir(parents=True)
     args = argparse.Namespace(recover_epochs=1, teacher=None, search_dir=None, model=str(supernet))
-    (supernet / "supernet.json").write_text(json.dumps({"teacher": {"source": "auto", "path": str(teacher)}}))
+    SupernetDir(supernet).write({"teacher": {"source": "auto", "path": str(teacher)}})
     assert _recovery_teacher(args) == str(teacher)
     shutil.rmtree(teacher)  # moved away: fall back to the super-network
     assert _recovery_teacher(args) == str(supernet)
-    (supernet / "supernet.json").write_text(json.dumps({"teacher": None}))
+    SupernetDir(supernet).write({"teacher": None})
     assert _recovery_teacher(args) == str(supernet)
