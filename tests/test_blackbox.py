@@ -174,6 +174,7 @@ def test_surrogate_none_starts_only_recorded_configurations(recorded, tmp_path):
         assert set(started) <= keys and len(set(started)) == len(started), scheduler
 
 
+@pytest.mark.slow
 def test_real_search_and_its_replay_agree(supernets, tmp_path):
     from syne_prune.search import SearchConfig, run_search
 
@@ -233,6 +234,7 @@ def _replay_files(directory: Path) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted((directory / "runs").rglob("seed-*.csv"))}
 
 
+@pytest.mark.slow
 def test_parallel_replays_equal_sequential_ones_and_resume_with_other_jobs(recorded, tmp_path, capsys):
     """--jobs 1 and --jobs 2 give the same bytes (EHVI's GP suggestions included: trials 4-5 of each replay);
     a replay failing in a worker raises the error of the same replay in this process, the finished ones stay;

@@ -109,6 +109,7 @@ def test_space_lists_the_hyperparameters(model_dir, capsys):
     assert len(listing["samples"]) == 2 and listing["smallest"]["unit_mask_1_1"] == 0
 
 
+@pytest.mark.slow
 def test_console_script_is_installed():
     """The installed ``syne-prune`` script (one process: starting one costs seconds of imports) exits 2 with one line."""
     script = Path(sys.executable).with_name("syne-prune")

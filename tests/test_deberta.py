@@ -196,6 +196,7 @@ def test_export_reloads_to_the_masked_outputs(exports):
             assert (_outputs(model, batch) - want).abs().max() <= TOLERANCE, out
 
 
+@pytest.mark.slow
 def test_export_reloads_without_syne_prune(exports, tmp_path):
     root, records = exports
     script = textwrap.dedent(f"""

@@ -65,6 +65,7 @@ def test_reload_with_syne_prune_installed_gives_masked_outputs(exports):
             assert (_outputs(model, batches[head]) - want).abs().max() <= TOLERANCE, out
 
 
+@pytest.mark.slow
 def test_reload_without_syne_prune_via_trust_remote_code(exports, tmp_path):
     """A fresh interpreter in which `import syne_prune` fails loads every export with plain transformers."""
     root, _, _ = exports
@@ -96,6 +97,7 @@ def test_nonuniform_export_carries_its_modeling_code(tmp_path):
     assert (out / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["bert", "roberta", "distilbert"])
 def test_onnx_matches_pytorch(arch, tmp_path):
     import onnxruntime
@@ -159,6 +161,7 @@ _LOAD_WITHOUT_SYNE_PRUNE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("uniform", [False, True], ids=["pruned-config", "stock-config"])
 def test_tokenizer_config_and_model_load_without_syne_prune_and_without_a_prompt(tiny_model_dirs, tmp_path, uniform):
     """The README's recipe on a machine without syne-prune: trust_remote_code=True for a pruned config

@@ -121,6 +121,7 @@ def test_exports_reload_with_syne_prune_to_the_masked_outputs(exports):
     assert 0 < pruned < len(records)  # both pruned and stock configs were exported
 
 
+@pytest.mark.slow
 def test_exports_reload_without_syne_prune_via_trust_remote_code(exports, tmp_path):
     root, _, records = exports
     worst, count = reload_without_syne_prune(root / "expected.pt", tmp_path)

@@ -57,6 +57,7 @@ ONNX_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(ONNX_CASES))
 def test_onnx_of_a_pruned_subnetwork_matches_pytorch(case, tmp_path):
     """The ONNX file of a sub-network without one layer and with fewer heads and neurons gives the masked
@@ -216,6 +217,7 @@ def _ratios(supernet, row, space) -> tuple[float, float]:
     return size.params / full.params, size.macs / full.macs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["modernbert", "deberta-v2"])
 def test_search_on_the_local_pool_and_sagemaker_backends(family, family_supernets, jobs_run_locally, tmp_path):  # noqa: F811
     """Random search, one worker (two would start in parallel on the CI's 2 cores: slower): 3 trials (the largest,

@@ -317,6 +317,7 @@ def test_export_reloads_to_the_masked_outputs(exports):
     assert kinds == {"modernbert", "syne_prune_modernbert"}  # both the stock and the pruned config are exercised
 
 
+@pytest.mark.slow
 def test_export_reloads_without_syne_prune_via_trust_remote_code(exports):
     root, _ = exports
     script = textwrap.dedent(f"""

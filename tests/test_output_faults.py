@@ -178,6 +178,7 @@ def test_a_lock_is_refused_while_held_and_free_after_kill_9(tmp_path):
             pass
 
 
+@pytest.mark.slow
 def test_train_supernet_refuses_a_running_output_and_resumes_after_kill_9(bert_dir, glue_dir, tmp_path, capsys):  # noqa: F811
     output = tmp_path / "supernet"
     argv = _small(_train(bert_dir, glue_dir, output))
@@ -214,6 +215,7 @@ def test_a_second_search_on_a_running_one_is_refused_and_trial_ids_stay_unique(b
     assert sorted(trials["trial_id"]) == [0, 1]
 
 
+@pytest.mark.slow
 def test_a_second_blackbox_recording_is_refused(supernets, tmp_path, capsys):
     output = tmp_path / "blackbox"
     holder = _hold(output, "blackbox recording")

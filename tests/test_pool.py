@@ -25,6 +25,7 @@ def _objectives(out: Path) -> pd.DataFrame:
     return trials[["trial_id", "status", *names, "error", "params", "macs", "test_error"]]
 
 
+@pytest.mark.slow
 def test_pool_and_local_backends_give_identical_trials(supernets, tmp_path):
     tables = {}
     for backend in ("local", "pool"):
@@ -65,6 +66,7 @@ def _trials(out: Path) -> pd.DataFrame:
     return pd.read_csv(path) if path.exists() else pd.DataFrame()
 
 
+@pytest.mark.slow
 def test_a_killed_worker_fails_its_trial_and_the_search_finishes(supernets, tmp_path):
     out = tmp_path / "out"
     process = _start_search(supernets["bert"], out)
@@ -83,6 +85,7 @@ def test_a_killed_worker_fails_its_trial_and_the_search_finishes(supernets, tmp_
     assert pid not in [w["pid"] for w in workers["workers"]]
 
 
+@pytest.mark.slow
 def test_a_hung_trial_is_stopped_at_the_time_limit(supernets, tmp_path):
     out = tmp_path / "out"
     process = _start_search(supernets["bert"], out, "--trial-timeout", "3")
@@ -96,6 +99,7 @@ def test_a_hung_trial_is_stopped_at_the_time_limit(supernets, tmp_path):
     assert failed["wall_time_s"].item() >= 3
 
 
+@pytest.mark.slow
 def test_a_worker_that_cannot_start_stops_the_search_with_its_reason(supernets, tmp_path):
     from syne_prune import SynePruneError
 
@@ -142,6 +146,7 @@ def _worker_growth_mb(supernet: Path, log_dir: Path, share_weights: bool) -> lis
         backend.close()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.disk_usage("/dev/shm").free < 400 * 2**20,
                     reason="weights are shared through /dev/shm on Linux only")
 def test_workers_share_one_copy_of_the_weights(big_embedding_supernet, tmp_path):
@@ -164,6 +169,7 @@ def test_workers_share_one_copy_of_the_weights(big_embedding_supernet, tmp_path)
     assert all(growth <= 0.5 * weights_mb for growth in mapped), (mapped, weights_mb)
 
 
+@pytest.mark.slow
 def test_the_tuner_wakes_when_a_worker_reports_not_after_its_sleep(supernets, tmp_path):
     """PoolBackend.wait returns as soon as a worker finishes: a free worker is not left idle for the Tuner's sleep."""
     from syne_tune.backend.trial_status import Status

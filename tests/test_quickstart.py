@@ -8,6 +8,7 @@ import pytest
 from syne_prune.quickstart import QuickstartConfig, quickstart
 
 
+@pytest.mark.slow
 def test_quickstart_runs_the_recipe_and_reports_before_and_after_recovery(tiny_model_dirs, glue_dir, tmp_path):
     out = tmp_path / "qs"
     result = quickstart(QuickstartConfig(output=str(out), task="rte", data_dir=str(glue_dir), model=str(tiny_model_dirs["bert"]),

@@ -54,6 +54,7 @@ def test_a_stopping_scheduler_with_several_workers_is_refused(supernets, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_trials_with_two_workers(supernets, tmp_path):
     """Two runs of a MOREA search (its population follows the results it has seen) on the pool backend with 2
     workers: the same sub-networks in the same trial order with the same objective values."""

@@ -223,6 +223,7 @@ def _with_session(init, session):
     return wrapped
 
 
+@pytest.mark.slow
 def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(jobs_run_locally, supernets, tmp_path, capfd):
     common = dict(supernet=str(supernets["bert"]), scheduler="random", n_workers=2, max_trials=4, seed=3, eval_batch_size=8)  # 8 processes
     local = run_search(SearchConfig(output=str(tmp_path / "local"), backend="local", test_split="every-trial", **common), progress=False)
@@ -307,6 +308,7 @@ def _launcher(name: str):
 SM_ARGS = ["--role", ROLE, "--region", REGION, "--s3-prefix", f"s3://{BUCKET}/launch", "--image-uri", "1.dkr.ecr.us-east-1.amazonaws.com/img:1"]
 
 
+@pytest.mark.slow
 def test_the_train_supernet_launcher_runs_train_supernet_in_a_job(jobs_run_locally, tiny_model_dirs, glue_dir, tmp_path, monkeypatch, capsys):
     from syne_prune.supernet import verify_checkpoint
 

@@ -84,6 +84,7 @@ def _shape(supernet_dir):
     return get_architecture(config).shape(config)
 
 
+@pytest.mark.slow
 def test_a_failing_trial_is_recorded_and_the_search_finishes(supernets, tmp_path):
     script = tmp_path / "flaky_trial.py"
     script.write_text(
@@ -123,6 +124,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_local_ehvi_search_writes_only_to_its_output_and_shows_only_progress_and_our_messages(supernets, tmp_path):
     """--backend local from an empty working directory, --output elsewhere: the directory stays empty
     (Syne Tune's LocalBackend wrote std.out there); third-party warnings and log records land in
@@ -147,6 +149,7 @@ def test_local_ehvi_search_writes_only_to_its_output_and_shows_only_progress_and
     assert "syne_tune.test_marker: third-party record (test marker)" in log and "our message" not in log
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_with_every_trial_once(supernets, tmp_path):
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "syne_prune.cli", "search", "--supernet", str(supernets["bert"]), "--scheduler", "morea",
@@ -294,6 +297,7 @@ def test_an_evaluator_scores_with_onednn_off_and_the_same_numbers(supernets, mon
     assert len(seen) == 3 * 4 and not any(seen)  # 3 configurations x (3 levels + the test split), all with oneDNN off
 
 
+@pytest.mark.slow
 def test_test_split_pareto_scores_the_pareto_set_as_every_trial_would(supernets, tmp_path):
     """Scoring only the Pareto set after the search gives the test errors each trial would have reported."""
     from syne_prune.artifacts import read_trials

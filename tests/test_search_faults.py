@@ -129,6 +129,7 @@ def layer_supernet(tiny_model_dirs, glue_dir, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_moasha_with_fewer_validation_examples_than_levels_and_a_space_smaller_than_the_budget(layer_supernet, tmp_path, capfd):
     """9 levels asked, 5 validation examples: search and trials both use 5 levels, so completed trials are on
     the Pareto front and export finds them; 6 trials asked of a 4-network space: exactly 4, and a notice;
@@ -216,6 +217,7 @@ def test_curve_times_and_syne_tune_results_come_from_the_ledger(tmp_path):
     assert R.complete_experiment_results(experiments, trials, parts, ["layer_0"], ["error"]) == 0  # nothing twice
 
 
+@pytest.mark.slow
 def test_a_search_killed_before_syne_tunes_first_flush_resumes_with_complete_outputs(supernets, tmp_path):
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "syne_prune.cli", "search", "--supernet", str(supernets["bert"]), "--scheduler", "morea",

@@ -39,6 +39,7 @@ def _moasha_search(tiny_model_dirs, glue_dir, tmp_path_factory):
     return _RUNS["moasha"]
 
 
+@pytest.mark.slow
 def test_moasha_stops_some_trials_before_the_last_epoch(tiny_model_dirs, glue_dir, tmp_path_factory):
     out, summary, config = _moasha_search(tiny_model_dirs, glue_dir, tmp_path_factory)
     assert config.scheduler == "moasha" and config.backend == "local" and summary["mode"] == "standard"
@@ -130,6 +131,7 @@ def test_a_resumed_trial_continues_from_its_last_epoch(tiny_model_dirs, glue_dir
     assert again_reports == [resumed[-1]] and (tmp_path / "paused" / WEIGHTS_FILE).read_bytes() == weights_before
 
 
+@pytest.mark.slow
 def test_the_local_backend_pauses_and_resumes_a_trial_from_its_checkpoint(tiny_model_dirs, glue_dir, tmp_path):
     """Syne Tune's pause kills the trial process; resume starts it again on the same st_checkpoint_dir.
 
@@ -185,6 +187,7 @@ def test_the_local_backend_pauses_and_resumes_a_trial_from_its_checkpoint(tiny_m
     assert seen == expected, f"epochs reported: {seen}; before the kill: {reported_before_kill}"
 
 
+@pytest.mark.slow
 def test_a_killed_standard_search_resumes_without_losing_finished_trials(tiny_model_dirs, glue_dir, tmp_path):
     out = tmp_path / "search"
     args = [sys.executable, "-m", "syne_prune", "search", "--mode", "standard", "--model", str(tiny_model_dirs["roberta"]),
@@ -233,6 +236,7 @@ def test_bad_standard_search_input_is_one_line_and_exit_2(tiny_model_dirs, glue_
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_python_m_syne_prune_runs_the_cli():
     done = subprocess.run([sys.executable, "-m", "syne_prune", "search", "--mode", "standard", "--task", "rte", "--output", "x"],
                           capture_output=True, text=True, timeout=120)

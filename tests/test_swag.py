@@ -115,6 +115,7 @@ def test_a_swag_supernet_trains_with_every_step_and_loads_as_multiple_choice(swa
     assert evaluate(loaded.model, batches, get_task("swag"))["accuracy"] == pytest.approx(metadata["metrics"]["largest"]["test"]["accuracy"])
 
 
+@pytest.mark.slow
 def test_a_swag_search_and_its_export_reload_as_multiple_choice(swag_supernet, swag_dir, tmp_path):
     from transformers import AutoModelForMultipleChoice
 

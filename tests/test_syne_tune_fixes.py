@@ -279,6 +279,7 @@ CHILD = "import os, subprocess, sys; import syne_prune.cli; " \
         "capture_output=True, text=True).stdout.strip())"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("given, child", [(None, "None"), ("3", "3")])
 def test_processes_started_after_importing_syne_prune_keep_the_users_thread_setting(given, child):
     """Syne Tune's import puts OMP_NUM_THREADS=1 into the environment (a benchmark's training steps then ran on one
