@@ -258,7 +258,8 @@ def test_nan_report_is_a_failed_trial_in_the_ledger_and_hidden_from_the_schedule
     from syne_tune.backend.trial_status import Trial
     from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
 
-    from syne_prune.search.run import SearchConfig, _LedgerCallback, _NoRepeatScheduler
+    from syne_prune.search import NoRepeatScheduler, SearchConfig
+    from syne_prune.search.callbacks import LedgerCallback
 
     class Recording(TrialScheduler):  # records what the wrapped (real) scheduler is told
         def __init__(self):
@@ -286,7 +287,7 @@ def test_nan_report_is_a_failed_trial_in_the_ledger_and_hidden_from_the_schedule
 
     inner = Recording()
     space = get_search_space("small", EncoderShape(num_layers=2, num_heads=2, num_neurons=3, hidden_size=8))
-    wrapped = _NoRepeatScheduler(inner, space=space, seen=set(), budget=None)
+    wrapped = NoRepeatScheduler(inner, space=space, seen=set(), budget=None)
     trial = Trial(trial_id=0, config={"num_layers": 1}, creation_time=datetime.now())
     nan = {"error": float("nan"), "params": 0.5, "fidelity": 1}
     assert wrapped.on_trial_result(trial, nan) == SchedulerDecision.STOP
@@ -299,7 +300,7 @@ def test_nan_report_is_a_failed_trial_in_the_ledger_and_hidden_from_the_schedule
                                                       "failure_reason"])
     (tmp_path / "part-0").mkdir()
     clock = R.PartClock(tmp_path / "part-0", 0, {})  # its thread not started: the callback only beats it
-    _LedgerCallback(ledger, None, ["num_layers"], config, 0, None, part=0, clock=clock).on_trial_complete(trial, nan)
+    LedgerCallback(ledger, None, ["num_layers"], config, 0, None, part=0, clock=clock).on_trial_complete(trial, nan)
     row = ledger.read().iloc[0]
     assert (row["status"], row["failure_reason"]) == ("failed", "non-finite objective(s) error=nan")
     assert R.pareto_set(ledger.read(), ["error", "params"], 1).empty

@@ -216,7 +216,7 @@ def test_the_same_subnetwork_is_never_started_twice_and_the_budget_is_exact():
     from syne_tune.optimizer.scheduler import TrialScheduler, TrialSuggestion
 
     from syne_prune import EncoderShape
-    from syne_prune.search.run import _NoRepeatScheduler, subnetwork_key
+    from syne_prune.search import NoRepeatScheduler, subnetwork_key
 
     space = get_search_space("small", EncoderShape(num_layers=2, num_heads=4, num_neurons=37, hidden_size=32))
 
@@ -231,7 +231,7 @@ def test_the_same_subnetwork_is_never_started_twice_and_the_budget_is_exact():
     configs = [{"num_layers": 0, "num_heads": 1, "num_units": 1}, {"num_layers": 0, "num_heads": 4, "num_units": 30},
                {"num_layers": 1, "num_heads": 2, "num_units": 5}, {"num_layers": 2, "num_heads": 2, "num_units": 5},
                {"num_layers": 2, "num_heads": 3, "num_units": 5}]
-    wrapped = _NoRepeatScheduler(Scripted(configs), space, {subnetwork_key(space, configs[2])}, budget=2)
+    wrapped = NoRepeatScheduler(Scripted(configs), space, {subnetwork_key(space, configs[2])}, budget=2)
     first, second = wrapped.suggest().config, wrapped.suggest().config
     assert first == configs[0]  # the second config is the same 0-layer network; the third was finished before
     assert second == configs[3]

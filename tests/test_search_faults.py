@@ -24,7 +24,7 @@ from syne_prune import EncoderShape, artifacts, get_search_space
 from syne_prune.search import SCHEDULERS, SearchConfig, run_search
 from syne_prune.search import results as R
 from syne_prune.search.run import (
-    _NoRepeatScheduler,
+    NoRepeatScheduler,
     export_from_search,
     subnetwork_key,
     trials_left,
@@ -79,13 +79,13 @@ def test_every_scheduler_stops_asking_once_the_space_is_spent(scheduler, max_tri
             return suggest()
 
         inner.suggest = counted
-        wrapped = _NoRepeatScheduler(inner, space, set(), budget)
+        wrapped = NoRepeatScheduler(inner, space, set(), budget)
         started = time.perf_counter()
         keys = _drive(wrapped, space, max_fidelity)
         assert len(keys) == 4 and len(set(keys)) == 4  # every sub-network once, and no more
         before = len(asks)
         assert wrapped.suggest() is None and len(asks) == before  # the scheduler is not asked in vain
-        assert wrapped.stats["suggestions"] == 4 and wrapped.stats["repeats_rejected"] <= 4 * _NoRepeatScheduler.MAX_ASKS
+        assert wrapped.stats["suggestions"] == 4 and wrapped.stats["repeats_rejected"] <= 4 * NoRepeatScheduler.MAX_ASKS
         assert time.perf_counter() - started < 10
 
 
@@ -104,10 +104,10 @@ def test_a_scheduler_proposing_only_seen_subnetworks_is_asked_at_most_max_asks_t
         def metric_names(self):
             return ["error", "params"]
 
-    wrapped = _NoRepeatScheduler(Stubborn(random_seed=0), space, set(), None)
+    wrapped = NoRepeatScheduler(Stubborn(random_seed=0), space, set(), None)
     keys = _drive(wrapped, space, 1)
     assert len(set(keys)) == 4 and wrapped.stats["suggestions"] == 4
-    assert Stubborn.asks == 1 + 3 * _NoRepeatScheduler.MAX_ASKS  # accepted once, then 10 refusals per random pick
+    assert Stubborn.asks == 1 + 3 * NoRepeatScheduler.MAX_ASKS  # accepted once, then 10 refusals per random pick
     assert wrapped.stats["repeats_rejected"] == 30 and wrapped.suggest() is None and Stubborn.asks == 31
 
 

@@ -72,6 +72,7 @@ def test_moasha_stops_some_trials_before_the_last_epoch(tiny_model_dirs, glue_di
     assert sorted(reports.to_dict().items()) == sorted(zip(trials["trial_id"], trials["epoch"]))
 
 
+@pytest.mark.slow
 def test_export_from_a_standard_search_writes_the_trials_fine_tuned_weights(tiny_model_dirs, glue_dir, tmp_path_factory, tmp_path):
     from transformers import AutoModelForSequenceClassification
 

@@ -162,7 +162,7 @@ class _PeakRSS:
 @pytest.mark.parametrize("flow", ["turned_down", "resumed"])
 def test_ehvi_stays_bounded_when_suggestions_do_not_become_trials(flow, errors):
     """A real EHVI search reached 21.8 GB after 13 trials: its error was the same for every trial, so
-    EHVI chased the smallest networks (``num_layers=0``, all one sub-network) and ``_NoRepeatScheduler``
+    EHVI chased the smallest networks (``num_layers=0``, all one sub-network) and ``NoRepeatScheduler``
     turned them down. Stock Syne Tune kept each such suggestion (and, on resume, every suggestion:
     the Tuner's ids start past the replayed trials) pending forever and fantasised all of them, at a
     cost that doubles per pending point. Stopped at the first sign (more than MAX_PENDING fantasised)."""

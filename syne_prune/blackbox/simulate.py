@@ -1,7 +1,7 @@
 """One replayed search: a scheduler of the registry against a blackbox, in Syne Tune's simulator.
 
 The scheduler is built and wrapped exactly as in a real search (``make_scheduler`` and
-``_NoRepeatScheduler`` of ``syne_prune.search``: same initial points, same fixes, no sub-network started
+``NoRepeatScheduler`` of ``syne_prune.search``: same initial points, same fixes, no sub-network started
 twice, at most ``max_trials`` suggestions). Syne Tune's ``UserBlackboxBackend`` runs it on ``n_workers``
 simulated workers; each trial takes its recorded evaluation seconds (``eval_s``) of simulated time, an
 MO-ASHA trial reaching fidelity level k after k/F of them, and returns
@@ -44,7 +44,7 @@ from syne_prune.blackbox import format as F
 from syne_prune.blackbox.surrogate import Surrogate, encode
 from syne_prune.errors import SynePruneError
 from syne_prune.objectives import encoder_size
-from syne_prune.search.run import _NoRepeatScheduler, subnetwork_key
+from syne_prune.search import NoRepeatScheduler, subnetwork_key
 from syne_prune.search.schedulers import FIDELITY_ATTR, MULTI_FIDELITY, make_scheduler
 from syne_prune.search.syne_tune_fixes import QuietTunerLogger, no_best_metric_table
 
@@ -108,7 +108,7 @@ class _ReplayBackend(UserBlackboxBackend):
         self._time_keeper = _SimulatedTimeOnly()
 
 
-class _RecordedOnlyScheduler(_NoRepeatScheduler):
+class _RecordedOnlyScheduler(NoRepeatScheduler):
     """``--surrogate none``: a suggestion of an unrecorded sub-network becomes the nearest recorded one
     not yet started (see the module docstring)."""
 
@@ -205,7 +205,7 @@ def replay(table: F.Blackbox, surrogate: Surrogate | None, scheduler_name: str, 
     if surrogate is None:
         wrapped = _RecordedOnlyScheduler(scheduler, space, set(), max_trials, table)
     else:
-        wrapped = _NoRepeatScheduler(scheduler, space, set(), max_trials)
+        wrapped = NoRepeatScheduler(scheduler, space, set(), max_trials)
     tick = max(1e-3, float(np.median(table.rows["eval_s"])) / 20)
     recorder = _TrialRecorder(list(space.config_space), blackbox.levels)
     with _replay_process_state(experiment_dir):

@@ -37,8 +37,6 @@ from syne_prune.search.schedulers import make_scheduler
 from syne_prune.search.scheduling import NoRepeatScheduler, replay, subnetwork_key, trials_left
 from syne_prune.search.syne_tune_fixes import QuietTunerLogger, no_best_metric_table
 
-# the names run.py had before the search was split into modules (tests, benchmarks and blackbox/ import them)
-_NoRepeatScheduler, _LedgerCallback, _Tuner = NoRepeatScheduler, LedgerCallback, SearchTuner
 __all__ = ["BACKENDS", "MODES", "TEST_SPLITS", "SearchConfig", "choose_trial", "export_from_search",
            "latency_seq_len", "run_search", "space_notice", "subnetwork_key", "trials_left"]
 

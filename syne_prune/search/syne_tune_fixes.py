@@ -12,7 +12,7 @@
      wrong whenever trials finish out of order or fail. X and Y are now built from the same
      completed trial ids, with the configuration the scheduler reports at completion.
   4. It marks every suggestion pending under its own counter but clears it with the Tuner's trial id,
-     so a suggestion that never becomes a trial (turned down by ``_NoRepeatScheduler`` as an already
+     so a suggestion that never becomes a trial (turned down by ``NoRepeatScheduler`` as an already
      seen sub-network), a resumed search (Tuner ids start past the replayed trials) or a failed trial
      stays pending forever. Every pending point joins each candidate in the q-batch log-EHVI, whose
      cost doubles with each one (inclusion-exclusion over subsets): a search whose error was the same
@@ -21,7 +21,7 @@
      configuration and at most ``MAX_PENDING`` (the latest) are fantasised.
   5. It returns the argmax of the acquisition over its random candidates even when that is a
      sub-network already evaluated (most often one of the many ``num_layers=0`` spellings of the
-     empty network); ``_NoRepeatScheduler`` turns it down and asks again, and every ask refits the GP.
+     empty network); ``NoRepeatScheduler`` turns it down and asks again, and every ask refits the GP.
      Measured on STS-B (100 trials, small space): 592 suggestions turned down, 553 of the search's
      615 s spent in ``suggest``. ``FixedEHVI`` now ranks its candidates by acquisition and returns the
      best one that ``is_new`` accepts (the search sets it to "not a sub-network already started").
@@ -222,7 +222,7 @@ class FixedEHVI(ExpectedHyperVolumeImprovement):
             config = self._get_random_config()
             if self.is_new(config):
                 return config
-        return config  # the space looks exhausted: _NoRepeatScheduler decides
+        return config  # the space looks exhausted: NoRepeatScheduler decides
 
 
 class RankedNonDominatedPriority(NonDominatedPriority):
