@@ -27,7 +27,7 @@ from transformers import (
     XLMRobertaConfig,
 )
 
-from syne_prune import get_architecture, get_search_space
+from syne_prune import get_family, get_search_space
 from syne_prune.export import export_subnetwork, load_model
 from syne_prune.objectives import subnet_size
 
@@ -69,7 +69,7 @@ def time_once(model, input_ids, attention_mask) -> float:
 
 
 def benchmark(name: str, model, batch_sizes, seq_len: int, repeats: int, workdir: Path) -> list[dict]:
-    shape = get_architecture(model.config).shape(model.config)
+    shape = get_family(model.config).shape(model.config)
     space = get_search_space("medium", shape)
     full_size = subnet_size(model, seq_len=seq_len)
     subnets = []

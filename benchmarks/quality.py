@@ -42,7 +42,7 @@ from transformers import AutoConfig
 from syne_prune.data import encode, eval_batches, get_task, load_task
 from syne_prune.evaluation import constant_answer, predict
 from syne_prune.export import load_tokenizer
-from syne_prune.models import auto_class_of, get_architecture
+from syne_prune.models import auto_class_of, get_family
 from syne_prune.objectives import subnet_size
 from syne_prune.search.run import SearchConfig, export_from_search, run_search
 from syne_prune.search_spaces import get_search_space
@@ -103,7 +103,7 @@ def reference(args, task: str, seed: int, workdir: Path) -> dict[str, Any]:
 def prunable_ratios(supernet_dir: Path, trials: pd.DataFrame, search_space: str) -> np.ndarray:
     """Each trial's share of the prunable (encoder) parameters, from the one parameter counter."""
     model = load_supernet(str(supernet_dir)).model
-    space = get_search_space(search_space, get_architecture(model.config).shape(model.config))
+    space = get_search_space(search_space, get_family(model.config).shape(model.config))
     full = subnet_size(model).encoder_params
     names = list(space.config_space)
     return np.array([subnet_size(model, space.to_mask(space.validate({n: row[n] for n in names}))).encoder_params / full

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from syne_prune import get_architecture, get_search_space
+from syne_prune import get_family, get_search_space
 from syne_prune.objectives import subnet_size
 from syne_prune.search import SearchConfig, run_search
 from syne_prune.supernet import TrainingConfig, load_supernet, train_supernet
@@ -61,7 +61,7 @@ def search(args, task: str, net: Path, scheduler: str) -> dict:
     done = trials[trials["status"] == "completed"].copy()
     loaded = load_supernet(net)
     model = loaded.model
-    space = get_search_space(loaded.metadata["search_space"], get_architecture(model.config).shape(model.config))
+    space = get_search_space(loaded.metadata["search_space"], get_family(model.config).shape(model.config))
     full = subnet_size(model).encoder_params
     names = list(space.config_space)
     done["prunable"] = [subnet_size(model, space.to_mask({n: int(r[n]) for n in names})).encoder_params / full

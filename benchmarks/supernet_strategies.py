@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer
 
-from syne_prune import InPlaceMask, get_architecture, get_search_space
+from syne_prune import InPlaceMask, get_family, get_search_space
 from syne_prune.artifacts import SupernetDir
 from syne_prune.data import data_loader, encode, get_task, load_task
 from syne_prune.models import load_task_model
@@ -72,7 +72,7 @@ def step_costs(args, task_name: str) -> dict[str, float]:
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = load_task_model(path, task).train()
     batches = list(data_loader(encode(data.train, tokenizer, 128, task.is_regression), tokenizer, args.batch_size))
-    space = get_search_space(args.search_space, get_architecture(model.config).shape(model.config))
+    space = get_search_space(args.search_space, get_family(model.config).shape(model.config))
     masker = InPlaceMask(model)
     strategies = {
         name: get_strategy(name)(space, masker, np.random.RandomState(0), task.is_regression, total_steps=2 * len(batches))

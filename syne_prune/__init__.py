@@ -4,7 +4,7 @@ from __future__ import annotations
 from syne_prune import _threads  # noqa: F401  # first: before anything imports Syne Tune
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
-from syne_prune.models import EncoderShape, get_architecture
+from syne_prune.models import EncoderShape, get_family
 from syne_prune.search_spaces import SEARCH_SPACES, SearchSpace, get_search_space
 from syne_prune.surgery import InPlaceMask, extract_subnetwork, masked, pruned_config
 from syne_prune.versions import __version__
@@ -18,7 +18,7 @@ __all__ = [
     "SubnetMask",
     "SynePruneError",
     "extract_subnetwork",
-    "get_architecture",
+    "get_family",
     "get_search_space",
     "masked",
     "pruned_config",

@@ -35,7 +35,7 @@ from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import evaluate
 from syne_prune.export import load_tokenizer, save_export
 from syne_prune.files import atomic_write
-from syne_prune.models import ARCHITECTURES, Architecture, auto_class_of, check_model_settings
+from syne_prune.models import FAMILIES, Family, auto_class_of, check_model_settings
 from syne_prune.models.loading import check_model_files
 from syne_prune.supernet.strategies import distillation_loss
 from syne_prune.training import RESUME_DIR, LoopSettings, TrainingLoop, prepare_output, seed_everything, write_settings
@@ -241,13 +241,13 @@ def read_export(model_dir: Path) -> tuple[dict[str, Any], PretrainedConfig]:
     return record, config
 
 
-def _family(config: PretrainedConfig, what: str) -> Architecture:
+def _family(config: PretrainedConfig, what: str) -> Family:
     """The architecture of a stock or pruned config (a uniform export has a stock config)."""
     model_type = getattr(config, "model_type", None)
-    for arch in ARCHITECTURES.values():
+    for arch in FAMILIES.values():
         if model_type in (arch.model_type, arch.pruned_model_type):
             return arch
-    raise SynePruneError(f"{what} is a '{model_type}' model, not a (pruned) {'/'.join(ARCHITECTURES)} model; give a syne-prune export")
+    raise SynePruneError(f"{what} is a '{model_type}' model, not a (pruned) {'/'.join(FAMILIES)} model; give a syne-prune export")
 
 
 def _task_and_split(record: dict[str, Any], settings: RecoverySettings, config: PretrainedConfig) -> tuple[Task, dict[str, Any]]:

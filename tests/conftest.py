@@ -160,7 +160,7 @@ def check_extraction(model, mask, batch: dict[str, torch.Tensor], tolerance: flo
     count and its layers' ``numel()`` the encoder count (``subnet_size``), and with ``macs_batch`` (eager attention,
     so that torch's FLOP counter sees the attention matmuls) FLOPs / 2 of one forward pass on it equal the MAC
     count per sequence x its sequences."""
-    from syne_prune import extract_subnetwork, get_architecture, masked  # conftest imports syne_prune only where used
+    from syne_prune import extract_subnetwork, get_family, masked  # conftest imports syne_prune only where used
     from syne_prune.objectives import subnet_size
 
     with torch.inference_mode(), masked(model, mask):
@@ -174,7 +174,7 @@ def check_extraction(model, mask, batch: dict[str, torch.Tensor], tolerance: flo
     seq_len = (macs_batch or batch)["input_ids"].shape[-1]
     size = subnet_size(model, mask, seq_len=seq_len)
     assert size.params == sum(p.numel() for p in sub.parameters()), where
-    assert size.encoder_params == sum(p.numel() for p in get_architecture(model.config).layers(sub).parameters()), where
+    assert size.encoder_params == sum(p.numel() for p in get_family(model.config).layers(sub).parameters()), where
     if macs_batch is not None:
         sub.requires_grad_(False)  # torch's module tracker fails on parameters passed as module inputs (DeBERTa)
         with FlopCounterMode(display=False) as counter, torch.inference_mode():

@@ -83,9 +83,9 @@ class _Ctx:
 
     def __init__(self, model):
         from syne_prune.baselines.common import PruneSettings
-        from syne_prune.models import get_architecture
+        from syne_prune.models import get_family
 
-        self.model, self.arch, self.settings = model, get_architecture(model.config), PruneSettings()
+        self.model, self.arch, self.settings = model, get_family(model.config), PruneSettings()
         self.shape = self.arch.shape(model.config)
 
 

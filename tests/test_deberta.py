@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import DebertaV2Config, DebertaV2ForMultipleChoice, DebertaV2ForSequenceClassification, DebertaV2Model
 
-from syne_prune import InPlaceMask, SubnetMask, SynePruneError, extract_subnetwork, get_architecture, get_search_space, masked
+from syne_prune import InPlaceMask, SubnetMask, SynePruneError, extract_subnetwork, get_family, get_search_space, masked
 from syne_prune.export import export_subnetwork, load_model_config
 from syne_prune.importance import order_by_importance, permute_units
 from syne_prune.models import check_model_settings, usable_positions
@@ -64,7 +64,7 @@ def deberta_model(variant: str, head: str = "classifier", seed: int = 0):
     config = deberta_config(variant, num_labels=1 if head == "regression" else 3)
     cls = {"base": DebertaV2Model, "multiple_choice": DebertaV2ForMultipleChoice}.get(head, DebertaV2ForSequenceClassification)
     model = cls(config)
-    for layer in get_architecture(config).layers(model):
+    for layer in get_family(config).layers(model):
         attention = layer.attention
         if attention.output.dense.in_features != attention.self.all_head_size:
             attention.output.dense = nn.Linear(attention.self.all_head_size, config.hidden_size)
@@ -86,7 +86,7 @@ def _outputs(model, batch):
 
 def _masks(model, space_name: str, count: int = 20):
     """The distinct masks of the smallest, largest and midpoint configurations and ``count`` seeded samples."""
-    space = get_search_space(space_name, get_architecture(model.config).shape(model.config))
+    space = get_search_space(space_name, get_family(model.config).shape(model.config))
     rng = np.random.RandomState(3)
     configs = [space.smallest(), space.largest(), space.midpoint()] + [space.sample(rng) for _ in range(count)]
     return list(dict.fromkeys(space.to_mask(c) for c in configs))
@@ -221,10 +221,10 @@ def test_export_reloads_without_syne_prune(exports, tmp_path):
 
 
 def test_shape_reads_head_size_and_relative_attention():
-    shape = get_architecture(deberta_config("head_size")).shape(deberta_config("head_size"))
+    shape = get_family(deberta_config("head_size")).shape(deberta_config("head_size"))
     assert (shape.head_dim, shape.relative_positions, shape.position_projections, shape.position_projection_weights,
             shape.position_scores) == (12, 8, 1, 1, 1)
-    shape = get_architecture(deberta_config("v3")).shape(deberta_config("v3"))
+    shape = get_family(deberta_config("v3")).shape(deberta_config("v3"))
     assert (shape.head_dim, shape.relative_positions, shape.position_projections, shape.position_projection_weights,
             shape.position_scores) == (8, 16, 2, 0, 2)
 
@@ -235,7 +235,7 @@ def test_conv_keeps_layer_zero_as_identity():
     mask = SubnetMask.from_counts([0, 2], [0, 9], 4, 37)
     sub = extract_subnetwork(model, mask)
     assert sub.config.num_hidden_layers == 2 and sub.config.num_heads_per_layer == [0, 2]
-    assert sum(p.numel() for p in get_architecture(model.config).layers(sub)[0].parameters()) == 0
+    assert sum(p.numel() for p in get_family(model.config).layers(sub)[0].parameters()) == 0
 
 
 def test_unrunnable_settings_are_one_line_errors(tmp_path):

@@ -13,7 +13,7 @@ import torch
 import transformers
 from conftest import SPACES, reload_without_syne_prune, tiny_batch, tiny_model
 
-from syne_prune import SubnetMask, SynePruneError, get_architecture, get_search_space, masked
+from syne_prune import SubnetMask, SynePruneError, get_family, get_search_space, masked
 from syne_prune.artifacts import EXPORT_FILE
 from syne_prune.export import export_subnetwork
 from syne_prune.objectives import subnet_size
@@ -43,7 +43,7 @@ def exports(tmp_path_factory):
     for arch in ("bert", "roberta", "distilbert"):
         for head in AUTO:
             model, batch = tiny_model(arch, head), batches[head]
-            space_of = get_architecture(model.config).shape(model.config)
+            space_of = get_family(model.config).shape(model.config)
             for space_name in SPACES:
                 space = get_search_space(space_name, space_of)
                 for i, config in enumerate(_configs(space)):

@@ -10,10 +10,10 @@ import torch
 import transformers
 from conftest import HIDDEN, NEW_ARCHS, SPACES, check_extraction, reload_without_syne_prune, tiny_batch, tiny_model
 
-from syne_prune import get_architecture, get_search_space, masked
+from syne_prune import get_family, get_search_space, masked
 from syne_prune.export import export_subnetwork
 from syne_prune.importance import permute_units
-from syne_prune.models import FAMILIES, get_family
+from syne_prune.models import FAMILIES
 from syne_prune.objectives import subnet_size
 
 TOLERANCE = 1e-5
@@ -55,7 +55,7 @@ def test_extraction_masking_params_and_macs_agree(variant, head):
     arch, extra = variant
     model = tiny_model(arch, head, attn_implementation="eager", **extra)  # eager: attention matmuls are counted
     assert subnet_size(model).params == sum(p.numel() for p in model.parameters())
-    family = get_architecture(model.config)
+    family = get_family(model.config)
     batch = tiny_batch(choices=4 if head == "multiple_choice" else 0)
     with torch.inference_mode():
         full = _outputs(model, batch)

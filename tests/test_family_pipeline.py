@@ -19,7 +19,7 @@ from test_modernbert import _modernbert_dir, modernbert
 from test_sagemaker import _settings as sagemaker_settings
 from test_sagemaker import aws, jobs_run_locally  # noqa: F401 - fixtures of the SageMaker test module, used here
 
-from syne_prune import SubnetMask, get_architecture, get_search_space, masked
+from syne_prune import SubnetMask, get_family, get_search_space, masked
 from syne_prune.export import ONNX_TOLERANCE, export_subnetwork, onnx_input_names
 from syne_prune.importance import order_by_importance
 from syne_prune.objectives import subnet_size
@@ -67,7 +67,7 @@ def test_onnx_of_a_pruned_subnetwork_matches_pytorch(case, tmp_path):
     import onnxruntime
 
     model, heads, neurons = ONNX_CASES[case]()
-    shape = get_architecture(model.config).shape(model.config)
+    shape = get_family(model.config).shape(model.config)
     mask = SubnetMask.from_counts(heads, neurons, shape.num_heads, shape.num_neurons)
     out = export_subnetwork(model, mask, tmp_path / "onnx", onnx=True)
     session = onnxruntime.InferenceSession(str(out / "model.onnx"))
@@ -243,7 +243,7 @@ def test_search_on_the_local_pool_and_sagemaker_backends(family, family_supernet
     assert len(trials) == 3 and (trials["status"] == "completed").all()
     assert np.isfinite(trials["error"]).all() and trials["error"].between(0, 1).all()
     supernet = load_supernet(family_supernets[family])
-    space = get_search_space("medium", get_architecture(supernet.model.config).shape(supernet.model.config))
+    space = get_search_space("medium", get_family(supernet.model.config).shape(supernet.model.config))
     for _, row in trials.iterrows():
         params, macs = _ratios(supernet, row, space)
         assert row["params"] == pytest.approx(params, abs=1e-9) and row["macs"] == pytest.approx(macs, abs=1e-9)
@@ -275,7 +275,7 @@ def test_recovery_of_an_exported_subnetwork(family, family_supernets, tmp_path):
     assert main(argv) == 0
     record = json.loads((tmp_path / "export" / "syne_prune.json").read_text())
     supernet = load_supernet(supernet_dir)
-    space = get_search_space("medium", get_architecture(supernet.model.config).shape(supernet.model.config))
+    space = get_search_space("medium", get_family(supernet.model.config).shape(supernet.model.config))
     params, macs = _ratios(supernet, config, space)
     assert record["params_ratio"] == pytest.approx(params, abs=1e-12) and record["macs_ratio"] == pytest.approx(macs, abs=1e-12)
     assert 0 < params < 1 and record["heads_per_layer"] == [config[f"num_heads_{i}"] for i in range(len(record["heads_per_layer"]))]

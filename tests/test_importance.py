@@ -9,7 +9,7 @@ import torch
 from conftest import ARCHS, HEADS, LAYERS, NEURONS, NEW_ARCHS, tiny_batch, tiny_model
 from test_cli import _fails, _train_args
 
-from syne_prune import InPlaceMask, SubnetMask, get_architecture, get_search_space, masked
+from syne_prune import InPlaceMask, SubnetMask, get_family, get_search_space, masked
 from syne_prune import importance as importance_module
 from syne_prune.cli import main
 from syne_prune.importance import (
@@ -44,7 +44,7 @@ def _outputs(model, batch) -> torch.Tensor:
 
 
 def _parts(model, layer: int):
-    arch = get_architecture(model.config)
+    arch = get_family(model.config)
     return arch.parts(arch.layers(model)[layer])
 
 
@@ -60,7 +60,7 @@ def test_permutation_preserves_outputs_and_moves_the_weights(arch, head):
     head_order, neuron_order = permute_by_importance(model, reverse)
     assert head_order[0].tolist() == [3, 2, 1, 0] and neuron_order[1, 0] == NEURONS - 1
     torch.testing.assert_close(_outputs(model, batch), before, atol=1e-5, rtol=0)
-    dim = get_architecture(model.config).shape(model.config).head_dim
+    dim = get_family(model.config).shape(model.config).head_dim
     new, old = _parts(model, 1), _parts(original, 1)
     assert not torch.equal(new.query.weight, old.query.weight)  # the weights did move ...
     torch.testing.assert_close(new.value.weight[:dim], old.value.weight[3 * dim:], atol=0, rtol=0)  # ... as a block
@@ -81,7 +81,7 @@ def test_permutation_preserves_outputs_and_moves_the_weights(arch, head):
 
 def _reference_fisher(model, batch):
     """The definition, one example at a time: sum over examples of (dL(x)/dm)^2 with masks of ones."""
-    shape = get_architecture(model.config).shape(model.config)
+    shape = get_family(model.config).shape(model.config)
     heads, neurons = torch.zeros(LAYERS, HEADS), torch.zeros(LAYERS, NEURONS)
     masker = InPlaceMask(model)
     for i in range(batch["labels"].shape[0]):
@@ -115,7 +115,7 @@ def test_fisher_is_the_sum_of_squared_per_example_gradients(head):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_a_planted_dominant_head_and_neuron_come_first(arch, method):
     model = tiny_model(arch, "classifier", seed=1)
-    dim = get_architecture(model.config).shape(model.config).head_dim
+    dim = get_family(model.config).shape(model.config).head_dim
     parts = _parts(model, 1)
     with torch.no_grad():
         parts.value.weight[2 * dim:3 * dim] *= 10  # head 2 of layer 1 dominates the attention output
@@ -134,7 +134,7 @@ def test_small_subnetwork_of_the_ordered_model_is_the_top_k_of_the_original():
     scores = fisher_scores(model, [batch])
     ordered = copy.deepcopy(model)
     permute_by_importance(ordered, scores)
-    space = get_search_space("small", get_architecture(model.config).shape(model.config))
+    space = get_search_space("small", get_family(model.config).shape(model.config))
     first_k = space.to_mask({"num_layers": 2, "num_heads": 2, "num_units": 9})
     head_order, neuron_order = scores.orders()
     top_heads = torch.zeros(LAYERS, HEADS, dtype=torch.bool).scatter_(1, head_order[:, :2], True)

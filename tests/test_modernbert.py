@@ -25,7 +25,7 @@ from transformers import (
     ModernBertModel,
 )
 
-from syne_prune import InPlaceMask, SubnetMask, extract_subnetwork, get_architecture, get_search_space, masked
+from syne_prune import InPlaceMask, SubnetMask, extract_subnetwork, get_family, get_search_space, masked
 from syne_prune.export import export_subnetwork
 from syne_prune.importance import ImportanceScores, magnitude_scores, mask_gradients, permute_by_importance
 from syne_prune.objectives import subnet_size
@@ -68,7 +68,7 @@ def _outputs(model, batch):
 
 
 def _space(model, name):
-    return get_search_space(name, get_architecture(model.config).shape(model.config))
+    return get_search_space(name, get_family(model.config).shape(model.config))
 
 
 def _configs(space, count=20, seed=0):
@@ -78,11 +78,11 @@ def _configs(space, count=20, seed=0):
 
 def test_the_tiny_model_has_alternating_kinds_and_the_quirks():
     model = modernbert("classifier")
-    layers = get_architecture(model.config).layers(model)
+    layers = get_family(model.config).layers(model)
     assert [layer.attention_type for layer in layers] == KINDS
     assert isinstance(layers[0].attn_norm, torch.nn.Identity) and isinstance(layers[1].attn_norm, torch.nn.LayerNorm)
     assert layers[0].attn.Wqkv.weight.shape == (3 * HIDDEN, HIDDEN) and layers[0].mlp.Wi.weight.shape == (2 * NEURONS, HIDDEN)
-    assert get_architecture(model.config).shape(model.config).num_neurons == NEURONS
+    assert get_family(model.config).shape(model.config).num_neurons == NEURONS
 
 
 CASES = [(head, "plain", "eager") for head in HEAD_KINDS] + [("classifier", "biased", "eager"), ("base", "biased", "sdpa")]
@@ -140,7 +140,7 @@ def test_a_removed_layer_keeps_the_others_kinds():
 def test_removed_layer_is_the_identity_and_a_removed_block_passes_the_residual():
     model = modernbert("classifier")
     batch = tiny_batch()
-    layers = get_architecture(model.config).layers(model)
+    layers = get_family(model.config).layers(model)
     with torch.inference_mode():
         with masked(model, SubnetMask.from_counts([HEADS, 0, HEADS, HEADS], [NEURONS, 0, NEURONS, NEURONS], HEADS, NEURONS)):
             want = model(**batch).logits
@@ -239,7 +239,7 @@ def test_importance_permutation_preserves_outputs_and_moves_qkv_and_gate_rows(he
         before = _outputs(model, batch)
         permute_by_importance(model, reverse)
         assert (_outputs(model, batch) - before).abs().max() <= TOLERANCE
-    old, new = get_architecture(model.config).layers(original)[2], get_architecture(model.config).layers(model)[2]
+    old, new = get_family(model.config).layers(original)[2], get_family(model.config).layers(model)[2]
     for block in range(3):  # new head 0 = old head 3, in the query, key and value blocks of Wqkv
         start = block * HIDDEN
         assert torch.equal(new.attn.Wqkv.weight[start : start + HEAD_DIM], old.attn.Wqkv.weight[start + 3 * HEAD_DIM : start + 4 * HEAD_DIM])

@@ -6,12 +6,12 @@ import torch
 from conftest import SPACES, tiny_batch, tiny_model
 from torch.utils.flop_counter import FlopCounterMode
 
-from syne_prune import extract_subnetwork, get_architecture, get_search_space
+from syne_prune import extract_subnetwork, get_family, get_search_space
 from syne_prune.objectives import measure_latency_ms, subnet_size
 
 
 def _masks(model, space_name, count=8):
-    space = get_search_space(space_name, get_architecture(model.config).shape(model.config))
+    space = get_search_space(space_name, get_family(model.config).shape(model.config))
     rng = np.random.RandomState(1)
     return [space.to_mask(c) for c in [space.smallest(), space.largest(), space.midpoint()] + [space.sample(rng) for _ in range(count)]]
 
@@ -25,7 +25,7 @@ def test_parameter_count_equals_numel_of_extracted_model(arch, space_name, head)
         size = subnet_size(model, mask)
         sub = extract_subnetwork(model, mask)
         assert size.params == sum(p.numel() for p in sub.parameters())
-        layers = get_architecture(model.config).layers(sub)  # pruned classes keep the stock attribute paths
+        layers = get_family(model.config).layers(sub)  # pruned classes keep the stock attribute paths
         assert size.encoder_params == sum(p.numel() for p in layers.parameters())
 
 

@@ -174,11 +174,11 @@ def test_the_tuner_wakes_when_a_worker_reports_not_after_its_sleep(supernets, tm
     """PoolBackend.wait returns as soon as a worker finishes: a free worker is not left idle for the Tuner's sleep."""
     from syne_tune.backend.trial_status import Status
 
-    from syne_prune import get_architecture, get_search_space
+    from syne_prune import get_family, get_search_space
     from syne_prune.supernet import load_supernet
 
     model = load_supernet(supernets["bert"]).model
-    space = get_search_space("medium", get_architecture(model.config).shape(model.config))
+    space = get_search_space("medium", get_family(model.config).shape(model.config))
     settings = TrialSettings(supernet=str(supernets["bert"]), eval_batch_size=8)
     backend = PoolBackend(settings, n_workers=1, log_dir=tmp_path / "pool", entry_point=__file__)
     backend.set_path(str(tmp_path), "wait-test")

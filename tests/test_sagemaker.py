@@ -445,11 +445,11 @@ def test_a_configuration_with_more_values_than_a_job_allows_is_packed_and_unpack
     import numpy as np
     from transformers import BertConfig
 
-    from syne_prune import get_architecture, get_search_space
+    from syne_prune import get_family, get_search_space
     from syne_prune.search.sagemaker import entry as sagemaker_entry
 
     base = BertConfig()  # BERT-base: the large space has hundreds of values
-    space = get_search_space("large", get_architecture(base).shape(base))
+    space = get_search_space("large", get_family(base).shape(base))
     config = space.sample(np.random.RandomState(0))
     assert len(config) > sm.MAX_HYPERPARAMETERS
     backend = sm.SageMakerBackend(_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix="sp-pack")

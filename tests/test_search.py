@@ -14,7 +14,7 @@ import pytest
 import torch
 from syne_tune.experiments import load_experiment
 
-from syne_prune import SynePruneError, get_architecture, get_search_space, masked
+from syne_prune import SynePruneError, get_family, get_search_space, masked
 from syne_prune.search import SCHEDULERS, SearchConfig, run_search
 from syne_prune.search.run import export_from_search
 from syne_prune.supernet import load_supernet
@@ -81,7 +81,7 @@ def _shape(supernet_dir):
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(supernet_dir)
-    return get_architecture(config).shape(config)
+    return get_family(config).shape(config)
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import torch
 from conftest import tiny_model
 from safetensors.torch import load_file
 
-from syne_prune import InPlaceMask, SynePruneError, get_architecture, get_search_space
+from syne_prune import InPlaceMask, SynePruneError, get_family, get_search_space
 from syne_prune.supernet import STRATEGIES, TrainingConfig, distillation_loss, get_strategy, load_supernet, train_supernet, verify_checkpoint
 from syne_prune.supernet import train as train_module
 
@@ -54,7 +54,7 @@ class RecordingMasker:
 @pytest.mark.parametrize("name", ["sandwich", "full"])
 def test_sandwich_and_full_visit_largest_and_smallest_every_step(name):
     model = tiny_model("bert", "classifier").train()
-    space = get_search_space("medium", get_architecture(model.config).shape(model.config))
+    space = get_search_space("medium", get_family(model.config).shape(model.config))
     recorder = RecordingMasker(InPlaceMask(model))
     strategy = get_strategy(name)(space, recorder, np.random.RandomState(0), False, total_steps=3, num_random_subnets=2)
     smallest = space.to_mask(space.smallest())
@@ -71,7 +71,7 @@ def test_sandwich_and_full_visit_largest_and_smallest_every_step(name):
 
 def test_random_linear_moves_from_full_to_random():
     model = tiny_model("bert", "classifier").train()
-    space = get_search_space("small", get_architecture(model.config).shape(model.config))
+    space = get_search_space("small", get_family(model.config).shape(model.config))
     strategy = get_strategy("random_linear")(space, InPlaceMask(model), np.random.RandomState(0), False, total_steps=101)
     assert strategy.probability_random(0) == 0 and strategy.probability_random(50) == 0.5 and strategy.probability_random(100) == 1
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import HEADS, LAYERS, NEURONS, SPACES, check_extraction, tiny_batch, tiny_model
 
-from syne_prune import InPlaceMask, SubnetMask, SynePruneError, extract_subnetwork, get_architecture, get_search_space, masked
+from syne_prune import InPlaceMask, SubnetMask, SynePruneError, extract_subnetwork, get_family, get_search_space, masked
 from syne_prune.surgery import pruned_config
 
 TOLERANCE = 1e-5
@@ -18,7 +18,7 @@ def _configs(space, count=20, seed=0):
 
 
 def _space(model, name):
-    return get_search_space(name, get_architecture(model.config).shape(model.config))
+    return get_search_space(name, get_family(model.config).shape(model.config))
 
 
 def _outputs(model, batch):
@@ -57,7 +57,7 @@ def test_removed_layers_are_identities(arch):
     """Masking out every block gives what a model with those layers deleted gives."""
     model = tiny_model(arch, "classifier")
     batch = tiny_batch()
-    arch_ = get_architecture(model.config)
+    arch_ = get_family(model.config)
     mask = SubnetMask.from_counts([0, HEADS], [0, NEURONS], HEADS, NEURONS)
     with torch.inference_mode():
         with masked(model, mask):
@@ -75,7 +75,7 @@ def test_removed_layers_are_identities(arch):
 def test_removed_block_passes_the_residual_through():
     """A layer with no heads equals its FFN sub-block applied to the input: attention output, bias and LayerNorm skipped."""
     model = tiny_model("bert", "base")
-    layer = get_architecture(model.config).layers(model)[0]
+    layer = get_family(model.config).layers(model)[0]
     hidden = torch.randn(2, 5, 32)
     mask = SubnetMask.from_counts([0, HEADS], [NEURONS, NEURONS], HEADS, NEURONS)
     with torch.inference_mode(), masked(model, mask):
@@ -94,7 +94,7 @@ def test_in_place_masking_copies_no_weights_and_keeps_gradients(arch):
     loss = model(**tiny_batch(), labels=torch.tensor([0, 1, 2])).loss
     loss.backward()
     assert {name: p.data_ptr() for name, p in model.named_parameters()} == before
-    arch_ = get_architecture(model.config)
+    arch_ = get_family(model.config)
     parts = arch_.parts(arch_.layers(model)[0])
     kept_heads = space.to_mask(space.midpoint()).heads_per_layer[0]
     head_dim = 32 // HEADS
@@ -166,7 +166,7 @@ def test_other_task_heads_are_refused():
 def test_in_place_removed_layers_are_not_computed(arch):
     """A layer with both blocks removed is skipped, not computed and discarded (cheaper training steps)."""
     model = tiny_model(arch, "classifier")
-    arch_ = get_architecture(model.config)
+    arch_ = get_family(model.config)
     calls = []
     for index, layer in enumerate(arch_.layers(model)):
         arch_.parts(layer).query.register_forward_hook(lambda *a, index=index: calls.append(index))

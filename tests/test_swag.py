@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import tiny_batch, tiny_model
 
-from syne_prune import SynePruneError, extract_subnetwork, get_architecture, get_search_space, masked
+from syne_prune import SynePruneError, extract_subnetwork, get_family, get_search_space, masked
 from syne_prune.data import data_loader, encode, get_task, load_task
 
 HEADER = ["", "video-id", "fold-ind", "startphrase", "sent1", "sent2", "gold-source",
@@ -134,7 +134,7 @@ def test_a_swag_search_and_its_export_reload_as_multiple_choice(swag_supernet, s
     model = AutoModelForMultipleChoice.from_pretrained(exported).eval()
     # the exported network computes what the masked super-network computes
     loaded = load_supernet(out)
-    space = get_search_space("medium", get_architecture(loaded.model.config).shape(loaded.model.config))
+    space = get_search_space("medium", get_family(loaded.model.config).shape(loaded.model.config))
     config = {name: int(chosen[name]) for name in space.config_space}
     batch = tiny_batch(batch=2, choices=4)
     batch = {k: v.clamp(max=loaded.model.config.vocab_size - 1) for k, v in batch.items()}

@@ -20,7 +20,7 @@ from conftest import tiny_batch, tiny_model
 from safetensors.torch import load_file
 from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification, AutoTokenizer
 
-from syne_prune import InPlaceMask, get_architecture, get_search_space
+from syne_prune import InPlaceMask, get_family, get_search_space
 from syne_prune.artifacts import SupernetDir
 from syne_prune.cli import main
 from syne_prune.supernet import STRATEGIES, Teacher, TrainingConfig, distillation_loss, get_strategy, train_supernet
@@ -47,7 +47,7 @@ def _train_steps(strategy: str, kind: str, batch: dict, teacher: Teacher | None 
     """``steps`` SGD steps of one strategy on one batch; the model stays in eval mode (no dropout), so the
     weights depend only on the batch, the labels and the teacher."""
     model = tiny_model("bert", KINDS[kind], seed=0)
-    space = get_search_space("medium", get_architecture(model.config).shape(model.config))
+    space = get_search_space("medium", get_family(model.config).shape(model.config))
     step_fn = get_strategy(strategy)(space, InPlaceMask(model), np.random.RandomState(0), kind == "regression", total_steps=steps,
                                      temperature=2.0, teacher=teacher)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -112,7 +112,7 @@ def test_distillation_loss_numbers():
 def test_with_a_teacher_the_largest_and_smallest_losses_are_distillation_plus_labels(kind):
     batch, model = _batch(kind), tiny_model("bert", KINDS[kind], seed=0)
     teacher = _teacher(kind, seed=1)
-    space = get_search_space("medium", get_architecture(model.config).shape(model.config))
+    space = get_search_space("medium", get_family(model.config).shape(model.config))
     regression = kind == "regression"
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     with torch.no_grad():

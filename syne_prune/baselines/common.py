@@ -18,7 +18,7 @@ from transformers import PreTrainedModel
 from syne_prune.data import EVAL_BATCH_SIZE, Task, eval_batches
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
-from syne_prune.models import EncoderShape, get_architecture
+from syne_prune.models import EncoderShape, get_family
 from syne_prune.objectives import SubnetSize, subnet_size
 from syne_prune.training import FINETUNE_LR
 
@@ -83,7 +83,7 @@ class PruneContext:
     cache: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.arch = get_architecture(self.model.config)
+        self.arch = get_family(self.model.config)
         self.shape: EncoderShape = self.arch.shape(self.model.config)
         self.full: SubnetSize = subnet_size(self.model, seq_len=self.settings.seq_len)
 

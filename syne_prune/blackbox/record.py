@@ -31,7 +31,7 @@ from syne_prune.data import EVAL_BATCH_SIZE, get_task
 from syne_prune.errors import SynePruneError
 from syne_prune.files import holds_content, output_lock
 from syne_prune.masks import SubnetMask
-from syne_prune.models import get_architecture, get_family
+from syne_prune.models import get_family
 from syne_prune.objectives import encoder_size, subnet_size
 from syne_prune.search.pool import threads_per_worker
 from syne_prune.search.run import subnetwork_key
@@ -214,7 +214,7 @@ def record_from_trials(search_dirs: list[str], output: str) -> dict[str, Any]:
     supernet, level_count = Path(supernets.pop()), levels.pop()
     loaded = load_supernet(supernet)
     model = loaded.model
-    space = get_search_space(loaded.metadata["search_space"], get_architecture(model.config).shape(model.config))
+    space = get_search_space(loaded.metadata["search_space"], get_family(model.config).shape(model.config))
     first = searches[0]["settings"]
     header = make_header(supernet, loaded.metadata, model, space, level_count, "trials: " + ",".join(str(Path(d).resolve()) for d in search_dirs),
                          first.get("max_eval_examples"), first.get("data_dir"))

@@ -13,7 +13,7 @@ from syne_prune.artifacts import ExportDir, SearchDir, SupernetDir
 from syne_prune.cli.recover import print_recovery
 from syne_prune.errors import SynePruneError
 from syne_prune.export import export_subnetwork, load_model, load_model_config, load_tokenizer, task_record
-from syne_prune.models import get_architecture
+from syne_prune.models import get_family
 from syne_prune.recovery import recover
 from syne_prune.search.run import export_from_search
 from syne_prune.search_spaces import SEARCH_SPACES, get_search_space
@@ -131,7 +131,7 @@ def _export(args: argparse.Namespace, output: Path, onnx: bool, overwrite: bool)
         return f"trial {int(row['trial_id'])}: validation error {row['error']:.4f}, "
     config = _read_config(args.config)
     model_config = load_model_config(args.model)
-    space = get_search_space(args.search_space, get_architecture(model_config).shape(model_config))
+    space = get_search_space(args.search_space, get_family(model_config).shape(model_config))
     mask = space.to_mask(config)  # checked before the weights are loaded
     tokenizer = load_tokenizer(args.model, required=True, fix="an export carries its tokenizer: save one next to the model "
                                "(tokenizer.save_pretrained)")

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from syne_prune.export import load_model_config
-from syne_prune.models import get_architecture
+from syne_prune.models import get_family
 from syne_prune.search_spaces import SEARCH_SPACES, get_search_space
 
 
@@ -28,7 +28,7 @@ def add_commands(commands: Any) -> None:
 
 def cmd_space(args: argparse.Namespace) -> int:
     model_config = load_model_config(args.model)
-    space = get_search_space(args.search_space, get_architecture(model_config).shape(model_config))
+    space = get_search_space(args.search_space, get_family(model_config).shape(model_config))
     rng = np.random.RandomState(args.seed)
     listing = {
         "search_space": space.name,

@@ -11,19 +11,7 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoModel
 
-from syne_prune.models.architectures import (
-    ARCHITECTURES,
-    FAMILIES,
-    PRUNED_CLASSES,
-    TASK_HEADS,
-    Architecture,
-    Family,
-    LayerParts,
-    UnitAxis,
-    family_of_any,
-    get_architecture,
-    get_family,
-)
+from syne_prune.models.architectures import FAMILIES, PRUNED_CLASSES, TASK_HEADS, Family, LayerParts, UnitAxis, family_of_any, get_family
 from syne_prune.models.limits import check_model_settings, usable_positions
 from syne_prune.models.shape import EncoderShape
 from syne_prune.numerics import require_finite_weights
@@ -65,6 +53,6 @@ def load_task_model(source: str, task, **kwargs):
     return model
 
 
-__all__ = ["ARCHITECTURES", "Architecture", "EncoderShape", "FAMILIES", "Family", "LayerParts", "PRUNED_CLASSES", "TASK_HEADS",
-           "UnitAxis", "auto_class_of", "check_model_settings", "family_of_any", "get_architecture", "get_family", "head_of",
-           "load_task_model", "usable_positions"]
+__all__ = ["FAMILIES", "Family", "EncoderShape", "LayerParts", "PRUNED_CLASSES", "TASK_HEADS", "UnitAxis",
+           "auto_class_of", "check_model_settings", "family_of_any", "get_family", "head_of", "load_task_model",
+           "usable_positions"]

@@ -1,7 +1,6 @@
 """The registry of model families, built from the family modules (one module per family).
 
 Adding a family means adding its module (see ``family.py`` for the interface) and one line here.
-``Architecture`` and ``ARCHITECTURES`` are the older names of ``Family`` and ``FAMILIES``.
 """
 from __future__ import annotations
 
@@ -16,10 +15,6 @@ FAMILIES: dict[str, Family] = {module.FAMILY.name: module.FAMILY
 
 # pruned model_type -> (config class, base model class, {Auto class name: task-model class})
 PRUNED_CLASSES: dict[str, tuple] = {family.pruned_model_type: family.pruned_classes for family in FAMILIES.values()}
-
-Architecture = Family
-ARCHITECTURES = FAMILIES
-
 
 def get_family(config: PretrainedConfig) -> Family:
     """The family of a stock (unpruned) model config; a pruned export or anything else is a one-line error."""
@@ -46,7 +41,4 @@ def family_of_any(config: PretrainedConfig) -> Family | None:
     return next((f for f in FAMILIES.values() if model_type in (f.model_type, f.pruned_model_type)), None)
 
 
-get_architecture = get_family
-
-__all__ = ["ARCHITECTURES", "Architecture", "FAMILIES", "Family", "LayerParts", "PRUNED_CLASSES", "TASK_HEADS", "UnitAxis",
-           "family_of_any", "get_architecture", "get_family"]
+__all__ = ["FAMILIES", "Family", "LayerParts", "PRUNED_CLASSES", "TASK_HEADS", "UnitAxis", "family_of_any", "get_family"]

@@ -32,7 +32,7 @@ from syne_prune.data import EVAL_BATCH_SIZE, encode, eval_batches, get_task, loa
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
 from syne_prune.files import atomic_write
-from syne_prune.models import get_architecture, load_task_model
+from syne_prune.models import get_family, load_task_model
 from syne_prune.models.loading import load_tokenizer
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.numerics import require_finite_result, require_finite_weights
@@ -115,7 +115,7 @@ def load_pretrained(settings: FineTuneSettings):
     torch.manual_seed(settings.seed)
     model = load_task_model(source, task)
     tokenizer = load_tokenizer(source, f"model '{settings.model}'")
-    space = get_search_space(settings.search_space, get_architecture(model.config).shape(model.config))
+    space = get_search_space(settings.search_space, get_family(model.config).shape(model.config))
     return model, tokenizer, space
 
 

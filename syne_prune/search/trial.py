@@ -32,7 +32,7 @@ from syne_tune import Reporter
 
 from syne_prune.data import EVAL_BATCH_SIZE, encode, eval_batches, get_task, load_task
 from syne_prune.evaluation import default_device, evaluate, many_shapes, predict
-from syne_prune.models import get_architecture
+from syne_prune.models import get_family
 from syne_prune.numerics import require_finite_result
 from syne_prune.objectives import measure_latency_ms, subnet_size
 from syne_prune.search.protocol import (  # noqa: F401 - the shared protocol, also importable from here
@@ -122,7 +122,7 @@ class Evaluator:
         self.test = eval_batches(encode(data.test, tokenizer, length, self.task.is_regression), tokenizer, settings.eval_batch_size)
         model = self.supernet.model
         model.to(default_device())  # a no-op on a CPU machine; on a GPU instance every evaluation runs there
-        self.space = get_search_space(meta["search_space"], get_architecture(model.config).shape(model.config))
+        self.space = get_search_space(meta["search_space"], get_family(model.config).shape(model.config))
         self.full_size = subnet_size(model)
         self.full_latency_ms = None
         if "latency" in settings.objectives:

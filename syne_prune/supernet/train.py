@@ -21,7 +21,7 @@ from syne_prune.evaluation import constant_answer, default_device, evaluate, war
 from syne_prune.export import load_model_config
 from syne_prune.files import atomic_write_text, output_lock, writing
 from syne_prune.importance import IMPORTANCE_METHODS, ORDERED_ATTRIBUTE, order_by_importance, ordered_by
-from syne_prune.models import check_model_settings, get_architecture, load_task_model
+from syne_prune.models import check_model_settings, get_family, load_task_model
 from syne_prune.models.loading import check_model_files, load_tokenizer
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.numerics import require_finite_weights
@@ -133,7 +133,7 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     is kept, so ``resume`` continues)."""
     config.check()
     model_config = load_model_config(config.model)
-    arch = get_architecture(model_config)
+    arch = get_family(model_config)
     space = get_search_space(config.search_space, arch.shape(model_config))
     task = get_task(config.task)
     # Everything that can fail on bad input fails here, before the output directory is touched.

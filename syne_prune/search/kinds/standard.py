@@ -10,7 +10,7 @@ from syne_prune.artifacts import SearchRecord
 from syne_prune.data import get_task, load_task
 from syne_prune.errors import SynePruneError
 from syne_prune.export import load_model_config, task_record
-from syne_prune.models import check_model_settings, get_architecture
+from syne_prune.models import check_model_settings, get_family
 from syne_prune.models.loading import check_model_files, load_tokenizer
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.search import finetune
@@ -49,7 +49,7 @@ class StandardNAS(TrialKind):
         that no trial starts on a model that cannot be loaded; the trials get the model and data directory as absolute paths."""
         settings = config.finetune
         model_config = load_model_config(settings.model)  # a missing model or an unknown architecture fails here
-        space = get_search_space(settings.search_space, get_architecture(model_config).shape(model_config))
+        space = get_search_space(settings.search_space, get_family(model_config).shape(model_config))
         load_task(settings.task, settings.data_dir, settings.validation_fraction, settings.seed, max_train_examples=1, max_eval_examples=1)
         source = str(resolve_model(settings.model))
         tokenizer = load_tokenizer(source, f"model '{settings.model}'")

@@ -12,7 +12,7 @@ from transformers import AutoConfig
 from syne_prune.artifacts import SearchRecord
 from syne_prune.evaluation import warn_if_not_learned
 from syne_prune.export import task_record
-from syne_prune.models import get_architecture, usable_positions
+from syne_prune.models import get_family, usable_positions
 from syne_prune.search import trial
 from syne_prune.search.kinds.base import ExportSource, PreparedSearch, TrialKind
 from syne_prune.search.schedulers import MULTI_FIDELITY
@@ -65,7 +65,7 @@ class WeightSharing(TrialKind):
         supernet = Path(config.supernet).resolve()
         metadata = verify_checkpoint(supernet)
         model_config = AutoConfig.from_pretrained(supernet)
-        space = get_search_space(metadata["search_space"], get_architecture(model_config).shape(model_config))
+        space = get_search_space(metadata["search_space"], get_family(model_config).shape(model_config))
         check_supernet_settings(supernet, metadata, model_config)
         warn_if_not_learned(metadata)
         data_dir = config.data_dir or metadata["hyperparameters"].get("data_dir")
@@ -90,7 +90,7 @@ class WeightSharing(TrialKind):
         """The trial's sub-network of the search's super-network (extracted by export)."""
         supernet = load_supernet(saved.supernet)
         model = supernet.model
-        space = get_search_space(saved.search_space, get_architecture(model.config).shape(model.config))
+        space = get_search_space(saved.search_space, get_family(model.config).shape(model.config))
         config = space.validate({k: row[k] for k in space.config_space})
         trained_on = {**task_record(supernet.metadata["hyperparameters"]), "supernet": str(Path(saved.supernet).resolve())}
         return ExportSource(model, supernet.tokenizer, space, config, None, trained_on)
