@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -184,21 +185,23 @@ def test_invalid_json_beside_the_weights_is_one_line(bert_dir, glue_dir, tmp_pat
 # ---- labels and trial ids ----
 
 
-def test_label_errors_name_the_file_and_the_line(tmp_path):
-    folder = tmp_path / "RTE"
+LABEL_CASES = {  # task: (folder, header, row i of 6, what the error says about train.tsv)
+    "rte": ("RTE", "index\tsentence1\tsentence2\tlabel", lambda i: f"{i}\ta man plays\ta man is playing\t{'maybe' if i == 2 else 'entailment'}",
+            r"has unknown label\(s\) \['maybe'\] .*, the first on line 4;"),
+    "stsb": ("STS-B", "sentence1\tsentence2\tscore", lambda i: f"a\tb\t{'high' if i == 4 else '2.5'}", r"line 6 has a non-numeric score 'high'"),
+}
+
+
+@pytest.mark.parametrize("task", list(LABEL_CASES))
+def test_label_errors_name_the_file_and_the_line(tmp_path, task):
+    """Line numbers count the header: row 2 of RTE's rows is line 4 (header, rows 0, 1, 2); row 4 of STS-B's is line 6."""
+    name, header, row, message = LABEL_CASES[task]
+    folder = tmp_path / name
     folder.mkdir()
-    rows = [f"{i}\ta man plays\ta man is playing\t{'maybe' if i == 2 else 'entailment'}\n" for i in range(6)]
-    for name in ("train.tsv", "dev.tsv"):
-        (folder / name).write_text("index\tsentence1\tsentence2\tlabel\n" + "".join(rows))
-    with pytest.raises(SynePruneError, match=rf"{folder / 'train.tsv'} has unknown label\(s\) \['maybe'\] .*, the first on line 4;"):
-        load_task("rte", tmp_path)
-    folder = tmp_path / "STS-B"
-    folder.mkdir()
-    rows = [f"a\tb\t{'high' if i == 4 else '2.5'}\n" for i in range(8)]
-    for name in ("train.tsv", "dev.tsv"):
-        (folder / name).write_text("sentence1\tsentence2\tscore\n" + "".join(rows))
-    with pytest.raises(SynePruneError, match=rf"{folder / 'train.tsv'} line 6 has a non-numeric score 'high'"):
-        load_task("stsb", tmp_path)
+    for split in ("train.tsv", "dev.tsv"):
+        (folder / split).write_text(header + "\n" + "".join(row(i) + "\n" for i in range(6)))
+    with pytest.raises(SynePruneError, match=re.escape(str(folder / "train.tsv")) + " " + message):
+        load_task(task, tmp_path)
 
 
 def test_export_refuses_a_trial_id_that_trials_csv_holds_twice(tmp_path, capsys):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from test_cli import _fails
-from test_input_faults import _export, _prune, _standard, _train, bert_dir  # noqa: F401 - bert_dir is a fixture
+from test_input_faults import _every_command, _standard, _train, bert_dir  # noqa: F401 - bert_dir is a fixture
 
 from syne_prune import SynePruneError, artifacts
 from syne_prune.cli import main
@@ -53,18 +53,10 @@ def _remount(path: Path, options: str) -> None:
     subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
 
 
-def _commands(model: Path, glue_dir: Path, root: Path) -> dict[str, tuple[list[str], Path]]:
-    outputs = {name: root / f"out-{name}" for name in ("train", "standard", "export", "prune")}
-    return {"train": (_train(model, glue_dir, outputs["train"]), outputs["train"]),
-            "standard": (_standard(model, glue_dir, outputs["standard"]), outputs["standard"]),
-            "export": (_export(model, outputs["export"]), outputs["export"]),
-            "prune": (_prune(model, glue_dir, outputs["prune"]), outputs["prune"])}
-
-
 def test_an_output_through_a_file_is_one_line_in_every_command(bert_dir, glue_dir, tmp_path, capsys):  # noqa: F811
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    for name, (argv, _) in _commands(bert_dir, glue_dir, blocker).items():
+    for name, (argv, _) in _every_command(bert_dir, glue_dir, blocker).items():
         line = _fails(capsys, argv, f"('{blocker}' is a file, not a directory); choose another --output")
         assert line.startswith(f"error: cannot write '{blocker}/out-{name}"), line
     assert blocker.read_text() == "not a directory"
@@ -72,7 +64,7 @@ def test_an_output_through_a_file_is_one_line_in_every_command(bert_dir, glue_di
 
 def test_a_read_only_file_system_is_one_line_in_every_command(bert_dir, glue_dir, mount_tmpfs, capsys):  # noqa: F811
     root = mount_tmpfs("1m", read_only=True)
-    for name, (argv, output) in _commands(bert_dir, glue_dir, root).items():
+    for name, (argv, output) in _every_command(bert_dir, glue_dir, root).items():
         _fails(capsys, argv, f"cannot write '{output}")
         assert not output.exists(), name
     _fails(capsys, _train(bert_dir, glue_dir, root / "existing"), "(the file system is read-only); choose an --output on a writable file system")
