@@ -159,6 +159,20 @@ def empty_directory(directory: Path) -> None:
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
 
+def new_output(output: Path, overwrite: bool, check_only: bool = False) -> None:
+    """A fresh run's output: one that holds content (``holds_content``) is refused with a one-line SynePruneError
+    naming --resume, --overwrite and --output, unless ``overwrite``; then, unless ``check_only``, it is emptied (its
+    lock file kept) and created with its parents (a failed write is a ``write_failure``)."""
+    if holds_content(output):
+        if not overwrite:
+            raise SynePruneError(f"output '{output}' already exists; pass --resume to continue it, --overwrite to replace it, or choose another --output")
+        if not check_only:
+            empty_directory(output) if output.is_dir() else output.unlink()
+    if not check_only:
+        with writing(output):
+            output.mkdir(parents=True, exist_ok=True)
+
+
 @contextlib.contextmanager
 def output_lock(directory: str | Path, what: str) -> Iterator[Path]:
     """Hold an exclusive lock on ``directory`` (created, with its parents, when missing) while the block runs;

@@ -30,7 +30,7 @@ from transformers import get_linear_schedule_with_warmup
 from syne_prune.data import data_loader
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device
-from syne_prune.files import atomic_write_text, empty_directory, holds_content, writing
+from syne_prune.files import atomic_write_text, new_output, writing
 from syne_prune.numerics import non_finite_tensors, require_finite
 
 STATE_FORMAT = 1
@@ -221,14 +221,7 @@ def prepare_output(output: str | Path, settings: Mapping[str, Any], resume: bool
             changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
             raise SynePruneError(f"--resume with other settings than the interrupted run ({', '.join(changed)}); use the same ones")
         return output
-    if holds_content(output):
-        if not overwrite:
-            raise SynePruneError(f"output '{output}' already exists; pass --resume to continue it, --overwrite to replace it, or choose another --output")
-        if not check_only:
-            empty_directory(output) if output.is_dir() else output.unlink()
-    if not check_only:
-        with writing(output):
-            output.mkdir(parents=True, exist_ok=True)
+    new_output(output, overwrite, check_only)
     return output
 
 

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from syne_prune.artifacts import SEARCH_FILE, TRIALS_FILE, SearchDir, SearchRecord, append_test_error
 from syne_prune.errors import SynePruneError
-from syne_prune.files import atomic_write, empty_directory, holds_content, writing
+from syne_prune.files import atomic_write, new_output
 from syne_prune.search import results as R
 from syne_prune.search.config import SearchConfig
 from syne_prune.search.kinds import PreparedSearch
@@ -61,14 +61,7 @@ def prepare_output(output: Path, config: SearchConfig, resume: bool, overwrite: 
         if changed:
             raise SynePruneError(f"--resume with other settings than the interrupted search ({', '.join(changed)}); use the same ones")
         return
-    if holds_content(output):
-        if not overwrite:
-            raise SynePruneError(f"output '{output}' already exists; pass --resume to continue it, --overwrite to replace it, or choose another --output")
-        if not check_only:
-            empty_directory(output) if output.is_dir() else output.unlink()
-    if not check_only:
-        with writing(output):
-            output.mkdir(parents=True, exist_ok=True)
+    new_output(output, overwrite, check_only)
 
 
 def resumable(config: SearchConfig) -> dict[str, Any]:
