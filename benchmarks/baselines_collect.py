@@ -80,7 +80,7 @@ def candidates(work: Path, method: str) -> tuple[pd.DataFrame, pd.DataFrame, flo
         frame = frame[["valid_error", "test_error", "prunable", "time_s"]]
         return frame, running_hypervolume(frame), float(frame["time_s"].max())
     from syne_prune.artifacts import read_trials
-    from syne_prune.search.results import hypervolume_over_time, read_parts
+    from syne_prune.search import hypervolume_over_time, read_parts
 
     trials = read_trials(work / method / "trials.csv")
     summary = SearchDir(work / method).read_summary()
@@ -114,8 +114,7 @@ def best_below(frame: pd.DataFrame, thresholds: list[float]) -> list[tuple[float
 
 def running_hypervolume(frame: pd.DataFrame) -> pd.DataFrame:
     """(runtime, hv) after each row of ``frame`` in time order: hypervolume of (valid_error, prunable), reference 1."""
-    from syne_prune.search.results import hypervolume
-    from syne_prune.search.searchers import non_dominated
+    from syne_prune.pareto import hypervolume, non_dominated
 
     points, curve = np.empty((0, 2)), []
     for row in frame.sort_values("time_s", kind="stable").itertuples():
@@ -142,8 +141,7 @@ def swept_hypervolume(frame: pd.DataFrame, floor: float) -> float:
 
 def _front_hypervolume(points: np.ndarray) -> float:
     """Hypervolume (reference point 1 in every objective) of the non-dominated rows of ``points``; 0 for none."""
-    from syne_prune.search.results import hypervolume
-    from syne_prune.search.searchers import non_dominated
+    from syne_prune.pareto import hypervolume, non_dominated
 
     return float(hypervolume(points[non_dominated(points)])) if len(points) else 0.0
 

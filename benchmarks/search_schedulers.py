@@ -93,7 +93,7 @@ def compare_plot(args, task: str, schedulers: list[str]) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from syne_prune.search.results import hypervolume, pareto_set
+    from syne_prune.pareto import hypervolume, pareto_set
 
     fig, (front_ax, hv_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
     for scheduler in schedulers:

@@ -23,8 +23,8 @@ from syne_prune.evaluation import predict
 from syne_prune.export import onnx_difference
 from syne_prune.models import load_task_model
 from syne_prune.numerics import require_finite, require_finite_result
+from syne_prune.pareto import hypervolume, non_dominated, pareto_set
 from syne_prune.search import results as R
-from syne_prune.search.searchers import non_dominated
 from syne_prune.supernet import TrainingConfig, load_supernet, train_supernet, verify_checkpoint
 
 
@@ -247,11 +247,11 @@ def test_non_finite_rows_never_enter_the_front():
 def test_nan_trial_is_not_in_the_pareto_set_or_the_hypervolume():
     trials = pd.DataFrame({"trial_id": [0, 1, 2, 3], "status": ["completed"] * 4, "fidelity": [1] * 4,
                            "error": [0.3, float("nan"), 0.2, -float("inf")], "params": [0.6, 0.1, 0.8, 0.5]})
-    front = R.pareto_set(trials, ["error", "params"], 1)
+    front = pareto_set(trials, ["error", "params"], 1)
     assert sorted(front["trial_id"]) == [0, 2]
     # (1 - 0.3)(1 - 0.6) + (0.3 - 0.2)(1 - 0.8) = 0.28 + 0.02
-    assert R.hypervolume(front[["error", "params"]].to_numpy(float)) == pytest.approx(0.30)
-    assert R.hypervolume(trials[["error", "params"]].to_numpy(float)) == pytest.approx(0.30)
+    assert hypervolume(front[["error", "params"]].to_numpy(float)) == pytest.approx(0.30)
+    assert hypervolume(trials[["error", "params"]].to_numpy(float)) == pytest.approx(0.30)
 
 
 def test_nan_report_is_a_failed_trial_in_the_ledger_and_hidden_from_the_scheduler(tmp_path):
@@ -303,4 +303,4 @@ def test_nan_report_is_a_failed_trial_in_the_ledger_and_hidden_from_the_schedule
     LedgerCallback(ledger, None, ["num_layers"], config, 0, None, part=0, clock=clock).on_trial_complete(trial, nan)
     row = ledger.read().iloc[0]
     assert (row["status"], row["failure_reason"]) == ("failed", "non-finite objective(s) error=nan")
-    assert R.pareto_set(ledger.read(), ["error", "params"], 1).empty
+    assert pareto_set(ledger.read(), ["error", "params"], 1).empty

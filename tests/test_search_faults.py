@@ -21,6 +21,7 @@ from syne_tune.backend.trial_status import Trial
 from syne_tune.experiments import load_experiment
 
 from syne_prune import EncoderShape, artifacts, get_search_space
+from syne_prune.pareto import hypervolume
 from syne_prune.search import SCHEDULERS, SearchConfig, run_search
 from syne_prune.search import results as R
 from syne_prune.search.run import (
@@ -257,4 +258,4 @@ def test_a_search_killed_before_syne_tunes_first_flush_resumes_with_complete_out
     assert len(pareto) and pareto["test_error"].notna().all() and set(pareto["trial_id"]) <= set(done["trial_id"])
     assert sorted(pd.read_csv(out / "test_errors.csv")["trial_id"]) == sorted(pareto["trial_id"])
     points = done[["error", "params"]].to_numpy()
-    assert R.hypervolume(points[np.all(points < 1.0, axis=1)]) == pytest.approx(summary["hypervolume"], abs=1e-12)
+    assert hypervolume(points[np.all(points < 1.0, axis=1)]) == pytest.approx(summary["hypervolume"], abs=1e-12)

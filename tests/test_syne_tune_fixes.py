@@ -114,7 +114,7 @@ def test_the_same_seed_gives_the_same_search(name):
 
 
 def test_ehvi_fits_on_every_pareto_point_and_a_sample_of_the_rest():
-    from syne_prune.search.searchers import non_dominated
+    from syne_prune.pareto import non_dominated
 
     searcher = FixedEHVI({"x": randint(0, 1000), "y": randint(0, 1000)}, random_seed=0, max_training_points=20)
     rng = np.random.RandomState(0)
@@ -293,11 +293,11 @@ def test_processes_started_after_importing_syne_prune_keep_the_users_thread_sett
 
 @pytest.mark.parametrize("n_workers, cores, threads", [(1, 2, "2"), (2, 2, "1"), (3, 8, "2")])
 def test_local_backend_trials_get_their_share_of_the_cores(n_workers, cores, threads, monkeypatch):
-    from syne_prune.search import pool
+    from syne_prune import cores
     from syne_prune.search.syne_tune_fixes import FixedLocalBackend
 
-    monkeypatch.setattr(pool, "usable_cores", lambda: cores)
-    backend = FixedLocalBackend(entry_point=__file__, threads=pool.threads_per_worker(n_workers))
+    monkeypatch.setattr(cores, "usable_cores", lambda: cores)
+    backend = FixedLocalBackend(entry_point=__file__, threads=cores.threads_per_worker(n_workers))
     backend.rotate_gpus = False
     env = {"OMP_NUM_THREADS": "1"}
     backend._allocate_gpu(0, env)  # LocalBackend._schedule hands it the trial process's environment
@@ -305,10 +305,10 @@ def test_local_backend_trials_get_their_share_of_the_cores(n_workers, cores, thr
 
 
 def test_a_users_thread_setting_wins_over_the_local_backends_share(monkeypatch):
-    from syne_prune.search import pool
+    from syne_prune import cores
     from syne_prune.search.backends.local import trial_threads
 
-    monkeypatch.setattr(pool, "usable_cores", lambda: 4)
+    monkeypatch.setattr(cores, "usable_cores", lambda: 4)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert trial_threads(2) == 2 and trial_threads(8) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # e.g. benchmarks/standard_nas.py, two searches side by side

@@ -36,8 +36,8 @@ from syne_prune.blackbox import format as F
 from syne_prune.blackbox import report
 from syne_prune.blackbox.simulate import replay
 from syne_prune.blackbox.surrogate import SURROGATES, Surrogate, choose, held_out_errors
+from syne_prune.cores import usable_cores
 from syne_prune.errors import SynePruneError
-from syne_prune.search.pool import usable_cores
 from syne_prune.search.schedulers import MULTI_FIDELITY, SCHEDULERS
 
 SETTINGS_FILE = "benchmark.json"

@@ -27,13 +27,13 @@ from tqdm.auto import tqdm
 
 from syne_prune.artifacts import SearchDir
 from syne_prune.blackbox import format as F
+from syne_prune.cores import threads_per_worker
 from syne_prune.data import EVAL_BATCH_SIZE, get_task
 from syne_prune.errors import SynePruneError
 from syne_prune.files import holds_content, output_lock
 from syne_prune.masks import SubnetMask
 from syne_prune.models import get_family
 from syne_prune.objectives import encoder_size, subnet_size
-from syne_prune.search.pool import threads_per_worker
 from syne_prune.search.run import subnetwork_key
 from syne_prune.search.schedulers import FIDELITY_ATTR, MULTI_FIDELITY
 from syne_prune.search.trial import Evaluator, TrialSettings

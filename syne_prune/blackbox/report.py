@@ -1,7 +1,7 @@
 """The comparison of replayed searches: hypervolume over simulated time and over trials (mean and 95%
 interval over seeds), average rank over time, final Pareto sets; CSV, PNG and a markdown table.
 
-Hypervolume as in a search (``syne_prune.search.results``): the reported objectives, reference point 1.0
+Hypervolume as in a search (``syne_prune.pareto``): the reported objectives, reference point 1.0
 in each, only full-fidelity results. The 95% interval is mean ± t(0.975, n-1)·sd/√n over the n seeds
 (Student's t; the mean alone with one seed). Ranks: at each time, the schedulers of one seed are ranked by
 hypervolume (1 = largest, ties share the mean rank), then averaged over seeds.
@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from syne_prune.search import results as R
-from syne_prune.search.searchers import non_dominated
+from syne_prune.pareto import hypervolume, non_dominated, pareto_set
 
 GRID_POINTS = 100
 GAP_FLOOR = 1e-5  # the plot's log axis: gaps below it (the best runs at their end) are drawn at it
@@ -32,7 +31,7 @@ def hypervolume_trace(trials: pd.DataFrame, objectives: list[str], max_fidelity:
         if row["status"] == "completed" and row["fidelity"] >= max_fidelity:
             points = np.vstack([points, [row[o] for o in objectives]])
             points = points[non_dominated(points)]
-        rows.append((count, row["end_s"], R.hypervolume(points) if len(points) else 0.0))
+        rows.append((count, row["end_s"], hypervolume(points) if len(points) else 0.0))
     return pd.DataFrame(rows, columns=["trials", "end_s", "hypervolume"])
 
 
@@ -78,7 +77,7 @@ def write_report(output: Path, runs: dict[tuple[str, int], pd.DataFrame], object
             frame += [{"scheduler": scheduler, name: g, "mean": m, "low": lo, "high": hi} for g, m, lo, hi in zip(grid, mean, low, high)]
         for seed in seeds:
             trials = runs[(scheduler, seed)]
-            front = R.pareto_set(trials, objectives, max_fidelity[scheduler])
+            front = pareto_set(trials, objectives, max_fidelity[scheduler])
             fronts.append(front.assign(scheduler=scheduler, seed=seed))
             final.append({"scheduler": scheduler, "seed": seed, "hypervolume": curves[seeds.index(seed), -1], "trials": len(trials),
                           "pareto_size": len(front), "surrogate_share": float((trials["recorded"] == 0).mean()) if len(trials) else 0.0,

@@ -10,8 +10,8 @@ from syne_prune.blackbox.benchmark import BenchmarkConfig, run_benchmark
 from syne_prune.blackbox.record import RecordConfig, record_from_trials, record_samples
 from syne_prune.blackbox.surrogate import SURROGATES
 from syne_prune.cli.options import add_option, api_kwargs
+from syne_prune.cores import usable_cores
 from syne_prune.errors import SynePruneError
-from syne_prune.search.pool import usable_cores
 from syne_prune.search.schedulers import SCHEDULERS
 
 

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from syne_prune.artifacts import SEARCH_FILE, TRIALS_FILE, SearchDir, SearchRecord, append_test_error
 from syne_prune.errors import SynePruneError
 from syne_prune.files import atomic_write, new_output
+from syne_prune.pareto import REFERENCE_POINT, hypervolume, pareto_set
 from syne_prune.search import results as R
 from syne_prune.search.config import SearchConfig
 from syne_prune.search.kinds import PreparedSearch
@@ -88,7 +89,7 @@ def score_pareto_on_test(output: Path, config: SearchConfig, evaluator: Callable
     would pick are scored; every trial is with ``--test-split every-trial``, at the cost of a second pass.
     ``evaluator``: a function returning the trials' Evaluator (``PreparedSearch.evaluator``)."""
     trials = SearchDir(output).trials()
-    front = R.pareto_set(trials, list(config.objectives), config.max_fidelity)
+    front = pareto_set(trials, list(config.objectives), config.max_fidelity)
     todo = front[front["test_error"].isna()] if len(front) else front
     if todo.empty:
         return 0
@@ -113,7 +114,7 @@ def finalize(output: Path, prepared: PreparedSearch, progress: bool = True) -> d
         trials = trials.sort_values("trial_id", kind="stable").reset_index(drop=True)
         atomic_write(output / TRIALS_FILE, lambda tmp: trials.to_csv(tmp, index=False))
     objectives = list(config.objectives)
-    front = R.pareto_set(trials, objectives, config.max_fidelity)
+    front = pareto_set(trials, objectives, config.max_fidelity)
     atomic_write(output / R.PARETO_FILE, lambda tmp: front.to_csv(tmp, index=False))
     metric = prepared.metric
     unpruned = unpruned_errors(trials, space, config, evaluator)
@@ -144,8 +145,8 @@ def finalize(output: Path, prepared: PreparedSearch, progress: bool = True) -> d
         "metric": metric,
         "supernet": str(Path(config.supernet).resolve()) if config.supernet else None,
         "model": prepared.model,
-        "hypervolume": R.hypervolume(front[objectives].to_numpy(dtype=float)) if len(front) else 0.0,
-        "hypervolume_reference_point": [R.REFERENCE_POINT] * len(objectives),
+        "hypervolume": hypervolume(front[objectives].to_numpy(dtype=float)) if len(front) else 0.0,
+        "hypervolume_reference_point": [REFERENCE_POINT] * len(objectives),
         "hypervolume_normalisation": "none: error = 1 - metric; params, macs, latency are ratios to the unpruned model",
         "trials": {status: int((trials["status"] == status).sum()) for status in ("completed", "stopped", "failed")},
         "pareto_size": int(len(front)),

@@ -45,6 +45,7 @@ from syne_tune.backend.trial_status import Status
 from syne_tune.util import dump_json_with_numpy
 from tqdm.auto import tqdm
 
+from syne_prune.cores import threads_per_worker
 from syne_prune.errors import SynePruneError
 from syne_prune.search.pool_worker import AUTHKEY_ENV, _uss_mb, worker_main  # noqa: F401 - also importable from here
 from syne_prune.search.protocol import FAILURE_PREFIX, failure_line
@@ -55,19 +56,6 @@ logger = logging.getLogger(__name__)
 
 WORKERS_FILE = "workers.json"
 STARTUP_ATTEMPTS = 3  # a worker that dies this many times in a row before it is ready stops the search
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on: its affinity mask (all cores where that is unknown)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def threads_per_worker(n_workers: int) -> int:
-    """Intra-op threads for each of ``n_workers`` workers so that together they use each core once."""
-    return max(1, usable_cores() // n_workers)
 
 
 @dataclass

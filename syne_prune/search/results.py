@@ -8,10 +8,7 @@ that part to the trial's finish), and each part's ``syne-tune/part-K/syne_prune_
 Tune's own results file of a part (flushed every few seconds, so a killed part may lack its last trials)
 is completed from the ledger (``complete_experiment_results``).
 
-Hypervolume: objectives are the reported values (error = 1 - metric; params and macs are ratios to
-the full model, latency included), the
-reference point is 1.0 in every objective (the unpruned model's size, an error of 1), and points
-beyond it contribute nothing. Only trials evaluated at full fidelity enter the Pareto set.
+The Pareto set and its hypervolume: ``syne_prune.pareto``.
 """
 from __future__ import annotations
 
@@ -26,33 +23,13 @@ import pandas as pd
 
 from syne_prune.errors import SynePruneError
 from syne_prune.files import atomic_write, atomic_write_text
-from syne_prune.search.searchers import non_dominated
+from syne_prune.pareto import hypervolume, non_dominated
 
 PARETO_FILE, PLOT_FILE = "pareto.csv", "pareto.png"
 HYPERVOLUME_FILE = "hypervolume.csv"
-REFERENCE_POINT = 1.0
 PART_FILE = "syne_prune_wallclock.json"  # in syne-tune/part-K: how long the part ran, its first trial id, the scheduler's cost
 HEARTBEAT_S = 0.5  # a running part rewrites its PART_FILE this often: a killed part loses at most this much time
 SYNE_TUNE_RESULTS = "results.csv.zip"  # Syne Tune 0.16's results file in each experiment folder (load_experiment reads it)
-
-
-def pareto_set(trials: pd.DataFrame, objectives: list[str], max_fidelity: int) -> pd.DataFrame:
-    done = trials[(trials["status"] == "completed") & (trials["fidelity"] >= max_fidelity)]
-    if done.empty:
-        return done
-    front = done[non_dominated(done[objectives].to_numpy(dtype=float))]
-    return front.sort_values(objectives[1:] + objectives[:1] if len(objectives) > 1 else objectives)
-
-
-def hypervolume(points: np.ndarray, reference: float = REFERENCE_POINT) -> float:
-    """Hypervolume (pymoo) of ``points`` (rows, minimised) up to ``reference`` in every objective; rows
-    beyond the reference or with a NaN or inf entry add nothing (such trials are recorded as failed)."""
-    from pymoo.indicators.hv import HV  # heavy (pymoo): not needed to read or write the ledger
-
-    inside = points[np.isfinite(points).all(1) & (points < reference).all(1)] if len(points) else points
-    if len(inside) == 0:
-        return 0.0
-    return float(HV(ref_point=np.full(points.shape[1], reference))(inside))
 
 
 def plot_pareto(trials: pd.DataFrame, front: pd.DataFrame, unpruned_error: float | None, path: Path, title: str,

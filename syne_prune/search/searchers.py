@@ -11,6 +11,8 @@ import numpy as np
 from syne_tune.config_space import Categorical, Domain, Integer
 from syne_tune.optimizer.schedulers.searchers.searcher import BaseSearcher
 
+from syne_prune.pareto import non_dominated
+
 MAX_DRAWS = 100
 
 
@@ -20,18 +22,6 @@ def _domains(config_space: dict[str, Any]) -> dict[str, Domain]:
 
 def _key(config: dict[str, Any], names) -> tuple:
     return tuple(int(config[n]) for n in names)
-
-
-def non_dominated(points: np.ndarray) -> np.ndarray:
-    """Boolean mask of the rows of ``points`` (minimised) that no other row dominates.
-
-    A row with a NaN or inf entry is never non-dominated and dominates nothing (NaN compares False with
-    everything, so it would otherwise always be on the front; -inf would dominate every row)."""
-    if len(points) == 0:
-        return np.zeros(0, dtype=bool)
-    finite = np.isfinite(points).all(1)
-    dominated = ((points[:, None, :] >= points[None, :, :]).all(-1) & (points[:, None, :] > points[None, :, :]).any(-1))
-    return finite & ~(dominated & finite[None, :]).any(1)
 
 
 class _DedupSearcher(BaseSearcher):

@@ -75,7 +75,7 @@ from syne_tune.optimizer.schedulers.searchers import regularized_evolution as _r
 from syne_tune.optimizer.schedulers.searchers.random_searcher import MultiObjectiveRandomSearcher
 from syne_tune.tuner_logger import TunerLogger
 
-from syne_prune.search.searchers import non_dominated
+from syne_prune.pareto import non_dominated
 
 REFERENCE_MARGIN = 0.1
 MAX_TRAINING_POINTS = 100  # EHVI's GP sees at most this many observations (suggestion time, BENCHMARKS.md)

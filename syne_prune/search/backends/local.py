@@ -7,8 +7,8 @@ from pathlib import Path
 
 from syne_tune.backend.trial_backend import TrialBackend
 
+from syne_prune.cores import threads_per_worker
 from syne_prune.search.backends.base import SearchBackend
-from syne_prune.search.pool import threads_per_worker
 from syne_prune.search.syne_tune_fixes import FixedLocalBackend
 
 
