@@ -293,11 +293,11 @@ def test_processes_started_after_importing_syne_prune_keep_the_users_thread_sett
 
 @pytest.mark.parametrize("n_workers, cores, threads", [(1, 2, "2"), (2, 2, "1"), (3, 8, "2")])
 def test_local_backend_trials_get_their_share_of_the_cores(n_workers, cores, threads, monkeypatch):
-    from syne_prune import cores
+    from syne_prune import cores as core_count
     from syne_prune.search.syne_tune_fixes import FixedLocalBackend
 
-    monkeypatch.setattr(cores, "usable_cores", lambda: cores)
-    backend = FixedLocalBackend(entry_point=__file__, threads=cores.threads_per_worker(n_workers))
+    monkeypatch.setattr(core_count, "usable_cores", lambda: cores)
+    backend = FixedLocalBackend(entry_point=__file__, threads=core_count.threads_per_worker(n_workers))
     backend.rotate_gpus = False
     env = {"OMP_NUM_THREADS": "1"}
     backend._allocate_gpu(0, env)  # LocalBackend._schedule hands it the trial process's environment
@@ -305,10 +305,10 @@ def test_local_backend_trials_get_their_share_of_the_cores(n_workers, cores, thr
 
 
 def test_a_users_thread_setting_wins_over_the_local_backends_share(monkeypatch):
-    from syne_prune import cores
+    from syne_prune import cores as core_count
     from syne_prune.search.backends.local import trial_threads
 
-    monkeypatch.setattr(cores, "usable_cores", lambda: 4)
+    monkeypatch.setattr(core_count, "usable_cores", lambda: 4)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert trial_threads(2) == 2 and trial_threads(8) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # e.g. benchmarks/standard_nas.py, two searches side by side
