@@ -19,7 +19,7 @@ from baselines_report import COLUMNS, TABLE_THRESHOLDS, constant_error
 from scales import short_name
 
 from syne_prune.artifacts import SearchDir, SupernetDir
-from syne_prune.search.schedulers import SCHEDULERS
+from syne_prune.search import SCHEDULERS
 
 PAPER_NAMES = {"ws-nas": "nas", "standard-nas": "standard_nas", "rfp": "rfp", "layer-drop": "ld", "head-prune": "hp"}
 BASELINES = ("rfp", "layer-drop", "head-prune")

@@ -20,7 +20,7 @@ from pathlib import Path
 from syne_prune.blackbox.benchmark import BenchmarkConfig, run_benchmark
 from syne_prune.blackbox.record import RecordConfig, record_samples
 from syne_prune.cores import usable_cores
-from syne_prune.search.schedulers import SCHEDULERS
+from syne_prune.search import SCHEDULERS
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ def run_mode(args) -> dict:
     import numpy as np
 
     from syne_prune.blackbox.record import draw_configurations
-    from syne_prune.search.trial import Evaluator, TrialSettings
+    from syne_prune.search import Evaluator, TrialSettings
 
     evaluator = Evaluator(TrialSettings(supernet=args.supernet, objectives=("error", "params", "macs"), fidelity_levels=9,
                                         data_dir=args.data_dir, max_eval_examples=args.max_eval_examples))

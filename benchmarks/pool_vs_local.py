@@ -31,15 +31,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from syne_prune.search import SearchConfig, run_search
-from syne_prune.search.trial import Evaluator, TrialSettings
+from syne_prune.search import Evaluator, SearchConfig, TrialSettings, WeightSharingSettings, run_search
 
 FRACTIONS = (1.0, 0.75, 0.5, 0.25)
 
 
 def search(backend: str, args, workdir: Path) -> dict:
     out = workdir / backend
-    config = SearchConfig(supernet=args.supernet, output=str(out), scheduler=args.scheduler, backend=backend,
+    config = SearchConfig(trial_settings=WeightSharingSettings(args.supernet), output=str(out), scheduler=args.scheduler, backend=backend,
                           n_workers=args.workers, max_trials=args.trials, seed=args.seed, data_dir=args.data_dir,
                           max_eval_examples=args.max_eval_examples, test_split=args.test_split)
     started = time.perf_counter()
@@ -115,7 +114,7 @@ def evaluation_batching(args) -> dict:
 def memory(args, workdir: Path) -> dict:
     import psutil
 
-    from syne_prune.search.pool import PoolBackend
+    from syne_prune.search import PoolBackend
 
     out = {}
     for shared in (True, False):

@@ -44,7 +44,7 @@ from syne_prune.evaluation import constant_answer, predict
 from syne_prune.export import load_tokenizer
 from syne_prune.models import auto_class_of, get_family
 from syne_prune.objectives import subnet_size
-from syne_prune.search.run import SearchConfig, export_from_search, run_search
+from syne_prune.search import SearchConfig, WeightSharingSettings, export_from_search, run_search
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet import TrainingConfig, load_supernet, train_supernet
 
@@ -128,7 +128,7 @@ def run_row(args, task: str, seed: int, row: str, ref: dict[str, Any], workdir: 
     stages: dict[str, float] = {}
     stages["supernet_s"] = train(args, task, seed, supernet_dir, model=start, lr=args.lr, **settings)["stage_s"]
     started = time.perf_counter()
-    search = SearchConfig(supernet=str(supernet_dir), output=str(search_dir), scheduler=args.scheduler, n_workers=args.n_workers,
+    search = SearchConfig(trial_settings=WeightSharingSettings(str(supernet_dir)), output=str(search_dir), scheduler=args.scheduler, n_workers=args.n_workers,
                           max_trials=args.max_trials, seed=seed, data_dir=args.data_dir,
                           max_eval_examples=args.max_eval_examples)
     summary = run_search(search, resume=search_dir.exists(), progress=not args.quiet)

@@ -30,7 +30,7 @@ from quality import prunable_ratios  # noqa: E402
 from quality_runs import find_quality_run  # noqa: E402
 
 from syne_prune.artifacts import SearchDir, SupernetDir
-from syne_prune.search.run import SearchConfig, run_search  # noqa: E402
+from syne_prune.search import SearchConfig, WeightSharingSettings, run_search  # noqa: E402
 from syne_prune.supernet import TrainingConfig, train_supernet  # noqa: E402
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -60,7 +60,8 @@ def train_and_search(args, task: str, seed: int, point: str, reference: Path, di
     if not (supernet / "supernet.json").is_file() or (supernet / ".resume").exists():
         train_supernet(config, resume=supernet.exists(), progress=not args.quiet)
     if not (search / "summary.json").is_file():
-        run_search(SearchConfig(supernet=str(supernet), output=str(search), scheduler="ehvi", n_workers=2, max_trials=args.max_trials,
+        run_search(SearchConfig(trial_settings=WeightSharingSettings(str(supernet)), output=str(search), scheduler="ehvi", n_workers=2,
+                                max_trials=args.max_trials,
                                 seed=seed, data_dir=args.data_dir), resume=search.exists(), progress=not args.quiet)
     return supernet, search, time.perf_counter() - started
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from syne_prune import get_family, get_search_space
 from syne_prune.objectives import subnet_size
-from syne_prune.search import SearchConfig, run_search
+from syne_prune.search import SearchConfig, WeightSharingSettings, run_search
 from syne_prune.supernet import TrainingConfig, load_supernet, train_supernet
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -53,7 +53,7 @@ def best_under(trials: pd.DataFrame, limit: float) -> dict | None:
 
 def search(args, task: str, net: Path, scheduler: str) -> dict:
     out = Path(args.workdir) / f"{task}-{scheduler}"
-    summary = run_search(SearchConfig(supernet=str(net), output=str(out), scheduler=scheduler, n_workers=args.workers,
+    summary = run_search(SearchConfig(trial_settings=WeightSharingSettings(str(net)), output=str(out), scheduler=scheduler, n_workers=args.workers,
                                       max_trials=args.trials, seed=args.seed, data_dir=args.data_dir,
                                       max_eval_examples=args.max_eval_examples, test_split="every-trial"),
                          overwrite=True, progress=False)  # every trial's test error: the best under each size limit

@@ -24,7 +24,7 @@ import torch
 from syne_tune.backend.trial_status import Trial
 
 from syne_prune import EncoderShape, get_search_space
-from syne_prune.search.schedulers import SCHEDULERS, make_scheduler
+from syne_prune.search import SCHEDULERS, make_scheduler
 
 CHECKPOINTS = (10, 25, 50, 100, 200, 300)
 PER_CHECKPOINT = 5

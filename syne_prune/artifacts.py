@@ -144,12 +144,12 @@ class SupernetDir:
 
 @dataclass
 class SearchRecord:
-    """``search.json``: ``settings`` (what a resumed search must share with the one it continues), ``mode`` (the
-    kind of trial: ``weight-sharing`` or ``standard``), ``supernet`` (absolute path, or None in standard NAS),
-    ``search_space`` and ``task`` (names)."""
+    """``search.json``: ``settings`` (what a resumed search must share with the one it continues: the generic
+    settings, ``trial_kind`` and ``trial_settings``), ``trial_kind`` (``weight-sharing`` or ``standard``),
+    ``supernet`` (absolute path, or None in standard NAS), ``search_space`` and ``task`` (names)."""
 
     settings: dict[str, Any]
-    mode: str = "weight-sharing"
+    trial_kind: str = "weight-sharing"
     supernet: str | None = None
     search_space: str | None = None
     task: str | None = None
@@ -182,8 +182,9 @@ class SearchDir:
         record = read_json(self.settings_file, "search", f"the search directory is damaged; {self.FIX}")
         if not isinstance(record.get("settings"), dict):
             raise SynePruneError(f"{self.settings_file} has no settings; the search directory is damaged; {self.FIX}")
-        return SearchRecord(settings=record["settings"], mode=record.get("mode", "weight-sharing"), supernet=record.get("supernet"),
-                            search_space=record.get("search_space"), task=record.get("task"))
+        trial_kind = record.get("trial_kind", record.get("mode", "weight-sharing"))  # "mode": files of earlier versions
+        return SearchRecord(settings=_search_settings(record["settings"], trial_kind), trial_kind=trial_kind,
+                            supernet=record.get("supernet"), search_space=record.get("search_space"), task=record.get("task"))
 
     def trials(self) -> pd.DataFrame:
         """``trials.csv`` with the test errors scored after the search (``test_errors.csv``) filled in."""
@@ -193,8 +194,29 @@ class SearchDir:
         write_json(self.summary_file, summary)
 
     def read_summary(self) -> dict[str, Any]:
-        """``summary.json``: the search's settings, hypervolume, trial counts, wall-clock and versions."""
-        return read_json(self.summary_file, "search", f"the search did not finish; resume it with --resume or {self.FIX}")
+        """``summary.json``: the search's settings, hypervolume, trial counts, wall-clock and versions (the names of
+        earlier versions' files read as today's: ``mode`` as ``trial_kind``, the unpruned ``validation_error`` as
+        ``error``)."""
+        summary = read_json(self.summary_file, "search", f"the search did not finish; resume it with --resume or {self.FIX}")
+        if "mode" in summary:
+            summary["trial_kind"] = summary.pop("mode")
+        unpruned = summary.get("unpruned")
+        if isinstance(unpruned, dict) and "validation_error" in unpruned:
+            unpruned["error"] = unpruned.pop("validation_error")
+        return summary
+
+
+def _search_settings(settings: dict[str, Any], trial_kind: str) -> dict[str, Any]:
+    """search.json's ``settings`` as this version writes them: earlier versions kept the weight-sharing settings
+    (``supernet``, ``fidelity_levels``) beside the generic ones and standard NAS's under ``finetune``; today's
+    keep the trial kind's under ``trial_settings``, named by ``trial_kind``."""
+    if not {"supernet", "fidelity_levels", "finetune"} & set(settings):
+        return settings
+    upgraded = {k: v for k, v in settings.items() if k not in ("supernet", "fidelity_levels", "finetune", "trial_timeout_s")}
+    upgraded["trial_kind"] = trial_kind
+    upgraded["trial_settings"] = settings.get("finetune") if trial_kind == "standard" else {
+        "supernet": settings.get("supernet"), "fidelity_levels": settings.get("fidelity_levels", 9)}
+    return upgraded
 
 
 class TrialLedger:

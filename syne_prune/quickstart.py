@@ -15,7 +15,7 @@ from syne_prune.artifacts import SupernetDir
 from syne_prune.errors import SynePruneError
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.recovery import recover
-from syne_prune.search.run import SearchConfig, export_from_search, run_search
+from syne_prune.search import SearchConfig, WeightSharingSettings, export_from_search, run_search
 from syne_prune.supernet import TrainingConfig, train_supernet
 from syne_prune.supernet.teacher import AUTO, TEACHER_DIR
 
@@ -58,7 +58,7 @@ def quickstart(config: QuickstartConfig, overwrite: bool = False, progress: bool
     )
     print(f"[2/4] searching {config.max_trials} sub-networks with {config.scheduler} ...", flush=True)
     summary = run_search(
-        SearchConfig(supernet=str(root / "supernet"), output=str(root / "search"), scheduler=config.scheduler,
+        SearchConfig(trial_settings=WeightSharingSettings(str(root / "supernet")), output=str(root / "search"), scheduler=config.scheduler,
                      n_workers=config.n_workers, max_trials=config.max_trials, seed=config.seed,
                      reproducible=config.reproducible),
         overwrite=overwrite, progress=progress,

@@ -44,9 +44,11 @@ def search_dir(tmp_path) -> Path:
 def test_a_search_written_without_format_version_loads_as_version_1(search_dir):
     assert "format_version" not in json.loads((search_dir / SEARCH_FILE).read_text())
     record = SearchDir(search_dir).read_settings(require_trials=True)
-    assert record == SearchRecord(settings=record.settings, mode="weight-sharing", supernet="/home/user/supernets0/bert",
+    assert record == SearchRecord(settings=record.settings, trial_kind="weight-sharing", supernet="/home/user/supernets0/bert",
                                   search_space="medium", task="rte")
     assert record.settings["scheduler"] == "morea" and record.settings["objectives"] == ["error", "params"]
+    assert record.settings["trial_kind"] == "weight-sharing" and "supernet" not in record.settings
+    assert record.settings["trial_settings"] == {"supernet": "/home/user/supernets0/bert", "fidelity_levels": 9}
     summary = SearchDir(search_dir).read_summary()
     assert summary["format_version"] == 1 and summary["hypervolume"] == pytest.approx(0.23760081858673407)
     assert summary["trials"] == {"completed": 8, "stopped": 0, "failed": 0}
@@ -73,7 +75,7 @@ def test_a_supernet_and_an_export_of_the_earlier_format_load(tmp_path):
 
 
 def test_records_round_trip_with_the_version_first(tmp_path):
-    record = SearchRecord(settings={"seed": 3, "objectives": ["error", "params"]}, mode="standard", task="mrpc")
+    record = SearchRecord(settings={"seed": 3, "objectives": ["error", "params"]}, trial_kind="standard", task="mrpc")
     SearchDir(tmp_path).write_settings(record)
     on_disk = json.loads((tmp_path / SEARCH_FILE).read_text())
     assert next(iter(on_disk)) == "format_version" and on_disk["format_version"] == FORMAT_VERSION

@@ -176,9 +176,9 @@ def test_surrogate_none_starts_only_recorded_configurations(recorded, tmp_path):
 
 @pytest.mark.slow
 def test_real_search_and_its_replay_agree(supernets, tmp_path):
-    from syne_prune.search import SearchConfig, run_search
+    from syne_prune.search import SearchConfig, WeightSharingSettings, run_search
 
-    search = SearchConfig(supernet=str(supernets["bert"]), output=str(tmp_path / "search"), scheduler="morea", n_workers=1,
+    search = SearchConfig(trial_settings=WeightSharingSettings(str(supernets["bert"])), output=str(tmp_path / "search"), scheduler="morea", n_workers=1,
                           max_trials=8, seed=3, eval_batch_size=8)
     run_search(search, progress=False)
     summary = record_from_trials([search.output], str(tmp_path / "bb"))

@@ -227,12 +227,12 @@ def test_search_on_the_local_pool_and_sagemaker_backends(family, family_supernet
     pool's; every trial completed with a finite error in [0, 1]; the params and MACs ratios in trials.csv equal the
     counter's for the trial's mask (1e-9)."""
     from syne_prune.artifacts import read_trials
-    from syne_prune.search import SearchConfig, run_search
+    from syne_prune.search import SearchConfig, WeightSharingSettings, run_search
 
     tables = {}
     for backend, max_trials in (("local", 2), ("sagemaker", 2), ("pool", 3)):
         extra = {"sagemaker": sagemaker_settings()} if backend == "sagemaker" else {}
-        run_search(SearchConfig(supernet=str(family_supernets[family]), output=str(tmp_path / backend), scheduler="random",
+        run_search(SearchConfig(trial_settings=WeightSharingSettings(str(family_supernets[family])), output=str(tmp_path / backend), scheduler="random",
                                 backend=backend, n_workers=1, max_trials=max_trials, seed=5, eval_batch_size=8, **extra), progress=False)
         trials = read_trials(tmp_path / backend / "trials.csv").sort_values("trial_id").reset_index(drop=True)
         tables[backend] = trials[[c for c in trials.columns if c.startswith(("num_", "status", "error", "params", "macs"))]]

@@ -24,6 +24,7 @@ from syne_prune.export import onnx_difference
 from syne_prune.models import load_task_model
 from syne_prune.numerics import require_finite, require_finite_result
 from syne_prune.pareto import hypervolume, non_dominated, pareto_set
+from syne_prune.search import WeightSharingSettings
 from syne_prune.search import results as R
 from syne_prune.supernet import TrainingConfig, load_supernet, train_supernet, verify_checkpoint
 
@@ -295,7 +296,7 @@ def test_nan_report_is_a_failed_trial_in_the_ledger_and_hidden_from_the_schedule
     assert wrapped.on_trial_result(trial, {"error": 0.25, "params": 0.5}) == SchedulerDecision.CONTINUE
     assert inner.told == [("error", 0), ("result", 0.25)]
 
-    config = SearchConfig(supernet="unused", output=str(tmp_path), max_trials=1, scheduler="random")
+    config = SearchConfig(trial_settings=WeightSharingSettings("unused"), output=str(tmp_path), max_trials=1, scheduler="random")
     ledger = artifacts.TrialLedger(tmp_path / artifacts.TRIALS_FILE, ["trial_id", "status", "num_layers", "error", "params", "fidelity",
                                                       "failure_reason"])
     (tmp_path / "part-0").mkdir()

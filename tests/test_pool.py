@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from syne_prune.artifacts import read_trials
-from syne_prune.search import SearchConfig, run_search
-from syne_prune.search.pool import PoolBackend, threads_per_worker
+from syne_prune.cores import threads_per_worker
+from syne_prune.search import SearchConfig, WeightSharingSettings, run_search
+from syne_prune.search.backends.pool.workers import PoolBackend
 from syne_prune.search.trial import TrialSettings
 
 
@@ -30,7 +31,7 @@ def test_pool_and_local_backends_give_identical_trials(supernets, tmp_path):
     tables = {}
     for backend in ("local", "pool"):
         out = tmp_path / backend
-        run_search(SearchConfig(supernet=str(supernets["bert"]), output=str(out), scheduler="random", backend=backend,
+        run_search(SearchConfig(trial_settings=WeightSharingSettings(str(supernets["bert"])), output=str(out), scheduler="random", backend=backend,
                                 n_workers=2, max_trials=6, seed=5, eval_batch_size=8), progress=False)  # 3 rounds of 2 processes
         tables[backend] = _objectives(out)
     assert len(tables["pool"]) == 6 and (tables["pool"]["status"] == "completed").all()
@@ -150,7 +151,7 @@ def _worker_growth_mb(supernet: Path, log_dir: Path, share_weights: bool) -> lis
 @pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.disk_usage("/dev/shm").free < 400 * 2**20,
                     reason="weights are shared through /dev/shm on Linux only")
 def test_workers_share_one_copy_of_the_weights(big_embedding_supernet, tmp_path):
-    from syne_prune.search.pool import _uss_mb
+    from syne_prune.search.backends.pool.worker import _uss_mb
     from syne_prune.supernet import load_supernet
 
     supernet, weight_bytes = big_embedding_supernet

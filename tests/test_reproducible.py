@@ -6,7 +6,7 @@ import pytest
 from syne_tune.backend.trial_status import Trial
 
 from syne_prune import SynePruneError
-from syne_prune.search import SearchConfig, run_search
+from syne_prune.search import SearchConfig, WeightSharingSettings, run_search
 from syne_prune.search.in_order import InOrderScheduler
 
 
@@ -47,7 +47,7 @@ def test_events_reach_the_scheduler_in_trial_order_before_the_next_suggestion():
 
 
 def test_a_stopping_scheduler_with_several_workers_is_refused(supernets, tmp_path):
-    config = SearchConfig(supernet=str(supernets["bert"]), output=str(tmp_path / "out"), scheduler="moasha", n_workers=2,
+    config = SearchConfig(trial_settings=WeightSharingSettings(str(supernets["bert"])), output=str(tmp_path / "out"), scheduler="moasha", n_workers=2,
                           max_trials=4, reproducible=True)
     with pytest.raises(SynePruneError, match="^--reproducible with moasha.*--n-workers 1"):
         run_search(config, progress=False)
@@ -61,7 +61,7 @@ def test_the_same_seed_gives_the_same_trials_with_two_workers(supernets, tmp_pat
     tables = []
     for run in range(2):
         out = tmp_path / f"run{run}"
-        run_search(SearchConfig(supernet=str(supernets["bert"]), output=str(out), scheduler="morea", n_workers=2, max_trials=10,
+        run_search(SearchConfig(trial_settings=WeightSharingSettings(str(supernets["bert"])), output=str(out), scheduler="morea", n_workers=2, max_trials=10,
                                 seed=5, eval_batch_size=8, reproducible=True), progress=False)
         tables.append(pd.read_csv(out / "trials.csv"))
     first, second = tables

@@ -18,8 +18,8 @@ import pytest
 from syne_tune.backend.trial_status import Status
 
 from syne_prune import SynePruneError
-from syne_prune.search import SearchConfig, run_search
-from syne_prune.search import sagemaker as sm
+from syne_prune.search import SearchConfig, WeightSharingSettings, run_search
+from syne_prune.search.backends import sagemaker as sm
 
 REGION, BUCKET = "us-east-1", "syne-prune-test"
 ROLE = "arn:aws:iam::123456789012:role/SyneprunesageMaker"
@@ -225,9 +225,10 @@ def _with_session(init, session):
 
 @pytest.mark.slow
 def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(jobs_run_locally, supernets, tmp_path, capfd):
-    common = dict(supernet=str(supernets["bert"]), scheduler="random", n_workers=2, max_trials=4, seed=3, eval_batch_size=8)  # 8 processes
+    common = dict(trial_settings=WeightSharingSettings(str(supernets["bert"])), scheduler="random", n_workers=2, max_trials=4, seed=3,
+                  eval_batch_size=8)  # 8 processes
     local = run_search(SearchConfig(output=str(tmp_path / "local"), backend="local", test_split="every-trial", **common), progress=False)
-    remote_config = SearchConfig(output=str(tmp_path / "sagemaker"), backend="sagemaker", sagemaker=_settings(), **common)
+    remote_config = SearchConfig(output=str(tmp_path / "sagemaker"), backend="sagemaker", backend_settings=_settings(), **common)
     assert remote_config.test_split == "every-trial"  # the default on SageMaker: the jobs score the test split
     remote = run_search(remote_config, progress=False)
     a = pd.read_csv(tmp_path / "local" / "trials.csv").sort_values("trial_id").reset_index(drop=True)
@@ -260,8 +261,8 @@ def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(jobs_run_lo
     (dict(instance_count=2), "--instance-count above 1"),
 ])
 def test_bad_sagemaker_input_fails_before_any_job(aws, supernets, tmp_path, change, message):
-    config = SearchConfig(supernet=str(supernets["bert"]), output=str(tmp_path / "out"), backend="sagemaker",
-                          sagemaker=_settings(**change), max_trials=2)
+    config = SearchConfig(trial_settings=WeightSharingSettings(str(supernets["bert"])), output=str(tmp_path / "out"), backend="sagemaker",
+                          backend_settings=_settings(**change), max_trials=2)
     with pytest.raises(SynePruneError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run_search(config, progress=False)
     assert aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
@@ -274,7 +275,8 @@ def test_a_supernet_without_manifest_is_refused_before_any_job(aws, supernets, t
     broken = tmp_path / "broken"
     shutil.copytree(supernets["bert"], broken)
     (broken / "supernet.json").unlink()
-    config = SearchConfig(supernet=str(broken), output=str(tmp_path / "out"), backend="sagemaker", sagemaker=_settings(), max_trials=2)
+    config = SearchConfig(trial_settings=WeightSharingSettings(str(broken)), output=str(tmp_path / "out"), backend="sagemaker",
+                          backend_settings=_settings(), max_trials=2)
     with pytest.raises(SynePruneError):
         run_search(config, progress=False)
     assert aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
@@ -446,7 +448,7 @@ def test_a_configuration_with_more_values_than_a_job_allows_is_packed_and_unpack
     from transformers import BertConfig
 
     from syne_prune import get_family, get_search_space
-    from syne_prune.search.sagemaker import entry as sagemaker_entry
+    from syne_prune.search.backends.sagemaker import entry as sagemaker_entry
 
     base = BertConfig()  # BERT-base: the large space has hundreds of values
     space = get_search_space("large", get_family(base).shape(base))

@@ -15,7 +15,7 @@ import torch
 from syne_tune.experiments import load_experiment
 
 from syne_prune import SynePruneError, get_family, get_search_space, masked
-from syne_prune.search import SCHEDULERS, SearchConfig, run_search
+from syne_prune.search import SCHEDULERS, SearchConfig, WeightSharingSettings, run_search
 from syne_prune.search.run import export_from_search
 from syne_prune.supernet import load_supernet
 
@@ -28,8 +28,9 @@ _SEARCHES: dict = {}
 def _search(supernets, tmp_path_factory, scheduler: str):
     if scheduler not in _SEARCHES:
         out = tmp_path_factory.mktemp(f"search-{scheduler}") / "out"
-        config = SearchConfig(supernet=str(supernets[ARCH_OF[scheduler]]), output=str(out), scheduler=scheduler, n_workers=2,
-                              max_trials=6, seed=1, fidelity_levels=3, eval_batch_size=8)
+        config = SearchConfig(trial_settings=WeightSharingSettings(str(supernets[ARCH_OF[scheduler]]), fidelity_levels=3), output=str(out),
+                              scheduler=scheduler, n_workers=2,
+                              max_trials=6, seed=1, eval_batch_size=8)
         cwd = tmp_path_factory.mktemp(f"cwd-{scheduler}")
         previous = os.getcwd()
         os.chdir(cwd)  # pool workers start here too
@@ -97,7 +98,8 @@ def test_a_failing_trial_is_recorded_and_the_search_finishes(supernets, tmp_path
         "raise SystemExit(main([word for pair in config.items() for word in pair]))\n"
     )
     out = tmp_path / "out"
-    summary = run_search(SearchConfig(supernet=str(supernets["bert"]), output=str(out), scheduler="random", backend="local", n_workers=2, max_trials=6,
+    summary = run_search(SearchConfig(trial_settings=WeightSharingSettings(str(supernets["bert"])), output=str(out), scheduler="random",
+                                      backend="local", n_workers=2, max_trials=6,
                                       eval_batch_size=8), progress=False, entry_point=str(script))
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 6 and summary["trials"]["failed"] == 1
@@ -166,8 +168,10 @@ def test_killed_search_resumes_with_every_trial_once(supernets, tmp_path):
     before = pd.read_csv(out / "trials.csv")
     assert 3 <= len(before) < 7
     with pytest.raises(SynePruneError, match="already exists; pass --resume"):
-        run_search(SearchConfig(supernet=str(supernets["bert"]), output=str(out), scheduler="morea", max_trials=7, seed=3, eval_batch_size=8), progress=False)
-    run_search(SearchConfig(supernet=str(supernets["bert"]), output=str(out), scheduler="morea", max_trials=7, seed=3, eval_batch_size=8),
+        run_search(SearchConfig(trial_settings=WeightSharingSettings(str(supernets["bert"])), output=str(out), scheduler="morea", max_trials=7,
+                                seed=3, eval_batch_size=8), progress=False)
+    run_search(SearchConfig(trial_settings=WeightSharingSettings(str(supernets["bert"])), output=str(out), scheduler="morea", max_trials=7, seed=3,
+                            eval_batch_size=8),
                resume=True, progress=False)
     after = pd.read_csv(out / "trials.csv")
     names = [c for c in after.columns if c.startswith(("num_heads_", "num_units_"))]
@@ -305,7 +309,7 @@ def test_test_split_pareto_scores_the_pareto_set_as_every_trial_would(supernets,
     tables = {}
     for mode in ("every-trial", "pareto"):
         out = tmp_path / mode
-        run_search(SearchConfig(supernet=str(supernets["roberta"]), output=str(out), scheduler="random", n_workers=2,
+        run_search(SearchConfig(trial_settings=WeightSharingSettings(str(supernets["roberta"])), output=str(out), scheduler="random", n_workers=2,
                                 max_trials=8, seed=3, eval_batch_size=8, test_split=mode), progress=False)
         tables[mode] = (read_trials(out / "trials.csv").set_index("trial_id").sort_index(), pd.read_csv(out / "pareto.csv"))
     every, pareto_only = tables["every-trial"][0], tables["pareto"][0]
@@ -316,7 +320,7 @@ def test_test_split_pareto_scores_the_pareto_set_as_every_trial_would(supernets,
     assert pareto_only.loc[members, "test_error"].to_numpy() == pytest.approx(every.loc[members, "test_error"].to_numpy(), abs=1e-12)
     assert pareto_only.drop(index=members)["test_error"].isna().all()  # nobody else paid for a test pass
     # resuming a finished search scores nothing twice
-    summary = run_search(SearchConfig(supernet=str(supernets["roberta"]), output=str(tmp_path / "pareto"), scheduler="random",
+    summary = run_search(SearchConfig(trial_settings=WeightSharingSettings(str(supernets["roberta"])), output=str(tmp_path / "pareto"), scheduler="random",
                                       n_workers=2, max_trials=8, seed=3, eval_batch_size=8, test_split="pareto"),
                          resume=True, progress=False)
     assert summary["pareto_size"] == len(members)

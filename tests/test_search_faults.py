@@ -22,7 +22,7 @@ from syne_tune.experiments import load_experiment
 
 from syne_prune import EncoderShape, artifacts, get_search_space
 from syne_prune.pareto import hypervolume
-from syne_prune.search import SCHEDULERS, SearchConfig, run_search
+from syne_prune.search import SCHEDULERS, SearchConfig, WeightSharingSettings, run_search
 from syne_prune.search import results as R
 from syne_prune.search.run import (
     NoRepeatScheduler,
@@ -136,7 +136,7 @@ def test_moasha_with_fewer_validation_examples_than_levels_and_a_space_smaller_t
     the Pareto front and export finds them; 6 trials asked of a 4-network space: exactly 4, and a notice;
     the unpruned reference is the largest configuration scored by the trials' Evaluator on the same split."""
     out = tmp_path / "out"
-    summary = run_search(SearchConfig(supernet=str(layer_supernet), output=str(out), scheduler="moasha", n_workers=1,
+    summary = run_search(SearchConfig(trial_settings=WeightSharingSettings(str(layer_supernet)), output=str(out), scheduler="moasha", n_workers=1,
                                       max_trials=6, max_eval_examples=5, eval_batch_size=8), progress=False)
     notice = "the layer search space has 4 sub-networks: the search ends once every one is evaluated (--max-trials 6 capped at 4)"
     assert summary["notice"] == notice and json.loads((out / "summary.json").read_text())["notice"] == notice
@@ -238,7 +238,7 @@ def test_a_search_killed_before_syne_tunes_first_flush_resumes_with_complete_out
     assert 3 <= len(before) < 24 and (before["part"] == 0).all()
     flushed = out / "syne-tune" / "part-0" / R.SYNE_TUNE_RESULTS
     assert not flushed.exists() or len(pd.read_csv(flushed)["trial_id"].unique()) < len(before)  # the fault's precondition
-    summary = run_search(SearchConfig(supernet=str(supernets["bert"]), output=str(out), scheduler="morea", max_trials=24,
+    summary = run_search(SearchConfig(trial_settings=WeightSharingSettings(str(supernets["bert"])), output=str(out), scheduler="morea", max_trials=24,
                                       n_workers=1, seed=5, eval_batch_size=8), resume=True, progress=False)
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 24 and trials["trial_id"].is_unique and set(trials["part"]) == {0, 1}

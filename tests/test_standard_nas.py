@@ -33,7 +33,7 @@ _RUNS: dict = {}
 def _moasha_search(tiny_model_dirs, glue_dir, tmp_path_factory):
     if "moasha" not in _RUNS:
         out = tmp_path_factory.mktemp("standard") / "moasha"
-        config = SearchConfig(supernet=None, finetune=_settings(tiny_model_dirs, glue_dir), output=str(out),
+        config = SearchConfig( trial_kind="standard", trial_settings=_settings(tiny_model_dirs, glue_dir), output=str(out),
                               n_workers=2, max_trials=12, seed=0)
         _RUNS["moasha"] = (out, run_search(config, progress=False), config)
     return _RUNS["moasha"]

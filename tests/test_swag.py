@@ -119,12 +119,12 @@ def test_a_swag_supernet_trains_with_every_step_and_loads_as_multiple_choice(swa
 def test_a_swag_search_and_its_export_reload_as_multiple_choice(swag_supernet, swag_dir, tmp_path):
     from transformers import AutoModelForMultipleChoice
 
-    from syne_prune.search import SearchConfig, run_search
+    from syne_prune.search import SearchConfig, WeightSharingSettings, run_search
     from syne_prune.search.run import export_from_search
     from syne_prune.supernet import load_supernet
 
     out, _ = swag_supernet
-    summary = run_search(SearchConfig(supernet=str(out), output=str(tmp_path / "search"), scheduler="random", n_workers=2,
+    summary = run_search(SearchConfig(trial_settings=WeightSharingSettings(str(out)), output=str(tmp_path / "search"), scheduler="random", n_workers=2,
                                       max_trials=6, seed=0, data_dir=str(swag_dir), eval_batch_size=16), progress=False)
     trials = pd.read_csv(tmp_path / "search" / "trials.csv")
     assert len(trials) == 6 and (trials["status"] == "completed").all(), trials.get("failure_reason")

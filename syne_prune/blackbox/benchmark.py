@@ -38,7 +38,7 @@ from syne_prune.blackbox.simulate import replay
 from syne_prune.blackbox.surrogate import SURROGATES, Surrogate, choose, held_out_errors
 from syne_prune.cores import usable_cores
 from syne_prune.errors import SynePruneError
-from syne_prune.search.schedulers import MULTI_FIDELITY, SCHEDULERS
+from syne_prune.search import MULTI_FIDELITY, SCHEDULERS
 
 SETTINGS_FILE = "benchmark.json"
 NOT_SETTINGS = ("output", "supernet", "blackbox", "jobs")  # config fields that do not change the results

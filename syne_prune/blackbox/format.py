@@ -49,7 +49,7 @@ from syne_prune.artifacts import SUPERNET_FILE, SupernetDir, sha256_of
 from syne_prune.errors import SynePruneError
 from syne_prune.files import append_line, atomic_write_text, writing
 from syne_prune.models.shape import EncoderShape
-from syne_prune.search.run import subnetwork_key
+from syne_prune.search import subnetwork_key
 from syne_prune.search_spaces import get_search_space
 
 FORMAT_VERSION = 1

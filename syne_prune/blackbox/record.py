@@ -34,9 +34,7 @@ from syne_prune.files import holds_content, output_lock
 from syne_prune.masks import SubnetMask
 from syne_prune.models import get_family
 from syne_prune.objectives import encoder_size, subnet_size
-from syne_prune.search.run import subnetwork_key
-from syne_prune.search.schedulers import FIDELITY_ATTR, MULTI_FIDELITY
-from syne_prune.search.trial import Evaluator, TrialSettings
+from syne_prune.search import FIDELITY_ATTR, MULTI_FIDELITY, Evaluator, TrialSettings, subnetwork_key
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet import load_supernet
 
@@ -236,7 +234,7 @@ def record_from_trials(search_dirs: list[str], output: str) -> dict[str, Any]:
 
 def _read_search(directory: Path) -> dict[str, Any]:
     saved = SearchDir(directory).read_settings(require_trials=True)
-    if saved.mode != "weight-sharing" or not saved.supernet:
+    if saved.trial_kind != "weight-sharing" or not saved.supernet:
         raise SynePruneError(f"'{directory}' is a standard-NAS search; a blackbox holds sub-networks of one super-network")
     settings = saved.settings
     levels = int(settings.get("fidelity_levels", 1)) if settings.get("scheduler") in MULTI_FIDELITY else 1

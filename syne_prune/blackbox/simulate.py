@@ -44,9 +44,7 @@ from syne_prune.blackbox import format as F
 from syne_prune.blackbox.surrogate import Surrogate, encode
 from syne_prune.errors import SynePruneError
 from syne_prune.objectives import encoder_size
-from syne_prune.search import NoRepeatScheduler, subnetwork_key
-from syne_prune.search.schedulers import FIDELITY_ATTR, MULTI_FIDELITY, make_scheduler
-from syne_prune.search.syne_tune_fixes import QuietTunerLogger, no_best_metric_table
+from syne_prune.search import FIDELITY_ATTR, MULTI_FIDELITY, NoRepeatScheduler, QuietTunerLogger, make_scheduler, no_best_metric_table, subnetwork_key
 
 ELAPSED = "elapsed_s"
 REPORTED = ("error", "params", "macs", "test_error", ELAPSED, "recorded")

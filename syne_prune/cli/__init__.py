@@ -9,7 +9,6 @@ import sys
 from syne_prune.cli import blackbox, export, prune, quickstart, recover, search, space, train
 from syne_prune.cli.export import _recovery_teacher
 from syne_prune.cli.options import HelpFormatter, Parser
-from syne_prune.cli.sagemaker import SAGEMAKER_OPTIONS, _sagemaker_settings, add_sagemaker_arguments
 from syne_prune.errors import SynePruneError
 from syne_prune.files import is_write_failure, write_failure
 
@@ -47,5 +46,4 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-__all__ = ["COMMAND_GROUPS", "SAGEMAKER_OPTIONS", "HelpFormatter", "Parser", "_recovery_teacher", "_sagemaker_settings",
-           "add_sagemaker_arguments", "build_parser", "main"]
+__all__ = ["COMMAND_GROUPS", "HelpFormatter", "Parser", "_recovery_teacher", "build_parser", "main"]

@@ -9,10 +9,10 @@ from typing import Any
 from syne_prune.blackbox.benchmark import BenchmarkConfig, run_benchmark
 from syne_prune.blackbox.record import RecordConfig, record_from_trials, record_samples
 from syne_prune.blackbox.surrogate import SURROGATES
-from syne_prune.cli.options import add_option, api_kwargs
 from syne_prune.cores import usable_cores
 from syne_prune.errors import SynePruneError
-from syne_prune.search.schedulers import SCHEDULERS
+from syne_prune.options import add_option, api_kwargs
+from syne_prune.search import SCHEDULERS
 
 
 def add_commands(commands: Any) -> None:

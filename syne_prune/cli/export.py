@@ -15,7 +15,7 @@ from syne_prune.errors import SynePruneError
 from syne_prune.export import export_subnetwork, load_model, load_model_config, load_tokenizer, task_record
 from syne_prune.models import get_family
 from syne_prune.recovery import recover
-from syne_prune.search.run import export_from_search
+from syne_prune.search import export_from_search
 from syne_prune.search_spaces import SEARCH_SPACES, get_search_space
 
 
@@ -109,7 +109,7 @@ def _recovery_teacher(args: argparse.Namespace) -> str | None:
         return args.teacher
     if args.search_dir is not None:
         saved = SearchDir(args.search_dir).read_settings()
-        if saved.mode == "standard":
+        if saved.trial_kind == "standard":
             raise SynePruneError("a standard-NAS search has no super-network to distill from; give --teacher (a model fine-tuned on the task)")
         return _teacher_of_supernet(saved.supernet)
     if not SupernetDir(args.model).is_complete():

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from syne_prune.baselines import METHODS, RESULTS_FILE, prune
-from syne_prune.cli.options import add_option, api_kwargs
 from syne_prune.data import TASKS
+from syne_prune.options import add_option, api_kwargs
 
 
 def add_commands(commands: Any) -> None:

@@ -5,10 +5,10 @@ import argparse
 import functools
 from typing import Any
 
-from syne_prune.cli.options import add_option, api_kwargs
 from syne_prune.data import TASKS
+from syne_prune.options import add_option, api_kwargs
 from syne_prune.quickstart import QuickstartConfig, quickstart
-from syne_prune.search.schedulers import SCHEDULERS
+from syne_prune.search import SCHEDULERS
 
 
 def add_commands(commands: Any) -> None:

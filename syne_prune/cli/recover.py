@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from syne_prune.cli.options import add_option, api_kwargs
 from syne_prune.data import TASKS
+from syne_prune.options import add_option, api_kwargs
 from syne_prune.recovery import KEEP_POLICIES, recover
 
 

@@ -1,16 +1,14 @@
-"""SageMaker on the command line: the options of ``syne-prune search --backend sagemaker`` (defined, with the
-settings they build, in ``syne_prune.search.sagemaker.settings``; re-exported here for the command modules),
-and ``launcher_main``, the command line the scripts in ``launchers/`` share."""
+"""``launcher_main``, the command line the scripts in ``launchers/`` share: SageMaker's options (defined, with the
+settings they build, in ``syne_prune.aws``) and one job running ``syne-prune COMMAND``."""
 from __future__ import annotations
 
 import argparse
 import sys
 
+from syne_prune.aws import add_sagemaker_arguments, sagemaker_settings
 from syne_prune.cli.options import HelpFormatter
 from syne_prune.errors import SynePruneError
-from syne_prune.search.sagemaker.launcher import launch_cli_job
-from syne_prune.search.sagemaker.settings import SAGEMAKER_OPTIONS, add_sagemaker_arguments
-from syne_prune.search.sagemaker.settings import sagemaker_settings as _sagemaker_settings
+from syne_prune.search import launch_cli_job
 
 
 class _LauncherFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
@@ -27,7 +25,7 @@ def launcher_main(command: str, description: str, argv: list[str] | None = None)
     known, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     known.backend = "sagemaker"
     try:
-        request = launch_cli_job(_sagemaker_settings(known), [command, *rest], known.job_name)
+        request = launch_cli_job(sagemaker_settings(known), [command, *rest], known.job_name)
     except SynePruneError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -35,5 +33,3 @@ def launcher_main(command: str, description: str, argv: list[str] | None = None)
           f"{request['OutputDataConfig']['S3OutputPath']}{request['TrainingJobName']}/output/model.tar.gz")
     return 0
 
-
-__all__ = ["SAGEMAKER_OPTIONS", "_sagemaker_settings", "add_sagemaker_arguments", "launcher_main"]

@@ -5,8 +5,8 @@ import argparse
 import functools
 from typing import Any
 
-from syne_prune.cli.options import add_option, api_kwargs
 from syne_prune.data import TASKS
+from syne_prune.options import add_option, api_kwargs
 from syne_prune.search_spaces import SEARCH_SPACES
 from syne_prune.supernet import STRATEGIES, TrainingConfig, train_supernet
 from syne_prune.supernet.train import IMPORTANCE_CHOICES

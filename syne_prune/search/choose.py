@@ -60,7 +60,7 @@ def export_from_search(search_dir: str | Path, output: str | Path, trial_id: int
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
         raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
-    source = get_trial_kind(saved.mode).export_source(Path(search_dir), saved, row)
+    source = get_trial_kind(saved.trial_kind).export_source(Path(search_dir), saved, row)
     metrics = {k: row[k] for k in ("error", "test_error", "params", "macs", "epoch") if k in row and pd.notna(row[k])}
     out = export_subnetwork(source.model, source.space.to_mask(source.config), output, tokenizer=source.tokenizer, onnx=onnx,
                             overwrite=overwrite, subnetwork=source.trained,

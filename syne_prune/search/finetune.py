@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from syne_tune import Reporter
 
+from syne_prune.aws import S3_URI, aws_error
 from syne_prune.data import EVAL_BATCH_SIZE, encode, eval_batches, get_task, load_task
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
@@ -38,7 +39,6 @@ from syne_prune.models.local_weights import resolve_model
 from syne_prune.numerics import require_finite_result, require_finite_weights
 from syne_prune.objectives import measure_latency_ms, subnet_size
 from syne_prune.search.protocol import parse_hyperparameters, process_start_time, run_trial
-from syne_prune.search.sagemaker.aws import S3_URI, aws_error
 from syne_prune.search_spaces import SEARCH_SPACES, get_search_space
 from syne_prune.surgery import extract_subnetwork
 from syne_prune.training import FINETUNE_LR, LoopSettings, TrainingLoop, label_loss_step, seed_everything

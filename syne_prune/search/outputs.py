@@ -68,7 +68,7 @@ def prepare_output(output: Path, config: SearchConfig, resume: bool, overwrite: 
 def resumable(config: SearchConfig) -> dict[str, Any]:
     """The settings a resumed search must share with the search it continues (search.json's ``settings``)."""
     values = asdict(config)
-    for key in ("output", "max_trials", "max_wallclock_s", "n_workers", "backend", "trial_timeout_s", "sagemaker"):  # free on resume
+    for key in ("output", "max_trials", "max_wallclock_s", "n_workers", "backend", "backend_settings"):  # free on resume
         values.pop(key)
     return values
 
@@ -77,9 +77,14 @@ def write_settings(output: Path, prepared: PreparedSearch) -> None:
     """search.json: the settings (``resumable``), the kind of trial, super-network, space and task; resume and
     export read it."""
     config = prepared.config
-    SearchDir(output).write_settings(SearchRecord(settings=resumable(config), mode=config.mode,
-                                                  supernet=str(Path(config.supernet).resolve()) if config.supernet else None,
+    SearchDir(output).write_settings(SearchRecord(settings=resumable(config), trial_kind=config.trial_kind, supernet=_supernet(config),
                                                   search_space=prepared.space.name, task=prepared.task))
+
+
+def _supernet(config: SearchConfig) -> str | None:
+    """The absolute path of the search's super-network (weight-sharing), None for a kind of trial without one."""
+    supernet = getattr(config.trial_settings, "supernet", None)
+    return str(Path(supernet).resolve()) if supernet else None
 
 
 def score_pareto_on_test(output: Path, config: SearchConfig, evaluator: Callable[[], Evaluator], progress: bool = True) -> int:
@@ -118,7 +123,7 @@ def finalize(output: Path, prepared: PreparedSearch, progress: bool = True) -> d
     atomic_write(output / R.PARETO_FILE, lambda tmp: front.to_csv(tmp, index=False))
     metric = prepared.metric
     unpruned = unpruned_errors(trials, space, config, evaluator)
-    R.plot_pareto(trials, front, unpruned["validation_error"], output / R.PLOT_FILE,
+    R.plot_pareto(trials, front, unpruned["error"], output / R.PLOT_FILE,
                   f"{prepared.task} · {space.name} space · {config.scheduler} · {len(trials)} trials",
                   unpruned_label="unpruned (largest configuration)")
     names = list(space.config_space)
@@ -134,7 +139,7 @@ def finalize(output: Path, prepared: PreparedSearch, progress: bool = True) -> d
     if notice is not None and not (config.max_trials is not None and config.max_trials > space.num_subnetworks()):
         print(notice, file=sys.stderr, flush=True)  # a cap was announced when the search started
     summary = {
-        "mode": config.mode,
+        "trial_kind": config.trial_kind,
         "scheduler": config.scheduler,
         "seed": config.seed,
         "objectives": objectives,
@@ -143,7 +148,7 @@ def finalize(output: Path, prepared: PreparedSearch, progress: bool = True) -> d
         "notice": notice,
         "task": prepared.task,
         "metric": metric,
-        "supernet": str(Path(config.supernet).resolve()) if config.supernet else None,
+        "supernet": _supernet(config),
         "model": prepared.model,
         "hypervolume": hypervolume(front[objectives].to_numpy(dtype=float)) if len(front) else 0.0,
         "hypervolume_reference_point": [REFERENCE_POINT] * len(objectives),
@@ -182,10 +187,10 @@ def unpruned_errors(trials: pd.DataFrame, space, config: SearchConfig, evaluator
     trial of the largest configuration once it completed at full fidelity (weight-sharing: the super-network
     with nothing pruned, scored by the trials' Evaluator; standard NAS: the full model, fine-tuned). Without
     such a trial (budget spent, failed, stopped early by MO-ASHA), a weight-sharing search scores the largest
-    configuration here with the same Evaluator (``evaluator``: a function returning it, ``_evaluator_once``);
+    configuration here with the same Evaluator (``evaluator``: a function returning it, ``PreparedSearch.evaluator``);
     so does it a test error the trial lacks (``--test-split pareto`` and not on the Pareto front).
-    Returns ``{"validation_error", "test_error", "trial_id"}`` (None where unknown; ``trial_id`` None when
-    scored here)."""
+    Returns ``{"error", "test_error", "trial_id"}`` (``error``: on the validation split, as in trials.csv; None where unknown; ``trial_id``
+    None when scored here)."""
     largest = space.largest()
     names = list(space.config_space)
     done = trials[(trials["status"] == "completed") & (trials[FIDELITY_ATTR] >= config.max_fidelity)] if len(trials) else trials
@@ -195,9 +200,9 @@ def unpruned_errors(trials: pd.DataFrame, space, config: SearchConfig, evaluator
         test = row["test_error"]
         if pd.isna(test) and evaluator is not None:
             test = evaluator().test_error(largest)
-        return {"validation_error": float(row["error"]), "test_error": None if pd.isna(test) else float(test),
+        return {"error": float(row["error"]), "test_error": None if pd.isna(test) else float(test),
                 "trial_id": int(row["trial_id"])}
     if evaluator is None:
-        return {"validation_error": None, "test_error": None, "trial_id": None}
+        return {"error": None, "test_error": None, "trial_id": None}
     validation = evaluator().evaluate(largest, lambda result: None)["error"]
-    return {"validation_error": float(validation), "test_error": float(evaluator().test_error(largest)), "trial_id": None}
+    return {"error": float(validation), "test_error": float(evaluator().test_error(largest)), "trial_id": None}

@@ -24,21 +24,16 @@ from tqdm.auto import tqdm
 from syne_prune.artifacts import TRIALS_FILE, TrialLedger
 from syne_prune.files import output_lock
 from syne_prune.search import results as R
-from syne_prune.search.backends import BACKENDS, SearchBackend, get_backend
+from syne_prune.search.backends import SearchBackend, get_backend
 from syne_prune.search.callbacks import LedgerCallback, SearchTuner
-from syne_prune.search.choose import choose_trial, export_from_search
-from syne_prune.search.config import MODES, TEST_SPLITS, SearchConfig
+from syne_prune.search.config import SearchConfig
 from syne_prune.search.console import LOG_FILE, third_party_output_to
 from syne_prune.search.in_order import InOrderScheduler
 from syne_prune.search.kinds import PreparedSearch
-from syne_prune.search.kinds.weight_sharing import latency_seq_len
 from syne_prune.search.outputs import finalize, ledger_columns, prepare_output, space_notice, write_settings
 from syne_prune.search.schedulers import make_scheduler
-from syne_prune.search.scheduling import NoRepeatScheduler, replay, subnetwork_key, trials_left
+from syne_prune.search.scheduling import NoRepeatScheduler, replay, trials_left
 from syne_prune.search.syne_tune_fixes import QuietTunerLogger, no_best_metric_table
-
-__all__ = ["BACKENDS", "MODES", "TEST_SPLITS", "SearchConfig", "choose_trial", "export_from_search",
-           "latency_seq_len", "run_search", "space_notice", "subnetwork_key", "trials_left"]
 
 
 def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,

@@ -1,5 +1,10 @@
 """What a place to run trials is to the search (``SearchBackend``): the one interface ``run.py`` calls.
 
+A backend brings its settings (``settings_type``, held by ``SearchConfig.backend_settings``; None where it has
+none) and their command-line options. Its class methods take the search's ``SearchConfig``
+(``syne_prune.search.config``), which names the backend: the configuration imports the registry, never the
+other way round.
+
 The search asks a backend, in this order: ``check`` (with the search's other settings, nothing touched),
 ``prepare`` (before the output folder is written: uploads and remote checks), ``syne_tune_backend`` (the Syne
 Tune ``TrialBackend`` the Tuner drives), ``start`` and ``close`` (around the Tuner: e.g. persistent workers
@@ -9,25 +14,24 @@ weights: a path relative to the search's output, or an S3 URI; export reads it).
 """
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import Any, ClassVar
 
 from syne_tune.backend.trial_backend import TrialBackend
 
 from syne_prune.errors import SynePruneError
-
-if TYPE_CHECKING:  # the search's configuration imports this registry
-    from syne_prune.search.config import SearchConfig
-    from syne_prune.search.kinds import PreparedSearch, TrialKind
+from syne_prune.search.kinds import PreparedSearch, TrialKind
 
 
 class SearchBackend(ABC):
     """One registered backend (``syne_prune.search.backends.BACKENDS``), built once per search (part)."""
 
     name: ClassVar[str]  # the --backend value
+    settings_type: ClassVar[type | None] = None  # the dataclass of its settings (SearchConfig.backend_settings)
     default_test_split: ClassVar[str | None] = None  # None: the trial kind's default
     start_jobs_without_delay: ClassVar[bool] = True  # Syne Tune's Tuner option of the same name
 
@@ -36,10 +40,22 @@ class SearchBackend(ABC):
         """Refuse a kind of trial this backend cannot run (SynePruneError, one line)."""
 
     @classmethod
-    def check(cls, config: SearchConfig) -> None:
+    def add_options(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this backend's own options to ``parser`` (``syne-prune search``), if it has any."""
+
+    @classmethod
+    def settings_from_args(cls, args: argparse.Namespace, chosen: bool) -> Any:
+        """This backend's settings from the parsed command line (None: it has none, or it is not ``chosen`` and
+        ignores its options). Raises a one-line SynePruneError for options it refuses."""
+        return None
+
+    @classmethod
+    def check(cls, config) -> None:
         """Refuse settings this backend cannot honour (SynePruneError, one line); offline, nothing touched."""
-        if config.sagemaker is not None:
-            raise SynePruneError("SageMaker options (--role, --region, --s3-prefix, ...) need --backend sagemaker")
+        settings = config.backend_settings
+        if settings is not None and (cls.settings_type is None or not isinstance(settings, cls.settings_type)):
+            wanted = f"{cls.settings_type.__name__}(...) or None" if cls.settings_type else "None"
+            raise SynePruneError(f"--backend {cls.name} takes backend_settings={wanted}, got {type(settings).__name__}")
 
     def __init__(self, prepared: PreparedSearch, output: Path, entry_point: str | None = None) -> None:
         """``prepared``: the search to run; ``output``: its folder (as given); ``entry_point``: a script to run

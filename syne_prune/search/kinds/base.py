@@ -1,24 +1,27 @@
 """What a kind of trial is to the search (``TrialKind``) and what it hands the search to run (``PreparedSearch``).
 
 A kind of trial says what one trial does with its configuration (evaluate a sub-network of a shared
-super-network; fine-tune its own sub-network; ...), how a search of that kind is checked and prepared, what
-the ledger records of its trials, and where export finds a trial's network. The protocol every trial
+super-network; fine-tune its own sub-network; ...), which settings it has (``settings_type``, held by the
+search's ``SearchConfig.trial_settings``) and their command-line options, how a search of that kind is checked
+and prepared, what the ledger records of its trials, and where export finds a trial's network.
+
+Its methods take the search's ``SearchConfig`` (``syne_prune.search.config``), which names the kind: the
+configuration imports the registry, never the other way round. The protocol every trial
 follows (arguments, reports, failure, fidelity) is ``syne_prune.search.protocol``.
 """
 from __future__ import annotations
 
+import argparse
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from syne_prune.artifacts import SearchRecord
+from syne_prune.errors import SynePruneError
+from syne_prune.search.trial import Evaluator, TrialSettings
 from syne_prune.search_spaces import SearchSpace
-
-if TYPE_CHECKING:  # the search's configuration imports this registry
-    from syne_prune.search.config import SearchConfig
-    from syne_prune.search.trial import Evaluator, TrialSettings
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class PreparedSearch:
     workers) read, None for other kinds; ``evaluator``: a function returning the trials' ``Evaluator``
     (built on first call) to score networks after the search, None where a kind has none."""
 
-    config: SearchConfig
+    config: Any  # the SearchConfig as run
     space: SearchSpace
     task: str
     metric: str
@@ -60,7 +63,9 @@ class ExportSource:
 class TrialKind(ABC):
     """One kind of trial (a registry entry of ``syne_prune.search.kinds``)."""
 
-    name: ClassVar[str]  # the --mode value
+    name: ClassVar[str]  # the --trial-kind value
+    settings_type: ClassVar[type]  # the dataclass of its settings (SearchConfig.trial_settings)
+    option_group: ClassVar[str]  # the title of its options in --help
     default_scheduler: ClassVar[str]
     default_backend: ClassVar[str]
     default_test_split: ClassVar[str]
@@ -73,18 +78,30 @@ class TrialKind(ABC):
     def entry_point(self) -> str:
         """The script a process-per-trial backend runs for one trial (the protocol's command line)."""
 
-    def check(self, config: SearchConfig) -> None:
-        """Refuse settings this kind cannot run, as one-line ``SynePruneError``s (before the generic checks)."""
+    @abstractmethod
+    def add_options(self, group: Any) -> None:
+        """Add this kind's own options to ``group`` (an argument group of ``syne-prune search``)."""
 
-    def check_test_split(self, config: SearchConfig) -> None:
+    @abstractmethod
+    def settings_from_args(self, args: argparse.Namespace) -> Any:
+        """This kind's settings (a ``settings_type``) from the parsed command line; raises a one-line SynePruneError
+        for a missing option of this kind or an option that belongs to another."""
+
+    def check(self, config) -> None:
+        """Refuse settings this kind cannot run, as one-line ``SynePruneError``s (before the generic checks)."""
+        if not isinstance(config.trial_settings, self.settings_type):
+            raise SynePruneError(f"trial kind '{self.name}' needs trial_settings={self.settings_type.__name__}(...), "
+                                 f"got {type(config.trial_settings).__name__}")
+
+    def check_test_split(self, config) -> None:
         """Refuse a ``--test-split`` this kind cannot honour (after the generic checks)."""
 
     @abstractmethod
-    def max_fidelity(self, config: SearchConfig) -> int:
+    def max_fidelity(self, config) -> int:
         """The resource of a finished trial (epochs, validation chunks seen, or 1)."""
 
     @abstractmethod
-    def prepare(self, config: SearchConfig) -> PreparedSearch:
+    def prepare(self, config) -> PreparedSearch:
         """Check what the trials will read (model or super-network, data) so that a bad input fails here, once,
         and not in every trial; returns what the search runs. Raises SynePruneError."""
 

@@ -2,17 +2,21 @@
 (``syne_prune.search.trial``), reporting after each chunk of the validation split (the fidelity levels)."""
 from __future__ import annotations
 
+import argparse
+import functools
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from transformers import AutoConfig
 
 from syne_prune.artifacts import SearchRecord
+from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import warn_if_not_learned
 from syne_prune.export import task_record
 from syne_prune.models import get_family, usable_positions
+from syne_prune.options import add_option
 from syne_prune.search import trial
 from syne_prune.search.kinds.base import ExportSource, PreparedSearch, TrialKind
 from syne_prune.search.schedulers import MULTI_FIDELITY
@@ -20,6 +24,16 @@ from syne_prune.search.trial import Evaluator, TrialSettings, fidelity_levels, l
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet import load_supernet, verify_checkpoint
 from syne_prune.supernet.checkpoint import check_supernet_settings
+
+
+@dataclass(frozen=True)
+class WeightSharingSettings:
+    """A weight-sharing search (``SearchConfig.trial_settings``): the ``supernet`` checkpoint directory (written by
+    train-supernet) whose sub-networks the trials evaluate, and ``fidelity_levels``, the chunks of the validation
+    split a multi-fidelity scheduler (MO-ASHA) sees as its resource."""
+
+    supernet: str
+    fidelity_levels: int = 9
 
 
 def latency_seq_len(model_config) -> int:
@@ -43,9 +57,11 @@ def evaluator_once(settings: TrialSettings):
 
 
 class WeightSharing(TrialKind):
-    """``--mode weight-sharing`` (``SearchConfig.supernet``): trials evaluate sub-networks of one super-network."""
+    """``--trial-kind weight-sharing`` (``WeightSharingSettings``): trials evaluate sub-networks of one super-network."""
 
     name = "weight-sharing"
+    settings_type = WeightSharingSettings
+    option_group = "weight-sharing (--trial-kind weight-sharing): the super-network whose sub-networks the trials evaluate"
     default_scheduler = "ehvi"  # the highest hypervolume on STS-B and on 2 of 3 MRPC super-networks (BENCHMARKS.md)
     default_backend = "pool"
     default_test_split = "pareto"
@@ -56,13 +72,32 @@ class WeightSharing(TrialKind):
     def entry_point(self) -> str:
         return trial.__file__
 
+    def add_options(self, group) -> None:
+        option = functools.partial(add_option, group, WeightSharingSettings)
+        option("supernet", "weight-sharing: checkpoint directory written by train-supernet", default=None)
+        option("fidelity_levels", "MO-ASHA: validation split in this many chunks")
+
+    def settings_from_args(self, args: argparse.Namespace) -> WeightSharingSettings:
+        if not args.supernet:
+            raise SynePruneError("give --supernet DIR (from train-supernet), or --trial-kind standard --model M --task T")
+        extra = [f"--{n.replace('_', '-')}" for n in ("model", "task") if getattr(args, n, None)]
+        if extra:
+            raise SynePruneError(f"{', '.join(extra)} belong to --trial-kind standard; a weight-sharing search reads them from --supernet")
+        return WeightSharingSettings(supernet=args.supernet, fidelity_levels=args.fidelity_levels)
+
+    def check(self, config) -> None:
+        super().check(config)
+        if config.trial_settings.fidelity_levels < 1:
+            raise SynePruneError("--fidelity-levels and --eval-batch-size must be positive")
+
     def max_fidelity(self, config) -> int:
-        return config.fidelity_levels if config.scheduler in MULTI_FIDELITY else 1
+        return config.trial_settings.fidelity_levels if config.scheduler in MULTI_FIDELITY else 1
 
     def prepare(self, config) -> PreparedSearch:
         """Verify the super-network (manifest, settings) and load the trials' own splits once; caps
         ``fidelity_levels`` at one per validation example (and says so on stderr)."""
-        supernet = Path(config.supernet).resolve()
+        settings = config.trial_settings
+        supernet = Path(settings.supernet).resolve()
         metadata = verify_checkpoint(supernet)
         model_config = AutoConfig.from_pretrained(supernet)
         space = get_search_space(metadata["search_space"], get_family(model_config).shape(model_config))
@@ -71,13 +106,13 @@ class WeightSharing(TrialKind):
         data_dir = config.data_dir or metadata["hyperparameters"].get("data_dir")
         # the trials' own splits (a missing or malformed file would fail every trial or worker: it fails here, now)
         validation_examples = len(load_search_data(metadata, data_dir, config.max_eval_examples).validation)
-        levels = fidelity_levels(config.fidelity_levels, validation_examples)
-        if config.scheduler in MULTI_FIDELITY and levels < config.fidelity_levels:
-            print(f"--fidelity-levels {config.fidelity_levels} capped at {validation_examples}: one level per validation example "
+        levels = fidelity_levels(settings.fidelity_levels, validation_examples)
+        if config.scheduler in MULTI_FIDELITY and levels < settings.fidelity_levels:
+            print(f"--fidelity-levels {settings.fidelity_levels} capped at {validation_examples}: one level per validation example "
                   f"at most", file=sys.stderr, flush=True)  # the trials report that many, and the search must expect as many
-            config = replace(config, fidelity_levels=levels)
+            config = replace(config, trial_settings=replace(settings, fidelity_levels=levels))
         settings = TrialSettings(
-            supernet=str(supernet), objectives=tuple(config.objectives), fidelity_levels=config.max_fidelity,
+            supernet=str(supernet), objectives=tuple(config.objectives), fidelity_levels=self.max_fidelity(config),
             data_dir=str(Path(data_dir).resolve()) if data_dir else None, eval_batch_size=config.eval_batch_size,
             max_eval_examples=config.max_eval_examples, test_every_trial=config.test_split == "every-trial",
             latency_seq_len=latency_seq_len(model_config),

@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 
 from syne_prune.cores import threads_per_worker
 from syne_prune.errors import SynePruneError
-from syne_prune.search.pool_worker import AUTHKEY_ENV, _uss_mb, worker_main  # noqa: F401 - also importable from here
+from syne_prune.search.backends.pool.worker import AUTHKEY_ENV
 from syne_prune.search.protocol import FAILURE_PREFIX, failure_line
 from syne_prune.search.trial import TrialSettings
 from syne_prune.supernet import load_supernet
@@ -123,11 +123,11 @@ class PoolBackend(LocalBackend):
         return supernet
 
     def _spawn(self, index: int, startup_failures: int = 0) -> _Worker:
-        """Start ``python -m syne_prune.search.pool_worker`` (a fresh interpreter: no fork of a process with torch
+        """Start ``python -m syne_prune.search.backends.pool.worker`` (a fresh interpreter: no fork of a process with torch
         threads, and unlike multiprocessing's spawn it never re-imports the caller's main script)."""
         env = dict(os.environ, **{AUTHKEY_ENV: bytes(current_process().authkey).hex(), "OMP_NUM_THREADS": str(self.threads)})
         with open(self.log_dir / f"worker-{index}.log", "ab") as log:
-            process = subprocess.Popen([sys.executable, "-m", "syne_prune.search.pool_worker", self._listener.address],
+            process = subprocess.Popen([sys.executable, "-m", "syne_prune.search.backends.pool.worker", self._listener.address],
                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
         return _Worker(index=index, process=process, started=time.time(), startup_failures=startup_failures)
 

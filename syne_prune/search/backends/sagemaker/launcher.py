@@ -8,11 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from syne_prune.aws import CHANNEL_PREFIX, SageMakerSettings, aws_error
 from syne_prune.models.local_weights import resolve_model
-from syne_prune.search.sagemaker.aws import aws_error
-from syne_prune.search.sagemaker.backend import SageMakerBackend
-from syne_prune.search.sagemaker.jobs import CHANNEL_PREFIX
-from syne_prune.search.sagemaker.settings import SageMakerSettings
+from syne_prune.search.backends.sagemaker.trial_backend import SageMakerBackend
 
 CHANNEL_FLAGS = {"--model": "model", "--supernet": "supernet", "--data-dir": "data"}
 MODEL_DIR = "/opt/ml/model"  # SageMaker uploads it as the job's model.tar.gz

@@ -61,7 +61,7 @@ def _run_trial(evaluator, trial_id: int, config: dict[str, Any], trial_dir: Path
 
 
 def worker_main(address: str) -> None:
-    """A pool worker (``python -m syne_prune.search.pool_worker ADDRESS``): connect to the backend, receive the
+    """A pool worker (``python -m syne_prune.search.backends.pool.worker ADDRESS``): connect to the backend, receive the
     settings and the super-network (or load it), then evaluate trials until told to exit."""
     key = bytes.fromhex(os.environ.pop(AUTHKEY_ENV))
     current_process().authkey = key  # shared tensors arrive through multiprocessing's fd sharer, which checks it

@@ -3,6 +3,7 @@ and how a configuration with more values than a job may have travels (``pack_hyp
 from __future__ import annotations
 
 import json
+import os
 
 CHANNEL_PREFIX = "sm-channel:"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
@@ -27,3 +28,15 @@ def unpack_hyperparameters(values: dict[str, str]) -> dict[str, str]:
         return values
     kept = {k: v for k, v in values.items() if not k.startswith(PACKED_CONFIG)}
     return {**json.loads("".join(v for _, v in pieces)), **kept}
+
+
+def resolve_channel(value: str) -> str:
+    """``sm-channel:NAME`` (``CHANNEL_PREFIX``) as the directory of the job's input channel NAME (``SM_CHANNEL_NAME``);
+    any other value as it is. Raises RuntimeError when the channel is not mounted."""
+    if not value.startswith(CHANNEL_PREFIX):
+        return value
+    name = value[len(CHANNEL_PREFIX):]
+    variable = f"SM_CHANNEL_{name.upper()}"
+    if variable not in os.environ:
+        raise RuntimeError(f"input channel '{name}' is not mounted ({variable} is not set)")
+    return os.environ[variable]

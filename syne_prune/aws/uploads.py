@@ -7,9 +7,9 @@ import io
 import tarfile
 from pathlib import Path
 
-from syne_prune.search.sagemaker.aws import aws_error
-from syne_prune.search.sagemaker.jobs import ENTRY_SCRIPT
-from syne_prune.search.sagemaker.settings import SageMakerSettings
+from syne_prune.aws.calls import aws_error
+from syne_prune.aws.jobs import ENTRY_SCRIPT
+from syne_prune.aws.settings import SageMakerSettings
 
 REQUIREMENTS = ["syne-tune==0.16.0", "transformers>=5.0,<6", "safetensors>=0.4", "pandas>=2.0", "scikit-learn>=1.3",
                 "scipy>=1.10", "datasets>=3.0", "tqdm>=4.60", "psutil>=5.9", "matplotlib>=3.7", "pymoo>=0.6", "botorch>=0.12"]
@@ -84,7 +84,7 @@ class Uploader:
 
 def source_tarball() -> bytes:
     """Deterministic bytes (fixed mtimes, sorted), so the same code has the same sha256."""
-    package = Path(__file__).resolve().parents[2]
+    package = Path(__file__).resolve().parents[1]
     buffer = io.BytesIO()
 
     def add(name: str, data: bytes) -> None:

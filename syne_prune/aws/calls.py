@@ -1,4 +1,4 @@
-"""AWS helpers of the SageMaker backend: boto3 failures as one line, S3 locations, polling intervals."""
+"""AWS calls of SageMaker jobs: boto3 failures as one line, S3 locations, polling intervals."""
 from __future__ import annotations
 
 import os
@@ -28,7 +28,7 @@ def s3_join(bucket: str, *parts: str) -> str:
     return "s3://" + "/".join([bucket] + [p.strip("/") for p in parts if p and p.strip("/")])
 
 
-def _naive(moment: datetime | None) -> datetime | None:
+def naive_time(moment: datetime | None) -> datetime | None:
     """boto3's times are time-zone aware; Syne Tune's are naive local times."""
     return moment.astimezone().replace(tzinfo=None) if isinstance(moment, datetime) and moment.tzinfo else moment
 

@@ -12,18 +12,23 @@ from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.backend.trial_status import Status, TrialResult
 from syne_tune.report import retrieve
 
-from syne_prune.errors import SynePruneError
-from syne_prune.search.sagemaker.aws import S3_URI, _naive, aws_error, log_grace_s, s3_join, wait_between_polls
-from syne_prune.search.sagemaker.jobs import (
+from syne_prune.aws import (
     CHANNEL_PREFIX,
     CHECKPOINT_LOCAL_PATH,
     ENTRY_SCRIPT,
     JOB_END_MARKER,
     MAX_HYPERPARAMETERS,
+    S3_URI,
+    SageMakerSettings,
+    Uploader,
+    aws_error,
+    log_grace_s,
+    naive_time,
     pack_hyperparameters,
+    s3_join,
+    wait_between_polls,
 )
-from syne_prune.search.sagemaker.settings import SageMakerSettings
-from syne_prune.search.sagemaker.uploads import Uploader
+from syne_prune.errors import SynePruneError
 
 MAX_WAIT_FOR_STOP_S = 900  # a resumed trial's new job waits at most this long for its previous job to stop
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -255,9 +260,9 @@ class SageMakerBackend(TrialBackend):
             metrics = []
             for job in trial.jobs:  # a resumed trial's reports continue those of its earlier jobs
                 metrics += retrieve(self._log_lines(job, trial))
-            end = _naive(description.get("TrainingEndTime"))
+            end = naive_time(description.get("TrainingEndTime"))
             results.append(TrialResult(
-                trial_id=trial_id, config=trial.config, creation_time=_naive(description.get("CreationTime")) or datetime.now(),
+                trial_id=trial_id, config=trial.config, creation_time=naive_time(description.get("CreationTime")) or datetime.now(),
                 status=status, metrics=metrics, training_end_time=end if status != Status.in_progress else None,
             ))
         return results

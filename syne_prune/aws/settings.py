@@ -6,8 +6,8 @@ import argparse
 import re
 from dataclasses import dataclass, field
 
+from syne_prune.aws.calls import S3_URI
 from syne_prune.errors import SynePruneError
-from syne_prune.search.sagemaker.aws import S3_URI
 
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 DEFAULT_FRAMEWORK_VERSION = "2.5"  # the PyTorch training image (AWS Deep Learning Container) when --image-uri is not given

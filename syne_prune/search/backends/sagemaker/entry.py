@@ -18,23 +18,13 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 
+from syne_prune.aws import CHECKPOINT_LOCAL_PATH, JOB_END_MARKER, resolve_channel, unpack_hyperparameters
 from syne_prune.search import finetune, trial
 from syne_prune.search.protocol import failure_line
-from syne_prune.search.sagemaker.jobs import CHANNEL_PREFIX, CHECKPOINT_LOCAL_PATH, JOB_END_MARKER, unpack_hyperparameters
 
 TRIAL_MAINS = {"trial": trial.main, "finetune": finetune.main}  # syne_prune_entry -> the trial kind's entry point
 # an entry of a job beyond the trials: the job's hyperparameters (channels resolved) -> exit code
 JobEntry = Callable[[dict[str, str]], int]
-
-
-def resolve_channel(value: str) -> str:
-    if not value.startswith(CHANNEL_PREFIX):
-        return value
-    name = value[len(CHANNEL_PREFIX):]
-    variable = f"SM_CHANNEL_{name.upper()}"
-    if variable not in os.environ:
-        raise RuntimeError(f"input channel '{name}' is not mounted ({variable} is not set)")
-    return os.environ[variable]
 
 
 def hyperparameters(argv: list[str]) -> dict[str, str]:

@@ -1,0 +1,105 @@
+"""``--backend sagemaker``: one SageMaker training job per trial (Syne Tune 0.16 has no SageMaker backend), built on
+the job plumbing of ``syne_prune.aws`` (settings, uploads, the job contract).
+
+- **A trial** is a training job named ``{search}-{trial}-{attempt}``; its hyperparameters are the mask plus the
+  search's constants; a constant that names an uploaded local directory travels as ``sm-channel:NAME``. Trials
+  that train (standard NAS) get a per-trial ``checkpoint_s3_uri`` synced with ``/opt/ml/checkpoints``.
+- **Status** from ``describe_training_job`` (one call per trial), **metrics** from the job's CloudWatch log
+  lines (``[tune-metric]: {...}``, Syne Tune's report format), **stop** and **pause** with
+  ``stop_training_job``, **resume** as a new job of the same trial on the same checkpoint URI (created once the
+  previous job has stopped, so two jobs never share the checkpoint).
+- **Logs arrive late**: a completed or failed job is reported as running until its entry script's last line
+  (``JOB_END_MARKER``) has been read, or ``SYNE_PRUNE_SAGEMAKER_LOG_GRACE_S`` (default 120) seconds after it
+  ended, so no final report is lost. AWS calls retry with botocore's adaptive mode on throttling.
+
+Modules: ``trial_backend`` (``SageMakerBackend``, the Syne Tune trial backend), ``entry`` (what a job runs),
+``launcher`` (one job running ``syne-prune ARGV``: super-network training, or a whole search in one job; the
+command line of ``launchers/`` is ``syne_prune.cli.sagemaker``). This module is the registry entry, with the
+settings (``syne_prune.aws.SageMakerSettings``) and options of ``--backend sagemaker``.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import uuid
+from pathlib import Path
+
+from syne_tune.backend.trial_backend import TrialBackend
+
+from syne_prune.aws import (
+    ENTRY_SCRIPT,
+    JOB_END_MARKER,
+    MAX_HYPERPARAMETER_CHARS,
+    MAX_HYPERPARAMETERS,
+    SAGEMAKER_OPTIONS,
+    SageMakerSettings,
+    Uploader,
+    add_sagemaker_arguments,
+    sagemaker_settings,
+    source_tarball,
+    wait_between_polls,
+)
+from syne_prune.errors import SynePruneError
+from syne_prune.search.backends.base import SearchBackend
+from syne_prune.search.backends.sagemaker.entry import main as run_job
+from syne_prune.search.backends.sagemaker.launcher import launch_cli_job
+from syne_prune.search.backends.sagemaker.trial_backend import LOG_GROUP, MAX_WAIT_FOR_STOP_S, SageMakerBackend
+
+CHANNEL_OF = {"supernet": "supernet", "model": "model", "data_dir": "data"}  # constant -> input channel (a local directory)
+
+
+class SageMakerSearchBackend(SearchBackend):
+    """Checks S3 and uploads the source and the channels (each once) before the output folder is touched;
+    a trial that trains keeps its weights at its ``checkpoint_s3_uri``."""
+
+    name = "sagemaker"
+    settings_type = SageMakerSettings
+    default_test_split = "every-trial"  # a job scores its trial on the test split: no second pass here after the search
+    start_jobs_without_delay = False  # a stopping job still holds its instance
+
+    @classmethod
+    def add_options(cls, parser: argparse.ArgumentParser) -> None:
+        add_sagemaker_arguments(parser)
+
+    @classmethod
+    def settings_from_args(cls, args: argparse.Namespace, chosen: bool) -> SageMakerSettings | None:
+        """SageMakerSettings from the SageMaker options (None when none is given and the backend is not ``chosen``).
+        Raises SynePruneError for SageMaker options given with another backend, and for malformed --tags."""
+        if not chosen and any(getattr(args, n) for n in SAGEMAKER_OPTIONS):
+            raise SynePruneError("SageMaker options (--role, --region, --s3-prefix, ...) need --backend sagemaker")
+        return sagemaker_settings(args) if chosen else None
+
+    @classmethod
+    def check(cls, config) -> None:
+        super().check(config)
+        if config.backend_settings is None:
+            raise SynePruneError("--backend sagemaker needs --role, --region and --s3-prefix")
+        config.backend_settings.check()
+
+    @property
+    def sleep_time(self) -> float:
+        return wait_between_polls()
+
+    def prepare(self) -> None:
+        """A prepared SageMaker backend: S3 writable, source and channels uploaded (each once), image known."""
+        settings = self.config.backend_settings
+        channels = {CHANNEL_OF[key]: str(value) for key, value in self.prepared.constants.items()
+                    if key in CHANNEL_OF and value and Path(str(value)).is_dir()}
+        if settings.instance_count != 1:
+            raise SynePruneError("--instance-count above 1: a trial is not distributed, every host would run it; use --n-workers for parallel trials")
+        name = f"sp-{re.sub(r'[^a-zA-Z0-9-]', '-', self.output.resolve().name)[:24]}-{uuid.uuid4().hex[:10]}"  # unique per account and region
+        self.trial_backend = SageMakerBackend(settings, self.kind.sagemaker_entry, channels,
+                                              checkpointing=self.kind.trains_per_trial, job_prefix=name)
+        self.trial_backend.prepare()
+
+    def _make_trial_backend(self, part_dir: Path) -> TrialBackend:
+        return self.trial_backend
+
+    def checkpoint(self, trial_id: int) -> str:
+        return self.trial_backend.checkpoint_uri(trial_id)
+
+
+__all__ = [  # the registry entry, and what a SageMaker job of a search is made of
+    "ENTRY_SCRIPT", "JOB_END_MARKER", "LOG_GROUP", "MAX_HYPERPARAMETERS", "MAX_HYPERPARAMETER_CHARS", "MAX_WAIT_FOR_STOP_S",
+    "SageMakerBackend", "SageMakerSearchBackend", "SageMakerSettings", "Uploader", "launch_cli_job", "run_job", "source_tarball",
+]
