@@ -9,7 +9,7 @@ each step's wall-clock seconds in ``steps.csv``):
   weight-sharing search on it (``search``, ``--scheduler``);
 - ``ws-nas-<scheduler>`` (``random``, ``morea``, ``ehvi``, ``moasha``, ``nsga2``, ``local_search``): a weight-sharing search
   with that scheduler on ws-nas's super-network (trained first if it is not there), the paper's WS-NAS per scheduler;
-- ``standard-nas``: a standard-NAS search that fine-tunes every sub-network (``search --mode standard``) at the
+- ``standard-nas``: a standard-NAS search that fine-tunes every sub-network (``search --trial-kind standard``) at the
   fine-tuned model's learning rate and batch size (``finetuned`` runs first);
 - ``rfp``, ``layer-drop``, ``head-prune``: ``prune`` of the fine-tuned model over the ``--budgets`` sweep (shares of the
   prunable encoder parameters, ``--max-encoder-params``; a fine-tuning baseline trains at the fine-tuned model's own
@@ -111,7 +111,7 @@ def steps(args, model: str, task: str, seed: int, work: Path, step: str) -> list
     return {
         "finetuned": [cli("train-supernet", "--model", model, "--strategy", "standard", "--importance", "none", *common, "--output", work / "finetuned")],
         "ws-nas": [supernet, cli("search", "--supernet", work / "supernet", *search, *scheduler, "--output", work / "ws-nas")],
-        "standard-nas": [cli("search", "--mode", "standard", "--model", model, *common, *finetuning_args(work / "finetuned"), *search,
+        "standard-nas": [cli("search", "--trial-kind", "standard", "--model", model, *common, *finetuning_args(work / "finetuned"), *search,
                              "--output", work / "standard-nas")],
     }[step]
 

@@ -1,7 +1,7 @@
 """Standard NAS on real all-MiniLM-L6-v2 weights: MO-ASHA against random search, same wall-clock budget.
 
 Both searches run at the same time, side by side (one worker each, one thread each), so machine load
-hits both alike. Each trial fine-tunes its own sub-network (``--mode standard``) for up to
+hits both alike. Each trial fine-tunes its own sub-network (``--trial-kind standard``) for up to
 ``--epochs`` epochs; MO-ASHA (epochs as the resource) stops weak ones early. Reported per scheduler:
 trials started, epochs trained, epochs MO-ASHA saved (sum over stopped trials of the epochs they did
 not run), full-fidelity trials, final hypervolume, and the hypervolume over wall-clock time (plot).
@@ -27,7 +27,7 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def command(args, scheduler: str) -> list[str]:
-    return [sys.executable, "-m", "syne_prune", "search", "--mode", "standard", "--model", MODEL, "--task", args.task,
+    return [sys.executable, "-m", "syne_prune", "search", "--trial-kind", "standard", "--model", MODEL, "--task", args.task,
             *(["--data-dir", args.data_dir] if args.data_dir else []), "--search-space", args.search_space, "--scheduler", scheduler,
             "--epochs", str(args.epochs), "--lr", str(args.lr), "--batch-size", "32", "--max-train-examples", str(args.max_train_examples),
             "--max-eval-examples", str(args.max_eval_examples), "--n-workers", "1", "--max-wallclock", str(args.budget),

@@ -8,7 +8,7 @@ channel ``supernet``) or standard NAS (each job fine-tunes its own sub-network; 
         --n-workers 8 --role arn:aws:iam::123456789012:role/SageMakerRole --region us-east-1 \\
         --instance-type ml.c5.2xlarge --s3-prefix s3://my-bucket/syne-prune --output runs/mrpc-search
 
-    python launchers/sagemaker_search.py --mode standard --model sentence-transformers/all-MiniLM-L6-v2 --task mrpc \\
+    python launchers/sagemaker_search.py --trial-kind standard --model sentence-transformers/all-MiniLM-L6-v2 --task mrpc \\
         --data-dir glue --epochs 3 --max-wallclock 7200 --n-workers 8 --spot \\
         --role arn:aws:iam::123456789012:role/SageMakerRole --region us-east-1 --instance-type ml.g5.xlarge \\
         --s3-prefix s3://my-bucket/syne-prune --output runs/mrpc-standard

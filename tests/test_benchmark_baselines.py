@@ -294,7 +294,7 @@ def test_standard_nas_trains_at_the_fine_tuned_models_learning_rate_and_batch_si
             c[c.index("--batch-size") + 1] if "--batch-size" in c else None) for c in commands]
     assert ran == [("search", "standard-nas", "0.00015", "16"),  # seed 0: the linked reference's settings
                    ("train-supernet", "finetuned", None, None), ("search", "standard-nas", "8e-05", "32")]  # seed 1: its own fine-tune's
-    assert commands[0][commands[0].index("--mode") + 1] == "standard"
+    assert commands[0][commands[0].index("--trial-kind") + 1] == "standard"
 
 
 def test_merge_refuses_a_file_that_is_not_its_results_and_overwrites_nothing(tmp_path, capsys):

@@ -302,7 +302,7 @@ def test_every_option_has_help_and_shows_its_default():
 @pytest.mark.parametrize("command, shown", [
     ("search", ["--n-workers N_WORKERS trials evaluated in parallel (default: 2)", "(default: error,params)",
                 "--max-trials MAX_TRIALS stop after this many trials (default: none)",
-                "(default: ehvi with --mode weight-sharing, moasha with --mode standard)",
+                "(default: ehvi with --trial-kind weight-sharing, moasha with --trial-kind standard)",
                 "--instance-type INSTANCE_TYPE training instance type (default: ml.m5.xlarge)"]),
     ("train-supernet", ["how the sub-networks are trained together (default: full)", "training epochs (default: 3)"]),
     ("export", ["--trial TRIAL with --search-dir: export this trial (default: none)"]),
@@ -322,8 +322,7 @@ def test_help_prints_the_defaults(capsys, monkeypatch, command, shown):
 def test_choices_come_from_the_registries():
     from syne_prune.cli import build_parser
     from syne_prune.data import TASKS
-    from syne_prune.search.run import BACKENDS, MODES, TEST_SPLITS
-    from syne_prune.search.schedulers import SCHEDULERS
+    from syne_prune.search import BACKENDS, SCHEDULERS, TEST_SPLITS, TRIAL_KINDS
     from syne_prune.search_spaces import SEARCH_SPACES
     from syne_prune.supernet.strategies import STRATEGIES
 
@@ -332,7 +331,7 @@ def test_choices_come_from_the_registries():
                for option in action.option_strings}
     registries = {("train-supernet", "--task"): TASKS, ("train-supernet", "--strategy"): STRATEGIES,
                   ("train-supernet", "--search-space"): SEARCH_SPACES, ("search", "--scheduler"): SCHEDULERS,
-                  ("search", "--backend"): BACKENDS, ("search", "--mode"): MODES, ("search", "--test-split"): TEST_SPLITS,
+                  ("search", "--backend"): BACKENDS, ("search", "--trial-kind"): TRIAL_KINDS, ("search", "--test-split"): TEST_SPLITS,
                   ("search", "--task"): TASKS, ("search", "--search-space"): SEARCH_SPACES, ("export", "--search-space"): SEARCH_SPACES,
                   ("quickstart", "--task"): TASKS, ("quickstart", "--scheduler"): SCHEDULERS, ("space", "--search-space"): SEARCH_SPACES}
     for key, registry in registries.items():

@@ -60,7 +60,7 @@ def _train(model: Path, glue_dir: Path, output: Path) -> list[str]:
 
 
 def _standard(model: Path, glue_dir: Path, output: Path) -> list[str]:
-    return ["search", "--mode", "standard", "--model", str(model), "--task", "rte", "--data-dir", str(glue_dir), "--max-trials", "2",
+    return ["search", "--trial-kind", "standard", "--model", str(model), "--task", "rte", "--data-dir", str(glue_dir), "--max-trials", "2",
             "--output", str(output)]
 
 

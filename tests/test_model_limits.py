@@ -105,7 +105,7 @@ def test_train_supernet_length_limit_is_exact(tiny_model_dirs, tmp_path, capsys)
 def test_standard_search_checks_the_length_before_any_trial(tiny_model_dirs, tmp_path, capsys):
     model = _model_dir(tiny_model_dirs, tmp_path, max_position_embeddings=32)
     out = tmp_path / "search"
-    _fails(capsys, ["search", "--mode", "standard", "--model", str(model), "--task", "sst2", "--data-dir", str(_long_sst2(tmp_path)),
+    _fails(capsys, ["search", "--trial-kind", "standard", "--model", str(model), "--task", "sst2", "--data-dir", str(_long_sst2(tmp_path)),
                     "--max-length", "40", "--max-trials", "1", "--output", str(out)],
            "--max-length 40 is more than the 32 token positions")
     assert not out.exists()

@@ -100,10 +100,10 @@ def test_the_check_sees_what_it_checks():
         found = problems(relative, line)
         assert len(found) == 1 and f"{relative}:1: {what}" in found[0], (relative, found)
     inside = {
-        "syne_prune/search/pool.py": "moves its tensors to shared memory; shared_weights, /dev/shm, not_shared_reason",
+        "syne_prune/search/backends/pool/workers.py": "moves its tensors to shared memory; shared_weights, /dev/shm, not_shared_reason",
         "tests/conftest.py": f'GLUE = {file}.resolve().parent / "fixtures" / "glue"',
         "tests/test_lint.py": f"ROOT = {file}.resolve().parents[1]",
-        "syne_prune/search/sagemaker/uploads.py": f"package = {file}.resolve().parents[2]",
+        "syne_prune/aws/uploads.py": f"package = {file}.resolve().parents[1]",
         "benchmarks/x.py": f"README = {file}.resolve().parent.parent / 'README.md'",
         "README.md": "the Pareto table (`.../search/pareto.csv`), a framework" + "/wo" + "rk/ folder, --data-dir $GLUE_DIR",
         "tests/fixtures/glue/README.md": f"see [the README]({up * 3}README.md)",

@@ -42,7 +42,7 @@ def _moasha_search(tiny_model_dirs, glue_dir, tmp_path_factory):
 @pytest.mark.slow
 def test_moasha_stops_some_trials_before_the_last_epoch(tiny_model_dirs, glue_dir, tmp_path_factory):
     out, summary, config = _moasha_search(tiny_model_dirs, glue_dir, tmp_path_factory)
-    assert config.scheduler == "moasha" and config.backend == "local" and summary["mode"] == "standard"
+    assert config.scheduler == "moasha" and config.backend == "local" and summary["trial_kind"] == "standard"
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 12 and sorted(trials["trial_id"]) == list(range(12))
     assert (trials["status"] != "failed").all(), trials["failure_reason"].tolist()
@@ -191,7 +191,7 @@ def test_the_local_backend_pauses_and_resumes_a_trial_from_its_checkpoint(tiny_m
 @pytest.mark.slow
 def test_a_killed_standard_search_resumes_without_losing_finished_trials(tiny_model_dirs, glue_dir, tmp_path):
     out = tmp_path / "search"
-    args = [sys.executable, "-m", "syne_prune", "search", "--mode", "standard", "--model", str(tiny_model_dirs["roberta"]),
+    args = [sys.executable, "-m", "syne_prune", "search", "--trial-kind", "standard", "--model", str(tiny_model_dirs["roberta"]),
             "--task", "rte", "--data-dir", str(glue_dir), "--epochs", "2", "--lr", "1e-3", "--batch-size", "16",
             "--max-length", "48", "--scheduler", "random", "--n-workers", "2", "--max-trials", "6", "--output", str(out)]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -216,14 +216,14 @@ def test_a_killed_standard_search_resumes_without_losing_finished_trials(tiny_mo
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--mode", "standard", "--task", "rte"], "--mode standard needs --model"),
-    (["--mode", "standard", "--model", "{model}", "--task", "nope"], "unknown task"),
-    (["--mode", "standard", "--model", "{model}", "--task", "rte", "--epochs", "0"], "--epochs must be a positive integer"),
-    (["--mode", "standard", "--model", "{model}", "--task", "rte", "--lr", "0"], "--lr must be positive"),
-    (["--mode", "standard", "--model", "{model}", "--task", "rte", "--backend", "pool"], "use --backend local"),
-    (["--mode", "standard", "--model", "{model}", "--task", "rte", "--supernet", "x"], "drop --supernet"),
-    (["--mode", "standard", "--model", "{model}", "--task", "rte", "--test-split", "pareto"], "drop --test-split pareto"),
-    (["--mode", "standard", "--model", "/no/such/model", "--task", "rte"], "/no/such/model"),
+    (["--trial-kind", "standard", "--task", "rte"], "--trial-kind standard needs --model"),
+    (["--trial-kind", "standard", "--model", "{model}", "--task", "nope"], "unknown task"),
+    (["--trial-kind", "standard", "--model", "{model}", "--task", "rte", "--epochs", "0"], "--epochs must be a positive integer"),
+    (["--trial-kind", "standard", "--model", "{model}", "--task", "rte", "--lr", "0"], "--lr must be positive"),
+    (["--trial-kind", "standard", "--model", "{model}", "--task", "rte", "--backend", "pool"], "use --backend local"),
+    (["--trial-kind", "standard", "--model", "{model}", "--task", "rte", "--supernet", "x"], "drop --supernet"),
+    (["--trial-kind", "standard", "--model", "{model}", "--task", "rte", "--test-split", "pareto"], "drop --test-split pareto"),
+    (["--trial-kind", "standard", "--model", "/no/such/model", "--task", "rte"], "/no/such/model"),
     (["--model", "{model}", "--task", "rte"], "give --supernet DIR"),
 ])
 def test_bad_standard_search_input_is_one_line_and_exit_2(tiny_model_dirs, glue_dir, tmp_path, capsys, argv, message):
@@ -239,9 +239,9 @@ def test_bad_standard_search_input_is_one_line_and_exit_2(tiny_model_dirs, glue_
 
 @pytest.mark.slow
 def test_python_m_syne_prune_runs_the_cli():
-    done = subprocess.run([sys.executable, "-m", "syne_prune", "search", "--mode", "standard", "--task", "rte", "--output", "x"],
+    done = subprocess.run([sys.executable, "-m", "syne_prune", "search", "--trial-kind", "standard", "--task", "rte", "--output", "x"],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "--mode standard needs --model" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "--trial-kind standard needs --model" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_export_of_a_sagemaker_trial_reads_its_weights_from_s3(tiny_model_dirs, glue_dir, tmp_path, monkeypatch):
