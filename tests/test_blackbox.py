@@ -19,7 +19,7 @@ from syne_prune.blackbox.record import draw_configurations
 from syne_prune.blackbox.simulate import SubnetworkBlackbox, replay
 from syne_prune.blackbox.surrogate import Surrogate
 from syne_prune.errors import SynePruneError
-from syne_prune.search.run import subnetwork_key
+from syne_prune.search import subnetwork_key
 
 SAMPLES, LEVELS = 12, 3
 

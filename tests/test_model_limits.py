@@ -217,7 +217,7 @@ def test_supernet_with_a_head_for_another_label_count(supernets, tmp_path):
 def test_latency_length_is_clamped_to_the_positions(tiny_model_dirs, tmp_path):
     """Latency is timed on min(128, usable positions) tokens (a fixed internal length, not a user setting)."""
     from syne_prune.objectives import measure_latency_ms
-    from syne_prune.search.run import latency_seq_len
+    from syne_prune.search.kinds.weight_sharing import latency_seq_len
 
     assert latency_seq_len(AutoConfig.from_pretrained(tiny_model_dirs["bert"])) == 128  # 160 positions
     config = tiny_config("roberta", num_labels=2)

@@ -15,8 +15,7 @@ import torch
 from syne_tune.experiments import load_experiment
 
 from syne_prune import SynePruneError, get_family, get_search_space, masked
-from syne_prune.search import SCHEDULERS, SearchConfig, WeightSharingSettings, run_search
-from syne_prune.search.run import export_from_search
+from syne_prune.search import SCHEDULERS, SearchConfig, WeightSharingSettings, export_from_search, run_search
 from syne_prune.supernet import load_supernet
 
 ARCH_OF = {"random": "bert", "ehvi": "bert", "nsga2": "bert", "morea": "roberta", "moasha": "roberta", "local_search": "roberta"}

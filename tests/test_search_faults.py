@@ -22,15 +22,10 @@ from syne_tune.experiments import load_experiment
 
 from syne_prune import EncoderShape, artifacts, get_search_space
 from syne_prune.pareto import hypervolume
-from syne_prune.search import SCHEDULERS, SearchConfig, WeightSharingSettings, run_search
+from syne_prune.search import SCHEDULERS, NoRepeatScheduler, SearchConfig, WeightSharingSettings, export_from_search, run_search, subnetwork_key
 from syne_prune.search import results as R
-from syne_prune.search.run import (
-    NoRepeatScheduler,
-    export_from_search,
-    subnetwork_key,
-    trials_left,
-)
 from syne_prune.search.schedulers import make_scheduler
+from syne_prune.search.scheduling import trials_left
 from syne_prune.search.trial import Evaluator, TrialSettings, fidelity_levels
 
 TINY = EncoderShape(num_layers=2, num_heads=2, num_neurons=3, hidden_size=8)

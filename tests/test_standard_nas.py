@@ -13,9 +13,8 @@ import torch
 from syne_tune.experiments import load_experiment
 
 from syne_prune import SynePruneError, get_search_space
-from syne_prune.search import SearchConfig, run_search
+from syne_prune.search import SearchConfig, export_from_search, run_search
 from syne_prune.search.finetune import STATE_FILE, WEIGHTS_FILE, FineTuneSettings, fine_tune, load_pretrained
-from syne_prune.search.run import export_from_search
 from syne_prune.surgery import extract_subnetwork
 
 EPOCHS = 3

@@ -120,7 +120,7 @@ def test_a_swag_search_and_its_export_reload_as_multiple_choice(swag_supernet, s
     from transformers import AutoModelForMultipleChoice
 
     from syne_prune.search import SearchConfig, WeightSharingSettings, run_search
-    from syne_prune.search.run import export_from_search
+    from syne_prune.search import export_from_search
     from syne_prune.supernet import load_supernet
 
     out, _ = swag_supernet
