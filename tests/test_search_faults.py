@@ -149,11 +149,11 @@ def test_moasha_with_fewer_validation_examples_than_levels_and_a_space_smaller_t
     evaluator = Evaluator(TrialSettings(supernet=str(layer_supernet), fidelity_levels=9, max_eval_examples=5, eval_batch_size=8))
     assert len(evaluator.validation_chunks) == 5
     largest = {"layer_0": 1, "layer_1": 1}
-    assert summary["unpruned"]["validation_error"] == evaluator.evaluate(largest, lambda r: None)["error"]
+    assert summary["unpruned"]["error"] == evaluator.evaluate(largest, lambda r: None)["error"]
     assert summary["unpruned"]["test_error"] == evaluator.test_error(largest)
     mine = trials[(trials["layer_0"] == 1) & (trials["layer_1"] == 1)]
     if summary["unpruned"]["trial_id"] is not None:  # the largest configuration's own trial, when it ran every level
-        assert mine["status"].item() == "completed" and summary["unpruned"]["validation_error"] == mine["error"].item()
+        assert mine["status"].item() == "completed" and summary["unpruned"]["error"] == mine["error"].item()
 
 
 # ---- fault 3: a killed part is part of every output -----------------------------------------------

@@ -61,7 +61,7 @@ def test_moasha_stops_some_trials_before_the_last_epoch(tiny_model_dirs, glue_di
     assert trials.loc[trials["trial_id"] == 0, "params"].item() == pytest.approx(1.0)
     largest = trials[trials["trial_id"] == 0].iloc[0]  # the unpruned model is known once its trial ran every epoch
     expected = largest["error"] if largest["status"] == "completed" and largest["epoch"] == EPOCHS else None
-    assert summary["unpruned"]["validation_error"] == (pytest.approx(expected) if expected is not None else None)
+    assert summary["unpruned"]["error"] == (pytest.approx(expected) if expected is not None else None)
     curve = pd.read_csv(out / "hypervolume.csv")
     assert len(curve) == len(done) and curve["wallclock_s"].is_monotonic_increasing
     assert curve["hypervolume"].is_monotonic_increasing and curve["hypervolume"].iloc[-1] == pytest.approx(summary["hypervolume"])
@@ -84,7 +84,7 @@ def test_export_from_a_standard_search_writes_the_trials_fine_tuned_weights(tiny
     exported, _ = export_from_search(out, tmp_path / "export", trial_id=int(row["trial_id"]))
     model = AutoModelForSequenceClassification.from_pretrained(exported, trust_remote_code=True).eval()
     # the exported network is the fine-tuned one: it reproduces the validation error the trial reported
-    settings = config.finetune
+    settings = config.trial_settings
     data = load_task("rte", glue_dir, settings.validation_fraction, settings.seed)
     _, tokenizer, _ = load_pretrained(settings)
     batches = data_loader(encode(data.validation, tokenizer, settings.max_length, False), tokenizer, settings.eval_batch_size)

@@ -119,8 +119,7 @@ def test_a_swag_supernet_trains_with_every_step_and_loads_as_multiple_choice(swa
 def test_a_swag_search_and_its_export_reload_as_multiple_choice(swag_supernet, swag_dir, tmp_path):
     from transformers import AutoModelForMultipleChoice
 
-    from syne_prune.search import SearchConfig, WeightSharingSettings, run_search
-    from syne_prune.search import export_from_search
+    from syne_prune.search import SearchConfig, WeightSharingSettings, export_from_search, run_search
     from syne_prune.supernet import load_supernet
 
     out, _ = swag_supernet
