@@ -164,7 +164,7 @@ def _write_staged(sub: PreTrainedModel, output_dir: Path, tokenizer: Any, onnx: 
     return output_dir
 
 
-def task_record(settings: Mapping[str, Any]) -> dict[str, Any]:
+def training_data_record(settings: Mapping[str, Any]) -> dict[str, Any]:
     """What an export records of the task it was trained on, from super-network or standard-NAS settings
     (``task``, ``data_dir``, ``validation_fraction``, ``seed``, ``max_length``): recovery trains on the
     same split. ``data_dir`` is made absolute so the record holds from any working directory."""

@@ -47,6 +47,9 @@ def load_task_model(source: str, task, **kwargs):
     if task.is_multiple_choice:
         model = transformers.AutoModelForMultipleChoice.from_pretrained(source, ignore_mismatched_sizes=True, **kwargs)
     else:
+        if task.spec is not None and task.label_values:  # the user's class names travel with every model made from it
+            kwargs.setdefault("id2label", dict(enumerate(task.label_values)))
+            kwargs.setdefault("label2id", {name: i for i, name in enumerate(task.label_values)})
         model = transformers.AutoModelForSequenceClassification.from_pretrained(
             source, num_labels=task.num_labels, problem_type="regression" if task.is_regression else "single_label_classification",
             ignore_mismatched_sizes=True, **kwargs)

@@ -15,7 +15,17 @@ from typing import Any
 import numpy as np
 
 from syne_prune.artifacts import SUPERNET_FILE, SupernetDir
-from syne_prune.data import EVAL_BATCH_SIZE, data_loader, encode, eval_batches, get_task, load_task
+from syne_prune.data import (
+    EVAL_BATCH_SIZE,
+    TaskSpec,
+    check_task,
+    data_loader,
+    encode,
+    evaluation_batches,
+    load_task,
+    resolve_task,
+    task_record,
+)
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import constant_answer, default_device, evaluate, warn_if_not_learned
 from syne_prune.export import load_model_config
@@ -52,7 +62,7 @@ ADDED = {"warmup_ratio": 0.0}  # settings TrainingConfig gained later, with the 
 @dataclass
 class TrainingConfig:
     model: str
-    task: str
+    task: str | TaskSpec  # a built-in task's name, or the user's data (syne_prune.data.TaskSpec)
     output: str
     data_dir: str | None = None
     search_space: str = "small"
@@ -78,7 +88,7 @@ class TrainingConfig:
 
     def check(self) -> None:
         """Every foreseeable mistake as a one-line SynePruneError, before anything is loaded or written."""
-        get_task(self.task)
+        check_task(self.task)
         get_strategy(self.strategy)
         if self.importance not in IMPORTANCE_CHOICES:
             raise SynePruneError(f"unknown importance method '{self.importance}'; choose one of {', '.join(IMPORTANCE_CHOICES)}")
@@ -135,9 +145,9 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     model_config = load_model_config(config.model)
     arch = get_family(model_config)
     space = get_search_space(config.search_space, arch.shape(model_config))
-    task = get_task(config.task)
     # Everything that can fail on bad input fails here, before the output directory is touched.
-    data = load_task(config.task, config.data_dir, config.validation_fraction, config.seed,
+    task = resolve_task(config.task, model_config)
+    data = load_task(task, config.data_dir, config.validation_fraction, config.seed,
                      config.max_train_examples, config.max_eval_examples)
     source = resolve_model(config.model)
     tokenizer = load_tokenizer(source, f"model '{config.model}'")
@@ -180,8 +190,8 @@ def _train(config: TrainingConfig, output: Path, model, tokenizer, teacher, run:
         teacher.to(device)
 
     train_examples = encode(data.train, tokenizer, config.max_length, task.is_regression)
-    validation = eval_batches(encode(data.validation, tokenizer, config.max_length, task.is_regression), tokenizer, config.eval_batch_size)
-    test = eval_batches(encode(data.test, tokenizer, config.max_length, task.is_regression), tokenizer, config.eval_batch_size)
+    validation, test = (evaluation_batches(split, tokenizer, config.max_length, task.is_regression, config.eval_batch_size)
+                        for split in (data.validation, data.test))
     importance = _order_by_importance(config, model, train_examples, tokenizer, output / IMPORTANCE_FILE)
     total_steps = steps_per_epoch(len(train_examples), config.batch_size) * config.epochs
 
@@ -225,7 +235,7 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
         "model": config.model,
         "initialised_from": str(source),
         "model_type": model.config.model_type,
-        "task": config.task,
+        "task": task_record(task),
         "metric": task.metric_name,
         "search_space": config.search_space,
         "strategy": config.strategy,
@@ -234,7 +244,7 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
         "hyperparameters": config.settings(),
         "num_train_examples": len(data.train),
         "num_validation_examples": len(data.validation),
-        "num_test_examples": len(data.test),
+        "num_test_examples": 0 if data.test is None else len(data.test),
         "history": history,
         "train_time_s": sum(h["epoch_time_s"] for h in history),
         "metrics": metrics,
