@@ -161,7 +161,8 @@ def prune(method: str, model_dir: str, task: TaskLike, *, max_params: Any = None
         if output.exists():
             shutil.rmtree(output) if output.is_dir() else output.unlink()
         output.mkdir(parents=True)
-    record = training_data_record({"task": task_record(task_), "data_dir": data_dir, "validation_fraction": validation_fraction, "seed": seed, "max_length": max_length})
+    record = training_data_record({"task": task_record(task_),
+                                   "data_dir": data_dir, "validation_fraction": validation_fraction, "seed": seed, "max_length": max_length})
     results: list[BudgetResult] = []
     for budget in tqdm(budgets, desc=f"{method} budgets", disable=not progress):
         previous = results[-1] if results else None

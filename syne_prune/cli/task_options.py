@@ -21,14 +21,14 @@ def add_task_options(parser: argparse.ArgumentParser, task_help: str, data_dir_h
     group.add_argument("--task", choices=list(TASKS), help=task_help)
     group.add_argument("--data-dir", help=data_dir_help)
     group.add_argument("--train-file", help="your training data: CSV, TSV, JSON, JSON Lines or Parquet (by suffix)")
-    group.add_argument("--validation-file", help="your validation data (default: a seeded --validation-fraction of the train file)")
-    group.add_argument("--test-file", help="your test data (default: none; then no test metric is reported)")
+    group.add_argument("--validation-file", help="your validation data (default: a seeded --validation-fraction share of the train file)")
+    group.add_argument("--test-file", help="your test data; without it no test metric is reported (default: none)")
     group.add_argument("--dataset", help="a datasets.DatasetDict saved with save_to_disk (splits train, validation, test), or a hub id")
     group.add_argument("--text-columns", metavar="A[,B]", help="one text column or a pair (default: text, or sentence1,sentence2, "
-                       "or the one or two string columns besides the label)")
+                       "or else the one or two string columns besides the label)")
     group.add_argument("--label-column", default="label", help="the column of the labels")
-    group.add_argument("--task-type", choices=list(TASK_TYPES), help="default: inferred from the labels (whole numbers or strings: "
-                       "classification, other numbers: regression)")
+    group.add_argument("--task-type", choices=list(TASK_TYPES), help="what the labels are (default: inferred: whole numbers or "
+                       "strings mean classification, other numbers regression)")
     group.add_argument("--metric", choices=list(METRICS), help="the metric the search's error objective is 1 minus (default: "
                        + ", ".join(f"{t} {m}" for t, m in DEFAULT_METRIC.items()) + ")")
 

@@ -5,7 +5,6 @@ specification's splits, refusing files that changed since it was resolved. Every
 ``SynePruneError`` naming the file, the line or record, the column and the fix."""
 from __future__ import annotations
 
-import csv
 import hashlib
 import re
 from dataclasses import replace
@@ -24,7 +23,7 @@ from .tasks import TASK_TYPES, TaskSpec
 SPLITS = ("train", "validation", "test")
 READERS = {  # suffix -> (how to read it, how a row is named in messages, number of the first row)
     ".csv": (lambda p: pd.read_csv(p, dtype=None, keep_default_na=False, na_values=[""]), "line", 2),
-    ".tsv": (lambda p: pd.read_csv(p, sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False, na_values=[""]), "line", 2),
+    ".tsv": (lambda p: pd.read_csv(p, sep="\t", keep_default_na=False, na_values=[""]), "line", 2),  # quoted as pandas writes
     ".jsonl": (lambda p: pd.read_json(p, lines=True, dtype=False), "line", 1),
     ".json": (lambda p: pd.read_json(p, dtype=False), "record", 1),
     ".parquet": (pd.read_parquet, "record", 1),

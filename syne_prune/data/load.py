@@ -98,7 +98,7 @@ def task_record(task: TaskLike | Task) -> str | dict[str, Any]:
 def same_task(first: TaskLike | Task, second: TaskLike | Task) -> bool:
     """Whether two tasks (names, specifications or their JSON records) are the same task: the same built-in name,
     or the same resolved specification (files, their sha256, columns, type, metric, class names)."""
-    return json.loads(json.dumps(task_record(first))) == json.loads(json.dumps(task_record(second)))
+    return json.dumps(task_record(first), sort_keys=True) == json.dumps(task_record(second), sort_keys=True)  # tuples as lists
 
 
 def load_task(

@@ -92,5 +92,6 @@ class WeightSharing(TrialKind):
         model = supernet.model
         space = get_search_space(saved.search_space, get_family(model.config).shape(model.config))
         config = space.validate({k: row[k] for k in space.config_space})
-        trained_on = {**training_data_record({**supernet.metadata["hyperparameters"], "task": supernet.metadata["task"]}), "supernet": str(Path(saved.supernet).resolve())}
+        trained_on = {**training_data_record({**supernet.metadata["hyperparameters"], "task": supernet.metadata["task"]}),
+                      "supernet": str(Path(saved.supernet).resolve())}
         return ExportSource(model, supernet.tokenizer, space, config, None, trained_on)
