@@ -68,11 +68,12 @@ def quickstart(config: QuickstartConfig, overwrite: bool = False, progress: bool
     pruned_dir, row = export_from_search(root / "search", root / "model-before-recovery", max_params=config.max_params,
                                          overwrite=overwrite)
     print(f"[4/4] recovering it: {config.recover_epochs} epochs of distillation from the teacher ...", flush=True)
-    recovery = recover(pruned_dir, root / "supernet" / TEACHER_DIR, config.recover_epochs, root / "model", lr=5e-5,
+    recovery = recover(pruned_dir, supernet["teacher"]["path"], config.recover_epochs, root / "model", lr=5e-5,
                        max_train_examples=config.max_train_examples, overwrite=overwrite,  # scored on the search's splits
                        progress=progress).record["recovery"]
     metric = supernet["metric"]
-    teacher = SupernetDir(root / "supernet" / TEACHER_DIR).read()["metrics"]["largest"]
+    teacher = SupernetDir(root / "supernet" / TEACHER_DIR).read()["metrics"]["largest"] if (root / "supernet" / TEACHER_DIR).is_dir() \
+        else {split: supernet["teacher"][split] for split in ("validation", "test")}  # the user's own classifier, as it is
     # test metrics where the task has test data; else validation ones (never test numbers made from validation)
     split = "test" if teacher["test"] is not None else "validation"
     unpruned = summary["unpruned"][f"{split}_error"]  # the search's unpruned reference, on the search's own splits

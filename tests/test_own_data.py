@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import tiny_model
 from test_cli import _fails
 
@@ -244,3 +245,33 @@ def _vocabulary(tmp_path: Path) -> Path:
     path = tmp_path / "vocab.txt"
     path.write_text("\n".join(words) + "\n")
     return path
+
+
+@pytest.mark.slow
+def test_auto_teacher_is_the_users_classifier_when_it_already_knows_the_classes(bert_dir, tmp_path, capsys):
+    """A model whose id2label names exactly the data's classes is the teacher as it is (no fine-tune into
+    OUTPUT/teacher); the super-network starts from its weights, head included."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, BertTokenizerFast
+
+    model = tmp_path / "classifier"
+    shutil.copytree(bert_dir, model)
+    BertTokenizerFast(vocab=str(_vocabulary(tmp_path))).save_pretrained(model)
+    config = AutoConfig.from_pretrained(model)
+    config.num_labels = 3
+    config.id2label = {0: "billing", 1: "login", 2: "shipping"}
+    config.label2id = {v: k for k, v in config.id2label.items()}
+    config.architectures = ["BertForSequenceClassification"]
+    __import__("transformers").BertForSequenceClassification(config).save_pretrained(model)
+    rows = [(f"ticket {i} about {topic}", topic) for i in range(20) for topic in ("shipping", "billing", "login")]
+    train = _write(pd.DataFrame(rows, columns=["text", "label"]), tmp_path / "train.csv")
+    out = tmp_path / "sn"
+    assert main(["train-supernet", "--model", str(model), "--train-file", str(train), "--epochs", "1", "--max-length", "16",
+                 "--strategy", "sandwich", "--importance", "none", "--lr", "1e-12", "--output", str(out)]) == 0
+    assert "already classifies exactly these labels; it is the teacher as it is" in capsys.readouterr().out
+    assert not (out / "teacher").exists()
+    record = json.loads((out / "supernet.json").read_text())
+    assert record["teacher"]["path"] == str(model) and record["teacher"]["source"] == "auto"
+    start, trained = load_file(model / "model.safetensors"), load_file(out / "model.safetensors")
+    # lr 1e-12: the super-network is the classifier it started from, its trained head included
+    assert torch.allclose(start["classifier.weight"], trained["classifier.weight"], atol=1e-6)

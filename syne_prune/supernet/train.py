@@ -37,7 +37,7 @@ from syne_prune.models.local_weights import resolve_model
 from syne_prune.numerics import require_finite_weights
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet.strategies import get_strategy
-from syne_prune.supernet.teacher import AUTO, NONE, TEACHER_DIR, load_teacher
+from syne_prune.supernet.teacher import AUTO, NONE, TEACHER_DIR, is_trained_for, load_teacher
 from syne_prune.surgery import InPlaceMask, extract_subnetwork
 from syne_prune.training import (
     FINETUNE_LR,
@@ -157,6 +157,11 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     if config.fixed_teacher() not in (None, AUTO):
         teacher = load_teacher(config.teacher, model_config, tokenizer, task, output=config.output)
     auto = config.fixed_teacher() == AUTO
+    if auto and is_trained_for(model_config, task):  # the user's own fine-tuned classifier: the teacher as it is
+        teacher, auto = load_teacher(source, model_config, tokenizer, task, source=AUTO), False
+        if progress:
+            print(f"--teacher auto: '{config.model}' already classifies exactly these labels; it is the teacher as it is "
+                  "(no second fine-tune)", flush=True)
     seed_everything(config.seed)
     # loaded (its new task head drawn right after seeding) before the output exists; with --teacher auto the super-network
     # starts from the teacher instead, and a local --model's files were just checked, so only a hub id is loaded here
@@ -224,7 +229,8 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
         sub = extract_subnetwork(model, space.to_mask(subnet))
         metrics[name] = {"config": subnet, "validation": evaluate(sub, validation, task), "test": evaluate(sub, test, task)}
     teacher_record = None if teacher is None else {"source": teacher.source, "path": teacher.path,
-                                                     "validation": evaluate(teacher.model, validation, task)}
+                                                     "validation": evaluate(teacher.model, validation, task),
+                                                     "test": evaluate(teacher.model, test, task)}
     constant = constant_answer(task, data.validation.labels)  # recorded; warn_if_not_learned reads it below
 
     require_finite_weights(model, "the trained super-network")
