@@ -31,7 +31,8 @@ def encode(split: Split, tokenizer, max_length: int, is_regression: bool) -> lis
         return [{**{k: encoded[k][i * c:(i + 1) * c] for k in keys}, "labels": int(split.labels[i])} for i in range(len(split))]
     encoded = tokenizer(*split.texts, truncation=True, max_length=max_length)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
-    return [{**{k: encoded[k][i] for k in keys}, "labels": label_type(split.labels[i])} for i in range(len(split))]
+    labels = [label_type(v) for v in split.labels.tolist()]  # Python numbers, as the collator expects
+    return [dict(zip((*keys, "labels"), row)) for row in zip(*(encoded[k] for k in keys), labels)]
 
 
 def data_loader(examples: list[dict], tokenizer, batch_size: int, shuffle: bool = False, seed: int = 0):

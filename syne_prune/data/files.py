@@ -126,7 +126,7 @@ def infer_text_columns(table: Table, label_column: str) -> tuple[str, ...]:
         return ("text",)
     if "sentence1" in columns and "sentence2" in columns:
         return ("sentence1", "sentence2")
-    strings = tuple(c for c in columns if c != label_column and table.frame[c].map(lambda v: isinstance(v, str)).all())
+    strings = tuple(c for c in columns if c != label_column and _value_type(table.frame[c]) == "string")
     if 1 <= len(strings) <= 2:
         return strings
     raise SynePruneError(f"{table.source}: cannot tell the text column(s) among {columns}; pass --text-columns A[,B]")
@@ -151,12 +151,12 @@ def _check_columns(table: Table, wanted: tuple[str, ...]) -> None:
 
 
 def _check_cells(table: Table, spec: TaskSpec) -> None:
-    """Every text a string and every label present (not empty, not NaN)."""
+    """Every text and every label present (not empty, not blank, not NaN)."""
     for column in (*spec.text_columns, spec.label_column):
         values = table.frame[column]
-        bad = values.isna() | values.map(lambda v: isinstance(v, str) and not v.strip())
-        if column != spec.label_column:
-            bad |= ~values.map(lambda v: isinstance(v, str))
+        bad = values.isna()
+        if _value_type(values) == "string":
+            bad |= values.fillna("x").astype(str).str.strip().eq("")
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             what = "label" if column == spec.label_column else "text"
@@ -164,8 +164,16 @@ def _check_cells(table: Table, spec: TaskSpec) -> None:
                                  f"({int(bad.sum())} such row(s)); fill or remove those rows")
 
 
+def _value_type(values: pd.Series) -> str:
+    """pandas' inferred type of a column's values, NaN left out: ``string``, ``integer``, ``floating``, ``mixed``, ..."""
+    return pd.api.types.infer_dtype(values, skipna=True)
+
+
 def _label_kind(table: Table, column: str) -> type:
     """``str`` or ``int`` (or ``float`` scores): the one type of a column's labels; mixed types are an error."""
+    kind = {"string": str, "integer": int, "floating": float, "mixed-integer-float": float}.get(_value_type(table.frame[column]))
+    if kind is not None:
+        return kind
     kinds = table.frame[column].map(lambda v: str if isinstance(v, str) else float if isinstance(v, float) else int)
     if kinds.nunique() > 1:
         row = int(np.flatnonzero((kinds != kinds.iloc[0]).to_numpy())[0])
@@ -206,7 +214,10 @@ def _check_scores(table: Table, column: str) -> None:
 def _label_ids(table: Table, column: str, names: tuple[str, ...]) -> np.ndarray:
     """Class ids of a table's labels: strings by name, integers as ids."""
     ids = {name: i for i, name in enumerate(names)}
-    raw = table.frame[column].map(lambda v: v if isinstance(v, str) else str(int(v)) if float(v) == int(v) else str(v))
+    values = table.frame[column]
+    kind = _value_type(values)
+    raw = (values.astype(str) if kind == "string" else values.astype("int64").astype(str) if kind == "integer"
+           else values.map(lambda v: str(int(v)) if float(v) == int(v) else str(v)))  # whole-number floats: 1.0 -> "1"
     unknown = ~raw.isin(list(ids))
     if unknown.any():
         row = int(np.flatnonzero(unknown.to_numpy())[0])
@@ -261,8 +272,9 @@ def read_splits(spec: TaskSpec) -> dict[str, Split]:
     splits = {}
     for split, table in read_tables(spec).items():
         _check_columns(table, (*spec.text_columns, spec.label_column))
-        _check_cells(table, spec)
-        texts = [[str(v) for v in table.frame[c]] for c in spec.text_columns]
+        if not spec.sha256:  # files with a recorded sha256 are the ones resolve checked row by row
+            _check_cells(table, spec)
+        texts = [table.frame[c].astype(str).tolist() for c in spec.text_columns]
         if spec.task_type == "regression":
             labels = table.frame[spec.label_column].astype(np.float32).to_numpy()
         else:
