@@ -89,6 +89,14 @@ def task_name(task: TaskLike | Task) -> str:
     return spec.name or files.default_name(spec)
 
 
+def describe_spec(spec: TaskSpec) -> str:
+    """One line on what a resolved specification reads: text and label columns, type, metric, classes, splits."""
+    classes = f", {len(spec.labels)} classes ({', '.join(spec.labels[:8])}{', ...' if len(spec.labels) > 8 else ''})" if spec.labels else ""
+    splits = ", ".join(split for split, _ in spec.sha256) or "train"
+    return (f"text column(s) {', '.join(spec.text_columns)}, label column {spec.label_column}, {spec.task_type}, metric {spec.metric}"
+            f"{classes}; splits read: {splits}")
+
+
 def task_record(task: TaskLike | Task) -> str | dict[str, Any]:
     """How files record a task: a built-in task's name, or the resolved specification's JSON."""
     task = get_task(task)

@@ -23,6 +23,7 @@ from syne_prune.data import (
     encode,
     evaluation_batches,
     load_task,
+    describe_spec,
     resolve_task,
     task_record,
 )
@@ -147,6 +148,8 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     space = get_search_space(config.search_space, arch.shape(model_config))
     # Everything that can fail on bad input fails here, before the output directory is touched.
     task = resolve_task(config.task, model_config)
+    if task.spec is not None and progress:
+        print(f"task '{task.name}': {describe_spec(task.spec)}", flush=True)
     data = load_task(task, config.data_dir, config.validation_fraction, config.seed,
                      config.max_train_examples, config.max_eval_examples)
     source = resolve_model(config.model)
