@@ -1,12 +1,9 @@
-"""The SageMaker trial backend against moto (offline AWS): uploads, job requests, status, stop, and a full
-search whose jobs are run locally with the SageMaker container's environment."""
+"""The SageMaker trial backend against moto (offline AWS): uploads, job requests, status, stop, and full searches
+and launcher jobs whose training jobs run here in AWS's training toolkit (``sagemaker_container``)."""
 from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -15,6 +12,7 @@ import boto3
 import moto
 import pandas as pd
 import pytest
+from sagemaker_container import SageMakerPlatform, moto_server
 from syne_tune.backend.trial_status import Status
 
 from syne_prune import SynePruneError
@@ -153,78 +151,36 @@ def test_status_mapping_stop_pause_and_resume(aws, supernets, monkeypatch):
     assert backend.fetch_status_results([1])[0][1][1] == Status.in_progress
 
 
-# ---- a full search whose jobs run here, in the SageMaker container's environment ----
-
-def _run_job_locally(session, request: dict, root: Path) -> None:
-    """What SageMaker would do with ``request``: fetch source and channels, run the entry script with the
-    container's environment, ship its output lines to CloudWatch Logs and its checkpoints to S3."""
-    s3, logs = session.client("s3"), session.client("logs")
-    job = request["TrainingJobName"]
-    work = root / job
-    hps = request["HyperParameters"]
-    source_bucket, source_key = hps["sagemaker_submit_directory"][5:].split("/", 1)
-    code = work / "code"
-    code.mkdir(parents=True)
-    tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=source_bucket, Key=source_key)["Body"].read())).extractall(code, filter="data")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # a job sees no caller credentials
-    channels = []
-    for channel in request["InputDataConfig"]:
-        bucket, prefix = channel["DataSource"]["S3DataSource"]["S3Uri"][5:].split("/", 1)
-        target = work / "input" / "data" / channel["ChannelName"]
-        for key in _keys(session, prefix):
-            if not key.endswith(sm.Uploader.COMPLETE):
-                (target / key[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
-                s3.download_file(bucket, key, str(target / key[len(prefix):]))
-        env[f"SM_CHANNEL_{channel['ChannelName'].upper()}"] = str(target)
-        channels.append(channel["ChannelName"])
-    checkpoint = request.get("CheckpointConfig")
-    local_checkpoint = work / "checkpoints"
-    local_checkpoint.mkdir()
-    if checkpoint:
-        bucket, prefix = checkpoint["S3Uri"][5:].split("/", 1)
-        for key in _keys(session, prefix):
-            s3.download_file(bucket, key, str(local_checkpoint / key[len(prefix):]))
-        env["SYNE_PRUNE_CHECKPOINT_DIR"] = str(local_checkpoint)
-    env.update({"SM_HPS": json.dumps(hps), "SM_MODEL_DIR": str(work / "model"), "SM_OUTPUT_DATA_DIR": str(work / "output"),
-                "SM_CHANNELS": json.dumps(channels), "SM_CURRENT_HOST": "algo-1", "SM_HOSTS": '["algo-1"]',
-                "SM_TRAINING_ENV": json.dumps({"job_name": job}), **request.get("Environment", {})})
-    done = subprocess.run([sys.executable, sm.ENTRY_SCRIPT], cwd=code, env=env, capture_output=True, text=True, timeout=600)
-    stream = f"{job}/algo-1-{int(time.time())}"
-    logs.create_log_stream(logGroupName=sm.LOG_GROUP, logStreamName=stream)
-    lines = [line for line in (done.stdout + done.stderr).splitlines() if line] or ["(no output)"]
-    now = int(time.time() * 1000)
-    logs.put_log_events(logGroupName=sm.LOG_GROUP, logStreamName=stream,
-                        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)])
-    if checkpoint:
-        for path in local_checkpoint.rglob("*"):
-            if path.is_file():
-                s3.upload_file(str(path), bucket, prefix + path.relative_to(local_checkpoint).as_posix())
-    assert done.returncode == 0, done.stderr[-2000:]
-
+# ---- a full search whose jobs run here, in AWS's training toolkit, against moto in server mode ----
 
 @pytest.fixture
-def jobs_run_locally(aws, monkeypatch, tmp_path):
-    """moto records jobs but never runs them: run each one here as it is created (synchronously)."""
-    schedule = sm.SageMakerBackend._schedule
+def sagemaker(monkeypatch, tmp_path):
+    """moto as a server (``AWS_ENDPOINT_URL``) and a SageMaker platform that runs each training job created there
+    through ``sagemaker-training`` (``sagemaker_container``), synchronously, as soon as the backend created it."""
+    with moto_server() as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTTESTTEST")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+        monkeypatch.setenv("SYNE_PRUNE_SAGEMAKER_POLL_S", "0.1")
+        session = boto3.session.Session(region_name=REGION)
+        session.client("s3").create_bucket(Bucket=BUCKET)
+        session.client("logs").create_log_group(logGroupName=sm.LOG_GROUP)
+        platform = SageMakerPlatform(endpoint, REGION, tmp_path / "jobs")
+        platform.record(monkeypatch)
+        schedule = sm.SageMakerBackend._schedule
 
-    def schedule_and_run(self, trial_id, config):
-        schedule(self, trial_id, config)
-        _run_job_locally(aws, self.created[-1], tmp_path / "jobs")
+        def schedule_and_run(self, trial_id, config):
+            schedule(self, trial_id, config)
+            platform.run_pending()
 
-    monkeypatch.setattr(sm.SageMakerBackend, "_schedule", schedule_and_run)
-    monkeypatch.setattr(sm.SageMakerBackend, "__init__", _with_session(sm.SageMakerBackend.__init__, aws))
-    return aws
-
-
-def _with_session(init, session):
-    def wrapped(self, *args, **kwargs):
-        kwargs["session"] = session
-        init(self, *args, **kwargs)
-    return wrapped
+        monkeypatch.setattr(sm.SageMakerBackend, "_schedule", schedule_and_run)
+        platform.session = session
+        yield platform
 
 
 @pytest.mark.slow
-def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(jobs_run_locally, supernets, tmp_path, capfd):
+def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(sagemaker, supernets, tmp_path, capfd):
     common = dict(supernet=str(supernets["bert"]), scheduler="random", n_workers=2, max_trials=4, seed=3, eval_batch_size=8)  # 8 processes
     local = run_search(SearchConfig(output=str(tmp_path / "local"), backend="local", test_split="every-trial", **common), progress=False)
     remote_config = SearchConfig(output=str(tmp_path / "sagemaker"), backend="sagemaker", sagemaker=_settings(), **common)
@@ -237,8 +193,8 @@ def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(jobs_run_lo
     assert len(b) == 4 and (b["status"] == "completed").all(), b["failure_reason"].tolist()
     pd.testing.assert_frame_equal(a[columns], b[columns])
     assert remote["hypervolume"] == pytest.approx(local["hypervolume"])
-    jobs = jobs_run_locally.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
-    assert len(jobs) == 4
+    jobs = sagemaker.session.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
+    assert len(jobs) == 4 and sorted(sagemaker.finished) == sorted(job["TrainingJobName"] for job in jobs)
     # no credential anywhere in the results or the output
     out, err = capfd.readouterr()
     for path in (tmp_path / "sagemaker").rglob("*"):
@@ -309,27 +265,32 @@ SM_ARGS = ["--role", ROLE, "--region", REGION, "--s3-prefix", f"s3://{BUCKET}/la
 
 
 @pytest.mark.slow
-def test_the_train_supernet_launcher_runs_train_supernet_in_a_job(jobs_run_locally, tiny_model_dirs, glue_dir, tmp_path, monkeypatch, capsys):
+def test_the_train_supernet_launcher_runs_train_supernet_in_a_job(sagemaker, tiny_model_dirs, glue_dir, tmp_path, capsys):
     from syne_prune.supernet import verify_checkpoint
 
-    created = []
-    real = sm.SageMakerBackend.job_request
-    monkeypatch.setattr(sm.SageMakerBackend, "job_request", lambda self, *a: created.append(real(self, *a)) or created[-1])
     argv = [*SM_ARGS, "--model", str(tiny_model_dirs["bert"]), "--task", "rte", "--data-dir", str(glue_dir), "--epochs", "1",
             "--batch-size", "16", "--max-length", "48", "--search-space", "small", "--strategy", "sandwich", "--teacher", "none", "--output", "rte-net"]
     assert _launcher("sagemaker_train_supernet").launcher_main("train-supernet", "", argv) == 0
-    assert "started SageMaker job syne-prune-train-supernet-" in capsys.readouterr().out
-    request = created[-1]
+    out = capsys.readouterr().out
+    assert "started SageMaker job syne-prune-train-supernet-" in out
+    request = sagemaker.requests[-1]
     command = json.loads(request["HyperParameters"]["syne_prune_argv"])
     assert command[0] == "train-supernet" and command[command.index("--output") + 1] == "/opt/ml/model/rte-net"
     assert command[command.index("--model") + 1] == "sm-channel:model" and command[command.index("--data-dir") + 1] == "sm-channel:data"
     assert {c["ChannelName"] for c in request["InputDataConfig"]} == {"model", "data"}
-    # run it as SageMaker would, with /opt/ml/model pointing to a local folder
-    job = tmp_path / "job"
-    hps = dict(request["HyperParameters"], syne_prune_argv=json.dumps([a.replace("/opt/ml/model", str(job)) for a in command]))
-    _run_job_locally(jobs_run_locally, dict(request, HyperParameters=hps, TrainingJobName="copy-" + request["TrainingJobName"]), tmp_path / "run")
-    metadata = verify_checkpoint(job / "rte-net")
+    assert sagemaker.run_pending() == [request["TrainingJobName"]]
+    # the results are where the launcher said: the job's model.tar.gz holds the trained super-network
+    assert out.split("results: ")[1].split()[0] == f"{request['OutputDataConfig']['S3OutputPath']}{request['TrainingJobName']}/output/model.tar.gz"
+    sagemaker.model(request).extractall(tmp_path / "model", filter="data")
+    metadata = verify_checkpoint(tmp_path / "model" / "rte-net")
     assert metadata["task"] == "rte" and metadata["strategy"] == "sandwich"
+
+
+def _with_session(init, session):
+    def wrapped(self, *args, **kwargs):
+        kwargs["session"] = session
+        init(self, *args, **kwargs)
+    return wrapped
 
 
 def test_the_search_in_one_job_launcher_mounts_the_supernet(aws, supernets, monkeypatch, capsys):
