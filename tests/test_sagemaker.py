@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import boto3
 import moto
 import pandas as pd
 import pytest
-from sagemaker_container import SageMakerPlatform, moto_server
+from sagemaker_container import SageMakerPlatform, moto_server, toolkit_environment
 from syne_tune.backend.trial_status import Status
 
 from syne_prune import SynePruneError
@@ -89,7 +90,7 @@ def test_create_training_job_gets_image_instance_channels_mask_and_locations(aws
     assert job["AlgorithmSpecification"]["TrainingImage"] == settings.image_uri
     assert job["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge" and job["ResourceConfig"]["InstanceCount"] == 1
     assert job["RoleArn"] == ROLE
-    hps = job["HyperParameters"]
+    hps = {k: json.loads(v) for k, v in job["HyperParameters"].items()}  # each value JSON-encoded, as the toolkit decodes them
     assert {k: hps[k] for k in mask} == {k: str(v) for k, v in mask.items()}  # the mask is the job's hyperparameters
     assert hps["supernet"] == "sm-channel:supernet" and hps["data_dir"] == "sm-channel:data" and hps["objectives"] == "error,params"
     assert hps["sagemaker_program"] == sm.ENTRY_SCRIPT and hps["sagemaker_submit_directory"] == backend.source_uri
@@ -274,7 +275,7 @@ def test_the_train_supernet_launcher_runs_train_supernet_in_a_job(sagemaker, tin
     out = capsys.readouterr().out
     assert "started SageMaker job syne-prune-train-supernet-" in out
     request = sagemaker.requests[-1]
-    command = json.loads(request["HyperParameters"]["syne_prune_argv"])
+    command = json.loads(json.loads(request["HyperParameters"]["syne_prune_argv"]))
     assert command[0] == "train-supernet" and command[command.index("--output") + 1] == "/opt/ml/model/rte-net"
     assert command[command.index("--model") + 1] == "sm-channel:model" and command[command.index("--data-dir") + 1] == "sm-channel:data"
     assert {c["ChannelName"] for c in request["InputDataConfig"]} == {"model", "data"}
@@ -300,7 +301,7 @@ def test_the_search_in_one_job_launcher_mounts_the_supernet(aws, supernets, monk
     assert _launcher("sagemaker_search_in_one_job").launcher_main("search", "", argv) == 0
     job_name = capsys.readouterr().out.split("started SageMaker job ")[1].split()[0]
     job = aws.client("sagemaker").describe_training_job(TrainingJobName=job_name)
-    command = json.loads(job["HyperParameters"]["syne_prune_argv"])
+    command = json.loads(json.loads(job["HyperParameters"]["syne_prune_argv"]))
     assert command == ["search", "--supernet", "sm-channel:supernet", "--scheduler", "ehvi", "--max-trials", "50", "--output", "/opt/ml/model/search"]
     assert job["ResourceConfig"]["InstanceType"] == "ml.g5.2xlarge" and job["InputDataConfig"][0]["ChannelName"] == "supernet"
     assert _launcher("sagemaker_search_in_one_job").launcher_main("search", "", [*SM_ARGS[:1], "bad-role", *SM_ARGS[2:], "--output", "x"]) == 2
@@ -398,16 +399,40 @@ def test_a_resumed_trial_waits_for_its_stopping_job_and_takes_the_new_configurat
     backend.pause_trial(0)
     backend.resume_trial(0, new_config={"num_layers": 2})
     assert [s for job, s in seen if job == "sp-wait-0-0"] == ["Stopping", "Stopping", "Stopped"]
-    assert backend.created[-1]["TrainingJobName"] == "sp-wait-0-1" and backend.created[-1]["HyperParameters"]["num_layers"] == "2"
+    assert backend.created[-1]["TrainingJobName"] == "sp-wait-0-1" and backend.created[-1]["HyperParameters"]["num_layers"] == '"2"'
     assert backend.trials[0].config == {"num_layers": 2}
 
 
-def test_a_configuration_with_more_values_than_a_job_allows_is_packed_and_unpacked(aws, supernets, monkeypatch):
+def _entry_hyperparameters(request: dict, tmp_path, monkeypatch) -> dict[str, str]:
+    """The hyperparameters the entry script reads in the job of ``request``, from the ``SM_*`` environment and the
+    arguments AWS's training toolkit gives it; both must agree."""
+    from syne_prune.search.sagemaker import entry as sagemaker_entry
+
+    given = toolkit_environment(request, tmp_path / request["TrainingJobName"], "http://127.0.0.1:1", REGION)
+    with monkeypatch.context() as scope:
+        for name, value in given["env"].items():
+            scope.setenv(name, value)
+        from_environment = sagemaker_entry.hyperparameters(given["argv"])
+    assert "SM_HPS" not in os.environ
+    assert sagemaker_entry.hyperparameters(given["argv"]) == from_environment
+    return from_environment
+
+
+def test_the_entry_script_gets_each_hyperparameter_as_the_backend_sent_it(aws, supernets, tmp_path, monkeypatch):
+    backend = sm.SageMakerBackend(_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix="sp-values")
+    # values the toolkit's JSON decoding would change if they were sent as they are
+    config = {"num_layers": 2, "ratio": "1.10", "lr": "1e-5", "label": '"quoted"', "flag": "true", "list": "[1, 2]", "map": '{"a": 1}',
+              "supernet": str(supernets["bert"])}
+    backend.start_trial(config)
+    values = _entry_hyperparameters(backend.created[-1], tmp_path, monkeypatch)
+    assert values == {**{k: str(v) for k, v in config.items()}, "supernet": "sm-channel:supernet", "syne_prune_entry": "trial"}
+
+
+def test_a_configuration_with_more_values_than_a_job_allows_is_packed_and_unpacked(aws, supernets, tmp_path, monkeypatch):
     import numpy as np
     from transformers import BertConfig
 
     from syne_prune import get_family, get_search_space
-    from syne_prune.search.sagemaker import entry as sagemaker_entry
 
     base = BertConfig()  # BERT-base: the large space has hundreds of values
     space = get_search_space("large", get_family(base).shape(base))
@@ -417,7 +442,6 @@ def test_a_configuration_with_more_values_than_a_job_allows_is_packed_and_unpack
     backend.start_trial({**config, "supernet": str(supernets["bert"])})
     hps = backend.created[-1]["HyperParameters"]
     assert len(hps) <= sm.MAX_HYPERPARAMETERS and all(len(v) <= sm.MAX_HYPERPARAMETER_CHARS for v in hps.values())
-    monkeypatch.setenv("SM_HPS", json.dumps(hps))
-    unpacked = sagemaker_entry.hyperparameters([])
+    unpacked = _entry_hyperparameters(backend.created[-1], tmp_path, monkeypatch)
     assert {k: int(unpacked[k]) for k in config} == config
     assert unpacked["supernet"] == "sm-channel:supernet" and unpacked["syne_prune_entry"] == "trial"
