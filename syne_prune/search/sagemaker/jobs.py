@@ -14,10 +14,19 @@ JOB_END_MARKER = "[syne-prune] job finished"  # the entry script's last line, in
 
 
 def pack_hyperparameters(values: dict[str, str]) -> dict[str, str]:
-    """All values as one JSON text, cut into pieces a SageMaker hyperparameter can hold (``unpack_hyperparameters``)."""
+    """All values as one JSON text, cut into pieces a SageMaker hyperparameter can hold once JSON-encoded (as the
+    backend sends every value; ``unpack_hyperparameters`` is the inverse)."""
     text = json.dumps(values, separators=(",", ":"))
-    step = MAX_HYPERPARAMETER_CHARS
-    return {f"{PACKED_CONFIG}{index}": text[start:start + step] for index, start in enumerate(range(0, len(text), step))}
+    pieces, piece, size = [], [], 2  # size: the piece's JSON encoding, quotes included
+    for char in text:
+        cost = len(json.dumps(char)) - 2
+        if size + cost > MAX_HYPERPARAMETER_CHARS:
+            pieces.append("".join(piece))
+            piece, size = [], 2
+        piece.append(char)
+        size += cost
+    pieces.append("".join(piece))
+    return {f"{PACKED_CONFIG}{index}": piece for index, piece in enumerate(pieces)}
 
 
 def unpack_hyperparameters(values: dict[str, str]) -> dict[str, str]:
