@@ -1,4 +1,5 @@
-"""benchmarks/quality.py's yardstick (the share of the reference's gain over the best constant answer) and the recipe grid's row, read from a real search."""
+"""benchmarks/quality.py's yardstick (the share of the reference's gain over the best constant answer) and the recipe
+grid's row, read from a real search."""
 from __future__ import annotations
 
 import importlib.util
@@ -6,7 +7,6 @@ import math
 from pathlib import Path
 
 import pytest
-
 
 _spec = importlib.util.spec_from_file_location("quality", Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py")
 quality = importlib.util.module_from_spec(_spec)

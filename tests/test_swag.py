@@ -156,10 +156,9 @@ def test_a_swag_search_and_its_export_reload_as_multiple_choice(swag_supernet, s
 
 
 def test_standard_nas_fine_tunes_a_swag_subnetwork(swag_dir, tiny_model_dirs, tmp_path, monkeypatch):
+    from syne_prune.models import head_of
     from syne_prune.search import finetune
     from syne_prune.search.finetune import WEIGHTS_FILE, FineTuneSettings, fine_tune, load_pretrained, load_trained
-
-    from syne_prune.models import head_of
 
     timed = []  # (task head, parameters, batch size, length) of each latency measurement; its "time" is its parameter count
 
