@@ -31,9 +31,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import DebertaV2Config, DebertaV2ForMultipleChoice, DebertaV2ForSequenceClassification, DebertaV2Model
 
 from syne_prune import InPlaceMask, SubnetMask, SynePruneError, extract_subnetwork, get_family, get_search_space, masked
-from syne_prune.export import export_subnetwork, load_model_config
+from syne_prune.export import export_subnetwork
 from syne_prune.importance import order_by_importance, permute_units
-from syne_prune.models import check_model_settings, usable_positions
+from syne_prune.models import check_model_settings, load_model_config, usable_positions
 from syne_prune.objectives import subnet_size
 
 TOLERANCE = 1e-5
