@@ -307,11 +307,10 @@ RECONSTRUCTION_POINTS = {
 
 def _family_base_dir(family, path, texts):
     """A tiny random base model of ``family`` with a WordPiece tokenizer over ``texts``: DeBERTa-v2 with own
-    ``pos_key_proj``/``pos_query_proj``, c2p and p2c, token types and an ``embed_proj`` (test_deberta's "v2");
-    ModernBERT with its defaults (no biases; alternating global/local attention; test_modernbert's, without
+    ``pos_key_proj``/``pos_query_proj``, c2p and p2c, token types and an ``embed_proj`` (conftest's deberta_model "v2");
+    ModernBERT with its defaults (no biases; alternating global/local attention; conftest's modernbert, without
     token types)."""
-    from test_deberta import deberta_model
-    from test_modernbert import modernbert
+    from conftest import deberta_model, modernbert
     from transformers import BertTokenizerFast
 
     path.mkdir(parents=True)
@@ -517,14 +516,14 @@ def test_rfp_unit_costs_are_the_counters_differences(family, family_finetuned):
 
 
 def _conv_deberta(vocab_size):
-    from test_deberta import deberta_config
+    from conftest import deberta_config
 
     torch.manual_seed(1)
     return AutoModelForSequenceClassification.from_config(deberta_config("conv", num_labels=2, vocab_size=vocab_size)).eval()
 
 
 def _biased_modernbert(vocab_size):
-    from test_modernbert import modernbert
+    from conftest import modernbert
 
     model = modernbert("classifier", "biased", seed=1)
     model.resize_token_embeddings(vocab_size)

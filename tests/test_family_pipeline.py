@@ -1,7 +1,7 @@
 """The families added after BERT/RoBERTa/DistilBERT (ModernBERT, DeBERTa-v2/v3, XLM-RoBERTa, ELECTRA) through the rest
 of the pipeline: ONNX export, super-network training with every strategy, importance ordering, weight-sharing search
-on the local and pool backends, and recovery of an export. The tiny models are those of test_modernbert.py,
-test_deberta.py and conftest.py (masking, extraction, sizes and exports of these families are tested there)."""
+on the local and pool backends, and recovery of an export. The tiny models are those of conftest.py
+(masking, extraction, sizes and exports of every family are tested in models/test_family_contract.py)."""
 from __future__ import annotations
 
 import json
@@ -11,11 +11,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import save_tiny_model_dir, tiny_batch, tiny_model
+from conftest import (
+    deberta_batch,
+    deberta_config,
+    deberta_model,
+    modernbert,
+    save_deberta_dir,
+    save_modernbert_dir,
+    save_tiny_model_dir,
+    tiny_batch,
+    tiny_model,
+)
 from safetensors.torch import load_file
-from test_deberta import _batch as deberta_batch
-from test_deberta import deberta_config, deberta_model, save_deberta_dir
-from test_modernbert import _modernbert_dir, modernbert
 from test_sagemaker import _settings as sagemaker_settings
 from test_sagemaker import aws, jobs_run_locally  # noqa: F401 - fixtures of the SageMaker test module, used here
 
@@ -124,7 +131,7 @@ def family_dirs(tmp_path_factory, glue_dir) -> dict[str, Path]:
 
     texts = [t for task in ("rte", "stsb") for column in load_task(task, glue_dir).train.texts for t in column]
     root = tmp_path_factory.mktemp("families")
-    return {"modernbert": _modernbert_dir(root / "modernbert", texts), "deberta-v2": save_deberta_dir(root / "deberta-v2", texts),
+    return {"modernbert": save_modernbert_dir(root / "modernbert", texts), "deberta-v2": save_deberta_dir(root / "deberta-v2", texts),
             **{arch: save_tiny_model_dir(arch, root / arch, texts) for arch in ("xlm-roberta", "electra")}}
 
 

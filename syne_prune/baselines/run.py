@@ -27,9 +27,9 @@ from syne_prune.baselines.common import BUDGET_FLAGS, Budget, PruneContext, Prun
 from syne_prune.data import EVAL_BATCH_SIZE, Task, TaskLike, encode, evaluation_batches, load_task, resolve_task, task_record
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
-from syne_prune.export import export_subnetwork, load_model, load_model_config, load_tokenizer, training_data_record
+from syne_prune.export import export_subnetwork, training_data_record
 from syne_prune.files import atomic_write, writing
-from syne_prune.models import auto_class_of
+from syne_prune.models import auto_class_of, load_model, load_model_config, load_tokenizer
 from syne_prune.objectives import subnet_size
 from syne_prune.surgery import extract_subnetwork
 from syne_prune.training import FINETUNE_LR, LoopSettings, TrainingLoop, label_loss_step, seed_everything

@@ -12,8 +12,8 @@ from typing import Any
 from syne_prune.artifacts import ExportDir, SearchDir, SupernetDir
 from syne_prune.cli.recover import print_recovery
 from syne_prune.errors import SynePruneError
-from syne_prune.export import export_subnetwork, load_model, load_model_config, load_tokenizer, training_data_record
-from syne_prune.models import get_family
+from syne_prune.export import export_subnetwork, training_data_record
+from syne_prune.models import get_family, load_model, load_model_config, load_tokenizer
 from syne_prune.recovery import recover
 from syne_prune.search.run import export_from_search
 from syne_prune.search_spaces import SEARCH_SPACES, get_search_space

@@ -20,8 +20,7 @@ import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from syne_prune.errors import SynePruneError
-from syne_prune.models import auto_class_of
-from syne_prune.models.loading import check_model_files, load_tokenizer
+from syne_prune.models import auto_class_of, check_model_files, load_tokenizer
 
 if TYPE_CHECKING:
     from syne_prune.data import Task

@@ -9,9 +9,8 @@ from typing import Any
 from syne_prune.artifacts import SearchRecord
 from syne_prune.data import get_task, load_task
 from syne_prune.errors import SynePruneError
-from syne_prune.export import load_model_config, training_data_record
-from syne_prune.models import check_model_settings, get_family
-from syne_prune.models.loading import check_model_files, load_tokenizer
+from syne_prune.export import training_data_record
+from syne_prune.models import check_model_files, check_model_settings, get_family, load_model_config, load_tokenizer
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.search import finetune
 from syne_prune.search.finetune import FineTuneSettings, load_pretrained, load_trained
