@@ -20,10 +20,10 @@ from syne_prune.data import (
     TaskSpec,
     check_task,
     data_loader,
+    describe_spec,
     encode,
     evaluation_batches,
     load_task,
-    describe_spec,
     resolve_task,
     task_record,
 )
