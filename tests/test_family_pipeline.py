@@ -24,7 +24,7 @@ from conftest import (
 )
 from safetensors.torch import load_file
 from test_sagemaker import _settings as sagemaker_settings
-from test_sagemaker import aws, jobs_run_locally  # noqa: F401 - fixtures of the SageMaker test module, used here
+from test_sagemaker import sagemaker  # noqa: F401 - fixture of the SageMaker test module, used here
 
 from syne_prune import SubnetMask, get_family, get_search_space, masked
 from syne_prune.export import ONNX_TOLERANCE, export_subnetwork, onnx_input_names
@@ -226,11 +226,11 @@ def _ratios(supernet, row, space) -> tuple[float, float]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["modernbert", "deberta-v2"])
-def test_search_on_the_local_pool_and_sagemaker_backends(family, family_supernets, jobs_run_locally, tmp_path):  # noqa: F811
+def test_search_on_the_local_pool_and_sagemaker_backends(family, family_supernets, sagemaker, tmp_path):  # noqa: F811
     """Random search, one worker (two would start in parallel on the CI's 2 cores: slower): 3 trials (the largest,
     smallest and midpoint sub-networks) on the pool backend, the first 2 on the local one (a process per trial: ~6 s
-    each) and on the SageMaker one (jobs against moto, each run here as the container would run it: the uploaded
-    source's entry script with the super-network as an input channel); the local and SageMaker trials equal the
+    each) and on the SageMaker one (jobs against moto, each run here through AWS's training toolkit as the container
+    would run it: the uploaded source's entry script with the super-network as an input channel); the local and SageMaker trials equal the
     pool's; every trial completed with a finite error in [0, 1]; the params and MACs ratios in trials.csv equal the
     counter's for the trial's mask (1e-9)."""
     from syne_prune.artifacts import read_trials
@@ -245,7 +245,7 @@ def test_search_on_the_local_pool_and_sagemaker_backends(family, family_supernet
         tables[backend] = trials[[c for c in trials.columns if c.startswith(("num_", "status", "error", "params", "macs"))]]
     pd.testing.assert_frame_equal(tables["pool"].iloc[:2], tables["local"], check_exact=True)
     pd.testing.assert_frame_equal(tables["pool"].iloc[:2], tables["sagemaker"], check_exact=True)
-    assert len(jobs_run_locally.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]) == 2  # one job per trial
+    assert len(sagemaker.session.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]) == 2  # one job per trial
     trials = tables["pool"]
     assert len(trials) == 3 and (trials["status"] == "completed").all()
     assert np.isfinite(trials["error"]).all() and trials["error"].between(0, 1).all()
