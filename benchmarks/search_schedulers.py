@@ -147,7 +147,8 @@ def main() -> None:
         supernets[task] = {key: metadata.get(key) for key in ("strategy", "hyperparameters", "num_train_examples", "train_time_s", "metrics")}
         for scheduler in args.schedulers:
             rows.append(search(args, task, net, scheduler))
-            result = {"args": vars(args), "supernets": supernets, "searches": rows}
+            recorded = dict(vars(args), data_dir="$GLUE_DIR" if args.data_dir else None)  # a record names no machine's path
+            result = {"args": recorded, "supernets": supernets, "searches": rows}
             Path(args.out).write_text(json.dumps(result, indent=2) + "\n")  # as they finish
         if args.plots:
             compare_plot(args, task, args.schedulers)

@@ -99,7 +99,8 @@ def main() -> None:
     rows = [summarise(args, s) for s in args.schedulers]
     for row in rows:
         print(json.dumps({k: v for k, v in row.items() if k != "hypervolume_over_time"}))
-    Path(args.out).write_text(json.dumps({"args": vars(args), "searches": rows}, indent=2) + "\n")
+    recorded = dict(vars(args), data_dir="$GLUE_DIR" if args.data_dir else None)  # a record names no machine's path
+    Path(args.out).write_text(json.dumps({"args": recorded, "searches": rows}, indent=2) + "\n")
     if args.plot:
         plot(rows, args.budget, Path(args.plot), f"standard NAS, MiniLM-L6 / {args.task}, {args.budget:.0f} s each, side by side")
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
-from syne_prune.data import Task
+from syne_prune.data import Task, task_name
 from syne_prune.errors import SynePruneError
 
 
@@ -58,7 +58,11 @@ def predict(model: torch.nn.Module, batches: Iterable[dict], is_regression: bool
     return torch.cat(predictions).float().cpu().numpy(), torch.cat(labels).cpu().numpy()
 
 
-def evaluate(model: torch.nn.Module, batches: Iterable[dict], task: Task, max_batches: int | None = None) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, batches: Iterable[dict] | None, task: Task, max_batches: int | None = None) -> dict[str, float] | None:
+    """``{<task.metric_name>: metric, "error": 1 - metric}`` of ``model`` on ``batches`` (at most ``max_batches``);
+    None for ``batches`` None, a split the task does not have (a user's task without test data)."""
+    if batches is None:
+        return None
     predictions, labels = predict(model, batches, task.is_regression, max_batches)
     if not task.is_regression:
         predictions = predictions.astype(np.int64)
@@ -99,6 +103,6 @@ def warn_if_not_learned(metadata: dict) -> bool:
     metric, answer = metadata["metric"], constant["answer"]
     answer = f"{answer:.3g}" if isinstance(answer, float) else f"label {answer}"
     print(f"warning: the unpruned network's validation {metric} is {scores[metric]:.3f}, within {LEARNED_MARGIN} of answering "
-          f"{answer} everywhere ({constant[metric]:.3f}): it has not learned {metadata['task']}, and its sub-networks' errors say "
+          f"{answer} everywhere ({constant[metric]:.3f}): it has not learned {task_name(metadata['task'])}, and its sub-networks' errors say "
           "nothing about pruning; train longer (--epochs) or with another --lr", file=sys.stderr, flush=True)
     return True

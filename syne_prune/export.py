@@ -5,7 +5,7 @@ A directory gets safetensors weights, ``config.json``, the tokenizer (when given
 one FFN width in every kept layer, with no removed block, gets a stock transformers config; any
 other gets a pruned config class whose modeling code travels in the directory (``modeling_syne_prune.py``,
 which imports the family's module, e.g. ``bert.py``, copied along with ``family.py`` and ``shape.py``;
-torch and transformers only), so it loads either way:
+torch and transformers only), so it loads either way (``syne_prune.models.load_model`` loads it too):
 
     import syne_prune                      # registers the classes with the Auto classes
     AutoModelForSequenceClassification.from_pretrained(out)
@@ -28,16 +28,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
 
 from syne_prune.artifacts import EXPORT_FILE, write_json
 from syne_prune.errors import SynePruneError
 from syne_prune.files import holds_content, writing
 from syne_prune.masks import SubnetMask
-from syne_prune.models import PRUNED_CLASSES, TASK_HEADS, auto_class_of, get_family, head_of, usable_positions
-from syne_prune.models.loading import check_model_files
-from syne_prune.models.loading import load_tokenizer as _load_tokenizer
-from syne_prune.models.local_weights import resolve_model
+from syne_prune.models import PRUNED_CLASSES, TASK_HEADS, head_of, usable_positions
 from syne_prune.numerics import require_finite_weights
 from syne_prune.objectives import subnet_size
 from syne_prune.surgery import extract_subnetwork
@@ -46,48 +43,6 @@ from syne_prune.versions import software_versions
 ONNX_OPSET = 18
 ONNX_TOLERANCE = 1e-4
 ONNX_EXAMPLE_LENGTH = 16  # tokens per sequence of the example the exporter traces (the check uses 11)
-
-
-def load_model_config(name_or_path: str) -> PretrainedConfig:
-    """The config of a supported model; a missing model or another architecture is a one-line error."""
-    name_or_path = resolve_model(name_or_path)
-    try:
-        config = AutoConfig.from_pretrained(name_or_path)
-    except (OSError, ValueError) as error:
-        raise SynePruneError(
-            f"cannot load model '{name_or_path}' ({_first_line(error)}); give a local directory with "
-            f"config.json and weights, or a Hugging Face hub id when the hub is reachable"
-        ) from None
-    problem = get_family(config).problem_to_load(config)
-    if problem:
-        raise SynePruneError(problem)
-    return config
-
-
-def load_model(name_or_path: str) -> PreTrainedModel:
-    """Load a stock BERT/RoBERTa/DistilBERT with the task head its checkpoint has (its config names a
-    *ForSequenceClassification or *ForMultipleChoice architecture), else the base model; in float32 (the
-    dtype syne-prune evaluates and exports in, whatever the checkpoint was saved in). A local directory's weight files
-    are checked first (``check_model_files``: a missing shard or a truncated file is a one-line error naming it)."""
-    config = load_model_config(name_or_path)
-    name_or_path = resolve_model(name_or_path)
-    check_model_files(name_or_path, f"model '{name_or_path}'", "export a model with finite weights")
-    auto_class = auto_class_of(config)
-    try:
-        model = auto_class.from_pretrained(name_or_path, dtype=torch.float32).eval()
-    except Exception as error:  # noqa: BLE001 - safetensors, torch and transformers raise many kinds
-        raise SynePruneError(f"cannot load the weights of '{name_or_path}' ({_first_line(error)}); check the directory") from None
-    require_finite_weights(model, f"model '{name_or_path}'", "export a model with finite weights")
-    return model
-
-
-def load_tokenizer(name_or_path: str, required: bool = False, what: str | None = None, fix: str | None = None):
-    """The tokenizer saved with a model (``syne_prune.models.loading.load_tokenizer``). Returns None when the
-    directory has none and not ``required`` (e.g. models built in code). Raises ``SynePruneError`` when there is
-    none and ``required`` ("WHAT has no tokenizer; FIX"), when it needs a package that is not installed (named,
-    with its pip command) and when a tokenizer file is broken (named)."""
-    extra = {"fix": fix} if fix else {}
-    return _load_tokenizer(resolve_model(name_or_path), what or f"model '{name_or_path}'", required=required, **extra)
 
 
 def export_subnetwork(
@@ -164,7 +119,7 @@ def _write_staged(sub: PreTrainedModel, output_dir: Path, tokenizer: Any, onnx: 
     return output_dir
 
 
-def task_record(settings: Mapping[str, Any]) -> dict[str, Any]:
+def training_data_record(settings: Mapping[str, Any]) -> dict[str, Any]:
     """What an export records of the task it was trained on, from super-network or standard-NAS settings
     (``task``, ``data_dir``, ``validation_fraction``, ``seed``, ``max_length``): recovery trains on the
     same split. ``data_dir`` is made absolute so the record holds from any working directory."""
@@ -308,7 +263,3 @@ def onnx_difference(got: np.ndarray, want: np.ndarray, tolerance: float = ONNX_T
         raise SynePruneError(f"ONNX output differs from PyTorch by {difference:.2e} (not <= {tolerance}); report this as a bug")
     return difference
 
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

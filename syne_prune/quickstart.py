@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from syne_prune.artifacts import SupernetDir
+from syne_prune.data import TaskLike, task_name
 from syne_prune.errors import SynePruneError
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.recovery import recover
@@ -25,7 +26,7 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 @dataclass
 class QuickstartConfig:
     output: str = "syne-prune-quickstart"
-    task: str = "synthetic_sentiment"
+    task: TaskLike = "synthetic_sentiment"  # a built-in task's name, or the user's data (syne_prune.data.TaskSpec)
     data_dir: str | None = None
     model: str = MODEL
     epochs: int = 6
@@ -45,10 +46,10 @@ def quickstart(config: QuickstartConfig, overwrite: bool = False, progress: bool
     root = Path(config.output)
     if root.exists() and any(root.iterdir()) and not overwrite:
         raise SynePruneError(f"output '{root}' already exists; choose another --output or pass --overwrite")
-    if config.task != "synthetic_sentiment" and config.data_dir is None:
+    if isinstance(config.task, str) and config.task != "synthetic_sentiment" and config.data_dir is None:
         raise SynePruneError(f"--task {config.task} needs --data-dir with GLUE files offline (or the Hugging Face hub)")
 
-    print(f"[1/4] fine-tuning {config.model} on {config.task} (the teacher), then training a super-network from it ...", flush=True)
+    print(f"[1/4] fine-tuning {config.model} on {task_name(config.task)} (the teacher), then training a super-network from it ...", flush=True)
     supernet = train_supernet(
         TrainingConfig(model=config.model, task=config.task, output=str(root / "supernet"), data_dir=config.data_dir,
                        search_space="small", strategy="full", epochs=config.epochs, lr=1e-4, batch_size=32, num_random_subnets=2,
@@ -67,12 +68,15 @@ def quickstart(config: QuickstartConfig, overwrite: bool = False, progress: bool
     pruned_dir, row = export_from_search(root / "search", root / "model-before-recovery", max_params=config.max_params,
                                          overwrite=overwrite)
     print(f"[4/4] recovering it: {config.recover_epochs} epochs of distillation from the teacher ...", flush=True)
-    recovery = recover(pruned_dir, root / "supernet" / TEACHER_DIR, config.recover_epochs, root / "model", lr=5e-5,
+    recovery = recover(pruned_dir, supernet["teacher"]["path"], config.recover_epochs, root / "model", lr=5e-5,
                        max_train_examples=config.max_train_examples, overwrite=overwrite,  # scored on the search's splits
                        progress=progress).record["recovery"]
     metric = supernet["metric"]
+    teacher = SupernetDir(root / "supernet" / TEACHER_DIR).read()["metrics"]["largest"] if (root / "supernet" / TEACHER_DIR).is_dir() \
+        else {split: supernet["teacher"][split] for split in ("validation", "test")}  # the user's own classifier, as it is
+    # test metrics where the task has test data; else validation ones (never test numbers made from validation)
+    split = "test" if teacher["test"] is not None else "validation"
+    unpruned = summary["unpruned"]["test_error" if split == "test" else "error"]  # the unpruned reference, on the search's splits
     return {"supernet": root / "supernet", "search": root / "search", "model": root / "model", "summary": summary, "chosen": row,
-            "metric": metric, "teacher_test": SupernetDir(root / "supernet" / TEACHER_DIR).read()["metrics"]["largest"]["test"][metric],
-            # the search's unpruned reference (its own test split), not the super-network's training-time evaluation
-            "unpruned_test": 1.0 - summary["unpruned"]["test_error"],
-            "before_recovery_test": recovery["before"]["test"][metric], "after_recovery_test": recovery["after"]["test"][metric]}
+            "metric": metric, "split": split, "teacher": teacher[split][metric], "unpruned": 1.0 - unpruned,
+            "before_recovery": recovery["before"][split][metric], "after_recovery": recovery["after"][split][metric]}

@@ -30,12 +30,12 @@ import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from syne_prune.artifacts import EXPORT_FILE, SUPERNET_FILE, ExportDir, read_json
-from syne_prune.data import EVAL_BATCH_SIZE, Task, encode, eval_batches, get_task, load_task
+from syne_prune.data import EVAL_BATCH_SIZE, Task, encode, evaluation_batches, get_task, load_task, same_task, task_name, task_record
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import evaluate
-from syne_prune.export import load_tokenizer, save_export
+from syne_prune.export import save_export
 from syne_prune.files import atomic_write
-from syne_prune.models import FAMILIES, Family, auto_class_of, check_model_settings
+from syne_prune.models import FAMILIES, Family, auto_class_of, check_model_settings, load_tokenizer
 from syne_prune.models.loading import check_model_files
 from syne_prune.supernet.strategies import distillation_loss
 from syne_prune.training import RESUME_DIR, LoopSettings, TrainingLoop, prepare_output, seed_everything, write_settings
@@ -168,7 +168,7 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
     model_dir, teacher_dir, output = Path(model_dir), Path(teacher_dir), Path(output)
     record, student_config = read_export(model_dir)
     task_, data = _task_and_split(record, settings, student_config)
-    _check_teacher(teacher_dir, student_config, task_.name)
+    _check_teacher(teacher_dir, student_config, task_)
     for other, flag in ((model_dir, "--model"), (teacher_dir, "--teacher")):
         if output.resolve() == other.resolve():
             raise SynePruneError(f"--output is the {flag} directory; recovery writes a new export, choose another --output")
@@ -177,7 +177,7 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
     check_model_settings(student_config, task_, tokenizer, data["max_length"], model_name=f"export '{model_dir}'", require_head=True)
     check_model_files(model_dir, f"export '{model_dir}'", "use a checkpoint with finite weights")
     check_model_files(teacher_dir, f"teacher '{teacher_dir}'", "use a checkpoint with finite weights")
-    split = load_task(task_.name, data["data_dir"], data["validation_fraction"], data["seed"], max_train_examples, max_eval_examples)
+    split = load_task(task_, data["data_dir"], data["validation_fraction"], data["seed"], max_train_examples, max_eval_examples)
     resume_settings = {"model": str(model_dir.resolve()), "teacher": str(teacher_dir.resolve()), **asdict(settings), "data": data}
     prepare_output(output, resume_settings, resume, overwrite, EXPORT_FILE)
     if resume and ExportDir(output).is_export() and not (output / RESUME_DIR).exists():  # already finished
@@ -188,10 +188,10 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
     # float32 whatever the checkpoints were saved in (see load_task_model): float16 training diverges to NaN
     student = auto_class_of(student_config).from_pretrained(model_dir, dtype=torch.float32)
     teacher = auto_class_of(AutoConfig.from_pretrained(teacher_dir)).from_pretrained(teacher_dir, dtype=torch.float32).requires_grad_(False)
-    encoded = {name: encode(part, tokenizer, data["max_length"], task_.is_regression)
-               for name, part in (("train", split.train), ("validation", split.validation), ("test", split.test))}
-    validation, test = (eval_batches(encoded[name], tokenizer, eval_batch_size) for name in ("validation", "test"))
-    loop = TrainingLoop(student, encoded["train"], tokenizer, DistillationStep(teacher, temperature, task_.is_regression),
+    train = encode(split.train, tokenizer, data["max_length"], task_.is_regression)
+    validation, test = (evaluation_batches(part, tokenizer, data["max_length"], task_.is_regression, eval_batch_size)
+                        for part in (split.validation, split.test))
+    loop = TrainingLoop(student, train, tokenizer, DistillationStep(teacher, temperature, task_.is_regression),
                         LoopSettings(epochs, lr, batch_size, seed, warmup_ratio, description="recovery", progress=progress))
     teacher.to(loop.device)
     before = {"validation": evaluate(student, validation, task_), "test": evaluate(student, test, task_)}
@@ -218,10 +218,10 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
         best.load_into(student)
         after = {"validation": validated[kept_epoch], "test": evaluate(student, test, task_)}
     recovery = {"source_export": str(model_dir.resolve()) if record_source else None, "teacher": str(teacher_dir.resolve()),
-                "settings": asdict(settings), **{f"num_{name}_examples": len(getattr(split, name)) for name in ("train", "validation", "test")},
+                "settings": asdict(settings), **{f"num_{name}_examples": len(getattr(split, name) or ()) for name in ("train", "validation", "test")},
                 "history": loop.history, "train_time_s": sum(h["epoch_time_s"] for h in loop.history), "before": before,
                 "after": after, "kept_epoch": kept_epoch, "last": last}
-    new_record = {**record, "task": task_.name, "data": data, "metric": task_.metric_name, "recovery": recovery, "versions": software_versions()}
+    new_record = {**record, "task": task_record(task_), "data": data, "metric": task_.metric_name, "recovery": recovery, "versions": software_versions()}
     save_export(student.cpu(), output, new_record, tokenizer=tokenizer, onnx=onnx, overwrite=True)  # replaces .resume too
     return Recovery(student.eval(), new_record, output)
 
@@ -255,8 +255,8 @@ def _task_and_split(record: dict[str, Any], settings: RecoverySettings, config: 
     recorded = record.get("task")
     if recorded is None and settings.task is None:
         raise SynePruneError("the export records no task (exported from a model without supernet.json); pass --task NAME")
-    if recorded is not None and settings.task is not None and settings.task != recorded:
-        raise SynePruneError(f"--task {settings.task} differs from the export's task '{recorded}'; drop --task")
+    if recorded is not None and settings.task is not None and not same_task(settings.task, recorded):
+        raise SynePruneError(f"--task {settings.task} differs from the export's task '{task_name(recorded)}'; drop --task")
     task = get_task(settings.task or recorded)
     data = {**DEFAULT_DATA, **(record.get("data") or {})}
     for name in ("data_dir", "max_length"):
@@ -272,7 +272,7 @@ def _num_labels(config: PretrainedConfig) -> int:
     return 1 if auto_class_of(config).__name__ == "AutoModelForMultipleChoice" else config.num_labels
 
 
-def _check_teacher(teacher_dir: Path, student: PretrainedConfig, task: str) -> None:
+def _check_teacher(teacher_dir: Path, student: PretrainedConfig, task: Task) -> None:
     """The teacher must be of the student's family, vocabulary, head, label count and task."""
     try:
         config = AutoConfig.from_pretrained(teacher_dir)
@@ -291,5 +291,6 @@ def _check_teacher(teacher_dir: Path, student: PretrainedConfig, task: str) -> N
     for name in (SUPERNET_FILE, EXPORT_FILE):
         path = teacher_dir / name
         recorded = read_json(path, "teacher", "copy the teacher directory again").get("task") if path.is_file() else None
-        if recorded is not None and recorded != task:
-            raise SynePruneError(f"teacher '{teacher_dir}' was trained on task '{recorded}', the export on '{task}'; give a teacher of that task")
+        if recorded is not None and not same_task(recorded, task):
+            raise SynePruneError(f"teacher '{teacher_dir}' was trained on task '{task_name(recorded)}', the export on "
+                                 f"'{task_name(task)}'; give a teacher of that task")

@@ -44,7 +44,7 @@ def pytest_configure(config):
 
 
 ARCHS = ("bert", "roberta", "distilbert")
-# Families tested by their own table (tests/test_families.py) rather than every test that takes ``arch``.
+# Families held to the contract (tests/models/test_family_contract.py) but not run by every test that takes ``arch``.
 NEW_ARCHS = ("xlm-roberta", "electra")
 # ELECTRA's embeddings are narrower than the hidden size (an ``embeddings_project`` Linear) unless told otherwise.
 ELECTRA_EMBEDDING = 24
@@ -119,6 +119,128 @@ def tiny_batch(seed: int = 0, batch: int = 3, length: int = 11, choices: int = 0
     if choices:
         input_ids, attention_mask = input_ids.view(batch, choices, length), attention_mask.view(batch, choices, length)
     return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+# ---- DeBERTa-v2/v3 and ModernBERT: tiny variants built in code ----
+
+# DeBERTa (2 layers, 4 heads, 37 FFN neurons, hidden size 32), each variant a different path of the disentangled attention:
+# ``v3``: DeBERTa-v3's defaults: ``share_att_key`` (relative embeddings projected by the query and key projections),
+#   "p2c|c2p", 8 position buckets (R = 16), layer-normed relative embeddings, no absolute positions, no token types;
+# ``v2``: own ``pos_key_proj`` / ``pos_query_proj``, "c2p" and "p2c", max_relative_positions 12 (R = 24), absolute
+#   positions, 2 token types, ``embedding_size`` 24 (an ``embed_proj`` on every token);
+# ``head_size``: ``attention_head_size`` 12 (4 x 12 = 48 != hidden size 32; attention output projection 48 -> 32),
+#   "c2p" only (only ``pos_key_proj``), 4 position buckets;
+# ``conv``: DeBERTa-v2-xlarge's convolution after layer 0 (kernel 3), "p2c" only (only ``pos_query_proj``).
+DEBERTA_VARIANTS = {
+    "v3": dict(share_att_key=True, pos_att_type="p2c|c2p", position_buckets=8, norm_rel_ebd="layer_norm",
+               position_biased_input=False, type_vocab_size=0),
+    "v2": dict(share_att_key=False, pos_att_type=["c2p", "p2c"], max_relative_positions=12, type_vocab_size=2, embedding_size=24),
+    "head_size": dict(share_att_key=False, pos_att_type=["c2p"], position_buckets=4, attention_head_size=12),
+    "conv": dict(share_att_key=False, pos_att_type=["p2c"], position_buckets=8, conv_kernel_size=3, conv_act="gelu",
+                 norm_rel_ebd="layer_norm"),
+}
+
+
+def deberta_config(variant: str, num_labels: int = 3, **overrides):
+    """The config of a tiny DeBERTa ``variant`` (``DEBERTA_VARIANTS``); ``overrides`` replace fields."""
+    from transformers import DebertaV2Config
+
+    values = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                  num_labels=num_labels, initializer_range=0.2, relative_attention=True, max_position_embeddings=64,
+                  **DEBERTA_VARIANTS[variant])
+    return DebertaV2Config(**{**values, **overrides})
+
+
+def deberta_model(variant: str, head: str = "classifier", seed: int = 0):
+    """A random tiny DeBERTa (``head`` as in ``tiny_model``). For ``head_size`` the attention output projections are
+    rebuilt heads x attention_head_size wide (stock transformers builds them hidden_size wide)."""
+    from transformers import DebertaV2ForMultipleChoice, DebertaV2ForSequenceClassification, DebertaV2Model
+
+    torch.manual_seed(seed)
+    config = deberta_config(variant, num_labels=1 if head == "regression" else 3)
+    cls = {"base": DebertaV2Model, "multiple_choice": DebertaV2ForMultipleChoice}.get(head, DebertaV2ForSequenceClassification)
+    model = cls(config)
+    for layer in model.base_model.encoder.layer:
+        attention = layer.attention
+        if attention.output.dense.in_features != attention.self.all_head_size:
+            attention.output.dense = torch.nn.Linear(attention.self.all_head_size, config.hidden_size)
+    _randomize_norms_and_biases(model)
+    return model.eval()
+
+
+def deberta_batch(variant: str, head: str, batch: int = 3) -> dict[str, torch.Tensor]:
+    """``tiny_batch`` (2 choices for multiple choice), with token types on the second half where ``variant`` has them."""
+    inputs = tiny_batch(batch=batch, choices=2 if head == "multiple_choice" else 0)
+    if variant == "v2":  # token types matter in this variant
+        inputs["token_type_ids"] = (torch.arange(inputs["input_ids"].shape[-1]) >= 6).long().expand_as(inputs["input_ids"])
+    return inputs
+
+
+def save_deberta_dir(path: Path, texts: list[str]) -> Path:
+    """A tiny DeBERTa-v3-style base model ("v3") with a WordPiece tokenizer over ``texts``, as from_pretrained expects."""
+    from transformers import BertTokenizerFast, DebertaV2Model
+
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "vocab.txt").write_text("\n".join(wordpiece_vocabulary(texts, size=200)) + "\n")
+    tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"))
+    torch.manual_seed(0)
+    model = DebertaV2Model(deberta_config("v3", vocab_size=len(tokenizer)))
+    _randomize_norms_and_biases(model)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+# ModernBERT: 4 layers alternating global/local attention (``global_attn_every_n_layers`` 2) with a 4-token local window
+# on 11-token inputs, so a layer that changed its kind would change the outputs; "plain" (ModernBERT's defaults: no
+# biases anywhere) or "biased" (attention, MLP, norm and classifier biases on).
+MODERNBERT_LAYERS = 4
+MODERNBERT_KINDS = ["full_attention", "sliding_attention", "full_attention", "sliding_attention"]
+MODERNBERT_BIASES = {"plain": {}, "biased": {"attention_bias": True, "mlp_bias": True, "norm_bias": True, "classifier_bias": True}}
+
+
+def modernbert(head: str = "classifier", variant: str = "plain", seed: int = 0, attn_implementation: str = "sdpa"):
+    """A tiny random ModernBERT; head: 'classifier' (3 labels), 'regression', 'multiple_choice' or 'base'. Norm weights
+    and biases are random so a skipped or doubled norm is visible."""
+    from transformers import ModernBertConfig, ModernBertForMultipleChoice, ModernBertForSequenceClassification, ModernBertModel
+
+    torch.manual_seed(seed)
+    config = ModernBertConfig(
+        vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=MODERNBERT_LAYERS, num_attention_heads=HEADS,
+        intermediate_size=NEURONS, global_attn_every_n_layers=2, local_attention=4, max_position_embeddings=64,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1, sep_token_id=2, initializer_range=0.2,
+        num_labels=1 if head == "regression" else 3, attn_implementation=attn_implementation, **MODERNBERT_BIASES[variant])
+    cls = {"base": ModernBertModel, "multiple_choice": ModernBertForMultipleChoice}.get(head, ModernBertForSequenceClassification)
+    model = cls(config)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.LayerNorm, torch.nn.Linear)) and module.bias is not None:
+                module.bias.normal_(0.0, 0.3)
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.normal_(1.0, 0.3)
+    return model.eval()
+
+
+def modernbert_batch(head: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """``tiny_batch``, with 3 choices for multiple choice."""
+    return tiny_batch(seed=seed, choices=3 if head == "multiple_choice" else 0)
+
+
+def save_modernbert_dir(path: Path, texts: list[str]) -> Path:
+    """A tiny random ModernBERT base model plus a WordPiece tokenizer that returns no token_type_ids (as
+    ModernBERT's own tokenizer), saved as from_pretrained expects."""
+    from transformers import BertTokenizerFast
+
+    path.mkdir(parents=True)
+    (path / "vocab.txt").write_text("\n".join(wordpiece_vocabulary(texts)) + "\n")
+    tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"), model_input_names=["input_ids", "attention_mask"])
+    model = modernbert("base")
+    model.config.vocab_size = len(tokenizer)
+    model.resize_token_embeddings(len(tokenizer))
+    model.config.update({"pad_token_id": 0, "cls_token_id": 2, "bos_token_id": 2, "sep_token_id": 3, "eos_token_id": 3})
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
 
 
 @pytest.fixture(params=ARCHS)
@@ -243,9 +365,10 @@ def supernets(tiny_model_dirs, glue_dir, tmp_path_factory) -> dict:
 
 
 def reload_without_syne_prune(expected_file: Path, cwd: Path) -> tuple[float, int]:
-    """Loads every export listed in ``expected_file`` (a torch file {"records": [(dir, head, want)], "auto":
-    {head: Auto class name}, "batches": {head: batch}}) in a fresh interpreter where ``import syne_prune`` fails,
-    with plain transformers and ``trust_remote_code``; returns (worst max-abs difference to ``want``, exports)."""
+    """Loads every export listed in ``expected_file`` (a torch file {"records": [(dir, head, want)] or [(dir, head,
+    batch, want, parameters)], "auto": {head: Auto class name}, "batches": {head: batch} for records without their own
+    batch}) in a fresh interpreter where ``import syne_prune`` fails, with plain transformers and ``trust_remote_code``,
+    checking the parameter count where a record gives it; returns (worst max-abs difference to ``want``, exports)."""
     script = textwrap.dedent(
         f"""
         import sys
@@ -254,10 +377,12 @@ def reload_without_syne_prune(expected_file: Path, cwd: Path) -> tuple[float, in
         import transformers
         data = torch.load({str(expected_file)!r})
         worst = 0.0
-        for out, head, want in data["records"]:
+        for record in data["records"]:
+            out, head, batch, want, params = record if len(record) == 5 else (*record[:2], data["batches"][record[1]], record[2], None)
             model = getattr(transformers, data["auto"][head]).from_pretrained(out, trust_remote_code=True).eval()
+            assert params is None or sum(p.numel() for p in model.parameters()) == params, out
             with torch.inference_mode():
-                result = model(**data["batches"][head])
+                result = model(**batch)
             got = result.last_hidden_state if head == "base" else result.logits
             worst = max(worst, (got - want).abs().max().item())
         print("WORST", worst, len(data["records"]))

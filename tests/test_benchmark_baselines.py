@@ -268,8 +268,10 @@ def test_merge_keeps_earlier_runs_not_collected_now_and_replaces_those_collected
     assert bvs_collect.merge_earlier(now, tmp_path / "empty").sizes is now.sizes
 
 
-def test_standard_nas_trains_at_the_fine_tuned_models_learning_rate_and_batch_size(tmp_path, monkeypatch, glue_dir):
-    # linked from a quality run: the reference (lr 1.5e-4, batch 16) is there; without one, finetuned is trained first
+def test_standard_nas_is_started_with_the_fine_tuned_models_learning_rate_and_batch_size(tmp_path, monkeypatch, glue_dir):
+    """The commands the benchmark starts (recorded, not run: nothing trains here): linked from a quality run, the
+    reference's lr 1.5e-4 and batch 16 are passed to the standard-NAS search; without one, finetuned is trained first
+    and its recorded settings are passed."""
     quality = tmp_path / "quality"
     fake_quality_run(quality, "mrpc", 0)
     commands = []

@@ -1,4 +1,5 @@
-"""benchmarks/quality.py's yardstick: the share of the reference's gain over the best constant answer."""
+"""benchmarks/quality.py's yardstick (the share of the reference's gain over the best constant answer) and the recipe
+grid's row, read from a real search."""
 from __future__ import annotations
 
 import importlib.util
@@ -6,8 +7,6 @@ import math
 from pathlib import Path
 
 import pytest
-
-from syne_prune.artifacts import SupernetDir
 
 _spec = importlib.util.spec_from_file_location("quality", Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py")
 quality = importlib.util.module_from_spec(_spec)
@@ -24,27 +23,64 @@ def test_kept_is_the_share_of_the_gain_over_the_constant_answer():
     assert math.isnan(quality.kept("rte", {"accuracy": 0.54}, {"accuracy": 0.527, "constant": 0.527}))  # the reference gained nothing
 
 
-def test_recipe_grid_row_is_read_from_the_checkpoint_and_the_search(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def small_space_search(tiny_model_dirs, glue_dir, tmp_path_factory):
+    """A tiny BERT super-network over the small search space (the one recipe_grid reads trials in) and a six-trial
+    random search on it, both written by the real training and search code."""
+    from syne_prune.search import SearchConfig, run_search
+    from syne_prune.supernet import TrainingConfig, train_supernet
+
+    root = tmp_path_factory.mktemp("recipe-grid")
+    supernet, search = root / "supernet", root / "search"
+    train_supernet(TrainingConfig(teacher=None, model=str(tiny_model_dirs["bert"]), task="rte", output=str(supernet), data_dir=str(glue_dir),
+                                  search_space="small", strategy="sandwich", epochs=1, batch_size=16, lr=1e-3, max_length=48,
+                                  max_train_examples=32, max_eval_examples=16), progress=False)
+    run_search(SearchConfig(supernet=str(supernet), output=str(search), scheduler="random", n_workers=2, max_trials=6, seed=0,
+                            eval_batch_size=8), progress=False)
+    return supernet, search
+
+
+def _prunable_share(model, space, config) -> float:
+    """The share of the encoder layers' parameters the sub-network keeps, counted on the extracted model."""
+    from syne_prune import extract_subnetwork, get_family
+
+    def encoder(m):  # pruned classes keep the stock attribute paths
+        return sum(p.numel() for p in get_family(model.config).layers(m).parameters())
+    return encoder(extract_subnetwork(model, space.to_mask(config))) / encoder(model)
+
+
+@pytest.mark.slow
+def test_recipe_grid_row_is_read_from_the_checkpoint_and_the_search(small_space_search):
     import json
     import sys
 
-    import numpy as np
     import pandas as pd
+
+    from syne_prune import get_family, get_search_space
+    from syne_prune.supernet import load_supernet
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import recipe_grid
 
-    supernet, search = tmp_path / "supernet", tmp_path / "search"
-    supernet.mkdir()
-    search.mkdir()
-    SupernetDir(supernet).write({"hyperparameters": {"lr": 1.5e-4, "epochs": 3}, "train_time_s": 480.0})
-    (search / "summary.json").write_text(json.dumps({"hypervolume": 0.39}))
-    pd.DataFrame({"status": ["completed", "completed", "completed", "failed"], "error": [0.15, 0.16, 0.20, 0.01]}).to_csv(
-        search / "trials.csv", index=False)
-    # prunable shares of the completed trials: 0.9, 0.6, 0.4 (the failed trial is dropped before)
-    monkeypatch.setattr(recipe_grid, "prunable_ratios", lambda directory, trials, space: np.array([0.9, 0.6, 0.4]))
-    row = recipe_grid.point_row("mrpc", 0, "lr1.5e-4", supernet, search)
-    assert {k: row[k] for k in ("lr", "epochs", "warmup_ratio", "hypervolume", "train_time_s")} == {
-        "lr": 1.5e-4, "epochs": 3, "warmup_ratio": 0.0, "hypervolume": 0.39, "train_time_s": 480.0}  # no warm-up recorded: 0
-    assert (row["valid_error_0.75"], row["valid_error_0.5"]) == (0.16, 0.20) and math.isnan(row["valid_error_0.33"])
-    assert "| mrpc | 0 | lr1.5e-4 | 0.00015 | 3 | 0 | 0.3900 | 0.1600 | 0.2000 | nan | 480 |" in recipe_grid.markdown(pd.DataFrame([row]))
+    supernet, search = small_space_search
+    row = recipe_grid.point_row("rte", 0, "lr1.5e-4", supernet, search)
+    recorded = json.loads((supernet / "supernet.json").read_text())
+    assert {k: row[k] for k in ("task", "seed", "point", "lr", "epochs", "warmup_ratio", "train_time_s")} == {
+        "task": "rte", "seed": 0, "point": "lr1.5e-4", "lr": 1e-3, "epochs": 1,
+        "warmup_ratio": recorded["hyperparameters"].get("warmup_ratio", 0.0), "train_time_s": recorded["train_time_s"]}
+    assert row["hypervolume"] == json.loads((search / "summary.json").read_text())["hypervolume"]
+    # the best validation error under each budget, from the completed trials' sub-networks counted on extracted models
+    model = load_supernet(str(supernet)).model
+    space = get_search_space("small", get_family(model.config).shape(model.config))
+    trials = pd.read_csv(search / "trials.csv")
+    done = trials[trials["status"] == "completed"]
+    assert len(done) >= 3
+    shares = [_prunable_share(model, space, {n: int(t[n]) for n in space.config_space}) for _, t in done.iterrows()]
+    assert min(shares) < 0.33 < max(shares) == pytest.approx(1.0)  # the budgets separate the trials
+    for budget in recipe_grid.BUDGETS:
+        inside = [error for error, share in zip(done["error"], shares) if share <= budget + 1e-9]
+        expected = min(inside) if inside else float("nan")
+        assert row[f"valid_error_{budget:g}"] == pytest.approx(expected, abs=1e-12, nan_ok=True), budget
+    errors = " | ".join(f"{row[f'valid_error_{b:g}']:.4f}" for b in recipe_grid.BUDGETS)
+    line = f"| rte | 0 | lr1.5e-4 | 0.001 | 1 | 0 | {row['hypervolume']:.4f} | {errors} | {row['train_time_s']:.0f} |"
+    assert line in recipe_grid.markdown(pd.DataFrame([row]))

@@ -167,7 +167,7 @@ def test_tokenizer_config_and_model_load_without_syne_prune_and_without_a_prompt
     """The README's recipe on a machine without syne-prune: trust_remote_code=True for a pruned config
     (AutoTokenizer reads config.json first, whose auto_map names custom code: without the flag transformers
     asks "Do you wish to run the custom code? [y/N]" and waits 15 s), nothing for a stock config."""
-    from syne_prune.export import load_model, load_tokenizer
+    from syne_prune.models import load_model, load_tokenizer
 
     source = str(tiny_model_dirs["bert"])
     model, tokenizer = load_model(source), load_tokenizer(source)

@@ -1,7 +1,7 @@
 """The families added after BERT/RoBERTa/DistilBERT (ModernBERT, DeBERTa-v2/v3, XLM-RoBERTa, ELECTRA) through the rest
 of the pipeline: ONNX export, super-network training with every strategy, importance ordering, weight-sharing search
-on the local and pool backends, and recovery of an export. The tiny models are those of test_modernbert.py,
-test_deberta.py and conftest.py (masking, extraction, sizes and exports of these families are tested there)."""
+on the local and pool backends, and recovery of an export. The tiny models are those of conftest.py
+(masking, extraction, sizes and exports of every family are tested in models/test_family_contract.py)."""
 from __future__ import annotations
 
 import json
@@ -11,13 +11,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import save_tiny_model_dir, tiny_batch, tiny_model
+from conftest import (
+    deberta_batch,
+    deberta_config,
+    deberta_model,
+    modernbert,
+    save_deberta_dir,
+    save_modernbert_dir,
+    save_tiny_model_dir,
+    tiny_batch,
+    tiny_model,
+)
 from safetensors.torch import load_file
-from test_deberta import _batch as deberta_batch
-from test_deberta import deberta_config, deberta_model, save_deberta_dir
-from test_modernbert import _modernbert_dir, modernbert
 from test_sagemaker import _settings as sagemaker_settings
-from test_sagemaker import aws, jobs_run_locally  # noqa: F401 - fixtures of the SageMaker test module, used here
+from test_sagemaker import sagemaker  # noqa: F401 - fixture of the SageMaker test module, used here
 
 from syne_prune import SubnetMask, get_family, get_search_space, masked
 from syne_prune.export import ONNX_TOLERANCE, export_subnetwork, onnx_input_names
@@ -124,7 +131,7 @@ def family_dirs(tmp_path_factory, glue_dir) -> dict[str, Path]:
 
     texts = [t for task in ("rte", "stsb") for column in load_task(task, glue_dir).train.texts for t in column]
     root = tmp_path_factory.mktemp("families")
-    return {"modernbert": _modernbert_dir(root / "modernbert", texts), "deberta-v2": save_deberta_dir(root / "deberta-v2", texts),
+    return {"modernbert": save_modernbert_dir(root / "modernbert", texts), "deberta-v2": save_deberta_dir(root / "deberta-v2", texts),
             **{arch: save_tiny_model_dir(arch, root / arch, texts) for arch in ("xlm-roberta", "electra")}}
 
 
@@ -219,11 +226,11 @@ def _ratios(supernet, row, space) -> tuple[float, float]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["modernbert", "deberta-v2"])
-def test_search_on_the_local_pool_and_sagemaker_backends(family, family_supernets, jobs_run_locally, tmp_path):  # noqa: F811
+def test_search_on_the_local_pool_and_sagemaker_backends(family, family_supernets, sagemaker, tmp_path):  # noqa: F811
     """Random search, one worker (two would start in parallel on the CI's 2 cores: slower): 3 trials (the largest,
     smallest and midpoint sub-networks) on the pool backend, the first 2 on the local one (a process per trial: ~6 s
-    each) and on the SageMaker one (jobs against moto, each run here as the container would run it: the uploaded
-    source's entry script with the super-network as an input channel); the local and SageMaker trials equal the
+    each) and on the SageMaker one (jobs against moto, each run here through AWS's training toolkit as the container
+    would run it: the uploaded source's entry script with the super-network as an input channel); the local and SageMaker trials equal the
     pool's; every trial completed with a finite error in [0, 1]; the params and MACs ratios in trials.csv equal the
     counter's for the trial's mask (1e-9)."""
     from syne_prune.artifacts import read_trials
@@ -231,14 +238,14 @@ def test_search_on_the_local_pool_and_sagemaker_backends(family, family_supernet
 
     tables = {}
     for backend, max_trials in (("local", 2), ("sagemaker", 2), ("pool", 3)):
-        extra = {"sagemaker": sagemaker_settings()} if backend == "sagemaker" else {}
+        extra = {"backend_settings": sagemaker_settings()} if backend == "sagemaker" else {}
         run_search(SearchConfig(trial_settings=WeightSharingSettings(str(family_supernets[family])), output=str(tmp_path / backend), scheduler="random",
                                 backend=backend, n_workers=1, max_trials=max_trials, seed=5, eval_batch_size=8, **extra), progress=False)
         trials = read_trials(tmp_path / backend / "trials.csv").sort_values("trial_id").reset_index(drop=True)
         tables[backend] = trials[[c for c in trials.columns if c.startswith(("num_", "status", "error", "params", "macs"))]]
     pd.testing.assert_frame_equal(tables["pool"].iloc[:2], tables["local"], check_exact=True)
     pd.testing.assert_frame_equal(tables["pool"].iloc[:2], tables["sagemaker"], check_exact=True)
-    assert len(jobs_run_locally.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]) == 2  # one job per trial
+    assert len(sagemaker.session.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]) == 2  # one job per trial
     trials = tables["pool"]
     assert len(trials) == 3 and (trials["status"] == "completed").all()
     assert np.isfinite(trials["error"]).all() and trials["error"].between(0, 1).all()

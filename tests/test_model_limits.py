@@ -214,13 +214,21 @@ def test_supernet_with_a_head_for_another_label_count(supernets, tmp_path):
         load_supernet(path)
 
 
-def test_latency_length_is_clamped_to_the_positions(tiny_model_dirs, tmp_path):
+def test_latency_length_is_clamped_to_the_positions(tiny_model_dirs, tmp_path, monkeypatch):
     """Latency is timed on min(128, usable positions) tokens (a fixed internal length, not a user setting)."""
+    from test_objectives import TimedForward
+
     from syne_prune.objectives import measure_latency_ms
     from syne_prune.search.kinds.weight_sharing import latency_seq_len
 
     assert latency_seq_len(AutoConfig.from_pretrained(tiny_model_dirs["bert"])) == 128  # 160 positions
     config = tiny_config("roberta", num_labels=2)
-    config.max_position_embeddings, config.pad_token_id = 66, 1
+    config.max_position_embeddings, config.pad_token_id = 66, 1  # RoBERTa: positions from pad + 1, so 64 usable
     assert latency_seq_len(config) == 64
-    assert measure_latency_ms(CLASSES["roberta"][0](config), 1, latency_seq_len(config), repeats=1, warmup=0, vocab_size=50) > 0
+    model = CLASSES["roberta"][0](config)
+    clock = TimedForward(monkeypatch, model, [0.003])
+    # the model runs on all 64 tokens (65 would index past its position table) and the one call's time is returned
+    assert measure_latency_ms(model, 1, latency_seq_len(config), repeats=1, warmup=0, vocab_size=50) == pytest.approx(3.0, rel=1e-9)
+    assert [tuple(c["input_ids"].shape) for c in clock.calls] == [(1, 64)]
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        measure_latency_ms(model, 1, latency_seq_len(config) + 1, repeats=1, warmup=0, vocab_size=50)

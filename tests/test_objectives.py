@@ -48,6 +48,36 @@ def test_macs_grow_quadratically_in_attention_and_linearly_in_ffn():
     assert (c - b) - (b - a) > 0  # convex in n: the n² attention term
 
 
-def test_latency_is_a_positive_median():
-    model = tiny_model("bert", "classifier")
-    assert measure_latency_ms(model, batch_size=2, seq_len=8, repeats=3, warmup=1, vocab_size=50) > 0
+class TimedForward:
+    """Wraps ``model.forward`` and replaces syne_prune.objectives' clock: every forward call is recorded (its keyword
+    inputs and whether the model was in training mode) and advances the clock by the next of ``durations_s``, so the
+    timed value of each call is known in advance."""
+
+    def __init__(self, monkeypatch, model, durations_s):
+        from types import SimpleNamespace
+
+        from syne_prune import objectives
+
+        self.calls, self.now, durations = [], 1000.0, list(durations_s)
+        real = model.forward
+
+        def forward(*args, **kwargs):
+            self.calls.append({"args": args, "training": model.training, **{k: v.clone() for k, v in kwargs.items()}})
+            output = real(*args, **kwargs)
+            self.now += durations.pop(0)
+            return output
+        monkeypatch.setattr(model, "forward", forward)
+        monkeypatch.setattr(objectives, "time", SimpleNamespace(perf_counter=lambda: self.now))
+
+
+def test_latency_is_the_median_of_the_timed_repeats_after_warmup(monkeypatch):
+    model = tiny_model("bert", "classifier").train()
+    # one warm-up call of 50 ms, then 4, 1 and 2 ms: the median of the repeats is 2 ms (with the warm-up it would be
+    # 3, their mean 2.33, the last three calls' median 2, the first three's 4)
+    clock = TimedForward(monkeypatch, model, [0.050, 0.004, 0.001, 0.002])
+    assert measure_latency_ms(model, batch_size=2, seq_len=8, repeats=3, warmup=1, vocab_size=50) == pytest.approx(2.0, rel=1e-9)
+    assert len(clock.calls) == 4  # warm-up + repeats, each one forward pass
+    for call in clock.calls:  # random token ids below the vocabulary, no padding, eval mode, keyword inputs only
+        assert call["args"] == () and call["training"] is False
+        assert call["input_ids"].shape == (2, 8) and 5 <= int(call["input_ids"].min()) and int(call["input_ids"].max()) < 50
+        assert torch.equal(call["attention_mask"], torch.ones(2, 8, dtype=call["input_ids"].dtype))

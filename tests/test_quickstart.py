@@ -21,10 +21,10 @@ def test_quickstart_runs_the_recipe_and_reports_before_and_after_recovery(tiny_m
     chosen = result["chosen"]
     assert record["params_ratio"] <= 0.75 and chosen["params"] <= 0.75
     # the sub-network before recovery is the chosen trial's, scored on the same test split by the same code
-    assert result["before_recovery_test"] == pytest.approx(1.0 - chosen["test_error"], abs=1e-6)
-    assert result["after_recovery_test"] == pytest.approx(record["recovery"]["after"]["test"][result["metric"]], abs=1e-12)
+    assert result["before_recovery"] == pytest.approx(1.0 - chosen["test_error"], abs=1e-6)
+    assert result["after_recovery"] == pytest.approx(record["recovery"]["after"]["test"][result["metric"]], abs=1e-12)
     assert (out / "model-before-recovery" / "syne_prune.json").is_file() and len(record["recovery"]["history"]) == 1
     teacher = json.loads((out / "supernet" / "teacher" / "supernet.json").read_text())
-    assert result["teacher_test"] == teacher["metrics"]["largest"]["test"][result["metric"]]
+    assert result["teacher"] == teacher["metrics"]["largest"]["test"][result["metric"]]
     # every printed test metric is on the same split: the teacher's, the super-network's and the sub-network's
     assert teacher["num_test_examples"] == supernet["num_test_examples"] == record["recovery"]["num_test_examples"]

@@ -15,7 +15,7 @@ from syne_prune.cli import main
 from syne_prune.data import encode, eval_batches, load_task
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import evaluate
-from syne_prune.export import load_tokenizer
+from syne_prune.models import load_tokenizer
 from syne_prune.recovery import recover
 
 TOLERANCE = 1e-5

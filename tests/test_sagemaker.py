@@ -1,12 +1,10 @@
-"""The SageMaker trial backend against moto (offline AWS): uploads, job requests, status, stop, and a full
-search whose jobs are run locally with the SageMaker container's environment."""
+"""The SageMaker trial backend against moto (offline AWS): uploads, job requests, status, stop, and full searches
+and launcher jobs whose training jobs run here in AWS's training toolkit (``sagemaker_container``)."""
 from __future__ import annotations
 
 import io
 import json
 import os
-import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -15,6 +13,7 @@ import boto3
 import moto
 import pandas as pd
 import pytest
+from sagemaker_container import SageMakerPlatform, moto_server, toolkit_environment
 from syne_tune.backend.trial_status import Status
 
 from syne_prune import SynePruneError
@@ -91,7 +90,7 @@ def test_create_training_job_gets_image_instance_channels_mask_and_locations(aws
     assert job["AlgorithmSpecification"]["TrainingImage"] == settings.image_uri
     assert job["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge" and job["ResourceConfig"]["InstanceCount"] == 1
     assert job["RoleArn"] == ROLE
-    hps = job["HyperParameters"]
+    hps = {k: json.loads(v) for k, v in job["HyperParameters"].items()}  # each value JSON-encoded, as the toolkit decodes them
     assert {k: hps[k] for k in mask} == {k: str(v) for k, v in mask.items()}  # the mask is the job's hyperparameters
     assert hps["supernet"] == "sm-channel:supernet" and hps["data_dir"] == "sm-channel:data" and hps["objectives"] == "error,params"
     assert hps["sagemaker_program"] == sm.ENTRY_SCRIPT and hps["sagemaker_submit_directory"] == backend.source_uri
@@ -153,78 +152,36 @@ def test_status_mapping_stop_pause_and_resume(aws, supernets, monkeypatch):
     assert backend.fetch_status_results([1])[0][1][1] == Status.in_progress
 
 
-# ---- a full search whose jobs run here, in the SageMaker container's environment ----
-
-def _run_job_locally(session, request: dict, root: Path) -> None:
-    """What SageMaker would do with ``request``: fetch source and channels, run the entry script with the
-    container's environment, ship its output lines to CloudWatch Logs and its checkpoints to S3."""
-    s3, logs = session.client("s3"), session.client("logs")
-    job = request["TrainingJobName"]
-    work = root / job
-    hps = request["HyperParameters"]
-    source_bucket, source_key = hps["sagemaker_submit_directory"][5:].split("/", 1)
-    code = work / "code"
-    code.mkdir(parents=True)
-    tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=source_bucket, Key=source_key)["Body"].read())).extractall(code, filter="data")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # a job sees no caller credentials
-    channels = []
-    for channel in request["InputDataConfig"]:
-        bucket, prefix = channel["DataSource"]["S3DataSource"]["S3Uri"][5:].split("/", 1)
-        target = work / "input" / "data" / channel["ChannelName"]
-        for key in _keys(session, prefix):
-            if not key.endswith(sm.Uploader.COMPLETE):
-                (target / key[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
-                s3.download_file(bucket, key, str(target / key[len(prefix):]))
-        env[f"SM_CHANNEL_{channel['ChannelName'].upper()}"] = str(target)
-        channels.append(channel["ChannelName"])
-    checkpoint = request.get("CheckpointConfig")
-    local_checkpoint = work / "checkpoints"
-    local_checkpoint.mkdir()
-    if checkpoint:
-        bucket, prefix = checkpoint["S3Uri"][5:].split("/", 1)
-        for key in _keys(session, prefix):
-            s3.download_file(bucket, key, str(local_checkpoint / key[len(prefix):]))
-        env["SYNE_PRUNE_CHECKPOINT_DIR"] = str(local_checkpoint)
-    env.update({"SM_HPS": json.dumps(hps), "SM_MODEL_DIR": str(work / "model"), "SM_OUTPUT_DATA_DIR": str(work / "output"),
-                "SM_CHANNELS": json.dumps(channels), "SM_CURRENT_HOST": "algo-1", "SM_HOSTS": '["algo-1"]',
-                "SM_TRAINING_ENV": json.dumps({"job_name": job}), **request.get("Environment", {})})
-    done = subprocess.run([sys.executable, sm.ENTRY_SCRIPT], cwd=code, env=env, capture_output=True, text=True, timeout=600)
-    stream = f"{job}/algo-1-{int(time.time())}"
-    logs.create_log_stream(logGroupName=sm.LOG_GROUP, logStreamName=stream)
-    lines = [line for line in (done.stdout + done.stderr).splitlines() if line] or ["(no output)"]
-    now = int(time.time() * 1000)
-    logs.put_log_events(logGroupName=sm.LOG_GROUP, logStreamName=stream,
-                        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)])
-    if checkpoint:
-        for path in local_checkpoint.rglob("*"):
-            if path.is_file():
-                s3.upload_file(str(path), bucket, prefix + path.relative_to(local_checkpoint).as_posix())
-    assert done.returncode == 0, done.stderr[-2000:]
-
+# ---- a full search whose jobs run here, in AWS's training toolkit, against moto in server mode ----
 
 @pytest.fixture
-def jobs_run_locally(aws, monkeypatch, tmp_path):
-    """moto records jobs but never runs them: run each one here as it is created (synchronously)."""
-    schedule = sm.SageMakerBackend._schedule
+def sagemaker(monkeypatch, tmp_path):
+    """moto as a server (``AWS_ENDPOINT_URL``) and a SageMaker platform that runs each training job created there
+    through ``sagemaker-training`` (``sagemaker_container``), synchronously, as soon as the backend created it."""
+    with moto_server() as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTTESTTEST")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+        monkeypatch.setenv("SYNE_PRUNE_SAGEMAKER_POLL_S", "0.1")
+        session = boto3.session.Session(region_name=REGION)
+        session.client("s3").create_bucket(Bucket=BUCKET)
+        session.client("logs").create_log_group(logGroupName=sm.LOG_GROUP)
+        platform = SageMakerPlatform(endpoint, REGION, tmp_path / "jobs")
+        platform.record(monkeypatch)
+        schedule = sm.SageMakerBackend._schedule
 
-    def schedule_and_run(self, trial_id, config):
-        schedule(self, trial_id, config)
-        _run_job_locally(aws, self.created[-1], tmp_path / "jobs")
+        def schedule_and_run(self, trial_id, config):
+            schedule(self, trial_id, config)
+            platform.run_pending()
 
-    monkeypatch.setattr(sm.SageMakerBackend, "_schedule", schedule_and_run)
-    monkeypatch.setattr(sm.SageMakerBackend, "__init__", _with_session(sm.SageMakerBackend.__init__, aws))
-    return aws
-
-
-def _with_session(init, session):
-    def wrapped(self, *args, **kwargs):
-        kwargs["session"] = session
-        init(self, *args, **kwargs)
-    return wrapped
+        monkeypatch.setattr(sm.SageMakerBackend, "_schedule", schedule_and_run)
+        platform.session = session
+        yield platform
 
 
 @pytest.mark.slow
-def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(jobs_run_locally, supernets, tmp_path, capfd):
+def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(sagemaker, supernets, tmp_path, capfd):
     common = dict(trial_settings=WeightSharingSettings(str(supernets["bert"])), scheduler="random", n_workers=2, max_trials=4, seed=3,
                   eval_batch_size=8)  # 8 processes
     local = run_search(SearchConfig(output=str(tmp_path / "local"), backend="local", test_split="every-trial", **common), progress=False)
@@ -238,8 +195,8 @@ def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(jobs_run_lo
     assert len(b) == 4 and (b["status"] == "completed").all(), b["failure_reason"].tolist()
     pd.testing.assert_frame_equal(a[columns], b[columns])
     assert remote["hypervolume"] == pytest.approx(local["hypervolume"])
-    jobs = jobs_run_locally.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
-    assert len(jobs) == 4
+    jobs = sagemaker.session.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
+    assert len(jobs) == 4 and sorted(sagemaker.finished) == sorted(job["TrainingJobName"] for job in jobs)
     # no credential anywhere in the results or the output
     out, err = capfd.readouterr()
     for path in (tmp_path / "sagemaker").rglob("*"):
@@ -311,27 +268,32 @@ SM_ARGS = ["--role", ROLE, "--region", REGION, "--s3-prefix", f"s3://{BUCKET}/la
 
 
 @pytest.mark.slow
-def test_the_train_supernet_launcher_runs_train_supernet_in_a_job(jobs_run_locally, tiny_model_dirs, glue_dir, tmp_path, monkeypatch, capsys):
+def test_the_train_supernet_launcher_runs_train_supernet_in_a_job(sagemaker, tiny_model_dirs, glue_dir, tmp_path, capsys):
     from syne_prune.supernet import verify_checkpoint
 
-    created = []
-    real = sm.SageMakerBackend.job_request
-    monkeypatch.setattr(sm.SageMakerBackend, "job_request", lambda self, *a: created.append(real(self, *a)) or created[-1])
     argv = [*SM_ARGS, "--model", str(tiny_model_dirs["bert"]), "--task", "rte", "--data-dir", str(glue_dir), "--epochs", "1",
             "--batch-size", "16", "--max-length", "48", "--search-space", "small", "--strategy", "sandwich", "--teacher", "none", "--output", "rte-net"]
     assert _launcher("sagemaker_train_supernet").launcher_main("train-supernet", "", argv) == 0
-    assert "started SageMaker job syne-prune-train-supernet-" in capsys.readouterr().out
-    request = created[-1]
-    command = json.loads(request["HyperParameters"]["syne_prune_argv"])
+    out = capsys.readouterr().out
+    assert "started SageMaker job syne-prune-train-supernet-" in out
+    request = sagemaker.requests[-1]
+    command = json.loads(json.loads(request["HyperParameters"]["syne_prune_argv"]))
     assert command[0] == "train-supernet" and command[command.index("--output") + 1] == "/opt/ml/model/rte-net"
     assert command[command.index("--model") + 1] == "sm-channel:model" and command[command.index("--data-dir") + 1] == "sm-channel:data"
     assert {c["ChannelName"] for c in request["InputDataConfig"]} == {"model", "data"}
-    # run it as SageMaker would, with /opt/ml/model pointing to a local folder
-    job = tmp_path / "job"
-    hps = dict(request["HyperParameters"], syne_prune_argv=json.dumps([a.replace("/opt/ml/model", str(job)) for a in command]))
-    _run_job_locally(jobs_run_locally, dict(request, HyperParameters=hps, TrainingJobName="copy-" + request["TrainingJobName"]), tmp_path / "run")
-    metadata = verify_checkpoint(job / "rte-net")
+    assert sagemaker.run_pending() == [request["TrainingJobName"]]
+    # the results are where the launcher said: the job's model.tar.gz holds the trained super-network
+    assert out.split("results: ")[1].split()[0] == f"{request['OutputDataConfig']['S3OutputPath']}{request['TrainingJobName']}/output/model.tar.gz"
+    sagemaker.model(request).extractall(tmp_path / "model", filter="data")
+    metadata = verify_checkpoint(tmp_path / "model" / "rte-net")
     assert metadata["task"] == "rte" and metadata["strategy"] == "sandwich"
+
+
+def _with_session(init, session):
+    def wrapped(self, *args, **kwargs):
+        kwargs["session"] = session
+        init(self, *args, **kwargs)
+    return wrapped
 
 
 def test_the_search_in_one_job_launcher_mounts_the_supernet(aws, supernets, monkeypatch, capsys):
@@ -341,7 +303,7 @@ def test_the_search_in_one_job_launcher_mounts_the_supernet(aws, supernets, monk
     assert _launcher("sagemaker_search_in_one_job").launcher_main("search", "", argv) == 0
     job_name = capsys.readouterr().out.split("started SageMaker job ")[1].split()[0]
     job = aws.client("sagemaker").describe_training_job(TrainingJobName=job_name)
-    command = json.loads(job["HyperParameters"]["syne_prune_argv"])
+    command = json.loads(json.loads(job["HyperParameters"]["syne_prune_argv"]))
     assert command == ["search", "--supernet", "sm-channel:supernet", "--scheduler", "ehvi", "--max-trials", "50", "--output", "/opt/ml/model/search"]
     assert job["ResourceConfig"]["InstanceType"] == "ml.g5.2xlarge" and job["InputDataConfig"][0]["ChannelName"] == "supernet"
     assert _launcher("sagemaker_search_in_one_job").launcher_main("search", "", [*SM_ARGS[:1], "bad-role", *SM_ARGS[2:], "--output", "x"]) == 2
@@ -439,16 +401,40 @@ def test_a_resumed_trial_waits_for_its_stopping_job_and_takes_the_new_configurat
     backend.pause_trial(0)
     backend.resume_trial(0, new_config={"num_layers": 2})
     assert [s for job, s in seen if job == "sp-wait-0-0"] == ["Stopping", "Stopping", "Stopped"]
-    assert backend.created[-1]["TrainingJobName"] == "sp-wait-0-1" and backend.created[-1]["HyperParameters"]["num_layers"] == "2"
+    assert backend.created[-1]["TrainingJobName"] == "sp-wait-0-1" and backend.created[-1]["HyperParameters"]["num_layers"] == '"2"'
     assert backend.trials[0].config == {"num_layers": 2}
 
 
-def test_a_configuration_with_more_values_than_a_job_allows_is_packed_and_unpacked(aws, supernets, monkeypatch):
+def _entry_hyperparameters(request: dict, tmp_path, monkeypatch) -> dict[str, str]:
+    """The hyperparameters the entry script reads in the job of ``request``, from the ``SM_*`` environment and the
+    arguments AWS's training toolkit gives it; both must agree."""
+    from syne_prune.search.backends.sagemaker import entry as sagemaker_entry
+
+    given = toolkit_environment(request, tmp_path / request["TrainingJobName"], "http://127.0.0.1:1", REGION)
+    with monkeypatch.context() as scope:
+        for name, value in given["env"].items():
+            scope.setenv(name, value)
+        from_environment = sagemaker_entry.hyperparameters(given["argv"])
+    assert "SM_HPS" not in os.environ
+    assert sagemaker_entry.hyperparameters(given["argv"]) == from_environment
+    return from_environment
+
+
+def test_the_entry_script_gets_each_hyperparameter_as_the_backend_sent_it(aws, supernets, tmp_path, monkeypatch):
+    backend = sm.SageMakerBackend(_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix="sp-values")
+    # values the toolkit's JSON decoding would change if they were sent as they are
+    config = {"num_layers": 2, "ratio": "1.10", "lr": "1e-5", "label": '"quoted"', "flag": "true", "list": "[1, 2]", "map": '{"a": 1}',
+              "supernet": str(supernets["bert"])}
+    backend.start_trial(config)
+    values = _entry_hyperparameters(backend.created[-1], tmp_path, monkeypatch)
+    assert values == {**{k: str(v) for k, v in config.items()}, "supernet": "sm-channel:supernet", "syne_prune_entry": "trial"}
+
+
+def test_a_configuration_with_more_values_than_a_job_allows_is_packed_and_unpacked(aws, supernets, tmp_path, monkeypatch):
     import numpy as np
     from transformers import BertConfig
 
     from syne_prune import get_family, get_search_space
-    from syne_prune.search.backends.sagemaker import entry as sagemaker_entry
 
     base = BertConfig()  # BERT-base: the large space has hundreds of values
     space = get_search_space("large", get_family(base).shape(base))
@@ -458,7 +444,6 @@ def test_a_configuration_with_more_values_than_a_job_allows_is_packed_and_unpack
     backend.start_trial({**config, "supernet": str(supernets["bert"])})
     hps = backend.created[-1]["HyperParameters"]
     assert len(hps) <= sm.MAX_HYPERPARAMETERS and all(len(v) <= sm.MAX_HYPERPARAMETER_CHARS for v in hps.values())
-    monkeypatch.setenv("SM_HPS", json.dumps(hps))
-    unpacked = sagemaker_entry.hyperparameters([])
+    unpacked = _entry_hyperparameters(backend.created[-1], tmp_path, monkeypatch)
     assert {k: int(unpacked[k]) for k in config} == config
     assert unpacked["supernet"] == "sm-channel:supernet" and unpacked["syne_prune_entry"] == "trial"

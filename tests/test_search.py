@@ -15,7 +15,7 @@ import torch
 from syne_tune.experiments import load_experiment
 
 from syne_prune import SynePruneError, get_family, get_search_space, masked
-from syne_prune.search import SCHEDULERS, SearchConfig, WeightSharingSettings, export_from_search, run_search
+from syne_prune.search import SCHEDULERS, NoRepeatScheduler, SearchConfig, WeightSharingSettings, export_from_search, run_search
 from syne_prune.supernet import load_supernet
 
 ARCH_OF = {"random": "bert", "ehvi": "bert", "nsga2": "bert", "morea": "roberta", "moasha": "roberta", "local_search": "roberta"}
@@ -69,7 +69,9 @@ def test_every_scheduler_produces_the_outputs(supernets, tmp_path_factory, sched
     assert saved["scheduler"] == scheduler and saved["seed"] == 1 and saved["hypervolume"] > 0
     assert saved["hypervolume_reference_point"] == [1.0, 1.0] and "versions" in saved
     cost = saved["scheduler_cost"]  # every started trial came from one accepted suggestion, timed
-    assert cost["suggestions"] == len(trials) and 0 < cost["suggest_s"] < saved["wallclock_s"] and cost["repeats_rejected"] >= 0
+    assert cost["suggestions"] == len(trials) and 0 < cost["suggest_s"] < saved["wallclock_s"] and cost["no_new_subnetwork"] == 0
+    # each accepted suggestion follows at most MAX_ASKS proposals of sub-networks already started
+    assert cost["repeats_rejected"] in range(NoRepeatScheduler.MAX_ASKS * cost["suggestions"] + 1)
     experiment = load_experiment("part-0", local_path=str(out / "syne-tune"))
     assert set(experiment.results["trial_id"]) == set(range(6))
     if scheduler == "moasha":

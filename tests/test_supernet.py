@@ -216,7 +216,7 @@ def test_the_best_constant_answer_per_metric(capsys):
     assert constant_answer(get_task("rte"), labels) == {"answer": 1, "accuracy": 0.75, "error": 0.25}  # the majority class
     # F1 of "1" everywhere: precision 3/4, recall 1 -> 6/7; of "0" everywhere: 0
     assert constant_answer(get_task("mrpc"), labels) == pytest.approx({"answer": 1, "f1": 6 / 7, "error": 1 / 7}, abs=1e-12)
-    assert constant_answer(get_task("cola"), labels)["matthews"] == 0.0
+    assert constant_answer(get_task("cola"), labels)["mcc"] == 0.0
     scores = np.array([0.0, 2.5, 5.0])
     assert constant_answer(get_task("stsb"), scores) == {"answer": 2.5, "spearman": 0.0, "error": 1.0}
     constant = {"answer": 1, "accuracy": 0.75, "error": 0.25}

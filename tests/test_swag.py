@@ -83,10 +83,17 @@ def test_onnx_export_of_a_multiple_choice_model_is_refused(tmp_path):
         export_onnx(tiny_model("bert", "multiple_choice"), tmp_path / "m.onnx")
 
 
-def test_latency_of_a_multiple_choice_model_is_measured_on_one_choice():
+def test_latency_of_a_multiple_choice_model_is_measured_on_one_choice(monkeypatch):
+    from test_objectives import TimedForward
+
     from syne_prune.objectives import measure_latency_ms
 
-    assert measure_latency_ms(tiny_model("roberta", "multiple_choice"), batch_size=2, seq_len=8, repeats=2, vocab_size=50) > 0
+    model = tiny_model("roberta", "multiple_choice")
+    clock = TimedForward(monkeypatch, model, [0.009, 0.009, 0.003, 0.005])  # two warm-up calls, two timed: median 4 ms
+    assert measure_latency_ms(model, batch_size=2, seq_len=8, repeats=2, vocab_size=50) == pytest.approx(4.0, rel=1e-9)
+    # every call: [batch, 1 choice, length], the encoder's work of a classifier on the same batch
+    assert [tuple(c["input_ids"].shape) for c in clock.calls] == [(2, 1, 8)] * 4
+    assert all(tuple(c["attention_mask"].shape) == (2, 1, 8) for c in clock.calls)
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +154,17 @@ def test_a_swag_search_and_its_export_reload_as_multiple_choice(swag_supernet, s
     assert meta["unpruned"]["test_error"] == pytest.approx(1 - loaded.metadata["metrics"]["largest"]["test"]["accuracy"])
 
 
-def test_standard_nas_fine_tunes_a_swag_subnetwork(swag_dir, tiny_model_dirs, tmp_path):
+def test_standard_nas_fine_tunes_a_swag_subnetwork(swag_dir, tiny_model_dirs, tmp_path, monkeypatch):
+    from syne_prune.models import head_of
+    from syne_prune.search import finetune
     from syne_prune.search.finetune import WEIGHTS_FILE, FineTuneSettings, fine_tune, load_pretrained, load_trained
+
+    timed = []  # (task head, parameters, batch size, length) of each latency measurement; its "time" is its parameter count
+
+    def parameters_as_latency(model, batch_size, seq_len, **kwargs):
+        timed.append((head_of(model), sum(p.numel() for p in model.parameters()), batch_size, seq_len))
+        return float(timed[-1][1])
+    monkeypatch.setattr(finetune, "measure_latency_ms", parameters_as_latency)
 
     settings = FineTuneSettings(model=str(tiny_model_dirs["roberta"]), task="swag", search_space="small", epochs=2, lr=2e-3,
                                 batch_size=8, max_length=32, data_dir=str(swag_dir), eval_batch_size=16)
@@ -158,7 +174,12 @@ def test_standard_nas_fine_tunes_a_swag_subnetwork(swag_dir, tiny_model_dirs, tm
     before = extract_subnetwork(model, space.to_mask(config), share_weights=False).state_dict()
     reports: list[dict] = []
     fine_tune(settings, config, tmp_path, reports.append, ("error", "params", "latency"))
-    assert [r["epoch"] for r in reports] == [1, 2] and all(0 <= r["error"] <= 1 and r["latency"] > 0 for r in reports)
+    assert [r["epoch"] for r in reports] == [1, 2] and all(0 <= r["error"] <= 1 for r in reports)
+    # latency: the sub-network's time over the full model's, both timed as multiple-choice models on one sequence of
+    # max_length tokens; with parameter counts as times that ratio is the params objective
+    sub_params, full_params = (sum(p.numel() for p in m.parameters()) for m in (extract_subnetwork(model, space.to_mask(config)), model))
+    assert timed == [("AutoModelForMultipleChoice", sub_params, 1, 32), ("AutoModelForMultipleChoice", full_params, 1, 32)]
+    assert all(r["latency"] == pytest.approx(sub_params / full_params, rel=1e-12) == r["params"] for r in reports)
     assert all(np.isfinite(r["train_loss"]) for r in reports) and (tmp_path / WEIGHTS_FILE).is_file()
     after = load_trained(model, space, config, tmp_path).state_dict()
     changed = [name for name in before if not torch.equal(before[name], after[name])]

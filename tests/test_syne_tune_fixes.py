@@ -53,12 +53,44 @@ def test_objectives_sit_above_the_fixed_reference_point():
     assert (negated > 2.0).all() and negated.min() == pytest.approx(2.1) and negated.max() == pytest.approx(3.1)
 
 
-def test_acquisition_suggests_a_valid_configuration_without_compiling_kernels():
-    """Runs the GP + log-EHVI path (float64 guard, botorch's pure-Python kernels) to a valid suggestion."""
+def _record_kernel_compilation(monkeypatch) -> list:
+    """botorch's log-EHVI as on a fresh import (its fused C++ kernel not yet tried), with torch's JIT C++ compiler
+    replaced by a recorder that fails like a missing toolchain; returns the list of compile requests."""
+    import torch.utils.cpp_extension
+    from botorch.acquisition.multi_objective import logei
+
+    requests = []
+
+    def compile_request(name, sources, **kwargs):
+        requests.append(name)
+        raise OSError("no compiler here")
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", compile_request)
+    monkeypatch.setattr(logei, "_load_attempted", False)
+    monkeypatch.setattr(logei, "_C", None)
+    return requests
+
+
+def test_acquisition_suggests_a_valid_configuration_without_compiling_kernels(monkeypatch):
+    """The GP + log-EHVI path (float64 guard) reaches a valid suggestion on botorch's pure-Python code: no request
+    to compile its fused kernel is made, while stock Syne Tune's EHVI on the same observations makes one."""
+    import warnings
+
+    from botorch.acquisition.multi_objective import logei
+
+    requests = _record_kernel_compilation(monkeypatch)
     fixed = FixedEHVI(SPACE, random_seed=0, optimization_strategy="random", num_init_random=2)
     _complete_out_of_order(fixed, count=6)
     config = fixed._sample_next_candidate()
-    assert set(config) == {"x", "y"} and 0 <= config["x"] <= 100
+    assert set(config) == {"x", "y"} and 0 <= config["x"] <= 100 and 0 <= config["y"] <= 100
+    assert requests == [] and logei._C is None
+
+    requests = _record_kernel_compilation(monkeypatch)
+    stock = ExpectedHyperVolumeImprovement(SPACE, random_seed=0, optimization_strategy="random", num_init_random=2)
+    _complete_out_of_order(stock, count=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # botorch's "Failed to compile" warning, expected here
+        stock._sample_next_candidate()
+    assert requests == ["logei_fused_ext"]
 
 
 def test_ehvi_returns_its_best_candidate_among_new_sub_networks():

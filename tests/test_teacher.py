@@ -1,8 +1,7 @@
 """A fixed, fine-tuned teacher in super-network training (--teacher DIR|auto), and labels in every strategy.
 
-Issue 14 fault 5: ``kd`` on regression never saw a label (shuffled STS-B scores gave bit-identical weights).
-Now every strategy, with or without a teacher, on classification, regression and multiple choice, trains
-other weights when the labels are shuffled."""
+The teacher's fine-tuning learns a generated task; every strategy, with or without a teacher, on classification,
+regression and multiple choice, trains other weights when the labels are shuffled (the labels reach the loss)."""
 from __future__ import annotations
 
 import dataclasses
@@ -68,7 +67,7 @@ def _teacher(kind: str, seed: int) -> Teacher:
 
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
-def test_every_strategy_learns_from_the_labels_with_and_without_a_teacher(strategy, kind):
+def test_every_strategy_trains_other_weights_on_shuffled_labels_with_and_without_a_teacher(strategy, kind):
     batch = _batch(kind)
     # without a teacher: shuffled labels train other weights (max abs weight difference > 0)
     assert _max_difference(_train_steps(strategy, kind, batch), _train_steps(strategy, kind, _shuffled(batch))) > 0
@@ -180,6 +179,54 @@ def teachers(tiny_model_dirs, glue_dir, tmp_path_factory) -> dict[str, object]:
     return out
 
 
+def _token_task(directory, seed: int = 0) -> list[str]:
+    """DIR/SST-2/{train,dev}.tsv of a generated task: 5 to 11 words drawn from 20 neutral ones, and label 1 exactly when
+    the word "wonderful" is inserted (every second sentence); returns the training sentences."""
+    rng = np.random.RandomState(seed)
+    words = "the a film story cast plot scene actor music ending was is and but of very quite rather it this".split()
+    (directory / "SST-2").mkdir(parents=True)
+    sentences = {}
+    for split, count in (("train", 600), ("dev", 200)):
+        rows = []
+        for index in range(count):
+            sentence = list(rng.choice(words, rng.randint(5, 12)))
+            if index % 2:
+                sentence.insert(rng.randint(len(sentence) + 1), "wonderful")
+            rows.append((" ".join(sentence), index % 2))
+        (directory / "SST-2" / f"{split}.tsv").write_text("sentence\tlabel\n" + "".join(f"{t}\t{label}\n" for t, label in rows))
+        sentences[split] = [t for t, _ in rows]
+    return sentences["train"]
+
+
+def test_the_teacher_fine_tune_learns_a_generated_task(glue_dir, tmp_path):
+    """The teacher's fine-tuning (train-supernet --strategy standard, what --teacher auto runs) on a task a tiny BERT can
+    learn (label: whether one word occurs): the untrained model is near chance on the validation split (within 0.15 of
+    0.5; 0.46 with seed 0), the fine-tuned teacher reaches at least 0.95 there (1.0), and its recorded validation
+    accuracy is its own."""
+    from conftest import save_tiny_model_dir
+
+    from syne_prune.data import encode, eval_batches, get_task, load_task
+    from syne_prune.evaluation import evaluate
+    from syne_prune.models import load_task_model
+
+    texts = _token_task(tmp_path / "glue") + load_task("rte", glue_dir).train.texts[0]  # enough words for a 100+ token vocabulary
+    base = save_tiny_model_dir("bert", tmp_path / "base", texts)
+    config = _config(base, tmp_path / "glue", tmp_path / "teacher", task="sst2", strategy="standard", epochs=3, lr=5e-3, batch_size=32,
+                     max_train_examples=None, max_eval_examples=None, max_length=24, importance="none")
+    metadata = train_supernet(config, progress=False)
+    task, tokenizer = get_task("sst2"), AutoTokenizer.from_pretrained(base)
+    data = load_task("sst2", tmp_path / "glue", config.validation_fraction, config.seed)
+    validation = eval_batches(encode(data.validation, tokenizer, 24, False), tokenizer)
+    assert len(data.validation) == 180 and 0.4 < data.validation.labels.mean() < 0.6  # balanced: chance is 0.5
+    torch.manual_seed(0)
+    untrained = evaluate(load_task_model(str(base), task), validation, task)["accuracy"]
+    assert abs(untrained - 0.5) <= 0.15, untrained
+    teacher = AutoModelForSequenceClassification.from_pretrained(tmp_path / "teacher")
+    learned = evaluate(teacher, validation, task)["accuracy"]
+    assert learned >= 0.95, (untrained, learned)
+    assert metadata["metrics"]["largest"]["validation"]["accuracy"] == pytest.approx(learned, abs=1e-9)
+
+
 def _shuffling_load_task(monkeypatch):
     real = train_module.load_task
 
@@ -204,7 +251,7 @@ def test_stsb_trains_on_its_scores_with_and_without_a_teacher(tiny_model_dirs, g
         for name, kwargs in runs.items():
             train_supernet(_config(bert, glue_dir, tmp_path / f"{name}-shuffled", task="stsb", **kwargs), progress=False)
     weights = {p.name: load_file(p / "model.safetensors") for p in tmp_path.iterdir()}
-    for name in runs:  # shuffled STS-B scores: other weights (max abs difference > 0; before the fix kd gave 0)
+    for name in runs:  # shuffled STS-B scores: other weights (max abs difference > 0)
         assert _max_difference(weights[name], weights[f"{name}-shuffled"]) > 0, name
     assert _max_difference(weights["full"], weights["full+teacher"]) > 0  # the teacher changes what is learnt
     assert hashlib.sha256((teachers["stsb"] / "model.safetensors").read_bytes()).hexdigest() == teacher_weights

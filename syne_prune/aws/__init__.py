@@ -28,7 +28,9 @@ from syne_prune.aws.jobs import (
     JOB_END_MARKER,
     MAX_HYPERPARAMETER_CHARS,
     MAX_HYPERPARAMETERS,
+    MODEL_DIR,
     PACKED_CONFIG,
+    in_model_dir,
     pack_hyperparameters,
     resolve_channel,
     unpack_hyperparameters,
@@ -46,8 +48,8 @@ from syne_prune.aws.uploads import REQUIREMENTS, Uploader, directory_digest, sou
 
 __all__ = [
     "CHANNEL_PREFIX", "CHECKPOINT_LOCAL_PATH", "DEFAULT_FRAMEWORK_VERSION", "ENTRY_SCRIPT", "JOB_END_MARKER",
-    "MAX_HYPERPARAMETERS", "MAX_HYPERPARAMETER_CHARS", "PACKED_CONFIG", "REQUIREMENTS", "ROLE_ARN", "S3_URI",
-    "SAGEMAKER_OPTIONS", "SageMakerSettings", "Uploader", "add_sagemaker_arguments", "aws_error", "directory_digest",
+    "MAX_HYPERPARAMETERS", "MAX_HYPERPARAMETER_CHARS", "MODEL_DIR", "PACKED_CONFIG", "REQUIREMENTS", "ROLE_ARN", "S3_URI",
+    "SAGEMAKER_OPTIONS", "SageMakerSettings", "Uploader", "add_sagemaker_arguments", "aws_error", "directory_digest", "in_model_dir",
     "log_grace_s", "naive_time", "pack_hyperparameters", "resolve_channel", "s3_join", "sagemaker_settings", "source_tarball",
     "training_instance_types", "unpack_hyperparameters", "wait_between_polls",
 ]

@@ -7,6 +7,7 @@ import os
 
 CHANNEL_PREFIX = "sm-channel:"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+MODEL_DIR = "/opt/ml/model"  # SageMaker uploads it as the job's model.tar.gz
 ENTRY_SCRIPT = "syne_prune_sm_entry.py"
 MAX_HYPERPARAMETERS = 100  # per training job (SageMaker's limit)
 MAX_HYPERPARAMETER_CHARS = 2500  # per value (SageMaker's limit)
@@ -15,10 +16,19 @@ JOB_END_MARKER = "[syne-prune] job finished"  # the entry script's last line, in
 
 
 def pack_hyperparameters(values: dict[str, str]) -> dict[str, str]:
-    """All values as one JSON text, cut into pieces a SageMaker hyperparameter can hold (``unpack_hyperparameters``)."""
+    """All values as one JSON text, cut into pieces a SageMaker hyperparameter can hold once JSON-encoded (as the
+    backend sends every value; ``unpack_hyperparameters`` is the inverse)."""
     text = json.dumps(values, separators=(",", ":"))
-    step = MAX_HYPERPARAMETER_CHARS
-    return {f"{PACKED_CONFIG}{index}": text[start:start + step] for index, start in enumerate(range(0, len(text), step))}
+    pieces, piece, size = [], [], 2  # size: the piece's JSON encoding, quotes included
+    for char in text:
+        cost = len(json.dumps(char)) - 2
+        if size + cost > MAX_HYPERPARAMETER_CHARS:
+            pieces.append("".join(piece))
+            piece, size = [], 2
+        piece.append(char)
+        size += cost
+    pieces.append("".join(piece))
+    return {f"{PACKED_CONFIG}{index}": piece for index, piece in enumerate(pieces)}
 
 
 def unpack_hyperparameters(values: dict[str, str]) -> dict[str, str]:
@@ -40,3 +50,12 @@ def resolve_channel(value: str) -> str:
     if variable not in os.environ:
         raise RuntimeError(f"input channel '{name}' is not mounted ({variable} is not set)")
     return os.environ[variable]
+
+
+def in_model_dir(argument: str) -> str:
+    """A path under ``/opt/ml/model`` (``MODEL_DIR``) re-rooted at the container's model directory (``SM_MODEL_DIR``,
+    set by SageMaker's training toolkit: what the job uploads as its ``model.tar.gz``); any other argument as it is."""
+    model_dir = os.environ.get("SM_MODEL_DIR", MODEL_DIR)
+    if argument == MODEL_DIR or argument.startswith(MODEL_DIR + "/"):
+        return model_dir + argument[len(MODEL_DIR):]
+    return argument

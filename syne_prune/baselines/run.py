@@ -24,12 +24,12 @@ from transformers import PreTrainedModel
 
 from syne_prune.artifacts import ExportDir
 from syne_prune.baselines.common import BUDGET_FLAGS, Budget, PruneContext, Pruned, PruneSettings
-from syne_prune.data import EVAL_BATCH_SIZE, Task, encode, eval_batches, get_task, load_task
+from syne_prune.data import EVAL_BATCH_SIZE, Task, TaskLike, encode, evaluation_batches, load_task, resolve_task, task_record
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
-from syne_prune.export import export_subnetwork, load_model, load_model_config, load_tokenizer, task_record
+from syne_prune.export import export_subnetwork, training_data_record
 from syne_prune.files import atomic_write, writing
-from syne_prune.models import auto_class_of
+from syne_prune.models import auto_class_of, load_model, load_model_config, load_tokenizer
 from syne_prune.objectives import subnet_size
 from syne_prune.surgery import extract_subnetwork
 from syne_prune.training import FINETUNE_LR, LoopSettings, TrainingLoop, label_loss_step, seed_everything
@@ -109,7 +109,7 @@ def fine_tune(model: PreTrainedModel, ctx: PruneContext, epochs: int, label: str
     return model.cpu().eval(), time.perf_counter() - started
 
 
-def prune(method: str, model_dir: str, task: str, *, max_params: Any = None, max_encoder_params: Any = None, max_macs: Any = None,
+def prune(method: str, model_dir: str, task: TaskLike, *, max_params: Any = None, max_encoder_params: Any = None, max_macs: Any = None,
           output: str | Path,
           data_dir: str | None = None, finetune_epochs: int | None = None, examples: int = 2048, lr: float = FINETUNE_LR,
           batch_size: int = 32, seed: int = 0, validation_fraction: float = 0.3, max_length: int = 128,
@@ -139,13 +139,13 @@ def prune(method: str, model_dir: str, task: str, *, max_params: Any = None, max
         raise SynePruneError(f"--finetune-epochs must be 0 or more, got {finetune_epochs}")
     if not 0 < head_fraction <= 1 or not lr > 0:
         raise SynePruneError(f"--head-fraction must be in (0, 1] and --lr positive, got {head_fraction} and {lr}")
-    task_ = get_task(task)
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
         raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
+    task_ = resolve_task(task, load_model_config(model_dir) if Path(model_dir, "config.json").is_file() else None)
     check_task_model(model_dir, task_)
     tokenizer = load_tokenizer(model_dir, required=True, what=f"--model '{model_dir}'", fix="save the tokenizer with the fine-tuned model")
-    data = load_task(task, data_dir, validation_fraction, seed, max_train_examples, max_eval_examples)
+    data = load_task(task_, data_dir, validation_fraction, seed, max_train_examples, max_eval_examples)
     epochs = spec.finetune_epochs if finetune_epochs is None else finetune_epochs
     settings = PruneSettings(examples, epochs, lr, batch_size, seed, eval_batch_size, head_fraction, progress=progress)
     ctx = PruneContext(load_model(model_dir).to(default_device()), task_, tokenizer, encode(data.train, tokenizer, max_length, task_.is_regression), settings)
@@ -155,13 +155,14 @@ def prune(method: str, model_dir: str, task: str, *, max_params: Any = None, max
             floor = ctx.ratio(smallest, budget.kind)
             raise SynePruneError(f"{method} cannot go below {floor:.4f} of the {budget.kind.replace('_', ' ')} (its smallest sub-network); give {budget.flag} "
                                  f">= {floor:.4f} or use another method")
-    validation = eval_batches(encode(data.validation, tokenizer, max_length, task_.is_regression), tokenizer, eval_batch_size)
-    test = eval_batches(encode(data.test, tokenizer, max_length, task_.is_regression), tokenizer, eval_batch_size)
+    validation, test = (evaluation_batches(split, tokenizer, max_length, task_.is_regression, eval_batch_size)
+                        for split in (data.validation, data.test))
     with writing(output):  # a read-only or full file system, a path through a file: one line, before any fine-tuning
         if output.exists():
             shutil.rmtree(output) if output.is_dir() else output.unlink()
         output.mkdir(parents=True)
-    record = task_record({"task": task, "data_dir": data_dir, "validation_fraction": validation_fraction, "seed": seed, "max_length": max_length})
+    record = training_data_record({"task": task_record(task_),
+                                   "data_dir": data_dir, "validation_fraction": validation_fraction, "seed": seed, "max_length": max_length})
     results: list[BudgetResult] = []
     for budget in tqdm(budgets, desc=f"{method} budgets", disable=not progress):
         previous = results[-1] if results else None
@@ -189,8 +190,8 @@ def _one_budget(spec, ctx: PruneContext, budget: Budget, validation, test, outpu
     size, metric = ctx.size(pruned.mask), ctx.task.metric_name
     row = {"method": spec.name, "objective": budget.kind, "budget": budget.ratio, "params_ratio": size.params / ctx.full.params,
            "encoder_params_ratio": size.encoder_params / ctx.full.encoder_params, "macs_ratio": size.macs / ctx.full.macs,
-           "valid_error": scores["validation"]["error"], "test_error": scores["test"]["error"],
-           "valid_metric": scores["validation"][metric], "test_metric": scores["test"][metric], "metric": metric,
+           "valid_error": scores["validation"]["error"], "test_error": (scores["test"] or {}).get("error"),
+           "valid_metric": scores["validation"][metric], "test_metric": (scores["test"] or {}).get(metric), "metric": metric,
            "prune_time_s": prune_s, "finetune_time_s": finetune_s}
     metadata = {**record, "metric": metric, "baseline": {
         "method": spec.name, "budget": {"kind": budget.kind, "ratio": budget.ratio}, "finetune_epochs": epochs,

@@ -12,8 +12,8 @@ from typing import Any
 from syne_prune.artifacts import ExportDir, SearchDir, SupernetDir
 from syne_prune.cli.recover import print_recovery
 from syne_prune.errors import SynePruneError
-from syne_prune.export import export_subnetwork, load_model, load_model_config, load_tokenizer, task_record
-from syne_prune.models import get_family
+from syne_prune.export import export_subnetwork, training_data_record
+from syne_prune.models import get_family, load_model, load_model_config, load_tokenizer
 from syne_prune.recovery import recover
 from syne_prune.search import export_from_search
 from syne_prune.search_spaces import SEARCH_SPACES, get_search_space
@@ -140,7 +140,7 @@ def _export(args: argparse.Namespace, output: Path, onnx: bool, overwrite: bool)
     supernet = SupernetDir(args.model)
     if supernet.is_complete():  # a super-network: record its task and split (for recovery)
         trained = supernet.read()
-        metadata |= {**task_record(trained["hyperparameters"]), "supernet": str(Path(args.model).resolve())}
+        metadata |= {**training_data_record({**trained["hyperparameters"], "task": trained["task"]}), "supernet": str(Path(args.model).resolve())}
     export_subnetwork(model, mask, output, tokenizer=tokenizer, onnx=onnx, overwrite=overwrite, metadata=metadata)
     return ""
 

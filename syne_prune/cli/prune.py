@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from syne_prune.baselines import METHODS, RESULTS_FILE, prune
-from syne_prune.data import TASKS
+from syne_prune.cli.task_options import add_task_options, task_from_args
 from syne_prune.options import add_option, api_kwargs
 
 
@@ -23,8 +23,8 @@ def add_commands(commands: Any) -> None:
     # dest "pruning_method": an unknown name reads "unknown pruning method 'x'; choose one of ..."
     parser.add_argument("--method", dest="pruning_method", required=True, choices=list(METHODS), help="pruning method")
     parser.add_argument("--model", required=True, help="directory of a model fine-tuned on --task (e.g. train-supernet --strategy standard)")
-    parser.add_argument("--task", required=True, choices=list(TASKS), help="the task the model was fine-tuned on")
-    add_option(parser, prune, "data_dir", "local GLUE TSV files (TASK/train.tsv, TASK/dev.tsv); else the Hugging Face hub")
+    add_task_options(parser, "the built-in task the model was fine-tuned on", "local GLUE TSV files of --task (TASK/train.tsv, "
+                     "TASK/dev.tsv); else the Hugging Face hub")
     add_option(parser, prune, "max_params", "budget(s) as ratios of the full model's parameters in (0, 1], e.g. 0.5 or a sweep "
                "0.9,0.8,0.7", metavar="R[,R...]")
     add_option(parser, prune, "max_encoder_params", "budget(s) as ratios of the prunable encoder parameters (the layers' heads "
@@ -49,12 +49,12 @@ def add_commands(commands: Any) -> None:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    results = prune(args.pruning_method, args.model, args.task, **api_kwargs(prune, args))
+    results = prune(args.pruning_method, args.model, task_from_args(args), **api_kwargs(prune, args))
     for result in results:
         row = result.row
+        test = "no test data" if row["test_metric"] is None else f"test {row['test_metric']:.4f}"
         print(f"{row['method']} {row['objective']} <= {row['budget']:g}: {row['params_ratio']:.1%} of the parameters "
               f"({row['encoder_params_ratio']:.1%} of the prunable encoder), "
-              f"{row['macs_ratio']:.1%} of the MACs; validation {row['metric']} {row['valid_metric']:.4f}, test {row['test_metric']:.4f} "
-              f"-> {result.path}")
+              f"{row['macs_ratio']:.1%} of the MACs; validation {row['metric']} {row['valid_metric']:.4f}, {test} -> {result.path}")
     print(f"results written to {Path(args.output) / RESULTS_FILE}")
     return 0

@@ -5,7 +5,7 @@ import argparse
 import functools
 from typing import Any
 
-from syne_prune.data import TASKS
+from syne_prune.cli.task_options import add_task_options, task_from_args
 from syne_prune.options import add_option, api_kwargs
 from syne_prune.quickstart import QuickstartConfig, quickstart
 from syne_prune.search import SCHEDULERS
@@ -23,8 +23,8 @@ def add_commands(commands: Any) -> None:
     option = functools.partial(add_option, quick, QuickstartConfig)
     option("output", "directory to create: supernet/ (with the teacher in supernet/teacher/), search/, "
            "model-before-recovery/ and model/ (the recovered export) inside")
-    option("task", "the task (synthetic_sentiment is generated; the others need --data-dir)", choices=list(TASKS))
-    option("data_dir", "local GLUE TSV files (TASK/train.tsv, TASK/dev.tsv)")
+    add_task_options(quick, f"a built-in task (default: {QuickstartConfig.task}, generated; the others need --data-dir)",
+                     "local GLUE TSV files of --task (TASK/train.tsv, TASK/dev.tsv)")
     option("scheduler", "multi-objective scheduler of the search", choices=list(SCHEDULERS))
     option("max_trials", "sub-networks the search evaluates")
     option("n_workers", "trials evaluated in parallel")
@@ -41,12 +41,13 @@ def add_commands(commands: Any) -> None:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    result = quickstart(QuickstartConfig(**api_kwargs(QuickstartConfig, args)), overwrite=args.overwrite)
-    chosen, metric = result["chosen"], result["metric"]
-    print(f"\nunpruned model (the fine-tuned teacher):   test {metric} {result['teacher_test']:.4f}")
-    print(f"unpruned super-network (largest):         test {metric} {result['unpruned_test']:.4f}")
+    config = QuickstartConfig(**api_kwargs(QuickstartConfig, args, task=task_from_args(args, default=QuickstartConfig.task)))
+    result = quickstart(config, overwrite=args.overwrite)
+    chosen, metric, split = result["chosen"], result["metric"], result["split"]
+    print(f"\nunpruned model (the fine-tuned teacher):   {split} {metric} {result['teacher']:.4f}")
+    print(f"unpruned super-network (largest):         {split} {metric} {result['unpruned']:.4f}")
     print(f"chosen sub-network (trial {int(chosen['trial_id'])}, {chosen['params']:.1%} of the parameters): "
-          f"test {metric} {result['before_recovery_test']:.4f} before recovery, {result['after_recovery_test']:.4f} after")
+          f"{split} {metric} {result['before_recovery']:.4f} before recovery, {result['after_recovery']:.4f} after")
     print(f"plot:          {result['search'] / 'pareto.png'}")
     print(f"Pareto table:  {result['search'] / 'pareto.csv'}")
     print(f"pruned model:  {result['model']}  (AutoModelForSequenceClassification and AutoTokenizer.from_pretrained(...) "

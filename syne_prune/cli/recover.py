@@ -54,6 +54,7 @@ def print_recovery(record: dict[str, Any]) -> None:
     metric, recovery = record["metric"], record["recovery"]
     before, after, kept = recovery["before"], recovery["after"], recovery.get("kept_epoch")
     kept = "" if kept is None else f" (kept epoch {kept}{', the export as it came: no epoch improved validation' if kept == 0 else ''})"
+    test = ("no test data" if before["test"] is None
+            else f"test {metric} {before['test'][metric]:.4f} -> {after['test'][metric]:.4f}")
     print(f"recovered in {len(recovery['history'])} epoch(s) of distillation from {recovery['teacher']}: "
-          f"validation {metric} {before['validation'][metric]:.4f} -> {after['validation'][metric]:.4f}, "
-          f"test {metric} {before['test'][metric]:.4f} -> {after['test'][metric]:.4f}{kept}")
+          f"validation {metric} {before['validation'][metric]:.4f} -> {after['validation'][metric]:.4f}, {test}{kept}")

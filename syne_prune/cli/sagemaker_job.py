@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 
-from syne_prune.aws import resolve_channel
+from syne_prune.aws import in_model_dir, resolve_channel
 from syne_prune.cli import main as cli
 from syne_prune.search import run_sagemaker_job
 
 
 def run_command(values: dict[str, str]) -> int:
     """``syne-prune ARGV`` with ``ARGV`` the JSON list in the job's ``syne_prune_argv`` hyperparameter (every
-    ``sm-channel:NAME`` in it replaced by the channel's directory); returns its exit code."""
-    return cli([resolve_channel(a) for a in json.loads(values["syne_prune_argv"])])
+    ``sm-channel:NAME`` in it replaced by the channel's directory, ``/opt/ml/model/...`` by the same path in
+    ``SM_MODEL_DIR``); returns its exit code."""
+    return cli([in_model_dir(resolve_channel(a)) for a in json.loads(values["syne_prune_argv"])])
 
 
 def main(argv: list[str] | None = None) -> int:

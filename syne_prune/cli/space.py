@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from syne_prune.export import load_model_config
-from syne_prune.models import get_family
+from syne_prune.models import get_family, load_model_config
 from syne_prune.search_spaces import SEARCH_SPACES, get_search_space
 
 

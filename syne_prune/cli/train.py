@@ -5,7 +5,7 @@ import argparse
 import functools
 from typing import Any
 
-from syne_prune.data import TASKS
+from syne_prune.cli.task_options import add_task_options, task_from_args
 from syne_prune.options import add_option, api_kwargs
 from syne_prune.search_spaces import SEARCH_SPACES
 from syne_prune.supernet import STRATEGIES, TrainingConfig, train_supernet
@@ -22,8 +22,8 @@ def add_commands(commands: Any) -> None:
     )
     option = functools.partial(add_option, parser, TrainingConfig)
     option("model", "directory of a BERT/RoBERTa/DistilBERT model, or a hub id when online", required=True)
-    option("task", "the task (swag: multiple choice; synthetic_sentiment: generated, needs no files)", required=True, choices=list(TASKS))
-    option("data_dir", "local GLUE TSV files (TASK/train.tsv, TASK/dev.tsv) (default: none, the Hugging Face hub)")
+    add_task_options(parser, "a built-in task (swag: multiple choice; synthetic_sentiment: generated, needs no files)",
+                     "local GLUE TSV files of --task (TASK/train.tsv, TASK/dev.tsv) (default: none, the Hugging Face hub)")
     option("search_space", "space sub-networks are sampled from", choices=list(SEARCH_SPACES))
     option("strategy", "how the sub-networks are trained together", choices=list(STRATEGIES))
     option("epochs", "training epochs")
@@ -54,11 +54,13 @@ def add_commands(commands: Any) -> None:
 
 
 def cmd_train_supernet(args: argparse.Namespace) -> int:
-    metadata = train_supernet(TrainingConfig(**api_kwargs(TrainingConfig, args)), resume=args.resume, overwrite=args.overwrite)
+    config = TrainingConfig(**api_kwargs(TrainingConfig, args, task=task_from_args(args)))
+    metadata = train_supernet(config, resume=args.resume, overwrite=args.overwrite)
     metric = metadata["metric"]
     for name in ("largest", "smallest"):
         m = metadata["metrics"][name]
-        print(f"{name:8s} sub-network: validation {metric} {m['validation'][metric]:.4f}, test {metric} {m['test'][metric]:.4f}")
+        test = "no test data" if m["test"] is None else f"test {metric} {m['test'][metric]:.4f}"
+        print(f"{name:8s} sub-network: validation {metric} {m['validation'][metric]:.4f}, {test}")
     if metadata.get("teacher"):
         print(f"teacher ({metadata['teacher']['source']}): validation {metric} {metadata['teacher']['validation'][metric]:.4f}")
     print(f"super-network written to {args.output}")

@@ -9,9 +9,9 @@ This module travels with exports: torch and transformers only, never syne_prune.
 from __future__ import annotations
 
 from torch import nn
-from transformers import BertConfig, BertForMultipleChoice, BertForSequenceClassification, BertModel
 
-from .family import Family, PerLayerShape, register_pruned_classes
+from .family import Family
+from .pruned import pruned_classes
 
 BERT_PARTS = (
     "attention.self.query",
@@ -44,10 +44,11 @@ class SkippedBertOutput(nn.Module):
         return input_tensor
 
 
-def shape_bert_layers(layers: nn.ModuleList, config) -> None:
-    """Re-shape BERT-style layers (BERT, RoBERTa, XLM-RoBERTa, ELECTRA) in place to the config's per-layer lists."""
+def shape_bert_layers(base: nn.Module, config) -> None:
+    """Re-shape the layers (``encoder.layer``) of a BERT-style base model (BERT, RoBERTa, XLM-RoBERTa, ELECTRA) in
+    place to the config's per-layer lists."""
     hidden, head_dim = config.hidden_size, config.hidden_size // config.num_attention_heads
-    for layer, heads, units in zip(layers, config.num_heads_per_layer, config.intermediate_size_per_layer):
+    for layer, heads, units in zip(base.encoder.layer, config.num_heads_per_layer, config.intermediate_size_per_layer):
         if heads == 0:
             layer.attention = SkippedBertAttention()
         elif heads != config.num_attention_heads:
@@ -64,48 +65,11 @@ def shape_bert_layers(layers: nn.ModuleList, config) -> None:
             layer.output.dense = nn.Linear(units, hidden)
 
 
-class PrunedBertConfig(PerLayerShape, BertConfig):
-    model_type = "syne_prune_bert"
-    num_heads_per_layer: list[int] | None = None
-    intermediate_size_per_layer: list[int] | None = None
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        self._init_per_layer_shape(self.num_hidden_layers, self.num_attention_heads, self.intermediate_size)
-
-
-class PrunedBertModel(BertModel):
-    config_class = PrunedBertConfig
-
-    def __init__(self, config, add_pooling_layer=True):
-        super().__init__(config, add_pooling_layer=add_pooling_layer)
-        shape_bert_layers(self.encoder.layer, config)
-        self.post_init()
-
-
-class PrunedBertForSequenceClassification(BertForSequenceClassification):
-    config_class = PrunedBertConfig
-
-    def __init__(self, config):
-        super().__init__(config)
-        shape_bert_layers(self.bert.encoder.layer, config)
-        self.post_init()
-
-
-class PrunedBertForMultipleChoice(BertForMultipleChoice):
-    config_class = PrunedBertConfig
-
-    def __init__(self, config):
-        super().__init__(config)
-        shape_bert_layers(self.bert.encoder.layer, config)
-        self.post_init()
-
+PRUNED = pruned_classes(__name__, "Bert", "syne_prune_bert", "bert", shape_bert_layers)
+PrunedBertConfig, PrunedBertModel, PrunedBertForSequenceClassification, PrunedBertForMultipleChoice = PRUNED
 
 FAMILY = Family(
-    name="bert", model_type="bert", pruned_config=PrunedBertConfig, pruned_model=PrunedBertModel,
-    pruned_heads={"AutoModelForSequenceClassification": PrunedBertForSequenceClassification,
-                  "AutoModelForMultipleChoice": PrunedBertForMultipleChoice},
-    base_prefix="bert", layers_path="encoder.layer", layers_field="num_hidden_layers", heads_field="num_attention_heads",
-    neurons_field="intermediate_size", hidden_field="hidden_size", part_paths=BERT_PARTS,
+    name="bert", model_type="bert", **PRUNED.family_fields(), base_prefix="bert", layers_path="encoder.layer",
+    layers_field="num_hidden_layers", heads_field="num_attention_heads", neurons_field="intermediate_size",
+    hidden_field="hidden_size", part_paths=BERT_PARTS,
 )
-register_pruned_classes(*FAMILY.pruned_classes)

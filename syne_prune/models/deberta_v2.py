@@ -29,9 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from torch import nn
-from transformers import DebertaV2Config, DebertaV2ForMultipleChoice, DebertaV2ForSequenceClassification, DebertaV2Model
 
-from .family import Family, PerLayerShape, UnitAxis, register_pruned_classes
+from .family import Family, UnitAxis
+from .pruned import pruned_classes
 from .shape import EncoderShape
 
 DEBERTA_PARTS = (
@@ -70,16 +70,6 @@ def relative_attention_shape(config) -> dict[str, int]:
             "position_projection_weights": 0 if shared else len(types), "position_scores": len(types)}
 
 
-class PrunedDebertaV2Config(PerLayerShape, DebertaV2Config):
-    model_type = "syne_prune_deberta_v2"
-    num_heads_per_layer: list[int] | None = None
-    intermediate_size_per_layer: list[int] | None = None
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        self._init_per_layer_shape(self.num_hidden_layers, self.num_attention_heads, self.intermediate_size)
-
-
 class SkippedDebertaLayer(nn.Module):
     """A layer with both blocks removed: DeBERTa layers return (hidden states, attentions)."""
 
@@ -106,8 +96,10 @@ class SkippedDebertaOutput(nn.Module):
         return input_tensor
 
 
-def shape_deberta_layers(encoder: nn.Module, config) -> None:
-    """Re-shape the encoder's layers in place to the config's per-layer lists (no layers: one identity layer)."""
+def shape_deberta_layers(base: nn.Module, config) -> None:
+    """Re-shape the layers of a DeBERTa base model's encoder in place to the config's per-layer lists (no layers:
+    one identity layer)."""
+    encoder = base.encoder
     if config.num_hidden_layers == 0:
         encoder.layer = nn.ModuleList([SkippedDebertaLayer()])
         return
@@ -131,31 +123,8 @@ def shape_deberta_layers(encoder: nn.Module, config) -> None:
             layer.output.dense = nn.Linear(units, hidden)
 
 
-class PrunedDebertaV2Model(DebertaV2Model):
-    config_class = PrunedDebertaV2Config
-
-    def __init__(self, config):
-        super().__init__(config)
-        shape_deberta_layers(self.encoder, config)
-        self.post_init()
-
-
-class PrunedDebertaV2ForSequenceClassification(DebertaV2ForSequenceClassification):
-    config_class = PrunedDebertaV2Config
-
-    def __init__(self, config):
-        super().__init__(config)
-        shape_deberta_layers(self.deberta.encoder, config)
-        self.post_init()
-
-
-class PrunedDebertaV2ForMultipleChoice(DebertaV2ForMultipleChoice):
-    config_class = PrunedDebertaV2Config
-
-    def __init__(self, config):
-        super().__init__(config)
-        shape_deberta_layers(self.deberta.encoder, config)
-        self.post_init()
+PRUNED = pruned_classes(__name__, "DebertaV2", "syne_prune_deberta_v2", "deberta", shape_deberta_layers)
+PrunedDebertaV2Config, PrunedDebertaV2Model, PrunedDebertaV2ForSequenceClassification, PrunedDebertaV2ForMultipleChoice = PRUNED
 
 
 @dataclass(frozen=True, eq=False)
@@ -228,11 +197,8 @@ class DebertaV2Family(Family):
 
 
 FAMILY = DebertaV2Family(
-    name="deberta-v2", model_type="deberta-v2", pruned_config=PrunedDebertaV2Config, pruned_model=PrunedDebertaV2Model,
-    pruned_heads={"AutoModelForSequenceClassification": PrunedDebertaV2ForSequenceClassification,
-                  "AutoModelForMultipleChoice": PrunedDebertaV2ForMultipleChoice},
-    base_prefix="deberta", layers_path="encoder.layer", layers_field="num_hidden_layers", heads_field="num_attention_heads",
-    neurons_field="intermediate_size", hidden_field="hidden_size", part_paths=DEBERTA_PARTS,
+    name="deberta-v2", model_type="deberta-v2", **PRUNED.family_fields(), base_prefix="deberta", layers_path="encoder.layer",
+    layers_field="num_hidden_layers", heads_field="num_attention_heads", neurons_field="intermediate_size",
+    hidden_field="hidden_size", part_paths=DEBERTA_PARTS,
     per_token_paths=("embeddings.embed_proj",),
 )
-register_pruned_classes(*FAMILY.pruned_classes)

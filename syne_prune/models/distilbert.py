@@ -7,19 +7,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import DistilBertConfig, DistilBertForMultipleChoice, DistilBertForSequenceClassification, DistilBertModel
 
-from .family import Family, PerLayerShape, register_pruned_classes
-
-
-class PrunedDistilBertConfig(PerLayerShape, DistilBertConfig):
-    model_type = "syne_prune_distilbert"
-    num_heads_per_layer: list[int] | None = None
-    intermediate_size_per_layer: list[int] | None = None
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        self._init_per_layer_shape(self.n_layers, self.n_heads, self.hidden_dim)
+from .family import Family
+from .pruned import pruned_classes
 
 
 class ZeroDistilBertAttention(nn.Module):
@@ -34,10 +24,10 @@ class ZeroFFN(nn.Module):
         return torch.zeros_like(hidden_states)
 
 
-def shape_distilbert_layers(layers: nn.ModuleList, config) -> None:
-    """Re-shape DistilBERT layers in place to the config's per-layer lists."""
+def shape_distilbert_layers(base: nn.Module, config) -> None:
+    """Re-shape the layers (``transformer.layer``) of a DistilBERT base model in place to the config's per-layer lists."""
     hidden, head_dim = config.dim, config.dim // config.n_heads
-    for layer, heads, units in zip(layers, config.num_heads_per_layer, config.intermediate_size_per_layer):
+    for layer, heads, units in zip(base.transformer.layer, config.num_heads_per_layer, config.intermediate_size_per_layer):
         if heads == 0:
             layer.attention, layer.sa_layer_norm = ZeroDistilBertAttention(), nn.Identity()
         elif heads != config.n_heads:
@@ -54,40 +44,13 @@ def shape_distilbert_layers(layers: nn.ModuleList, config) -> None:
             layer.ffn.lin2 = nn.Linear(units, hidden)
 
 
-class PrunedDistilBertModel(DistilBertModel):
-    config_class = PrunedDistilBertConfig
-
-    def __init__(self, config):
-        super().__init__(config)
-        shape_distilbert_layers(self.transformer.layer, config)
-        self.post_init()
-
-
-class PrunedDistilBertForSequenceClassification(DistilBertForSequenceClassification):
-    config_class = PrunedDistilBertConfig
-
-    def __init__(self, config):
-        super().__init__(config)
-        shape_distilbert_layers(self.distilbert.transformer.layer, config)
-        self.post_init()
-
-
-class PrunedDistilBertForMultipleChoice(DistilBertForMultipleChoice):
-    config_class = PrunedDistilBertConfig
-
-    def __init__(self, config):
-        super().__init__(config)
-        shape_distilbert_layers(self.distilbert.transformer.layer, config)
-        self.post_init()
-
+PRUNED = pruned_classes(__name__, "DistilBert", "syne_prune_distilbert", "distilbert", shape_distilbert_layers,
+                        shape_fields=("n_layers", "n_heads", "hidden_dim"))
+PrunedDistilBertConfig, PrunedDistilBertModel, PrunedDistilBertForSequenceClassification, PrunedDistilBertForMultipleChoice = PRUNED
 
 FAMILY = Family(
-    name="distilbert", model_type="distilbert", pruned_config=PrunedDistilBertConfig, pruned_model=PrunedDistilBertModel,
-    pruned_heads={"AutoModelForSequenceClassification": PrunedDistilBertForSequenceClassification,
-                  "AutoModelForMultipleChoice": PrunedDistilBertForMultipleChoice},
-    base_prefix="distilbert", layers_path="transformer.layer", layers_field="n_layers", heads_field="n_heads",
-    neurons_field="hidden_dim", hidden_field="dim",
+    name="distilbert", model_type="distilbert", **PRUNED.family_fields(), base_prefix="distilbert",
+    layers_path="transformer.layer", layers_field="n_layers", heads_field="n_heads", neurons_field="hidden_dim", hidden_field="dim",
     part_paths=("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin", "sa_layer_norm",
                 "ffn.lin1", "ffn.lin2", "output_layer_norm"),
 )
-register_pruned_classes(*FAMILY.pruned_classes)

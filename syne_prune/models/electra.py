@@ -9,54 +9,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from transformers import ElectraConfig, ElectraForMultipleChoice, ElectraForSequenceClassification, ElectraModel
-
 from .bert import FAMILY as BERT
 from .bert import shape_bert_layers
-from .family import PerLayerShape, register_pruned_classes
+from .pruned import pruned_classes
 
+PRUNED = pruned_classes(__name__, "Electra", "syne_prune_electra", "electra", shape_bert_layers)
+PrunedElectraConfig, PrunedElectraModel, PrunedElectraForSequenceClassification, PrunedElectraForMultipleChoice = PRUNED
 
-class PrunedElectraConfig(PerLayerShape, ElectraConfig):
-    model_type = "syne_prune_electra"
-    num_heads_per_layer: list[int] | None = None
-    intermediate_size_per_layer: list[int] | None = None
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        self._init_per_layer_shape(self.num_hidden_layers, self.num_attention_heads, self.intermediate_size)
-
-
-class PrunedElectraModel(ElectraModel):
-    config_class = PrunedElectraConfig
-
-    def __init__(self, config):
-        super().__init__(config)
-        shape_bert_layers(self.encoder.layer, config)
-        self.post_init()
-
-
-class PrunedElectraForSequenceClassification(ElectraForSequenceClassification):
-    config_class = PrunedElectraConfig
-
-    def __init__(self, config):
-        super().__init__(config)
-        shape_bert_layers(self.electra.encoder.layer, config)
-        self.post_init()
-
-
-class PrunedElectraForMultipleChoice(ElectraForMultipleChoice):
-    config_class = PrunedElectraConfig
-
-    def __init__(self, config):
-        super().__init__(config)
-        shape_bert_layers(self.electra.encoder.layer, config)
-        self.post_init()
-
-
-FAMILY = replace(
-    BERT, name="electra", model_type="electra", pruned_config=PrunedElectraConfig, pruned_model=PrunedElectraModel,
-    pruned_heads={"AutoModelForSequenceClassification": PrunedElectraForSequenceClassification,
-                  "AutoModelForMultipleChoice": PrunedElectraForMultipleChoice},
-    base_prefix="electra", per_token_paths=("embeddings_project",),
-)
-register_pruned_classes(*FAMILY.pruned_classes)
+FAMILY = replace(BERT, name="electra", model_type="electra", **PRUNED.family_fields(), base_prefix="electra",
+                 per_token_paths=("embeddings_project",))

@@ -1,12 +1,12 @@
 """The interface of a model family, with BERT's behaviour as the default; one module per family fills it in.
 
 A family module (``bert.py``, ``roberta.py``, ...) holds everything syne-prune knows of one encoder family:
-its pruned config and model classes, and one ``Family`` object (or an instance of a subclass that overrides
+its pruned config and model classes (declared by ``pruned.pruned_classes``), and one ``Family`` object (or an instance of a subclass that overrides
 only what differs) saying where the parts live, how they are masked and sliced, and how many parameters and
 MACs a sub-network has. ``architectures.py`` builds the registry from the family modules; surgery,
 objectives, importance and export ask the family instead of assuming BERT.
 
-Family modules and this one are copied next to the weights of every export with a pruned config (the export's
+Family modules, this one and ``pruned.py`` are copied next to the weights of every export with a pruned config (the export's
 ``modeling_syne_prune.py`` imports the family module), so that they load with nothing but torch and
 transformers installed: they import only torch, transformers, the standard library and their siblings, by
 relative import, and never syne_prune.
@@ -137,33 +137,6 @@ def select_units(tensor: torch.Tensor, axis: UnitAxis, units: slice | torch.Tens
     units = units.to(tensor.device)
     index = torch.cat([units + block * width for block in range(axis.blocks)]) if axis.blocks > 1 else units
     return tensor.index_select(dim, index)
-
-
-class PerLayerShape:
-    """Mixin of the pruned config classes: ``num_heads_per_layer`` and ``intermediate_size_per_layer``,
-    filled with the full shape by default and checked to hold one value in [0, full] per layer."""
-
-    def _init_per_layer_shape(self, num_layers: int, num_heads: int, num_neurons: int) -> None:
-        if self.num_heads_per_layer is None:
-            self.num_heads_per_layer = [num_heads] * num_layers
-        if self.intermediate_size_per_layer is None:
-            self.intermediate_size_per_layer = [num_neurons] * num_layers
-        self.num_heads_per_layer = [int(k) for k in self.num_heads_per_layer]
-        self.intermediate_size_per_layer = [int(u) for u in self.intermediate_size_per_layer]
-        for field, values, top in (
-            ("num_heads_per_layer", self.num_heads_per_layer, num_heads),
-            ("intermediate_size_per_layer", self.intermediate_size_per_layer, num_neurons),
-        ):
-            if len(values) != num_layers or not all(0 <= v <= top for v in values):
-                raise ValueError(f"{field} must hold {num_layers} values in [0, {top}], got {values}")
-
-
-def register_pruned_classes(config_class: type, base_class: type, heads: Mapping[str, type]) -> None:
-    """Mark the pruned classes for ``save_pretrained`` to write an ``auto_map`` (their code travels along)."""
-    config_class.register_for_auto_class()
-    base_class.register_for_auto_class("AutoModel")
-    for auto_name, head_class in heads.items():
-        head_class.register_for_auto_class(auto_name)
 
 
 def _identity_layer(hidden_states, *args, **kwargs):

@@ -33,6 +33,7 @@ from transformers import PretrainedConfig
 
 from syne_prune.errors import SynePruneError
 from syne_prune.models.architectures import family_of_any
+from syne_prune.models.loading import auto_class_of
 
 # Model types whose absolute position embeddings a config flag can switch off (then no length limit).
 HAS_POSITION_EMBEDDINGS: dict[str, Callable[[PretrainedConfig], bool]] = {
@@ -111,8 +112,6 @@ CHECKS: tuple[Callable[..., str | None], ...] = (_check_length, _check_token_typ
 
 
 def _check_head(config: PretrainedConfig, task) -> str | None:
-    from syne_prune.models import auto_class_of  # models/__init__ imports this module: a circle at import time
-
     head = auto_class_of(config).__name__
     if task.is_multiple_choice:
         if head != "AutoModelForMultipleChoice":

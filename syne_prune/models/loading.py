@@ -1,7 +1,9 @@
-"""What a model directory holds, checked before any work: its tokenizer (``load_tokenizer``) and its weight
-files (``check_model_files``). Every problem is a one-line ``SynePruneError`` that tells apart a missing
-tokenizer, a tokenizer that needs a package this environment lacks (named, with its pip command), and a
-broken file (named).
+"""Loading a model from a directory or hub id: its config (``load_model_config``), the model with the task head
+its checkpoint has (``load_model``) or with a task's head (``load_task_model``), its tokenizer (``load_tokenizer``),
+and its weight files checked before any work (``check_model_files``). Every problem is a one-line
+``SynePruneError`` that tells apart a missing model or tokenizer, a tokenizer that needs a package this environment
+lacks (named, with its pip command), and a broken file (named). Hub ids that a package carries
+(``local_weights``) load from that package.
 
 Commands call these before they create their output, so a model that cannot be loaded never leaves an
 empty output directory behind nor starts trials that would all fail."""
@@ -13,11 +15,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+import torch
+import transformers
 from safetensors import SafetensorError
-from transformers import AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
 
 from syne_prune.errors import SynePruneError
-from syne_prune.numerics import WEIGHTS_FIX, require_finite_safetensors
+from syne_prune.models.architectures import TASK_HEADS, get_family
+from syne_prune.models.local_weights import resolve_model
+from syne_prune.numerics import WEIGHTS_FIX, require_finite_safetensors, require_finite_weights
 
 # Files a saved tokenizer consists of (any of them means "a tokenizer is there").
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt",
@@ -36,6 +42,69 @@ def tokenizer_files(directory: Path) -> list[Path]:
     return [directory / n for n in TOKENIZER_FILES if (directory / n).is_file()] + sorted(directory.glob("*.model"))
 
 
+def auto_class_of(config: PretrainedConfig) -> type:
+    """The Auto class that loads a checkpoint with this config: its task head's, else ``AutoModel``."""
+    for auto_name, suffix in TASK_HEADS.items():
+        if any(a.endswith(suffix) for a in (getattr(config, "architectures", None) or [])):
+            return getattr(transformers, auto_name)
+    return AutoModel
+
+
+def load_model_config(name_or_path: str) -> PretrainedConfig:
+    """The config of a supported stock model (a directory or hub id); a missing model, another architecture, a
+    pruned export and a config the family's stock class cannot load are each a one-line ``SynePruneError``."""
+    name_or_path = resolve_model(name_or_path)
+    try:
+        config = AutoConfig.from_pretrained(name_or_path)
+    except (OSError, ValueError) as error:
+        raise SynePruneError(
+            f"cannot load model '{name_or_path}' ({_first_line(error)}); give a local directory with "
+            f"config.json and weights, or a Hugging Face hub id when the hub is reachable"
+        ) from None
+    problem = get_family(config).problem_to_load(config)
+    if problem:
+        raise SynePruneError(problem)
+    return config
+
+
+def load_model(name_or_path: str) -> PreTrainedModel:
+    """A supported stock model (a directory or hub id) with the task head its checkpoint has (its config names a
+    *ForSequenceClassification or *ForMultipleChoice architecture), else the base model; in eval mode and float32
+    (the dtype syne-prune evaluates and exports in, whatever the checkpoint was saved in). A local directory's weight
+    files are checked first (``check_model_files``: a missing shard or a truncated file is a one-line error naming
+    it); weights that do not load, or are NaN or infinite, are a one-line ``SynePruneError``."""
+    config = load_model_config(name_or_path)
+    name_or_path = resolve_model(name_or_path)
+    check_model_files(name_or_path, f"model '{name_or_path}'", "export a model with finite weights")
+    try:
+        model = auto_class_of(config).from_pretrained(name_or_path, dtype=torch.float32).eval()
+    except Exception as error:  # noqa: BLE001 - safetensors, torch and transformers raise many kinds
+        raise SynePruneError(f"cannot load the weights of '{name_or_path}' ({_first_line(error)}); check the directory") from None
+    require_finite_weights(model, f"model '{name_or_path}'", "export a model with finite weights")
+    return model
+
+
+def load_task_model(source: str, task, **kwargs) -> PreTrainedModel:
+    """Pre-trained weights from ``source`` with ``task``'s head (a ``syne_prune.data`` task; the head is new where
+    the checkpoint has none or another); ``kwargs`` go to ``from_pretrained``.
+
+    Loaded in float32 whatever dtype the checkpoint was saved in (training float16 weights without loss
+    scaling overflows to NaN); pass ``dtype`` to override. Weights that are already NaN or infinite are a
+    one-line ``SynePruneError``."""
+    kwargs.setdefault("dtype", torch.float32)
+    if task.is_multiple_choice:
+        model = transformers.AutoModelForMultipleChoice.from_pretrained(source, ignore_mismatched_sizes=True, **kwargs)
+    else:
+        if task.spec is not None and task.label_values:  # the user's class names travel with every model made from it
+            kwargs.setdefault("id2label", dict(enumerate(task.label_values)))
+            kwargs.setdefault("label2id", {name: i for i, name in enumerate(task.label_values)})
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=task.num_labels, problem_type="regression" if task.is_regression else "single_label_classification",
+            ignore_mismatched_sizes=True, **kwargs)
+    require_finite_weights(model, f"model '{source}'", "use a checkpoint with finite weights")
+    return model
+
+
 def load_tokenizer(name_or_path: str, what: str | None = None, required: bool = True, fix: str = NO_TOKENIZER_FIX) -> Any:
     """The tokenizer saved with the model ``name_or_path`` (a local directory, or a hub id), loaded with
     ``AutoTokenizer``; ``what`` names the model in messages (default ``model 'NAME'``).
@@ -45,6 +114,7 @@ def load_tokenizer(name_or_path: str, what: str | None = None, required: bool = 
     package, which is not installed; pip install PACKAGE"; "the tokenizer of WHAT is broken: FILE ..." (a file
     that does not parse, or a tokenizer without its vocabulary)."""
     what = what or f"model '{name_or_path}'"
+    name_or_path = resolve_model(name_or_path)
     directory = Path(name_or_path)
     files = tokenizer_files(directory) if directory.is_dir() else []
     if directory.is_dir():
@@ -134,3 +204,8 @@ def check_model_files(source: str | Path, what: str, fix: str = WEIGHTS_FIX) -> 
         except (SafetensorError, OSError) as error:
             detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise SynePruneError(f"cannot load the weights of {what}: {path} is truncated or damaged ({detail}); {again}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -38,44 +38,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import (
-    ModernBertConfig,
-    ModernBertForMultipleChoice,
-    ModernBertForSequenceClassification,
-    ModernBertModel,
-    PretrainedConfig,
-)
+from transformers import ModernBertConfig, PretrainedConfig
 
-from .family import Family, LayerParts, UnitAxis, register_pruned_classes
+from .family import Family, LayerParts, UnitAxis
+from .pruned import pruned_classes
 from .shape import EncoderShape
-
-
-class PrunedModernBertConfig(ModernBertConfig):
-    """ModernBertConfig plus ``num_heads_per_layer``, ``intermediate_size_per_layer`` (0 removes a block) and
-    ``first_layer_attn_norm`` (layer 0 gets an attention LayerNorm; stock ModernBERT has none there)."""
-
-    model_type = "syne_prune_modernbert"
-    # rope_parameters stay nested by attention kind even when no layer (or one kind) is kept
-    _rope_type_labels = ("full_attention", "sliding_attention")
-    num_heads_per_layer: list[int] | None = None
-    intermediate_size_per_layer: list[int] | None = None
-    first_layer_attn_norm: bool = False
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        layers = self.num_hidden_layers
-        if self.num_heads_per_layer is None:
-            self.num_heads_per_layer = [self.num_attention_heads] * layers
-        if self.intermediate_size_per_layer is None:
-            self.intermediate_size_per_layer = [self.intermediate_size] * layers
-        self.num_heads_per_layer = [int(k) for k in self.num_heads_per_layer]
-        self.intermediate_size_per_layer = [int(u) for u in self.intermediate_size_per_layer]
-        for field, values, top in (
-            ("num_heads_per_layer", self.num_heads_per_layer, self.num_attention_heads),
-            ("intermediate_size_per_layer", self.intermediate_size_per_layer, self.intermediate_size),
-        ):
-            if len(values) != layers or not all(0 <= v <= top for v in values):
-                raise ValueError(f"{field} must hold {layers} values in [0, {top}], got {values}")
 
 
 class _RemovedModernBertAttention(nn.Module):
@@ -92,7 +59,10 @@ class _RemovedModernBertMLP(nn.Module):
         return torch.zeros_like(hidden_states)
 
 
-def _shape_layers(layers: nn.ModuleList, config) -> None:
+def shape_modernbert_layers(base: nn.Module, config) -> None:
+    """Re-shape the layers of a ModernBERT base model in place to the config's per-layer lists, giving layer 0 an
+    attention LayerNorm when ``first_layer_attn_norm``."""
+    layers = base.layers
     hidden, head_dim = config.hidden_size, config.hidden_size // config.num_attention_heads
     if config.first_layer_attn_norm and len(layers):
         layers[0].attn_norm = nn.LayerNorm(hidden, eps=config.norm_eps, bias=config.norm_bias)
@@ -109,31 +79,12 @@ def _shape_layers(layers: nn.ModuleList, config) -> None:
             layer.mlp.Wo = nn.Linear(units, hidden, bias=config.mlp_bias)
 
 
-class PrunedModernBertModel(ModernBertModel):
-    config_class = PrunedModernBertConfig
-
-    def __init__(self, config):
-        super().__init__(config)
-        _shape_layers(self.layers, config)
-        self.post_init()
-
-
-class PrunedModernBertForSequenceClassification(ModernBertForSequenceClassification):
-    config_class = PrunedModernBertConfig
-
-    def __init__(self, config):
-        super().__init__(config)
-        _shape_layers(self.model.layers, config)
-        self.post_init()
-
-
-class PrunedModernBertForMultipleChoice(ModernBertForMultipleChoice):
-    config_class = PrunedModernBertConfig
-
-    def __init__(self, config):
-        super().__init__(config)
-        _shape_layers(self.model.layers, config)
-        self.post_init()
+# ``first_layer_attn_norm``: layer 0 gets an attention LayerNorm (stock ModernBERT has none there); the rope
+# parameters stay nested by attention kind even when no layer (or one kind) is kept.
+PRUNED = pruned_classes(__name__, "ModernBert", "syne_prune_modernbert", "model", shape_modernbert_layers,
+                        config_fields={"first_layer_attn_norm": ("bool", False)},
+                        config_attributes={"_rope_type_labels": ("full_attention", "sliding_attention")})
+PrunedModernBertConfig, PrunedModernBertModel, PrunedModernBertForSequenceClassification, PrunedModernBertForMultipleChoice = PRUNED
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,11 +145,8 @@ class ModernBertFamily(Family):
 
 
 FAMILY = ModernBertFamily(
-    name="modernbert", model_type="modernbert", pruned_config=PrunedModernBertConfig, pruned_model=PrunedModernBertModel,
-    pruned_heads={"AutoModelForSequenceClassification": PrunedModernBertForSequenceClassification,
-                  "AutoModelForMultipleChoice": PrunedModernBertForMultipleChoice},
-    base_prefix="model", layers_path="layers", layers_field="num_hidden_layers", heads_field="num_attention_heads",
-    neurons_field="intermediate_size", hidden_field="hidden_size",
+    name="modernbert", model_type="modernbert", **PRUNED.family_fields(), base_prefix="model", layers_path="layers",
+    layers_field="num_hidden_layers", heads_field="num_attention_heads", neurons_field="intermediate_size",
+    hidden_field="hidden_size",
     part_paths=("attn.Wqkv", "attn.Wqkv", "attn.Wqkv", "attn.Wo", "attn_norm", "mlp.Wi", "mlp.Wo", "mlp_norm"),
 )
-register_pruned_classes(*FAMILY.pruned_classes)

@@ -14,6 +14,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from syne_prune.artifacts import SEARCH_FILE, TRIALS_FILE, SearchDir, SearchRecord, append_test_error
+from syne_prune.data import task_name
 from syne_prune.errors import SynePruneError
 from syne_prune.files import atomic_write, new_output
 from syne_prune.pareto import REFERENCE_POINT, hypervolume, pareto_set
@@ -99,6 +100,8 @@ def score_pareto_on_test(output: Path, config: SearchConfig, evaluator: Callable
     if todo.empty:
         return 0
     evaluator = evaluator()
+    if not evaluator.has_test:
+        return 0  # a task without test data: no test error is reported, none invented
     names = list(evaluator.space.config_space)
     for _, row in tqdm(list(todo.iterrows()), desc="test split [Pareto set]", unit="network", disable=not progress):
         config_values = evaluator.space.validate({name: row[name] for name in names})
@@ -124,7 +127,7 @@ def finalize(output: Path, prepared: PreparedSearch, progress: bool = True) -> d
     metric = prepared.metric
     unpruned = unpruned_errors(trials, space, config, evaluator)
     R.plot_pareto(trials, front, unpruned["error"], output / R.PLOT_FILE,
-                  f"{prepared.task} · {space.name} space · {config.scheduler} · {len(trials)} trials",
+                  f"{task_name(prepared.task)} · {space.name} space · {config.scheduler} · {len(trials)} trials",
                   unpruned_label="unpruned (largest configuration)")
     names = list(space.config_space)
     parts = R.read_parts(output / "syne-tune", trials)
@@ -205,4 +208,5 @@ def unpruned_errors(trials: pd.DataFrame, space, config: SearchConfig, evaluator
     if evaluator is None:
         return {"error": None, "test_error": None, "trial_id": None}
     validation = evaluator().evaluate(largest, lambda result: None)["error"]
-    return {"error": float(validation), "test_error": float(evaluator().test_error(largest)), "trial_id": None}
+    test = evaluator().test_error(largest)
+    return {"error": float(validation), "test_error": None if test is None else float(test), "trial_id": None}

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from syne_tune import Reporter
 
-from syne_prune.data import EVAL_BATCH_SIZE, encode, eval_batches, get_task, load_task
+from syne_prune.data import EVAL_BATCH_SIZE, encode, eval_batches, evaluation_batches, get_task, load_task
 from syne_prune.evaluation import default_device, evaluate, many_shapes, predict
 from syne_prune.models import get_family
 from syne_prune.numerics import require_finite_result
@@ -119,7 +119,7 @@ class Evaluator:
         # one chunk per fidelity level, cut in split order (so each is a fair sample) and only then length-sorted
         self.validation_chunks = [eval_batches([validation[i] for i in chunk], tokenizer, settings.eval_batch_size)
                                   for chunk in np.array_split(np.arange(len(validation)), levels)]
-        self.test = eval_batches(encode(data.test, tokenizer, length, self.task.is_regression), tokenizer, settings.eval_batch_size)
+        self.test = evaluation_batches(data.test, tokenizer, length, self.task.is_regression, settings.eval_batch_size)
         model = self.supernet.model
         model.to(default_device())  # a no-op on a CPU machine; on a GPU instance every evaluation runs there
         self.space = get_search_space(meta["search_space"], get_family(model.config).shape(model.config))
@@ -159,15 +159,23 @@ class Evaluator:
                 seen_p = seen_p.astype(np.int64)
             result = {"fidelity": level, "error": self.task.error(seen_y, seen_p), **static}
             if level == levels:
-                if self.settings.test_every_trial:
+                if self.settings.test_every_trial and self.has_test:
                     result["test_error"] = self._test_error(sub)
                 result["valid_error"] = result["error"]
                 result["eval_s"] = time.perf_counter() - started
             report(require_finite_result(result))
         return result
 
-    def test_error(self, config: dict[str, Any]) -> float:
-        """Error of ``config``'s sub-network on the test split (GLUE dev), which the search never sees."""
+    @property
+    def has_test(self) -> bool:
+        """Whether the task has test data (a user's task without a test file has none)."""
+        return self.test is not None
+
+    def test_error(self, config: dict[str, Any]) -> float | None:
+        """Error of ``config``'s sub-network on the test split (GLUE dev), which the search never sees; None when
+        the task has no test data."""
+        if not self.has_test:
+            return None
         with many_shapes():
             return self._test_error(extract_subnetwork(self.supernet.model, self.space.to_mask(config)).eval())
 

@@ -19,8 +19,7 @@ from transformers import AutoConfig, PreTrainedModel
 from syne_prune.artifacts import SUPERNET_FILE, SupernetDir, sha256_of
 from syne_prune.data import get_task
 from syne_prune.errors import SynePruneError
-from syne_prune.models import auto_class_of, check_model_settings
-from syne_prune.models.loading import load_tokenizer
+from syne_prune.models import auto_class_of, check_model_settings, load_tokenizer
 from syne_prune.numerics import require_finite_safetensors
 
 

@@ -7,7 +7,8 @@ distillation, Hinton et al. 2015; a fixed fine-tuned teacher as in DynaBERT, Hou
 
 ``--teacher auto`` first fine-tunes the full model with the ``standard`` strategy (same data, learning
 rate and epochs) into ``OUTPUT/teacher`` (``TEACHER_DIR``), which ``--resume`` reuses or continues (see
-``train.py``).
+``train.py``) — unless the model already is a classifier for exactly the task's classes (``is_trained_for``: the
+user's own fine-tuned model), which is then the teacher as it is.
 """
 from __future__ import annotations
 
@@ -19,8 +20,7 @@ import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from syne_prune.errors import SynePruneError
-from syne_prune.models import auto_class_of
-from syne_prune.models.loading import check_model_files, load_tokenizer
+from syne_prune.models import auto_class_of, check_model_files, load_tokenizer
 
 if TYPE_CHECKING:
     from syne_prune.data import Task
@@ -63,6 +63,16 @@ def head_kind(config: PretrainedConfig) -> str:
     if auto_name == "AutoModelForSequenceClassification":
         return "regression" if config.num_labels == 1 or config.problem_type == "regression" else "classification"
     return "none (a base model)"
+
+
+def is_trained_for(config: PretrainedConfig, task: Task) -> bool:
+    """Whether a checkpoint already carries a trained head for exactly ``task``'s classes: a sequence classifier
+    whose own class names (``id2label``, not transformers' ``LABEL_i`` placeholders) are the task's, in the same
+    order. Only a user's task with class names can tell (``TaskSpec``); a built-in task or a regression never does."""
+    if task.spec is None or task.is_regression or head_kind(config) != "classification":
+        return False
+    names = tuple(str(config.id2label[i]) for i in range(config.num_labels)) if config.id2label else ()
+    return names == tuple(task.label_values)
 
 
 def check_teacher(path: str, model_config: PretrainedConfig, tokenizer: Any, task: Task, output: str | None = None) -> PretrainedConfig:

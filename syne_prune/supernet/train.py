@@ -15,19 +15,28 @@ from typing import Any
 import numpy as np
 
 from syne_prune.artifacts import SUPERNET_FILE, SupernetDir
-from syne_prune.data import EVAL_BATCH_SIZE, data_loader, encode, eval_batches, get_task, load_task
+from syne_prune.data import (
+    EVAL_BATCH_SIZE,
+    TaskSpec,
+    check_task,
+    data_loader,
+    describe_spec,
+    encode,
+    evaluation_batches,
+    load_task,
+    resolve_task,
+    task_record,
+)
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import constant_answer, default_device, evaluate, warn_if_not_learned
-from syne_prune.export import load_model_config
 from syne_prune.files import atomic_write_text, output_lock, writing
 from syne_prune.importance import IMPORTANCE_METHODS, ORDERED_ATTRIBUTE, order_by_importance, ordered_by
-from syne_prune.models import check_model_settings, get_family, load_task_model
-from syne_prune.models.loading import check_model_files, load_tokenizer
+from syne_prune.models import check_model_files, check_model_settings, get_family, load_model_config, load_task_model, load_tokenizer
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.numerics import require_finite_weights
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet.strategies import get_strategy
-from syne_prune.supernet.teacher import AUTO, NONE, TEACHER_DIR, load_teacher
+from syne_prune.supernet.teacher import AUTO, NONE, TEACHER_DIR, is_trained_for, load_teacher
 from syne_prune.surgery import InPlaceMask, extract_subnetwork
 from syne_prune.training import (
     FINETUNE_LR,
@@ -52,7 +61,7 @@ ADDED = {"warmup_ratio": 0.0}  # settings TrainingConfig gained later, with the 
 @dataclass
 class TrainingConfig:
     model: str
-    task: str
+    task: str | TaskSpec  # a built-in task's name, or the user's data (syne_prune.data.TaskSpec)
     output: str
     data_dir: str | None = None
     search_space: str = "small"
@@ -78,7 +87,7 @@ class TrainingConfig:
 
     def check(self) -> None:
         """Every foreseeable mistake as a one-line SynePruneError, before anything is loaded or written."""
-        get_task(self.task)
+        check_task(self.task)
         get_strategy(self.strategy)
         if self.importance not in IMPORTANCE_CHOICES:
             raise SynePruneError(f"unknown importance method '{self.importance}'; choose one of {', '.join(IMPORTANCE_CHOICES)}")
@@ -135,9 +144,11 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     model_config = load_model_config(config.model)
     arch = get_family(model_config)
     space = get_search_space(config.search_space, arch.shape(model_config))
-    task = get_task(config.task)
     # Everything that can fail on bad input fails here, before the output directory is touched.
-    data = load_task(config.task, config.data_dir, config.validation_fraction, config.seed,
+    task = resolve_task(config.task, model_config)
+    if task.spec is not None and progress:
+        print(f"task '{task.name}': {describe_spec(task.spec)}", flush=True)
+    data = load_task(task, config.data_dir, config.validation_fraction, config.seed,
                      config.max_train_examples, config.max_eval_examples)
     source = resolve_model(config.model)
     tokenizer = load_tokenizer(source, f"model '{config.model}'")
@@ -147,6 +158,11 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     if config.fixed_teacher() not in (None, AUTO):
         teacher = load_teacher(config.teacher, model_config, tokenizer, task, output=config.output)
     auto = config.fixed_teacher() == AUTO
+    if auto and is_trained_for(model_config, task):  # the user's own fine-tuned classifier: the teacher as it is
+        teacher, auto = load_teacher(source, model_config, tokenizer, task, source=AUTO), False
+        if progress:
+            print(f"--teacher auto: '{config.model}' already classifies exactly these labels; it is the teacher as it is "
+                  "(no second fine-tune)", flush=True)
     seed_everything(config.seed)
     # loaded (its new task head drawn right after seeding) before the output exists; with --teacher auto the super-network
     # starts from the teacher instead, and a local --model's files were just checked, so only a hub id is loaded here
@@ -180,8 +196,8 @@ def _train(config: TrainingConfig, output: Path, model, tokenizer, teacher, run:
         teacher.to(device)
 
     train_examples = encode(data.train, tokenizer, config.max_length, task.is_regression)
-    validation = eval_batches(encode(data.validation, tokenizer, config.max_length, task.is_regression), tokenizer, config.eval_batch_size)
-    test = eval_batches(encode(data.test, tokenizer, config.max_length, task.is_regression), tokenizer, config.eval_batch_size)
+    validation, test = (evaluation_batches(split, tokenizer, config.max_length, task.is_regression, config.eval_batch_size)
+                        for split in (data.validation, data.test))
     importance = _order_by_importance(config, model, train_examples, tokenizer, output / IMPORTANCE_FILE)
     total_steps = steps_per_epoch(len(train_examples), config.batch_size) * config.epochs
 
@@ -214,7 +230,8 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
         sub = extract_subnetwork(model, space.to_mask(subnet))
         metrics[name] = {"config": subnet, "validation": evaluate(sub, validation, task), "test": evaluate(sub, test, task)}
     teacher_record = None if teacher is None else {"source": teacher.source, "path": teacher.path,
-                                                     "validation": evaluate(teacher.model, validation, task)}
+                                                     "validation": evaluate(teacher.model, validation, task),
+                                                     "test": evaluate(teacher.model, test, task)}
     constant = constant_answer(task, data.validation.labels)  # recorded; warn_if_not_learned reads it below
 
     require_finite_weights(model, "the trained super-network")
@@ -225,7 +242,7 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
         "model": config.model,
         "initialised_from": str(source),
         "model_type": model.config.model_type,
-        "task": config.task,
+        "task": task_record(task),
         "metric": task.metric_name,
         "search_space": config.search_space,
         "strategy": config.strategy,
@@ -234,7 +251,7 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
         "hyperparameters": config.settings(),
         "num_train_examples": len(data.train),
         "num_validation_examples": len(data.validation),
-        "num_test_examples": len(data.test),
+        "num_test_examples": 0 if data.test is None else len(data.test),
         "history": history,
         "train_time_s": sum(h["epoch_time_s"] for h in history),
         "metrics": metrics,

@@ -11,9 +11,8 @@ from typing import Any
 from syne_prune.artifacts import SearchRecord
 from syne_prune.data import TASKS, get_task, load_task
 from syne_prune.errors import SynePruneError
-from syne_prune.export import load_model_config, task_record
-from syne_prune.models import check_model_settings, get_family
-from syne_prune.models.loading import check_model_files, load_tokenizer
+from syne_prune.export import training_data_record
+from syne_prune.models import check_model_files, check_model_settings, get_family, load_model_config, load_tokenizer
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.options import add_option, api_kwargs
 from syne_prune.search import finetune
@@ -94,4 +93,4 @@ class StandardNAS(TrialKind):
         config = space.validate({k: row[k] for k in space.config_space})
         checkpoint = str(row["checkpoint"])
         trained = load_trained(model, space, config, checkpoint if checkpoint.startswith("s3://") else search_dir / checkpoint)
-        return ExportSource(model, tokenizer, space, config, trained, task_record(saved.settings["trial_settings"]))
+        return ExportSource(model, tokenizer, space, config, trained, training_data_record(saved.settings["trial_settings"]))

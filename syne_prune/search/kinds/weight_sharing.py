@@ -14,7 +14,7 @@ from transformers import AutoConfig
 from syne_prune.artifacts import SearchRecord
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import warn_if_not_learned
-from syne_prune.export import task_record
+from syne_prune.export import training_data_record
 from syne_prune.models import get_family, usable_positions
 from syne_prune.options import add_option
 from syne_prune.search import trial
@@ -127,5 +127,6 @@ class WeightSharing(TrialKind):
         model = supernet.model
         space = get_search_space(saved.search_space, get_family(model.config).shape(model.config))
         config = space.validate({k: row[k] for k in space.config_space})
-        trained_on = {**task_record(supernet.metadata["hyperparameters"]), "supernet": str(Path(saved.supernet).resolve())}
+        trained_on = {**training_data_record({**supernet.metadata["hyperparameters"], "task": supernet.metadata["task"]}),
+                      "supernet": str(Path(saved.supernet).resolve())}
         return ExportSource(model, supernet.tokenizer, space, config, None, trained_on)

@@ -8,12 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from syne_prune.aws import CHANNEL_PREFIX, SageMakerSettings, aws_error
+from syne_prune.aws import CHANNEL_PREFIX, MODEL_DIR, SageMakerSettings, aws_error
 from syne_prune.models.local_weights import resolve_model
 from syne_prune.search.backends.sagemaker.trial_backend import SageMakerBackend
 
 CHANNEL_FLAGS = {"--model": "model", "--supernet": "supernet", "--data-dir": "data"}
-MODEL_DIR = "/opt/ml/model"  # SageMaker uploads it as the job's model.tar.gz
 
 
 def launch_cli_job(settings: SageMakerSettings, argv: list[str], job_name: str, session=None) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The Syne Tune trial backend that runs each trial as a SageMaker training job (see the package's docstring)."""
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -111,7 +112,8 @@ class SageMakerBackend(TrialBackend):
         return s3_join(bucket, root, self.job_prefix, "checkpoints", self.tuner_name, str(trial_id)) + "/"
 
     def hyperparameters(self, config: dict[str, Any]) -> dict[str, str]:
-        """The job's hyperparameters: the mask and constants, local channel directories as sm-channel:NAME."""
+        """The job's hyperparameters: the mask and constants, local channel directories as sm-channel:NAME; each value
+        JSON-encoded, as SageMaker's training toolkit JSON-decodes them (so the entry script gets these strings)."""
         by_path = {str(Path(p).resolve()): name for name, p in self.local_channels.items()}
         values = {}
         for key, value in config.items():
@@ -123,7 +125,7 @@ class SageMakerBackend(TrialBackend):
         values["sagemaker_program"] = ENTRY_SCRIPT
         values["sagemaker_submit_directory"] = self.source_uri
         values["sagemaker_region"] = self.settings.region
-        return values
+        return {key: json.dumps(value) for key, value in values.items()}
 
     def job_request(self, trial_id: int, attempt: int, config: dict[str, Any]) -> dict[str, Any]:
         s = self.settings

@@ -1,0 +1,89 @@
+"""The metrics a task can be scored by, by name (``METRICS``), each "higher is better"; a search minimises
+``error = 1 - metric`` (the paper's validation error, Section 5). Inputs are 1-D arrays of equal length:
+integer class ids (classification) or float scores (regression)."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from syne_prune.errors import SynePruneError
+
+
+def accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
+    return float(accuracy_score(labels, predictions))
+
+
+def f1(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """F1 of class 1 (binary tasks: MRPC, QQP)."""
+    return float(f1_score(labels, predictions))
+
+
+def macro_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """Unweighted mean of the per-class F1 over the classes in ``labels`` and ``predictions``."""
+    return float(f1_score(labels, predictions, average="macro"))
+
+
+def micro_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """F1 over all decisions pooled (for single-label classification it equals accuracy)."""
+    return float(f1_score(labels, predictions, average="micro"))
+
+
+def mcc(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """Matthews correlation coefficient (CoLA's metric); 0 for constant predictions."""
+    return float(matthews_corrcoef(labels, predictions))
+
+
+def _correlation(function: Callable, name: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    def correlation(labels: np.ndarray, predictions: np.ndarray) -> float:
+        if not (np.isfinite(labels).all() and np.isfinite(predictions).all()):
+            raise SynePruneError(f"{name} correlation of non-finite scores or predictions (NaN or inf); check the data and the model")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # constant input: handled below
+            value = function(labels, predictions).statistic
+        return 0.0 if np.isnan(value) else float(value)  # constant predictions have no correlation
+
+    correlation.__name__ = name
+    correlation.__doc__ = (f"{name.capitalize()} correlation of scores and predictions; constant predictions score 0. NaN or "
+                           "inf in either array raise ``SynePruneError`` (scipy would return NaN, read as constant).")
+    return correlation
+
+
+pearson = _correlation(pearsonr, "pearson")
+spearman = _correlation(spearmanr, "spearman")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric: its name, its function ``(labels, predictions) -> float`` and the task types it scores."""
+
+    name: str
+    function: Callable[[np.ndarray, np.ndarray], float]
+    task_types: tuple[str, ...]
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("accuracy", accuracy, ("classification",)),
+    Metric("f1", f1, ("classification",)),
+    Metric("macro-f1", macro_f1, ("classification",)),
+    Metric("micro-f1", micro_f1, ("classification",)),
+    Metric("mcc", mcc, ("classification",)),
+    Metric("pearson", pearson, ("regression",)),
+    Metric("spearman", spearman, ("regression",)),
+)}
+DEFAULT_METRIC = {"classification": "accuracy", "regression": "spearman"}
+"""The metric of a task type when none is given (spearman: STS-B's metric, as in the paper)."""
+
+
+def get_metric(name: str, task_type: str | None = None) -> Metric:
+    """The metric called ``name``; raises ``SynePruneError`` for an unknown name, or one that does not score
+    ``task_type`` (e.g. spearman for classification), listing the choices."""
+    choices = [m.name for m in METRICS.values() if task_type is None or task_type in m.task_types]
+    if name not in choices:
+        kind = f" for {task_type}" if task_type else ""
+        raise SynePruneError(f"unknown metric '{name}'{kind}; choose one of {', '.join(choices)}")
+    return METRICS[name]
