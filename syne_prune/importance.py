@@ -35,8 +35,7 @@ from transformers import PreTrainedModel
 
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
-from syne_prune.models import get_family, head_of
-from syne_prune.models.family import UnitAxis, select_units
+from syne_prune.models import UnitAxis, get_family, head_of, select_units
 from syne_prune.surgery import InPlaceMask, check_mask_fits
 
 # Config attribute (saved in config.json) naming the method a model was ordered by: an ordered model,

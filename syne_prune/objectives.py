@@ -40,9 +40,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
 from syne_prune.masks import SubnetMask
-from syne_prune.models import Family, get_family, head_of
-from syne_prune.models.bert import FAMILY as BERT
-from syne_prune.models.shape import EncoderShape
+from syne_prune.models import FAMILIES, EncoderShape, Family, get_family, head_of
 from syne_prune.surgery import check_mask_fits
 
 
@@ -72,7 +70,7 @@ def subnet_size(model: PreTrainedModel, mask: SubnetMask | None = None, seq_len:
                       macs=macs + arch.fixed_macs(model, seq_len), seq_len=seq_len)
 
 
-def encoder_size(shape: EncoderShape, mask: SubnetMask, seq_len: int = 128, family: Family = BERT,
+def encoder_size(shape: EncoderShape, mask: SubnetMask, seq_len: int = 128, family: Family = FAMILIES["bert"],
                  config: PretrainedConfig | None = None) -> tuple[int, int]:
     """(parameters, MACs per sequence of ``seq_len`` tokens) of the prunable encoder layers that ``mask``
     keeps, by ``family``'s formulas (``Family.layer_size``; default BERT's, in this module's docstring); needs

@@ -14,11 +14,10 @@ from typing import Any
 from syne_prune.artifacts import SupernetDir
 from syne_prune.data import TaskLike, task_name
 from syne_prune.errors import SynePruneError
-from syne_prune.models.local_weights import resolve_model
+from syne_prune.models import resolve_model
 from syne_prune.recovery import recover
 from syne_prune.search import SearchConfig, WeightSharingSettings, export_from_search, run_search
-from syne_prune.supernet import TrainingConfig, train_supernet
-from syne_prune.supernet.teacher import AUTO, TEACHER_DIR
+from syne_prune.supernet import AUTO_TEACHER, TEACHER_DIR, TrainingConfig, train_supernet
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -53,7 +52,7 @@ def quickstart(config: QuickstartConfig, overwrite: bool = False, progress: bool
     supernet = train_supernet(
         TrainingConfig(model=config.model, task=config.task, output=str(root / "supernet"), data_dir=config.data_dir,
                        search_space="small", strategy="full", epochs=config.epochs, lr=1e-4, batch_size=32, num_random_subnets=2,
-                       max_length=64, max_train_examples=config.max_train_examples, teacher=AUTO, importance="fisher",
+                       max_length=64, max_train_examples=config.max_train_examples, teacher=AUTO_TEACHER, importance="fisher",
                        seed=config.seed),  # full validation and test splits: the same ones the search and recovery score
         overwrite=overwrite, progress=progress,
     )

@@ -35,9 +35,8 @@ from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import evaluate
 from syne_prune.export import save_export
 from syne_prune.files import atomic_write
-from syne_prune.models import FAMILIES, Family, auto_class_of, check_model_settings, load_tokenizer
-from syne_prune.models.loading import check_model_files
-from syne_prune.supernet.strategies import distillation_loss
+from syne_prune.models import FAMILIES, Family, auto_class_of, check_model_files, check_model_settings, load_tokenizer
+from syne_prune.supernet import distillation_loss
 from syne_prune.training import RESUME_DIR, LoopSettings, TrainingLoop, prepare_output, seed_everything, write_settings
 from syne_prune.versions import software_versions
 

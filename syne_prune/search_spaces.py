@@ -27,7 +27,7 @@ from syne_tune.config_space import Categorical, Domain, Integer, choice, randint
 
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
-from syne_prune.models.shape import EncoderShape
+from syne_prune.models import EncoderShape
 
 Config = dict[str, int]
 

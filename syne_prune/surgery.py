@@ -20,8 +20,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
-from syne_prune.models import Family, LayerParts, get_family, head_of
-from syne_prune.models.family import select_units
+from syne_prune.models import Family, LayerParts, get_family, head_of, select_units
 
 
 def check_mask_fits(model: PreTrainedModel, mask: SubnetMask) -> Family:
@@ -104,7 +103,7 @@ class InPlaceMask:
         if mask is None:
             for state, layer in zip(self._state, self._layers):
                 state[:] = [None, False, None, False]
-                _restore_forward(layer)
+                restore_forward(layer)
             return
         check_mask_fits(self.model, mask)
         device = next(self.model.parameters()).device
@@ -119,7 +118,7 @@ class InPlaceMask:
             if state[1] and state[3]:
                 layer.forward = self.arch.removed_layer_forward
             else:
-                _restore_forward(layer)
+                restore_forward(layer)
 
     def set_scales(self, heads: torch.Tensor, neurons: torch.Tensor) -> None:
         """Multiply each head's attention context and each FFN neuron's activation by a real factor.
@@ -137,17 +136,17 @@ class InPlaceMask:
             per_row = head_scale.dim() == 2  # [R, H * head_dim] -> [R, 1, H * head_dim], broadcast over tokens
             state[:] = [head_scale[:, None] if per_row else head_scale, False,
                         neuron_scale[:, None] if neuron_scale.dim() == 2 else neuron_scale, False]
-            _restore_forward(layer)
+            restore_forward(layer)
 
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
         for layer in self._layers:
-            _restore_forward(layer)
+            restore_forward(layer)
 
 
-def _restore_forward(layer: nn.Module) -> None:
+def restore_forward(layer: nn.Module) -> None:
     layer.__dict__.pop("forward", None)
 
 

@@ -302,14 +302,14 @@ def test_export_recovers_from_the_supernetworks_own_teacher_when_it_has_one(tmp_
     super-network itself."""
     import argparse
 
-    from syne_prune.cli import _recovery_teacher
+    from syne_prune.cli import recovery_teacher
 
     supernet, teacher = tmp_path / "supernet", tmp_path / "supernet" / "teacher"
     teacher.mkdir(parents=True)
     args = argparse.Namespace(recover_epochs=1, teacher=None, search_dir=None, model=str(supernet))
     SupernetDir(supernet).write({"teacher": {"source": "auto", "path": str(teacher)}})
-    assert _recovery_teacher(args) == str(teacher)
+    assert recovery_teacher(args) == str(teacher)
     shutil.rmtree(teacher)  # moved away: fall back to the super-network
-    assert _recovery_teacher(args) == str(supernet)
+    assert recovery_teacher(args) == str(supernet)
     SupernetDir(supernet).write({"teacher": None})
-    assert _recovery_teacher(args) == str(supernet)
+    assert recovery_teacher(args) == str(supernet)

@@ -127,12 +127,10 @@ def test_no_import_circle_at_module_level():
     assert _cycles(edges) == []
 
 
-def test_no_import_circle_in_search_counting_type_checking_and_function_imports():
-    """No module of syne_prune.search imports itself through others, even where an import runs only for the type
-    checker or inside a function (hiding a circle that way keeps the modules tied: neither can be read or changed
-    alone)."""
-    search = [m for m in MODULES if _part(m) == "search"]
-    edges = {m: {t for _, t in sum(_imports(m, type_checking=True), []) if t != m and t in search} for m in search}
+def test_no_import_circle_counting_type_checking_and_function_imports():
+    """No module imports itself through others, even where an import runs only for the type checker or inside a
+    function (hiding a circle that way keeps the modules tied: neither can be read or changed alone)."""
+    edges = {m: {t for _, t in sum(_imports(m, type_checking=True), []) if t != m} for m in MODULES}
     assert _cycles(edges) == []
 
 
@@ -156,6 +154,33 @@ def test_no_import_from_a_higher_layer():
                 upward.add((module, target))
     assert upward <= set(UPWARD_IMPORTS), sorted(upward - set(UPWARD_IMPORTS))
     assert set(UPWARD_IMPORTS) <= upward, f"gone, remove from UPWARD_IMPORTS: {sorted(set(UPWARD_IMPORTS) - upward)}"
+
+
+SUBPACKAGES = {_part(m) for m, path in MODULES.items() if path.name == "__init__.py" and m.count(".") == 1}
+"""The parts of syne_prune that are folders (``search``, ``models``, ...): each has a public face, its ``__init__``."""
+
+
+def _crossings(module: str) -> list[str]:
+    """What ``module`` imports from another subpackage other than through that subpackage's ``__init__``, and
+    every private (underscore) name it imports from another module, as ``"line: target"``."""
+    found = []
+    for node in ast.walk(ast.parse(MODULES[module].read_text())):
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        for target in _targets(module, node):
+            part = _part(target)
+            if part != _part(module) and part in SUBPACKAGES and target != f"syne_prune.{part}":
+                found.append(f"{node.lineno}: {target}")
+        if isinstance(node, ast.ImportFrom):
+            found += [f"{node.lineno}: {node.module}.{alias.name}" for alias in node.names
+                      if alias.name.startswith("_") and not alias.name.startswith("__") and alias.name != "_threads"]
+    return found
+
+
+def test_subpackages_are_used_through_their_public_face():
+    """Code outside a subpackage imports it only from its ``__init__`` (which names what others may use), and no
+    module imports another's private names."""
+    assert {m: c for m in MODULES if (c := _crossings(m))} == {}
 
 
 def _lengths() -> tuple[dict[str, int], dict[str, int]]:
@@ -228,6 +253,7 @@ def test_the_checks_see_what_they_check():
     assert _check_limit({"m.py": 401, "n.py": 12}, 400, {"n.py": 500}) == ["m.py: 401 lines (limit 400)",
                                                                            "n.py: now 12 lines, remove it from the list of exceptions"]
     assert _check_limit({"m.py": 450}, 400, {"m.py": 420}) == ["m.py: 450 lines (limit 400)"]
+    assert _part("syne_prune.models.bert") == "models" and "models" in SUBPACKAGES and "surgery" not in SUBPACKAGES
     source = ("import os\n\ndef f():\n    import json  # slow\n    from a import (b,\n        c)\n\n    import d\n\n"
               "def g():\n    from e import h\n    return h  # commented, but not the import\n")
     assert _uncommented_local_imports(source) == [8, 11]

@@ -26,7 +26,7 @@ from transformers import PreTrainedModel
 
 from syne_prune.baselines.common import PruneContext
 from syne_prune.masks import SubnetMask
-from syne_prune.surgery import _restore_forward
+from syne_prune.surgery import restore_forward
 
 RIDGE = 1e-4
 SCALE_LIMIT = 10.0
@@ -82,7 +82,7 @@ def _run_layer(model: PreTrainedModel, ctx: PruneContext, index: int, batch: dic
         for handle in handles:
             handle.remove()
         for layer in layers[:index]:
-            _restore_forward(layer)
+            restore_forward(layer)
     return captured
 
 

@@ -24,6 +24,7 @@ from transformers import PreTrainedModel
 
 from syne_prune.artifacts import ExportDir
 from syne_prune.baselines.common import BUDGET_FLAGS, Budget, PruneContext, Pruned, PruneSettings
+from syne_prune.baselines.methods import get_method
 from syne_prune.data import EVAL_BATCH_SIZE, Task, TaskLike, encode, evaluation_batches, load_task, resolve_task, task_record
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
@@ -90,7 +91,6 @@ def smallest_ratio(method: str, model_dir: str, kind: str = "params", seq_len: i
     """The smallest ``kind`` ratio (a ``BUDGET_KINDS`` name) ``method`` reaches on the model ``model_dir`` (no data needed):
     budgets below it are refused by ``prune``. Raises SynePruneError for an unknown method or kind, or a model
     that does not load."""
-    from syne_prune.baselines import get_method  # the registry's package imports this module: a circle at import time
 
     Budget(kind, 1.0)  # checks the kind
     spec, model = get_method(method), load_model(model_dir)
@@ -127,7 +127,6 @@ def prune(method: str, model_dir: str, task: TaskLike, *, max_params: Any = None
     a ratio outside (0, 1], a budget below the smallest sub-network the method reaches (the message names that
     ratio), a model that is not fine-tuned on ``task`` or not a supported architecture, a model without
     tokenizer, a non-positive setting, or an existing ``output`` without ``overwrite``."""
-    from syne_prune.baselines import get_method  # the registry's package imports this module: a circle at import time
 
     spec = get_method(method)
     budgets = parse_budgets(max_params, max_macs, max_encoder_params)

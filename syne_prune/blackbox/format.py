@@ -48,7 +48,7 @@ import pandas as pd
 from syne_prune.artifacts import SUPERNET_FILE, SupernetDir, sha256_of
 from syne_prune.errors import SynePruneError
 from syne_prune.files import append_line, atomic_write_text, writing
-from syne_prune.models.shape import EncoderShape
+from syne_prune.models import EncoderShape
 from syne_prune.search import subnetwork_key
 from syne_prune.search_spaces import get_search_space
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 
 from syne_prune.cli import blackbox, export, prune, quickstart, recover, search, space, train
-from syne_prune.cli.export import _recovery_teacher
+from syne_prune.cli.export import recovery_teacher
 from syne_prune.cli.options import HelpFormatter, Parser
 from syne_prune.errors import SynePruneError
 from syne_prune.files import is_write_failure, write_failure
@@ -46,4 +46,4 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-__all__ = ["COMMAND_GROUPS", "HelpFormatter", "Parser", "_recovery_teacher", "build_parser", "main"]
+__all__ = ["COMMAND_GROUPS", "HelpFormatter", "Parser", "recovery_teacher", "build_parser", "main"]

@@ -6,9 +6,7 @@ import argparse
 import functools
 from typing import Any
 
-from syne_prune.blackbox.benchmark import BenchmarkConfig, run_benchmark
-from syne_prune.blackbox.record import RecordConfig, record_from_trials, record_samples
-from syne_prune.blackbox.surrogate import SURROGATES
+from syne_prune.blackbox import SURROGATES, BenchmarkConfig, RecordConfig, record_from_trials, record_samples, run_benchmark
 from syne_prune.cores import usable_cores
 from syne_prune.errors import SynePruneError
 from syne_prune.options import add_option, api_kwargs

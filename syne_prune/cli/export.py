@@ -57,7 +57,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise SynePruneError("give --model, --search-space and --config (or --search-dir with --trial or --max-params)")
         if args.trial is not None or args.max_params is not None:
             raise SynePruneError("--trial and --max-params choose from a search; they need --search-dir")
-    teacher = _recovery_teacher(args)
+    teacher = recovery_teacher(args)
     output = Path(args.output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())) and not args.overwrite:
         raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
@@ -96,7 +96,7 @@ def _read_config(text: str) -> dict[str, Any]:
     return config
 
 
-def _recovery_teacher(args: argparse.Namespace) -> str | None:
+def recovery_teacher(args: argparse.Namespace) -> str | None:
     """export --recover-epochs: the teacher (--teacher, else the fixed teacher the super-network was trained with,
     else that super-network itself); None without."""
     if args.recover_epochs is None:

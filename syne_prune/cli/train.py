@@ -8,8 +8,7 @@ from typing import Any
 from syne_prune.cli.task_options import add_task_options, task_from_args
 from syne_prune.options import add_option, api_kwargs
 from syne_prune.search_spaces import SEARCH_SPACES
-from syne_prune.supernet import STRATEGIES, TrainingConfig, train_supernet
-from syne_prune.supernet.train import IMPORTANCE_CHOICES
+from syne_prune.supernet import IMPORTANCE_CHOICES, STRATEGIES, TrainingConfig, train_supernet
 
 
 def add_commands(commands: Any) -> None:

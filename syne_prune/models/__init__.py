@@ -13,6 +13,7 @@ import transformers
 from transformers import AutoConfig, AutoModel
 
 from syne_prune.models.architectures import FAMILIES, PRUNED_CLASSES, TASK_HEADS, Family, LayerParts, UnitAxis, family_of_any, get_family
+from syne_prune.models.family import select_units
 from syne_prune.models.limits import check_model_settings, usable_positions
 from syne_prune.models.loading import (
     auto_class_of,
@@ -22,6 +23,7 @@ from syne_prune.models.loading import (
     load_task_model,
     load_tokenizer,
 )
+from syne_prune.models.local_weights import resolve_model
 from syne_prune.models.shape import EncoderShape
 
 for _model_type, (_config_class, _base_class, _heads) in PRUNED_CLASSES.items():
@@ -38,4 +40,4 @@ def head_of(model) -> str | None:
 
 __all__ = ["FAMILIES", "Family", "EncoderShape", "LayerParts", "PRUNED_CLASSES", "TASK_HEADS", "UnitAxis",
            "auto_class_of", "check_model_files", "check_model_settings", "family_of_any", "get_family", "head_of",
-           "load_model", "load_model_config", "load_task_model", "load_tokenizer", "usable_positions"]
+           "load_model", "load_model_config", "load_task_model", "load_tokenizer", "resolve_model", "select_units", "usable_positions"]

@@ -33,8 +33,7 @@ from syne_prune.data import EVAL_BATCH_SIZE, encode, eval_batches, get_task, loa
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
 from syne_prune.files import atomic_write
-from syne_prune.models import get_family, load_task_model, load_tokenizer
-from syne_prune.models.local_weights import resolve_model
+from syne_prune.models import get_family, load_task_model, load_tokenizer, resolve_model
 from syne_prune.numerics import require_finite_result, require_finite_weights
 from syne_prune.objectives import measure_latency_ms, subnet_size
 from syne_prune.search.protocol import parse_hyperparameters, process_start_time, run_trial

@@ -31,8 +31,7 @@ from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import constant_answer, default_device, evaluate, warn_if_not_learned
 from syne_prune.files import atomic_write_text, output_lock, writing
 from syne_prune.importance import IMPORTANCE_METHODS, ORDERED_ATTRIBUTE, order_by_importance, ordered_by
-from syne_prune.models import check_model_files, check_model_settings, get_family, load_model_config, load_task_model, load_tokenizer
-from syne_prune.models.local_weights import resolve_model
+from syne_prune.models import check_model_files, check_model_settings, get_family, load_model_config, load_task_model, load_tokenizer, resolve_model
 from syne_prune.numerics import require_finite_weights
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet.strategies import get_strategy

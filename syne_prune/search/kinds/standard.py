@@ -12,8 +12,7 @@ from syne_prune.artifacts import SearchRecord
 from syne_prune.data import TASKS, get_task, load_task
 from syne_prune.errors import SynePruneError
 from syne_prune.export import training_data_record
-from syne_prune.models import check_model_files, check_model_settings, get_family, load_model_config, load_tokenizer
-from syne_prune.models.local_weights import resolve_model
+from syne_prune.models import check_model_files, check_model_settings, get_family, load_model_config, load_tokenizer, resolve_model
 from syne_prune.options import add_option, api_kwargs
 from syne_prune.search import finetune
 from syne_prune.search.finetune import FineTuneSettings, load_pretrained, load_trained

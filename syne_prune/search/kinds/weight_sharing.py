@@ -22,8 +22,7 @@ from syne_prune.search.kinds.base import ExportSource, PreparedSearch, TrialKind
 from syne_prune.search.schedulers import MULTI_FIDELITY
 from syne_prune.search.trial import Evaluator, TrialSettings, fidelity_levels, load_search_data
 from syne_prune.search_spaces import get_search_space
-from syne_prune.supernet import load_supernet, verify_checkpoint
-from syne_prune.supernet.checkpoint import check_supernet_settings
+from syne_prune.supernet import check_supernet_settings, load_supernet, verify_checkpoint
 
 
 @dataclass(frozen=True)

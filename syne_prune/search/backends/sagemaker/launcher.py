@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from syne_prune.aws import CHANNEL_PREFIX, MODEL_DIR, SageMakerSettings, aws_error
-from syne_prune.models.local_weights import resolve_model
+from syne_prune.models import resolve_model
 from syne_prune.search.backends.sagemaker.trial_backend import SageMakerBackend
 
 CHANNEL_FLAGS = {"--model": "model", "--supernet": "supernet", "--data-dir": "data"}
