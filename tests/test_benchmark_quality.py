@@ -27,7 +27,7 @@ def test_kept_is_the_share_of_the_gain_over_the_constant_answer():
 def small_space_search(tiny_model_dirs, glue_dir, tmp_path_factory):
     """A tiny BERT super-network over the small search space (the one recipe_grid reads trials in) and a six-trial
     random search on it, both written by the real training and search code."""
-    from syne_prune.search import SearchConfig, run_search
+    from syne_prune.search import SearchConfig, WeightSharingSettings, run_search
     from syne_prune.supernet import TrainingConfig, train_supernet
 
     root = tmp_path_factory.mktemp("recipe-grid")
@@ -35,7 +35,7 @@ def small_space_search(tiny_model_dirs, glue_dir, tmp_path_factory):
     train_supernet(TrainingConfig(teacher=None, model=str(tiny_model_dirs["bert"]), task="rte", output=str(supernet), data_dir=str(glue_dir),
                                   search_space="small", strategy="sandwich", epochs=1, batch_size=16, lr=1e-3, max_length=48,
                                   max_train_examples=32, max_eval_examples=16), progress=False)
-    run_search(SearchConfig(supernet=str(supernet), output=str(search), scheduler="random", n_workers=2, max_trials=6, seed=0,
+    run_search(SearchConfig(trial_settings=WeightSharingSettings(str(supernet)), output=str(search), scheduler="random", n_workers=2, max_trials=6, seed=0,
                             eval_batch_size=8), progress=False)
     return supernet, search
 
