@@ -36,6 +36,8 @@ from transformers import (
     XLMRobertaModel,
 )
 
+pytest_plugins = ["helpers", "sagemaker_fixtures"]  # fixtures several test folders share (tests/ is on sys.path)
+
 
 def pytest_configure(config):
     """Every run lists its 15 slowest tests (CI has a time budget), unless ``--durations`` was given."""

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from conftest import ARCHS, HEADS, LAYERS, NEURONS, NEW_ARCHS, tiny_batch, tiny_model
-from test_cli import _fails, _train_args
+from helpers import fails, train_args
 
 from syne_prune import InPlaceMask, SubnetMask, get_family, get_search_space, masked
 from syne_prune import importance as importance_module
@@ -190,7 +190,7 @@ def test_train_supernet_records_the_ordering_and_resume_does_not_permute_again(t
         raise KeyboardInterrupt("killed")
 
     out = tmp_path / "supernet"
-    argv = _train_args(tiny_model_dirs["bert"], glue_dir, out, "--importance", "fisher", "--importance-examples", "12")
+    argv = train_args(tiny_model_dirs["bert"], glue_dir, out, "--importance", "fisher", "--importance-examples", "12")
     argv[argv.index("--epochs") + 1] = "2"
     monkeypatch.setattr(train_module, "_save_resume_state", killed_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
@@ -218,7 +218,7 @@ def test_train_supernet_records_the_ordering_and_resume_does_not_permute_again(t
     ],
 )
 def test_train_supernet_bad_importance_option(tiny_model_dirs, glue_dir, tmp_path, capsys, change, message):
-    _fails(capsys, _train_args(tiny_model_dirs["bert"], glue_dir, tmp_path / "out", *change), message)
+    fails(capsys, train_args(tiny_model_dirs["bert"], glue_dir, tmp_path / "out", *change), message)
     assert not (tmp_path / "out").exists()
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import SPACES, tiny_batch, tiny_model
+from helpers import TimedForward
 from torch.utils.flop_counter import FlopCounterMode
 
 from syne_prune import extract_subnetwork, get_family, get_search_space
@@ -46,28 +47,6 @@ def test_macs_grow_quadratically_in_attention_and_linearly_in_ffn():
     a, b = subnet_size(model, seq_len=10).macs, subnet_size(model, seq_len=20).macs
     c = subnet_size(model, seq_len=40).macs
     assert (c - b) - (b - a) > 0  # convex in n: the n² attention term
-
-
-class TimedForward:
-    """Wraps ``model.forward`` and replaces syne_prune.objectives' clock: every forward call is recorded (its keyword
-    inputs and whether the model was in training mode) and advances the clock by the next of ``durations_s``, so the
-    timed value of each call is known in advance."""
-
-    def __init__(self, monkeypatch, model, durations_s):
-        from types import SimpleNamespace
-
-        from syne_prune import objectives
-
-        self.calls, self.now, durations = [], 1000.0, list(durations_s)
-        real = model.forward
-
-        def forward(*args, **kwargs):
-            self.calls.append({"args": args, "training": model.training, **{k: v.clone() for k, v in kwargs.items()}})
-            output = real(*args, **kwargs)
-            self.now += durations.pop(0)
-            return output
-        monkeypatch.setattr(model, "forward", forward)
-        monkeypatch.setattr(objectives, "time", SimpleNamespace(perf_counter=lambda: self.now))
 
 
 def test_latency_is_the_median_of_the_timed_repeats_after_warmup(monkeypatch):

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 from conftest import tiny_model
+from helpers import fails
 from safetensors.torch import load_file, save_file
-from test_cli import _fails
 from transformers import AutoModel, AutoTokenizer
 
 from syne_prune import EncoderShape, SynePruneError, artifacts, get_search_space
@@ -85,11 +85,11 @@ def test_model_with_a_nan_weight_is_refused_before_any_output(tiny_model_dirs, g
     with pytest.raises(SynePruneError, match=r"has non-finite weights in 1 of \d+ tensors \(e.g. .*attention.self.query.weight\)"):
         load_task_model(str(bad), get_task("rte"))
     out = tmp_path / "out"
-    _fails(capsys, ["train-supernet", "--model", str(bad), "--task", "rte", "--data-dir", str(glue_dir), "--epochs", "1",
+    fails(capsys, ["train-supernet", "--model", str(bad), "--task", "rte", "--data-dir", str(glue_dir), "--epochs", "1",
                     "--output", str(out)], "has non-finite weights in 1 of")
     assert not out.exists()
     export = tmp_path / "export"
-    _fails(capsys, ["export", "--model", str(bad), "--search-space", "small", "--config", '{"num_layers": 1, "num_heads": 2, '
+    fails(capsys, ["export", "--model", str(bad), "--search-space", "small", "--config", '{"num_layers": 1, "num_heads": 2, '
                     '"num_units": 10}', "--onnx", "--output", str(export)], "has non-finite weights in 1 of")
     assert not export.exists()
 
@@ -114,7 +114,7 @@ def test_supernet_with_a_nan_weight_is_refused_for_search_and_export(supernets, 
     with pytest.raises(SynePruneError, match="non-finite weights in 1 of"):
         load_supernet(path)
     out = tmp_path / "search"
-    _fails(capsys, ["search", "--supernet", str(path), "--max-trials", "1", "--output", str(out)], message)
+    fails(capsys, ["search", "--supernet", str(path), "--max-trials", "1", "--output", str(out)], message)
     assert not out.exists()
 
 
@@ -125,7 +125,7 @@ def test_infinite_training_loss_stops_both_training_loops(tiny_model_dirs, tmp_p
     """Scores of 3e38 are finite float32 numbers, but their squared error overflows: loss inf at the first step."""
     data = _stsb(tmp_path, {i: "3e38" for i in range(20)})
     out = tmp_path / "out"
-    line = _fails(capsys, ["train-supernet", "--model", str(tiny_model_dirs["bert"]), "--task", "stsb", "--data-dir", str(data),
+    line = fails(capsys, ["train-supernet", "--model", str(tiny_model_dirs["bert"]), "--task", "stsb", "--data-dir", str(data),
                            "--strategy", "standard", "--epochs", "1", "--batch-size", "8", "--search-space", "small",
                            "--output", str(out)], "training loss (epoch 1, step 1 of 2) is inf; training stopped")
     assert line == ("error: training loss (epoch 1, step 1 of 2) is inf; training stopped, nothing of this epoch saved; lower --lr "
@@ -162,7 +162,7 @@ def test_non_finite_score_in_a_file_names_file_and_line(tiny_model_dirs, tmp_pat
         load_task("stsb", data)
     assert str(error.value) == f"{path} line 4 has a non-finite score {value} (1 such row(s)); fix or remove those rows"
     out = tmp_path / "out"
-    _fails(capsys, ["train-supernet", "--model", str(tiny_model_dirs["bert"]), "--task", "stsb", "--data-dir", str(data), "--output", str(out)],
+    fails(capsys, ["train-supernet", "--model", str(tiny_model_dirs["bert"]), "--task", "stsb", "--data-dir", str(data), "--output", str(out)],
            f"{path} line 4 has a non-finite score")
     assert not out.exists()
 

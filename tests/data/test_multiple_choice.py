@@ -84,7 +84,7 @@ def test_onnx_export_of_a_multiple_choice_model_is_refused(tmp_path):
 
 
 def test_latency_of_a_multiple_choice_model_is_measured_on_one_choice(monkeypatch):
-    from test_objectives import TimedForward
+    from helpers import TimedForward
 
     from syne_prune.objectives import measure_latency_ms
 

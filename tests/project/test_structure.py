@@ -7,7 +7,7 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "syne_prune"
+PACKAGE = Path(__file__).resolve().parents[2] / "syne_prune"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 

@@ -1,4 +1,4 @@
-"""Issue 14, faults 3, 4 and 6 of the search:
+"""The search's ledger and budget:
 
 - a resumed search derives every output from its one ledger (trials.csv), the killed part included;
 - a space with fewer sub-networks than the budget ends at once, with exactly its size in trials and a notice;

@@ -23,8 +23,7 @@ from conftest import (
     tiny_model,
 )
 from safetensors.torch import load_file
-from test_sagemaker import _settings as sagemaker_settings
-from test_sagemaker import sagemaker  # noqa: F401 - fixture of the SageMaker test module, used here
+from sagemaker_fixtures import sagemaker_settings
 
 from syne_prune import SubnetMask, get_family, get_search_space, masked
 from syne_prune.export import ONNX_TOLERANCE, export_subnetwork, onnx_input_names
@@ -226,7 +225,7 @@ def _ratios(supernet, row, space) -> tuple[float, float]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["modernbert", "deberta-v2"])
-def test_search_on_the_local_pool_and_sagemaker_backends(family, family_supernets, sagemaker, tmp_path):  # noqa: F811
+def test_search_on_the_local_pool_and_sagemaker_backends(family, family_supernets, sagemaker, tmp_path):
     """Random search, one worker (two would start in parallel on the CI's 2 cores: slower): 3 trials (the largest,
     smallest and midpoint sub-networks) on the pool backend, the first 2 on the local one (a process per trial: ~6 s
     each) and on the SageMaker one (jobs against moto, each run here through AWS's training toolkit as the container

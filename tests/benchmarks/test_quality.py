@@ -2,15 +2,10 @@
 grid's row, read from a real search."""
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
-
-_spec = importlib.util.spec_from_file_location("quality", Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py")
-quality = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(quality)
+import quality  # benchmarks/ is on sys.path (pytest.ini)
 
 
 def test_kept_is_the_share_of_the_gain_over_the_constant_answer():
@@ -52,15 +47,12 @@ def _prunable_share(model, space, config) -> float:
 @pytest.mark.slow
 def test_recipe_grid_row_is_read_from_the_checkpoint_and_the_search(small_space_search):
     import json
-    import sys
 
     import pandas as pd
+    import recipe_grid
 
     from syne_prune import get_family, get_search_space
     from syne_prune.supernet import load_supernet
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import recipe_grid
 
     supernet, search = small_space_search
     row = recipe_grid.point_row("rte", 0, "lr1.5e-4", supernet, search)

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli import _fails
-from test_input_faults import _every_command, _standard, _train, bert_dir  # noqa: F401 - bert_dir is a fixture
+from helpers import every_command, fails, standard_argv, train_argv
 
 from syne_prune import SynePruneError, artifacts
 from syne_prune.cli import main
@@ -53,32 +52,32 @@ def _remount(path: Path, options: str) -> None:
     subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
 
 
-def test_an_output_through_a_file_is_one_line_in_every_command(bert_dir, glue_dir, tmp_path, capsys):  # noqa: F811
+def test_an_output_through_a_file_is_one_line_in_every_command(bert_dir, glue_dir, tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    for name, (argv, _) in _every_command(bert_dir, glue_dir, blocker).items():
-        line = _fails(capsys, argv, f"('{blocker}' is a file, not a directory); choose another --output")
+    for name, (argv, _) in every_command(bert_dir, glue_dir, blocker).items():
+        line = fails(capsys, argv, f"('{blocker}' is a file, not a directory); choose another --output")
         assert line.startswith(f"error: cannot write '{blocker}/out-{name}"), line
     assert blocker.read_text() == "not a directory"
 
 
-def test_a_read_only_file_system_is_one_line_in_every_command(bert_dir, glue_dir, mount_tmpfs, capsys):  # noqa: F811
+def test_a_read_only_file_system_is_one_line_in_every_command(bert_dir, glue_dir, mount_tmpfs, capsys):
     root = mount_tmpfs("1m", read_only=True)
-    for name, (argv, output) in _every_command(bert_dir, glue_dir, root).items():
-        _fails(capsys, argv, f"cannot write '{output}")
+    for name, (argv, output) in every_command(bert_dir, glue_dir, root).items():
+        fails(capsys, argv, f"cannot write '{output}")
         assert not output.exists(), name
-    _fails(capsys, _train(bert_dir, glue_dir, root / "existing"), "(the file system is read-only); choose an --output on a writable file system")
+    fails(capsys, train_argv(bert_dir, glue_dir, root / "existing"), "(the file system is read-only); choose an --output on a writable file system")
     assert sorted(os.listdir(root)) == ["existing"]
 
 
-def _state_size(bert_dir: Path, glue_dir: Path, tmp_path: Path, monkeypatch) -> int:  # noqa: F811
-    """Bytes of the resume state one epoch of ``_train`` writes (read off the file before it is renamed into place)."""
+def _state_size(bert_dir: Path, glue_dir: Path, tmp_path: Path, monkeypatch) -> int:
+    """Bytes of the resume state one epoch of ``train_argv`` writes (read off the file before it is renamed into place)."""
     import syne_prune.files as files
 
     sizes: list[int] = []
     replace = os.replace
     monkeypatch.setattr(files.os, "replace", lambda a, b: (sizes.append(Path(a).stat().st_size), replace(a, b))[1])
-    assert main(_small(_train(bert_dir, glue_dir, tmp_path / "measure"))) == 0
+    assert main(_small(train_argv(bert_dir, glue_dir, tmp_path / "measure"))) == 0
     monkeypatch.undo()
     return max(sizes)
 
@@ -88,15 +87,15 @@ def _small(argv: list[str]) -> list[str]:
                    "--batch-size", "8", "--max-length", "32"]
 
 
-def test_a_full_disk_mid_training_keeps_the_last_epoch_and_resume_finishes(bert_dir, glue_dir, tmp_path, mount_tmpfs, capsys,  # noqa: F811
+def test_a_full_disk_mid_training_keeps_the_last_epoch_and_resume_finishes(bert_dir, glue_dir, tmp_path, mount_tmpfs, capsys,
                                                                          monkeypatch):
     state = _state_size(bert_dir, glue_dir, tmp_path, monkeypatch)
     pages = -(-state // 4096)
     root = mount_tmpfs(f"{(pages * 3 // 2 + 4) * 4}k")  # room for one resume state, not for the next one beside it
     output = root / "supernet"
-    argv = _small(_train(bert_dir, glue_dir, output))
+    argv = _small(train_argv(bert_dir, glue_dir, output))
     argv[argv.index("--epochs") + 1] = "2"
-    line = _fails(capsys, argv, f"cannot write '{output / '.resume' / 'state.pt'}' (no space left on the device)")
+    line = fails(capsys, argv, f"cannot write '{output / '.resume' / 'state.pt'}' (no space left on the device)")
     assert "unexpected pos" not in line
     assert sorted(os.listdir(output / ".resume")) == ["settings.json", "state.pt"]  # no .state.pt.tmp left
     assert torch.load(output / ".resume" / "state.pt", weights_only=False)["epochs_done"] == 1  # epoch 1 kept
@@ -171,15 +170,15 @@ def test_a_lock_is_refused_while_held_and_free_after_kill_9(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_supernet_refuses_a_running_output_and_resumes_after_kill_9(bert_dir, glue_dir, tmp_path, capsys):  # noqa: F811
+def test_train_supernet_refuses_a_running_output_and_resumes_after_kill_9(bert_dir, glue_dir, tmp_path, capsys):
     output = tmp_path / "supernet"
-    argv = _small(_train(bert_dir, glue_dir, output))
+    argv = _small(train_argv(bert_dir, glue_dir, output))
     assert main(argv) == 0
     finished = (output / "supernet.json").read_text()
     holder = _hold(output, "super-network training")
     try:
         for flag in ("--resume", "--overwrite"):
-            _fails(capsys, argv + [flag], f"'{output}' is in use by another running super-network training (process {holder.pid})")
+            fails(capsys, argv + [flag], f"'{output}' is in use by another running super-network training (process {holder.pid})")
         assert (output / "supernet.json").read_text() == finished  # --overwrite deleted nothing
     finally:
         _kill_9(holder)
@@ -187,16 +186,16 @@ def test_train_supernet_refuses_a_running_output_and_resumes_after_kill_9(bert_d
 
 
 @pytest.mark.slow
-def test_a_second_search_on_a_running_one_is_refused_and_trial_ids_stay_unique(bert_dir, glue_dir, tmp_path, capsys):  # noqa: F811
+def test_a_second_search_on_a_running_one_is_refused_and_trial_ids_stay_unique(bert_dir, glue_dir, tmp_path, capsys):
     output = tmp_path / "search"
-    argv = _standard(bert_dir, glue_dir, output) + ["--epochs", "1", "--max-train-examples", "16", "--max-eval-examples", "8",
+    argv = standard_argv(bert_dir, glue_dir, output) + ["--epochs", "1", "--max-train-examples", "16", "--max-eval-examples", "8",
                                                     "--max-length", "32", "--search-space", "layer"]
     argv[argv.index("--max-trials") + 1] = "1"
     assert main(argv) == 0
     ledger = (output / "trials.csv").read_text()
     holder = _hold(output, "search")
     try:
-        _fails(capsys, argv + ["--resume"], f"'{output}' is in use by another running search (process {holder.pid})")
+        fails(capsys, argv + ["--resume"], f"'{output}' is in use by another running search (process {holder.pid})")
         assert (output / "trials.csv").read_text() == ledger
     finally:
         _kill_9(holder)
@@ -212,7 +211,7 @@ def test_a_second_blackbox_recording_is_refused(supernets, tmp_path, capsys):
     output = tmp_path / "blackbox"
     holder = _hold(output, "blackbox recording")
     try:
-        _fails(capsys, ["blackbox", "record", "--supernet", str(supernets["bert"]), "--samples", "2", "--max-eval-examples", "8",
+        fails(capsys, ["blackbox", "record", "--supernet", str(supernets["bert"]), "--samples", "2", "--max-eval-examples", "8",
                         "--output", str(output), "--quiet"], f"'{output}' is in use by another running blackbox recording")
     finally:
         _kill_9(holder)

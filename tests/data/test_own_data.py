@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import tiny_model
-from test_cli import _fails
+from helpers import fails
 
 from syne_prune import SynePruneError
 from syne_prune.cli import main
@@ -149,7 +149,7 @@ def test_bad_data_is_one_line_and_writes_nothing(bert_dir, tmp_path, capsys, cas
     name, content, extra, message = BAD_DATA[case]
     path = _bad(tmp_path, name, content)
     out = tmp_path / "out"
-    _fails(capsys, ["train-supernet", "--model", str(bert_dir), "--train-file", str(path), *extra, "--output", str(out)], message)
+    fails(capsys, ["train-supernet", "--model", str(bert_dir), "--train-file", str(path), *extra, "--output", str(out)], message)
     assert not out.exists()
 
 
@@ -167,7 +167,7 @@ def test_a_label_the_model_does_not_know_names_the_label_file_and_line(tmp_path)
 ])
 def test_task_options_that_contradict_each_other_are_one_line(tmp_path, capsys, argv, message):
     (tmp_path / "t.csv").write_text("text,label\na,x\nb,y\n")
-    _fails(capsys, ["train-supernet", "--model", "m", *[str(tmp_path / a) if a == "t.csv" else a for a in argv],
+    fails(capsys, ["train-supernet", "--model", "m", *[str(tmp_path / a) if a == "t.csv" else a for a in argv],
                     "--output", str(tmp_path / "out")], message)
     assert not (tmp_path / "out").exists()
 
@@ -198,8 +198,8 @@ def test_built_in_tasks_as_own_files_train_the_same_supernet_and_search_the_same
         train_supernet(TrainingConfig(teacher=None, model=str(model), task=spec, data_dir=data_dir, output=str(tmp_path / name / "supernet"),
                                       search_space="medium", strategy="sandwich", epochs=1, batch_size=16, lr=1e-3, max_length=48),
                        progress=False)
-        run_search(SearchConfig(trial_settings=WeightSharingSettings(str(tmp_path / name / "supernet")), output=str(tmp_path / name / "search"), scheduler="random",
-                                n_workers=1, max_trials=5, seed=1), progress=False)
+        run_search(SearchConfig(trial_settings=WeightSharingSettings(str(tmp_path / name / "supernet")), output=str(tmp_path / name / "search"),
+                                scheduler="random", n_workers=1, max_trials=5, seed=1), progress=False)
         tables[name] = SearchDir(tmp_path / name / "search").trials().drop(columns=TIMINGS)  # with the Pareto set's test errors
     weights = [load_file(tmp_path / name / "supernet" / "model.safetensors") for name in ("built-in", "own")]
     assert weights[0].keys() == weights[1].keys()

@@ -10,34 +10,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import tiny_model
-from test_cli import _fails
-from transformers import BertTokenizerFast, DebertaV2Config, DebertaV2ForSequenceClassification
+from helpers import every_command, export_argv, fails
+from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
 
 from syne_prune import SynePruneError
 from syne_prune.cli import main
 from syne_prune.data import load_task
 from syne_prune.models import loading
 from syne_prune.models.loading import check_model_files, load_tokenizer
-
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "the", "is", "good", "film"]
-EXPORT_CONFIG = '{"num_layers": 1, "num_heads": 2, "num_units": 10}'
-
-
-def _with_tokenizer(path: Path) -> Path:
-    (path / "vocab.txt").write_text("\n".join(WORDS) + "\n")
-    BertTokenizerFast(vocab=str(path / "vocab.txt")).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory) -> Path:
-    """A tiny BERT with a 2-label head (RTE) and a WordPiece tokenizer."""
-    path = tmp_path_factory.mktemp("bert") / "model"
-    model = tiny_model("bert", "classifier")
-    model.config.num_labels = 2
-    type(model)(model.config).save_pretrained(path)
-    return _with_tokenizer(path)
 
 
 @pytest.fixture(scope="module")
@@ -54,33 +34,6 @@ def deberta_v3_dir(tmp_path_factory) -> Path:
     return path
 
 
-def _train(model: Path, glue_dir: Path, output: Path) -> list[str]:
-    return ["train-supernet", "--model", str(model), "--task", "rte", "--data-dir", str(glue_dir), "--epochs", "1",
-            "--teacher", "none", "--output", str(output)]
-
-
-def _standard(model: Path, glue_dir: Path, output: Path) -> list[str]:
-    return ["search", "--trial-kind", "standard", "--model", str(model), "--task", "rte", "--data-dir", str(glue_dir), "--max-trials", "2",
-            "--output", str(output)]
-
-
-def _export(model: Path, output: Path) -> list[str]:
-    return ["export", "--model", str(model), "--search-space", "small", "--config", EXPORT_CONFIG, "--output", str(output)]
-
-
-def _prune(model: Path, glue_dir: Path, output: Path) -> list[str]:
-    return ["prune", "--method", "layer-drop", "--model", str(model), "--task", "rte", "--data-dir", str(glue_dir), "--max-params",
-            "0.9", "--output", str(output)]
-
-
-def _every_command(model: Path, glue_dir: Path, tmp_path: Path) -> dict[str, tuple[list[str], Path]]:
-    outputs = {name: tmp_path / f"out-{name}" for name in ("train", "standard", "export", "prune")}
-    return {"train": (_train(model, glue_dir, outputs["train"]), outputs["train"]),
-            "standard": (_standard(model, glue_dir, outputs["standard"]), outputs["standard"]),
-            "export": (_export(model, outputs["export"]), outputs["export"]),
-            "prune": (_prune(model, glue_dir, outputs["prune"]), outputs["prune"])}
-
-
 # ---- tokenizers ----
 
 
@@ -93,8 +46,8 @@ def test_a_tokenizer_needing_sentencepiece_names_the_package_in_every_command(de
     with pytest.raises(SynePruneError) as raised:
         load_tokenizer(str(deberta_v3_dir))
     assert str(raised.value) == want
-    for name, (argv, output) in _every_command(deberta_v3_dir, glue_dir, tmp_path).items():
-        line = _fails(capsys, argv, "needs the sentencepiece package")
+    for name, (argv, output) in every_command(deberta_v3_dir, glue_dir, tmp_path).items():
+        line = fails(capsys, argv, "needs the sentencepiece package")
         assert "pip install sentencepiece" in line and "has no tokenizer" not in line, (name, line)
         assert not output.exists(), name  # export wrote nothing without a tokenizer
 
@@ -114,11 +67,11 @@ def test_a_model_without_tokenizer_files_is_refused_by_every_command(bert_dir, g
     for name in ("config.json", "model.safetensors"):
         shutil.copy(bert_dir / name, bare / name)
     assert load_tokenizer(str(bare), required=False) is None
-    for name, (argv, output) in _every_command(bare, glue_dir, tmp_path).items():
-        line = _fails(capsys, argv, "has no tokenizer;")
+    for name, (argv, output) in every_command(bare, glue_dir, tmp_path).items():
+        line = fails(capsys, argv, "has no tokenizer;")
         assert "save" in line, (name, line)
         assert not output.exists(), name
-    assert "an export carries its tokenizer" in _fails(capsys, _export(bare, tmp_path / "e"), "has no tokenizer")
+    assert "an export carries its tokenizer" in fails(capsys, export_argv(bare, tmp_path / "e"), "has no tokenizer")
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -132,8 +85,8 @@ def test_a_broken_tokenizer_file_is_named(bert_dir, glue_dir, tmp_path, capsys, 
     damage(broken)
     with pytest.raises(SynePruneError, match="the tokenizer of model .* is broken: "):
         load_tokenizer(str(broken))
-    for name, (argv, output) in _every_command(broken, glue_dir, tmp_path).items():
-        assert "has no tokenizer" not in _fails(capsys, argv, message), name
+    for name, (argv, output) in every_command(broken, glue_dir, tmp_path).items():
+        assert "has no tokenizer" not in fails(capsys, argv, message), name
         assert not output.exists(), name
 
 
@@ -156,8 +109,8 @@ def test_a_missing_shard_is_named_by_every_command_before_any_output(bert_dir, g
     check_model_files(model, "model")  # complete: passes
     shards[1].unlink()
     want = f"{shards[1]}, a shard named in model.safetensors.index.json, is missing (1 of {len(shards)} shards)"
-    for name, (argv, output) in _every_command(model, glue_dir, tmp_path).items():
-        _fails(capsys, argv, want)
+    for name, (argv, output) in every_command(model, glue_dir, tmp_path).items():
+        fails(capsys, argv, want)
         assert not output.exists(), name  # train-supernet no longer leaves an empty --output; standard NAS starts no trial
 
 
@@ -166,8 +119,8 @@ def test_a_truncated_weight_file_is_named_by_every_command(bert_dir, glue_dir, t
     shutil.copytree(bert_dir, broken)
     weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    for name, (argv, output) in _every_command(broken, glue_dir, tmp_path).items():
-        line = _fails(capsys, argv, f"cannot load the weights of model '{broken}': {weights} is truncated or damaged")
+    for name, (argv, output) in every_command(broken, glue_dir, tmp_path).items():
+        line = fails(capsys, argv, f"cannot load the weights of model '{broken}': {weights} is truncated or damaged")
         assert "SafetensorError" not in line, name
         assert not output.exists(), name
 
@@ -176,8 +129,8 @@ def test_a_truncated_weight_file_is_named_by_every_command(bert_dir, glue_dir, t
 def test_invalid_json_beside_the_weights_is_one_line(bert_dir, glue_dir, tmp_path, capsys, file):
     model = _sharded(bert_dir, tmp_path / "sharded")
     (model / file).write_text('{"weight_map": ')
-    for name, (argv, output) in _every_command(model, glue_dir, tmp_path).items():
-        line = _fails(capsys, argv, "")
+    for name, (argv, output) in every_command(model, glue_dir, tmp_path).items():
+        line = fails(capsys, argv, "")
         assert file in line or "config" in line, (name, line)  # config.json: AutoConfig's own message names it
         assert not output.exists(), name
 
@@ -214,7 +167,7 @@ def test_export_refuses_a_trial_id_that_trials_csv_holds_twice(tmp_path, capsys)
     (search / "pareto.csv").write_text(header + rows[1])
     out = tmp_path / "export"
     want = f"trial 7 appears 2 times in {search / 'trials.csv'}"
-    _fails(capsys, ["export", "--search-dir", str(search), "--trial", "7", "--output", str(out)], want)
-    _fails(capsys, ["export", "--search-dir", str(search), "--max-params", "0.6", "--output", str(out)], want)
+    fails(capsys, ["export", "--search-dir", str(search), "--trial", "7", "--output", str(out)], want)
+    fails(capsys, ["export", "--search-dir", str(search), "--max-params", "0.6", "--output", str(out)], want)
     assert not out.exists()
     assert main(["export", "--search-dir", str(search), "--trial", "9", "--output", str(out)]) == 2  # unchanged: no such trial

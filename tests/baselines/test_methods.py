@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from conftest import HEADS, LAYERS, wordpiece_vocabulary
-from test_cli import _fails
+from helpers import fails
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from syne_prune.baselines import METHODS, prune, smallest_ratio
@@ -245,17 +245,17 @@ def test_cli_sweep_writes_one_export_per_budget_and_a_csv(finetuned, glue_dir, t
 ])
 def test_bad_inputs_exit_2_with_one_line(extra, message, finetuned, glue_dir, tmp_path, capsys):
     argv = ["prune", "--method", "rfp", "--model", str(finetuned), "--task", "rte", "--data-dir", str(glue_dir), "--output", str(tmp_path / "o")]
-    _fails(capsys, argv + extra, message)
+    fails(capsys, argv + extra, message)
     assert not (tmp_path / "o").exists()
 
 
 def test_base_model_and_existing_output_are_refused(tiny_model_dirs, finetuned, glue_dir, tmp_path, capsys):
     argv = ["prune", "--method", "rfp", "--task", "rte", "--data-dir", str(glue_dir), "--max-params", "0.5"]
-    _fails(capsys, argv + ["--model", str(tiny_model_dirs["bert"]), "--output", str(tmp_path / "o")], "(no task head")
+    fails(capsys, argv + ["--model", str(tiny_model_dirs["bert"]), "--output", str(tmp_path / "o")], "(no task head")
     existing = tmp_path / "existing"
     existing.mkdir()
     (existing / "keep.txt").write_text("mine")
-    _fails(capsys, argv + ["--model", str(finetuned), "--output", str(existing)], "already exists; choose a new --output or pass --overwrite")
+    fails(capsys, argv + ["--model", str(finetuned), "--output", str(existing)], "already exists; choose a new --output or pass --overwrite")
     assert (existing / "keep.txt").read_text() == "mine"
 
 

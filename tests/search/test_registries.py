@@ -21,7 +21,7 @@ from syne_prune.search import (
     get_trial_kind,
 )
 
-SEARCH = Path(__file__).resolve().parents[1] / "syne_prune" / "search"
+SEARCH = Path(__file__).resolve().parents[2] / "syne_prune" / "search"
 
 
 def test_the_registries_hold_the_backends_and_trial_kinds_in_their_cli_order():

@@ -9,38 +9,15 @@ import tarfile
 import time
 from pathlib import Path
 
-import boto3
-import moto
 import pandas as pd
 import pytest
-from sagemaker_container import SageMakerPlatform, moto_server, toolkit_environment
+from sagemaker_container import toolkit_environment
+from sagemaker_fixtures import BUCKET, REGION, ROLE, SECRET, sagemaker_settings
 from syne_tune.backend.trial_status import Status
 
 from syne_prune import SynePruneError
 from syne_prune.search import SearchConfig, WeightSharingSettings, run_search
 from syne_prune.search.backends import sagemaker as sm
-
-REGION, BUCKET = "us-east-1", "syne-prune-test"
-ROLE = "arn:aws:iam::123456789012:role/SyneprunesageMaker"
-SECRET = "SECRETsecretSECRET0123456789abcdefSECRET"
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTTESTTEST")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("SYNE_PRUNE_SAGEMAKER_POLL_S", "0.1")
-    with moto.mock_aws():
-        session = boto3.session.Session(region_name=REGION)
-        session.client("s3").create_bucket(Bucket=BUCKET)
-        session.client("logs").create_log_group(logGroupName=sm.LOG_GROUP)
-        yield session
-
-
-def _settings(**kwargs) -> sm.SageMakerSettings:
-    values = dict(role=ROLE, region=REGION, s3_prefix=f"s3://{BUCKET}/searches", image_uri="1.dkr.ecr.us-east-1.amazonaws.com/img:1")
-    return sm.SageMakerSettings(**(values | kwargs))
 
 
 def _keys(session, prefix: str = "") -> list[str]:
@@ -49,13 +26,13 @@ def _keys(session, prefix: str = "") -> list[str]:
 
 
 def test_the_supernet_is_uploaded_once_and_deduplicated_by_its_sha256(aws, supernets, tmp_path):
-    first = sm.SageMakerBackend(_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws)
+    first = sm.SageMakerBackend(sagemaker_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws)
     first.prepare()
     files = sorted(p.relative_to(supernets["bert"]).as_posix() for p in supernets["bert"].rglob("*") if p.is_file())
     uploaded = sorted(k.split("/", 4)[-1] for k in first.uploader.uploaded if "/supernet-" in k)
     assert uploaded == files
     assert first.channel_uris["supernet"].startswith(f"s3://{BUCKET}/searches/content/supernet-")
-    second = sm.SageMakerBackend(_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws)
+    second = sm.SageMakerBackend(sagemaker_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws)
     second.prepare()  # another search on the same super-network
     assert second.uploader.uploaded == [] and second.channel_uris == first.channel_uris and second.source_uri == first.source_uri
     # different bytes: a new upload under a new digest
@@ -64,7 +41,7 @@ def test_the_supernet_is_uploaded_once_and_deduplicated_by_its_sha256(aws, super
     changed = tmp_path / "changed"
     shutil.copytree(supernets["bert"], changed)
     (changed / "supernet.json").write_text((changed / "supernet.json").read_text() + " ")
-    third = sm.SageMakerBackend(_settings(), "trial", {"supernet": str(changed)}, session=aws)
+    third = sm.SageMakerBackend(sagemaker_settings(), "trial", {"supernet": str(changed)}, session=aws)
     third.prepare()
     assert third.channel_uris["supernet"] != first.channel_uris["supernet"] and len(third.uploader.uploaded) == len(files)
 
@@ -77,7 +54,7 @@ def test_the_source_tarball_is_deterministic_and_runs_from_its_own_copy():
 
 
 def test_create_training_job_gets_image_instance_channels_mask_and_locations(aws, supernets, glue_dir):
-    settings = _settings(instance_type="ml.g5.xlarge", spot=True, max_run_s=3600, max_wait_s=7200,
+    settings = sagemaker_settings(instance_type="ml.g5.xlarge", spot=True, max_run_s=3600, max_wait_s=7200,
                          tags={"team": "nlp"}, subnets=("subnet-1",), security_group_ids=("sg-1",), fast_file=True)
     backend = sm.SageMakerBackend(settings, "finetune", {"supernet": str(supernets["bert"]), "data": str(glue_dir)},
                                   checkpointing=True, session=aws, job_prefix="sp-test")
@@ -101,7 +78,7 @@ def test_create_training_job_gets_image_instance_channels_mask_and_locations(aws
     assert job["CheckpointConfig"] == {"S3Uri": f"s3://{BUCKET}/searches/sp-test/checkpoints/part-0/0/", "LocalPath": "/opt/ml/checkpoints"}
     assert job["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/searches/sp-test/output/"
     assert request["EnableManagedSpotTraining"] is True and request["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
-    warm = sm.SageMakerBackend(_settings(keep_alive_s=600), "trial", {}, session=aws)
+    warm = sm.SageMakerBackend(sagemaker_settings(keep_alive_s=600), "trial", {}, session=aws)
     warm.source_uri, warm.image = "s3://b/s.tar.gz", "img"
     assert warm.job_request(0, 0, mask)["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 600
     assert request["VpcConfig"] == {"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}
@@ -114,7 +91,7 @@ def test_create_training_job_gets_image_instance_channels_mask_and_locations(aws
 
 
 def test_status_mapping_stop_pause_and_resume(aws, supernets, monkeypatch):
-    backend = sm.SageMakerBackend(_settings(), "finetune", {"supernet": str(supernets["bert"])}, checkpointing=True, session=aws,
+    backend = sm.SageMakerBackend(sagemaker_settings(), "finetune", {"supernet": str(supernets["bert"])}, checkpointing=True, session=aws,
                                   job_prefix="sp-status")
     monkeypatch.setenv("SYNE_PRUNE_SAGEMAKER_LOG_GRACE_S", "0")  # the mapping alone; late log lines: see below
     trial = backend.start_trial({"num_layers": 1})
@@ -154,38 +131,12 @@ def test_status_mapping_stop_pause_and_resume(aws, supernets, monkeypatch):
 
 # ---- a full search whose jobs run here, in AWS's training toolkit, against moto in server mode ----
 
-@pytest.fixture
-def sagemaker(monkeypatch, tmp_path):
-    """moto as a server (``AWS_ENDPOINT_URL``) and a SageMaker platform that runs each training job created there
-    through ``sagemaker-training`` (``sagemaker_container``), synchronously, as soon as the backend created it."""
-    with moto_server() as endpoint:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTTESTTEST")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-        monkeypatch.setenv("SYNE_PRUNE_SAGEMAKER_POLL_S", "0.1")
-        session = boto3.session.Session(region_name=REGION)
-        session.client("s3").create_bucket(Bucket=BUCKET)
-        session.client("logs").create_log_group(logGroupName=sm.LOG_GROUP)
-        platform = SageMakerPlatform(endpoint, REGION, tmp_path / "jobs")
-        platform.record(monkeypatch)
-        schedule = sm.SageMakerBackend._schedule
-
-        def schedule_and_run(self, trial_id, config):
-            schedule(self, trial_id, config)
-            platform.run_pending()
-
-        monkeypatch.setattr(sm.SageMakerBackend, "_schedule", schedule_and_run)
-        platform.session = session
-        yield platform
-
-
 @pytest.mark.slow
 def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(sagemaker, supernets, tmp_path, capfd):
     common = dict(trial_settings=WeightSharingSettings(str(supernets["bert"])), scheduler="random", n_workers=2, max_trials=4, seed=3,
                   eval_batch_size=8)  # 8 processes
     local = run_search(SearchConfig(output=str(tmp_path / "local"), backend="local", test_split="every-trial", **common), progress=False)
-    remote_config = SearchConfig(output=str(tmp_path / "sagemaker"), backend="sagemaker", backend_settings=_settings(), **common)
+    remote_config = SearchConfig(output=str(tmp_path / "sagemaker"), backend="sagemaker", backend_settings=sagemaker_settings(), **common)
     assert remote_config.test_split == "every-trial"  # the default on SageMaker: the jobs score the test split
     remote = run_search(remote_config, progress=False)
     a = pd.read_csv(tmp_path / "local" / "trials.csv").sort_values("trial_id").reset_index(drop=True)
@@ -219,7 +170,7 @@ def test_a_search_on_sagemaker_gives_the_same_results_as_a_local_run(sagemaker, 
 ])
 def test_bad_sagemaker_input_fails_before_any_job(aws, supernets, tmp_path, change, message):
     config = SearchConfig(trial_settings=WeightSharingSettings(str(supernets["bert"])), output=str(tmp_path / "out"), backend="sagemaker",
-                          backend_settings=_settings(**change), max_trials=2)
+                          backend_settings=sagemaker_settings(**change), max_trials=2)
     with pytest.raises(SynePruneError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run_search(config, progress=False)
     assert aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
@@ -233,7 +184,7 @@ def test_a_supernet_without_manifest_is_refused_before_any_job(aws, supernets, t
     shutil.copytree(supernets["bert"], broken)
     (broken / "supernet.json").unlink()
     config = SearchConfig(trial_settings=WeightSharingSettings(str(broken)), output=str(tmp_path / "out"), backend="sagemaker",
-                          backend_settings=_settings(), max_trials=2)
+                          backend_settings=sagemaker_settings(), max_trials=2)
     with pytest.raises(SynePruneError):
         run_search(config, progress=False)
     assert aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
@@ -257,7 +208,7 @@ def test_cli_sagemaker_errors_are_one_line_and_exit_2(aws, supernets, tmp_path, 
 def _launcher(name: str):
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "launchers" / f"{name}.py"
+    path = Path(__file__).resolve().parents[2] / "launchers" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -337,7 +288,7 @@ def _ended(backend, monkeypatch, status: str = "Completed", ended_s_ago: float =
 
 
 def test_a_job_whose_last_log_lines_arrive_late_stays_running_until_they_are_read(aws, supernets, monkeypatch):
-    backend = sm.SageMakerBackend(_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix="sp-late")
+    backend = sm.SageMakerBackend(sagemaker_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix="sp-late")
     backend.start_trial({"num_layers": 1})
     _ended(backend, monkeypatch)  # describe says Completed, CloudWatch has nothing yet
     reported = []
@@ -364,7 +315,7 @@ def test_a_job_whose_last_log_lines_arrive_late_stays_running_until_they_are_rea
 
 
 def test_an_expired_log_token_rereads_the_stream_without_repeating_lines(aws, supernets, monkeypatch):
-    backend = sm.SageMakerBackend(_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix="sp-token")
+    backend = sm.SageMakerBackend(sagemaker_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix="sp-token")
     backend.start_trial({"num_layers": 1})
     _put_lines(aws, "sp-token-0-0/algo-1", ["a", "b"])
     assert backend.stdout(0) == ["a", "b"]
@@ -384,7 +335,7 @@ def test_an_expired_log_token_rereads_the_stream_without_repeating_lines(aws, su
 
 
 def test_a_resumed_trial_waits_for_its_stopping_job_and_takes_the_new_configuration(aws, supernets, monkeypatch):
-    backend = sm.SageMakerBackend(_settings(), "finetune", {"supernet": str(supernets["bert"])}, checkpointing=True, session=aws,
+    backend = sm.SageMakerBackend(sagemaker_settings(), "finetune", {"supernet": str(supernets["bert"])}, checkpointing=True, session=aws,
                                   job_prefix="sp-wait")
     backend.start_trial({"num_layers": 1})
     real = backend.sm.describe_training_job
@@ -421,7 +372,7 @@ def _entry_hyperparameters(request: dict, tmp_path, monkeypatch) -> dict[str, st
 
 
 def test_the_entry_script_gets_each_hyperparameter_as_the_backend_sent_it(aws, supernets, tmp_path, monkeypatch):
-    backend = sm.SageMakerBackend(_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix="sp-values")
+    backend = sm.SageMakerBackend(sagemaker_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix="sp-values")
     # values the toolkit's JSON decoding would change if they were sent as they are
     config = {"num_layers": 2, "ratio": "1.10", "lr": "1e-5", "label": '"quoted"', "flag": "true", "list": "[1, 2]", "map": '{"a": 1}',
               "supernet": str(supernets["bert"])}
@@ -440,7 +391,7 @@ def test_a_configuration_with_more_values_than_a_job_allows_is_packed_and_unpack
     space = get_search_space("large", get_family(base).shape(base))
     config = space.sample(np.random.RandomState(0))
     assert len(config) > sm.MAX_HYPERPARAMETERS
-    backend = sm.SageMakerBackend(_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix="sp-pack")
+    backend = sm.SageMakerBackend(sagemaker_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix="sp-pack")
     backend.start_trial({**config, "supernet": str(supernets["bert"])})
     hps = backend.created[-1]["HyperParameters"]
     assert len(hps) <= sm.MAX_HYPERPARAMETERS and all(len(v) <= sm.MAX_HYPERPARAMETER_CHARS for v in hps.values())

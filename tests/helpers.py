@@ -1,0 +1,97 @@
+"""What several test files share: running a command that must fail in one line (``fails``), the command lines of
+every command on a tiny model (``every_command``), a tiny BERT with its tokenizer (``bert_dir``), and a model whose
+forward calls are timed by a fake clock (``TimedForward``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import tiny_model
+from transformers import BertTokenizerFast
+
+from syne_prune.cli import main
+
+
+def fails(capsys, argv, message) -> str:
+    """Run the CLI on ``argv``: exit code 2, one ``error:`` line containing ``message``, no traceback; returns the line."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in err, err  # progress bars may precede the one error line
+    assert message in errors[0], err
+    return errors[0]
+
+
+def train_args(model_dir, glue_dir, output, *extra):
+    return ["train-supernet", "--model", str(model_dir), "--task", "rte", "--data-dir", str(glue_dir), "--search-space", "small",
+            "--strategy", "sandwich", "--epochs", "1", "--batch-size", "8", "--max-train-examples", "16", "--max-eval-examples", "8",
+            "--teacher", "none", "--output", str(output), *extra]
+
+
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "the", "is", "good", "film"]
+EXPORT_CONFIG = '{"num_layers": 1, "num_heads": 2, "num_units": 10}'
+
+
+def with_tokenizer(path: Path) -> Path:
+    (path / "vocab.txt").write_text("\n".join(WORDS) + "\n")
+    BertTokenizerFast(vocab=str(path / "vocab.txt")).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory) -> Path:
+    """A tiny BERT with a 2-label head (RTE) and a WordPiece tokenizer."""
+    path = tmp_path_factory.mktemp("bert") / "model"
+    model = tiny_model("bert", "classifier")
+    model.config.num_labels = 2
+    type(model)(model.config).save_pretrained(path)
+    return with_tokenizer(path)
+
+
+def train_argv(model: Path, glue_dir: Path, output: Path) -> list[str]:
+    return ["train-supernet", "--model", str(model), "--task", "rte", "--data-dir", str(glue_dir), "--epochs", "1",
+            "--teacher", "none", "--output", str(output)]
+
+
+def standard_argv(model: Path, glue_dir: Path, output: Path) -> list[str]:
+    return ["search", "--trial-kind", "standard", "--model", str(model), "--task", "rte", "--data-dir", str(glue_dir), "--max-trials", "2",
+            "--output", str(output)]
+
+
+def export_argv(model: Path, output: Path) -> list[str]:
+    return ["export", "--model", str(model), "--search-space", "small", "--config", EXPORT_CONFIG, "--output", str(output)]
+
+
+def prune_argv(model: Path, glue_dir: Path, output: Path) -> list[str]:
+    return ["prune", "--method", "layer-drop", "--model", str(model), "--task", "rte", "--data-dir", str(glue_dir), "--max-params",
+            "0.9", "--output", str(output)]
+
+
+def every_command(model: Path, glue_dir: Path, tmp_path: Path) -> dict[str, tuple[list[str], Path]]:
+    outputs = {name: tmp_path / f"out-{name}" for name in ("train", "standard", "export", "prune")}
+    return {"train": (train_argv(model, glue_dir, outputs["train"]), outputs["train"]),
+            "standard": (standard_argv(model, glue_dir, outputs["standard"]), outputs["standard"]),
+            "export": (export_argv(model, outputs["export"]), outputs["export"]),
+            "prune": (prune_argv(model, glue_dir, outputs["prune"]), outputs["prune"])}
+
+
+class TimedForward:
+    """Wraps ``model.forward`` and replaces syne_prune.objectives' clock: every forward call is recorded (its keyword
+    inputs and whether the model was in training mode) and advances the clock by the next of ``durations_s``, so the
+    timed value of each call is known in advance."""
+
+    def __init__(self, monkeypatch, model, durations_s):
+        from types import SimpleNamespace
+
+        from syne_prune import objectives
+
+        self.calls, self.now, durations = [], 1000.0, list(durations_s)
+        real = model.forward
+
+        def forward(*args, **kwargs):
+            self.calls.append({"args": args, "training": model.training, **{k: v.clone() for k, v in kwargs.items()}})
+            output = real(*args, **kwargs)
+            self.now += durations.pop(0)
+            return output
+        monkeypatch.setattr(model, "forward", forward)
+        monkeypatch.setattr(objectives, "time", SimpleNamespace(perf_counter=lambda: self.now))
