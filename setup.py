@@ -1,8 +1,14 @@
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# The version is written once, in syne_prune/versions.py; read as text so that setup.py imports nothing of the package.
+VERSION = re.search(r'^__version__ = "([^"]+)"', (Path(__file__).parent / "syne_prune" / "versions.py").read_text(), re.MULTILINE).group(1)
 
 setup(
     name="syne-prune",
-    version="0.1.0",
+    version=VERSION,
     description="Structural pruning of pre-trained language models as multi-objective NAS on Syne Tune",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
