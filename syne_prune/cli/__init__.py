@@ -11,6 +11,7 @@ from syne_prune.cli.export import recovery_teacher
 from syne_prune.cli.options import HelpFormatter, Parser
 from syne_prune.errors import SynePruneError
 from syne_prune.files import is_write_failure, write_failure
+from syne_prune.versions import __version__
 
 COMMAND_GROUPS = (export, recover, prune, train, search, quickstart, space, blackbox)  # in the order --help lists them
 
@@ -21,6 +22,7 @@ def build_parser() -> Parser:
         prog="syne-prune",
         description="Structural pruning of pre-trained language models as multi-objective NAS (Syne Tune).",
     )
+    parser.add_argument("--version", action="version", version=f"syne-prune {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.add_commands(commands)

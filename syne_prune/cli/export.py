@@ -13,6 +13,7 @@ from syne_prune.artifacts import ExportDir, SearchDir, SupernetDir
 from syne_prune.cli.recover import print_recovery
 from syne_prune.errors import SynePruneError
 from syne_prune.export import export_subnetwork, training_data_record
+from syne_prune.model_card import check_replaceable
 from syne_prune.models import get_family, load_model, load_model_config, load_tokenizer
 from syne_prune.recovery import recover
 from syne_prune.search import export_from_search
@@ -61,6 +62,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())) and not args.overwrite:
         raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
+    check_replaceable(output)
     if teacher is None:
         prefix = _export(args, output, args.onnx, args.overwrite)
         _print_export(output, args.onnx, prefix)

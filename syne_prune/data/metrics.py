@@ -59,11 +59,17 @@ spearman = _correlation(spearmanr, "spearman")
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric: its name, its function ``(labels, predictions) -> float`` and the task types it scores."""
+    """A metric: its name, its function ``(labels, predictions) -> float``, the task types it scores and its id on the
+    Hugging Face hub (``hub_id``: the ``metrics`` and ``model-index`` of an export's model card; default: ``name``)."""
 
     name: str
     function: Callable[[np.ndarray, np.ndarray], float]
     task_types: tuple[str, ...]
+    hub_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.hub_id:
+            object.__setattr__(self, "hub_id", self.name)
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
@@ -71,9 +77,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("f1", f1, ("classification",)),
     Metric("macro-f1", macro_f1, ("classification",)),
     Metric("micro-f1", micro_f1, ("classification",)),
-    Metric("mcc", mcc, ("classification",)),
-    Metric("pearson", pearson, ("regression",)),
-    Metric("spearman", spearman, ("regression",)),
+    Metric("mcc", mcc, ("classification",), "matthews_correlation"),
+    Metric("pearson", pearson, ("regression",), "pearsonr"),
+    Metric("spearman", spearman, ("regression",), "spearmanr"),
 )}
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "spearman"}
 """The metric of a task type when none is given (spearman: STS-B's metric, as in the paper)."""
