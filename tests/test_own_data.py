@@ -198,8 +198,8 @@ def test_built_in_tasks_as_own_files_train_the_same_supernet_and_search_the_same
         train_supernet(TrainingConfig(teacher=None, model=str(model), task=spec, data_dir=data_dir, output=str(tmp_path / name / "supernet"),
                                       search_space="medium", strategy="sandwich", epochs=1, batch_size=16, lr=1e-3, max_length=48),
                        progress=False)
-        run_search(SearchConfig(trial_settings=WeightSharingSettings(str(tmp_path / name / "supernet")), output=str(tmp_path / name / "search"), scheduler="random",
-                                n_workers=1, max_trials=5, seed=1), progress=False)
+        run_search(SearchConfig(trial_settings=WeightSharingSettings(str(tmp_path / name / "supernet")), output=str(tmp_path / name / "search"),
+                                scheduler="random", n_workers=1, max_trials=5, seed=1), progress=False)
         tables[name] = SearchDir(tmp_path / name / "search").trials().drop(columns=TIMINGS)  # with the Pareto set's test errors
     weights = [load_file(tmp_path / name / "supernet" / "model.safetensors") for name in ("built-in", "own")]
     assert weights[0].keys() == weights[1].keys()

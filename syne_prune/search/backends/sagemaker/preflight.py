@@ -45,11 +45,10 @@ def resolve_image(settings: SageMakerSettings) -> str:
 
 
 def check_before_upload(session, s3, settings: SageMakerSettings) -> str:
-    """Credentials, the bucket's region, the image and (without ``--image-uri``) the versions to pin, in this order;
+    """Credentials, the bucket's region, (without ``--image-uri``) the versions to pin and the image, in this order;
     returns the image URI. Raises SynePruneError (one line) for the first that fails."""
     check_credentials(session, settings)
     check_bucket_region(s3, settings)
-    image = resolve_image(settings)
     if not settings.image_uri:
         job_requirements()  # a version that cannot be pinned fails here, not halfway through the uploads
-    return image
+    return resolve_image(settings)

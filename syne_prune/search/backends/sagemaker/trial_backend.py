@@ -241,16 +241,16 @@ class SageMakerBackend(TrialBackend):
 
     def _wait_for_capacity(self, trial: _Trial, error: AwsError, now: float) -> None:
         pending = trial.pending
-        if any(t.jobs and t.jobs[-1] not in t.finished for t in self.trials.values() if t is not trial):
+        if any(t.jobs and t.jobs[-1] not in t.finished and t.jobs[-1] not in self.stop_asked for t in self.trials.values() if t is not trial):
             pending.since = now  # another job of the search runs: when it ends, its instance is free again
         if now - pending.since > capacity_wait_s():
             trial.pending = None
-            raise SynePruneError(f"{error} (still refused after {now - pending.since:.0f} s with no other job of the search "
+            raise SynePruneError(f"{error} (still refused after {now - pending.since:.3g} s with no other job of the search "
                                  "running; raise the account's SageMaker quota for this instance type or use fewer --n-workers)")
         pending.tries += 1
         delay = min(60.0, wait_between_polls() * 2 ** pending.tries)
         pending.next_try = now + delay
-        print(f"[syne-prune] {error}; trying again in {delay:.0f} s", file=sys.stderr, flush=True)
+        print(f"[syne-prune] {error}; trying again in {delay:.3g} s", file=sys.stderr, flush=True)
 
     # -- what the jobs do --
     def _describe(self, job: str, trial: _Trial) -> dict:
