@@ -17,9 +17,12 @@ from test_sagemaker import (
     BUCKET,
     REGION,
     ROLE,
+    SM_ARGS,
     _keys,
+    _launcher,
     _settings,
     aws,  # noqa: F401 - the moto fixture of the SageMaker tests, used here
+    sagemaker,  # noqa: F401 - the fixture whose jobs run in AWS's training toolkit
 )
 from test_sagemaker_requests import moto_jobs, moto_status  # noqa: F401 - fixture (and helper) of the request tests
 
@@ -302,3 +305,19 @@ def test_the_default_image_s_torch_meets_setup_py_and_every_pinned_package():
     check_framework(DEFAULT_FRAMEWORK_VERSION)  # transformers, botorch and safetensors too
     with pytest.raises(SynePruneError, match=r"the PyTorch training image 2.3 is too old here \(syne-prune needs torch<3,>=2.4, "):
         check_framework("2.3")
+
+
+@pytest.mark.slow
+def test_a_job_on_the_default_image_installs_the_pinned_versions(sagemaker, tiny_model_dirs, glue_dir, monkeypatch, capsys):  # noqa: F811
+    """The training toolkit installs the uploaded requirements.txt when the job starts (here from what is installed,
+    ``PIP_NO_INDEX``: the pins must be exactly this machine's versions for that to succeed)."""
+    monkeypatch.setattr(sm.SageMakerSettings, "image", lambda settings: "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.8.0-cpu-py312")
+    argv = [*SM_ARGS[:-2], "--model", str(tiny_model_dirs["bert"]), "--task", "rte", "--data-dir", str(glue_dir), "--epochs", "1",
+            "--batch-size", "16", "--max-length", "48", "--search-space", "small", "--teacher", "none", "--output", "net"]
+    assert _launcher("sagemaker_train_supernet").launcher_main("train-supernet", "", argv) == 0, capsys.readouterr().err
+    request = sagemaker.requests[-1]
+    assert request["AlgorithmSpecification"]["TrainingImage"].endswith("pytorch-training:2.8.0-cpu-py312")
+    assert sagemaker.run_pending() == [request["TrainingJobName"]]
+    log = sagemaker.finished[request["TrainingJobName"]].stdout
+    for name in JOB_DEPENDENCIES:
+        assert f"Requirement already satisfied: {name}=={metadata.version(name)}" in log, name
