@@ -5,7 +5,13 @@ launchers (``launchers/``, ``syne_prune.cli.sagemaker``) build their jobs on it.
 
 - **Settings** (``SageMakerSettings``): role, region, instance type/count, S3 prefix, image, spot with
   ``max_wait``, tags, VPC, warm pools (keep-alive), FastFile input. ``check()`` refuses bad input before any
-  job is created (role ARN, region, instance type).
+  job is created (role ARN, region, instance type, tags, keep-alive and VPC ids within SageMaker's model).
+- **Every call one way** (``call_aws``): the request checked against botocore's service model as AWS checks it
+  (``request_problems``: maximum lengths, enums and patterns too, which botocore leaves to AWS), a failure as one
+  ``AwsError`` line with AWS's code; ``WAIT_AND_RETRY`` names the refusals worth waiting out.
+- **The job's software** (``environment``): the default PyTorch training image, checked against the torch that
+  syne-prune and its pinned packages need (``check_framework``), and requirements.txt pinning this machine's
+  versions (``job_requirements``); with ``--image-uri`` the image runs as it is.
 - **Uploads, once** (``Uploader``): the source (this package + an entry script + requirements) as
   ``sourcedir.tar.gz`` and every input channel go to ``S3_PREFIX/content/NAME-SHA``: the key holds the
   sha256 of the content, so an upload already there (marked complete) is skipped, across searches too.
@@ -16,11 +22,35 @@ launchers (``launchers/``, ``syne_prune.cli.sagemaker``) build their jobs on it.
 
 Credentials are whatever boto3 finds (profile, environment, instance role); none is ever printed or written.
 
-Modules: ``settings``, ``calls`` (errors, S3 names, polling), ``jobs``, ``uploads``.
+Modules: ``settings``, ``calls`` (the call path, errors, S3 names, polling), ``service_model`` (requests read
+against botocore's model), ``environment``, ``jobs``, ``uploads``.
 """
 from __future__ import annotations
 
-from syne_prune.aws.calls import S3_URI, aws_error, log_grace_s, naive_time, s3_join, wait_between_polls
+from syne_prune.aws.calls import (
+    INVALID_REQUEST,
+    S3_URI,
+    THROTTLING,
+    WAIT_AND_RETRY,
+    AwsError,
+    aws_error,
+    call_aws,
+    capacity_wait_s,
+    log_grace_s,
+    naive_time,
+    one_line,
+    s3_join,
+    wait_between_polls,
+)
+from syne_prune.aws.environment import (
+    DEFAULT_FRAMEWORK_VERSION,
+    FRAMEWORK_PY_VERSION,
+    JOB_DEPENDENCIES,
+    TORCH_REQUIREMENT,
+    check_framework,
+    job_requirements,
+    torch_requirements,
+)
 from syne_prune.aws.jobs import (
     CHANNEL_PREFIX,
     CHECKPOINT_LOCAL_PATH,
@@ -35,21 +65,27 @@ from syne_prune.aws.jobs import (
     resolve_channel,
     unpack_hyperparameters,
 )
+from syne_prune.aws.service_model import pattern_matches, request_problems, shape_limits
 from syne_prune.aws.settings import (
-    DEFAULT_FRAMEWORK_VERSION,
     ROLE_ARN,
     SAGEMAKER_OPTIONS,
     SageMakerSettings,
     add_sagemaker_arguments,
+    check_tags,
+    sagemaker_model_client,
     sagemaker_settings,
     training_instance_types,
 )
-from syne_prune.aws.uploads import REQUIREMENTS, Uploader, directory_digest, source_tarball
+from syne_prune.aws.uploads import Uploader, copy_prefix, delete_prefix, directory_digest, list_keys, source_tarball
 
 __all__ = [
-    "CHANNEL_PREFIX", "CHECKPOINT_LOCAL_PATH", "DEFAULT_FRAMEWORK_VERSION", "ENTRY_SCRIPT", "JOB_END_MARKER",
-    "MAX_HYPERPARAMETERS", "MAX_HYPERPARAMETER_CHARS", "MODEL_DIR", "PACKED_CONFIG", "REQUIREMENTS", "ROLE_ARN", "S3_URI",
-    "SAGEMAKER_OPTIONS", "SageMakerSettings", "Uploader", "add_sagemaker_arguments", "aws_error", "directory_digest", "in_model_dir",
-    "log_grace_s", "naive_time", "pack_hyperparameters", "resolve_channel", "s3_join", "sagemaker_settings", "source_tarball",
-    "training_instance_types", "unpack_hyperparameters", "wait_between_polls",
+    "add_sagemaker_arguments", "aws_error", "AwsError", "call_aws", "capacity_wait_s", "CHANNEL_PREFIX",
+    "check_framework", "check_tags", "CHECKPOINT_LOCAL_PATH", "copy_prefix", "DEFAULT_FRAMEWORK_VERSION",
+    "delete_prefix", "directory_digest", "ENTRY_SCRIPT", "FRAMEWORK_PY_VERSION", "in_model_dir", "INVALID_REQUEST",
+    "JOB_DEPENDENCIES", "JOB_END_MARKER", "job_requirements", "list_keys", "log_grace_s", "MAX_HYPERPARAMETER_CHARS",
+    "MAX_HYPERPARAMETERS", "MODEL_DIR", "naive_time", "one_line", "pack_hyperparameters", "PACKED_CONFIG",
+    "pattern_matches", "request_problems", "resolve_channel", "ROLE_ARN", "s3_join", "S3_URI",
+    "sagemaker_model_client", "SAGEMAKER_OPTIONS", "sagemaker_settings", "SageMakerSettings", "shape_limits",
+    "source_tarball", "THROTTLING", "TORCH_REQUIREMENT", "torch_requirements", "training_instance_types",
+    "unpack_hyperparameters", "Uploader", "WAIT_AND_RETRY", "wait_between_polls",
 ]

@@ -1,5 +1,6 @@
 """Uploads of the SageMaker backend, content-addressed and once: the source (``sourcedir.tar.gz``) and every
-input channel go to ``S3_PREFIX/content/NAME-SHA``."""
+input channel go to ``S3_PREFIX/content/NAME-SHA``. Every call goes through ``call_aws`` (checked against S3's
+model, failures as one line)."""
 from __future__ import annotations
 
 import hashlib
@@ -7,12 +8,10 @@ import io
 import tarfile
 from pathlib import Path
 
-from syne_prune.aws.calls import aws_error
+from syne_prune.aws.calls import AwsError, aws_error, call_aws
+from syne_prune.aws.environment import job_requirements
 from syne_prune.aws.jobs import ENTRY_SCRIPT
 from syne_prune.aws.settings import SageMakerSettings
-
-REQUIREMENTS = ["syne-tune==0.16.0", "transformers>=5.0,<6", "safetensors>=0.4", "pandas>=2.0", "scikit-learn>=1.3",
-                "scipy>=1.10", "datasets>=3.0", "tqdm>=4.60", "psutil>=5.9", "matplotlib>=3.7", "pymoo>=0.6", "botorch>=0.12"]
 
 
 def directory_digest(directory: Path) -> str:
@@ -38,24 +37,23 @@ class Uploader:
         self.uploaded: list[str] = []  # keys written by this process (tests and logs read it)
 
     def check_writable(self) -> None:
+        """Write and delete one small object under the prefix (nothing stays). Raises AwsError, one line."""
         key = f"{self.root}/.syne-prune-write-check".lstrip("/")
-        try:
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=b"ok")
-            self.s3.delete_object(Bucket=self.bucket, Key=key)
-        except Exception as error:  # noqa: BLE001
-            raise aws_error(error, f"cannot write to {self.settings.s3_prefix} (needs s3:PutObject there)") from None
+        doing = f"cannot write to {self.settings.s3_prefix} (needs s3:PutObject and s3:DeleteObject there)"
+        call_aws(self.s3, "put_object", doing, Bucket=self.bucket, Key=key, Body=b"ok")
+        call_aws(self.s3, "delete_object", doing, Bucket=self.bucket, Key=key)
 
     def _prefix(self, name: str, digest: str) -> str:
         return f"{self.root}/content/{name}-{digest[:16]}".lstrip("/")
 
     def _complete(self, prefix: str) -> bool:
-        from botocore.exceptions import ClientError  # optional (syne-prune[sagemaker])
-
         try:
-            self.s3.head_object(Bucket=self.bucket, Key=f"{prefix}/{self.COMPLETE}")
+            call_aws(self.s3, "head_object", f"reading s3://{self.bucket}/{prefix}", Bucket=self.bucket, Key=f"{prefix}/{self.COMPLETE}")
             return True
-        except ClientError:
-            return False
+        except AwsError as error:
+            if error.code in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
 
     def directory(self, name: str, directory: Path) -> str:
         """Upload ``directory`` once; returns its S3 URI (a prefix: a channel)."""
@@ -64,26 +62,67 @@ class Uploader:
         if not self._complete(prefix):
             for path in sorted(p for p in directory.rglob("*") if p.is_file()):
                 key = f"{prefix}/{path.relative_to(directory).as_posix()}"
-                self.s3.upload_file(str(path), self.bucket, key)
-                self.uploaded.append(key)
-            self.s3.put_object(Bucket=self.bucket, Key=f"{prefix}/{self.COMPLETE}", Body=digest.encode())
+                self._upload_file(path, key)
+            call_aws(self.s3, "put_object", f"uploading to s3://{self.bucket}/{prefix}", Bucket=self.bucket, Key=f"{prefix}/{self.COMPLETE}",
+                     Body=digest.encode())
         return f"s3://{self.bucket}/{prefix}/"
 
-    def source(self) -> str:
-        """This package, the entry script and requirements.txt as sourcedir.tar.gz; returns its S3 URI."""
-        payload = source_tarball()
+    def _upload_file(self, path: Path, key: str) -> None:
+        """One file (multipart above 8 MB, by boto3's transfer manager, whose calls botocore checks)."""
+        try:
+            self.s3.upload_file(str(path), self.bucket, key)
+        except Exception as error:  # noqa: BLE001 - every failure of the upload, as one line
+            raise aws_error(error, f"uploading {path} to s3://{self.bucket}/{key}") from None
+        self.uploaded.append(key)
+
+    def source(self, pinned: bool = True) -> str:
+        """This package and the entry script (``pinned``: also requirements.txt, ``job_requirements``, which the
+        image's training toolkit installs) as sourcedir.tar.gz; returns its S3 URI."""
+        payload = source_tarball(pinned)
         digest = hashlib.sha256(payload).hexdigest()
         prefix = self._prefix("source", digest)
         key = f"{prefix}/sourcedir.tar.gz"
         if not self._complete(prefix):
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=payload)
+            doing = f"uploading to s3://{self.bucket}/{prefix}"
+            call_aws(self.s3, "put_object", doing, Bucket=self.bucket, Key=key, Body=payload)
             self.uploaded.append(key)
-            self.s3.put_object(Bucket=self.bucket, Key=f"{prefix}/{self.COMPLETE}", Body=digest.encode())
+            call_aws(self.s3, "put_object", doing, Bucket=self.bucket, Key=f"{prefix}/{self.COMPLETE}", Body=digest.encode())
         return f"s3://{self.bucket}/{key}"
 
 
-def source_tarball() -> bytes:
-    """Deterministic bytes (fixed mtimes, sorted), so the same code has the same sha256."""
+def list_keys(s3, bucket: str, prefix: str) -> list[str]:
+    """Every key under ``prefix`` of ``bucket``. Raises AwsError."""
+    keys, token = [], None
+    while True:
+        page = call_aws(s3, "list_objects_v2", f"listing s3://{bucket}/{prefix}", Bucket=bucket, Prefix=prefix,
+                        **({"ContinuationToken": token} if token else {}))
+        keys += [item["Key"] for item in page.get("Contents", [])]
+        token = page.get("NextContinuationToken")
+        if not token:
+            return keys
+
+
+def copy_prefix(s3, bucket: str, source: str, target: str) -> None:
+    """Copy every object under ``source`` to the same relative key under ``target`` (same bucket). Raises AwsError."""
+    for key in list_keys(s3, bucket, source):
+        call_aws(s3, "copy_object", f"copying s3://{bucket}/{key}", Bucket=bucket, Key=target + key[len(source):],
+                 CopySource={"Bucket": bucket, "Key": key})
+
+
+def delete_prefix(s3, bucket: str, prefix: str) -> None:
+    """Delete every object under ``prefix`` (none there: nothing happens). Raises AwsError."""
+    keys = list_keys(s3, bucket, prefix)
+    for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+        call_aws(s3, "delete_objects", f"deleting s3://{bucket}/{prefix}", Bucket=bucket,
+                 Delete={"Objects": [{"Key": key} for key in keys[start:start + 1000]]})
+
+
+def source_tarball(pinned: bool = True) -> bytes:
+    """The job's source: ``syne_prune/``, the entry script and (``pinned``) requirements.txt pinning this machine's
+    versions of syne-prune's dependencies (``job_requirements``; without it the image runs as it is). Deterministic
+    bytes (fixed mtimes, sorted), so the same code has the same sha256. Raises SynePruneError when a version
+    cannot be pinned."""
+    requirements = job_requirements() if pinned else None
     package = Path(__file__).resolve().parents[1]
     buffer = io.BytesIO()
 
@@ -96,7 +135,8 @@ def source_tarball() -> bytes:
         for path in sorted(package.rglob("*.py")):
             add(f"syne_prune/{path.relative_to(package).as_posix()}", path.read_bytes())
         add(ENTRY_SCRIPT, b"import sys\nfrom syne_prune.cli.sagemaker_job import main\nsys.exit(main())\n")
-        add("requirements.txt", ("\n".join(REQUIREMENTS) + "\n").encode())
+        if requirements is not None:
+            add("requirements.txt", ("\n".join(requirements) + "\n").encode())
     return _gzip_without_timestamp(buffer.getvalue())
 
 

@@ -350,7 +350,10 @@ def test_a_resumed_trial_waits_for_its_stopping_job_and_takes_the_new_configurat
     monkeypatch.setattr(backend.sm, "describe_training_job", describe)
     monkeypatch.setattr(backend.sm, "stop_training_job", lambda TrainingJobName: None)
     backend.pause_trial(0)
-    backend.resume_trial(0, new_config={"num_layers": 2})
+    backend.resume_trial(0, new_config={"num_layers": 2})  # returns at once: the Tuner's loop never waits on AWS
+    assert backend.created[-1]["TrainingJobName"] == "sp-wait-0-0"
+    for _ in range(3):  # the polls that follow create the new job once the stopping one has stopped
+        assert backend.fetch_status_results([0])[0][0][1] == Status.in_progress
     assert [s for job, s in seen if job == "sp-wait-0-0"] == ["Stopping", "Stopping", "Stopped"]
     assert backend.created[-1]["TrainingJobName"] == "sp-wait-0-1" and backend.created[-1]["HyperParameters"]["num_layers"] == '"2"'
     assert backend.trials[0].config == {"num_layers": 2}

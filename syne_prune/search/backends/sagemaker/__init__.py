@@ -10,9 +10,17 @@ the job plumbing of ``syne_prune.aws`` (settings, uploads, the job contract).
   previous job has stopped, so two jobs never share the checkpoint).
 - **Logs arrive late**: a completed or failed job is reported as running until its entry script's last line
   (``JOB_END_MARKER``) has been read, or ``SYNE_PRUNE_SAGEMAKER_LOG_GRACE_S`` (default 120) seconds after it
-  ended, so no final report is lost. AWS calls retry with botocore's adaptive mode on throttling.
+  ended, so no final report is lost.
+- **Real AWS**: before any upload, the credentials, the bucket's region, the image and the form of a job request
+  (against botocore's model of SageMaker) are checked (``preflight``). Every call goes through
+  ``syne_prune.aws.call_aws`` (one line per failure). Throttling is retried by botocore (adaptive mode), then by
+  the backend: a create that AWS refuses for now (throttling, ``ResourceLimitExceeded``) and a resumed trial whose
+  previous job is still stopping are created at a later poll, never by waiting inside the Tuner's loop. When the
+  search ends — finished, failed, interrupted or out of time — every job still running is stopped (``close``),
+  and the jobs that could not be stopped are named on stderr.
 
-Modules: ``trial_backend`` (``SageMakerBackend``, the Syne Tune trial backend), ``entry`` (what a job runs),
+Modules: ``trial_backend`` (``SageMakerBackend``, the Syne Tune trial backend), ``preflight``, ``cloudwatch`` (a
+job's log lines), ``entry`` (what a job runs),
 ``launcher`` (one job running ``syne-prune ARGV``: super-network training, or a whole search in one job; the
 command line of ``launchers/`` is ``syne_prune.cli.sagemaker``). This module is the registry entry, with the
 settings (``syne_prune.aws.SageMakerSettings``) and options of ``--backend sagemaker``.
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import uuid
 from pathlib import Path
 
@@ -41,9 +50,10 @@ from syne_prune.aws import (
 )
 from syne_prune.errors import SynePruneError
 from syne_prune.search.backends.base import SearchBackend
+from syne_prune.search.backends.sagemaker.cloudwatch import LOG_GROUP
 from syne_prune.search.backends.sagemaker.entry import main as run_job
 from syne_prune.search.backends.sagemaker.launcher import launch_cli_job
-from syne_prune.search.backends.sagemaker.trial_backend import LOG_GROUP, MAX_WAIT_FOR_STOP_S, SageMakerBackend
+from syne_prune.search.backends.sagemaker.trial_backend import MAX_WAIT_FOR_STOP_S, SageMakerBackend
 
 CHANNEL_OF = {"supernet": "supernet", "model": "model", "data_dir": "data"}  # constant -> input channel (a local directory)
 
@@ -94,6 +104,18 @@ class SageMakerSearchBackend(SearchBackend):
 
     def _make_trial_backend(self, part_dir: Path) -> TrialBackend:
         return self.trial_backend
+
+    def close(self) -> None:
+        """Stop every job of the search still running (also when the Tuner never got to it); name on stderr, in one
+        line, the jobs AWS did not let us stop: they keep running, and billing, until stopped by hand."""
+        if self.trial_backend is None:
+            return
+        self.trial_backend.stop_all()
+        unstopped = self.trial_backend.unstopped
+        if unstopped:
+            print(f"error: {len(unstopped)} SageMaker training job(s) could not be stopped and may still run (and bill): "
+                  f"{', '.join(unstopped)} ({next(iter(unstopped.values()))}); stop them in the SageMaker console or with "
+                  "aws sagemaker stop-training-job --training-job-name NAME", file=sys.stderr, flush=True)
 
     def checkpoint(self, trial_id: int) -> str:
         return self.trial_backend.checkpoint_uri(trial_id)

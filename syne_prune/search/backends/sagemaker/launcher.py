@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from syne_prune.aws import CHANNEL_PREFIX, MODEL_DIR, SageMakerSettings, aws_error
+from syne_prune.aws import CHANNEL_PREFIX, MODEL_DIR, SageMakerSettings, call_aws
 from syne_prune.models import resolve_model
 from syne_prune.search.backends.sagemaker.trial_backend import SageMakerBackend
 
@@ -20,7 +20,9 @@ def launch_cli_job(settings: SageMakerSettings, argv: list[str], job_name: str, 
 
     The local directories after ``--model``, ``--supernet`` and ``--data-dir`` become input channels
     (uploaded once); ``--output X`` becomes ``/opt/ml/model/X``, which SageMaker uploads to
-    ``S3_PREFIX/JOB/output/JOB/output/model.tar.gz`` when the job ends. Returns the job request."""
+    ``S3_PREFIX/JOB/output/JOB/output/model.tar.gz`` when the job ends. Returns the job request. Raises
+    SynePruneError (one line) for bad settings and failed pre-flight checks (nothing uploaded then), and when AWS
+    refuses the job."""
     import boto3  # optional (syne-prune[sagemaker])
 
     settings.check()
@@ -40,8 +42,5 @@ def launch_cli_job(settings: SageMakerSettings, argv: list[str], job_name: str, 
     backend.prepare()
     request = backend.job_request(0, 0, {"syne_prune_argv": json.dumps(args)})
     request["TrainingJobName"] = name
-    try:
-        backend.sm.create_training_job(**request)
-    except Exception as error:  # noqa: BLE001
-        raise aws_error(error, f"create_training_job {name} failed") from None
+    call_aws(backend.sm, "create_training_job", f"create_training_job {name} failed", **request)
     return request
