@@ -51,7 +51,7 @@ class BenchmarkConfig:
 
     blackbox: str
     output: str
-    schedulers: tuple[str, ...] = SCHEDULERS
+    schedulers: tuple[str, ...] = field(default_factory=lambda: tuple(SCHEDULERS))  # every registered one
     seeds: int = 10
     max_trials: int | None = None
     max_wallclock_s: float | None = None  # simulated seconds
