@@ -199,8 +199,8 @@ def write_results(found: Collected, out: Path) -> None:
 
 def merge_earlier(found: Collected, out: Path) -> Collected:
     """``found`` plus the rows of the result files already in ``out`` for every run (method, model, dataset, seed; a
-    reference: model, dataset, seed) that ``found`` lacks, so results accumulate over sessions whose work directories
-    are gone: a run collected now replaces its earlier rows, an earlier run not collected now is kept. A reference
+    reference: model, dataset, seed) that ``found`` lacks, so results accumulate over runs whose work directories
+    are gone: a run collected now replaces its own rows, a run not collected now is kept. A reference
     collected now whose test error differs from the earlier one's is reported (the kept rows of other methods of that
     seed were measured beside the earlier reference). Exits with a one-line message (code 2) when a file in ``out`` is
     not one of these results files."""

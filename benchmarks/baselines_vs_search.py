@@ -46,7 +46,7 @@ after the same reference fine-tune. A (task, seed) without a usable run is logge
 rfp, layer-drop, head-prune and standard-nas always run here.
 
 ``--merge`` keeps what ``--out-dir`` already holds for every (method, task, seed) this run does not collect, so results
-accumulate over sessions and machines whose work directories are gone (a run collected now replaces its own earlier
+accumulate over runs and machines whose work directories are gone (a run collected now replaces its own earlier
 rows; a reference that changed is reported, see ``baselines_collect.merge_earlier``).
 
     HF_HUB_OFFLINE=1 python benchmarks/baselines_vs_search.py --scale cpu --data-dir $GLUE_DIR \\

@@ -4,7 +4,7 @@
    trial budget and workers): once with Syne Tune's LocalBackend (a process per trial), once with the
    pool of persistent workers. Reported per backend: wall time, evaluations per minute, the summed
    pure evaluation time (``eval_s`` of every trial: extraction + validation + test pass) and two
-   overhead ratios: ``wall / summed eval`` (the issue's definition; with W workers evaluating in
+   overhead ratios: ``wall / summed eval`` (the overhead's definition; with W workers evaluating in
    parallel its ideal is 1/W) and ``W x wall / summed eval`` (per worker; ideal 1).
 2. Evaluation time of uniform sub-networks keeping ~25/50/75% of the prunable parameters (every layer,
    that share of heads and FFN neurons) relative to the full network, measured with the trial code

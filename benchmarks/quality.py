@@ -1,5 +1,4 @@
-"""How much of the unpruned model's test metric the chosen sub-networks keep (issue: sub-networks that keep
-their accuracy), for the recipe rows of the ablation, on real all-MiniLM-L6-v2 and real GLUE files.
+"""How much of the unpruned model's test metric the chosen sub-networks keep, for the recipe rows of the ablation, on real all-MiniLM-L6-v2 and real GLUE files.
 
 Per task and seed:
 

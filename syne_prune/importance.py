@@ -236,8 +236,8 @@ def order_by_importance(model: PreTrainedModel, batches: Iterable[Batch], method
 
     Records the method in ``model.config`` (saved with the model). A model already ordered is left
     alone unless ``force``: reordering a trained super-network would scramble the sub-networks it was
-    trained with. Returns a JSON-able record: ``method``, ``num_examples``, ``head_scores`` [L][H] and
-    ``neuron_scores`` [L][I] in the new order (non-increasing along each layer), ``head_order`` and
+    trained with. Returns a JSON-able record: ``method``, ``num_examples``, ``head_scores`` (``[L][H]``) and
+    ``neuron_scores`` (``[L][I]``) in the new order (non-increasing along each layer), ``head_order`` and
     ``neuron_order`` (new position -> old index); or ``{"method", "already_ordered_by"}`` when skipped.
     """
     previous = ordered_by(model)

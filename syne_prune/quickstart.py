@@ -30,7 +30,7 @@ class QuickstartConfig:
     model: str = MODEL
     epochs: int = 6
     max_train_examples: int | None = 1000
-    scheduler: str = "ehvi"  # the recipe's, search's default (README: Which scheduler)
+    scheduler: str = "ehvi"  # the recipe's, search's default (BENCHMARKS.md, "Schedulers")
     max_trials: int = 24
     n_workers: int = 2
     reproducible: bool = True  # the same seed gives the same search (SearchConfig.reproducible)

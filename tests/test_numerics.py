@@ -95,7 +95,7 @@ def test_model_with_a_nan_weight_is_refused_before_any_output(tiny_model_dirs, g
 
 
 def _poisoned_supernet(supernets, tmp_path: Path) -> Path:
-    """A copy of the session's BERT super-network with one NaN weight and a manifest that matches it."""
+    """A copy of the test run's BERT super-network with one NaN weight and a manifest that matches it."""
     path = tmp_path / "supernet"
     shutil.copytree(supernets["bert"], path)
     weights = load_file(path / "model.safetensors")

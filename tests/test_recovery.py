@@ -271,9 +271,9 @@ def test_bad_recovery_input_is_one_line_exit_2_and_overwrites_nothing(exported, 
         (args("--task", "mrpc"), "--task mrpc differs from the export's task 'rte'"),
         (args("--lr", "0"), "--lr must be positive"),
         (args("--keep", "worst"), "argument --keep: unknown keep 'worst'; choose one of best, last"),
-        # settings the model cannot honour (issue 14, fault 1): the tiny BERT has 160 positions
+        # settings the model cannot honour: the tiny BERT has 160 positions
         (args("--max-length", "600"), "--max-length 600 is more than the 160 token positions of export"),
-        (args(model=nan_export), "has non-finite weights"),  # fault 2: never trained on silently
+        (args(model=nan_export), "has non-finite weights"),  # non-finite weights: never trained on silently
     ]
     cases += [(args(teacher=teacher), message) for teacher, message in _bad_teachers(tmp_path, supernet, tiny_model_dirs).values()]
     watched = {path: _files(path) for path in (export, supernet, taken)}

@@ -42,7 +42,7 @@ from syne_prune.search import MULTI_FIDELITY, SCHEDULERS
 
 SETTINGS_FILE = "benchmark.json"
 NOT_SETTINGS = ("output", "supernet", "blackbox", "jobs")  # config fields that do not change the results
-SLOW_SCHEDULERS = ("ehvi",)  # replayed first (longest first lowers the makespan): README "Cost": over 100x a random replay
+SLOW_SCHEDULERS = ("ehvi",)  # replayed first: EHVI replays take most of the time, longest first lowers the makespan
 
 
 @dataclass
@@ -51,7 +51,7 @@ class BenchmarkConfig:
 
     blackbox: str
     output: str
-    schedulers: tuple[str, ...] = SCHEDULERS
+    schedulers: tuple[str, ...] = field(default_factory=lambda: tuple(SCHEDULERS))  # every registered one
     seeds: int = 10
     max_trials: int | None = None
     max_wallclock_s: float | None = None  # simulated seconds

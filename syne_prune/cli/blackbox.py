@@ -21,7 +21,7 @@ def add_commands(commands: Any) -> None:
         "record", help="evaluate sampled sub-networks (or take a search's trials) into a blackbox directory",
         description="Evaluate N sub-networks (largest, smallest, midpoint, then seeded uniform samples; distinct masks) with the "
         "search trial code, appending each row as it finishes; re-running skips recorded ones. Or --from-trials: the completed "
-        "trials of finished searches. File format: README, 'Benchmarking schedulers'.")
+        "trials of finished searches. File format: docs/commands/blackbox-record.md.")
     option = functools.partial(add_option, record, RecordConfig)
     option("supernet", "super-network directory (train-supernet --output)")
     option("samples", "sub-networks to evaluate (with --supernet)")

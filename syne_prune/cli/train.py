@@ -20,7 +20,8 @@ def add_commands(commands: Any) -> None:
         "search worker reads (safetensors, tokenizer, supernet.json with metrics and a sha256 manifest).",
     )
     option = functools.partial(add_option, parser, TrainingConfig)
-    option("model", "directory of a BERT/RoBERTa/DistilBERT model, or a hub id when online", required=True)
+    option("model", "directory of a model of a supported family (BERT, RoBERTa, DistilBERT, XLM-R, ELECTRA, DeBERTa-v2/v3, "
+                   "ModernBERT), or a hub id when online", required=True)
     add_task_options(parser, "a built-in task (swag: multiple choice; synthetic_sentiment: generated, needs no files)",
                      "local GLUE TSV files of --task (TASK/train.tsv, TASK/dev.tsv) (default: none, the Hugging Face hub)")
     option("search_space", "space sub-networks are sampled from", choices=list(SEARCH_SPACES))

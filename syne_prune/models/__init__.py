@@ -1,5 +1,6 @@
-"""The model families (one module each: ``bert``, ``roberta``, ``distilbert``, ``xlm_roberta``, ``electra``,
-``deberta_v2``, ``modernbert``; interface in ``family``; registry in ``architectures``) and their
+"""The seven model families — BERT, RoBERTa, DistilBERT, XLM-RoBERTa, ELECTRA, DeBERTa-v2/v3 and ModernBERT (one module
+each: ``bert``, ``roberta``, ``distilbert``, ``xlm_roberta``, ``electra``, ``deberta_v2``, ``modernbert``; interface in
+``family``; registry in ``architectures``) — and their
 pruned model classes, registered with the transformers Auto classes; loading a model, its config and its
 tokenizer from a directory or hub id (``loading``).
 

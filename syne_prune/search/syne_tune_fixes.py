@@ -80,7 +80,7 @@ from syne_prune.pareto import non_dominated
 REFERENCE_MARGIN = 0.1
 MAX_TRAINING_POINTS = 100  # EHVI's GP sees at most this many observations (suggestion time, BENCHMARKS.md)
 MC_SAMPLES = 32  # quasi-Monte-Carlo samples of the acquisition (Syne Tune: 128; 4x the cost, BENCHMARKS.md)
-MAX_PENDING = 2  # fantasised pending suggestions: log-EHVI's time and memory double with each one (fix 4)
+MAX_PENDING = 2  # fantasised pending suggestions: log-EHVI's time and memory double with each one (bug 4 above)
 
 
 def _seeded_sample_random_config(config_space: dict[str, Any], rng: np.random.RandomState) -> dict[str, Any]:
@@ -118,9 +118,9 @@ class FixedEHVI(ExpectedHyperVolumeImprovement):
         self.max_pending = max_pending
         self._completed: dict[int, tuple[dict[str, Any], list[float]]] = {}
         self._training: tuple[int, list[tuple[dict[str, Any], list[float]]]] = (0, [])
-        self._pending: list[int] = []  # the base class's suggestion ids not yet completed, oldest first (fix 4)
+        self._pending: list[int] = []  # the base class's suggestion ids not yet completed, oldest first (bug 4 above)
         self._keys = [k for k, v in self.config_space.items() if isinstance(v, Domain)]
-        self.is_new: Callable[[dict[str, Any]], bool] = lambda config: True  # set by the search (fix 5)
+        self.is_new: Callable[[dict[str, Any]], bool] = lambda config: True  # set by the search (bug 5 above)
 
     def _key(self, config: dict[str, Any]) -> tuple:
         """A configuration's hyperparameters (constants left out: the scheduler drops them at completion)."""
@@ -189,7 +189,7 @@ class FixedEHVI(ExpectedHyperVolumeImprovement):
 
     def _best_new_candidate(self) -> dict | None:
         """The base class's random-candidate acquisition optimisation, returning the best candidate
-        that ``is_new`` accepts rather than the best one (fix 5)."""
+        that ``is_new`` accepts rather than the best one (bug 5 above)."""
         from botorch.acquisition.multi_objective import qLogExpectedHypervolumeImprovement  # heavy (botorch, gpytorch): only the EHVI scheduler needs them
         from botorch.fit import fit_gpytorch_mll
         from botorch.sampling import SobolQMCNormalSampler

@@ -54,7 +54,7 @@ IMPORTANCE_FILE = ".importance.json"  # the ordering record, kept for a resumed 
 IMPORTANCE_CHOICES = ("none", *IMPORTANCE_METHODS)
 
 
-ADDED = {"warmup_ratio": 0.0}  # settings TrainingConfig gained later, with the value that earlier runs used
+ADDED = {"warmup_ratio": 0.0}  # settings an older supernet.json lacks, with the value that format implied
 
 
 @dataclass

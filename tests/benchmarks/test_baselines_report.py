@@ -240,7 +240,7 @@ def _found(sizes: list, references: list) -> "bvs_collect.Collected":
     return bvs_collect.Collected(size_rows, size_rows.iloc[:0], curves, finals, refs)
 
 
-def test_merge_keeps_earlier_runs_not_collected_now_and_replaces_those_collected(tmp_path, capsys):
+def test_merge_keeps_runs_not_collected_now_and_replaces_those_collected(tmp_path, capsys):
     out = tmp_path / "out"
     earlier = _found([("nas", 0, 0.15), ("nas", 1, 0.16), ("rfp", 0, 0.17), ("rfp", 1, 0.18)], [(0, 0.14), (1, 0.13)])
     bvs_collect.write_results(earlier, out)

@@ -111,7 +111,7 @@ def test_a_missing_shard_is_named_by_every_command_before_any_output(bert_dir, g
     want = f"{shards[1]}, a shard named in model.safetensors.index.json, is missing (1 of {len(shards)} shards)"
     for name, (argv, output) in every_command(model, glue_dir, tmp_path).items():
         fails(capsys, argv, want)
-        assert not output.exists(), name  # train-supernet no longer leaves an empty --output; standard NAS starts no trial
+        assert not output.exists(), name  # train-supernet leaves no an empty --output; standard NAS starts no trial
 
 
 def test_a_truncated_weight_file_is_named_by_every_command(bert_dir, glue_dir, tmp_path, capsys):

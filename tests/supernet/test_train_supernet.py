@@ -95,7 +95,7 @@ def test_distillation_loss_equals_a_hand_computation():
     expected = T**2 * soft / 2 + hard / 2
     assert distillation_loss(student, teacher, labels, temperature=T).item() == pytest.approx(expected, rel=1e-6)
     scores, targets, gold = torch.tensor([1.0, 2.0, 3.5]), torch.tensor([1.5, 2.0, 2.5]), torch.tensor([1.0, 3.0, 3.0])
-    # regression: MSE to the teacher plus MSE to the labels (issue 14: never without the labels)
+    # regression: MSE to the teacher plus MSE to the labels (never without the labels)
     assert distillation_loss(scores, targets, gold, is_regression=True).item() == pytest.approx((0.25 + 0 + 1) / 3 + (0 + 1 + 0.25) / 3)
 
 
