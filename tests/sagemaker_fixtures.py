@@ -4,6 +4,9 @@ toolkit, see ``sagemaker_container``) and ``sagemaker_settings`` (a role, region
 backend's checks)."""
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import boto3
 import moto
 import pytest
@@ -58,3 +61,32 @@ def sagemaker(monkeypatch, tmp_path):
         monkeypatch.setattr(sm.SageMakerBackend, "_schedule", schedule_and_run)
         platform.session = session
         yield platform
+
+def keys(session, prefix: str = "") -> list[str]:
+    """The S3 keys under ``prefix`` in the test bucket."""
+    s3 = session.client("s3")
+    return [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix) for o in page.get("Contents", [])]
+
+
+def launcher(name: str):
+    """The script ``launchers/NAME.py`` as a module."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "launchers" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SM_ARGS = ["--role", ROLE, "--region", REGION, "--s3-prefix", f"s3://{BUCKET}/launch", "--image-uri", "1.dkr.ecr.us-east-1.amazonaws.com/img:1"]
+
+
+
+def put_lines(session, stream: str, lines: list[str], create: bool = True) -> None:
+    logs = session.client("logs")
+    if create:
+        logs.create_log_stream(logGroupName=sm.LOG_GROUP, logStreamName=stream)
+    now = int(time.time() * 1000)
+    logs.put_log_events(logGroupName=sm.LOG_GROUP, logStreamName=stream,
+                        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)])

@@ -5,20 +5,19 @@ name in the tuple of ``syne_prune/models/architectures.py``; here it is register
 super-network computes, and its parameter count is what ``subnet_size`` counts."""
 from __future__ import annotations
 
+# --8<-- [start:family]
+from dataclasses import replace
+
 import numpy as np
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, CamembertConfig, CamembertForSequenceClassification
 
 import syne_prune as sp
 from syne_prune.models import FAMILIES, PRUNED_CLASSES
-from syne_prune.objectives import subnet_size
-
-# --8<-- [start:family]
-from dataclasses import replace
-
 from syne_prune.models.bert import shape_bert_layers
 from syne_prune.models.pruned import pruned_classes
 from syne_prune.models.roberta import FAMILY as ROBERTA
+from syne_prune.objectives import subnet_size
 
 # Pruned config and model classes for exports whose layers differ: PrunedCamembertConfig, PrunedCamembertModel, ...
 PRUNED = pruned_classes(__name__, "Camembert", "syne_prune_camembert", "roberta", shape_bert_layers)

@@ -8,10 +8,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-
 # --8<-- [start:searcher]
 import numpy as np
+import pandas as pd
 from syne_tune.config_space import Domain
 from syne_tune.optimizer.schedulers.searchers.searcher import BaseSearcher
 

@@ -7,22 +7,16 @@ import json
 import os
 import tarfile
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from sagemaker_container import toolkit_environment
-from sagemaker_fixtures import BUCKET, REGION, ROLE, SECRET, sagemaker_settings
+from sagemaker_fixtures import BUCKET, REGION, ROLE, SECRET, SM_ARGS, keys, launcher, put_lines, sagemaker_settings
 from syne_tune.backend.trial_status import Status
 
 from syne_prune import SynePruneError
 from syne_prune.search import SearchConfig, WeightSharingSettings, run_search
 from syne_prune.search.backends import sagemaker as sm
-
-
-def _keys(session, prefix: str = "") -> list[str]:
-    s3 = session.client("s3")
-    return [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix) for o in page.get("Contents", [])]
 
 
 def test_the_supernet_is_uploaded_once_and_deduplicated_by_its_sha256(aws, supernets, tmp_path):
@@ -188,7 +182,7 @@ def test_a_supernet_without_manifest_is_refused_before_any_job(aws, supernets, t
     with pytest.raises(SynePruneError):
         run_search(config, progress=False)
     assert aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
-    assert _keys(aws) == []
+    assert keys(aws) == []
 
 
 def test_cli_sagemaker_errors_are_one_line_and_exit_2(aws, supernets, tmp_path, capsys):
@@ -205,26 +199,13 @@ def test_cli_sagemaker_errors_are_one_line_and_exit_2(aws, supernets, tmp_path, 
 
 # ---- launchers ----
 
-def _launcher(name: str):
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[2] / "launchers" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SM_ARGS = ["--role", ROLE, "--region", REGION, "--s3-prefix", f"s3://{BUCKET}/launch", "--image-uri", "1.dkr.ecr.us-east-1.amazonaws.com/img:1"]
-
-
 @pytest.mark.slow
 def test_the_train_supernet_launcher_runs_train_supernet_in_a_job(sagemaker, tiny_model_dirs, glue_dir, tmp_path, capsys):
     from syne_prune.supernet import verify_checkpoint
 
     argv = [*SM_ARGS, "--model", str(tiny_model_dirs["bert"]), "--task", "rte", "--data-dir", str(glue_dir), "--epochs", "1",
             "--batch-size", "16", "--max-length", "48", "--search-space", "small", "--strategy", "sandwich", "--teacher", "none", "--output", "rte-net"]
-    assert _launcher("sagemaker_train_supernet").launcher_main("train-supernet", "", argv) == 0
+    assert launcher("sagemaker_train_supernet").launcher_main("train-supernet", "", argv) == 0
     out = capsys.readouterr().out
     assert "started SageMaker job syne-prune-train-supernet-" in out
     request = sagemaker.requests[-1]
@@ -251,26 +232,17 @@ def test_the_search_in_one_job_launcher_mounts_the_supernet(aws, supernets, monk
     monkeypatch.setattr(sm.SageMakerBackend, "__init__", _with_session(sm.SageMakerBackend.__init__, aws))
     argv = [*SM_ARGS, "--instance-type", "ml.g5.2xlarge", "--supernet", str(supernets["bert"]), "--scheduler", "ehvi",
             "--max-trials", "50", "--output", "search"]
-    assert _launcher("sagemaker_search_in_one_job").launcher_main("search", "", argv) == 0
+    assert launcher("sagemaker_search_in_one_job").launcher_main("search", "", argv) == 0
     job_name = capsys.readouterr().out.split("started SageMaker job ")[1].split()[0]
     job = aws.client("sagemaker").describe_training_job(TrainingJobName=job_name)
     command = json.loads(json.loads(job["HyperParameters"]["syne_prune_argv"]))
     assert command == ["search", "--supernet", "sm-channel:supernet", "--scheduler", "ehvi", "--max-trials", "50", "--output", "/opt/ml/model/search"]
     assert job["ResourceConfig"]["InstanceType"] == "ml.g5.2xlarge" and job["InputDataConfig"][0]["ChannelName"] == "supernet"
-    assert _launcher("sagemaker_search_in_one_job").launcher_main("search", "", [*SM_ARGS[:1], "bad-role", *SM_ARGS[2:], "--output", "x"]) == 2
+    assert launcher("sagemaker_search_in_one_job").launcher_main("search", "", [*SM_ARGS[:1], "bad-role", *SM_ARGS[2:], "--output", "x"]) == 2
     assert "is not an IAM role ARN" in capsys.readouterr().err
 
 
 # ---- hardening for real AWS: late log lines, expired tokens, resumes, many hyperparameters ----
-
-def _put_lines(session, stream: str, lines: list[str], create: bool = True) -> None:
-    logs = session.client("logs")
-    if create:
-        logs.create_log_stream(logGroupName=sm.LOG_GROUP, logStreamName=stream)
-    now = int(time.time() * 1000)
-    logs.put_log_events(logGroupName=sm.LOG_GROUP, logStreamName=stream,
-                        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)])
-
 
 def _metric(error: float, fidelity: int) -> str:
     """A report line as Syne Tune's Reporter prints it."""
@@ -300,9 +272,9 @@ def test_a_job_whose_last_log_lines_arrive_late_stays_running_until_they_are_rea
 
     assert fetch() == Status.in_progress
     assert backend.busy_trial_ids() == [(0, Status.in_progress)]
-    _put_lines(aws, "sp-late-0-0/algo-1", [_metric(0.25, 1)])
+    put_lines(aws, "sp-late-0-0/algo-1", [_metric(0.25, 1)])
     assert fetch() == Status.in_progress  # the end marker is not there yet
-    _put_lines(aws, "sp-late-0-0/algo-1", [_metric(0.2, 2), sm.JOB_END_MARKER], create=False)
+    put_lines(aws, "sp-late-0-0/algo-1", [_metric(0.2, 2), sm.JOB_END_MARKER], create=False)
     assert fetch() == Status.completed and reported == [0.25, 0.2]
     assert backend.busy_trial_ids() == []
     # a job that ended without the marker (killed) counts as ended once the grace period is over
@@ -317,9 +289,9 @@ def test_a_job_whose_last_log_lines_arrive_late_stays_running_until_they_are_rea
 def test_an_expired_log_token_rereads_the_stream_without_repeating_lines(aws, supernets, monkeypatch):
     backend = sm.SageMakerBackend(sagemaker_settings(), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix="sp-token")
     backend.start_trial({"num_layers": 1})
-    _put_lines(aws, "sp-token-0-0/algo-1", ["a", "b"])
+    put_lines(aws, "sp-token-0-0/algo-1", ["a", "b"])
     assert backend.stdout(0) == ["a", "b"]
-    _put_lines(aws, "sp-token-0-0/algo-1", ["c"], create=False)
+    put_lines(aws, "sp-token-0-0/algo-1", ["c"], create=False)
     real, calls = backend.logs.get_log_events, []
 
     def expiring(**kwargs):

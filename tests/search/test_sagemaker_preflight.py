@@ -13,17 +13,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from test_sagemaker import (
-    BUCKET,
-    REGION,
-    ROLE,
-    SM_ARGS,
-    _keys,
-    _launcher,
-    _settings,
-    aws,  # noqa: F401 - the moto fixture of the SageMaker tests, used here
-    sagemaker,  # noqa: F401 - the fixture whose jobs run in AWS's training toolkit
-)
+from sagemaker_fixtures import BUCKET, REGION, ROLE, SM_ARGS, keys, launcher, sagemaker_settings
 from test_sagemaker_requests import moto_jobs, moto_status  # noqa: F401 - fixture (and helper) of the request tests
 
 from syne_prune import SynePruneError
@@ -42,7 +32,7 @@ def _install_requires() -> list[str]:
 
 def _search(supernets, tmp_path, **changes) -> SearchConfig:
     return SearchConfig(trial_settings=WeightSharingSettings(str(supernets["bert"])), output=str(tmp_path / "out"), backend="sagemaker",
-                        backend_settings=_settings(**changes), max_trials=2, n_workers=2, scheduler="random")
+                        backend_settings=sagemaker_settings(**changes), max_trials=2, n_workers=2, scheduler="random")
 
 
 def _all_keys(session) -> list[str]:
@@ -120,7 +110,7 @@ def test_cli_preflight_errors_exit_2_with_one_line(aws, supernets, tmp_path, cap
         err = capsys.readouterr().err
         errors = [line for line in err.splitlines() if line.startswith("error:")]  # (the tiny super-network's warning aside)
         assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
-    assert _keys(aws) == []
+    assert keys(aws) == []
 
 
 # ---- errors while the search runs ----
@@ -139,7 +129,7 @@ def test_an_aws_error_keeps_its_whole_cause_in_one_line():
 
 
 def _backend(aws, supernets, prefix: str, **changes):  # noqa: F811
-    return sm.SageMakerBackend(_settings(**changes), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix=prefix)
+    return sm.SageMakerBackend(sagemaker_settings(**changes), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix=prefix)
 
 
 def test_a_create_refused_for_now_is_tried_again_at_later_polls(moto_jobs, aws, supernets, monkeypatch, capsys):  # noqa: F811
@@ -185,7 +175,7 @@ def test_throttled_status_reads_keep_the_last_answer(moto_jobs, aws, supernets, 
 
 
 def test_resuming_a_paused_trial_never_sleeps_in_the_tuner_loop(moto_jobs, aws, supernets, monkeypatch):  # noqa: F811
-    backend = sm.SageMakerBackend(_settings(), "finetune", {}, checkpointing=True, session=aws, job_prefix="sp-nosleep")
+    backend = sm.SageMakerBackend(sagemaker_settings(), "finetune", {}, checkpointing=True, session=aws, job_prefix="sp-nosleep")
     backend.start_trial({"num_layers": 1})
     real = backend.sm.describe_training_job
     monkeypatch.setattr(backend.sm, "describe_training_job", lambda TrainingJobName: {**real(TrainingJobName=TrainingJobName), "TrainingJobStatus": "Stopping"})
@@ -314,7 +304,7 @@ def test_a_job_on_the_default_image_installs_the_pinned_versions(sagemaker, tiny
     monkeypatch.setattr(sm.SageMakerSettings, "image", lambda settings: "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.8.0-cpu-py312")
     argv = [*SM_ARGS[:-2], "--model", str(tiny_model_dirs["bert"]), "--task", "rte", "--data-dir", str(glue_dir), "--epochs", "1",
             "--batch-size", "16", "--max-length", "48", "--search-space", "small", "--teacher", "none", "--output", "net"]
-    assert _launcher("sagemaker_train_supernet").launcher_main("train-supernet", "", argv) == 0, capsys.readouterr().err
+    assert launcher("sagemaker_train_supernet").launcher_main("train-supernet", "", argv) == 0, capsys.readouterr().err
     request = sagemaker.requests[-1]
     assert request["AlgorithmSpecification"]["TrainingImage"].endswith("pytorch-training:2.8.0-cpu-py312")
     assert sagemaker.run_pending() == [request["TrainingJobName"]]

@@ -19,16 +19,7 @@ import pytest
 import regex
 from botocore.client import BaseClient
 from botocore.validate import ParamValidator
-from test_sagemaker import (
-    BUCKET,
-    REGION,
-    ROLE,
-    SM_ARGS,
-    _launcher,
-    _put_lines,
-    _settings,
-    aws,  # noqa: F401 - the moto fixture of the SageMaker tests, used here
-)
+from sagemaker_fixtures import BUCKET, REGION, ROLE, SM_ARGS, launcher, put_lines, sagemaker_settings
 
 from syne_prune.search.backends import sagemaker as sm
 
@@ -210,13 +201,13 @@ MODES = {  # name -> (settings changes, entry, channels, checkpointing)
 def test_every_request_of_a_search_passes_aws_s_model(mode, moto_jobs, aws, checked_calls, supernets, glue_dir):  # noqa: F811
     changes, entry, channel_names, checkpointing = MODES[mode]
     folders = {"supernet": str(supernets["bert"]), "data": str(glue_dir)}
-    backend = sm.SageMakerBackend(_settings(**changes), entry, {name: folders[name] for name in channel_names}, checkpointing=checkpointing,
+    backend = sm.SageMakerBackend(sagemaker_settings(**changes), entry, {name: folders[name] for name in channel_names}, checkpointing=checkpointing,
                                   session=aws, job_prefix=f"sp-{mode.split(',')[0].replace(' ', '-')}")
     config = {"num_layers": 1, "num_heads_0": 2, **({"supernet": folders["supernet"]} if channel_names else {"model": "org/hub-model"})}
     for trial_id in range(3):
         backend.start_trial({**config, "num_layers": trial_id + 1})
     jobs = [request["TrainingJobName"] for request in backend.created]
-    _put_lines(aws, f"{jobs[0]}/algo-1-1", [_metric(0.25), sm.JOB_END_MARKER])
+    put_lines(aws, f"{jobs[0]}/algo-1-1", [_metric(0.25), sm.JOB_END_MARKER])
     backend.fetch_status_results([0, 1, 2])
     backend.stop_trial(0)
     backend.pause_trial(1)
@@ -243,9 +234,9 @@ def test_the_launchers_send_valid_requests_also_without_any_channel(aws, checked
     """Super-network training from a hub model with GLUE from the hub: nothing to upload but the source, so the job
     has no input channel, and its request leaves InputDataConfig out."""
     argv = [*SM_ARGS, "--tags", "team=nlp", "--model", "org/some-hub-model", "--task", "rte", "--epochs", "1", "--output", "net"]
-    assert _launcher("sagemaker_train_supernet").launcher_main("train-supernet", "", argv) == 0, capsys.readouterr().err
+    assert launcher("sagemaker_train_supernet").launcher_main("train-supernet", "", argv) == 0, capsys.readouterr().err
     argv = [*SM_ARGS, "--fast-file", "--supernet", str(supernets["bert"]), "--max-trials", "5", "--output", "search"]
-    assert _launcher("sagemaker_search_in_one_job").launcher_main("search", "", argv) == 0, capsys.readouterr().err
+    assert launcher("sagemaker_search_in_one_job").launcher_main("search", "", argv) == 0, capsys.readouterr().err
     assert refused(checked_calls) == []
     creates = [params for service, operation, params, _ in checked_calls if operation == "CreateTrainingJob"]
     assert len(creates) == 2 and "InputDataConfig" not in creates[0] and creates[0]["Tags"] == [{"Key": "team", "Value": "nlp"}]
@@ -254,7 +245,7 @@ def test_the_launchers_send_valid_requests_also_without_any_channel(aws, checked
 
 
 def test_a_job_name_never_outgrows_sagemaker_s_limit(aws):  # noqa: F811
-    backend = sm.SageMakerBackend(_settings(), "trial", {}, session=aws, job_prefix="p" * 60)
+    backend = sm.SageMakerBackend(sagemaker_settings(), "trial", {}, session=aws, job_prefix="p" * 60)
     model = aws.client("sagemaker").meta.service_model
     for trial_id, attempt in ((0, 0), (123456, 7), (10**9, 12)):
         name = backend.job_name(trial_id, attempt)
