@@ -177,7 +177,7 @@ def add_sagemaker_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-wait", type=int, help="spot: seconds to wait for capacity plus run (>= --max-run)")
     group.add_argument("--volume-size", type=int, default=30, help="GB of disk per instance")
     group.add_argument("--keep-alive", type=int, default=0, help="warm pool: seconds an instance waits for the next job "
-                       "(0 to 21600, SageMaker's limit; needs a warm-pool quota, which is 0 by default)")
+                       "(0 to 21600, SageMaker's limit; needs a warm-pool quota, which is 0 unless raised)")
     group.add_argument("--fast-file", action="store_true", help="stream the super-network channel (FastFile mode)")
     group.add_argument("--tags", help="KEY=VALUE,... tags on every job")
     group.add_argument("--subnets", help="VPC subnet ids, comma-separated (with --security-group-ids)")

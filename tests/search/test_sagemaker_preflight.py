@@ -207,7 +207,7 @@ def _jobs(aws) -> list[str]:  # noqa: F811
     return sorted(j["TrainingJobName"] for j in aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"])
 
 
-def test_an_expired_session_ends_the_search_in_one_line_and_stops_every_job(moto_jobs, aws, supernets, tmp_path):  # noqa: F811
+def test_an_expired_token_ends_the_search_in_one_line_and_stops_every_job(moto_jobs, aws, supernets, tmp_path):  # noqa: F811
     moto_jobs.refuse["describe"] = ("ExpiredTokenException", "The security token included in the request is expired", 10**6)
     with pytest.raises(SynePruneError, match="describe_training_job .* failed: ExpiredTokenException: The security token") as ended:
         run_search(_search(supernets, tmp_path), progress=False)
