@@ -39,6 +39,7 @@ import boto3
 
 HOST = "algo-1"
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+# made-up keys (moto accepts any): a job runs with credentials of its own, so the tests can check the caller's never reach it
 JOB_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIAJOBROLEJOBROLE00", "AWS_SECRET_ACCESS_KEY": "jobROLEsecretJOBrole0123456789abcdefJOBR"}
 TRAIN = str(Path(sys.executable).with_name("train"))  # the toolkit's console script: a framework image's entry point
 
