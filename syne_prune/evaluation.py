@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
-from syne_prune.data import Task, task_name
+from syne_prune.data import Task, TaskType, get_task_type, task_name
 from syne_prune.errors import SynePruneError
 
 
@@ -38,10 +38,12 @@ def _malloc_trim() -> None:
 
 
 @torch.inference_mode()
-def predict(model: torch.nn.Module, batches: Iterable[dict], is_regression: bool, max_batches: int | None = None):
-    """Predictions and labels over ``batches`` (the first ``max_batches`` of them when given): 1-D numpy
-    arrays of class ids (argmax) or regression values, and labels. A non-finite model output raises
-    ``SynePruneError``."""
+def predict(model: torch.nn.Module, batches: Iterable[dict], task_type: TaskType | str | bool, max_batches: int | None = None):
+    """Predictions and labels over ``batches`` (the first ``max_batches`` of them when given), made from the logits as
+    the task type does (``TaskType.batch_outputs``; a bool: whether the task is a regression): class ids (argmax),
+    regression values, 0/1 label indicators (sigmoid > 0.5) or per-sentence tag ids of the labelled tokens. A
+    non-finite model output raises ``SynePruneError``."""
+    task_type = get_task_type(task_type)
     model.eval()
     device = next(model.parameters()).device
     predictions, labels = [], []
@@ -53,9 +55,10 @@ def predict(model: torch.nn.Module, batches: Iterable[dict], is_regression: bool
         if not bool(torch.isfinite(logits).all()):  # argmax of NaN is an answer, spearman of NaN a 0: refuse both
             raise SynePruneError(f"the model's output (logits) holds NaN or inf in evaluation batch {index + 1}; "
                                  "its weights are broken: train it again in float32, with a lower --lr")
-        predictions.append(logits.squeeze(-1) if is_regression else logits.argmax(-1))
-        labels.append(batch["labels"])
-    return torch.cat(predictions).float().cpu().numpy(), torch.cat(labels).cpu().numpy()
+        batch_predictions, batch_labels = task_type.batch_outputs(logits, batch["labels"])
+        predictions.append(batch_predictions)
+        labels.append(batch_labels)
+    return task_type.join(predictions), task_type.join(labels)
 
 
 def evaluate(model: torch.nn.Module, batches: Iterable[dict] | None, task: Task, max_batches: int | None = None) -> dict[str, float] | None:
@@ -63,9 +66,7 @@ def evaluate(model: torch.nn.Module, batches: Iterable[dict] | None, task: Task,
     None for ``batches`` None, a split the task does not have (a user's task without test data)."""
     if batches is None:
         return None
-    predictions, labels = predict(model, batches, task.is_regression, max_batches)
-    if not task.is_regression:
-        predictions = predictions.astype(np.int64)
+    predictions, labels = predict(model, batches, task.type, max_batches)
     metric = task.metric(labels, predictions)
     return {task.metric_name: metric, "error": 1.0 - metric}
 
@@ -76,13 +77,13 @@ epochs on MiniLM: test accuracy 0.527, the majority class of GLUE dev; BENCHMARK
 
 
 def constant_answer(task: Task, labels: np.ndarray) -> dict[str, float]:
-    """The best constant answer on ``labels`` (1-D: class ids, or regression scores): ``{"answer": the value answered
-    everywhere, <task.metric_name>: its metric, "error": 1 - metric}``. Classification: the class that scores highest
-    (the majority class for accuracy, the positive class for F1; Matthews gives 0 for any); regression: the mean
-    score, whose correlation is 0."""
+    """The best constant answer on ``labels`` (a split's labels): ``{"answer": the value answered everywhere,
+    <task.metric_name>: its metric, "error": 1 - metric}``, over the task type's ``constant_answers``.
+    Classification: the class that scores highest (the majority class for accuracy, the positive class for F1;
+    Matthews gives 0 for any); regression: the mean score, whose correlation is 0; multi-label: no label or every
+    label; token classification: one tag for every word."""
     labels = np.asarray(labels)
-    answers = [float(labels.mean())] if task.is_regression else list(range(task.num_labels))
-    scored = [(task.metric(labels, np.full(len(labels), answer, dtype=labels.dtype)), answer) for answer in answers]
+    scored = [(task.metric(labels, predictions), answer) for answer, predictions in task.type.constant_answers(labels, task.num_labels)]
     metric, answer = max(scored, key=lambda pair: pair[0])
     return {"answer": answer, task.metric_name: float(metric), "error": 1.0 - float(metric)}
 

@@ -213,7 +213,7 @@ def export_onnx(model: PreTrainedModel, path: Path, opset: int = ONNX_OPSET) -> 
     multiple-choice model, a missing onnxruntime, non-finite PyTorch outputs or a difference above 1e-4.
     """
     if head_of(model) == "AutoModelForMultipleChoice":
-        raise SynePruneError("ONNX export supports base and sequence-classification models, not multiple choice; drop --onnx")
+        raise SynePruneError("ONNX export supports base, sequence- and token-classification models, not multiple choice; drop --onnx")
     try:
         import onnxruntime  # optional: syne-prune[onnx]
     except ImportError:

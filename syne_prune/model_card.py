@@ -31,7 +31,7 @@ from syne_prune.models import TASK_HEADS, family_of_any
 CARD_FILE = "README.md"
 TAGS = ["syne-prune", "pruned", "structured-pruning"]
 PIPELINE_TAGS = {"AutoModelForSequenceClassification": "text-classification", "AutoModelForMultipleChoice": "multiple-choice",
-                 "AutoModel": "feature-extraction"}
+                 "AutoModelForTokenClassification": "token-classification", "AutoModel": "feature-extraction"}
 _DIGEST = re.compile(r"<!-- syne-prune model card; sha256 of the text above: ([0-9a-f]{64}) -->\n\Z")
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
@@ -76,7 +76,7 @@ def model_card(record: dict[str, Any], config: dict[str, Any], output: Path, onn
     head = next((auto for auto, suffix in TASK_HEADS.items() if any(a.endswith(suffix) for a in config.get("architectures") or [])),
                 "AutoModel")
     base = base_model(record)
-    metric = get_metric(task.metric_name, "regression" if task.is_regression else "classification") if task else None
+    metric = get_metric(task.metric_name, task.task_type) if task else None
     scores, source = _scores(record)
     family = family_of_any(SimpleNamespace(model_type=config.get("model_type")))
     data = ModelCardData(
@@ -132,7 +132,7 @@ def _dataset(task) -> tuple[str, str | None, bool]:
 
 def _result(task, metric, split: str, scores: dict[str, float]) -> EvalResult:
     dataset, config, _ = _dataset(task)
-    return EvalResult(task_type="multiple-choice" if task.is_multiple_choice else "text-classification", dataset_type=dataset,
+    return EvalResult(task_type=task.type.pipeline_tag, dataset_type=dataset,
                       dataset_name=task_name(task), dataset_config=config, dataset_split=split, metric_type=metric.hub_id,
                       metric_name=f"{split} {task.metric_name}", metric_value=scores[task.metric_name])
 

@@ -30,7 +30,7 @@ import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from syne_prune.artifacts import EXPORT_FILE, SUPERNET_FILE, ExportDir, read_json
-from syne_prune.data import EVAL_BATCH_SIZE, Task, encode, evaluation_batches, get_task, load_task, same_task, task_name, task_record
+from syne_prune.data import EVAL_BATCH_SIZE, Task, TaskType, encode, evaluation_batches, get_task, get_task_type, load_task, same_task, task_name, task_record
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import evaluate
 from syne_prune.export import save_export
@@ -129,20 +129,18 @@ class BestOnValidation:
 
 class DistillationStep:
     """One recovery step, ``(student, batch, step) -> loss``: the teacher's logits (no gradient), then
-    ``distillation_loss(student_logits, teacher_logits, labels, temperature, is_regression)`` and its backward
-    pass. Logits: batch x labels (batch x choices for multiple choice); regression squeezes them to batch."""
+    ``distillation_loss`` of the task type (``syne_prune.data.TaskType``, or its name; a bool: whether it is a
+    regression) and its backward pass; the type documents the logits' shapes."""
 
-    def __init__(self, teacher: PreTrainedModel, temperature: float, is_regression: bool) -> None:
-        self.teacher, self.temperature, self.is_regression = teacher.eval(), temperature, is_regression
+    def __init__(self, teacher: PreTrainedModel, temperature: float, task_type: TaskType | str | bool) -> None:
+        self.teacher, self.temperature, self.task_type = teacher.eval(), temperature, get_task_type(task_type)
 
     def __call__(self, model: PreTrainedModel, batch: dict[str, torch.Tensor], step: int) -> float:
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         with torch.no_grad():
             teacher_logits = self.teacher(**inputs).logits
         logits = model(**inputs).logits
-        if self.is_regression:
-            logits, teacher_logits = logits.squeeze(-1), teacher_logits.squeeze(-1)
-        loss = distillation_loss(logits, teacher_logits, batch["labels"], self.temperature, self.is_regression)
+        loss = distillation_loss(logits, teacher_logits, batch["labels"], self.temperature, task_type=self.task_type)
         loss.backward()
         return loss.item()
 
@@ -191,10 +189,10 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
     # float32 whatever the checkpoints were saved in (see load_task_model): float16 training diverges to NaN
     student = auto_class_of(student_config).from_pretrained(model_dir, dtype=torch.float32)
     teacher = auto_class_of(AutoConfig.from_pretrained(teacher_dir)).from_pretrained(teacher_dir, dtype=torch.float32).requires_grad_(False)
-    train = encode(split.train, tokenizer, data["max_length"], task_.is_regression)
-    validation, test = (evaluation_batches(part, tokenizer, data["max_length"], task_.is_regression, eval_batch_size)
+    train = encode(split.train, tokenizer, data["max_length"], task_.type)
+    validation, test = (evaluation_batches(part, tokenizer, data["max_length"], task_.type, eval_batch_size)
                         for part in (split.validation, split.test))
-    loop = TrainingLoop(student, train, tokenizer, DistillationStep(teacher, temperature, task_.is_regression),
+    loop = TrainingLoop(student, train, tokenizer, DistillationStep(teacher, temperature, task_.type),
                         LoopSettings(epochs, lr, batch_size, seed, warmup_ratio, description="recovery", progress=progress))
     teacher.to(loop.device)
     before = {"validation": evaluate(student, validation, task_), "test": evaluate(student, test, task_)}
@@ -266,7 +264,7 @@ def _task_and_split(record: dict[str, Any], settings: RecoverySettings, config: 
         if getattr(settings, name) is not None:
             data[name] = getattr(settings, name)
     labels = _num_labels(config)
-    if labels != (1 if task.is_multiple_choice else task.num_labels):
+    if labels != (task.type.head_labels(task.num_labels) or 1):
         raise SynePruneError(f"the export has {labels} output(s) but task '{task.name}' needs {task.num_labels}; pass the export's task")
     return task, data
 

@@ -185,7 +185,7 @@ def test_nan_model_output_is_an_error_not_a_score(head):
     batches = [{"input_ids": torch.tensor([[2, 7, 9, 3]]), "attention_mask": torch.ones(1, 4, dtype=torch.long),
                 "labels": torch.tensor([1.0 if head == "regression" else 1])}]
     with pytest.raises(SynePruneError, match=r"output \(logits\) holds NaN or inf in evaluation batch 1"):
-        predict(model, batches, is_regression=head == "regression")
+        predict(model, batches, head == "regression")
 
 
 def test_spearman_refuses_nan_but_scores_constant_predictions_zero():

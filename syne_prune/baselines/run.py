@@ -25,7 +25,7 @@ from transformers import PreTrainedModel
 from syne_prune.artifacts import ExportDir
 from syne_prune.baselines.common import BUDGET_FLAGS, Budget, PruneContext, Pruned, PruneSettings
 from syne_prune.baselines.methods import get_method
-from syne_prune.data import EVAL_BATCH_SIZE, Task, TaskLike, encode, evaluation_batches, load_task, resolve_task, task_record
+from syne_prune.data import EVAL_BATCH_SIZE, Task, TaskLike, encode, evaluation_batches, load_task, resolve_task, task_record, type_of_head
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
 from syne_prune.export import export_subnetwork, training_data_record
@@ -79,9 +79,8 @@ def check_task_model(model_dir: str, task: Task):
     """The config of ``model_dir``; a one-line error unless it is a supported architecture with ``task``'s head."""
     config = load_model_config(model_dir)
     auto = auto_class_of(config).__name__
-    want = "AutoModelForMultipleChoice" if task.is_multiple_choice else "AutoModelForSequenceClassification"
-    labels = 1 if task.is_multiple_choice else task.num_labels
-    if auto != want or (not task.is_multiple_choice and config.num_labels != labels):
+    want, labels = task.type.auto_class, task.type.head_labels(task.num_labels)
+    if type_of_head(auto, config) is not task.type or (labels and config.num_labels != labels):
         has = "no task head" if auto == "AutoModel" else f"a {auto} head with {config.num_labels} label(s)"
         raise SynePruneError(f"--model '{model_dir}' is not a model fine-tuned on '{task.name}' ({has}; the task needs {want} with "
                              f"{labels}); fine-tune it first, e.g. syne-prune train-supernet --strategy standard")
@@ -150,14 +149,14 @@ def prune(method: str, model_dir: str, task: TaskLike, *, max_params: Any = None
     data = load_task(task_, data_dir, validation_fraction, seed, max_train_examples, max_eval_examples)
     epochs = spec.finetune_epochs if finetune_epochs is None else finetune_epochs
     settings = PruneSettings(examples, epochs, lr, batch_size, seed, eval_batch_size, head_fraction, progress=progress)
-    ctx = PruneContext(load_model(model_dir).to(default_device()), task_, tokenizer, encode(data.train, tokenizer, max_length, task_.is_regression), settings)
+    ctx = PruneContext(load_model(model_dir).to(default_device()), task_, tokenizer, encode(data.train, tokenizer, max_length, task_.type), settings)
     smallest = spec.smallest(ctx)
     for budget in budgets:
         if not ctx.fits(smallest, budget):
             floor = ctx.ratio(smallest, budget.kind)
             raise SynePruneError(f"{method} cannot go below {floor:.4f} of the {budget.kind.replace('_', ' ')} (its smallest sub-network); give {budget.flag} "
                                  f">= {floor:.4f} or use another method")
-    validation, test = (evaluation_batches(split, tokenizer, max_length, task_.is_regression, eval_batch_size)
+    validation, test = (evaluation_batches(split, tokenizer, max_length, task_.type, eval_batch_size)
                         for split in (data.validation, data.test))
     with writing(output):  # a read-only or full file system, a path through a file: one line, before any fine-tuning
         if output.exists():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from syne_prune.data import DEFAULT_METRIC, METRICS, TASK_TYPES, TASKS, TaskSpec
+from syne_prune.data import METRICS, TASKS, TaskSpec, default_metrics, file_task_types
 from syne_prune.errors import SynePruneError
 from syne_prune.options import comma_list
 
@@ -20,17 +20,18 @@ def add_task_options(parser: argparse.ArgumentParser, task_help: str, data_dir_h
                                       "--test-file) or --dataset")
     group.add_argument("--task", choices=list(TASKS), help=task_help)
     group.add_argument("--data-dir", help=data_dir_help)
-    group.add_argument("--train-file", help="your training data: CSV, TSV, JSON, JSON Lines or Parquet (by suffix)")
+    group.add_argument("--train-file", help="your training data: CSV, TSV, JSON, JSON Lines, Parquet or CoNLL (.conll) (by suffix)")
     group.add_argument("--validation-file", help="your validation data (default: a seeded --validation-fraction share of the train file)")
     group.add_argument("--test-file", help="your test data; without it no test metric is reported (default: none)")
     group.add_argument("--dataset", help="a datasets.DatasetDict saved with save_to_disk (splits train, validation, test), or a hub id")
     group.add_argument("--text-columns", metavar="A[,B]", help="one text column or a pair (default: text, or sentence1,sentence2, "
                        "or else the one or two string columns besides the label)")
     group.add_argument("--label-column", default="label", help="the column of the labels")
-    group.add_argument("--task-type", choices=list(TASK_TYPES), help="what the labels are (default: inferred: whole numbers or "
-                       "strings mean classification, other numbers regression)")
+    group.add_argument("--task-type", choices=file_task_types(), help="what the labels are (default: inferred: whole numbers or "
+                       "strings mean classification, other numbers regression, lists of labels multi-label, a list of tags "
+                       "beside a list of words token-classification)")
     group.add_argument("--metric", choices=list(METRICS), help="the metric the search's error objective is 1 minus (default: "
-                       + ", ".join(f"{t} {m}" for t, m in DEFAULT_METRIC.items()) + ")")
+                       + ", ".join(f"{t} {m}" for t, m in default_metrics().items()) + ")")
 
 
 def task_from_args(args: argparse.Namespace, default: str | None = None) -> str | TaskSpec:

@@ -9,16 +9,18 @@ import hashlib
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from syne_prune.errors import SynePruneError
 
-from .metrics import DEFAULT_METRIC, get_metric
+from . import label_lists
+from .metrics import get_metric
 from .splits import Split
-from .tasks import TASK_TYPES, TaskSpec
+from .task_types import default_metrics, file_task_types
+from .tasks import TaskSpec
 
 SPLITS = ("train", "validation", "test")
 READERS = {  # suffix -> (how to read it, how a row is named in messages, number of the first row)
@@ -27,8 +29,8 @@ READERS = {  # suffix -> (how to read it, how a row is named in messages, number
     ".jsonl": (lambda p: pd.read_json(p, lines=True, dtype=False), "line", 1),
     ".json": (lambda p: pd.read_json(p, dtype=False), "record", 1),
     ".parquet": (pd.read_parquet, "record", 1),
+    ".conll": (label_lists.read_conll, "sentence at line", 1),  # token classification; rows name their first line
 }
-_GENERIC_LABEL = re.compile(r"LABEL_\d+")
 
 
 class Table:
@@ -39,7 +41,8 @@ class Table:
         self.frame, self.source, self.unit, self.first = frame, source, unit, first
 
     def where(self, row: int) -> str:
-        return f"{self.source} {self.unit} {self.first + row}"
+        lines = self.frame.attrs.get("lines")  # rows that span several lines (CoNLL sentences): their first line
+        return f"{self.source} {self.unit} {lines[row] if lines else self.first + row}"
 
 
 def read_table(path: str | Path) -> Table:
@@ -129,15 +132,20 @@ def infer_text_columns(table: Table, label_column: str) -> tuple[str, ...]:
     strings = tuple(c for c in columns if c != label_column and _value_type(table.frame[c]) == "string")
     if 1 <= len(strings) <= 2:
         return strings
+    words = tuple(c for c in columns if c != label_column and table.frame[c].map(label_lists.is_list).all())
+    if "tokens" in words or "words" in words or len(words) == 1:  # token classification: the column of word lists
+        return ("tokens",) if "tokens" in words else ("words",) if "words" in words else words
     raise SynePruneError(f"{table.source}: cannot tell the text column(s) among {columns}; pass --text-columns A[,B]")
 
 
-def infer_task_type(values: pd.Series) -> str:
+def infer_task_type(values: pd.Series, texts: pd.Series | None = None) -> str:
     """``regression`` for float scores that are not all whole numbers, else ``classification`` (integers or
-    strings). Lists of labels (multi-label) are refused with the task types that are supported."""
+    strings); labels that are lists: ``token-classification`` when the text (``texts``, the first text column) is
+    a list of words too, else ``multi-label``."""
     present = values.dropna()
-    if present.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
-        raise SynePruneError(f"labels that are lists (multi-label) are not supported; task types: {', '.join(TASK_TYPES)}")
+    if present.map(label_lists.is_list).any():
+        words = texts is not None and bool(texts.map(label_lists.is_list).any())
+        return "token-classification" if words else "multi-label"
     if pd.api.types.is_float_dtype(present) and not (present == present.round()).all():
         return "regression"
     return "classification"
@@ -187,9 +195,9 @@ def _class_names(tables: dict[str, Table], spec: TaskSpec, model_config: Any) ->
     sorted (integers: 0..max, as ids). Raises ``SynePruneError`` for a label the model does not know, a
     negative integer label, or a train split with a single class."""
     kind = _label_kind(tables["train"], spec.label_column)
-    own = {int(i): str(n) for i, n in (getattr(model_config, "id2label", None) or {}).items()}
-    if own and not all(_GENERIC_LABEL.fullmatch(n) for n in own.values()):
-        names = tuple(own[i] for i in range(len(own)))
+    own = label_lists.own_label_names(model_config)
+    if own:
+        names = own
     elif kind is str:
         names = tuple(sorted({v for t in tables.values() for v in t.frame[spec.label_column]}))
     else:
@@ -199,6 +207,13 @@ def _class_names(tables: dict[str, Table], spec: TaskSpec, model_config: Any) ->
     if tables["train"].frame[spec.label_column].nunique() < 2:
         raise SynePruneError(f"{tables['train'].source}: the train split has a single class; a classifier needs two or more")
     return names
+
+
+def _check_all_scores(tables: dict[str, Table], spec: TaskSpec, model_config: Any) -> tuple[str, ...]:
+    """Regression: every table's scores checked (``_check_scores``); no class names."""
+    for table in tables.values():
+        _check_scores(table, spec.label_column)
+    return ()
 
 
 def _check_scores(table: Table, column: str) -> None:
@@ -226,6 +241,25 @@ def _label_ids(table: Table, column: str, names: tuple[str, ...]) -> np.ndarray:
     return raw.map(ids).to_numpy(dtype=np.int64)
 
 
+class LabelReader(NamedTuple):
+    """How one task type reads the label column of the user's files: ``names(tables, spec, model_config)`` checks every
+    row and returns the label names in id order; ``labels(table, spec, names)`` a table's labels as the ``Split`` holds
+    them; ``texts(table, column)`` a text column's values."""
+
+    names: Callable[[dict[str, Table], TaskSpec, Any], tuple[str, ...]]
+    labels: Callable[[Table, TaskSpec, tuple[str, ...]], np.ndarray]
+    texts: Callable[[Table, str], list] = lambda table, column: table.frame[column].astype(str).tolist()
+
+
+LABEL_READERS: dict[str, LabelReader] = {
+    "classification": LabelReader(_class_names, lambda table, spec, names: _label_ids(table, spec.label_column, names)),
+    "regression": LabelReader(_check_all_scores, lambda table, spec, names: table.frame[spec.label_column].astype(np.float32).to_numpy()),
+    "multi-label": LabelReader(label_lists.label_set_names, label_lists.label_sets),
+    "token-classification": LabelReader(label_lists.tag_names, label_lists.tag_ids, label_lists.word_lists),
+}
+"""The label reader of each task type users can give files for (``syne_prune.data.task_types``)."""
+
+
 def default_name(spec: TaskSpec) -> str:
     """A specification's name when none is given: its dataset folder's or train file's name, or the folder's when
     the file is named after its split (``tickets/train.csv`` -> ``tickets``)."""
@@ -247,14 +281,11 @@ def resolve(spec: TaskSpec, model_config: Any = None) -> TaskSpec:
     for table in tables.values():
         _check_columns(table, (*spec.text_columns, spec.label_column))
         _check_cells(table, spec)
-    task_type = spec.task_type or infer_task_type(train.frame[spec.label_column])
-    if task_type not in TASK_TYPES:
-        raise SynePruneError(f"unknown task type '{task_type}'; choose one of {', '.join(TASK_TYPES)}")
-    metric = get_metric(spec.metric or DEFAULT_METRIC[task_type], task_type).name
-    if task_type == "regression":
-        for table in tables.values():
-            _check_scores(table, spec.label_column)
-    labels = _class_names(tables, spec, model_config) if task_type == "classification" else ()
+    task_type = spec.task_type or infer_task_type(train.frame[spec.label_column], train.frame[spec.text_columns[0]])
+    if task_type not in file_task_types() or task_type not in LABEL_READERS:
+        raise SynePruneError(f"unknown task type '{task_type}'; choose one of {', '.join(file_task_types())}")
+    metric = get_metric(spec.metric or default_metrics()[task_type], task_type).name
+    labels = LABEL_READERS[task_type].names(tables, spec, model_config)
     name = spec.name or default_name(spec)
     absolute = {k: str(Path(v).resolve()) for k in ("train_file", "validation_file", "test_file", "dataset")
                 if (v := getattr(spec, k)) is not None and Path(v).exists()}  # later stages run from anywhere
@@ -262,8 +293,9 @@ def resolve(spec: TaskSpec, model_config: Any = None) -> TaskSpec:
 
 
 def read_splits(spec: TaskSpec) -> dict[str, Split]:
-    """The splits of a resolved specification (``train``, and ``validation`` / ``test`` where given) as ``Split``s:
-    class ids (int64) or scores (float32). Raises ``SynePruneError`` when a file changed since ``resolve``
+    """The splits of a resolved specification (``train``, and ``validation`` / ``test`` where given) as ``Split``s,
+    labels as the type's ``LABEL_READERS`` entry reads them: class ids (int64), scores (float32), 0/1 indicators
+    (float32 [rows, labels]) or per-word tag ids. Raises ``SynePruneError`` when a file changed since ``resolve``
     recorded its sha256 (a resumed or later stage would otherwise see other data)."""
     if spec.sha256 and file_digests(spec) != spec.sha256:
         changed = [split for (split, old), (_, new) in zip(spec.sha256, file_digests(spec)) if old != new]
@@ -274,10 +306,6 @@ def read_splits(spec: TaskSpec) -> dict[str, Split]:
         _check_columns(table, (*spec.text_columns, spec.label_column))
         if not spec.sha256:  # files with a recorded sha256 are the ones resolve checked row by row
             _check_cells(table, spec)
-        texts = [table.frame[c].astype(str).tolist() for c in spec.text_columns]
-        if spec.task_type == "regression":
-            labels = table.frame[spec.label_column].astype(np.float32).to_numpy()
-        else:
-            labels = _label_ids(table, spec.label_column, spec.labels)
-        splits[split] = Split(texts, labels)
+        reader = LABEL_READERS[spec.task_type]
+        splits[split] = Split([reader.texts(table, c) for c in spec.text_columns], reader.labels(table, spec, spec.labels))
     return splits

@@ -14,6 +14,7 @@ from . import files
 from .glue import read_hub, read_local
 from .metrics import get_metric
 from .splits import Split
+from .task_types import get_task_type
 from .tasks import TASKS, Task, TaskSpec
 
 TaskLike = str | TaskSpec | dict
@@ -49,9 +50,10 @@ def get_task(task: TaskLike | Task) -> Task:
         return TASKS[task]
     if not spec.is_resolved:
         raise SynePruneError(f"the task from {spec.train_file or spec.dataset} is not resolved; call syne_prune.data.resolve_task first")
-    regression = spec.task_type == "regression"
-    return Task(spec.name, 1 if regression else len(spec.labels), spec.metric, get_metric(spec.metric, spec.task_type).function,
-                spec.text_columns, ("", None), "", label_values=spec.labels, spec=spec)
+    task_type = get_task_type(spec.task_type)
+    metric = task_type.metric_function(get_metric(spec.metric, spec.task_type).function, spec.labels)
+    return Task(spec.name, 1 if task_type.name == "regression" else len(spec.labels), spec.metric, metric,
+                spec.text_columns, ("", None), "", label_values=spec.labels, spec=spec, task_type=task_type.name)
 
 
 def check_task(task: TaskLike) -> None:

@@ -1,6 +1,8 @@
 """The metrics a task can be scored by, by name (``METRICS``), each "higher is better"; a search minimises
-``error = 1 - metric`` (the paper's validation error, Section 5). Inputs are 1-D arrays of equal length:
-integer class ids (classification) or float scores (regression)."""
+``error = 1 - metric`` (the paper's validation error, Section 5). Inputs are arrays of equal length: 1-D integer class
+ids (classification) or float scores (regression), 2-D 0/1 indicators [examples, labels] (multi-label), or object
+arrays of per-sentence tag-id arrays (token classification: ``entity_f1``; the other metrics of that type score the
+tokens pooled, see ``syne_prune.data.task_types``)."""
 from __future__ import annotations
 
 import warnings
@@ -24,13 +26,32 @@ def f1(labels: np.ndarray, predictions: np.ndarray) -> float:
 
 
 def macro_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
-    """Unweighted mean of the per-class F1 over the classes in ``labels`` and ``predictions``."""
-    return float(f1_score(labels, predictions, average="macro"))
+    """Unweighted mean of the per-class F1 over the classes in ``labels`` and ``predictions`` (multi-label: over
+    the labels, a label never true nor predicted scoring 0)."""
+    return float(f1_score(labels, predictions, average="macro", zero_division=0))
 
 
 def micro_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
-    """F1 over all decisions pooled (for single-label classification it equals accuracy)."""
-    return float(f1_score(labels, predictions, average="micro"))
+    """F1 over all decisions pooled (for single-label classification it equals accuracy; multi-label: over every
+    (example, label) decision)."""
+    return float(f1_score(labels, predictions, average="micro", zero_division=0))
+
+
+def entity_f1(labels: np.ndarray, predictions: np.ndarray, tag_names: tuple[str, ...]) -> float:
+    """seqeval's entity-level F1 (micro over entity types; tags in IOB/IOB2 form, e.g. ``B-PER``, ``I-PER``, ``O``)
+    of per-sentence tag-id arrays, read as the tags ``tag_names[id]``. An entity counts only when its type and
+    every token's tag match."""
+    from seqeval.metrics import f1_score as seqeval_f1  # imported on use: only token classification needs it
+
+    def names(rows) -> list[list[str]]:
+        return [[tag_names[int(i)] for i in row] for row in rows]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tags that are no entity (POS tags, "O" only): seqeval warns, scores 0
+        return float(seqeval_f1(names(labels), names(predictions), zero_division=0))
+
+
+entity_f1.reads_tag_names = True
 
 
 def mcc(labels: np.ndarray, predictions: np.ndarray) -> float:
@@ -73,16 +94,17 @@ class Metric:
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("accuracy", accuracy, ("classification",)),
+    Metric("accuracy", accuracy, ("classification", "multi-label", "token-classification")),
     Metric("f1", f1, ("classification",)),
-    Metric("macro-f1", macro_f1, ("classification",)),
-    Metric("micro-f1", micro_f1, ("classification",)),
+    Metric("macro-f1", macro_f1, ("classification", "multi-label", "token-classification")),
+    Metric("micro-f1", micro_f1, ("classification", "multi-label", "token-classification")),
     Metric("mcc", mcc, ("classification",), "matthews_correlation"),
     Metric("pearson", pearson, ("regression",), "pearsonr"),
     Metric("spearman", spearman, ("regression",), "spearmanr"),
+    Metric("entity-f1", entity_f1, ("token-classification",), "seqeval"),
 )}
-DEFAULT_METRIC = {"classification": "accuracy", "regression": "spearman"}
-"""The metric of a task type when none is given (spearman: STS-B's metric, as in the paper)."""
+"""Every metric by name; a task type's default metric is its ``TaskType.default_metric`` (regression: spearman,
+STS-B's metric, as in the paper)."""
 
 
 def get_metric(name: str, task_type: str | None = None) -> Metric:

@@ -18,9 +18,7 @@ import numpy as np
 
 from .metrics import accuracy, f1, mcc, spearman
 from .splits import Split
-
-TASK_TYPES = ("classification", "regression")
-"""The task types of ``TaskSpec.task_type``: one label per example, from a set of classes, or one score."""
+from .task_types import TaskType, get_task_type
 
 
 @dataclass(frozen=True)
@@ -32,9 +30,12 @@ class TaskSpec:
     JSON Lines or Parquet, by suffix) or ``dataset`` (a ``datasets.DatasetDict`` saved with ``save_to_disk``,
     splits ``train``, ``validation``, ``test``; or a hub id when online). ``text_columns``: one text column or a
     pair; ``label_column``: the labels (strings, integers or float scores). Left empty, ``text_columns``,
-    ``task_type`` (``TASK_TYPES``), ``metric`` (``syne_prune.data.METRICS``), ``labels`` (class names in id
+    ``task_type`` (a name in ``syne_prune.data.TASK_TYPES``: classification, regression, multi-label,
+    token-classification), ``metric`` (``syne_prune.data.METRICS``), ``labels`` (class names in id
     order) and ``sha256`` (``((split, digest), ...)`` of the files read) are filled in by
-    ``syne_prune.data.resolve_task``, which a super-network records, so every later stage reads the same task."""
+    ``syne_prune.data.resolve_task``, which a super-network records, so every later stage reads the same task.
+    Token classification: ``text_columns`` is the one column of word lists and ``label_column`` holds one tag per
+    word; a CoNLL file (``.conll``) gives the columns ``tokens`` and ``label``."""
 
     train_file: str | None = None
     validation_file: str | None = None
@@ -90,14 +91,25 @@ class Task:
     train_file: str = "train.tsv"
     num_choices: int = 0  # multiple choice: text columns are context, start, then one ending per choice
     spec: TaskSpec | None = None  # a task from the user's files (resolved); None for the built-in tasks
+    task_type: str = ""  # a name in TASK_TYPES; empty: multiple choice with choices, regression with one label, else classification
+
+    def __post_init__(self) -> None:
+        if not self.task_type:
+            kind = "multiple-choice" if self.num_choices else "regression" if self.num_labels == 1 else "classification"
+            object.__setattr__(self, "task_type", kind)
+
+    @property
+    def type(self) -> TaskType:
+        """The task's ``TaskType``: its head, encoding, losses, predictions and metrics."""
+        return get_task_type(self.task_type)
 
     @property
     def is_regression(self) -> bool:
-        return self.num_labels == 1
+        return self.task_type == "regression"
 
     @property
     def is_multiple_choice(self) -> bool:
-        return self.num_choices > 0
+        return self.task_type == "multiple-choice"
 
     def error(self, labels: np.ndarray, predictions: np.ndarray) -> float:
         return 1.0 - self.metric(labels, predictions)

@@ -66,7 +66,8 @@ def shape_bert_layers(base: nn.Module, config) -> None:
 
 
 PRUNED = pruned_classes(__name__, "Bert", "syne_prune_bert", "bert", shape_bert_layers)
-PrunedBertConfig, PrunedBertModel, PrunedBertForSequenceClassification, PrunedBertForMultipleChoice = PRUNED
+PrunedBertConfig, PrunedBertModel, PrunedBertForSequenceClassification, PrunedBertForMultipleChoice, \
+    PrunedBertForTokenClassification = PRUNED
 
 FAMILY = Family(
     name="bert", model_type="bert", **PRUNED.family_fields(), base_prefix="bert", layers_path="encoder.layer",

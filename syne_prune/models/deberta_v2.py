@@ -124,7 +124,8 @@ def shape_deberta_layers(base: nn.Module, config) -> None:
 
 
 PRUNED = pruned_classes(__name__, "DebertaV2", "syne_prune_deberta_v2", "deberta", shape_deberta_layers)
-PrunedDebertaV2Config, PrunedDebertaV2Model, PrunedDebertaV2ForSequenceClassification, PrunedDebertaV2ForMultipleChoice = PRUNED
+PrunedDebertaV2Config, PrunedDebertaV2Model, PrunedDebertaV2ForSequenceClassification, PrunedDebertaV2ForMultipleChoice, \
+    PrunedDebertaV2ForTokenClassification = PRUNED
 
 
 @dataclass(frozen=True, eq=False)

@@ -46,7 +46,8 @@ def shape_distilbert_layers(base: nn.Module, config) -> None:
 
 PRUNED = pruned_classes(__name__, "DistilBert", "syne_prune_distilbert", "distilbert", shape_distilbert_layers,
                         shape_fields=("n_layers", "n_heads", "hidden_dim"))
-PrunedDistilBertConfig, PrunedDistilBertModel, PrunedDistilBertForSequenceClassification, PrunedDistilBertForMultipleChoice = PRUNED
+PrunedDistilBertConfig, PrunedDistilBertModel, PrunedDistilBertForSequenceClassification, PrunedDistilBertForMultipleChoice, \
+    PrunedDistilBertForTokenClassification = PRUNED
 
 FAMILY = Family(
     name="distilbert", model_type="distilbert", **PRUNED.family_fields(), base_prefix="distilbert",

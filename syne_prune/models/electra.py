@@ -14,7 +14,8 @@ from .bert import shape_bert_layers
 from .pruned import pruned_classes
 
 PRUNED = pruned_classes(__name__, "Electra", "syne_prune_electra", "electra", shape_bert_layers)
-PrunedElectraConfig, PrunedElectraModel, PrunedElectraForSequenceClassification, PrunedElectraForMultipleChoice = PRUNED
+PrunedElectraConfig, PrunedElectraModel, PrunedElectraForSequenceClassification, PrunedElectraForMultipleChoice, \
+    PrunedElectraForTokenClassification = PRUNED
 
 FAMILY = replace(BERT, name="electra", model_type="electra", **PRUNED.family_fields(), base_prefix="electra",
                  per_token_paths=("embeddings_project",))

@@ -97,7 +97,10 @@ from transformers import PretrainedConfig, PreTrainedModel
 from .shape import EncoderShape
 
 # Auto class -> the suffix of the task-model classes it loads (a pruned model's classes follow the stock names).
-TASK_HEADS = {"AutoModelForSequenceClassification": "ForSequenceClassification", "AutoModelForMultipleChoice": "ForMultipleChoice"}
+TASK_HEADS = {"AutoModelForSequenceClassification": "ForSequenceClassification", "AutoModelForMultipleChoice": "ForMultipleChoice",
+              "AutoModelForTokenClassification": "ForTokenClassification"}
+# Auto classes whose head runs on every token (all other heads run on one token per sequence)
+PER_TOKEN_HEADS = ("AutoModelForTokenClassification",)
 
 
 @dataclass(frozen=True)
@@ -283,10 +286,14 @@ class Family:
         return attention[0] + ffn[0], attention[1] + ffn[1]
 
     def fixed_macs(self, model: PreTrainedModel, seq_len: int) -> int:
-        """MACs per sequence of the Linears outside the layers (embedding lookups are no MACs)."""
+        """MACs per sequence of the Linears outside the layers (embedding lookups are no MACs); a token
+        classifier's head (``PER_TOKEN_HEADS``) runs on every token."""
         inside = {id(m) for m in self.layers(model).modules()}
         base = self.base_model(model)
         per_token = {id(base.get_submodule(path)) for path in self.per_token_paths if _has_submodule(base, path)}
+        if any(type(model).__name__.endswith(TASK_HEADS[auto]) for auto in PER_TOKEN_HEADS):
+            in_base = {id(m) for m in base.modules()}
+            per_token |= {id(m) for m in model.modules() if id(m) not in in_base}
         return sum(m.in_features * m.out_features * (seq_len if id(m) in per_token else 1)
                    for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in inside)
 

@@ -112,14 +112,12 @@ CHECKS: tuple[Callable[..., str | None], ...] = (_check_length, _check_token_typ
 
 
 def _check_head(config: PretrainedConfig, task) -> str | None:
-    head = auto_class_of(config).__name__
-    if task.is_multiple_choice:
-        if head != "AutoModelForMultipleChoice":
+    head, want = auto_class_of(config).__name__, task.type.auto_class
+    if head != want:
+        if want == "AutoModelForMultipleChoice":
             return f"task '{task.name}' is multiple choice but {{model}} has no multiple-choice head; train it for {task.name}"
-        return None
-    if head != "AutoModelForSequenceClassification":
-        return f"{{model}} has no sequence-classification head for task '{task.name}'; train it for {task.name}"
-    if config.num_labels != task.num_labels:
+        return f"{{model}} has no {want[len('AutoModelFor'):]} head for task '{task.name}'; train it for {task.name}"
+    if task.type.head_labels(task.num_labels) and config.num_labels != task.num_labels:
         return (f"{{model}} has a head with {config.num_labels} label(s) but task '{task.name}' needs {task.num_labels}; "
                 f"train it for {task.name}")
     return None

@@ -85,22 +85,17 @@ def load_model(name_or_path: str) -> PreTrainedModel:
 
 
 def load_task_model(source: str, task, **kwargs) -> PreTrainedModel:
-    """Pre-trained weights from ``source`` with ``task``'s head (a ``syne_prune.data`` task; the head is new where
-    the checkpoint has none or another); ``kwargs`` go to ``from_pretrained``.
+    """Pre-trained weights from ``source`` with ``task``'s head (a ``syne_prune.data`` task: its type's Auto class
+    and ``model_kwargs``, the user's label names as ``id2label``; the head is new where the checkpoint has none or
+    another); ``kwargs`` go to ``from_pretrained``.
 
     Loaded in float32 whatever dtype the checkpoint was saved in (training float16 weights without loss
     scaling overflows to NaN); pass ``dtype`` to override. Weights that are already NaN or infinite are a
     one-line ``SynePruneError``."""
     kwargs.setdefault("dtype", torch.float32)
-    if task.is_multiple_choice:
-        model = transformers.AutoModelForMultipleChoice.from_pretrained(source, ignore_mismatched_sizes=True, **kwargs)
-    else:
-        if task.spec is not None and task.label_values:  # the user's class names travel with every model made from it
-            kwargs.setdefault("id2label", dict(enumerate(task.label_values)))
-            kwargs.setdefault("label2id", {name: i for i, name in enumerate(task.label_values)})
-        model = transformers.AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=task.num_labels, problem_type="regression" if task.is_regression else "single_label_classification",
-            ignore_mismatched_sizes=True, **kwargs)
+    names = task.label_values if task.spec is not None else ()  # the user's class names travel with every model made from it
+    kwargs = {**task.type.model_kwargs(task.num_labels, names), **kwargs}
+    model = getattr(transformers, task.type.auto_class).from_pretrained(source, ignore_mismatched_sizes=True, **kwargs)
     require_finite_weights(model, f"model '{source}'", "use a checkpoint with finite weights")
     return model
 

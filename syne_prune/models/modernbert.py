@@ -84,7 +84,8 @@ def shape_modernbert_layers(base: nn.Module, config) -> None:
 PRUNED = pruned_classes(__name__, "ModernBert", "syne_prune_modernbert", "model", shape_modernbert_layers,
                         config_fields={"first_layer_attn_norm": ("bool", False)},
                         config_attributes={"_rope_type_labels": ("full_attention", "sliding_attention")})
-PrunedModernBertConfig, PrunedModernBertModel, PrunedModernBertForSequenceClassification, PrunedModernBertForMultipleChoice = PRUNED
+PrunedModernBertConfig, PrunedModernBertModel, PrunedModernBertForSequenceClassification, PrunedModernBertForMultipleChoice, \
+    PrunedModernBertForTokenClassification = PRUNED
 
 
 @dataclass(frozen=True, eq=False)

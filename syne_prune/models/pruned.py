@@ -39,18 +39,21 @@ class PerLayerShape:
 
 
 class PrunedClasses(NamedTuple):
-    """The pruned classes of one family; unpacks as (config, base model, sequence classification, multiple choice)."""
+    """The pruned classes of one family; unpacks as (config, base model, sequence classification, multiple choice,
+    token classification)."""
 
     config: type
     model: type
     sequence_classification: type
     multiple_choice: type
+    token_classification: type
 
     @property
     def heads(self) -> dict[str, type]:
         """{Auto class name: pruned task-model class}, keys from ``TASK_HEADS``."""
         return {"AutoModelForSequenceClassification": self.sequence_classification,
-                "AutoModelForMultipleChoice": self.multiple_choice}
+                "AutoModelForMultipleChoice": self.multiple_choice,
+                "AutoModelForTokenClassification": self.token_classification}
 
     def family_fields(self) -> dict[str, Any]:
         """The ``Family`` fields naming these classes: ``pruned_config``, ``pruned_model``, ``pruned_heads``."""
@@ -62,7 +65,7 @@ def pruned_classes(module: str, stem: str, model_type: str, base_prefix: str, sh
                    config_fields: Mapping[str, tuple[str, Any]] | None = None,
                    config_attributes: Mapping[str, Any] | None = None) -> PrunedClasses:
     """Declare ``Pruned{stem}Config``, ``Pruned{stem}Model`` and ``Pruned{stem}For{SequenceClassification,
-    MultipleChoice}`` in ``module`` (the caller's ``__name__``), subclassing transformers' ``{stem}Config``,
+    MultipleChoice, TokenClassification}`` in ``module`` (the caller's ``__name__``), subclassing transformers' ``{stem}Config``,
     ``{stem}Model`` and task models, and mark them for ``save_pretrained`` to write an ``auto_map``.
 
     The config has the pruned ``model_type``, the fields ``num_heads_per_layer`` and ``intermediate_size_per_layer``

@@ -9,7 +9,8 @@ from .bert import shape_bert_layers
 from .pruned import pruned_classes
 
 PRUNED = pruned_classes(__name__, "Roberta", "syne_prune_roberta", "roberta", shape_bert_layers)
-PrunedRobertaConfig, PrunedRobertaModel, PrunedRobertaForSequenceClassification, PrunedRobertaForMultipleChoice = PRUNED
+PrunedRobertaConfig, PrunedRobertaModel, PrunedRobertaForSequenceClassification, PrunedRobertaForMultipleChoice, \
+    PrunedRobertaForTokenClassification = PRUNED
 
 FAMILY = replace(BERT, name="roberta", model_type="roberta", **PRUNED.family_fields(), base_prefix="roberta",
                  positions_after_padding=True)

@@ -10,6 +10,7 @@ from .pruned import pruned_classes
 from .roberta import FAMILY as ROBERTA
 
 PRUNED = pruned_classes(__name__, "XLMRoberta", "syne_prune_xlm_roberta", "roberta", shape_bert_layers)
-PrunedXLMRobertaConfig, PrunedXLMRobertaModel, PrunedXLMRobertaForSequenceClassification, PrunedXLMRobertaForMultipleChoice = PRUNED
+PrunedXLMRobertaConfig, PrunedXLMRobertaModel, PrunedXLMRobertaForSequenceClassification, PrunedXLMRobertaForMultipleChoice, \
+    PrunedXLMRobertaForTokenClassification = PRUNED
 
 FAMILY = replace(ROBERTA, name="xlm-roberta", model_type="xlm-roberta", **PRUNED.family_fields())

@@ -143,9 +143,9 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
         static["latency"] = static["latency_ms"] / measure_latency_ms(model.to(device).eval(), 1, length, vocab_size=model.config.vocab_size)
     del model
 
-    train = encode(data.train, tokenizer, settings.max_length, task.is_regression)
-    validation = eval_batches(encode(data.validation, tokenizer, settings.max_length, task.is_regression), tokenizer, settings.eval_batch_size)
-    test = eval_batches(encode(data.test, tokenizer, settings.max_length, task.is_regression), tokenizer, settings.eval_batch_size)
+    train = encode(data.train, tokenizer, settings.max_length, task.type)
+    validation = eval_batches(encode(data.validation, tokenizer, settings.max_length, task.type), tokenizer, settings.eval_batch_size)
+    test = eval_batches(encode(data.test, tokenizer, settings.max_length, task.type), tokenizer, settings.eval_batch_size)
     loop = TrainingLoop(sub, train, tokenizer, label_loss_step,
                         LoopSettings(settings.epochs, settings.lr, settings.batch_size, settings.seed, progress=False), device=device)
     state_path = checkpoint_dir / STATE_FILE if checkpoint_dir is not None else None

@@ -114,12 +114,12 @@ class Evaluator:
         self.task = get_task(meta["task"])
         data = load_search_data(meta, settings.data_dir, settings.max_eval_examples)
         tokenizer, length = self.supernet.tokenizer, hp["max_length"]
-        validation = encode(data.validation, tokenizer, length, self.task.is_regression)
+        validation = encode(data.validation, tokenizer, length, self.task.type)
         levels = fidelity_levels(settings.fidelity_levels, len(validation))
         # one chunk per fidelity level, cut in split order (so each is a fair sample) and only then length-sorted
         self.validation_chunks = [eval_batches([validation[i] for i in chunk], tokenizer, settings.eval_batch_size)
                                   for chunk in np.array_split(np.arange(len(validation)), levels)]
-        self.test = evaluation_batches(data.test, tokenizer, length, self.task.is_regression, settings.eval_batch_size)
+        self.test = evaluation_batches(data.test, tokenizer, length, self.task.type, settings.eval_batch_size)
         model = self.supernet.model
         model.to(default_device())  # a no-op on a CPU machine; on a GPU instance every evaluation runs there
         self.space = get_search_space(meta["search_space"], get_family(model.config).shape(model.config))
@@ -151,12 +151,10 @@ class Evaluator:
         predictions, labels = [], []
         result: dict[str, Any] = {}
         for level, chunk in enumerate(self.validation_chunks, start=1):
-            p, y = predict(sub, chunk, self.task.is_regression)
+            p, y = predict(sub, chunk, self.task.type)
             predictions.append(p)
             labels.append(y)
-            seen_p, seen_y = np.concatenate(predictions), np.concatenate(labels)
-            if not self.task.is_regression:
-                seen_p = seen_p.astype(np.int64)
+            seen_p, seen_y = self.task.type.join(predictions), self.task.type.join(labels)
             result = {"fidelity": level, "error": self.task.error(seen_y, seen_p), **static}
             if level == levels:
                 if self.settings.test_every_trial and self.has_test:

@@ -26,9 +26,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from transformers import PreTrainedModel
 
+from syne_prune.data import TaskType, get_task_type
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
 from syne_prune.search_spaces import SearchSpace
@@ -41,6 +41,7 @@ def distillation_loss(
     labels: torch.Tensor,
     temperature: float = 1.0,
     is_regression: bool = False,
+    task_type: TaskType | str | None = None,
 ) -> torch.Tensor:
     """Knowledge-distillation loss of a student against a teacher's outputs plus the labels (a scalar).
 
@@ -53,22 +54,22 @@ def distillation_loss(
     Regression (scores [batch], float labels [batch]): ``MSE(student, teacher) + MSE(student, labels)``. DynaBERT
     and the paper's code use the first term only; the label term is added so no step ever ignores the labels.
 
+    Other task types (multi-label, token classification): ``task_type``, a ``syne_prune.data.TaskType`` or its name,
+    whose ``distillation_loss`` documents its terms and shapes (it overrides ``is_regression``).
+
     The teacher's logits are detached (no gradient reaches the teacher). Raises ValueError when ``labels`` is None.
     """
     if labels is None:
         raise ValueError("distillation_loss needs the labels: every distilled step also learns from them")
-    teacher_logits = teacher_logits.detach()
-    if is_regression:
-        targets = labels.to(student_logits.dtype).reshape(student_logits.shape)
-        return F.mse_loss(student_logits, teacher_logits) + F.mse_loss(student_logits, targets)
-    soft = F.cross_entropy(student_logits / temperature, F.softmax(teacher_logits / temperature, dim=-1))
-    return temperature**2 * soft + F.cross_entropy(student_logits, labels)
+    kind = get_task_type(task_type if task_type is not None else is_regression)
+    return kind.distillation_loss(student_logits, teacher_logits.detach(), labels, temperature)
 
 
 class Strategy(ABC):
     """One training step of a super-network: ``strategy(model, batch, step) -> summed loss`` (a float).
 
-    ``teacher``: optional fixed teacher, a callable batch -> logits computed without gradients (e.g.
+    ``task_type``: the task's ``syne_prune.data.TaskType`` (or its name; a bool: whether it is a regression), whose
+    distillation loss distilled steps use. ``teacher``: optional fixed teacher, a callable batch -> logits computed without gradients (e.g.
     ``syne_prune.supernet.teacher.Teacher``); with one, every sub-network learns from its logits plus the labels.
     """
 
@@ -79,7 +80,7 @@ class Strategy(ABC):
         space: SearchSpace,
         masker: InPlaceMask,
         random_state: np.random.RandomState,
-        is_regression: bool,
+        task_type: TaskType | str | bool,
         total_steps: int,
         temperature: float = 1.0,
         num_random_subnets: int = 1,
@@ -88,7 +89,7 @@ class Strategy(ABC):
         self.space = space
         self.masker = masker
         self.random_state = random_state
-        self.is_regression = is_regression
+        self.task_type = get_task_type(task_type)
         self.total_steps = max(1, total_steps)
         self.temperature = temperature
         self.num_random_subnets = num_random_subnets
@@ -123,11 +124,7 @@ class Strategy(ABC):
         self.masker.set(mask)
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         logits = model(**inputs).logits
-        if self.is_regression:
-            logits, teacher = logits.squeeze(-1), teacher_logits.squeeze(-1)
-        else:
-            teacher = teacher_logits
-        loss = distillation_loss(logits, teacher, batch["labels"], self.temperature, self.is_regression)
+        loss = distillation_loss(logits, teacher_logits, batch["labels"], self.temperature, task_type=self.task_type)
         loss.backward()
         self.masker.set(None)
         return loss.item()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
+from syne_prune.data import type_of_head
 from syne_prune.errors import SynePruneError
 from syne_prune.models import auto_class_of, check_model_files, load_tokenizer
 
@@ -51,25 +52,22 @@ class Teacher:
 
 
 def task_kind(task: Task) -> str:
-    """'multiple choice', 'regression' or 'classification'."""
-    return "multiple choice" if task.is_multiple_choice else "regression" if task.is_regression else "classification"
+    """The task's type as messages name it (``TaskType.title``: 'classification', 'multiple choice', ...)."""
+    return task.type.title
 
 
 def head_kind(config: PretrainedConfig) -> str:
-    """What a checkpoint's task head predicts: 'multiple choice', 'regression', 'classification' or 'none (a base model)'."""
-    auto_name = auto_class_of(config).__name__
-    if auto_name == "AutoModelForMultipleChoice":
-        return "multiple choice"
-    if auto_name == "AutoModelForSequenceClassification":
-        return "regression" if config.num_labels == 1 or config.problem_type == "regression" else "classification"
-    return "none (a base model)"
+    """What a checkpoint's task head predicts (``type_of_head``: 'classification', 'regression', 'multiple choice',
+    'multi-label', 'token classification') or 'none (a base model)'."""
+    kind = type_of_head(auto_class_of(config).__name__, config)
+    return kind.title if kind is not None else "none (a base model)"
 
 
 def is_trained_for(config: PretrainedConfig, task: Task) -> bool:
-    """Whether a checkpoint already carries a trained head for exactly ``task``'s classes: a sequence classifier
+    """Whether a checkpoint already carries a trained head for exactly ``task``'s classes: a head of the task's type
     whose own class names (``id2label``, not transformers' ``LABEL_i`` placeholders) are the task's, in the same
     order. Only a user's task with class names can tell (``TaskSpec``); a built-in task or a regression never does."""
-    if task.spec is None or task.is_regression or head_kind(config) != "classification":
+    if task.spec is None or not task.label_values or head_kind(config) != task_kind(task):
         return False
     names = tuple(str(config.id2label[i]) for i in range(config.num_labels)) if config.id2label else ()
     return names == tuple(task.label_values)
@@ -98,7 +96,7 @@ def check_teacher(path: str, model_config: PretrainedConfig, tokenizer: Any, tas
     kind, wanted = head_kind(config), task_kind(task)
     if kind != wanted:
         raise SynePruneError(f"teacher '{path}' has task head '{kind}', task '{task.name}' needs '{wanted}'; {FIX}")
-    if kind == "classification" and config.num_labels != task.num_labels:
+    if task.type.head_labels(task.num_labels) and config.num_labels != task.num_labels:
         raise SynePruneError(f"teacher '{path}' predicts {config.num_labels} labels, task '{task.name}' has {task.num_labels}; {FIX}")
     _check_tokenizer(directory, tokenizer)
     return config

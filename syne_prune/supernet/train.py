@@ -194,15 +194,15 @@ def _train(config: TrainingConfig, output: Path, model, tokenizer, teacher, run:
     if teacher is not None:
         teacher.to(device)
 
-    train_examples = encode(data.train, tokenizer, config.max_length, task.is_regression)
-    validation, test = (evaluation_batches(split, tokenizer, config.max_length, task.is_regression, config.eval_batch_size)
+    train_examples = encode(data.train, tokenizer, config.max_length, task.type)
+    validation, test = (evaluation_batches(split, tokenizer, config.max_length, task.type, config.eval_batch_size)
                         for split in (data.validation, data.test))
     importance = _order_by_importance(config, model, train_examples, tokenizer, output / IMPORTANCE_FILE)
     total_steps = steps_per_epoch(len(train_examples), config.batch_size) * config.epochs
 
     masker = InPlaceMask(model)
     strategy = get_strategy(config.strategy)(
-        space, masker, np.random.RandomState(config.seed), task.is_regression, total_steps,
+        space, masker, np.random.RandomState(config.seed), task.type, total_steps,
         temperature=config.temperature, num_random_subnets=config.num_random_subnets, teacher=teacher,
     )
     loop = TrainingLoop(model, train_examples, tokenizer, strategy,

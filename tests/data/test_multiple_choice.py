@@ -56,7 +56,7 @@ def test_swag_splits_encoding_and_batches(swag_dir, tiny_model_dirs):
     assert data.test.texts[0][0] == raw["sent1"][0] and '"' in data.test.texts[0][0]  # quoted field read as text
     assert data.test.labels.tolist() == raw["label"].tolist()
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dirs["bert"])
-    examples = encode(data.test, tokenizer, 32, is_regression=False)
+    examples = encode(data.test, tokenizer, 32, False)
     assert len(examples[0]["input_ids"]) == 4 and examples[0]["labels"] == raw["label"][0]
     ending = raw[f"ending{raw['label'][0]}"][0]
     want = tokenizer(raw["sent1"][0], f"He {ending}", truncation=True, max_length=32)["input_ids"]

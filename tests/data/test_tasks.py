@@ -106,7 +106,7 @@ def test_evaluation_batches_are_length_sorted_and_score_as_unsorted_ones(tiny_mo
 
     task = get_task("rte")
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dirs["bert"])
-    examples = encode(load_task("rte", glue_dir).test, tokenizer, 128, is_regression=False)
+    examples = encode(load_task("rte", glue_dir).test, tokenizer, 128, False)
     batches = eval_batches(examples, tokenizer, 8)
     lengths = [int(b["attention_mask"].sum(1).max()) for b in batches]
     assert lengths == sorted(lengths) and lengths[0] < lengths[-1]
