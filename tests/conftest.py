@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import (
     BertConfig,
@@ -89,11 +90,13 @@ MULTIPLE_CHOICE = {"bert": BertForMultipleChoice, "roberta": RobertaForMultipleC
 
 
 def tiny_model(arch: str, head: str = "classifier", seed: int = 0, **config_kwargs):
-    """head: 'classifier' (3 labels), 'regression' (1 output), 'multiple_choice' or 'base' (no task head)."""
+    """head: 'classifier' (3 labels), 'regression' (1 output), 'multiple_choice', 'token' (a token classifier, 3 tags)
+    or 'base' (no task head)."""
     torch.manual_seed(seed)
     num_labels = 1 if head == "regression" else 3
     base_class, task_class = CLASSES[arch]
     task_class = MULTIPLE_CHOICE[arch] if head == "multiple_choice" else task_class
+    task_class = getattr(transformers, base_class.__name__.replace("Model", "ForTokenClassification")) if head == "token" else task_class
     config = tiny_config(arch, num_labels=num_labels, **config_kwargs)
     model = base_class(config) if head == "base" else task_class(config)
     _randomize_norms_and_biases(model)
@@ -156,11 +159,12 @@ def deberta_config(variant: str, num_labels: int = 3, **overrides):
 def deberta_model(variant: str, head: str = "classifier", seed: int = 0):
     """A random tiny DeBERTa (``head`` as in ``tiny_model``). For ``head_size`` the attention output projections are
     rebuilt heads x attention_head_size wide (stock transformers builds them hidden_size wide)."""
-    from transformers import DebertaV2ForMultipleChoice, DebertaV2ForSequenceClassification, DebertaV2Model
+    from transformers import DebertaV2ForMultipleChoice, DebertaV2ForSequenceClassification, DebertaV2ForTokenClassification, DebertaV2Model
 
     torch.manual_seed(seed)
     config = deberta_config(variant, num_labels=1 if head == "regression" else 3)
-    cls = {"base": DebertaV2Model, "multiple_choice": DebertaV2ForMultipleChoice}.get(head, DebertaV2ForSequenceClassification)
+    cls = {"base": DebertaV2Model, "multiple_choice": DebertaV2ForMultipleChoice, "token": DebertaV2ForTokenClassification}.get(
+        head, DebertaV2ForSequenceClassification)
     model = cls(config)
     for layer in model.base_model.encoder.layer:
         attention = layer.attention
@@ -204,7 +208,13 @@ MODERNBERT_BIASES = {"plain": {}, "biased": {"attention_bias": True, "mlp_bias":
 def modernbert(head: str = "classifier", variant: str = "plain", seed: int = 0, attn_implementation: str = "sdpa"):
     """A tiny random ModernBERT; head: 'classifier' (3 labels), 'regression', 'multiple_choice' or 'base'. Norm weights
     and biases are random so a skipped or doubled norm is visible."""
-    from transformers import ModernBertConfig, ModernBertForMultipleChoice, ModernBertForSequenceClassification, ModernBertModel
+    from transformers import (
+        ModernBertConfig,
+        ModernBertForMultipleChoice,
+        ModernBertForSequenceClassification,
+        ModernBertForTokenClassification,
+        ModernBertModel,
+    )
 
     torch.manual_seed(seed)
     config = ModernBertConfig(
@@ -212,7 +222,8 @@ def modernbert(head: str = "classifier", variant: str = "plain", seed: int = 0, 
         intermediate_size=NEURONS, global_attn_every_n_layers=2, local_attention=4, max_position_embeddings=64,
         pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1, sep_token_id=2, initializer_range=0.2,
         num_labels=1 if head == "regression" else 3, attn_implementation=attn_implementation, **MODERNBERT_BIASES[variant])
-    cls = {"base": ModernBertModel, "multiple_choice": ModernBertForMultipleChoice}.get(head, ModernBertForSequenceClassification)
+    cls = {"base": ModernBertModel, "multiple_choice": ModernBertForMultipleChoice, "token": ModernBertForTokenClassification}.get(
+        head, ModernBertForSequenceClassification)
     model = cls(config)
     with torch.no_grad():
         for module in model.modules():

@@ -33,9 +33,9 @@ from syne_prune.models import FAMILIES
 from syne_prune.objectives import subnet_size
 
 TOLERANCE = 1e-5
-HEADS = ("classifier", "regression", "multiple_choice", "base")
+HEADS = ("classifier", "regression", "multiple_choice", "token", "base")
 AUTO = {"classifier": "AutoModelForSequenceClassification", "regression": "AutoModelForSequenceClassification",
-        "multiple_choice": "AutoModelForMultipleChoice", "base": "AutoModel"}
+        "multiple_choice": "AutoModelForMultipleChoice", "token": "AutoModelForTokenClassification", "base": "AutoModel"}
 
 
 @dataclass(frozen=True)
