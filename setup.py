@@ -27,6 +27,7 @@ setup(
         "pandas>=2.0",
         "scikit-learn>=1.3",
         "scipy>=1.10",
+        "seqeval>=1.2",  # entity F1 of token classification
         "datasets>=3.0",
         "tqdm>=4.60",
         "huggingface-hub>=0.30",  # ModelCardData and EvalResult: the model card of every export
