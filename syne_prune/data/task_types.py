@@ -61,10 +61,10 @@ class TaskType:
 
     def model_kwargs(self, num_labels: int, label_names: tuple[str, ...] = ()) -> dict[str, Any]:
         """``from_pretrained`` arguments giving a model this head for ``num_labels`` labels named ``label_names``."""
-        kwargs: dict[str, Any] = {"num_labels": num_labels, "problem_type": self.problem_type}
-        if label_names:  # the user's label names travel with every model made from the task
-            kwargs.update(id2label=dict(enumerate(label_names)), label2id={name: i for i, name in enumerate(label_names)})
-        return kwargs
+        if label_names:  # the user's label names travel with every model made from the task (their count is num_labels)
+            return {"id2label": dict(enumerate(label_names)), "label2id": {name: i for i, name in enumerate(label_names)},
+                    "problem_type": self.problem_type}
+        return {"num_labels": num_labels, "problem_type": self.problem_type}
 
     def head_labels(self, num_labels: int) -> int:
         """The ``config.num_labels`` of a head for ``num_labels`` labels (0: the head's count does not matter)."""

@@ -224,6 +224,7 @@ def test_a_tagger_goes_through_search_export_the_pipeline_and_recovery(base_dir,
 
     import syne_prune  # noqa: F401  # registers the pruned classes with transformers' Auto classes
     from syne_prune import SubnetMask, masked
+    from syne_prune.artifacts import SearchDir
     from syne_prune.cli import main
 
     files = write_tagging_files(tmp_path / "files")
@@ -232,7 +233,7 @@ def test_a_tagger_goes_through_search_export_the_pipeline_and_recovery(base_dir,
     assert record["teacher"]["source"] == "auto" and record["task"]["labels"] == TAGS
     assert main(["search", "--supernet", str(tmp_path / "sn"), "--output", str(tmp_path / "se"), "--max-trials", "4", "--n-workers", "2",
                  "--backend", "pool"]) == 0
-    trials = pd.read_csv(tmp_path / "se" / "trials.csv")
+    trials = SearchDir(tmp_path / "se").trials()  # with the Pareto set's test errors
     assert trials["error"].between(0, 1).all() and trials["test_error"].notna().any()
     assert main(["export", "--search-dir", str(tmp_path / "se"), "--output", str(tmp_path / "ex"), "--max-params", "0.9"]) == 0
     exported = AutoModelForTokenClassification.from_pretrained(tmp_path / "ex").eval()
@@ -252,3 +253,23 @@ def test_a_tagger_goes_through_search_export_the_pipeline_and_recovery(base_dir,
     for directory in ("ex", "rec"):
         tagged = pipeline("token-classification", model=str(tmp_path / directory))("alice met bob in paris")
         assert tagged and {t["entity"] for t in tagged} <= set(TAGS), tagged
+
+
+@pytest.mark.slow
+def test_a_tagger_is_pruned_by_the_baselines_recorded_as_a_blackbox_and_exported_to_onnx(base_dir, tmp_path):
+    """Every baseline prunes a tagging super-network (it is a fine-tuned token classifier), blackbox record scores
+    its sub-networks, and its export writes an ONNX model checked against PyTorch."""
+    from syne_prune.cli import main
+
+    files = write_tagging_files(tmp_path / "files")
+    train_tagger(base_dir, files, tmp_path / "sn", "--strategy", "standard", "--epochs", "2", "--teacher", "none",
+                 "--max-train-examples", "100", "--max-eval-examples", "40")
+    for method in ("layer-drop", "head-prune", "rfp"):
+        assert main(["prune", "--method", method, "--model", str(tmp_path / "sn"), "--train-file", str(files["train"]), "--test-file",
+                     str(files["test"]), "--max-params", "0.9", "--max-length", "24", "--output", str(tmp_path / method)]) == 0
+        assert (tmp_path / method / "results.csv").is_file(), method
+    assert main(["blackbox", "record", "--supernet", str(tmp_path / "sn"), "--samples", "3", "--output", str(tmp_path / "bb")]) == 0
+    assert len(pd.read_csv(tmp_path / "bb" / "evaluations.csv")) == 3
+    assert main(["export", "--model", str(tmp_path / "sn"), "--search-space", "small", "--config",
+                 '{"num_layers": 1, "num_heads": 2, "num_units": 10}', "--output", str(tmp_path / "ex"), "--onnx"]) == 0
+    assert (tmp_path / "ex" / "model.onnx").is_file()
