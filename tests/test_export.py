@@ -91,7 +91,8 @@ def test_nonuniform_export_carries_its_modeling_code(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["model_type"] == "syne_prune_roberta"
     assert config["num_heads_per_layer"] == [0, 3] and config["intermediate_size_per_layer"] == [5, 0]
-    assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForSequenceClassification", "AutoModelForMultipleChoice"}
+    assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForSequenceClassification", "AutoModelForMultipleChoice",
+                                       "AutoModelForTokenClassification"}
     source = (out / "modeling_syne_prune.py").read_text()
     assert "syne_prune" not in "".join(line for line in source.splitlines() if line.startswith(("import", "from")))
     assert (out / "model.safetensors").exists()
