@@ -13,7 +13,8 @@ Each type names
   metric function it calls (``metric_function``), and the constant answers a network that learned nothing gives
   (``constant_answers``).
 
-Adding a type: a ``TaskType`` subclass (in this module or its own) and ``register_task_type(TheType())``; metrics it
+Adding a type: a ``TaskType`` subclass (in this module or its own) and ``register_task_type(TheType())`` (types
+registered later are asked first by ``type_of_head`` and ``type_of_examples``); metrics it
 can be scored by list its name in ``syne_prune.data.metrics.METRICS``; a type users can give data files for
 (``from_files``) also needs its reading in ``syne_prune.data.files`` (``LABEL_READERS``).
 """
@@ -319,15 +320,16 @@ def file_task_types() -> list[str]:
 
 
 def type_of_head(auto_class: str, config: Any) -> TaskType | None:
-    """The type a checkpoint's head predicts (``auto_class``: the Auto class its head loads with), None for a base model."""
-    return next((t for t in TASK_TYPES.values() if t.claims(auto_class, config)), None)
+    """The type a checkpoint's head predicts (``auto_class``: the Auto class its head loads with), None for a base model.
+    Types registered later are asked first (classification, the most general, last)."""
+    return next((t for t in reversed(TASK_TYPES.values()) if t.claims(auto_class, config)), None)
 
 
 def type_of_examples(examples: list[dict]) -> TaskType:
-    """The type whose ``encode`` made ``examples`` (classification for none)."""
+    """The type whose ``encode`` made ``examples`` (classification for none); types registered later are asked first."""
     if not examples:
         return TASK_TYPES["classification"]
-    return next((t for t in TASK_TYPES.values() if t.claims_example(examples[0])), TASK_TYPES["classification"])
+    return next((t for t in reversed(TASK_TYPES.values()) if t.claims_example(examples[0])), TASK_TYPES["classification"])
 
 
 def default_metrics() -> dict[str, str]:
