@@ -196,6 +196,7 @@ def test_killed_recovery_resumes_and_keeps_the_best_epoch(exported, recovered, t
     assert not resume_dir.exists()
 
 
+@pytest.mark.slow
 def test_export_with_recover_epochs_writes_the_recovered_model(exported, tmp_path, capsys):
     import onnxruntime
 

@@ -198,6 +198,7 @@ def _token_task(directory, seed: int = 0) -> list[str]:
     return sentences["train"]
 
 
+@pytest.mark.slow
 def test_the_teacher_fine_tune_learns_a_generated_task(glue_dir, tmp_path):
     """The teacher's fine-tuning (train-supernet --strategy standard, what --teacher auto runs) on a task a tiny BERT can
     learn (label: whether one word occurs): the untrained model is near chance on the validation split (within 0.15 of
@@ -286,6 +287,7 @@ def test_a_teacher_that_does_not_fit_is_refused_before_anything_is_written(tiny_
     assert (tmp_path / "old" / "keep.txt").read_text() == "x"
 
 
+@pytest.mark.slow
 def test_teacher_auto_fine_tunes_into_output_teacher_and_resume_reuses_it(tiny_model_dirs, glue_dir, teachers, tmp_path, monkeypatch):
     out = tmp_path / "out"
     config = _config(tiny_model_dirs["bert"], glue_dir, out, strategy="full", epochs=2, teacher="auto")
