@@ -136,3 +136,32 @@ def test_layer_distillation_needs_a_fixed_teacher():
     for teacher, strategy in ((None, "full"), ("none", "kd"), ("auto", "standard")):
         with pytest.raises(SynePruneError, match="^--layer-distillation needs a fixed teacher to match"):
             TrainingConfig(model="m", task="rte", output="o", teacher=teacher, strategy=strategy, layer_distillation="hidden").check()
+
+
+@pytest.mark.parametrize("name", ["roberta", "distilbert", "electra", "deberta-v3", "modernbert"])
+def test_every_family_gives_hidden_states_the_mapping_can_match(name):
+    """Student = teacher scores 0 on every family; with the top layer removed the kept layer learns from the teacher's last."""
+    from models.test_family_contract import VARIANTS
+
+    from syne_prune.models import get_family
+
+    variant = VARIANTS[name]
+    teacher, batch = variant.build("classifier", "sdpa"), variant.batch("classifier")
+    student = copy.deepcopy(teacher)
+    shape = get_family(teacher.config).shape(teacher.config)
+    layer = LayerDistillation(teacher)
+    with torch.no_grad():
+        layer(batch)
+        masker = InPlaceMask(student)
+        full = SubnetMask.full(shape.num_layers, shape.num_heads, shape.num_neurons)
+        masker.set(full)
+        assert layer.loss(student(**batch, output_hidden_states=True).hidden_states, full, batch).item() == pytest.approx(0.0, abs=1e-10)
+        top_removed = SubnetMask(full.heads.clone(), full.neurons.clone())
+        top_removed.heads[-1], top_removed.neurons[-1] = False, False
+        masker.set(top_removed)
+        hidden = student(**batch, output_hidden_states=True).hidden_states
+        count = shape.num_layers - 1  # the kept layers 0 .. count - 1: hidden state j learns from the teacher's j * N // count
+        pairs = [(j, j * shape.num_layers // count) for j in range(1, count + 1)]
+        expected = hidden_state_loss(hidden, layer.teacher_hidden, pairs, batch.get("attention_mask"))
+        assert layer.loss(hidden, top_removed, batch).item() == pytest.approx(expected.item(), rel=1e-6) and expected.item() > 1e-4
+        masker.remove()
