@@ -122,7 +122,7 @@ def test_recover_and_export_take_auto_on_the_command_line(exported, tmp_path, ca
     fast = ["--lr", "1e-3", "--batch-size", "8", "--max-train-examples", "24", "--max-eval-examples", "16"]
     assert main(["recover", "--model", str(export), "--teacher", str(supernet), "--epochs", "auto", "--patience", "2",
                  "--max-epochs", "4", "--output", str(tmp_path / "rec"), *fast]) == 0
-    assert "recovered in 2 epoch(s), stopped: no better validation in 2 epoch(s)" in capsys.readouterr().out
+    assert "(--epochs auto: stopped after 2 epoch(s) without a better validation error): validation" in capsys.readouterr().out
     record = json.loads((tmp_path / "rec" / "syne_prune.json").read_text())["recovery"]
     assert (record["settings"]["epochs"], record["epochs_run"], record["stop_reason"]) == ("auto", 2, "patience")
     _scripted_validation(monkeypatch, [0.5, 0.6, 0.7])

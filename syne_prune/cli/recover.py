@@ -64,7 +64,7 @@ def print_recovery(record: dict[str, Any]) -> None:
     kept = "" if kept is None else f" (kept epoch {kept}{', the export as it came: no epoch improved validation' if kept == 0 else ''})"
     test = ("no test data" if before["test"] is None
             else f"test {metric} {before['test'][metric]:.4f} -> {after['test'][metric]:.4f}")
-    stopped = {"patience": f", stopped: no better validation in {recovery['settings'].get('patience')} epoch(s)",
-               "max_epochs": ", stopped at --max-epochs"}.get(recovery.get("stop_reason"), "")
-    print(f"recovered in {len(recovery['history'])} epoch(s){stopped} of distillation from {recovery['teacher']}: "
+    stopped = {"patience": f" (--epochs auto: stopped after {recovery['settings'].get('patience')} epoch(s) without a better validation error)",
+               "max_epochs": " (--epochs auto: stopped at the most epochs)"}.get(recovery.get("stop_reason"), "")
+    print(f"recovered in {len(recovery['history'])} epoch(s) of distillation from {recovery['teacher']}{stopped}: "
           f"validation {metric} {before['validation'][metric]:.4f} -> {after['validation'][metric]:.4f}, {test}{kept}")
