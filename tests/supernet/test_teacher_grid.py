@@ -92,3 +92,21 @@ def test_bad_teacher_grid_settings_are_one_line_errors(tiny_model_dirs, glue_dir
                  "--output", str(tmp_path / "out")]) == 2
     assert "--teacher-learning-rates: not a comma-separated list of learning rates" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_train_supernet_parses_the_grid_and_ends_with_the_teachers_scores_and_the_grids_cost(monkeypatch, capsys):
+    from syne_prune.cli import build_parser
+    from syne_prune.cli import train as train_cli
+
+    base = ["train-supernet", "--model", "m", "--task", "rte", "--output", "o"]
+    assert build_parser().parse_args(base).teacher_learning_rates == (3e-5, 8e-5, 1.5e-4)
+    assert build_parser().parse_args([*base, "--teacher-learning-rates", "none"]).teacher_learning_rates is None
+    assert build_parser().parse_args([*base, "--teacher-learning-rates", "1e-4, 2e-4"]).teacher_learning_rates == (1e-4, 2e-4)
+    grid = grid_record([_run(3e-5, 0.4, 0.45, 20.0), _run(8e-5, 0.2, 0.25, 30.0)], 0.1)
+    scores = {"validation": {"accuracy": 0.8, "error": 0.2}, "test": {"accuracy": 0.75, "error": 0.25}}
+    metadata = {"metric": "accuracy", "metrics": {"largest": scores, "smallest": scores},
+                "teacher": {"source": "auto", "path": grid["path"], **scores, "fine_tune": grid}}
+    monkeypatch.setattr(train_cli, "train_supernet", lambda config, resume, overwrite: metadata)
+    assert main(base) == 0
+    assert ("teacher (auto): validation accuracy 0.8000, test accuracy 0.7500; fine-tuned at lr 8e-05, the best on validation of "
+            "3e-05, 8e-05 (50 s)") in capsys.readouterr().out.splitlines()
