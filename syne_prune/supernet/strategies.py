@@ -70,6 +70,8 @@ class Strategy(ABC):
 
     ``teacher``: optional fixed teacher, a callable batch -> logits computed without gradients (e.g.
     ``syne_prune.supernet.teacher.Teacher``); with one, every sub-network learns from its logits plus the labels.
+    ``loss``: optional ``(student_outputs, teacher_outputs) -> scalar`` that replaces ``distillation_loss`` and the
+    labels in every distilled step (an embedding model's, ``syne_prune.embedding``, whose batches carry no labels).
     """
 
     name: str
@@ -84,6 +86,7 @@ class Strategy(ABC):
         temperature: float = 1.0,
         num_random_subnets: int = 1,
         teacher: Callable[[Mapping[str, torch.Tensor]], torch.Tensor] | None = None,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.space = space
         self.masker = masker
@@ -93,6 +96,7 @@ class Strategy(ABC):
         self.temperature = temperature
         self.num_random_subnets = num_random_subnets
         self.teacher = teacher
+        self.loss = loss
         self.smallest = space.to_mask(space.smallest())
 
     @abstractmethod
@@ -123,6 +127,11 @@ class Strategy(ABC):
         self.masker.set(mask)
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         logits = model(**inputs).logits
+        if self.loss is not None:
+            loss = self.loss(logits, teacher_logits)
+            loss.backward()
+            self.masker.set(None)
+            return loss.item()
         if self.is_regression:
             logits, teacher = logits.squeeze(-1), teacher_logits.squeeze(-1)
         else:

@@ -1,0 +1,17 @@
+"""Smaller sentence-embedding models: an embedding task (plain sentences, optionally scored pairs), the pooling of a
+sentence-transformers model, the distillation of the unpruned model's embeddings into every sub-network of a
+super-network, the search's embedding objectives, the export that ``SentenceTransformer`` loads, and retrieval
+evaluation (recall@k, nDCG@10). See docs/embedding-models.md."""
+from __future__ import annotations
+
+from .data import EMBEDDING, EmbeddingData, Pairs, is_embedding_task, load_embedding_data, read_pairs, read_sentences, resolve_embedding_task
+from .importance import contrastive_fisher_scores, order_embedding_model
+from .objectives import EMBEDDING_LOSSES, EmbeddingScorer, contrastive_loss, embed, embedding_loss, encode_sentences, pairs_spearman
+from .pooling import POOLING_MODES, EmbeddingModel, Pooling, pool, read_pooling, resolve_pooling, write_sentence_transformers_files
+from .train import EmbeddingTrainingConfig, FrozenTeacher, load_encoder, model_pooling, train_embedding_supernet
+
+__all__ = ["EMBEDDING", "EMBEDDING_LOSSES", "POOLING_MODES", "EmbeddingData", "EmbeddingModel", "EmbeddingScorer", "EmbeddingTrainingConfig",
+           "FrozenTeacher", "Pairs", "Pooling", "contrastive_fisher_scores", "contrastive_loss", "embed", "embedding_loss", "encode_sentences",
+           "is_embedding_task", "load_embedding_data", "load_encoder", "model_pooling", "order_embedding_model", "pairs_spearman", "pool",
+           "read_pairs", "read_pooling", "read_sentences", "resolve_embedding_task", "resolve_pooling", "train_embedding_supernet",
+           "write_sentence_transformers_files"]
