@@ -44,6 +44,7 @@ from syne_prune.versions import software_versions
 from .data import EMBEDDING, is_embedding_task, load_embedding_data, resolve_embedding_task
 from .importance import order_embedding_model
 from .objectives import EMBEDDING_LOSSES, EmbeddingScorer, embed, embedding_loss, encode_sentences
+from .search import TEACHER_EMBEDDINGS_FILE
 from .pooling import EmbeddingModel, Pooling, read_pooling, resolve_pooling, write_sentence_transformers_files
 
 IMPORTANCE_FILE = ".importance.json"
@@ -185,7 +186,7 @@ def _write_checkpoint(config, output: Path, parts: tuple, run: tuple, history: l
     model, teacher, tokenizer, pooling = parts
     space, spec, data, source = run
     model.eval()
-    teacher_embeddings = embed(teacher.model, pooling, data.validation, tokenizer, config.max_length) if data.pairs is None else None
+    teacher_embeddings = embed(teacher.model, pooling, data.validation, tokenizer, config.max_length)
     scorer = EmbeddingScorer(pooling, tokenizer, config.max_length, data.pairs, data.validation, teacher_embeddings, config.eval_batch_size)
     metrics = {}
     for name, subnet in (("largest", space.largest()), ("smallest", space.smallest())):
@@ -197,6 +198,7 @@ def _write_checkpoint(config, output: Path, parts: tuple, run: tuple, history: l
         model.save_pretrained(output)
         tokenizer.save_pretrained(output)
         write_sentence_transformers_files(output, pooling, model.config.hidden_size, config.max_length)
+        np.save(output / TEACHER_EMBEDDINGS_FILE, teacher_embeddings)
     metadata = SupernetDir(output).write({
         "model": config.model, "initialised_from": str(source), "model_type": model.config.model_type,
         "task": spec.to_json(), "task_type": EMBEDDING, "metric": scorer.metric_name, "pooling": pooling.to_json(),
