@@ -5,13 +5,14 @@ evaluation (recall@k, nDCG@10). See docs/embedding-models.md."""
 from __future__ import annotations
 
 from .data import EMBEDDING, EmbeddingData, Pairs, is_embedding_task, load_embedding_data, read_pairs, read_sentences, resolve_embedding_task
+from .export import ONNX_FILE, embedding_export_record, export_embedding_subnetwork
 from .importance import contrastive_fisher_scores, order_embedding_model
 from .objectives import EMBEDDING_LOSSES, EmbeddingScorer, contrastive_loss, embed, embedding_loss, encode_sentences, pairs_spearman
 from .pooling import POOLING_MODES, EmbeddingModel, Pooling, pool, read_pooling, resolve_pooling, write_sentence_transformers_files
 from .search import TEACHER_EMBEDDINGS_FILE, embedding_search_data, search_scorer
 from .train import EmbeddingTrainingConfig, FrozenTeacher, load_encoder, model_pooling, train_embedding_supernet
 
-__all__ = ["EMBEDDING", "EMBEDDING_LOSSES", "POOLING_MODES", "TEACHER_EMBEDDINGS_FILE", "EmbeddingData", "EmbeddingModel", "EmbeddingScorer", "EmbeddingTrainingConfig",
+__all__ = ["EMBEDDING", "EMBEDDING_LOSSES", "POOLING_MODES", "TEACHER_EMBEDDINGS_FILE", "EmbeddingData", "EmbeddingModel", "EmbeddingScorer", "EmbeddingTrainingConfig", "ONNX_FILE", "embedding_export_record", "export_embedding_subnetwork",
            "FrozenTeacher", "Pairs", "Pooling", "contrastive_fisher_scores", "contrastive_loss", "embed", "embedding_loss", "encode_sentences",
            "is_embedding_task", "load_embedding_data", "load_encoder", "model_pooling", "order_embedding_model", "pairs_spearman", "pool",
            "read_pairs", "read_pooling", "read_sentences", "resolve_embedding_task", "resolve_pooling", "search_scorer", "embedding_search_data", "train_embedding_supernet",

@@ -103,11 +103,13 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Pooling) -
 class EmbeddingModel(torch.nn.Module):
     """An encoder (a transformers base model, e.g. ``BertModel``) with its pooling: ``model(**inputs).logits`` is the
     sentence embedding [batch, hidden], so the super-network strategies and the training loop treat it as any model.
-    A ``labels`` entry in the inputs is ignored."""
+    A ``labels`` entry in the inputs is ignored. ``config`` is the encoder's (so ``syne_prune.export.export_onnx``
+    exports encoder and pooling as one graph)."""
 
     def __init__(self, encoder: torch.nn.Module, pooling: Pooling) -> None:
         super().__init__()
         self.encoder, self.pooling = encoder, pooling
+        self.config = encoder.config
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 **ignored: Any) -> ModelOutput:
