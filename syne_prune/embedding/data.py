@@ -69,11 +69,11 @@ def _first_row(path: Path) -> int:
     return 1 if path.suffix.lower() in (".txt", ".jsonl", ".json", ".parquet") else 2
 
 
-def _check_texts(frame: pd.DataFrame, column: str, path: Path) -> list[str]:
+def check_texts(frame: pd.DataFrame, column: str, path: Path) -> list[str]:
     if column not in frame.columns:
         raise SynePruneError(f"{path} has no column '{column}'; its columns are {', '.join(map(str, frame.columns))} (--text-columns)")
     values = frame[column]
-    bad = values.isna().to_numpy() | values.fillna("x").astype(str).str.strip().eq("").to_numpy()
+    bad = values.isna().to_numpy() | values.astype(str).str.strip().eq("").to_numpy()
     if bad.all():
         raise SynePruneError(f"{path}: the text column '{column}' is empty; give a file with one sentence per row in it "
                              "(--text-columns names the column)")
@@ -99,7 +99,7 @@ def _sentence_column(frame: pd.DataFrame, spec: TaskSpec, path: Path) -> str:
 
 def read_sentences(path: str | Path, column: str) -> list[str]:
     """The sentences of column ``column`` of the file ``path``; every row must hold one (``SynePruneError`` otherwise)."""
-    return _check_texts(read_frame(path), column, Path(path))
+    return check_texts(read_frame(path), column, Path(path))
 
 
 def read_pairs(path: str | Path, score_column: str | None = None) -> Pairs:
@@ -123,7 +123,7 @@ def read_pairs(path: str | Path, score_column: str | None = None) -> Pairs:
     if not np.isfinite(values).all():
         row = int(np.flatnonzero(~np.isfinite(values))[0]) + _first_row(path)
         raise SynePruneError(f"{path} row {row} has no numeric score in column '{scores}'; give every pair a score")
-    return Pairs(_check_texts(frame, first, path), _check_texts(frame, second, path), values.astype(np.float32))
+    return Pairs(check_texts(frame, first, path), check_texts(frame, second, path), values.astype(np.float32))
 
 
 def _sha256(path: str | Path) -> str:
@@ -143,7 +143,7 @@ def resolve_embedding_task(spec: TaskSpec) -> TaskSpec:
     train = Path(spec.train_file)
     frame = read_frame(train)
     column = _sentence_column(frame, spec, train)
-    _check_texts(frame, column, train)
+    check_texts(frame, column, train)
     files = {"train": str(train.resolve())}
     if spec.validation_file is not None:
         read_pairs(spec.validation_file, spec.label_column if spec.label_column != "label" else None)

@@ -44,8 +44,8 @@ from syne_prune.versions import software_versions
 from .data import EMBEDDING, is_embedding_task, load_embedding_data, resolve_embedding_task
 from .importance import order_embedding_model
 from .objectives import EMBEDDING_LOSSES, EmbeddingScorer, embed, embedding_loss, encode_sentences
-from .search import TEACHER_EMBEDDINGS_FILE
 from .pooling import EmbeddingModel, Pooling, read_pooling, resolve_pooling, write_sentence_transformers_files
+from .search import TEACHER_EMBEDDINGS_FILE
 
 IMPORTANCE_FILE = ".importance.json"
 

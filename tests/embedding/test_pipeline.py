@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from embedding_helpers import embedding_data, sentences, st_dir  # noqa: F401 - fixtures
+from embedding_fixtures import sentences
 from transformers import AutoTokenizer
 
 from syne_prune.cli import main

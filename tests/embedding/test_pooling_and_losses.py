@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from embedding_helpers import plain_dir, sentences, st_dir, write_model  # noqa: F401 - fixtures
+from embedding_fixtures import sentences, write_model
 from transformers import AutoTokenizer
 
 from syne_prune.embedding import Pooling, contrastive_loss, embed, embedding_loss, load_encoder, read_pooling, resolve_pooling

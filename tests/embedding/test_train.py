@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from embedding_helpers import embedding_data, st_dir  # noqa: F401 - fixtures
 from safetensors.torch import load_file
 
 import syne_prune.embedding.train as train_module
