@@ -11,7 +11,7 @@ from typing import Any
 
 from syne_prune.artifacts import ExportDir, SearchDir, SupernetDir
 from syne_prune.cli.recover import print_recovery
-from syne_prune.embedding import export_embedding_subnetwork, is_embedding_task
+from syne_prune.embedding import export_embedding_subnetwork, is_embedding_export, is_embedding_task, recover_embedding
 from syne_prune.errors import SynePruneError
 from syne_prune.export import export_subnetwork, training_data_record
 from syne_prune.model_card import check_replaceable
@@ -72,8 +72,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.unrecovered.", dir=output.parent))
     try:  # the unrecovered export lives only in a temporary directory; --output gets the recovered one
         prefix = _export(args, staging, False, True)
-        record = recover(staging, teacher, args.recover_epochs, output, onnx=args.onnx, overwrite=args.overwrite,
-                         record_source=False).record
+        if is_embedding_export(staging):
+            record = recover_embedding(staging, teacher, args.recover_epochs, output, onnx=args.onnx, overwrite=args.overwrite, record_source=False)
+        else:
+            record = recover(staging, teacher, args.recover_epochs, output, onnx=args.onnx, overwrite=args.overwrite,
+                             record_source=False).record
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _print_export(output, args.onnx, prefix)
