@@ -5,7 +5,7 @@ embeddings (``embedding_loss``), the embeddings of a list of sentences (``embed`
 held-out sentences."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -63,7 +63,7 @@ def embed(model: torch.nn.Module, pooling: Pooling, sentences: Sequence[str], to
     device = next(wrapped.parameters()).device
     examples = encode_sentences(sentences, tokenizer, max_length)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))  # shortest first: less padding
-    out = np.zeros((len(examples), 0), dtype=np.float32)
+    out = np.zeros((len(examples), getattr(wrapped.config, "hidden_size", 0)), dtype=np.float32)
     chunks = []
     for batch in data_loader([examples[i] for i in order], tokenizer, batch_size):
         inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
@@ -85,11 +85,17 @@ def cosine_rows(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 def pairs_spearman(model: torch.nn.Module, pooling: Pooling, pairs: Pairs, tokenizer, max_length: int = 128,
                    batch_size: int = EVAL_BATCH_SIZE) -> float:
     """Spearman correlation of the cosine similarities of ``pairs``' embeddings with their scores (STS's measure)."""
-    from scipy.stats import spearmanr  # scipy's import is slow; only scoring needs it
-
     similarities = cosine_rows(embed(model, pooling, pairs.first, tokenizer, max_length, batch_size),
                                embed(model, pooling, pairs.second, tokenizer, max_length, batch_size))
-    value = spearmanr(pairs.scores, similarities).statistic
+    return _spearman(pairs.scores, similarities)
+
+
+def _spearman(scores: np.ndarray, similarities: np.ndarray) -> float:
+    from scipy.stats import spearmanr  # scipy's import is slow; only scoring needs it
+
+    if len(scores) < 2:
+        return 0.0
+    value = spearmanr(scores, similarities).statistic
     return 0.0 if np.isnan(value) else float(value)
 
 
@@ -112,6 +118,26 @@ class EmbeddingScorer:
             return pairs_spearman(model, self.pooling, self.pairs, self.tokenizer, self.max_length, self.batch_size)
         student = embed(model, self.pooling, self.sentences, self.tokenizer, self.max_length, self.batch_size)
         return float(cosine_rows(student, self.teacher_embeddings).mean())
+
+    @property
+    def num_examples(self) -> int:
+        """How many pairs (or held-out sentences) the metric is computed on."""
+        return len(self.pairs) if self.pairs is not None else len(self.sentences)
+
+    def errors_by_level(self, model: torch.nn.Module, levels: int) -> Iterator[float]:
+        """``1 - metric`` of the encoder ``model`` on the first 1, 2, ..., ``levels`` of ``levels`` equal chunks of the
+        examples (in order), each chunk embedded once: the errors a multi-fidelity search reports per level."""
+        seen: list[np.ndarray] = []
+        for chunk in np.array_split(np.arange(self.num_examples), levels):
+            if self.pairs is not None:
+                first = embed(model, self.pooling, [self.pairs.first[i] for i in chunk], self.tokenizer, self.max_length, self.batch_size)
+                second = embed(model, self.pooling, [self.pairs.second[i] for i in chunk], self.tokenizer, self.max_length, self.batch_size)
+                seen.append(cosine_rows(first, second))
+                yield 1.0 - _spearman(self.pairs.scores[: sum(map(len, seen))], np.concatenate(seen))
+            else:
+                student = embed(model, self.pooling, [self.sentences[i] for i in chunk], self.tokenizer, self.max_length, self.batch_size)
+                seen.append(cosine_rows(student, self.teacher_embeddings[chunk]))
+                yield 1.0 - float(np.concatenate(seen).mean())
 
     def scores(self, model: torch.nn.Module) -> dict[str, float]:
         """``{metric_name: metric, "error": 1 - metric}`` of the encoder ``model``."""

@@ -190,13 +190,14 @@ class Evaluator:
 class EmbeddingEvaluator(Evaluator):
     """The ``Evaluator`` of an embedding super-network (``syne_prune.embedding``): its error is 1 - the Spearman
     correlation of cosine similarities with the scored pairs' scores, or 1 - the mean cosine similarity of the
-    sub-network's and the teacher's embeddings of held-out sentences; one fidelity level, no test split."""
+    sub-network's and the teacher's embeddings of held-out sentences; with F fidelity levels, on the first 1..F of F equal
+    chunks of them (``EmbeddingScorer.errors_by_level``); no test split."""
 
     def __init__(self, settings: TrialSettings, supernet=None) -> None:
         self.settings = settings
         self.supernet = supernet if supernet is not None else load_supernet(settings.supernet)
         meta = self.supernet.metadata
-        self.task, self.test, self.validation_chunks = None, None, [[]]
+        self.task, self.test = None, None
         self.scorer = search_scorer(self.supernet.path, meta, self.supernet.tokenizer, settings.max_eval_examples, settings.eval_batch_size)
         model = self.supernet.model
         model.to(default_device())
@@ -212,14 +213,18 @@ class EmbeddingEvaluator(Evaluator):
         model = self.supernet.model
         sub = extract_subnetwork(model, mask).eval()
         size = subnet_size(model, mask)
-        result: dict[str, Any] = {"fidelity": 1, "error": self.scorer.scores(sub)["error"], "params": size.params / self.full_size.params,
-                                  "macs": size.macs / self.full_size.macs}
+        static: dict[str, Any] = {"params": size.params / self.full_size.params, "macs": size.macs / self.full_size.macs}
         if self.full_latency_ms is not None:
-            result["latency_ms"] = measure_latency_ms(sub, self.settings.latency_batch_size, self.settings.latency_seq_len,
+            static["latency_ms"] = measure_latency_ms(sub, self.settings.latency_batch_size, self.settings.latency_seq_len,
                                                       vocab_size=model.config.vocab_size)
-            result["latency"] = result["latency_ms"] / self.full_latency_ms
-        result |= {"valid_error": result["error"], "eval_s": time.perf_counter() - started}
-        report(require_finite_result(result))
+            static["latency"] = static["latency_ms"] / self.full_latency_ms
+        levels = fidelity_levels(self.settings.fidelity_levels, self.scorer.num_examples)
+        result: dict[str, Any] = {}
+        for level, error in enumerate(self.scorer.errors_by_level(sub, levels), start=1):
+            result = {"fidelity": level, "error": error, **static}
+            if level == levels:
+                result |= {"valid_error": error, "eval_s": time.perf_counter() - started}
+            report(require_finite_result(result))
         return result
 
 
