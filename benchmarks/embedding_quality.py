@@ -143,6 +143,8 @@ def run_seed(args: argparse.Namespace, seed: int, paths: dict[str, Path]) -> dic
     if "unpruned" not in result:
         result["unpruned"] = {"dev_spearman": dev_spearman(args.model, paths["test"], pooling),
                               **{f"sentences_per_s_batch{b}": throughput(args.model, pooling, b) for b in (1, 32)}}
+        args.output.mkdir(parents=True, exist_ok=True)
+        result_path.write_text(json.dumps(result, indent=2))
     if not SearchDir(work / "search").has_settings() or not (work / "search" / "summary.json").is_file():
         run_search(SearchConfig(trial_settings=WeightSharingSettings(str(supernet)), output=str(work / "search"), scheduler=args.scheduler,
                                 max_trials=args.max_trials, n_workers=args.n_workers, seed=seed, reproducible=True),
@@ -153,7 +155,6 @@ def run_seed(args: argparse.Namespace, seed: int, paths: dict[str, Path]) -> dic
         if key in result["budgets"]:
             continue
         result["budgets"][key] = score_budget(args, work, supernet, trials, budget, pooling, paths, result["unpruned"])
-        args.output.mkdir(parents=True, exist_ok=True)
         result_path.write_text(json.dumps(result, indent=2))
     result_path.write_text(json.dumps(result, indent=2))
     return result

@@ -15,7 +15,7 @@ from syne_prune.artifacts import EXPORT_FILE, ExportDir
 from syne_prune.data import TaskSpec
 from syne_prune.errors import SynePruneError
 from syne_prune.export import export_onnx, save_export
-from syne_prune.models import load_tokenizer
+from syne_prune.models import load_tokenizer, resolve_model
 from syne_prune.recovery import KEEP_POLICIES, BestOnValidation
 from syne_prune.training import RESUME_DIR, LoopSettings, TrainingLoop, prepare_output, seed_everything
 from syne_prune.versions import software_versions
@@ -70,7 +70,9 @@ def recover_embedding(model_dir: str | Path, teacher_dir: str | Path, epochs: in
     data = load_embedding_data(spec, data_record["validation_fraction"], data_record["seed"], max_train_examples, max_eval_examples)
     tokenizer = load_tokenizer(str(model_dir), f"export '{model_dir}'")
     seed_everything(seed)
-    student, teacher = load_encoder(str(model_dir)), FrozenTeacher(load_encoder(str(teacher_dir)), pooling, str(teacher_dir.resolve()))
+    teacher_source = resolve_model(str(teacher_dir))
+    teacher_source = str(Path(teacher_source).resolve()) if Path(teacher_source).is_dir() else teacher_source
+    student, teacher = load_encoder(str(model_dir)), FrozenTeacher(load_encoder(teacher_source), pooling, teacher_source)
     if teacher.model.encoder.config.hidden_size != student.config.hidden_size:
         raise SynePruneError(f"teacher '{teacher_dir}' embeds in {teacher.model.encoder.config.hidden_size} dimensions, the export in "
                              f"{student.config.hidden_size}; give the unpruned model the export comes from")

@@ -85,7 +85,9 @@ def model_pooling(model: str, model_config: PretrainedConfig, pooling: str | Non
 
 def load_encoder(source: str) -> torch.nn.Module:
     """The encoder (base model, float32, eval mode) of the model ``source``; a task model's head is dropped. A family's
-    pooler layer (BERT's) stays, unused by the embedding, so the encoder is the family's stock base model."""
+    pooler layer (BERT's) stays, unused by the embedding, so the encoder is the family's stock base model. A hub id that a
+    package carries (``syne_prune.models.resolve_model``) loads from that package."""
+    source = resolve_model(source)
     check_model_files(source, f"model '{source}'", "use a checkpoint with finite weights")
     encoder = AutoModel.from_pretrained(source, dtype=torch.float32).eval()
     require_finite_weights(encoder, f"model '{source}'", "use a checkpoint with finite weights")
