@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import CONFIG, FAST  # the exported sub-network's configuration, fast recovery settings
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
 
@@ -19,24 +20,6 @@ from syne_prune.models import load_tokenizer
 from syne_prune.recovery import recover
 
 TOLERANCE = 1e-5
-# medium space, per layer: 2 and 3 of 4 heads, 20 and 10 of 37 neurons (a pruned config, with its modeling code)
-CONFIG = '{"num_heads_0": 2, "num_units_0": 20, "num_heads_1": 3, "num_units_1": 10}'
-FAST = dict(lr=1e-3, batch_size=8, max_train_examples=24, max_eval_examples=16, temperature=2.0, progress=False)
-
-
-@pytest.fixture(scope="module")
-def exported(tiny_model_dirs, glue_dir, tmp_path_factory) -> tuple[Path, Path]:
-    """A tiny BERT super-network (RTE slice) and a sub-network exported from it with the CLI."""
-    from syne_prune.supernet import TrainingConfig, train_supernet
-
-    root = tmp_path_factory.mktemp("recovery")
-    config = TrainingConfig(teacher=None, model=str(tiny_model_dirs["bert"]), task="rte", output=str(root / "supernet"), data_dir=str(glue_dir),
-                            search_space="medium", strategy="sandwich", epochs=1, batch_size=8, lr=1e-3, max_length=48,
-                            max_train_examples=32, max_eval_examples=16)
-    train_supernet(config, progress=False)
-    argv = ["export", "--model", str(root / "supernet"), "--search-space", "medium", "--config", CONFIG, "--output", str(root / "export")]
-    assert main(argv) == 0
-    return root / "supernet", root / "export"
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +179,7 @@ def test_killed_recovery_resumes_and_keeps_the_best_epoch(exported, recovered, t
     assert not resume_dir.exists()
 
 
+@pytest.mark.slow
 def test_export_with_recover_epochs_writes_the_recovered_model(exported, tmp_path, capsys):
     import onnxruntime
 
@@ -261,8 +245,8 @@ def test_bad_recovery_input_is_one_line_exit_2_and_overwrites_nothing(exported, 
     cases = [
         (args(model=tiny_model_dirs["bert"]), "is not a syne-prune export (no syne_prune.json)"),
         (args(model=not_pruned), "is a 'gpt2' model, not a (pruned) bert/roberta/distilbert/xlm-roberta/electra/deberta-v2/modernbert model"),
-        (args(epochs="0"), "--epochs must be a positive integer, got 0"),
-        (args(epochs="-2"), "--epochs must be a positive integer, got -2"),
+        (args(epochs="0"), "--epochs must be a positive integer or 'auto', got 0"),
+        (args(epochs="-2"), "--epochs must be a positive integer or 'auto', got -2"),
         (args(output=taken), "already exists; pass --resume to continue it, --overwrite to replace it"),
         (args(output=export), "--output is the --model directory"),
         (args("--overwrite", output=export), "--output is the --model directory"),
@@ -290,7 +274,7 @@ def test_bad_recovery_input_is_one_line_exit_2_and_overwrites_nothing(exported, 
     assert "--teacher goes with --recover-epochs N" in capsys.readouterr().err
     assert main(["export", "--model", str(supernet), "--search-space", "medium", "--config", CONFIG, "--output",
                  str(tmp_path / "o"), "--recover-epochs", "0"]) == 2
-    assert "--recover-epochs must be a positive integer, got 0" in capsys.readouterr().err
+    assert "--recover-epochs must be a positive integer or 'auto', got 0" in capsys.readouterr().err
     assert main(["export", "--model", str(tiny_model_dirs["bert"]), "--search-space", "medium", "--config", CONFIG, "--output",
                  str(tmp_path / "o"), "--recover-epochs", "1"]) == 2
     assert "is not a super-network (no supernet.json) to distill from; give --teacher" in capsys.readouterr().err
