@@ -82,12 +82,15 @@ def _rows(table, spec, what: str):
 
 
 def _ids(table, spec, row: int, values: list, names: tuple[str, ...], what: str) -> list[int]:
+    """The ids of one row's labels: strings by name, integers as ids (0 .. len(names) - 1)."""
     index = {name: i for i, name in enumerate(names)}
-    unknown = [v for v in values if str(v) not in index]
-    if unknown:
-        raise SynePruneError(f"{table.where(row)} has the {what} {str(unknown[0])!r} in column '{spec.label_column}', which is not one "
-                             f"of {list(names)}; fix the {what} or give a model whose id2label has it")
-    return [index[str(v)] for v in values]
+    ids = [int(v) if isinstance(v, (int, np.integer)) and 0 <= v < len(names) else index.get(str(v)) for v in values]
+    if None in ids:
+        unknown = values[ids.index(None)]
+        raise SynePruneError(f"{table.where(row)} has the {what} {str(unknown)!r} in column '{spec.label_column}', which is not one "
+                             f"of {list(names) if not isinstance(unknown, (int, np.integer)) else f'the ids 0..{len(names) - 1}'}; "
+                             f"fix the {what} or give a model whose id2label has it")
+    return ids
 
 
 def label_set_names(tables: dict, spec, model_config: Any) -> tuple[str, ...]:

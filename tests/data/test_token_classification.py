@@ -273,3 +273,15 @@ def test_a_tagger_is_pruned_by_the_baselines_recorded_as_a_blackbox_and_exported
     assert main(["export", "--model", str(tmp_path / "sn"), "--search-space", "small", "--config",
                  '{"num_layers": 1, "num_heads": 2, "num_units": 10}', "--output", str(tmp_path / "ex"), "--onnx"]) == 0
     assert (tmp_path / "ex" / "model.onnx").is_file()
+
+
+def test_integer_tags_are_ids_named_by_the_models_id2label(tmp_path):
+    from types import SimpleNamespace
+
+    path = write_jsonl(tmp_path / "t.jsonl", [(["alice", "met", "bob"], [1, 0, 1]), (["paris"], [2])], tags="tags")
+    spec = TaskSpec(train_file=str(path), label_column="tags")
+    assert resolve_task(spec).label_values == ("0", "1", "2")
+    named = resolve_task(spec, SimpleNamespace(id2label={0: "O", 1: "B-PER", 2: "B-LOC"}))
+    assert named.label_values == ("O", "B-PER", "B-LOC")
+    labels = load_task(named, validation_fraction=0.5, seed=0)
+    assert sorted(list(map(list, [*labels.train.labels, *labels.validation.labels]))) == [[1, 0, 1], [2]]
