@@ -87,6 +87,24 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+# ---- how a model was trained: precision and device ----
+
+COMPUTE_KEY = "compute"
+
+
+def compute_record(precision: str, device: str) -> dict[str, str]:
+    """The ``compute`` entry of ``supernet.json`` and of an export's ``recovery`` record: the precision a model was
+    trained in (``fp32``, ``bf16``, ``fp16``: its forward passes; the weights are float32 in all three) and the kind
+    of device (``cpu``, ``cuda``)."""
+    return {"precision": precision, "device": device}
+
+
+def recorded_precision(record: dict[str, Any]) -> str:
+    """The precision a record (``supernet.json``, a ``recovery`` record) says its model was trained in; ``fp32`` for
+    a record without ``compute`` (every model trained before there was a choice)."""
+    return (record.get(COMPUTE_KEY) or {}).get("precision", "fp32")
+
+
 # ---- the super-network ----
 
 class SupernetDir:
@@ -97,7 +115,8 @@ class SupernetDir:
     ``metric``, ``search_space``, ``strategy``, ``teacher`` (``{"path", ...}`` or null), ``seed``,
     ``hyperparameters`` (the training settings), ``num_train_examples`` / ``num_validation_examples`` /
     ``num_test_examples``, ``history``, ``train_time_s``, ``metrics`` (largest and smallest sub-network, validation
-    and test), ``constant_answer``, ``importance`` (the ordering of heads and neurons, or null), ``versions``, and
+    and test), ``constant_answer``, ``importance`` (the ordering of heads and neurons, or null), ``versions``,
+    ``compute`` (``compute_record``: the precision and device it was trained in; a record without it: fp32), and
     ``manifest`` (sha256 of every other file, ``{name: hex}``).
     """
 

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
-from syne_prune.artifacts import EXPORT_FILE, SUPERNET_FILE, ExportDir, read_json
+from syne_prune.artifacts import COMPUTE_KEY, EXPORT_FILE, SUPERNET_FILE, ExportDir, compute_record, read_json
 from syne_prune.data import EVAL_BATCH_SIZE, Task, encode, evaluation_batches, get_task, load_task, same_task, task_name, task_record
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import evaluate
@@ -37,6 +37,7 @@ from syne_prune.export import save_export
 from syne_prune.files import atomic_write
 from syne_prune.model_card import check_replaceable
 from syne_prune.models import FAMILIES, Family, auto_class_of, check_model_files, check_model_settings, load_tokenizer
+from syne_prune.precision import backward
 from syne_prune.supernet import distillation_loss
 from syne_prune.training import RESUME_DIR, LoopSettings, TrainingLoop, prepare_output, seed_everything, write_settings
 from syne_prune.versions import software_versions
@@ -143,7 +144,7 @@ class DistillationStep:
         if self.is_regression:
             logits, teacher_logits = logits.squeeze(-1), teacher_logits.squeeze(-1)
         loss = distillation_loss(logits, teacher_logits, batch["labels"], self.temperature, self.is_regression)
-        loss.backward()
+        backward(loss)
         return loss.item()
 
 
@@ -223,7 +224,7 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
     recovery = {"source_export": str(model_dir.resolve()) if record_source else None, "teacher": str(teacher_dir.resolve()),
                 "settings": asdict(settings), **{f"num_{name}_examples": len(getattr(split, name) or ()) for name in ("train", "validation", "test")},
                 "history": loop.history, "train_time_s": sum(h["epoch_time_s"] for h in loop.history), "before": before,
-                "after": after, "kept_epoch": kept_epoch, "last": last}
+                "after": after, "kept_epoch": kept_epoch, "last": last, COMPUTE_KEY: compute_record(loop.precision, loop.device.type)}
     new_record = {**record, "task": task_record(task_), "data": data, "metric": task_.metric_name, "recovery": recovery, "versions": software_versions()}
     save_export(student.cpu(), output, new_record, tokenizer=tokenizer, onnx=onnx, overwrite=True)  # replaces .resume too
     return Recovery(student.eval(), new_record, output)

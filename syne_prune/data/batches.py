@@ -35,12 +35,14 @@ def encode(split: Split, tokenizer, max_length: int, is_regression: bool) -> lis
     return [dict(zip((*keys, "labels"), row)) for row in zip(*(encoded[k] for k in keys), labels)]
 
 
-def data_loader(examples: list[dict], tokenizer, batch_size: int, shuffle: bool = False, seed: int = 0):
-    """Batches with dynamic padding (each batch padded to its longest sequence; multiple choice: B x C x L)."""
+def data_loader(examples: list[dict], tokenizer, batch_size: int, shuffle: bool = False, seed: int = 0, pin_memory: bool = False):
+    """Batches with dynamic padding (each batch padded to its longest sequence; multiple choice: B x C x L);
+    ``pin_memory``: in page-locked memory, for copies to a GPU that do not block."""
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     multiple_choice = bool(examples) and isinstance(examples[0]["input_ids"][0], list)
     collate = (DataCollatorForMultipleChoice if multiple_choice else DataCollatorWithPadding)(tokenizer)
-    return DataLoader(examples, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate)
+    return DataLoader(examples, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate,
+                      pin_memory=pin_memory)
 
 
 def _length(example: dict) -> int:

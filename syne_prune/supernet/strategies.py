@@ -31,6 +31,7 @@ from transformers import PreTrainedModel
 
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
+from syne_prune.precision import backward
 from syne_prune.search_spaces import SearchSpace
 from syne_prune.surgery import InPlaceMask
 
@@ -115,7 +116,7 @@ class Strategy(ABC):
     def _label_loss(self, model, batch, mask: SubnetMask | None) -> tuple[float, torch.Tensor]:
         self.masker.set(mask)
         output = model(**batch)
-        output.loss.backward()
+        backward(output.loss)
         self.masker.set(None)
         return output.loss.item(), output.logits.detach()
 
@@ -128,7 +129,7 @@ class Strategy(ABC):
         else:
             teacher = teacher_logits
         loss = distillation_loss(logits, teacher, batch["labels"], self.temperature, self.is_regression)
-        loss.backward()
+        backward(loss)
         self.masker.set(None)
         return loss.item()
 
