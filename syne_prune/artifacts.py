@@ -99,12 +99,6 @@ def compute_record(precision: str, device: str) -> dict[str, str]:
     return {"precision": precision, "device": device}
 
 
-def recorded_precision(record: dict[str, Any]) -> str:
-    """The precision a record (``supernet.json``, a ``recovery`` record) says its model was trained in; ``fp32`` for
-    a record without ``compute`` (every model trained before there was a choice)."""
-    return (record.get(COMPUTE_KEY) or {}).get("precision", "fp32")
-
-
 # ---- the super-network ----
 
 class SupernetDir:

@@ -134,12 +134,16 @@ class PoolBackend(LocalBackend):
     def _spawn(self, index: int, startup_failures: int = 0) -> _Worker:
         """Start ``python -m syne_prune.search.backends.pool.worker`` (a fresh interpreter: no fork of a process with torch
         threads, and unlike multiprocessing's spawn it never re-imports the caller's main script)."""
-        env = dict(os.environ, **{AUTHKEY_ENV: bytes(current_process().authkey).hex(), "OMP_NUM_THREADS": str(self.threads)},
-                   **worker_environment(self.gpus[index], self.device))
+        env = dict(os.environ, **{AUTHKEY_ENV: bytes(current_process().authkey).hex()}, **self.environment_of(index))
         with open(self.log_dir / f"worker-{index}.log", "ab") as log:
             process = subprocess.Popen([sys.executable, "-m", "syne_prune.search.backends.pool.worker", self._listener.address],
                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
         return _Worker(index=index, process=process, started=time.time(), startup_failures=startup_failures)
+
+    def environment_of(self, index: int) -> dict[str, str]:
+        """What worker ``index`` gets on top of this process's environment: its threads (``OMP_NUM_THREADS``) and its
+        device (``devices.worker_environment``: on GPUs, ``CUDA_VISIBLE_DEVICES`` = its one GPU)."""
+        return {"OMP_NUM_THREADS": str(self.threads), **worker_environment(self.gpus[index], self.device)}
 
     def _accept_workers(self) -> None:
         """Runs in a thread: pair each connecting worker with its process and send it what it needs (the
