@@ -57,15 +57,22 @@ def get_precision(name: str) -> Precision:
 
 def resolve_precision(name: str | None, device: torch.device) -> str:
     """The precision a run on ``device`` uses: ``name`` (None: the run's choice, ``SYNE_PRUNE_PRECISION``, else
-    ``auto``), where ``auto`` is ``bf16`` on a GPU that supports it and ``fp32`` on the CPU and older GPUs.
+    ``auto``), where ``auto`` is ``bf16`` on a GPU that computes in it natively (``native_bf16``) and ``fp32`` on the
+    CPU and older GPUs.
     Raises ``SynePruneError`` for an unknown name and for ``bf16`` on a GPU without bfloat16."""
     name = (name if name is not None else os.environ.get(PRECISION_ENV) or AUTO).strip().lower()
     if name == AUTO:
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        return "bf16" if device.type == "cuda" and native_bf16(device) else "fp32"
     get_precision(name)
-    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=True):
         raise SynePruneError(f"--precision bf16: {torch.cuda.get_device_name(device)} does not support bfloat16; use fp16 or fp32")
     return name
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether the GPU ``device`` computes in bfloat16 natively (compute capability 8.0 and later: A100, A10G, L4,
+    H100, H200; ROCm GPUs); older ones only emulate it, slowly."""
+    return bool(torch.version.hip) or torch.cuda.get_device_properties(device).major >= 8
 
 
 @contextlib.contextmanager
