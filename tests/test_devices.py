@@ -20,6 +20,7 @@ from syne_prune.devices import (
     worker_gpus,
 )
 from syne_prune.search import SearchConfig, WeightSharingSettings, trial
+from syne_prune.search.backends.local import rotates_gpus
 from syne_prune.search.backends.pool import PoolSettings
 from syne_prune.search.backends.pool.workers import PoolBackend
 from syne_prune.search.trial import TrialSettings
@@ -136,3 +137,7 @@ def test_pool_workers_get_their_gpu_in_their_environment(gpus, tmp_path):
     assert "on GPUs 0,1" in str(pool)
     on_cpu = PoolBackend(TrialSettings("unused"), 2, tmp_path, entry_point=trial.__file__, threads=1)
     assert [on_cpu.environment_of(i) for i in range(2)] == [{"OMP_NUM_THREADS": "1", DEVICE_ENV: "cpu"}] * 2
+
+
+def test_the_local_backend_rotates_gpus_only_over_every_visible_one():
+    assert rotates_gpus(torch.device("cuda")) and not rotates_gpus(torch.device("cuda:1")) and not rotates_gpus(torch.device("cpu"))
