@@ -93,7 +93,7 @@ COMPUTE_KEY = "compute"
 
 
 def compute_record(precision: str, device: str) -> dict[str, str]:
-    """The ``compute`` entry of ``supernet.json`` and of an export's ``recovery`` record: the precision a model was
+    """The ``compute`` entry of ``supernet.json`` and of an export's ``recovery`` or ``baseline`` record: the precision a model was
     trained in (``fp32``, ``bf16``, ``fp16``: its forward passes; the weights are float32 in all three) and the kind
     of device (``cpu``, ``cuda``)."""
     return {"precision": precision, "device": device}
