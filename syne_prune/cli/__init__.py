@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from syne_prune.cli import blackbox, export, prune, quickstart, recover, search, space, train
+from syne_prune.cli import blackbox, embedding, export, prune, quickstart, recover, search, space, train
 from syne_prune.cli.export import recovery_teacher
 from syne_prune.cli.options import HelpFormatter, Parser, add_compute_options
 from syne_prune.devices import use_device
@@ -16,7 +16,7 @@ from syne_prune.files import is_write_failure, write_failure
 from syne_prune.precision import resolve_precision, use_precision
 from syne_prune.versions import __version__
 
-COMMAND_GROUPS = (export, recover, prune, train, search, quickstart, space, blackbox)  # in the order --help lists them
+COMMAND_GROUPS = (export, recover, prune, train, search, quickstart, space, blackbox, embedding)  # in the order --help lists them
 COMPUTE_COMMANDS = ("export", "recover", "prune", "train-supernet", "search", "quickstart", "blackbox record")  # take --device, --precision
 
 
