@@ -15,7 +15,7 @@ and says so):
 
 On a GPU machine (nothing else to pass):
 
-    python benchmarks/gpu.py --data-dir $GLUE_DIR --out benchmarks/results/gpu.json
+    python benchmarks/gpu.py --data-dir $GLUE_DIR   # writes benchmarks/results/gpu-<card>.json, the card's name in it
 
 Its dry run on the CPU (a tiny random BERT in every section, synthetic_sentiment for the recipe; about 40 s of CPU
 time, most of it starting worker processes and exporting to ONNX):
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sections", nargs="+", default=["throughput", "pool", "latency", "recipe"],
                         choices=["throughput", "pool", "latency", "recipe"])
     parser.add_argument("--budget-s", type=float, default=540.0, help="start no section after this many seconds")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu.json"))
+    parser.add_argument("--out", type=Path, default=None, help="default: gpu-<card>.json under benchmarks/results/")
     args = parser.parse_args(argv)
     sizes = TINY if args.tiny else FULL
     with use_device(args.device) as device, use_precision("auto"), tempfile.TemporaryDirectory() as tmp:
@@ -277,6 +278,9 @@ def main(argv: list[str] | None = None) -> dict:
                            "sizes": sizes, "versions": software_versions(), "command": command},
                   "sections": {}}
         print(f"benchmarks/gpu.py on {card} ({device}), sizes {'tiny' if args.tiny else 'full'}", flush=True)
+        if args.out is None:
+            slug = re.sub(r"[^a-z0-9]+", "-", card.lower()).strip("-")
+            args.out = Path("benchmarks") / "results" / f"gpu-{slug}{'-tiny' if args.tiny else ''}.json"
         args.out.parent.mkdir(parents=True, exist_ok=True)
         run_sections(args, sizes, device, Path(tmp), result)
     print(f"written to {args.out}", flush=True)
