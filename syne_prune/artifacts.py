@@ -87,6 +87,18 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+# ---- how a model was trained: precision and device ----
+
+COMPUTE_KEY = "compute"
+
+
+def compute_record(precision: str, device: str) -> dict[str, str]:
+    """The ``compute`` entry of ``supernet.json`` and of an export's ``recovery`` or ``baseline`` record: the precision a model was
+    trained in (``fp32``, ``bf16``, ``fp16``: its forward passes; the weights are float32 in all three) and the kind
+    of device (``cpu``, ``cuda``)."""
+    return {"precision": precision, "device": device}
+
+
 # ---- the super-network ----
 
 class SupernetDir:
@@ -98,7 +110,8 @@ class SupernetDir:
     ``fine_tune`` when ``--teacher auto`` chose it from a grid of learning rates; or null), ``seed``,
     ``hyperparameters`` (the training settings), ``num_train_examples`` / ``num_validation_examples`` /
     ``num_test_examples``, ``history``, ``train_time_s``, ``metrics`` (largest and smallest sub-network, validation
-    and test), ``constant_answer``, ``importance`` (the ordering of heads and neurons, or null), ``versions``, and
+    and test), ``constant_answer``, ``importance`` (the ordering of heads and neurons, or null), ``versions``,
+    ``compute`` (``compute_record``: the precision and device it was trained in; a record without it: fp32), and
     ``manifest`` (sha256 of every other file, ``{name: hex}``).
     """
 
@@ -285,7 +298,8 @@ class ExportDir:
     ``macs_per_sequence_128``, ``macs_ratio``, ``versions``, ``search_space`` and ``config`` (the sub-network), and
     where known ``task`` / ``data`` (the task record), ``supernet``, ``trial_id``, ``search_dir``,
     ``search_metrics``, ``baseline`` and ``recovery`` (``syne_prune.recovery``: settings, history, ``epochs_run``,
-    ``stop_reason``, ``before`` / ``after`` / ``last``, ``kept_epoch``).
+    ``stop_reason``, ``before`` / ``after`` / ``last``, ``kept_epoch``, ``compute``); ``baseline`` and ``recovery`` carry
+    ``compute`` (``compute_record``: the precision and device the model was fine-tuned in; absent: fp32).
     """
 
     def __init__(self, path: str | Path) -> None:

@@ -10,12 +10,9 @@ import numpy as np
 import torch
 
 from syne_prune.data import Task, TaskType, get_task_type, task_name
+from syne_prune.devices import default_device  # noqa: F401 - where evaluation runs; also importable from here
 from syne_prune.errors import SynePruneError
-
-
-def default_device() -> torch.device:
-    """Where training and evaluation run: the GPU when there is one (e.g. a SageMaker GPU instance), else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+from syne_prune.precision import autocast, resolve_precision
 
 
 @contextlib.contextmanager
@@ -42,16 +39,19 @@ def predict(model: torch.nn.Module, batches: Iterable[dict], task_type: TaskType
     """Predictions and labels over ``batches`` (the first ``max_batches`` of them when given), made from the logits as
     the task type does (``TaskType.batch_outputs``; a bool: whether the task is a regression): class ids (argmax),
     regression values, 0/1 label indicators (sigmoid > 0.5) or per-sentence tag ids of the labelled tokens. A
-    non-finite model output raises ``SynePruneError``."""
+    non-finite model output raises ``SynePruneError``. The forward passes run on the model's device in the run's
+    precision (``precision.resolve_precision``: fp32 on the CPU unless chosen otherwise)."""
     task_type = get_task_type(task_type)
     model.eval()
     device = next(model.parameters()).device
+    precision = resolve_precision(None, device)
     predictions, labels = [], []
     for index, batch in enumerate(batches):
         if max_batches is not None and index >= max_batches:
             break
-        batch = {k: v.to(device) for k, v in batch.items()}
-        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        with autocast(precision, device):  # float32 logits in every precision (a no-op in fp32)
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
         if not bool(torch.isfinite(logits).all()):  # argmax of NaN is an answer, spearman of NaN a 0: refuse both
             raise SynePruneError(f"the model's output (logits) holds NaN or inf in evaluation batch {index + 1}; "
                                  "its weights are broken: train it again in float32, with a lower --lr")

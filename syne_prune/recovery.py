@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
-from syne_prune.artifacts import EXPORT_FILE, SUPERNET_FILE, ExportDir, read_json
+from syne_prune.artifacts import COMPUTE_KEY, EXPORT_FILE, SUPERNET_FILE, ExportDir, compute_record, read_json
 from syne_prune.data import EVAL_BATCH_SIZE, Task, TaskType, encode, evaluation_batches, get_task, get_task_type, load_task, same_task, task_name, task_record
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import evaluate
@@ -45,6 +45,7 @@ from syne_prune.export import save_export
 from syne_prune.files import atomic_write
 from syne_prune.model_card import check_replaceable
 from syne_prune.models import FAMILIES, Family, auto_class_of, check_model_files, check_model_settings, load_tokenizer
+from syne_prune.precision import backward
 from syne_prune.supernet import LAYER_DISTILLATION, LayerDistillation, distillation_loss
 from syne_prune.training import RESUME_DIR, LoopSettings, TrainingLoop, prepare_output, seed_everything, write_settings
 from syne_prune.versions import software_versions
@@ -188,7 +189,7 @@ class DistillationStep:
         loss = distillation_loss(output.logits, teacher_logits, batch["labels"], self.temperature, task_type=self.task_type)
         if self.layer_distillation is not None:
             loss = loss + self.layer_distillation.loss(output.hidden_states, None, batch)
-        loss.backward()
+        backward(loss)
         return loss.item()
 
 
@@ -294,7 +295,8 @@ def _train(settings: RecoverySettings, paths: tuple[Path, Path, Path], student_c
         after = {"validation": validated[kept_epoch], "test": evaluate(student, test, task)}
     return student, {"history": loop.history, "train_time_s": sum(h["epoch_time_s"] for h in loop.history),
                      "epochs_run": loop.epochs_done, "stop_reason": settings.stop_reason(validation_errors()),
-                     "before": before, "after": after, "kept_epoch": kept_epoch, "last": last}
+                     "before": before, "after": after, "kept_epoch": kept_epoch, "last": last,
+                     COMPUTE_KEY: compute_record(loop.precision, loop.device.type)}
 
 
 def epochs_option(text: str) -> int | str:

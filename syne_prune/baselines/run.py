@@ -22,7 +22,7 @@ from typing import Any
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
-from syne_prune.artifacts import ExportDir
+from syne_prune.artifacts import COMPUTE_KEY, ExportDir, compute_record
 from syne_prune.baselines.common import BUDGET_FLAGS, Budget, PruneContext, Pruned, PruneSettings
 from syne_prune.baselines.methods import get_method
 from syne_prune.data import EVAL_BATCH_SIZE, Task, TaskLike, encode, evaluation_batches, load_task, resolve_task, task_record, type_of_head
@@ -33,6 +33,7 @@ from syne_prune.files import atomic_write, writing
 from syne_prune.model_card import check_replaceable, write_model_card
 from syne_prune.models import auto_class_of, load_model, load_model_config, load_tokenizer
 from syne_prune.objectives import subnet_size
+from syne_prune.precision import resolve_precision
 from syne_prune.surgery import extract_subnetwork
 from syne_prune.training import FINETUNE_LR, LoopSettings, TrainingLoop, label_loss_step, seed_everything
 
@@ -197,7 +198,8 @@ def _one_budget(spec, ctx: PruneContext, budget: Budget, validation, test, outpu
     metadata = {**record, "metric": metric, "baseline": {
         "method": spec.name, "budget": {"kind": budget.kind, "ratio": budget.ratio}, "finetune_epochs": epochs,
         "settings": {k: v for k, v in vars(ctx.settings).items() if k != "progress"}, "details": pruned.info,
-        "validation": scores["validation"], "test": scores["test"], "prune_time_s": prune_s, "finetune_time_s": finetune_s}}
+        "validation": scores["validation"], "test": scores["test"], "prune_time_s": prune_s, "finetune_time_s": finetune_s,
+        COMPUTE_KEY: compute_record(resolve_precision(None, default_device()), default_device().type)}}
     path = export_subnetwork(ctx.model, pruned.mask, output / budget.label, tokenizer=tokenizer, metadata=json.loads(json.dumps(metadata)),
                              subnetwork=sub)
     return BudgetResult(row, sub.cpu(), pruned, path)

@@ -4,16 +4,20 @@ One module per command group, each with ``add_commands(commands)``; option defau
 dataclasses and keyword parameters (``options.add_option``), choices from its registries."""
 from __future__ import annotations
 
+import argparse
 import sys
 
 from syne_prune.cli import blackbox, embedding, export, prune, quickstart, recover, search, space, train
 from syne_prune.cli.export import recovery_teacher
-from syne_prune.cli.options import HelpFormatter, Parser
+from syne_prune.cli.options import HelpFormatter, Parser, add_compute_options
+from syne_prune.devices import use_device
 from syne_prune.errors import SynePruneError
 from syne_prune.files import is_write_failure, write_failure
+from syne_prune.precision import resolve_precision, use_precision
 from syne_prune.versions import __version__
 
 COMMAND_GROUPS = (export, recover, prune, train, search, quickstart, space, blackbox, embedding)  # in the order --help lists them
+COMPUTE_COMMANDS = ("export", "recover", "prune", "train-supernet", "search", "quickstart", "blackbox record")  # take --device, --precision
 
 
 def build_parser() -> Parser:
@@ -26,7 +30,19 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.add_commands(commands)
+    for name, command in _commands(parser):
+        if name in COMPUTE_COMMANDS:
+            add_compute_options(command)
     return parser
+
+
+def _commands(parser, prefix: str = ""):
+    """``(name, parser)`` of every command and sub-command under ``parser`` ("blackbox record")."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                yield f"{prefix}{name}", command
+                yield from _commands(command, f"{prefix}{name} ")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         args = build_parser().parse_args(argv)
-        return args.run(args)
+        with use_device(getattr(args, "device", None)) as device, use_precision(getattr(args, "precision", None)):
+            resolve_precision(None, device)  # a precision the device cannot run fails here, in one line
+            return args.run(args)
     except SynePruneError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from syne_prune.devices import DEVICE_CHOICES
 from syne_prune.errors import SynePruneError
+from syne_prune.precision import PRECISION_CHOICES
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -35,3 +37,15 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # argparse prints the usage and exits; main prints one line
         raise SynePruneError(f"{message} (see: {self.prog} --help)")
+
+
+def add_compute_options(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--precision``: where and in which arithmetic a command trains and evaluates (``main`` runs
+    the command inside ``devices.use_device`` and ``precision.use_precision``)."""
+    group = parser.add_argument_group("device and precision")
+    group.add_argument("--device", default="auto", metavar="|".join(DEVICE_CHOICES),
+                       help="where to train and evaluate: auto = the GPU when torch sees one, else the CPU; cuda = every "
+                       "visible GPU (search workers spread over them), cuda:N = that GPU only")
+    group.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                       help="arithmetic of training and evaluation: auto = bf16 on a GPU that supports it, else fp32; "
+                       "bf16/fp16 = autocast (fp16 with a gradient scaler), weights and checkpoints stay float32")

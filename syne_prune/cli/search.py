@@ -59,7 +59,8 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
            "local: one process per trial (Syne Tune LocalBackend); "
            "sagemaker: one SageMaker training job per trial (see the SageMaker options) "
            "(default: pool with --trial-kind weight-sharing, local with --trial-kind standard)", choices=list(BACKENDS))
-    option("n_workers", "trials evaluated in parallel")
+    option("n_workers", "trials evaluated in parallel (default: 2); with the pool backend on GPUs the default is "
+           "--workers-per-gpu per visible GPU")
     option("reproducible", "the same seed gives the same trials.csv with several workers: trials start in batches of "
            "--n-workers once every worker is free, and results reach the scheduler in trial order (costs the idle "
            "workers; not with moasha unless --n-workers 1)")

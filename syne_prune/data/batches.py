@@ -23,12 +23,14 @@ def encode(split: Split, tokenizer, max_length: int, task_type: TaskType | str |
     return kind.encode(split, tokenizer, max_length)
 
 
-def data_loader(examples: list[dict], tokenizer, batch_size: int, shuffle: bool = False, seed: int = 0):
+def data_loader(examples: list[dict], tokenizer, batch_size: int, shuffle: bool = False, seed: int = 0, pin_memory: bool = False):
     """Batches with dynamic padding (each batch padded to its longest sequence; multiple choice: B x C x L), collated
-    as the examples' task type does (``TaskType.collator``)."""
+    as the examples' task type does (``TaskType.collator``); ``pin_memory``: in page-locked memory, for copies to a
+    GPU that do not block."""
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     collate = type_of_examples(examples).collator(tokenizer)
-    return DataLoader(examples, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate)
+    return DataLoader(examples, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate,
+                      pin_memory=pin_memory)
 
 
 def _length(example: dict) -> int:

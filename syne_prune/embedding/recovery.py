@@ -16,6 +16,7 @@ from syne_prune.data import TaskSpec
 from syne_prune.errors import SynePruneError
 from syne_prune.export import export_onnx, save_export
 from syne_prune.models import load_tokenizer, resolve_model
+from syne_prune.precision import backward
 from syne_prune.recovery import KEEP_POLICIES, BestOnValidation
 from syne_prune.training import RESUME_DIR, LoopSettings, TrainingLoop, prepare_output, seed_everything
 from syne_prune.versions import software_versions
@@ -43,7 +44,7 @@ class EmbeddingDistillationStep:
     def __call__(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], step: int) -> float:
         target = self.teacher(batch)
         loss = embedding_loss(model(**{k: v for k, v in batch.items() if k != "labels"}).logits, target, self.kind)
-        loss.backward()
+        backward(loss)
         return loss.item()
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from syne_prune.data import EVAL_BATCH_SIZE
 from syne_prune.errors import SynePruneError
-from syne_prune.search.backends import BACKENDS, get_backend
+from syne_prune.search.backends import BACKENDS, DEFAULT_N_WORKERS, get_backend
 from syne_prune.search.kinds import TrialKind, get_trial_kind
 from syne_prune.search.protocol import OBJECTIVES
 from syne_prune.search.schedulers import MULTI_FIDELITY, SCHEDULERS
@@ -32,7 +32,7 @@ class SearchConfig:
     objectives: tuple[str, ...] = ("error", "params")
     backend: str | None = None  # default: the trial kind's (pool: weight-sharing, local: standard)
     backend_settings: Any = None
-    n_workers: int = 2
+    n_workers: int | None = None  # default: the backend's (2; the pool on GPUs: workers_per_gpu per GPU)
     max_trials: int | None = None
     max_wallclock_s: float | None = None
     seed: int = 0
@@ -46,6 +46,9 @@ class SearchConfig:
         kind = self.kind
         if self.scheduler is None:
             self.scheduler = kind.default_scheduler
+        if self.n_workers is None:
+            backend = BACKENDS.get(self.backend or kind.default_backend)
+            self.n_workers = backend.default_n_workers(self) if backend is not None else DEFAULT_N_WORKERS
         if self.backend is None:
             self.backend = kind.default_backend
         if self.test_split is None:

@@ -34,6 +34,7 @@ from transformers import PreTrainedModel
 from syne_prune.data import TaskType, get_task_type
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
+from syne_prune.precision import backward
 from syne_prune.search_spaces import SearchSpace
 from syne_prune.supernet.layer_distillation import LayerDistillation
 from syne_prune.surgery import InPlaceMask
@@ -127,7 +128,7 @@ class Strategy(ABC):
     def _label_loss(self, model, batch, mask: SubnetMask | None) -> tuple[float, torch.Tensor]:
         self.masker.set(mask)
         output = model(**batch)
-        output.loss.backward()
+        backward(output.loss)
         self.masker.set(None)
         return output.loss.item(), output.logits.detach()
 
@@ -138,13 +139,13 @@ class Strategy(ABC):
         logits = output.logits
         if self.loss is not None:
             loss = self.loss(logits, teacher_logits)
-            loss.backward()
+            backward(loss)
             self.masker.set(None)
             return loss.item()
         loss = distillation_loss(logits, teacher_logits, batch["labels"], self.temperature, task_type=self.task_type)
         if self.layer_distillation is not None:
             loss = loss + self.layer_distillation.loss(output.hidden_states, mask, batch)
-        loss.backward()
+        backward(loss)
         self.masker.set(None)
         return loss.item()
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from syne_prune.artifacts import SUPERNET_FILE, SupernetDir
+from syne_prune.artifacts import COMPUTE_KEY, SUPERNET_FILE, SupernetDir, compute_record
 from syne_prune.data import (
     EVAL_BATCH_SIZE,
     TaskSpec,
@@ -247,15 +247,16 @@ def _train(config: TrainingConfig, output: Path, model, tokenizer, teacher, run:
                         random_state=strategy.random_state, device=device)
     if resume:
         loop.resume(state_dir / "state.pt")
-    loop.run(lambda record: _save_resume_state(state_dir, model, loop.optimizer, loop.schedule, strategy, loop.epochs_done, loop.history, config))
+    loop.run(lambda record: _save_resume_state(state_dir, model, loop.optimizer, loop.schedule, strategy, loop.epochs_done, loop.history, config,
+                                                loop.compute_record()))
 
     masker.remove()
     return _write_checkpoint(config, output, model, tokenizer, space, task, data, (validation, test), teacher, source, loop.history,
-                             importance)
+                             importance, compute_record(loop.precision, loop.device.type))
 
 
 def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, space, task, data, splits, teacher, source,
-                      history: list[dict], importance) -> dict[str, Any]:
+                      history: list[dict], importance, compute: dict[str, str]) -> dict[str, Any]:
     """The trained super-network's checkpoint: weights, tokenizer and ``supernet.json`` (the largest and smallest
     sub-networks scored on the validation and test ``splits``); removes the resume state. Returns the metadata."""
     validation, test = splits
@@ -293,6 +294,7 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
         "metrics": metrics,
         "constant_answer": {"validation": constant},  # what answering one value everywhere scores (see has_learned)
         "importance": importance,
+        COMPUTE_KEY: compute,
         "versions": software_versions(),
     })
     shutil.rmtree(output / RESUME_DIR, ignore_errors=True)
@@ -360,7 +362,8 @@ def _order_by_importance(config: TrainingConfig, model, train_examples: list[dic
     return record
 
 
-def _save_resume_state(state_dir: Path, model, optimizer, schedule, strategy, epochs_done: int, history, config) -> None:
-    """The resume state after a finished epoch (``training.save_training_state``) and the settings a resume must match."""
+def _save_resume_state(state_dir: Path, model, optimizer, schedule, strategy, epochs_done: int, history, config, compute) -> None:
+    """The resume state after a finished epoch (``training.save_training_state``; ``compute``: the loop's precision,
+    device and scaler) and the settings a resume must match."""
     write_settings(state_dir.parent, config.settings())
-    save_training_state(state_dir / "state.pt", model, optimizer, schedule, epochs_done, history, strategy.random_state)
+    save_training_state(state_dir / "state.pt", model, optimizer, schedule, epochs_done, history, strategy.random_state, compute=compute)

@@ -9,7 +9,7 @@ Each is a ``SearchBackend`` (``base.py``); a new backend is one module registere
 from __future__ import annotations
 
 from syne_prune.errors import SynePruneError
-from syne_prune.search.backends.base import SearchBackend
+from syne_prune.search.backends.base import DEFAULT_N_WORKERS, SearchBackend
 from syne_prune.search.backends.local import LocalSearchBackend
 from syne_prune.search.backends.pool import PoolSearchBackend
 from syne_prune.search.backends.sagemaker import SageMakerSearchBackend
@@ -25,4 +25,4 @@ def get_backend(name: str) -> type[SearchBackend]:
     return BACKENDS[name]
 
 
-__all__ = ["BACKENDS", "SearchBackend", "get_backend"]
+__all__ = ["BACKENDS", "DEFAULT_N_WORKERS", "SearchBackend", "get_backend"]

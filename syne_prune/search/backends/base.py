@@ -26,6 +26,8 @@ from syne_tune.backend.trial_backend import TrialBackend
 from syne_prune.errors import SynePruneError
 from syne_prune.search.kinds import PreparedSearch, TrialKind
 
+DEFAULT_N_WORKERS = 2  # trials in parallel by default (on the CPU: the workers split the cores)
+
 
 class SearchBackend(ABC):
     """One registered backend (``syne_prune.search.backends.BACKENDS``), built once per search (part)."""
@@ -38,6 +40,11 @@ class SearchBackend(ABC):
     @classmethod
     def check_kind(cls, kind: TrialKind) -> None:
         """Refuse a kind of trial this backend cannot run (SynePruneError, one line)."""
+
+    @classmethod
+    def default_n_workers(cls, config) -> int:
+        """Trials in parallel when ``--n-workers`` is not given (``DEFAULT_N_WORKERS``; the pool's depends on the GPUs)."""
+        return DEFAULT_N_WORKERS
 
     @classmethod
     def add_options(cls, parser: argparse.ArgumentParser) -> None:

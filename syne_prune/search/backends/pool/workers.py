@@ -15,6 +15,10 @@ its own copy instead and ``workers.json`` says so.
 Threads: each worker gets ``cores // n_workers`` intra-op threads (at least 1), so the workers together
 use the cores once; the parent only schedules.
 
+GPUs: on a run whose device is a GPU, worker ``i`` sees only GPU ``i mod G`` of the run's G GPUs
+(``CUDA_VISIBLE_DEVICES`` in its environment: ``devices.gpu_assignment`` and ``devices.worker_environment``), and
+``workers.json`` says which.
+
 Faults: a worker that dies (killed, out of memory) fails its trial with the reason and is replaced; a
 trial running past ``trial_timeout_s`` has its worker killed and replaced and fails with a timeout. A
 stop or pause decision (MO-ASHA) is cooperative: the worker sees the ``stop`` file after its next
@@ -40,12 +44,14 @@ from multiprocessing.connection import wait as wait_for_messages
 from pathlib import Path
 from typing import Any
 
+import torch
 from syne_tune.backend import LocalBackend
 from syne_tune.backend.trial_status import Status
 from syne_tune.util import dump_json_with_numpy
 from tqdm.auto import tqdm
 
 from syne_prune.cores import threads_per_worker
+from syne_prune.devices import gpu_assignment, worker_environment, worker_gpus
 from syne_prune.errors import SynePruneError
 from syne_prune.search.backends.pool.worker import AUTHKEY_ENV
 from syne_prune.search.protocol import FAILURE_PREFIX, failure_line
@@ -75,8 +81,11 @@ class PoolBackend(LocalBackend):
     """Syne Tune trial backend whose trials run in ``n_workers`` persistent processes."""
 
     def __init__(self, settings: TrialSettings, n_workers: int, log_dir: str | Path, entry_point: str,
-                 trial_timeout_s: float | None = None, share_weights: bool = True, threads: int | None = None) -> None:
-        super().__init__(entry_point=entry_point, rotate_gpus=False)
+                 trial_timeout_s: float | None = None, share_weights: bool = True, threads: int | None = None,
+                 device: torch.device | None = None) -> None:
+        super().__init__(entry_point=entry_point, rotate_gpus=False)  # the pool pins each worker to its GPU itself
+        self.device = device if device is not None else torch.device("cpu")
+        self.gpus = gpu_assignment(n_workers, worker_gpus(self.device))
         self.settings, self.n_workers, self.trial_timeout_s = settings, n_workers, trial_timeout_s
         self.log_dir = Path(log_dir)
         self.threads = threads or threads_per_worker(n_workers)
@@ -125,11 +134,16 @@ class PoolBackend(LocalBackend):
     def _spawn(self, index: int, startup_failures: int = 0) -> _Worker:
         """Start ``python -m syne_prune.search.backends.pool.worker`` (a fresh interpreter: no fork of a process with torch
         threads, and unlike multiprocessing's spawn it never re-imports the caller's main script)."""
-        env = dict(os.environ, **{AUTHKEY_ENV: bytes(current_process().authkey).hex(), "OMP_NUM_THREADS": str(self.threads)})
+        env = dict(os.environ, **{AUTHKEY_ENV: bytes(current_process().authkey).hex()}, **self.environment_of(index))
         with open(self.log_dir / f"worker-{index}.log", "ab") as log:
             process = subprocess.Popen([sys.executable, "-m", "syne_prune.search.backends.pool.worker", self._listener.address],
                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
         return _Worker(index=index, process=process, started=time.time(), startup_failures=startup_failures)
+
+    def environment_of(self, index: int) -> dict[str, str]:
+        """What worker ``index`` gets on top of this process's environment: its threads (``OMP_NUM_THREADS``) and its
+        device (``devices.worker_environment``: on GPUs, ``CUDA_VISIBLE_DEVICES`` = its one GPU)."""
+        return {"OMP_NUM_THREADS": str(self.threads), **worker_environment(self.gpus[index], self.device)}
 
     def _accept_workers(self) -> None:
         """Runs in a thread: pair each connecting worker with its process and send it what it needs (the
@@ -189,7 +203,7 @@ class PoolBackend(LocalBackend):
         kind = message[0]
         if kind == "ready":
             worker.ready = True
-            worker.info = {"worker": worker.index, **message[1], "startup_s": time.time() - worker.started}
+            worker.info = {"worker": worker.index, "gpu": self.gpus[worker.index], **message[1], "startup_s": time.time() - worker.started}
             if all(w.ready for w in self.workers):
                 self._write_workers_file()
         elif kind == "startup_failed":
@@ -292,7 +306,8 @@ class PoolBackend(LocalBackend):
         self._pending = deque((t, c) for t, c in self._pending if t != trial_id)
 
     def __str__(self) -> str:
-        return f"pool of {self.n_workers} workers ({self.threads} threads each)"
+        gpus = sorted({gpu for gpu in self.gpus if gpu is not None})
+        return f"pool of {self.n_workers} workers ({self.threads} threads each{', on GPUs ' + ','.join(gpus) if gpus else ''})"
 
 
 def _describe_exit(code: int | None) -> str:
