@@ -1,5 +1,6 @@
 """A data file of the user's task changed after the task was recorded: every command that reads the recorded task
-again (train-supernet --resume, search and search --resume on the super-network, export --recover-epochs, recover)
+again (train-supernet --resume, search and search --resume on the super-network, export --recover-epochs, recover,
+blackbox record)
 stops with one line naming the file and both sha256 prefixes, exit code 2, and writes nothing."""
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ def test_search_export_and_recover_refuse_a_changed_file(trained, changed, capsy
                       str(tmp_path / "ex")], train, digests)
     _refused(capsys, ["recover", "--model", str(root / "ex"), "--teacher", str(root / "sn"), "--epochs", "1", "--output",
                       str(tmp_path / "rec")], train, digests)
+    _refused(capsys, ["blackbox", "record", "--supernet", str(root / "sn"), "--samples", "2", "--output", str(tmp_path / "bb")], train, digests)
     assert _files(root) == before and list(tmp_path.iterdir()) == []
 
 
