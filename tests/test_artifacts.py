@@ -151,6 +151,7 @@ OWN_JSON = {
     "search/outputs.py": "a JSON round-trip that makes the settings comparable",
     "search/results.py": "each part's wall-clock record",
     "training.py": "a resume directory's settings.json",
+    "search/protocol.py": "a task specification travelling to a trial as one command-line word",
     "baselines/run.py": "a JSON round-trip of a baseline's record",
     "cli/sagemaker_job.py": "the argument list a SageMaker job receives",
     "cli/export.py": "--config, inline JSON or a JSON file",
