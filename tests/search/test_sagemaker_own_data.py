@@ -120,3 +120,28 @@ def test_a_sagemaker_search_on_own_data_gives_the_trials_of_a_pool_search(sagema
     pd.testing.assert_frame_equal(a[columns], b[columns])
     assert remote["hypervolume"] == pytest.approx(pool["hypervolume"])
     assert data.is_dir()
+
+
+@pytest.mark.slow
+def test_a_standard_search_on_sagemaker_sends_the_resolved_task_and_its_files(aws, tiny_model_dirs, own_supernet, tmp_path):
+    from syne_prune.aws import unpack_hyperparameters
+    from syne_prune.search.finetune import FineTuneSettings
+    from syne_prune.search.protocol import task_of_word
+
+    recorded = json.loads((own_supernet / "supernet.json").read_text())["task"]
+    spec = TaskSpec(train_file=recorded["train_file"], validation_file=recorded["validation_file"], test_file=recorded["test_file"])
+    config = SearchConfig(output=str(tmp_path / "nas"), trial_kind="standard", backend="sagemaker", backend_settings=sagemaker_settings(),
+                          trial_settings=FineTuneSettings(model=str(tiny_model_dirs["bert"]), task=spec, epochs=1), max_trials=2)
+    config.check()
+    prepared = config.kind.prepare(config)
+    backend = get_backend("sagemaker")(prepared, tmp_path / "nas", None)
+    backend.prepare()
+    trials = backend.trial_backend
+    trials.set_path(tuner_name="part-0")
+    trials.start_trial({**prepared.constants, "num_layers": 1, "num_heads": 2, "num_units": 8})
+    hps = unpack_hyperparameters({k: json.loads(v) for k, v in trials.created[-1]["HyperParameters"].items()})
+    task = task_of_word(hps["task"])
+    assert task == json.loads(json.dumps(prepared.task)) and task["sha256"] == recorded["sha256"] and task["labels"] == recorded["labels"]
+    assert hps["task_files"] == "sm-channel:task" and hps["syne_prune_entry"] == "finetune"
+    channels = {c["ChannelName"] for c in trials.created[-1]["InputDataConfig"]}
+    assert channels == {"model", "task"} and trials.channel_uris["task"].startswith(f"s3://{BUCKET}/searches/content/task-")
