@@ -12,6 +12,18 @@ Per task and seed:
    ``teacher`` (+ the fine-tuned reference as a fixed teacher), ``recovery`` (the ``teacher`` row's chosen
    sub-networks, each fine-tuned ``--recover-epochs`` with distillation from the reference).
 
+   The levers, each one row beside the one it changes, so that its share is the difference (``--rows`` picks them;
+   the default rows are the four above):
+
+   - ``teacher-single`` / ``teacher-grid``: ``--teacher auto`` as the product runs it, fine-tuning its own teacher once
+     at ``--lr`` without warm-up (``teacher_learning_rates=None``) / on the grid ``--teacher-learning-rates`` with
+     ``--teacher-warmup-ratio`` warm-up, the best on validation kept; the teacher's validation and test scores and
+     the grid are recorded (``teacher``), its cost is in ``supernet_s``;
+   - ``layer``: the ``teacher`` row with layer-wise distillation (``--layer-distillation-weight``);
+   - ``recovery-auto``: the ``teacher`` row's choices recovered with ``epochs="auto"`` (``--recover-patience``,
+     ``--recover-max-epochs``; epochs run and stop reason recorded per budget);
+   - ``recovery-layer``: the ``teacher`` row's choices recovered ``--recover-epochs`` with layer-wise distillation.
+
 "kept" is the share of the reference's gain over the best constant answer of the test split
 (``evaluation.constant_answer``) that the sub-network keeps: (m - m_const) / (m_ref - m_const). For MRPC, whose F1
 is 0.812 for "paraphrase" everywhere on the GLUE dev split, that is (F1 - 0.812) / (F1_ref - 0.812); for RTE the
@@ -28,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +51,44 @@ import transformers
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoConfig
 
+from syne_prune.artifacts import ExportDir
 from syne_prune.data import encode, eval_batches, get_task, load_task
 from syne_prune.evaluation import constant_answer, predict
 from syne_prune.models import auto_class_of, get_family, load_tokenizer
 from syne_prune.objectives import subnet_size
+from syne_prune.recovery import RecoverySettings
 from syne_prune.search import SearchConfig, WeightSharingSettings, export_from_search, run_search
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet import TrainingConfig, load_supernet, train_supernet
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-ROWS = {  # row -> (super-network settings, recover the chosen sub-networks?)
-    "full": ({"strategy": "full", "importance": "none", "teacher": None}, False),
-    "importance": ({"strategy": "full", "importance": "fisher", "teacher": None}, False),
-    "teacher": ({"strategy": "full", "importance": "fisher", "teacher": "reference"}, False),
-    "recovery": ({"strategy": "full", "importance": "fisher", "teacher": "reference"}, True),
+REFERENCE = "reference"  # a row's teacher: the best reference fine-tune
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row: its super-network's ``TrainingConfig`` settings (``teacher=REFERENCE``: the best reference, from whose
+    weights the super-network then starts, as ``--teacher auto`` does), the row whose super-network and search it reuses
+    (None: its own), and the ``recover`` settings its chosen sub-networks are recovered with (None: not recovered)."""
+
+    supernet: dict[str, Any]
+    search_of: str | None = None
+    recovery: dict[str, Any] | None = None
+
+
+TEACHER = {"strategy": "full", "importance": "fisher", "teacher": REFERENCE}
+ROWS = {
+    "full": Row({"strategy": "full", "importance": "none", "teacher": None}),
+    "importance": Row({"strategy": "full", "importance": "fisher", "teacher": None}),
+    "teacher": Row(TEACHER),
+    "recovery": Row(TEACHER, search_of="teacher", recovery={}),
+    "teacher-single": Row({"strategy": "full", "importance": "fisher", "teacher": "auto", "teacher_learning_rates": None}),
+    "teacher-grid": Row({"strategy": "full", "importance": "fisher", "teacher": "auto"}),
+    "layer": Row({**TEACHER, "layer_distillation": "hidden"}),
+    "recovery-auto": Row(TEACHER, search_of="teacher", recovery={"epochs": "auto"}),
+    "recovery-layer": Row(TEACHER, search_of="teacher", recovery={"layer_distillation": "hidden"}),
 }
+DEFAULT_ROWS = ["full", "importance", "teacher", "recovery"]
 
 
 def test_scores(model_dir: Path, task_name: str, args, seed: int) -> dict[str, float]:
@@ -73,9 +109,9 @@ def test_scores(model_dir: Path, task_name: str, args, seed: int) -> dict[str, f
     return scores
 
 
-def train(args, task: str, seed: int, output: Path, model: str = MODEL, **settings) -> dict[str, Any]:
+def train(args, task: str, seed: int, output: Path, model: str | None = None, **settings) -> dict[str, Any]:
     config = TrainingConfig(
-        model=model, task=task, output=str(output), data_dir=args.data_dir, search_space=args.search_space,
+        model=model or args.model, task=task, output=str(output), data_dir=args.data_dir, search_space=args.search_space,
         epochs=args.epochs, warmup_ratio=args.warmup_ratio, batch_size=args.batch_size, max_length=args.max_length, seed=seed,
         validation_fraction=args.validation_fraction, max_train_examples=args.max_train_examples,
         max_eval_examples=args.max_eval_examples, **settings)
@@ -116,15 +152,43 @@ def kept(task: str, scores: dict[str, float], ref: dict[str, float]) -> float:
     return (scores[metric] - ref["constant"]) / gain if gain > 0 else float("nan")
 
 
+def supernet_settings(args, row: Row, ref: dict[str, Any]) -> dict[str, Any]:
+    """The row's TrainingConfig settings with the reference's directory and the levers' options filled in."""
+    settings = dict(row.supernet)
+    if settings["teacher"] == REFERENCE:
+        settings["teacher"] = str(ref["dir"])
+    if settings["teacher"] == "auto" and "teacher_learning_rates" not in settings:
+        settings |= {"teacher_learning_rates": tuple(args.teacher_learning_rates), "teacher_warmup_ratio": args.teacher_warmup_ratio}
+    if settings.get("layer_distillation", "none") != "none":
+        settings["layer_distillation_weight"] = args.layer_distillation_weight
+    return settings
+
+
+def recover_chosen(args, task: str, seed: int, row: str, model_dir: Path, ref: dict[str, Any], workdir: Path, budget: float) -> tuple[Path, dict]:
+    """Recover an exported choice of the row (``ROWS[row].recovery`` over the defaults of the options); returns the
+    recovered export and what its recovery recorded (epochs run, stop reason, kept epoch, seconds)."""
+    from syne_prune.recovery import recover
+
+    recovered = workdir / (f"recovered-{budget:g}" if row == "recovery" else f"recovered-{row}-{budget:g}")
+    settings = {"epochs": args.recover_epochs, "patience": args.recover_patience, "max_epochs": args.recover_max_epochs,
+                "layer_distillation_weight": args.layer_distillation_weight, **ROWS[row].recovery}
+    if not (recovered / "syne_prune.json").is_file():
+        recover(str(model_dir), str(ref["dir"]), output=str(recovered), data_dir=args.data_dir, lr=args.recover_lr, seed=seed,
+                max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples, overwrite=True,
+                progress=not args.quiet, **settings)
+    record = ExportDir(recovered).read()["recovery"]
+    return recovered, {name: record.get(name) for name in ("epochs_run", "stop_reason", "kept_epoch", "train_time_s")}
+
+
 def run_row(args, task: str, seed: int, row: str, ref: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    settings, recover_chosen = ROWS[row]
-    settings = dict(settings, teacher=str(ref["dir"]) if settings["teacher"] == "reference" else None)
+    settings = supernet_settings(args, ROWS[row], ref)
     # with the reference as teacher the super-network also starts from its weights, as `--teacher auto` does
-    start = settings["teacher"] or MODEL
-    supernet_row = "teacher" if row == "recovery" else row  # recovery reuses the teacher row's search
+    start = settings["teacher"] if settings["teacher"] not in (None, "auto") else args.model
+    supernet_row = ROWS[row].search_of or row
     supernet_dir, search_dir = workdir / f"supernet-{supernet_row}", workdir / f"search-{supernet_row}"
     stages: dict[str, float] = {}
-    stages["supernet_s"] = train(args, task, seed, supernet_dir, model=start, lr=args.lr, **settings)["stage_s"]
+    trained = train(args, task, seed, supernet_dir, model=start, lr=args.lr, **settings)
+    stages["supernet_s"] = trained["stage_s"]
     started = time.perf_counter()
     search = SearchConfig(trial_settings=WeightSharingSettings(str(supernet_dir)), output=str(search_dir), scheduler=args.scheduler, n_workers=args.n_workers,
                           max_trials=args.max_trials, seed=seed, data_dir=args.data_dir,
@@ -135,7 +199,7 @@ def run_row(args, task: str, seed: int, row: str, ref: dict[str, Any], workdir: 
     trials = trials[trials["status"] == "completed"].reset_index(drop=True)
     trials["prunable"] = prunable_ratios(supernet_dir, trials, args.search_space)
     result = {"task": task, "seed": seed, "row": row, "reference": {k: v for k, v in ref.items() if k != "dir"} | {"dir": str(ref["dir"])},
-              "hypervolume": summary["hypervolume"], "trials": len(trials), "budgets": [], "stages_s": stages}
+              "teacher": trained.get("teacher"), "hypervolume": summary["hypervolume"], "trials": len(trials), "budgets": [], "stages_s": stages}
     for budget in args.budgets:
         eligible = trials[trials["prunable"] <= budget + 1e-9]
         if eligible.empty:
@@ -145,21 +209,15 @@ def run_row(args, task: str, seed: int, row: str, ref: dict[str, Any], workdir: 
         model_dir = workdir / f"export-{supernet_row}-{budget:g}"
         if not (model_dir / "syne_prune.json").is_file():
             export_from_search(search_dir, model_dir, trial_id=int(chosen["trial_id"]), overwrite=True)
-        if recover_chosen:
-            from syne_prune.recovery import recover
-
-            recovered = workdir / f"recovered-{budget:g}"
+        recovery = None
+        if ROWS[row].recovery is not None:
             started = time.perf_counter()
-            if not (recovered / "syne_prune.json").is_file():
-                recover(str(model_dir), str(ref["dir"]), epochs=args.recover_epochs, output=str(recovered), data_dir=args.data_dir,
-                        lr=args.recover_lr, seed=seed, max_train_examples=args.max_train_examples,
-                        max_eval_examples=args.max_eval_examples, overwrite=True, progress=not args.quiet)
+            model_dir, recovery = recover_chosen(args, task, seed, row, model_dir, ref, workdir, budget)
             stages[f"recover_{budget:g}_s"] = time.perf_counter() - started
-            model_dir = recovered
         scores = test_scores(model_dir, task, args, seed)
         result["budgets"].append({"budget": budget, "trial_id": int(chosen["trial_id"]), "prunable": float(chosen["prunable"]),
                                   "params": float(chosen["params"]), "validation_error": float(chosen["error"]),
-                                  "test": scores, "kept": kept(task, scores, ref["scores"])})
+                                  "test": scores, "kept": kept(task, scores, ref["scores"]), "recovery": recovery})
     return result
 
 
@@ -203,11 +261,12 @@ def report(output: Path) -> pd.DataFrame:
     return table
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="GLUE TSV files (TASK/train.tsv, TASK/dev.tsv); default: the Hugging Face hub")
+    parser.add_argument("--model", default=MODEL, help="the model every row starts from")
     parser.add_argument("--tasks", nargs="+", default=["mrpc", "stsb"])
-    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--rows", nargs="+", default=DEFAULT_ROWS, choices=list(ROWS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--search-space", default="small")
     parser.add_argument("--epochs", type=int, default=3)
@@ -226,11 +285,19 @@ def main() -> None:
     parser.add_argument("--budgets", nargs="+", type=float, default=[0.75, 0.5, 0.33])
     parser.add_argument("--recover-epochs", type=int, default=2)
     parser.add_argument("--recover-lr", type=float, default=5e-5)
+    parser.add_argument("--recover-patience", type=int, default=RecoverySettings.patience, help="recovery-auto: patience")
+    parser.add_argument("--recover-max-epochs", type=int, default=RecoverySettings.max_epochs, help="recovery-auto: the most epochs")
+    parser.add_argument("--teacher-learning-rates", nargs="+", type=float, default=list(TrainingConfig.teacher_learning_rates),
+                        help="teacher-grid: the teacher's learning-rate grid")
+    parser.add_argument("--teacher-warmup-ratio", type=float, default=TrainingConfig.teacher_warmup_ratio, help="teacher-grid: its warm-up")
+    parser.add_argument("--layer-distillation-weight", type=float, default=TrainingConfig.layer_distillation_weight,
+                        help="layer, recovery-layer: the layer-wise term's weight")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--workdir", type=Path, default=Path("runs/quality"))
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/quality"))
     parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     if args.quiet:
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()

@@ -94,7 +94,8 @@ class SupernetDir:
     ``supernet.json``, written last (a directory without it is incomplete).
 
     ``supernet.json`` keys: ``format_version``, ``model``, ``initialised_from``, ``model_type``, ``task``,
-    ``metric``, ``search_space``, ``strategy``, ``teacher`` (``{"path", ...}`` or null), ``seed``,
+    ``metric``, ``search_space``, ``strategy``, ``teacher`` (``{"source", "path", "validation", "test"}``, with
+    ``fine_tune`` when ``--teacher auto`` chose it from a grid of learning rates; or null), ``seed``,
     ``hyperparameters`` (the training settings), ``num_train_examples`` / ``num_validation_examples`` /
     ``num_test_examples``, ``history``, ``train_time_s``, ``metrics`` (largest and smallest sub-network, validation
     and test), ``constant_answer``, ``importance`` (the ordering of heads and neurons, or null), ``versions``, and
@@ -285,7 +286,8 @@ class ExportDir:
     ``kept_layers``, ``params``, ``encoder_params``, ``params_ratio``, ``encoder_params_ratio``,
     ``macs_per_sequence_128``, ``macs_ratio``, ``versions``, ``search_space`` and ``config`` (the sub-network), and
     where known ``task`` / ``data`` (the task record), ``supernet``, ``trial_id``, ``search_dir``,
-    ``search_metrics``, ``baseline`` and ``recovery``.
+    ``search_metrics``, ``baseline`` and ``recovery`` (``syne_prune.recovery``: settings, history, ``epochs_run``,
+    ``stop_reason``, ``before`` / ``after`` / ``last``, ``kept_epoch``).
     """
 
     def __init__(self, path: str | Path) -> None:

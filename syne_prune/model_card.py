@@ -198,7 +198,9 @@ def commands(record: dict[str, Any], output: Path) -> list[str]:
                            f"--max-{kind.replace('_', '-')}", str(ratio), "--finetune-epochs", str(baseline["finetune_epochs"]),
                            "--output", str(exported.parent)))
     elif recovery and not recovery.get("source_export"):  # export --recover-epochs
-        lines.append(_line("export", *export, "--recover-epochs", str(recovery["settings"]["epochs"]), "--teacher", recovery["teacher"],
+        auto = [part for name in ("patience", "max_epochs") for part in (f"--recover-{name.replace('_', '-')}", str(recovery["settings"][name]))
+                if recovery["settings"]["epochs"] == "auto"]
+        lines.append(_line("export", *export, "--recover-epochs", str(recovery["settings"]["epochs"]), *auto, "--teacher", recovery["teacher"],
                            "--output", str(output)))
     else:
         lines.append(_line("export", *export, "--output", str(exported)))

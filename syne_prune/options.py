@@ -61,7 +61,7 @@ def add_option(parser: Any, source: type | Callable[..., Any], name: str, help: 
     if base == "bool":
         kwargs.setdefault("action", "store_true")
     else:
-        kwargs.setdefault("default", ",".join(default) if isinstance(default, tuple) else default)
+        kwargs.setdefault("default", ",".join(map(str, default)) if isinstance(default, tuple) else default)
         if _TYPES.get(base) not in (None, str):
             kwargs.setdefault("type", _TYPES[base])
     return parser.add_argument(flag or f"--{name.replace('_', '-')}", help=COMMON_HELP[name] if help is None else help, **kwargs)

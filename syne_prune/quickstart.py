@@ -48,12 +48,13 @@ def quickstart(config: QuickstartConfig, overwrite: bool = False, progress: bool
     if isinstance(config.task, str) and config.task != "synthetic_sentiment" and config.data_dir is None:
         raise SynePruneError(f"--task {config.task} needs --data-dir with GLUE files offline (or the Hugging Face hub)")
 
+    # one fine-tune of the teacher, at the super-network's lr (teacher_learning_rates=None), not train-supernet's grid
     print(f"[1/4] fine-tuning {config.model} on {task_name(config.task)} (the teacher), then training a super-network from it ...", flush=True)
     supernet = train_supernet(
         TrainingConfig(model=config.model, task=config.task, output=str(root / "supernet"), data_dir=config.data_dir,
                        search_space="small", strategy="full", epochs=config.epochs, lr=1e-4, batch_size=32, num_random_subnets=2,
                        max_length=64, max_train_examples=config.max_train_examples, teacher=AUTO_TEACHER, importance="fisher",
-                       seed=config.seed),  # full validation and test splits: the same ones the search and recovery score
+                       teacher_learning_rates=None, seed=config.seed),  # full validation and test splits: the same ones the search and recovery score
         overwrite=overwrite, progress=progress,
     )
     print(f"[2/4] searching {config.max_trials} sub-networks with {config.scheduler} ...", flush=True)

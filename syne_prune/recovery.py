@@ -19,6 +19,14 @@ the last epoch's. Measured on MRPC (BENCHMARKS.md, recovery of the 100-trial cho
 every choice at <= 33% of the prunable parameters but lowered the validation and test F1 of the best choices on two
 of three seeds, so recovery that may only train can lose what the search found. ``after`` scores the written weights;
 ``kept_epoch`` says which they are and ``last`` scores the last epoch's.
+
+How long it trains (``epochs``): a number of epochs, or ``auto``: epochs until the validation error has not improved
+(strictly) for ``patience`` epochs in a row, at most ``max_epochs`` (the learning rate's linear decay spans
+``max_epochs``), as early stopping does. ``epochs_run`` records how many ran and ``stop_reason`` why training ended:
+``epochs`` (the number asked for), ``patience`` or ``max_epochs``.
+
+``layer_distillation="hidden"`` adds the layer-wise term of ``supernet.LayerDistillation`` (each of the export's
+layers' hidden states matched to the teacher's, uniform layer mapping) with weight ``layer_distillation_weight``.
 """
 from __future__ import annotations
 
@@ -37,20 +45,22 @@ from syne_prune.export import save_export
 from syne_prune.files import atomic_write
 from syne_prune.model_card import check_replaceable
 from syne_prune.models import FAMILIES, Family, auto_class_of, check_model_files, check_model_settings, load_tokenizer
-from syne_prune.supernet import distillation_loss
+from syne_prune.supernet import LAYER_DISTILLATION, LayerDistillation, distillation_loss
 from syne_prune.training import RESUME_DIR, LoopSettings, TrainingLoop, prepare_output, seed_everything, write_settings
 from syne_prune.versions import software_versions
 
 KEEP_POLICIES = ("best", "last")  # which weights recovery writes; see the module docstring
+AUTO_EPOCHS = "auto"  # epochs="auto": train until validation stops improving (see the module docstring)
 DEFAULT_DATA = {"data_dir": None, "validation_fraction": 0.3, "seed": 0, "max_length": 128}  # train-supernet's defaults
 
 
 @dataclass(frozen=True)
 class RecoverySettings:
-    """How recovery trains. ``seed``: order of the training batches (the split's seed is the recorded one);
+    """How recovery trains. ``epochs``: a positive number or ``"auto"`` (``patience``, ``max_epochs``; module
+    docstring); ``seed``: order of the training batches (the split's seed is the recorded one);
     ``task``, ``data_dir``, ``max_length``: None = as the export records."""
 
-    epochs: int
+    epochs: int | str
     lr: float = 5e-5  # as in benchmarks/quality.py's recovery row (BENCHMARKS.md, quality)
     batch_size: int = 32
     temperature: float = 1.0
@@ -63,10 +73,21 @@ class RecoverySettings:
     max_eval_examples: int | None = None
     eval_batch_size: int = EVAL_BATCH_SIZE
     keep: str = "best"
+    patience: int = 2  # with epochs="auto": epochs without a better validation error before training stops
+    max_epochs: int = 10  # with epochs="auto": the most epochs it trains
+    layer_distillation: str = "none"  # "hidden": also match each layer's hidden states to the teacher's
+    layer_distillation_weight: float = 1.0
+
+    @property
+    def epochs_to_train(self) -> int:
+        """The epochs the training loop is set up for: ``epochs``, or ``max_epochs`` with ``auto``."""
+        return self.max_epochs if self.epochs == AUTO_EPOCHS else self.epochs
 
     def check(self) -> None:
         """Every foreseeable mistake as a one-line SynePruneError."""
-        for name in ("epochs", "batch_size", "eval_batch_size", "max_length", "max_train_examples", "max_eval_examples"):
+        if self.epochs != AUTO_EPOCHS and (not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs <= 0):
+            raise SynePruneError(f"--epochs must be a positive integer or 'auto', got {self.epochs}")
+        for name in ("patience", "max_epochs", "batch_size", "eval_batch_size", "max_length", "max_train_examples", "max_eval_examples"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
                 raise SynePruneError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
@@ -79,6 +100,24 @@ class RecoverySettings:
             get_task(self.task)
         if self.keep not in KEEP_POLICIES:
             raise SynePruneError(f"--keep must be one of {', '.join(KEEP_POLICIES)}, got '{self.keep}'")
+        if self.layer_distillation not in LAYER_DISTILLATION:
+            raise SynePruneError(f"--layer-distillation must be one of {', '.join(LAYER_DISTILLATION)}, got '{self.layer_distillation}'")
+        if not self.layer_distillation_weight >= 0:
+            raise SynePruneError(f"--layer-distillation-weight must be >= 0, got {self.layer_distillation_weight}")
+
+    def stop_reason(self, errors: list[float]) -> str | None:
+        """Why training stops after the epochs whose validation errors are ``errors`` (index 0: the export as it
+        came, then one per epoch), or None to train on: ``epochs``, ``patience`` or ``max_epochs``."""
+        done = len(errors) - 1
+        if self.epochs != AUTO_EPOCHS:
+            return "epochs" if done >= self.epochs else None
+        best = 0
+        for epoch, error in enumerate(errors):
+            if error < errors[best]:  # strictly lower, as BestOnValidation keeps
+                best = epoch
+        if done - best >= self.patience:
+            return "patience"
+        return "max_epochs" if done >= self.max_epochs else None
 
 
 @dataclass
@@ -129,33 +168,46 @@ class BestOnValidation:
 
 class DistillationStep:
     """One recovery step, ``(student, batch, step) -> loss``: the teacher's logits (no gradient), then
-    ``distillation_loss(student_logits, teacher_logits, labels, temperature, is_regression)`` and its backward
-    pass. Logits: batch x labels (batch x choices for multiple choice); regression squeezes them to batch."""
+    ``distillation_loss(student_logits, teacher_logits, labels, temperature, is_regression)`` (plus, with
+    ``layer_distillation``, its layer-wise hidden-state term) and its backward pass. Logits: batch x labels
+    (batch x choices for multiple choice); regression squeezes them to batch."""
 
-    def __init__(self, teacher: PreTrainedModel, temperature: float, is_regression: bool) -> None:
+    def __init__(self, teacher: PreTrainedModel, temperature: float, is_regression: bool,
+                 layer_distillation: LayerDistillation | None = None) -> None:
         self.teacher, self.temperature, self.is_regression = teacher.eval(), temperature, is_regression
+        self.layer_distillation = layer_distillation
 
     def __call__(self, model: PreTrainedModel, batch: dict[str, torch.Tensor], step: int) -> float:
         inputs = {k: v for k, v in batch.items() if k != "labels"}
-        with torch.no_grad():
-            teacher_logits = self.teacher(**inputs).logits
-        logits = model(**inputs).logits
+        if self.layer_distillation is not None:
+            teacher_logits = self.layer_distillation(inputs)
+        else:
+            with torch.no_grad():
+                teacher_logits = self.teacher(**inputs).logits
+        output = model(**inputs, output_hidden_states=self.layer_distillation is not None)
+        logits = output.logits
         if self.is_regression:
             logits, teacher_logits = logits.squeeze(-1), teacher_logits.squeeze(-1)
         loss = distillation_loss(logits, teacher_logits, batch["labels"], self.temperature, self.is_regression)
+        if self.layer_distillation is not None:
+            loss = loss + self.layer_distillation.loss(output.hidden_states, None, batch)
         loss.backward()
         return loss.item()
 
 
-def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output: str | Path, *, lr: float = RecoverySettings.lr,
+def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int | str, output: str | Path, *, lr: float = RecoverySettings.lr,
             batch_size: int = 32, temperature: float = 1.0, warmup_ratio: float = 0.0, seed: int = 0, task: str | None = None,
             data_dir: str | None = None, max_length: int | None = None, max_train_examples: int | None = None,
-            max_eval_examples: int | None = None, eval_batch_size: int = EVAL_BATCH_SIZE, keep: str = "best", onnx: bool = False,
-            resume: bool = False, overwrite: bool = False, progress: bool = True, record_source: bool = True) -> Recovery:
-    """Fine-tune the export ``model_dir`` for ``epochs`` epochs with distillation from ``teacher_dir`` and write
+            max_eval_examples: int | None = None, eval_batch_size: int = EVAL_BATCH_SIZE, keep: str = "best",
+            patience: int = RecoverySettings.patience, max_epochs: int = RecoverySettings.max_epochs,
+            layer_distillation: str = "none", layer_distillation_weight: float = RecoverySettings.layer_distillation_weight,
+            onnx: bool = False, resume: bool = False, overwrite: bool = False, progress: bool = True, record_source: bool = True) -> Recovery:
+    """Fine-tune the export ``model_dir`` for ``epochs`` epochs (a number, or ``"auto"``: until the validation error
+    has not improved for ``patience`` epochs, at most ``max_epochs``) with distillation from ``teacher_dir`` and write
     the result as a new export to ``output``; returns the recovered model, its ``syne_prune.json`` record and ``output``.
-    ``keep``: ``best`` writes the weights with the lowest validation error of epochs 0 (the export as it came) to
-    ``epochs``, ``last`` the last epoch's (module docstring).
+    ``keep``: ``best`` writes the weights with the lowest validation error of epoch 0 (the export as it came) and
+    every epoch trained, ``last`` the last epoch's (module docstring). ``layer_distillation="hidden"`` adds the
+    layer-wise term with ``layer_distillation_weight``.
 
     Raises SynePruneError (before ``output`` is touched) when ``model_dir`` is not a syne-prune export, the teacher
     is of another family, vocabulary, task or label count, a setting is out of range, ``output`` exists without
@@ -164,7 +216,8 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
     ``record_source=False``: record no ``source_export`` path (``export --recover-epochs`` recovers a temporary export).
     """
     settings = RecoverySettings(epochs, lr, batch_size, temperature, warmup_ratio, seed, task, data_dir, max_length,
-                                max_train_examples, max_eval_examples, eval_batch_size, keep)
+                                max_train_examples, max_eval_examples, eval_batch_size, keep, patience, max_epochs,
+                                layer_distillation, layer_distillation_weight)
     settings.check()
     model_dir, teacher_dir, output = Path(model_dir), Path(teacher_dir), Path(output)
     if overwrite or resume:
@@ -186,47 +239,75 @@ def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output:
     if resume and ExportDir(output).is_export() and not (output / RESUME_DIR).exists():  # already finished
         return Recovery(auto_class_of(AutoConfig.from_pretrained(output)).from_pretrained(output).eval(),
                         ExportDir(output).read(), output)
+    student, results = _train(settings, (model_dir, teacher_dir, output), student_config, tokenizer, task_, split, data, resume,
+                              resume_settings, progress)
+    recovery = {"source_export": str(model_dir.resolve()) if record_source else None, "teacher": str(teacher_dir.resolve()),
+                "settings": asdict(settings), **{f"num_{name}_examples": len(getattr(split, name) or ()) for name in ("train", "validation", "test")},
+                **results}
+    new_record = {**record, "task": task_record(task_), "data": data, "metric": task_.metric_name, "recovery": recovery, "versions": software_versions()}
+    save_export(student.cpu(), output, new_record, tokenizer=tokenizer, onnx=onnx, overwrite=True)  # replaces .resume too
+    return Recovery(student.eval(), new_record, output)
 
-    seed_everything(seed)
+
+def _train(settings: RecoverySettings, paths: tuple[Path, Path, Path], student_config: PretrainedConfig, tokenizer: Any, task: Task,
+           split: Any, data: dict[str, Any], resume: bool, resume_settings: dict[str, Any], progress: bool) -> tuple[PreTrainedModel, dict[str, Any]]:
+    """Train the export (``paths``: export, teacher, output) until ``settings.stop_reason`` says so, keeping the resume
+    state and the best weights in ``output/.resume``; returns the student (the weights to write) and the record's
+    results: ``history``, ``train_time_s``, ``epochs_run``, ``stop_reason``, ``before``, ``after``, ``kept_epoch``, ``last``."""
+    model_dir, teacher_dir, output = paths
+    seed_everything(settings.seed)
     # float32 whatever the checkpoints were saved in (see load_task_model): float16 training diverges to NaN
     student = auto_class_of(student_config).from_pretrained(model_dir, dtype=torch.float32)
     teacher = auto_class_of(AutoConfig.from_pretrained(teacher_dir)).from_pretrained(teacher_dir, dtype=torch.float32).requires_grad_(False)
-    train = encode(split.train, tokenizer, data["max_length"], task_.is_regression)
-    validation, test = (evaluation_batches(part, tokenizer, data["max_length"], task_.is_regression, eval_batch_size)
+    layer = None if settings.layer_distillation == "none" else LayerDistillation(teacher, settings.layer_distillation_weight)
+    train = encode(split.train, tokenizer, data["max_length"], task.is_regression)
+    validation, test = (evaluation_batches(part, tokenizer, data["max_length"], task.is_regression, settings.eval_batch_size)
                         for part in (split.validation, split.test))
-    loop = TrainingLoop(student, train, tokenizer, DistillationStep(teacher, temperature, task_.is_regression),
-                        LoopSettings(epochs, lr, batch_size, seed, warmup_ratio, description="recovery", progress=progress))
+    loop = TrainingLoop(student, train, tokenizer, DistillationStep(teacher, settings.temperature, task.is_regression, layer),
+                        LoopSettings(settings.epochs_to_train, settings.lr, settings.batch_size, settings.seed, settings.warmup_ratio,
+                                     description="recovery", progress=progress))
     teacher.to(loop.device)
-    before = {"validation": evaluate(student, validation, task_), "test": evaluate(student, test, task_)}
+    before = {"validation": evaluate(student, validation, task), "test": evaluate(student, test, task)}
     state_path = output / RESUME_DIR / "state.pt"
     best = BestOnValidation(output / RESUME_DIR)
     if resume and loop.resume(state_path):
         best.restore(loop.extra)
-    elif keep == "best":
+    elif settings.keep == "best":
         best.offer(student, 0, before["validation"])
 
-    def evaluate_and_save(epoch_record: dict[str, Any]) -> None:
-        epoch_record["validation"] = evaluate(student, validation, task_)
-        if keep == "best":
+    def validation_errors() -> list[float]:
+        return [before["validation"]["error"]] + [epoch_record["validation"]["error"] for epoch_record in loop.history]
+
+    def evaluate_and_save(epoch_record: dict[str, Any]) -> bool:
+        epoch_record["validation"] = evaluate(student, validation, task)
+        if settings.keep == "best":
             best.offer(student, loop.epochs_done, epoch_record["validation"])
         write_settings(output, resume_settings)
         loop.save(state_path, **best.state())
         best.forget_others()
+        return settings.stop_reason(validation_errors()) is not None
 
-    loop.run(evaluate_and_save)
+    if settings.stop_reason(validation_errors()) is None:  # a resumed run may have stopped already
+        loop.run(evaluate_and_save)
     validated = [before["validation"]] + [epoch_record["validation"] for epoch_record in loop.history]  # per epoch, 0 = before
-    last = after = {"validation": validated[-1], "test": evaluate(student, test, task_)}
-    kept_epoch = best.epoch if keep == "best" else loop.epochs_done
+    last = after = {"validation": validated[-1], "test": evaluate(student, test, task)}
+    kept_epoch = best.epoch if settings.keep == "best" else loop.epochs_done
     if kept_epoch != loop.epochs_done:
         best.load_into(student)
-        after = {"validation": validated[kept_epoch], "test": evaluate(student, test, task_)}
-    recovery = {"source_export": str(model_dir.resolve()) if record_source else None, "teacher": str(teacher_dir.resolve()),
-                "settings": asdict(settings), **{f"num_{name}_examples": len(getattr(split, name) or ()) for name in ("train", "validation", "test")},
-                "history": loop.history, "train_time_s": sum(h["epoch_time_s"] for h in loop.history), "before": before,
-                "after": after, "kept_epoch": kept_epoch, "last": last}
-    new_record = {**record, "task": task_record(task_), "data": data, "metric": task_.metric_name, "recovery": recovery, "versions": software_versions()}
-    save_export(student.cpu(), output, new_record, tokenizer=tokenizer, onnx=onnx, overwrite=True)  # replaces .resume too
-    return Recovery(student.eval(), new_record, output)
+        after = {"validation": validated[kept_epoch], "test": evaluate(student, test, task)}
+    return student, {"history": loop.history, "train_time_s": sum(h["epoch_time_s"] for h in loop.history),
+                     "epochs_run": loop.epochs_done, "stop_reason": settings.stop_reason(validation_errors()),
+                     "before": before, "after": after, "kept_epoch": kept_epoch, "last": last}
+
+
+def epochs_option(text: str) -> int | str:
+    """``--epochs`` / ``--recover-epochs`` as given on the command line: ``"auto"`` stays, an integer becomes one;
+    anything else is passed on as it is, for ``RecoverySettings.check`` to name."""
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def read_export(model_dir: Path) -> tuple[dict[str, Any], PretrainedConfig]:

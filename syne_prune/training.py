@@ -102,10 +102,11 @@ class TrainingLoop:
         self.history: list[dict[str, Any]] = []
         self.extra: dict[str, Any] = {}
 
-    def run(self, on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    def run(self, on_epoch_end: Callable[[dict[str, Any]], bool | None] | None = None) -> list[dict[str, Any]]:
         """Train from ``epochs_done`` to ``settings.epochs``; after each epoch append its record (``epoch``,
         ``train_loss``: mean loss per step, ``epoch_time_s``) to ``history`` and call ``on_epoch_end(record)``
-        (which may add metrics to the record and save). Returns the history."""
+        (which may add metrics to the record and save; a true return value stops training after this epoch, as early
+        stopping does). Returns the history."""
         settings = self.settings
         for epoch in range(self.epochs_done, settings.epochs):
             self.model.train()
@@ -129,8 +130,8 @@ class TrainingLoop:
             record = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, self.steps_per_epoch), "epoch_time_s": time.time() - epoch_start}
             self.history.append(record)
             self.epochs_done = epoch + 1
-            if on_epoch_end is not None:
-                on_epoch_end(record)
+            if on_epoch_end is not None and on_epoch_end(record):
+                break
         return self.history
 
     def save(self, path: str | Path, **extra: Any) -> None:

@@ -56,6 +56,7 @@ def exports(tmp_path_factory):
     return root, batches, records
 
 
+@pytest.mark.slow
 def test_reload_with_syne_prune_installed_gives_masked_outputs(exports):
     _, batches, records = exports
     for out, head, want, params in records:

@@ -196,6 +196,7 @@ def test_killed_recovery_resumes_and_keeps_the_best_epoch(exported, recovered, t
     assert not resume_dir.exists()
 
 
+@pytest.mark.slow
 def test_export_with_recover_epochs_writes_the_recovered_model(exported, tmp_path, capsys):
     import onnxruntime
 
@@ -261,8 +262,8 @@ def test_bad_recovery_input_is_one_line_exit_2_and_overwrites_nothing(exported, 
     cases = [
         (args(model=tiny_model_dirs["bert"]), "is not a syne-prune export (no syne_prune.json)"),
         (args(model=not_pruned), "is a 'gpt2' model, not a (pruned) bert/roberta/distilbert/xlm-roberta/electra/deberta-v2/modernbert model"),
-        (args(epochs="0"), "--epochs must be a positive integer, got 0"),
-        (args(epochs="-2"), "--epochs must be a positive integer, got -2"),
+        (args(epochs="0"), "--epochs must be a positive integer or 'auto', got 0"),
+        (args(epochs="-2"), "--epochs must be a positive integer or 'auto', got -2"),
         (args(output=taken), "already exists; pass --resume to continue it, --overwrite to replace it"),
         (args(output=export), "--output is the --model directory"),
         (args("--overwrite", output=export), "--output is the --model directory"),
@@ -290,7 +291,7 @@ def test_bad_recovery_input_is_one_line_exit_2_and_overwrites_nothing(exported, 
     assert "--teacher goes with --recover-epochs N" in capsys.readouterr().err
     assert main(["export", "--model", str(supernet), "--search-space", "medium", "--config", CONFIG, "--output",
                  str(tmp_path / "o"), "--recover-epochs", "0"]) == 2
-    assert "--recover-epochs must be a positive integer, got 0" in capsys.readouterr().err
+    assert "--recover-epochs must be a positive integer or 'auto', got 0" in capsys.readouterr().err
     assert main(["export", "--model", str(tiny_model_dirs["bert"]), "--search-space", "medium", "--config", CONFIG, "--output",
                  str(tmp_path / "o"), "--recover-epochs", "1"]) == 2
     assert "is not a super-network (no supernet.json) to distill from; give --teacher" in capsys.readouterr().err

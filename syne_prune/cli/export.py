@@ -16,7 +16,8 @@ from syne_prune.errors import SynePruneError
 from syne_prune.export import export_subnetwork, training_data_record
 from syne_prune.model_card import check_replaceable
 from syne_prune.models import get_family, load_model, load_model_config, load_tokenizer
-from syne_prune.recovery import recover
+from syne_prune.options import add_option
+from syne_prune.recovery import AUTO_EPOCHS, epochs_option, recover
 from syne_prune.search import export_from_search
 from syne_prune.search_spaces import SEARCH_SPACES, get_search_space
 
@@ -41,10 +42,15 @@ def add_commands(commands: Any) -> None:
     export.add_argument("--output", required=True, help="directory to create")
     export.add_argument("--onnx", action="store_true", help="also write model.onnx (opset 18), checked against PyTorch")
     export.add_argument("--overwrite", action="store_true", help="replace an existing --output")
-    export.add_argument("--recover-epochs", type=int,
-                        help="then fine-tune the exported sub-network this many epochs with distillation (see `recover`); "
+    export.add_argument("--recover-epochs", type=epochs_option,
+                        help="then fine-tune the exported sub-network this many epochs with distillation (see `recover`), or "
+                        "'auto': until validation has not improved for --recover-patience epochs (at most --recover-max-epochs); "
                         "--output gets the weights best on validation among the export as it came and every epoch's end "
                         "(recover's --keep best)")
+    add_option(export, recover, "patience", "with --recover-epochs auto: epochs without a better validation error before "
+               "recovery stops", flag="--recover-patience", dest="recover_patience")
+    add_option(export, recover, "max_epochs", "with --recover-epochs auto: the most epochs of recovery", flag="--recover-max-epochs",
+               dest="recover_max_epochs")
     export.add_argument("--teacher", help="with --recover-epochs: the teacher (default: the fixed teacher the super-network was "
                         "trained with, else the super-network itself)")
     export.set_defaults(run=cmd_export)
@@ -74,8 +80,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.unrecovered.", dir=output.parent))
     try:  # the unrecovered export lives only in a temporary directory; --output gets the recovered one
         prefix = _export(args, staging, False, True)
-        record = recover(staging, teacher, args.recover_epochs, output, onnx=args.onnx, overwrite=args.overwrite,
-                         record_source=False).record
+        record = recover(staging, teacher, args.recover_epochs, output, patience=args.recover_patience,
+                         max_epochs=args.recover_max_epochs, onnx=args.onnx, overwrite=args.overwrite, record_source=False).record
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _print_export(output, args.onnx, prefix)
@@ -108,8 +114,8 @@ def recovery_teacher(args: argparse.Namespace) -> str | None:
         if args.teacher:
             raise SynePruneError("--teacher goes with --recover-epochs N; add it or drop --teacher")
         return None
-    if args.recover_epochs <= 0:
-        raise SynePruneError(f"--recover-epochs must be a positive integer, got {args.recover_epochs}")
+    if args.recover_epochs != AUTO_EPOCHS and (not isinstance(args.recover_epochs, int) or args.recover_epochs <= 0):
+        raise SynePruneError(f"--recover-epochs must be a positive integer or 'auto', got {args.recover_epochs}")
     if args.teacher:
         return args.teacher
     if args.search_dir is not None:

@@ -6,7 +6,8 @@ from typing import Any
 
 from syne_prune.data import TASKS
 from syne_prune.options import add_option, api_kwargs
-from syne_prune.recovery import KEEP_POLICIES, recover
+from syne_prune.recovery import KEEP_POLICIES, epochs_option, recover
+from syne_prune.supernet import LAYER_DISTILLATION
 
 
 def add_commands(commands: Any) -> None:
@@ -21,7 +22,9 @@ def add_commands(commands: Any) -> None:
     )
     parser.add_argument("--model", required=True, help="directory written by `syne-prune export` (with a task head)")
     parser.add_argument("--teacher", required=True, help="super-network directory (train-supernet --output) or a fine-tuned model")
-    parser.add_argument("--epochs", type=int, required=True, help="epochs of recovery training")
+    parser.add_argument("--epochs", type=epochs_option, required=True,
+                        help="epochs of recovery training, or 'auto': until validation has not improved for --patience epochs "
+                        "(at most --max-epochs)")
     parser.add_argument("--output", required=True, help="directory of the new export to create")
     add_option(parser, recover, "lr")
     add_option(parser, recover, "warmup_ratio", "share of the steps over which the learning rate warms up")
@@ -36,6 +39,11 @@ def add_commands(commands: Any) -> None:
     add_option(parser, recover, "eval_batch_size")
     add_option(parser, recover, "keep", "which weights to write: 'best' = lowest validation error of the export as it came "
                "(epoch 0) and every epoch's end, 'last' = the last epoch's", choices=list(KEEP_POLICIES))
+    add_option(parser, recover, "patience", "with --epochs auto: epochs without a better validation error before training stops")
+    add_option(parser, recover, "max_epochs", "with --epochs auto: the most epochs trained (the learning rate decays over these)")
+    add_option(parser, recover, "layer_distillation", "'hidden': also match each layer's hidden states to the teacher's (MSE, "
+               "uniform layer mapping)", choices=list(LAYER_DISTILLATION))
+    add_option(parser, recover, "layer_distillation_weight", "weight of the layer-wise term next to the logit distillation")
     add_option(parser, recover, "onnx", "also write model.onnx of the recovered model")
     add_option(parser, recover, "resume")
     add_option(parser, recover, "overwrite")
@@ -56,5 +64,7 @@ def print_recovery(record: dict[str, Any]) -> None:
     kept = "" if kept is None else f" (kept epoch {kept}{', the export as it came: no epoch improved validation' if kept == 0 else ''})"
     test = ("no test data" if before["test"] is None
             else f"test {metric} {before['test'][metric]:.4f} -> {after['test'][metric]:.4f}")
-    print(f"recovered in {len(recovery['history'])} epoch(s) of distillation from {recovery['teacher']}: "
+    stopped = {"patience": f" (--epochs auto: stopped after {recovery['settings'].get('patience')} epoch(s) without a better validation error)",
+               "max_epochs": " (--epochs auto: stopped at the most epochs)"}.get(recovery.get("stop_reason"), "")
+    print(f"recovered in {len(recovery['history'])} epoch(s) of distillation from {recovery['teacher']}{stopped}: "
           f"validation {metric} {before['validation'][metric]:.4f} -> {after['validation'][metric]:.4f}, {test}{kept}")

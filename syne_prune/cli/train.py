@@ -6,9 +6,9 @@ import functools
 from typing import Any
 
 from syne_prune.cli.task_options import add_task_options, task_from_args
-from syne_prune.options import add_option, api_kwargs
+from syne_prune.options import add_option, api_kwargs, comma_list
 from syne_prune.search_spaces import SEARCH_SPACES
-from syne_prune.supernet import IMPORTANCE_CHOICES, STRATEGIES, TrainingConfig, train_supernet
+from syne_prune.supernet import IMPORTANCE_CHOICES, LAYER_DISTILLATION, STRATEGIES, TrainingConfig, train_supernet
 
 
 def add_commands(commands: Any) -> None:
@@ -35,10 +35,19 @@ def add_commands(commands: Any) -> None:
     option("temperature", "distillation temperature (kd, full)")
     option("num_random_subnets", "random sub-networks per step")
     option("teacher", "fixed fine-tuned teacher every sub-network (the largest too) distils from, next to the labels: "
-           "auto = fine-tune the full model first (strategy standard, same data, lr, epochs) into OUTPUT/teacher and "
-           "start the super-network from it (with --strategy standard: none); DIR = a model of the same architecture, "
-           "vocabulary and task head (e.g. a train-supernet --strategy standard checkpoint); none: kd and full distil "
-           "in place from the network being trained", metavar="DIR|auto|none")
+           "auto = fine-tune the full model first (strategy standard, same data and epochs, each of --teacher-learning-rates, "
+           "the best on validation kept) into OUTPUT/teacher and start the super-network from it (with --strategy "
+           "standard: none); DIR = a model of the same architecture, vocabulary and task head (e.g. a train-supernet "
+           "--strategy standard checkpoint); none: kd and full distil in place from the network being trained",
+           metavar="DIR|auto|none")
+    option("teacher_learning_rates", "with --teacher auto: the learning rates the teacher is fine-tuned with, one run each "
+           "into OUTPUT/teacher/lr-LR; the run with the lowest validation error is the teacher; none: one run with --lr "
+           "and --warmup-ratio into OUTPUT/teacher", type=_learning_rates, metavar="LR,LR,...|none")
+    option("teacher_warmup_ratio", "with --teacher auto and a grid: share of each teacher fine-tune's steps over which "
+           "the learning rate warms up")
+    option("layer_distillation", "hidden: every distilled sub-network also matches each kept layer's hidden states to the "
+           "fixed teacher's (MSE, uniform layer mapping; needs --teacher auto or DIR)", choices=list(LAYER_DISTILLATION))
+    option("layer_distillation_weight", "weight of the layer-wise term next to the logit distillation")
     option("seed", "random seed (validation split, sub-network sampling, shuffling)")
     option("validation_fraction")
     option("max_train_examples")
@@ -53,6 +62,16 @@ def add_commands(commands: Any) -> None:
     parser.set_defaults(run=cmd_train_supernet)
 
 
+def _learning_rates(text: str) -> tuple[float, ...] | None:
+    """``--teacher-learning-rates``: ``"3e-5,8e-5"`` -> ``(3e-05, 8e-05)``; ``none`` -> None."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return tuple(float(item) for item in comma_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of learning rates (e.g. 3e-5,8e-5) or none: '{text}'") from None
+
+
 def cmd_train_supernet(args: argparse.Namespace) -> int:
     config = TrainingConfig(**api_kwargs(TrainingConfig, args, task=task_from_args(args)))
     metadata = train_supernet(config, resume=args.resume, overwrite=args.overwrite)
@@ -62,6 +81,11 @@ def cmd_train_supernet(args: argparse.Namespace) -> int:
         test = "no test data" if m["test"] is None else f"test {metric} {m['test'][metric]:.4f}"
         print(f"{name:8s} sub-network: validation {metric} {m['validation'][metric]:.4f}, {test}")
     if metadata.get("teacher"):
-        print(f"teacher ({metadata['teacher']['source']}): validation {metric} {metadata['teacher']['validation'][metric]:.4f}")
+        teacher = metadata["teacher"]
+        test = "no test data" if teacher["test"] is None else f"test {metric} {teacher['test'][metric]:.4f}"
+        grid = teacher.get("fine_tune")
+        chosen = "" if not grid else (f"; fine-tuned at lr {grid['lr']:g}, the best on validation of "
+                                      f"{', '.join(f'{lr:g}' for lr in grid['learning_rates'])} ({grid['train_time_s']:.0f} s)")
+        print(f"teacher ({teacher['source']}): validation {metric} {teacher['validation'][metric]:.4f}, {test}{chosen}")
     print(f"super-network written to {args.output}")
     return 0

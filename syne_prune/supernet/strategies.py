@@ -18,6 +18,9 @@ With a fixed teacher (``teacher=``, a fine-tuned model that is never updated, se
 sub-network every strategy trains, the largest included, learns from ``distillation_loss`` against the
 teacher's logits and the labels; ``kd`` and ``full`` then distil from that teacher, not in place.
 No strategy ever trains a sub-network without the labels.
+
+With ``layer_distillation=`` (``layer_distillation.LayerDistillation``, which is then also the teacher), every
+distilled sub-network adds the layer-wise hidden-state term to its loss.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from transformers import PreTrainedModel
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask
 from syne_prune.search_spaces import SearchSpace
+from syne_prune.supernet.layer_distillation import LayerDistillation
 from syne_prune.surgery import InPlaceMask
 
 
@@ -70,6 +74,7 @@ class Strategy(ABC):
 
     ``teacher``: optional fixed teacher, a callable batch -> logits computed without gradients (e.g.
     ``syne_prune.supernet.teacher.Teacher``); with one, every sub-network learns from its logits plus the labels.
+    ``layer_distillation``: optional layer-wise term, with the fixed teacher inside it (it then replaces ``teacher``).
     """
 
     name: str
@@ -84,6 +89,7 @@ class Strategy(ABC):
         temperature: float = 1.0,
         num_random_subnets: int = 1,
         teacher: Callable[[Mapping[str, torch.Tensor]], torch.Tensor] | None = None,
+        layer_distillation: LayerDistillation | None = None,
     ) -> None:
         self.space = space
         self.masker = masker
@@ -92,7 +98,8 @@ class Strategy(ABC):
         self.total_steps = max(1, total_steps)
         self.temperature = temperature
         self.num_random_subnets = num_random_subnets
-        self.teacher = teacher
+        self.teacher = layer_distillation or teacher
+        self.layer_distillation = layer_distillation
         self.smallest = space.to_mask(space.smallest())
 
     @abstractmethod
@@ -122,12 +129,15 @@ class Strategy(ABC):
     def _distilled_loss(self, model, batch, mask: SubnetMask | None, teacher_logits: torch.Tensor) -> float:
         self.masker.set(mask)
         inputs = {k: v for k, v in batch.items() if k != "labels"}
-        logits = model(**inputs).logits
+        output = model(**inputs, output_hidden_states=self.layer_distillation is not None)
+        logits = output.logits
         if self.is_regression:
             logits, teacher = logits.squeeze(-1), teacher_logits.squeeze(-1)
         else:
             teacher = teacher_logits
         loss = distillation_loss(logits, teacher, batch["labels"], self.temperature, self.is_regression)
+        if self.layer_distillation is not None:
+            loss = loss + self.layer_distillation.loss(output.hidden_states, mask, batch)
         loss.backward()
         self.masker.set(None)
         return loss.item()

@@ -5,13 +5,18 @@ trained. It is loaded once, kept in eval mode and never updated; its logits for 
 without gradients, are the soft targets every sub-network learns from next to the labels (knowledge
 distillation, Hinton et al. 2015; a fixed fine-tuned teacher as in DynaBERT, Hou et al. 2020).
 
-``--teacher auto`` first fine-tunes the full model with the ``standard`` strategy (same data, learning
-rate and epochs) into ``OUTPUT/teacher`` (``TEACHER_DIR``), which ``--resume`` reuses or continues (see
-``train.py``) — unless the model already is a classifier for exactly the task's classes (``is_trained_for``: the
-user's own fine-tuned model), which is then the teacher as it is.
+``--teacher auto`` first fine-tunes the full model with the ``standard`` strategy (same data and epochs), once per
+learning rate of ``--teacher-learning-rates`` with a linear warm-up over ``--teacher-warmup-ratio`` of the steps, into
+``OUTPUT/teacher/lr-<lr>`` (``TEACHER_DIR``, ``grid_directory``), and keeps the fine-tune with the lowest validation
+error (``grid_record``: every run's validation and test metrics and seconds, recorded in ``supernet.json``); with
+``--teacher-learning-rates none`` it fine-tunes once, with the super-network's learning rate and warm-up, into
+``OUTPUT/teacher``. ``--resume`` reuses or continues each fine-tune (see ``train.py``). No fine-tune runs when the model
+already is a classifier for exactly the task's classes (``is_trained_for``: the user's own fine-tuned model), which is
+then the teacher as it is.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +44,7 @@ class Teacher:
         self.model = model.eval().requires_grad_(False)
         self.path = str(path)
         self.source = source or self.path  # what --teacher said: the directory or 'auto'
+        self.fine_tune: dict[str, Any] | None = None  # --teacher auto's grid (grid_record), recorded in supernet.json
 
     def to(self, device: str | torch.device) -> Teacher:
         self.model.to(device)
@@ -48,6 +54,40 @@ class Teacher:
     def __call__(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         self.model.eval()
         return self.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+
+
+def grid_directory(lr: float) -> str:
+    """The directory, inside ``OUTPUT/teacher``, of the teacher fine-tuned at learning rate ``lr``."""
+    return f"lr-{lr:g}"
+
+
+def grid_record(runs: list[tuple[float, Path, dict[str, Any]]], warmup_ratio: float) -> dict[str, Any]:
+    """The record of ``--teacher auto``'s grid from ``runs`` ((lr, directory, its ``supernet.json``), in grid order):
+    ``learning_rates``, ``warmup_ratio``, ``runs`` (per run: ``lr``, ``path``, ``validation`` and ``test`` metrics of
+    the fine-tuned model, ``train_time_s``), ``train_time_s`` (all runs, seconds), and the chosen run's ``lr`` and
+    ``path``: the lowest validation error, the first in grid order among equals; a non-finite error is never chosen
+    over a finite one."""
+    rows = [{"lr": lr, "path": str(directory), "validation": record["metrics"]["largest"]["validation"],
+             "test": record["metrics"]["largest"]["test"], "train_time_s": record["train_time_s"]} for lr, directory, record in runs]
+
+    def error(index: int) -> tuple[float, int]:
+        value = rows[index]["validation"]["error"]
+        return (value if math.isfinite(value) else math.inf, index)
+
+    chosen = rows[min(range(len(rows)), key=error)]
+    return {"learning_rates": [row["lr"] for row in rows], "warmup_ratio": warmup_ratio, "lr": chosen["lr"], "path": chosen["path"],
+            "metric": runs[0][2]["metric"], "runs": rows, "train_time_s": sum(row["train_time_s"] for row in rows)}
+
+
+def print_grid(grid: dict[str, Any]) -> None:
+    """One line per fine-tune of the grid (validation and test metric, seconds) and the one chosen."""
+    metric = grid["metric"]
+    for row in grid["runs"]:
+        test = "no test data" if row["test"] is None else f"test {metric} {row['test'][metric]:.4f}"
+        print(f"teacher at lr {row['lr']:g} (warm-up {grid['warmup_ratio']:.0%}): validation {metric} {row['validation'][metric]:.4f}, "
+              f"{test}, {row['train_time_s']:.0f} s", flush=True)
+    print(f"teacher: lr {grid['lr']:g}, the best on validation; the grid's {len(grid['runs'])} fine-tunes took {grid['train_time_s']:.0f} s",
+          flush=True)
 
 
 def task_kind(task: Task) -> str:

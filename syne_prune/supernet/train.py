@@ -35,8 +35,9 @@ from syne_prune.importance import IMPORTANCE_METHODS, ORDERED_ATTRIBUTE, order_b
 from syne_prune.models import check_model_files, check_model_settings, get_family, load_model_config, load_task_model, load_tokenizer, resolve_model
 from syne_prune.numerics import require_finite_weights
 from syne_prune.search_spaces import get_search_space
+from syne_prune.supernet.layer_distillation import LAYER_DISTILLATION, LayerDistillation
 from syne_prune.supernet.strategies import get_strategy
-from syne_prune.supernet.teacher import AUTO, NONE, TEACHER_DIR, is_trained_for, load_teacher
+from syne_prune.supernet.teacher import AUTO, NONE, TEACHER_DIR, grid_directory, grid_record, is_trained_for, load_teacher, print_grid
 from syne_prune.surgery import InPlaceMask, extract_subnetwork
 from syne_prune.training import (
     FINETUNE_LR,
@@ -56,7 +57,13 @@ IMPORTANCE_FILE = ".importance.json"  # the ordering record, kept for a resumed 
 IMPORTANCE_CHOICES = ("none", *IMPORTANCE_METHODS)
 
 
-ADDED = {"warmup_ratio": 0.0}  # settings an older supernet.json lacks, with the value that format implied
+# settings an older supernet.json lacks, with the value that format implied (teacher_learning_rates None: the teacher
+# was fine-tuned once, with the super-network's lr and warmup_ratio)
+ADDED = {"warmup_ratio": 0.0, "teacher_learning_rates": None, "teacher_warmup_ratio": 0.1, "layer_distillation": "none",
+         "layer_distillation_weight": 1.0}
+# --teacher auto's grid: the learning rates of benchmarks/quality.py's reference fine-tunes, each with 10% warm-up; the
+# teacher is the fine-tune with the lowest validation error (a careful fine-tune, as the unpruned reference is)
+TEACHER_LEARNING_RATES = (3e-5, 8e-5, 1.5e-4)
 
 
 @dataclass
@@ -82,6 +89,14 @@ class TrainingConfig:
     # 'auto' (fine-tune the full model first, then distil from it; the measured lever that matters most, BENCHMARKS.md),
     # a fine-tuned model directory, or 'none'/None (no fixed teacher); 'auto' means none for strategy standard
     teacher: str | None = AUTO
+    # with teacher 'auto': fine-tune once per learning rate (warm-up over teacher_warmup_ratio of the steps) and keep the
+    # one best on validation; None: one fine-tune with the super-network's lr and warmup_ratio
+    teacher_learning_rates: tuple[float, ...] | None = TEACHER_LEARNING_RATES
+    teacher_warmup_ratio: float = 0.1
+    # 'hidden': every distilled sub-network also matches each kept layer's hidden states to the fixed teacher's
+    # (supernet/layer_distillation.py), weighted by layer_distillation_weight next to the logit distillation
+    layer_distillation: str = "none"
+    layer_distillation_weight: float = 1.0
     importance: str = "fisher"  # order heads and neurons by importance before training (syne_prune.importance), or "none"
     importance_examples: int = 256  # training examples the importance scores are computed on
     extra: dict[str, Any] = field(default_factory=dict)
@@ -107,8 +122,23 @@ class TrainingConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise SynePruneError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        self._check_teacher_settings()
         if self.teacher not in (None, AUTO, NONE) and not Path(self.teacher).is_dir():
             raise SynePruneError(f"--teacher '{self.teacher}' is not a directory; give a fine-tuned model directory, 'auto' or 'none'")
+
+    def _check_teacher_settings(self) -> None:
+        rates = self.teacher_learning_rates
+        if rates is not None and (not rates or not all(isinstance(lr, (int, float)) and lr > 0 for lr in rates)):
+            raise SynePruneError(f"--teacher-learning-rates must be positive numbers (e.g. 3e-5,8e-5) or none, got {rates}")
+        if not 0 <= self.teacher_warmup_ratio < 1:
+            raise SynePruneError(f"--teacher-warmup-ratio must be in [0, 1), got {self.teacher_warmup_ratio}")
+        if self.layer_distillation not in LAYER_DISTILLATION:
+            raise SynePruneError(f"--layer-distillation must be one of {', '.join(LAYER_DISTILLATION)}, got '{self.layer_distillation}'")
+        if not self.layer_distillation_weight >= 0:
+            raise SynePruneError(f"--layer-distillation-weight must be >= 0, got {self.layer_distillation_weight}")
+        if self.layer_distillation != "none" and self.fixed_teacher() is None:
+            raise SynePruneError("--layer-distillation needs a fixed teacher to match; pass --teacher auto or a fine-tuned model "
+                                 "directory (with --strategy standard: a directory)")
 
     def fixed_teacher(self) -> str | None:
         """The teacher this run distils from: a directory, ``AUTO`` (fine-tune one first) or None. ``auto`` with
@@ -120,7 +150,10 @@ class TrainingConfig:
     def settings(self) -> dict[str, Any]:
         """What must match for --resume to continue a run. Settings added after checkpoints were written (``ADDED``)
         appear only when they differ from their default, so those checkpoints' records still match."""
-        return {k: v for k, v in asdict(self).items() if k not in ("output", "extra") and not (k in ADDED and v == ADDED[k])}
+        settings = asdict(self)
+        if settings["teacher_learning_rates"] is not None:
+            settings["teacher_learning_rates"] = list(settings["teacher_learning_rates"])  # as JSON reads it back
+        return {k: v for k, v in settings.items() if k not in ("output", "extra") and not (k in ADDED and v == ADDED[k])}
 
 
 
@@ -181,8 +214,10 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
             # the super-network starts from the fine-tuned teacher's weights (DynaBERT's recipe): its sub-networks begin
             # from a model that knows the task, and the importance scores are those of a trained task head
             model = None
-            source = str(_fine_tune_auto_teacher(config, progress))
+            directory, grid = _fine_tune_auto_teacher(config, progress)
+            source = str(directory)
             teacher = load_teacher(source, model_config, tokenizer, task, source=AUTO)
+            teacher.fine_tune = grid
             seed_everything(config.seed)
             model = load_task_model(source, task)
         return _train(config, output, model, tokenizer, teacher, (space, task, data, source), resume, progress)
@@ -210,6 +245,7 @@ def _train(config: TrainingConfig, output: Path, model, tokenizer, teacher, run:
     strategy = get_strategy(config.strategy)(
         space, masker, np.random.RandomState(config.seed), task.is_regression, total_steps,
         temperature=config.temperature, num_random_subnets=config.num_random_subnets, teacher=teacher,
+        layer_distillation=None if config.layer_distillation == "none" else LayerDistillation(teacher.model, config.layer_distillation_weight),
     )
     loop = TrainingLoop(model, train_examples, tokenizer, strategy,
                         LoopSettings(config.epochs, config.lr, config.batch_size, config.seed, config.warmup_ratio, description=config.strategy,
@@ -236,7 +272,8 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
         metrics[name] = {"config": subnet, "validation": evaluate(sub, validation, task), "test": evaluate(sub, test, task)}
     teacher_record = None if teacher is None else {"source": teacher.source, "path": teacher.path,
                                                      "validation": evaluate(teacher.model, validation, task),
-                                                     "test": evaluate(teacher.model, test, task)}
+                                                     "test": evaluate(teacher.model, test, task),
+                                                     **({"fine_tune": teacher.fine_tune} if teacher.fine_tune else {})}
     constant = constant_answer(task, data.validation.labels)  # recorded; warn_if_not_learned reads it below
 
     require_finite_weights(model, "the trained super-network")
@@ -281,10 +318,31 @@ def _check_recorded_data(output: Path) -> None:
         check_unchanged(TaskSpec.from_json(task))
 
 
-def _fine_tune_auto_teacher(config: TrainingConfig, progress: bool) -> Path:
-    """``--teacher auto``: fine-tune the full model with the ``standard`` strategy (the config's data, lr, epochs,
-    seed) into ``OUTPUT/teacher``; a finished teacher there is reused, an interrupted one continued."""
-    teacher_config = replace(config, strategy="standard", teacher=None, importance="none", output=str(Path(config.output) / TEACHER_DIR))
+def _fine_tune_auto_teacher(config: TrainingConfig, progress: bool) -> tuple[Path, dict[str, Any] | None]:
+    """``--teacher auto``: fine-tune the full model with the ``standard`` strategy (the config's data, epochs, seed),
+    once per learning rate of ``teacher_learning_rates`` (warm-up ``teacher_warmup_ratio``) into
+    ``OUTPUT/teacher/lr-<lr>``, and return the directory of the one with the lowest validation error and the grid's
+    record (``teacher.grid_record``); with ``teacher_learning_rates=None`` one fine-tune with the config's lr and
+    warmup_ratio into ``OUTPUT/teacher`` and no record. Finished fine-tunes are reused, an interrupted one continued."""
+    base = replace(config, strategy="standard", teacher=None, importance="none", teacher_learning_rates=None, layer_distillation="none",
+                   layer_distillation_weight=ADDED["layer_distillation_weight"])
+    root = Path(config.output) / TEACHER_DIR
+    if config.teacher_learning_rates is None:
+        return _fine_tune_teacher(replace(base, output=str(root)), progress), None
+    runs = []
+    for lr in config.teacher_learning_rates:
+        directory = _fine_tune_teacher(replace(base, lr=lr, warmup_ratio=config.teacher_warmup_ratio, output=str(root / grid_directory(lr))),
+                                       progress)
+        runs.append((lr, directory, SupernetDir(directory).read()))
+    grid = grid_record(runs, config.teacher_warmup_ratio)
+    if progress:
+        print_grid(grid)
+    return Path(grid["path"]), grid
+
+
+def _fine_tune_teacher(teacher_config: TrainingConfig, progress: bool) -> Path:
+    """One fine-tune of the teacher into ``teacher_config.output``; a finished one there is reused (its settings must
+    match), an interrupted one continued. Returns the directory."""
     directory = Path(teacher_config.output)
     if (directory / SUPERNET_FILE).is_file() and not (directory / RESUME_DIR).exists():
         saved, wanted = SupernetDir(directory).read()["hyperparameters"], json.loads(json.dumps(teacher_config.settings()))
@@ -295,7 +353,7 @@ def _fine_tune_auto_teacher(config: TrainingConfig, progress: bool) -> Path:
         return directory
     resumable = (directory / RESUME_DIR / "state.pt").is_file()
     if progress:
-        print(f"fine-tuning the teacher (--teacher auto, strategy standard) into {directory}", flush=True)
+        print(f"fine-tuning the teacher (--teacher auto, strategy standard, lr {teacher_config.lr:g}) into {directory}", flush=True)
     train_supernet(teacher_config, resume=resumable, overwrite=not resumable, progress=progress)
     return directory
 

@@ -135,9 +135,10 @@ def family_dirs(tmp_path_factory, glue_dir) -> dict[str, Path]:
 
 
 def _training(model_dir, glue_dir, output, **kwargs) -> TrainingConfig:
+    # --teacher auto with one fine-tune of the teacher (its grid is tested in tests/supernet/test_teacher_grid.py)
     values = dict(model=str(model_dir), task="rte", output=str(output), data_dir=str(glue_dir), search_space="medium",
                   strategy="sandwich", epochs=1, batch_size=8, max_train_examples=8, max_eval_examples=8, lr=1e-3,
-                  max_length=32, importance_examples=8)
+                  max_length=32, importance_examples=8, teacher_learning_rates=None)
     return TrainingConfig(**{**values, **kwargs})
 
 

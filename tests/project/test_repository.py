@@ -101,7 +101,7 @@ def test_the_check_sees_what_it_checks():
     inside = {
         "syne_prune/search/backends/pool/workers.py": "moves its tensors to shared memory; shared_weights, /dev/shm, not_shared_reason",
         "tests/conftest.py": f'GLUE = {file}.resolve().parent / "fixtures" / "glue"',
-        "tests/test_lint.py": f"ROOT = {file}.resolve().parents[1]",
+        "tests/project/test_lint.py": f"ROOT = {file}.resolve().parents[1]",
         "syne_prune/aws/uploads.py": f"package = {file}.resolve().parents[1]",
         "benchmarks/x.py": f"README = {file}.resolve().parent.parent / 'README.md'",
         "README.md": "the Pareto table (`.../search/pareto.csv`), a framework" + "/wo" + "rk/ folder, --data-dir $GLUE_DIR",

@@ -1,6 +1,6 @@
 """The package's shape, read from its source with ast (nothing is imported): no import circle, no import from a
 higher layer, modules of at most 400 lines and functions of at most 80, with today's exceptions listed below
-(the lists may only shrink). ``python tests/test_structure.py`` prints the numbers."""
+(the lists may only shrink). ``python tests/project/test_structure.py`` prints the numbers."""
 from __future__ import annotations
 
 import ast

@@ -41,7 +41,8 @@ def _search(supernets, tmp_path_factory, scheduler: str):
     return _SEARCHES[scheduler]
 
 
-@pytest.mark.parametrize("scheduler", SCHEDULERS)
+# random in the fast tier; each further scheduler runs a real search of its own (seconds each)
+@pytest.mark.parametrize("scheduler", [s if s == "random" else pytest.param(s, marks=pytest.mark.slow) for s in SCHEDULERS])
 def test_every_scheduler_produces_the_outputs(supernets, tmp_path_factory, scheduler):
     out, summary, config = _search(supernets, tmp_path_factory, scheduler)
     trials = pd.read_csv(out / "trials.csv")

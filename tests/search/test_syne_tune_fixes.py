@@ -132,7 +132,7 @@ def _drive(scheduler, steps: int) -> list[dict]:
     return configs
 
 
-@pytest.mark.parametrize("name", ["random", "morea", "ehvi", "moasha", "nsga2", "local_search"])
+@pytest.mark.parametrize("name", ["random", "morea", pytest.param("ehvi", marks=pytest.mark.slow), "moasha", "nsga2", "local_search"])
 def test_the_same_seed_gives_the_same_search(name):
     """Syne Tune 0.16 ignores the seed when it samples random configurations; every scheduler here must not."""
     from syne_prune import EncoderShape, get_search_space
@@ -190,8 +190,9 @@ class _PeakRSS:
         return (self.peak - self.start) / 2**20
 
 
-@pytest.mark.parametrize("errors", ["constant", "both_constant"])
-@pytest.mark.parametrize("flow", ["turned_down", "resumed"])
+@pytest.mark.parametrize("flow, errors", [("resumed", "constant"), pytest.param("resumed", "both_constant", marks=pytest.mark.slow),
+                                          pytest.param("turned_down", "constant", marks=pytest.mark.slow),
+                                          pytest.param("turned_down", "both_constant", marks=pytest.mark.slow)])
 def test_ehvi_stays_bounded_when_suggestions_do_not_become_trials(flow, errors):
     """A real EHVI search reached 21.8 GB after 13 trials: its error was the same for every trial, so
     EHVI chased the smallest networks (``num_layers=0``, all one sub-network) and ``NoRepeatScheduler``
@@ -230,9 +231,9 @@ def test_ehvi_stays_bounded_when_suggestions_do_not_become_trials(flow, errors):
         for trial_id in range(first_id, first_id + 12):
             if flow == "turned_down":
                 scheduler.suggest()  # an already seen sub-network: never becomes a trial
-            start = time.time()
+            start = time.process_time()  # CPU seconds: a busy machine's waiting for cores is not the suggestion's cost
             config = scheduler.suggest().config
-            assert time.time() - start < 5.0
+            assert time.process_time() - start < 5.0
             assert len(searcher._configs_pending()) <= MAX_PENDING
             space.validate(config)  # a valid configuration of the space
             run(trial_id, config)

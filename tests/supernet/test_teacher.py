@@ -198,6 +198,7 @@ def _token_task(directory, seed: int = 0) -> list[str]:
     return sentences["train"]
 
 
+@pytest.mark.slow
 def test_the_teacher_fine_tune_learns_a_generated_task(glue_dir, tmp_path):
     """The teacher's fine-tuning (train-supernet --strategy standard, what --teacher auto runs) on a task a tiny BERT can
     learn (label: whether one word occurs): the untrained model is near chance on the validation split (within 0.15 of
@@ -286,9 +287,10 @@ def test_a_teacher_that_does_not_fit_is_refused_before_anything_is_written(tiny_
     assert (tmp_path / "old" / "keep.txt").read_text() == "x"
 
 
+@pytest.mark.slow
 def test_teacher_auto_fine_tunes_into_output_teacher_and_resume_reuses_it(tiny_model_dirs, glue_dir, teachers, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    config = _config(tiny_model_dirs["bert"], glue_dir, out, strategy="full", epochs=2, teacher="auto")
+    config = _config(tiny_model_dirs["bert"], glue_dir, out, strategy="full", epochs=2, teacher="auto", teacher_learning_rates=None)
     real_save = train_module._save_resume_state
 
     def killed_after_first_supernet_epoch(state_dir, *args, **kwargs):
@@ -333,8 +335,8 @@ def test_teacher_auto_starts_the_supernetwork_from_the_fine_tuned_teacher(tiny_m
         return real_load(source, task, **kwargs)
 
     monkeypatch.setattr(train_module, "load_task_model", recording_load)
-    metadata = train_supernet(_config(tiny_model_dirs["bert"], glue_dir, out, strategy="full", teacher="auto", importance="none"),
-                              progress=False)
+    metadata = train_supernet(_config(tiny_model_dirs["bert"], glue_dir, out, strategy="full", teacher="auto", importance="none",
+                                      teacher_learning_rates=None), progress=False)
     # first load: the teacher's own fine-tuning starts from --model; second: the super-network starts from the teacher
     assert sources == [str(tiny_model_dirs["bert"]), str(out / "teacher")]
     assert metadata["initialised_from"] == str(out / "teacher")

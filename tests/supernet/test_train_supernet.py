@@ -120,6 +120,7 @@ def test_manifest_detects_a_flipped_byte(tiny_model_dirs, glue_dir, tmp_path):
         verify_checkpoint(out)
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_last_finished_epoch(tiny_model_dirs, glue_dir, tmp_path, monkeypatch):
     config = dict(strategy="sandwich", epochs=3)
     straight = train_supernet(_config(tiny_model_dirs["bert"], glue_dir, tmp_path / "straight", **config), progress=False)
