@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +55,13 @@ def export_subnetwork(
     overwrite: bool = False,
     metadata: dict[str, Any] | None = None,
     subnetwork: PreTrainedModel | None = None,
+    extra_files: Callable[[Path], None] | None = None,
 ) -> Path:
     """Extract ``mask`` from ``model`` and write it to ``output_dir``; returns the directory.
 
     ``subnetwork``: write this already extracted (and since fine-tuned, as in standard NAS) sub-network
-    of ``model`` and ``mask`` instead of extracting it.
+    of ``model`` and ``mask`` instead of extracting it. ``extra_files``: called with the staging directory to add
+    files of its own (an embedding model's sentence-transformers files) before it is moved into place.
 
     The directory is written under a temporary name and moved into place only when complete, so a
     failure leaves no half-written export and never touches an existing one. Weights with NaN or inf
@@ -70,21 +72,21 @@ def export_subnetwork(
     if holds_content(output_dir) and not overwrite:
         raise SynePruneError(f"output '{output_dir}' already exists; choose a new --output or pass --overwrite")
     sub = (subnetwork if subnetwork is not None else extract_subnetwork(model, mask, share_weights=False)).eval()
-    return _write_directory(sub, output_dir, tokenizer, onnx, lambda path: _write_metadata(path, model, mask, metadata))
+    return _write_directory(sub, output_dir, tokenizer, onnx, lambda path: _write_metadata(path, model, mask, metadata), extra_files)
 
 
 def save_export(sub: PreTrainedModel, output_dir: str | Path, record: dict[str, Any], tokenizer: Any = None, onnx: bool = False,
-                overwrite: bool = False) -> Path:
+                overwrite: bool = False, extra_files: Callable[[Path], None] | None = None) -> Path:
     """Write an already pruned model (e.g. a recovered export, ``recovery.py``) in the export format, with
     ``record`` as its ``syne_prune.json``; returns the directory. Same guarantees as ``export_subnetwork``:
     complete or absent, an existing ``output_dir`` replaced only with ``overwrite``."""
     output_dir = Path(output_dir)
     if holds_content(output_dir) and not overwrite:
         raise SynePruneError(f"output '{output_dir}' already exists; choose a new --output or pass --overwrite")
-    return _write_directory(sub.eval(), output_dir, tokenizer, onnx, lambda path: write_json(path, record))
+    return _write_directory(sub.eval(), output_dir, tokenizer, onnx, lambda path: write_json(path, record), extra_files)
 
 
-def _write_directory(sub: PreTrainedModel, output_dir: Path, tokenizer: Any, onnx: bool, write_record) -> Path:
+def _write_directory(sub: PreTrainedModel, output_dir: Path, tokenizer: Any, onnx: bool, write_record, extra_files=None) -> Path:
     """Write ``sub`` under a temporary name, then move it into place (replacing ``output_dir``). Raises
     SynePruneError, before anything is written, for non-finite weights, an ONNX export the positions cannot hold, or an
     ``output_dir`` holding a README.md that syne-prune did not write (``model_card.check_replaceable``)."""
@@ -95,10 +97,10 @@ def _write_directory(sub: PreTrainedModel, output_dir: Path, tokenizer: Any, onn
     require_finite_weights(sub, "the sub-network to export", "export from a model with finite weights")
     check_replaceable(output_dir)
     with writing(output_dir):  # a failed write: one line naming the path and the cause; the staging copy is removed below
-        return _write_staged(sub, output_dir, tokenizer, onnx, write_record)
+        return _write_staged(sub, output_dir, tokenizer, onnx, write_record, extra_files)
 
 
-def _write_staged(sub: PreTrainedModel, output_dir: Path, tokenizer: Any, onnx: bool, write_record) -> Path:
+def _write_staged(sub: PreTrainedModel, output_dir: Path, tokenizer: Any, onnx: bool, write_record, extra_files=None) -> Path:
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     umask = os.umask(0)
@@ -112,6 +114,8 @@ def _write_staged(sub: PreTrainedModel, output_dir: Path, tokenizer: Any, onnx: 
             tokenizer.save_pretrained(staging)
         if onnx:
             export_onnx(sub, staging / "model.onnx")
+        if extra_files is not None:
+            extra_files(staging)
         write_record(staging / EXPORT_FILE)
         write_model_card(staging, output_dir)
         if output_dir.exists():

@@ -83,7 +83,7 @@ def model_card(record: dict[str, Any], config: dict[str, Any], output: Path, onn
         base_model=base if base and _HUB_ID.fullmatch(base) and not Path(base).exists() else None,
         library_name="transformers", pipeline_tag=PIPELINE_TAGS[head], tags=TAGS, model_name=output.name,
         datasets=[_dataset(task)[0]] if task and _dataset(task)[2] else None, metrics=[metric.hub_id] if metric else None,
-        eval_results=[_result(task, metric, split, scores[split]) for split in ("validation", "test") if scores.get(split)] or None)
+        eval_results=[_result(task, metric, split, scores[split]) for split in ("validation", "test") if task and scores.get(split)] or None)
     body = [f"# {output.name}", "",
             f"A structurally pruned {family.name if family else config.get('model_type')} encoder"
             f"{f' for {task_name(task)}' if task else ''}, written by "

@@ -36,7 +36,7 @@ from transformers import (
     XLMRobertaModel,
 )
 
-pytest_plugins = ["helpers", "sagemaker_fixtures"]  # fixtures several test folders share (tests/ is on sys.path)
+pytest_plugins = ["helpers", "sagemaker_fixtures", "embedding_fixtures"]  # fixtures several test folders share (tests/ is on sys.path)
 
 
 def pytest_configure(config):

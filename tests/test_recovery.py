@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import CONFIG, FAST  # the exported sub-network's configuration, fast recovery settings
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
 
@@ -19,24 +20,6 @@ from syne_prune.models import load_tokenizer
 from syne_prune.recovery import recover
 
 TOLERANCE = 1e-5
-# medium space, per layer: 2 and 3 of 4 heads, 20 and 10 of 37 neurons (a pruned config, with its modeling code)
-CONFIG = '{"num_heads_0": 2, "num_units_0": 20, "num_heads_1": 3, "num_units_1": 10}'
-FAST = dict(lr=1e-3, batch_size=8, max_train_examples=24, max_eval_examples=16, temperature=2.0, progress=False)
-
-
-@pytest.fixture(scope="module")
-def exported(tiny_model_dirs, glue_dir, tmp_path_factory) -> tuple[Path, Path]:
-    """A tiny BERT super-network (RTE slice) and a sub-network exported from it with the CLI."""
-    from syne_prune.supernet import TrainingConfig, train_supernet
-
-    root = tmp_path_factory.mktemp("recovery")
-    config = TrainingConfig(teacher=None, model=str(tiny_model_dirs["bert"]), task="rte", output=str(root / "supernet"), data_dir=str(glue_dir),
-                            search_space="medium", strategy="sandwich", epochs=1, batch_size=8, lr=1e-3, max_length=48,
-                            max_train_examples=32, max_eval_examples=16)
-    train_supernet(config, progress=False)
-    argv = ["export", "--model", str(root / "supernet"), "--search-space", "medium", "--config", CONFIG, "--output", str(root / "export")]
-    assert main(argv) == 0
-    return root / "supernet", root / "export"
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
+from helpers import FAST
 from safetensors.torch import load_file
-from test_recovery import FAST, exported  # noqa: F401 - the module's tiny super-network and its export, as a fixture
 
 from syne_prune.cli import main
 from syne_prune.errors import SynePruneError

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import sys
 
-from syne_prune.cli import blackbox, export, prune, quickstart, recover, search, space, train
+from syne_prune.cli import blackbox, embedding, export, prune, quickstart, recover, search, space, train
 from syne_prune.cli.export import recovery_teacher
 from syne_prune.cli.options import HelpFormatter, Parser
 from syne_prune.errors import SynePruneError
 from syne_prune.files import is_write_failure, write_failure
 from syne_prune.versions import __version__
 
-COMMAND_GROUPS = (export, recover, prune, train, search, quickstart, space, blackbox)  # in the order --help lists them
+COMMAND_GROUPS = (export, recover, prune, train, search, quickstart, space, blackbox, embedding)  # in the order --help lists them
 
 
 def build_parser() -> Parser:

@@ -12,6 +12,7 @@ from typing import Any
 from syne_prune.artifacts import ExportDir, SearchDir, SupernetDir
 from syne_prune.cli.recover import print_recovery
 from syne_prune.data import TaskSpec, check_unchanged
+from syne_prune.embedding import export_embedding_subnetwork, is_embedding_export, is_embedding_task, recover_embedding
 from syne_prune.errors import SynePruneError
 from syne_prune.export import export_subnetwork, training_data_record
 from syne_prune.model_card import check_replaceable
@@ -80,8 +81,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.unrecovered.", dir=output.parent))
     try:  # the unrecovered export lives only in a temporary directory; --output gets the recovered one
         prefix = _export(args, staging, False, True)
-        record = recover(staging, teacher, args.recover_epochs, output, patience=args.recover_patience,
-                         max_epochs=args.recover_max_epochs, onnx=args.onnx, overwrite=args.overwrite, record_source=False).record
+        if is_embedding_export(staging):
+            record = recover_embedding(staging, teacher, args.recover_epochs, output, onnx=args.onnx, overwrite=args.overwrite, record_source=False)
+        else:
+            record = recover(staging, teacher, args.recover_epochs, output, patience=args.recover_patience,
+                             max_epochs=args.recover_max_epochs, onnx=args.onnx, overwrite=args.overwrite, record_source=False).record
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _print_export(output, args.onnx, prefix)
@@ -160,6 +164,9 @@ def _export(args: argparse.Namespace, output: Path, onnx: bool, overwrite: bool)
     model = load_model(args.model)
     metadata = {"search_space": space.name, "config": space.validate(config)}
     supernet = SupernetDir(args.model)
+    if supernet.is_complete() and is_embedding_task(supernet.read()["task"]):  # with its sentence-transformers files
+        export_embedding_subnetwork(model, mask, output, tokenizer, args.model, metadata, onnx=onnx, overwrite=overwrite)
+        return ""
     if supernet.is_complete():  # a super-network: record its task and split (for recovery)
         trained = supernet.read()
         metadata |= {**training_data_record({**trained["hyperparameters"], "task": trained["task"]}), "supernet": str(Path(args.model).resolve())}

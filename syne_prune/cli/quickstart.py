@@ -6,8 +6,9 @@ import functools
 from typing import Any
 
 from syne_prune.cli.task_options import add_task_options, task_from_args
+from syne_prune.embedding import EMBEDDING
 from syne_prune.options import add_option, api_kwargs
-from syne_prune.quickstart import QuickstartConfig, quickstart
+from syne_prune.quickstart import QuickstartConfig, embedding_quickstart, quickstart
 from syne_prune.search import SCHEDULERS
 
 
@@ -41,6 +42,8 @@ def add_commands(commands: Any) -> None:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
+    if args.task_type == EMBEDDING:
+        return _embedding_quickstart(args)
     config = QuickstartConfig(**api_kwargs(QuickstartConfig, args, task=task_from_args(args, default=QuickstartConfig.task)))
     result = quickstart(config, overwrite=args.overwrite)
     chosen, metric, split = result["chosen"], result["metric"], result["split"]
@@ -54,3 +57,17 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
           "after import syne_prune, or with trust_remote_code=True)")
     return 0
 
+
+
+def _embedding_quickstart(args: argparse.Namespace) -> int:
+    """``quickstart --task-type embedding``: MiniLM as a sentence-embedding model, on generated sentences or --train-file's."""
+    task = task_from_args(args) if args.train_file is not None else None
+    config = QuickstartConfig(**api_kwargs(QuickstartConfig, args, task=QuickstartConfig.task))
+    result = embedding_quickstart(config, task, overwrite=args.overwrite)
+    chosen, metric = result["chosen"], result["metric"]
+    print(f"\nunpruned super-network (largest):  validation {metric} {result['unpruned']:.4f}")
+    print(f"chosen sub-network (trial {int(chosen['trial_id'])}, {chosen['params']:.1%} of the parameters): validation {metric} "
+          f"{result['before_recovery']:.4f} before recovery, {result['after_recovery']:.4f} after")
+    print(f"plot:          {result['search'] / 'pareto.png'}")
+    print(f"pruned model:  {result['model']}  (SentenceTransformer(..., trust_remote_code=True), or after import syne_prune)")
+    return 0

@@ -5,6 +5,8 @@ import argparse
 from typing import Any
 
 from syne_prune.data import TASKS
+from syne_prune.embedding import is_embedding_export, recover_embedding
+from syne_prune.errors import SynePruneError
 from syne_prune.options import add_option, api_kwargs
 from syne_prune.recovery import KEEP_POLICIES, epochs_option, recover
 from syne_prune.supernet import LAYER_DISTILLATION
@@ -51,7 +53,10 @@ def add_commands(commands: Any) -> None:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    record = recover(args.model, args.teacher, args.epochs, args.output, **api_kwargs(recover, args)).record
+    if is_embedding_export(args.model):
+        record = recover_embedding_from_args(args.model, args.teacher, args.epochs, args.output, args)
+    else:
+        record = recover(args.model, args.teacher, args.epochs, args.output, **api_kwargs(recover, args)).record
     print_recovery(record)
     print(f"recovered export written to {args.output}")
     return 0
@@ -68,3 +73,13 @@ def print_recovery(record: dict[str, Any]) -> None:
                "max_epochs": " (--epochs auto: stopped at the most epochs)"}.get(recovery.get("stop_reason"), "")
     print(f"recovered in {len(recovery['history'])} epoch(s) of distillation from {recovery['teacher']}{stopped}: "
           f"validation {metric} {before['validation'][metric]:.4f} -> {after['validation'][metric]:.4f}, {test}{kept}")
+
+
+def recover_embedding_from_args(model: str, teacher: str, epochs: int, output: str, args: argparse.Namespace, record_source: bool = True) -> dict:
+    """``syne_prune.embedding.recover_embedding`` with the options of ``recover`` it takes; ``--task``, ``--data-dir``,
+    ``--max-length`` and ``--temperature`` describe a labelled task and are refused for an embedding export."""
+    for name in ("task", "data_dir", "max_length"):
+        if getattr(args, name, None) is not None:
+            raise SynePruneError(f"--{name.replace('_', '-')} does not apply to an embedding export (it recovers on its recorded sentences); drop it")
+    values = api_kwargs(recover_embedding, args, overwrite=bool(getattr(args, "overwrite", False)), record_source=record_source)
+    return recover_embedding(model, teacher, epochs, output, **values)

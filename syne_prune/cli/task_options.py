@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from syne_prune.data import DEFAULT_METRIC, METRICS, TASK_TYPES, TASKS, TaskSpec
+from syne_prune.embedding import EMBEDDING
 from syne_prune.errors import SynePruneError
 from syne_prune.options import comma_list
 
@@ -29,8 +30,9 @@ def add_task_options(parser: argparse.ArgumentParser, task_help: str, data_dir_h
     group.add_argument("--text-columns", metavar="A[,B]", help="one text column or a pair (default: text, or sentence1,sentence2, "
                        "or else the one or two string columns besides the label)")
     group.add_argument("--label-column", default="label", help="the column of the labels")
-    group.add_argument("--task-type", choices=list(TASK_TYPES), help="what the labels are (default: inferred: whole numbers or "
-                       "strings mean classification, other numbers regression)")
+    group.add_argument("--task-type", choices=[*TASK_TYPES, EMBEDDING], help="what the labels are (default: inferred: whole numbers or "
+                       "strings mean classification, other numbers regression); embedding: a sentence-embedding model distilled on "
+                       "--train-file's sentences, no labels (docs/embedding-models.md)")
     group.add_argument("--metric", choices=list(METRICS), help="the metric the search's error objective is 1 minus (default: "
                        + ", ".join(f"{t} {m}" for t, m in DEFAULT_METRIC.items()) + ")")
 

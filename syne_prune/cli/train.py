@@ -6,6 +6,8 @@ import functools
 from typing import Any
 
 from syne_prune.cli.task_options import add_task_options, task_from_args
+from syne_prune.embedding import EMBEDDING, EMBEDDING_LOSSES, POOLING_MODES, EmbeddingTrainingConfig, train_embedding_supernet
+from syne_prune.errors import SynePruneError
 from syne_prune.options import add_option, api_kwargs, comma_list
 from syne_prune.search_spaces import SEARCH_SPACES
 from syne_prune.supernet import IMPORTANCE_CHOICES, LAYER_DISTILLATION, STRATEGIES, TrainingConfig, train_supernet
@@ -57,6 +59,10 @@ def add_commands(commands: Any) -> None:
            "gradients of the task loss, magnitude: weight norms, none: keep the pre-trained order", choices=IMPORTANCE_CHOICES)
     option("importance_examples", "training examples the importance scores are computed on")
     option("output", "checkpoint directory to create", required=True)
+    embedding = functools.partial(add_option, parser.add_argument_group("embedding models (--task-type embedding)"), EmbeddingTrainingConfig)
+    embedding("pooling", "how token states become the sentence embedding (normalized to unit length) (default: read from the "
+              "model's sentence-transformers files, modules.json and 1_Pooling/config.json)", choices=POOLING_MODES)
+    embedding("embedding_loss", "distillation loss of every sub-network's embeddings against the unpruned model's", choices=EMBEDDING_LOSSES)
     parser.add_argument("--resume", action="store_true", help="continue a killed run from its last finished epoch")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     parser.set_defaults(run=cmd_train_supernet)
@@ -73,6 +79,10 @@ def _learning_rates(text: str) -> tuple[float, ...] | None:
 
 
 def cmd_train_supernet(args: argparse.Namespace) -> int:
+    if args.task_type == EMBEDDING:
+        return _train_embedding(args)
+    if args.pooling is not None or args.embedding_loss != EmbeddingTrainingConfig.embedding_loss:
+        raise SynePruneError("--pooling and --embedding-loss go with --task-type embedding; add it or drop them")
     config = TrainingConfig(**api_kwargs(TrainingConfig, args, task=task_from_args(args)))
     metadata = train_supernet(config, resume=args.resume, overwrite=args.overwrite)
     metric = metadata["metric"]
@@ -88,4 +98,15 @@ def cmd_train_supernet(args: argparse.Namespace) -> int:
                                       f"{', '.join(f'{lr:g}' for lr in grid['learning_rates'])} ({grid['train_time_s']:.0f} s)")
         print(f"teacher ({teacher['source']}): validation {metric} {teacher['validation'][metric]:.4f}, {test}{chosen}")
     print(f"super-network written to {args.output}")
+    return 0
+
+
+def _train_embedding(args: argparse.Namespace) -> int:
+    config = EmbeddingTrainingConfig(**api_kwargs(EmbeddingTrainingConfig, args, task=task_from_args(args)))
+    metadata = train_embedding_supernet(config, resume=args.resume, overwrite=args.overwrite)
+    metric = metadata["metric"]
+    for name in ("largest", "smallest"):
+        print(f"{name:8s} sub-network: validation {metric} {metadata['metrics'][name]['validation'][metric]:.4f}")
+    print(f"teacher (the unpruned model): validation {metric} {metadata['teacher']['validation'][metric]:.4f}")
+    print(f"embedding super-network written to {args.output}")
     return 0

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from syne_prune.artifacts import TRIALS_FILE, SearchDir
+from syne_prune.embedding import export_embedding_subnetwork, is_embedding_task
 from syne_prune.errors import SynePruneError
 from syne_prune.export import export_subnetwork
 from syne_prune.search import results as R
@@ -62,6 +63,11 @@ def export_from_search(search_dir: str | Path, output: str | Path, trial_id: int
         raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
     source = get_trial_kind(saved.trial_kind).export_source(Path(search_dir), saved, row)
     metrics = {k: row[k] for k in ("error", "test_error", "params", "macs", "epoch") if k in row and pd.notna(row[k])}
+    if is_embedding_task(source.trained_on.get("task")):  # with the sentence-transformers files of its pooling
+        out = export_embedding_subnetwork(source.model, source.space.to_mask(source.config), output, source.tokenizer, saved.supernet,
+                                          {"search_space": source.space.name, "config": source.config, "trial_id": int(row["trial_id"]),
+                                           "search_dir": str(Path(search_dir).resolve()), "search_metrics": metrics}, onnx, overwrite)
+        return out, row
     out = export_subnetwork(source.model, source.space.to_mask(source.config), output, tokenizer=source.tokenizer, onnx=onnx,
                             overwrite=overwrite, subnetwork=source.trained,
                             metadata={"search_space": source.space.name, "config": source.config, "trial_id": int(row["trial_id"]),

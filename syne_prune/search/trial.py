@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 from syne_tune import Reporter
 
+from syne_prune.artifacts import SupernetDir
 from syne_prune.data import EVAL_BATCH_SIZE, encode, eval_batches, evaluation_batches, get_task, load_task, relocate
+from syne_prune.embedding import embedding_search_data, is_embedding_task, search_scorer
 from syne_prune.evaluation import default_device, evaluate, many_shapes, predict
 from syne_prune.models import get_family
 from syne_prune.numerics import require_finite_result
@@ -104,6 +106,8 @@ def load_search_data(metadata: dict[str, Any], data_dir: str | None = None, max_
     from) and at most ``max_eval_examples`` validation and test examples; the user's data files read from
     ``task_files`` when given (each checked against its recorded sha256). The search and its trials both
     load them here, so they agree on the validation size."""
+    if is_embedding_task(metadata["task"]):
+        return embedding_search_data(metadata, max_eval_examples)
     hp = metadata["hyperparameters"]
     task = relocate(metadata["task"], task_files) if task_files else metadata["task"]
     return load_task(task, data_dir or hp.get("data_dir"), hp["validation_fraction"], hp["seed"],
@@ -191,6 +195,54 @@ class Evaluator:
         return evaluate(sub, self.test, self.task)["error"]
 
 
+class EmbeddingEvaluator(Evaluator):
+    """The ``Evaluator`` of an embedding super-network (``syne_prune.embedding``): its error is 1 - the Spearman
+    correlation of cosine similarities with the scored pairs' scores, or 1 - the mean cosine similarity of the
+    sub-network's and the teacher's embeddings of held-out sentences; with F fidelity levels, on the first 1..F of F equal
+    chunks of them (``EmbeddingScorer.errors_by_level``); no test split."""
+
+    def __init__(self, settings: TrialSettings, supernet=None) -> None:
+        self.settings = settings
+        self.supernet = supernet if supernet is not None else load_supernet(settings.supernet)
+        meta = self.supernet.metadata
+        self.task, self.test = None, None
+        self.scorer = search_scorer(self.supernet.path, meta, self.supernet.tokenizer, settings.max_eval_examples, settings.eval_batch_size)
+        model = self.supernet.model
+        model.to(default_device())
+        self.space = get_search_space(meta["search_space"], get_family(model.config).shape(model.config))
+        self.full_size = subnet_size(model)
+        self.full_latency_ms = None
+        if "latency" in settings.objectives:
+            self.full_latency_ms = measure_latency_ms(model, settings.latency_batch_size, settings.latency_seq_len, vocab_size=model.config.vocab_size)
+
+    def _evaluate(self, config: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        started = time.perf_counter()
+        mask = self.space.to_mask(config)
+        model = self.supernet.model
+        sub = extract_subnetwork(model, mask).eval()
+        size = subnet_size(model, mask)
+        static: dict[str, Any] = {"params": size.params / self.full_size.params, "macs": size.macs / self.full_size.macs}
+        if self.full_latency_ms is not None:
+            static["latency_ms"] = measure_latency_ms(sub, self.settings.latency_batch_size, self.settings.latency_seq_len,
+                                                      vocab_size=model.config.vocab_size)
+            static["latency"] = static["latency_ms"] / self.full_latency_ms
+        levels = fidelity_levels(self.settings.fidelity_levels, self.scorer.num_examples)
+        result: dict[str, Any] = {}
+        for level, error in enumerate(self.scorer.errors_by_level(sub, levels), start=1):
+            result = {"fidelity": level, "error": error, **static}
+            if level == levels:
+                result |= {"valid_error": error, "eval_s": time.perf_counter() - started}
+            report(require_finite_result(result))
+        return result
+
+
+def make_evaluator(settings: TrialSettings, supernet=None) -> Evaluator:
+    """The ``Evaluator`` of the super-network ``settings.supernet`` (or the loaded ``supernet``): an
+    ``EmbeddingEvaluator`` for an embedding super-network."""
+    task = supernet.metadata["task"] if supernet is not None else SupernetDir(settings.supernet).read()["task"]
+    return (EmbeddingEvaluator if is_embedding_task(task) else Evaluator)(settings, supernet)
+
+
 def _parse(argv: list[str]) -> tuple[TrialSettings, dict[str, str]]:
     names = ("supernet", "objectives", "fidelity_levels", "data_dir", "eval_batch_size", "max_eval_examples",
              "latency_batch_size", "latency_seq_len", "test_every_trial", "task_files")
@@ -206,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
 def _evaluation_trial(argv: list[str]) -> None:
     settings, config = _parse(argv)
     reporter = Reporter()
-    evaluator = Evaluator(settings)
+    evaluator = make_evaluator(settings)
     setup_s = time.time() - process_start_time()  # interpreter, imports, checkpoint and data loading
 
     def report(result: dict[str, Any]) -> None:

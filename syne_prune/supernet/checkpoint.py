@@ -63,6 +63,8 @@ def check_supernet_settings(directory: str | Path, metadata: dict[str, Any], mod
     """The settings in ``metadata`` (task, max_length) fit the checkpoint's model and tokenizer; else a
     one-line ``SynePruneError`` (see ``syne_prune.models.limits``)."""
     directory = Path(directory)
+    if isinstance(metadata["task"], dict) and metadata["task"].get("task_type") == "embedding":
+        return  # an encoder without a task head, its data checked by syne_prune.embedding
     model_config = model_config if model_config is not None else AutoConfig.from_pretrained(directory)
     if tokenizer is None:
         tokenizer = load_tokenizer(str(directory), f"super-network '{directory}'", fix="copy the whole directory again")

@@ -75,6 +75,8 @@ class Strategy(ABC):
     ``teacher``: optional fixed teacher, a callable batch -> logits computed without gradients (e.g.
     ``syne_prune.supernet.teacher.Teacher``); with one, every sub-network learns from its logits plus the labels.
     ``layer_distillation``: optional layer-wise term, with the fixed teacher inside it (it then replaces ``teacher``).
+    ``loss``: optional ``(student_outputs, teacher_outputs) -> scalar`` that replaces ``distillation_loss`` and the
+    labels in every distilled step (an embedding model's, ``syne_prune.embedding``, whose batches carry no labels).
     """
 
     name: str
@@ -90,6 +92,7 @@ class Strategy(ABC):
         num_random_subnets: int = 1,
         teacher: Callable[[Mapping[str, torch.Tensor]], torch.Tensor] | None = None,
         layer_distillation: LayerDistillation | None = None,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.space = space
         self.masker = masker
@@ -100,6 +103,7 @@ class Strategy(ABC):
         self.num_random_subnets = num_random_subnets
         self.teacher = layer_distillation or teacher
         self.layer_distillation = layer_distillation
+        self.loss = loss
         self.smallest = space.to_mask(space.smallest())
 
     @abstractmethod
@@ -131,6 +135,11 @@ class Strategy(ABC):
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         output = model(**inputs, output_hidden_states=self.layer_distillation is not None)
         logits = output.logits
+        if self.loss is not None:
+            loss = self.loss(logits, teacher_logits)
+            loss.backward()
+            self.masker.set(None)
+            return loss.item()
         if self.is_regression:
             logits, teacher = logits.squeeze(-1), teacher_logits.squeeze(-1)
         else:

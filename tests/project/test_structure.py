@@ -17,7 +17,7 @@ MAX_FUNCTION_LINES = 80
 LAYERS = {
     "cli": 5, "__main__": 5,  # the command line: parses, calls, prints
     "search": 4, "baselines": 4, "blackbox": 4, "quickstart": 4,  # workflows over the pieces below
-    "supernet": 3, "export": 3, "model_card": 3, "recovery": 3, "training": 3, "importance": 3,  # training and writing models
+    "supernet": 3, "export": 3, "model_card": 3, "recovery": 3, "training": 3, "importance": 3, "embedding": 3,  # training and writing models
     "": 2, "masks": 2, "surgery": 2, "objectives": 2, "search_spaces": 2, "data": 2, "evaluation": 2, "pareto": 2,  # the core
     "models": 1, "artifacts": 1, "aws": 1,  # model families and the pruned model classes; the files the stages hand on; SageMaker jobs
     "errors": 0, "numerics": 0, "cores": 0, "options": 0, "versions": 0, "files": 0, "_threads": 0,  # _threads: imported first, undoes an environment change

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 from conftest import tiny_batch, tiny_model
+from helpers import FAST
 from safetensors.torch import load_file
-from test_recovery import FAST, exported  # noqa: F401 - the tiny super-network and its export, as a fixture
 
 from syne_prune.errors import SynePruneError
 from syne_prune.masks import SubnetMask

@@ -20,7 +20,7 @@ from syne_prune.options import add_option
 from syne_prune.search import trial
 from syne_prune.search.kinds.base import ExportSource, PreparedSearch, TrialKind
 from syne_prune.search.schedulers import MULTI_FIDELITY
-from syne_prune.search.trial import Evaluator, TrialSettings, fidelity_levels, load_search_data
+from syne_prune.search.trial import TrialSettings, fidelity_levels, load_search_data, make_evaluator
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet import check_supernet_settings, load_supernet, verify_checkpoint
 
@@ -49,7 +49,7 @@ def evaluator_once(settings: TrialSettings):
 
     def evaluator():
         if not made:
-            made.append(Evaluator(replace(settings, objectives=tuple(o for o in settings.objectives if o != "latency"))))
+            made.append(make_evaluator(replace(settings, objectives=tuple(o for o in settings.objectives if o != "latency"))))
         return made[0]
 
     return evaluator

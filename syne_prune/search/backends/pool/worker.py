@@ -18,7 +18,7 @@ import torch.multiprocessing  # noqa: F401 - registers the reductions that rebui
 from syne_tune import Reporter
 
 from syne_prune.search.protocol import failure_line
-from syne_prune.search.trial import Evaluator  # with it the data, evaluation, super-network and surgery code
+from syne_prune.search.trial import make_evaluator  # with it the data, evaluation, super-network and surgery code
 
 AUTHKEY_ENV = "SYNE_PRUNE_POOL_AUTHKEY"
 
@@ -71,7 +71,7 @@ def worker_main(address: str) -> None:
         memory_before = _uss_mb()  # after the imports: the difference is what the super-network and data add
         settings, threads, supernet = conn.recv()  # supernet: in shared memory, or None: load it here
         torch.set_num_threads(threads)
-        evaluator = Evaluator(settings, supernet=supernet)
+        evaluator = make_evaluator(settings, supernet=supernet)
         memory_after = _uss_mb()
     except EOFError:
         return  # the backend is gone

@@ -1,0 +1,226 @@
+"""How much of all-MiniLM-L6-v2's STS-B quality the pruned embedding models keep, and how much faster they embed.
+
+Protocol (per seed):
+
+1. **data**: the STS-B, SST-2 and MRPC training sentences of ``--data-dir`` (GLUE TSV layout), *without their labels*,
+   deduplicated, are the sentences distilled on; the STS-B training pairs with their scores are the search's validation
+   pairs; the STS-B dev pairs are the test.
+2. **unpruned**: the STS-B dev Spearman of the cosine similarities of the unpruned model's embeddings.
+3. **search**: an embedding super-network (``train-supernet --task-type embedding``, ``--strategy``, ``--epochs``),
+   a weight-sharing search (``--scheduler``, ``--max-trials``), and per budget of ``--budgets`` (ratios of the
+   *prunable encoder* parameters) the completed trial with the lowest validation error under it, exported, scored on
+   STS-B dev before and after ``--recover-epochs`` of recovery (distillation on the same sentences).
+4. **layer dropping**: the first k layers of the unpruned model, k the most that fits the budget, distilled with the
+   same recovery (``recover_embedding``, ``--recover-epochs``): the baseline of the same distillation without search.
+5. **throughput**: sentences per second of every export and of the unpruned model at batch 1 and 32 (``--threads``
+   torch threads, 64-token sentences), and the speedup per MAC reduction (speedup / (1 / MAC ratio)).
+
+Targets: >= 98% / >= 95% of the unpruned model's dev Spearman at <= 50% / <= 33% of the encoder, speedup per MAC
+reduction >= 0.85. Resumable: every stage writes into ``--workdir`` and reuses what is complete there; each seed's
+results go to ``--output/seed{S}.json``, rewritten after every budget.
+
+    HF_HUB_OFFLINE=1 python benchmarks/embedding_quality.py --data-dir $GLUE_DIR --seeds 0 1 2
+    # a tiny run that shows it works (minutes): --max-sentences 200 --max-pairs 100 --max-test-pairs 100 --epochs 1 --max-trials 6
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from syne_prune.artifacts import SearchDir, SupernetDir
+from syne_prune.data import TaskSpec
+from syne_prune.embedding import (
+    EmbeddingTrainingConfig,
+    Pooling,
+    export_embedding_subnetwork,
+    load_encoder,
+    pairs_spearman,
+    read_pairs,
+    recover_embedding,
+    train_embedding_supernet,
+)
+from syne_prune.models import get_family, load_tokenizer, resolve_model
+from syne_prune.objectives import subnet_size
+from syne_prune.search import SearchConfig, WeightSharingSettings, export_from_search, run_search
+from syne_prune.search_spaces import get_search_space
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+TSV = {"sep": "\t", "quoting": 3, "encoding": "utf-8-sig", "on_bad_lines": "skip", "keep_default_na": False}
+
+
+def prepare_data(data_dir: Path, workdir: Path, max_sentences: int | None, max_pairs: int | None, max_test_pairs: int | None) -> dict[str, Path]:
+    """sentences.csv (text), pairs.csv and test.csv (sentence1, sentence2, score) in ``workdir``, written once."""
+    paths = {name: workdir / f"{name}.csv" for name in ("sentences", "pairs", "test")}
+    if all(p.is_file() for p in paths.values()):
+        return paths
+    workdir.mkdir(parents=True, exist_ok=True)
+    sts = pd.read_csv(data_dir / "STS-B" / "train.tsv", **TSV)
+    mrpc = pd.read_csv(data_dir / "MRPC" / "train.tsv", **TSV)
+    sst = pd.read_csv(data_dir / "SST-2" / "train.tsv", **TSV)
+    texts = [*sts["sentence1"], *sts["sentence2"], *sst["sentence"], *mrpc["#1 String"], *mrpc["#2 String"]]
+    texts = list(dict.fromkeys(t.strip() for t in map(str, texts) if t.strip()))
+    pd.DataFrame({"text": texts[:max_sentences]}).to_csv(paths["sentences"], index=False)
+    pairs = sts[["sentence1", "sentence2", "score"]]
+    pairs.iloc[:max_pairs].to_csv(paths["pairs"], index=False)
+    dev = pd.read_csv(data_dir / "STS-B" / "dev.tsv", **TSV)[["sentence1", "sentence2", "score"]]
+    dev.iloc[:max_test_pairs].to_csv(paths["test"], index=False)
+    return paths
+
+
+def dev_spearman(model_dir: str, test: Path, pooling: Pooling) -> float:
+    """STS-B dev Spearman of the cosine similarities of ``model_dir``'s embeddings."""
+    source = resolve_model(model_dir)
+    return pairs_spearman(load_encoder(source), pooling, read_pairs(test), load_tokenizer(source), max_length=128)
+
+
+def throughput(model_dir: str, pooling: Pooling, batch_size: int, repeats: int = 5) -> float:
+    """Sentences per second of encoder + pooling on random 64-token sentences (token ids drawn from the vocabulary) (median of ``repeats`` timed passes)."""
+    from syne_prune.embedding import EmbeddingModel
+
+    model = EmbeddingModel(load_encoder(resolve_model(model_dir)), pooling).eval()
+    ids = torch.randint(5, model.config.vocab_size, (batch_size, 64))
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    times = []
+    with torch.inference_mode():
+        model(**inputs)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(**inputs)
+            times.append(time.perf_counter() - start)
+    return batch_size / statistics.median(times)
+
+
+def encoder_ratios(supernet: Path) -> pd.DataFrame:
+    """The search's completed trials with their prunable-encoder parameter ratio."""
+    trials = SearchDir(supernet.parent / "search").trials()
+    trials = trials[trials["status"] == "completed"].copy()
+    encoder = load_encoder(str(supernet))
+    space = get_search_space(SupernetDir(supernet).read()["search_space"], get_family(encoder.config).shape(encoder.config))
+    full = subnet_size(encoder).encoder_params
+    trials["encoder_ratio"] = [subnet_size(encoder, space.to_mask({k: int(r[k]) for k in space.config_space})).encoder_params / full
+                               for _, r in trials.iterrows()]
+    return trials
+
+
+def layer_drop_export(supernet: Path, budget: float, output: Path) -> Path | None:
+    """The unpruned model's first k layers (k the most within ``budget`` of the encoder), exported as an embedding model."""
+    if (output / "syne_prune.json").is_file():
+        return output
+    metadata = SupernetDir(supernet).read()
+    model = load_encoder(resolve_model(metadata["model"]))
+    shape = get_family(model.config).shape(model.config)
+    space = get_search_space("small", shape)
+    full = subnet_size(model).encoder_params
+    fitting = [k for k in range(1, shape.num_layers + 1)
+               if subnet_size(model, space.to_mask({"num_layers": k, "num_heads": shape.num_heads, "num_units": shape.num_neurons})).encoder_params
+               <= budget * full + 1e-9]
+    if not fitting:
+        return None
+    mask = space.to_mask({"num_layers": max(fitting), "num_heads": shape.num_heads, "num_units": shape.num_neurons})
+    tokenizer = load_tokenizer(resolve_model(metadata["model"]))
+    return export_embedding_subnetwork(model, mask, output, tokenizer, supernet, {"layers_kept": max(fitting)}, overwrite=True)
+
+
+def run_seed(args: argparse.Namespace, seed: int, paths: dict[str, Path]) -> dict[str, Any]:
+    work = args.workdir / f"seed{seed}"
+    supernet = work / "supernet"
+    result_path = args.output / f"seed{seed}.json"
+    result = json.loads(result_path.read_text()) if result_path.is_file() else {"seed": seed, "budgets": {}}
+    if not SupernetDir(supernet).is_complete():
+        task = TaskSpec(train_file=str(paths["sentences"]), validation_file=str(paths["pairs"]), task_type="embedding")
+        config = EmbeddingTrainingConfig(model=args.model, task=task, output=str(supernet), strategy=args.strategy, epochs=args.epochs,
+                                         lr=args.lr, batch_size=32, max_length=128, seed=seed, search_space=args.search_space)
+        train_embedding_supernet(config, resume=(supernet / ".resume" / "state.pt").is_file(), overwrite=not (supernet / ".resume").exists())
+    pooling = Pooling.from_json(SupernetDir(supernet).read()["pooling"])
+    if "unpruned" not in result:
+        result["unpruned"] = {"dev_spearman": dev_spearman(args.model, paths["test"], pooling),
+                              **{f"sentences_per_s_batch{b}": throughput(args.model, pooling, b) for b in (1, 32)}}
+        args.output.mkdir(parents=True, exist_ok=True)
+        result_path.write_text(json.dumps(result, indent=2))
+    if not SearchDir(work / "search").has_settings() or not (work / "search" / "summary.json").is_file():
+        run_search(SearchConfig(trial_settings=WeightSharingSettings(str(supernet)), output=str(work / "search"), scheduler=args.scheduler,
+                                max_trials=args.max_trials, n_workers=args.n_workers, seed=seed, reproducible=True),
+                   resume=(work / "search").is_dir(), overwrite=False)
+    trials = encoder_ratios(supernet)
+    for budget in args.budgets:
+        key = f"{budget:.2f}"
+        if key in result["budgets"]:
+            continue
+        result["budgets"][key] = score_budget(args, work, supernet, trials, budget, pooling, paths, result["unpruned"])
+        result_path.write_text(json.dumps(result, indent=2))
+    result_path.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def score_budget(args, work: Path, supernet: Path, trials: pd.DataFrame, budget: float, pooling: Pooling, paths, unpruned) -> dict[str, Any]:
+    """The search's choice and the layer-dropping baseline at one budget: dev Spearman before/after recovery, speed."""
+    entry: dict[str, Any] = {}
+    eligible = trials[trials["encoder_ratio"] <= budget + 1e-9]
+    candidates = {}
+    if len(eligible):
+        row = eligible.sort_values(["error", "params"]).iloc[0]
+        exported = work / f"search-{budget:.2f}"
+        if not (exported / "syne_prune.json").is_file():
+            export_from_search(work / "search", exported, trial_id=int(row["trial_id"]), overwrite=True)
+        candidates["search"] = (exported, {"trial_id": int(row["trial_id"]), "encoder_ratio": float(row["encoder_ratio"]),
+                                           "validation_error": float(row["error"]), "macs_ratio": float(row["macs"])})
+    dropped = layer_drop_export(supernet, budget, work / f"layerdrop-{budget:.2f}")
+    if dropped is not None:
+        candidates["layer_drop"] = (dropped, {"layers_kept": json.loads((dropped / "syne_prune.json").read_text())["layers_kept"],
+                                              "macs_ratio": json.loads((dropped / "syne_prune.json").read_text())["macs_ratio"]})
+    for name, (directory, info) in candidates.items():
+        recovered = work / f"{directory.name}-recovered"
+        if name == "search":
+            info["dev_spearman_before_recovery"] = dev_spearman(str(directory), paths["test"], pooling)
+        if not (recovered / "syne_prune.json").is_file():
+            shutil.rmtree(recovered, ignore_errors=True)
+            recover_embedding(directory, args.model, args.recover_epochs, recovered, lr=args.recover_lr, overwrite=True, seed=0)
+        info["dev_spearman_after_recovery"] = dev_spearman(str(recovered), paths["test"], pooling)
+        info["kept_after_recovery"] = info["dev_spearman_after_recovery"] / unpruned["dev_spearman"]
+        for batch in (1, 32):
+            speed = throughput(str(recovered), pooling, batch)
+            info[f"sentences_per_s_batch{batch}"] = speed
+            info[f"speedup_per_mac_reduction_batch{batch}"] = (speed / unpruned[f"sentences_per_s_batch{batch}"]) * info["macs_ratio"]
+        entry[name] = info
+    return entry
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, required=True, help="GLUE TSV folders STS-B, SST-2, MRPC")
+    parser.add_argument("--model", default=MODEL, help="the sentence-transformers model to prune")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of training and search")
+    parser.add_argument("--budgets", type=float, nargs="+", default=[0.75, 0.5, 0.33], help="ratios of the prunable encoder parameters")
+    parser.add_argument("--strategy", default="sandwich", help="super-network strategy")
+    parser.add_argument("--search-space", default="small", help="search space")
+    parser.add_argument("--epochs", type=int, default=3, help="super-network epochs")
+    parser.add_argument("--lr", type=float, default=1e-4, help="super-network learning rate")
+    parser.add_argument("--scheduler", default="ehvi", help="search scheduler")
+    parser.add_argument("--max-trials", type=int, default=100, help="trials per search")
+    parser.add_argument("--n-workers", type=int, default=2, help="search workers")
+    parser.add_argument("--recover-epochs", type=int, default=1, help="recovery epochs of every export")
+    parser.add_argument("--recover-lr", type=float, default=5e-5, help="recovery learning rate")
+    parser.add_argument("--max-sentences", type=int, default=None, help="cap on the sentences distilled on (a tiny run)")
+    parser.add_argument("--max-pairs", type=int, default=None, help="cap on the STS-B training pairs the search validates on")
+    parser.add_argument("--max-test-pairs", type=int, default=None, help="cap on the STS-B dev pairs (a tiny run)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--workdir", type=Path, default=Path("embedding-quality-work"), help="where the stages write (reused on resume)")
+    parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "embedding_quality", help="seed JSON files")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    paths = prepare_data(args.data_dir, args.workdir, args.max_sentences, args.max_pairs, args.max_test_pairs)
+    for seed in args.seeds:
+        result = run_seed(args, seed, paths)
+        print(json.dumps(result, indent=2), flush=True)
+
+
+if __name__ == "__main__":
+    main()
