@@ -152,6 +152,8 @@ OWN_JSON = {
     "search/results.py": "each part's wall-clock record",
     "training.py": "a resume directory's settings.json",
     "search/protocol.py": "a task specification travelling to a trial as one command-line word",
+    "embedding/pooling.py": "sentence-transformers' pooling configuration of an embedding model",
+    "embedding/train.py": "the importance record kept for a resumed embedding run",
     "baselines/run.py": "a JSON round-trip of a baseline's record",
     "cli/sagemaker_job.py": "the argument list a SageMaker job receives",
     "cli/export.py": "--config, inline JSON or a JSON file",
