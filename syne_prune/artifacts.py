@@ -160,13 +160,15 @@ class SupernetDir:
 class SearchRecord:
     """``search.json``: ``settings`` (what a resumed search must share with the one it continues: the generic
     settings, ``trial_kind`` and ``trial_settings``), ``trial_kind`` (``weight-sharing`` or ``standard``),
-    ``supernet`` (absolute path, or None in standard NAS), ``search_space`` and ``task`` (names)."""
+    ``supernet`` (absolute path, or None in standard NAS), ``search_space`` (name) and ``task`` (a built-in task's
+    name, or the user's resolved task: its files with their sha256, columns, type, metric and class names, as
+    ``syne_prune.data.TaskSpec.to_json`` writes it)."""
 
     settings: dict[str, Any]
     trial_kind: str = "weight-sharing"
     supernet: str | None = None
     search_space: str | None = None
-    task: str | None = None
+    task: str | dict[str, Any] | None = None
 
 
 class SearchDir:

@@ -315,6 +315,12 @@ def prepare_output(output: str | Path, settings: Mapping[str, Any], resume: bool
     return output
 
 
+def read_settings(output: str | Path) -> dict[str, Any] | None:
+    """The settings ``write_settings`` kept in ``output/.resume/settings.json``; None when there are none."""
+    path = Path(output) / RESUME_DIR / SETTINGS_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def write_settings(output: str | Path, settings: Mapping[str, Any]) -> None:
     """Keep the settings a resume must match in ``output/.resume/settings.json`` (atomically)."""
     path = Path(output) / RESUME_DIR / SETTINGS_FILE

@@ -1,10 +1,12 @@
 """Fixtures of the tests that talk to SageMaker: ``aws`` (moto in this process: S3, SageMaker and CloudWatch Logs
-with a bucket and the log group), ``sagemaker`` (moto as a server whose training jobs run here in AWS's training
-toolkit, see ``sagemaker_container``) and ``sagemaker_settings`` (a role, region, bucket and image that pass the
-backend's checks)."""
+with a bucket and the log group), ``moto_jobs`` (moto's training jobs with a life: ``InProgress`` until stopped, and
+AWS's refusals on demand), ``sagemaker`` (moto as a server whose training jobs run here in AWS's training toolkit,
+see ``sagemaker_container``) and ``sagemaker_settings`` (a role, region, bucket and image that pass the backend's
+checks)."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import boto3
@@ -30,6 +32,68 @@ def aws(monkeypatch):
         session.client("s3").create_bucket(Bucket=BUCKET)
         session.client("logs").create_log_group(logGroupName=sm.LOG_GROUP)
         yield session
+
+
+class MotoJobs:
+    """moto's training jobs as AWS runs them: ``InProgress`` once created, ``Stopped`` once a stop arrives (a stop of
+    an ended or unknown job is refused with ``ValidationException``). ``refuse`` maps an operation (``create``,
+    ``stop``, ``describe``) to ``(code, message, times)``: AWS answers it with that error, ``times`` times."""
+
+    def __init__(self) -> None:
+        self.refuse: dict[str, tuple[str, str, int]] = {}
+        self.stopped: list[str] = []
+
+    def answer(self, operation: str) -> None:
+        from moto.core.exceptions import JsonRESTError
+
+        if operation in self.refuse:
+            code, message, times = self.refuse[operation]
+            if times > 0:
+                self.refuse[operation] = (code, message, times - 1)
+                raise JsonRESTError(code, message)
+
+
+@pytest.fixture
+def moto_jobs(aws, monkeypatch):
+    from moto.core.responses import ActionResult
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import FakeTrainingJob
+    from moto.sagemaker.responses import SageMakerResponse
+
+    jobs = MotoJobs()
+    start, create, describe = FakeTrainingJob.__init__, SageMakerResponse.create_training_job, SageMakerResponse.describe_training_job
+
+    def running(job, *args, **kwargs):
+        start(job, *args, **kwargs)
+        job.training_job_status, job.secondary_status, job.training_end_time = "InProgress", "Training", None
+
+    def create_or_refuse(response):
+        jobs.answer("create")
+        return create(response)
+
+    def describe_or_refuse(response):
+        jobs.answer("describe")
+        return describe(response)
+
+    def stop(response):
+        jobs.answer("stop")
+        name = response._get_param("TrainingJobName")
+        job = response.sagemaker_backend.training_jobs.get(name)
+        if job is None or job.training_job_status != "InProgress":
+            raise ValidationError(message=f"The training job {name} is not in progress")
+        job.training_job_status, job.training_end_time = "Stopped", datetime.now(timezone.utc)
+        jobs.stopped.append(name)
+        return ActionResult({})
+
+    monkeypatch.setattr(FakeTrainingJob, "__init__", running)
+    monkeypatch.setattr(SageMakerResponse, "create_training_job", create_or_refuse)
+    monkeypatch.setattr(SageMakerResponse, "describe_training_job", describe_or_refuse)
+    monkeypatch.setattr(SageMakerResponse, "stop_training_job", stop, raising=False)
+    return jobs
+
+
+def moto_status(session, job: str) -> str:
+    return session.client("sagemaker").describe_training_job(TrainingJobName=job)["TrainingJobStatus"]
 
 
 def sagemaker_settings(**kwargs) -> sm.SageMakerSettings:

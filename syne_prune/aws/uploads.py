@@ -1,6 +1,6 @@
 """Uploads of the SageMaker backend, content-addressed and once: the source (``sourcedir.tar.gz``) and every
-input channel go to ``S3_PREFIX/content/NAME-SHA``. Every call goes through ``call_aws`` (checked against S3's
-model, failures as one line)."""
+input channel (a local directory, or named files such as a user's data files) go to ``S3_PREFIX/content/NAME-SHA``.
+Every call goes through ``call_aws`` (checked against S3's model, failures as one line)."""
 from __future__ import annotations
 
 import hashlib
@@ -14,11 +14,21 @@ from syne_prune.aws.jobs import ENTRY_SCRIPT
 from syne_prune.aws.settings import SageMakerSettings
 
 
+def directory_files(directory: Path) -> dict[str, Path]:
+    """``{relative path: file}`` of every file under ``directory`` (POSIX separators)."""
+    return {path.relative_to(directory).as_posix(): path for path in sorted(p for p in directory.rglob("*") if p.is_file())}
+
+
 def directory_digest(directory: Path) -> str:
     """sha256 over every file's relative path and content (order-independent of the file system)."""
+    return files_digest(directory_files(directory))
+
+
+def files_digest(files: dict[str, Path]) -> str:
+    """sha256 over every ``name`` and its file's content, in order of name."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+    for name, path in sorted(files.items()):
+        digest.update(name.encode() + b"\0")
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
@@ -57,12 +67,15 @@ class Uploader:
 
     def directory(self, name: str, directory: Path) -> str:
         """Upload ``directory`` once; returns its S3 URI (a prefix: a channel)."""
-        digest = directory_digest(directory)
+        return self.files(name, directory_files(directory))
+
+    def files(self, name: str, files: dict[str, Path]) -> str:
+        """Upload ``files`` (``{key under the channel: local file}``) once, as one channel; returns its S3 URI (a prefix)."""
+        digest = files_digest(files)
         prefix = self._prefix(name, digest)
         if not self._complete(prefix):
-            for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-                key = f"{prefix}/{path.relative_to(directory).as_posix()}"
-                self._upload_file(path, key)
+            for relative, path in sorted(files.items()):
+                self._upload_file(path, f"{prefix}/{relative}")
             call_aws(self.s3, "put_object", f"uploading to s3://{self.bucket}/{prefix}", Bucket=self.bucket, Key=f"{prefix}/{self.COMPLETE}",
                      Body=digest.encode())
         return f"s3://{self.bucket}/{prefix}/"

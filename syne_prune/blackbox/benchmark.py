@@ -37,6 +37,7 @@ from syne_prune.blackbox import report
 from syne_prune.blackbox.simulate import replay
 from syne_prune.blackbox.surrogate import SURROGATES, Surrogate, choose, held_out_errors
 from syne_prune.cores import usable_cores
+from syne_prune.data import task_name
 from syne_prune.errors import SynePruneError
 from syne_prune.search import MULTI_FIDELITY, SCHEDULERS
 
@@ -186,7 +187,7 @@ def run_benchmark(config: BenchmarkConfig, overwrite: bool = False, progress: bo
     runs = {key: pd.read_csv(replays.path(*key)) for key in keys}
     seconds = {key: json.loads(replays.path(*key).with_suffix(".json").read_text())["seconds"] for key in keys}
     levels = {s: table.levels if s in MULTI_FIDELITY else 1 for s in config.schedulers}
-    title = f"{table.header['task']} · {table.header['search_space']} space · {len(table.rows)} recorded sub-networks"
+    title = f"{task_name(table.header['task'])} · {table.header['search_space']} space · {len(table.rows)} recorded sub-networks"
     per_scheduler = report.write_report(output, runs, list(config.objectives), levels, kind, held_out, config.max_wallclock_s,
                                         config.max_trials, title)
     summary = {"schedulers": per_scheduler, "surrogate": kind, "seeds": config.seeds, "blackbox": str(Path(config.blackbox).resolve()),

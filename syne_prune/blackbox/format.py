@@ -25,7 +25,8 @@
     valid_error_1 .. valid_error_F   validation error on the chunks seen after fidelity level k
                                      (valid_error_F: the whole validation split, a search's ``error``)
     test_error                       error on the test split (GLUE dev); empty only for rows taken from a
-                                     search that did not score that trial on the test split
+                                     search that did not score that trial on the test split, and for a
+                                     user's task without test data
     params, macs                     ratios to the unpruned model (as a search reports them)
     eval_s                           measured seconds to extract and evaluate the sub-network on the
                                      validation split (all F levels; the test split is not included)

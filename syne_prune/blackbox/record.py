@@ -87,11 +87,12 @@ def draw_configurations(space, samples: int, seed: int, stream: int = SAMPLE_STR
 
 def evaluate_row(evaluator, config: dict[str, int]) -> dict[str, Any]:
     """One blackbox row: the trial code's validation errors at every fidelity level, params, MACs and
-    evaluation seconds, plus the test-split error (evaluated after the timed part)."""
+    evaluation seconds, plus the test-split error (evaluated after the timed part; empty for a task without test data)."""
     errors: list[float] = []
     last = evaluator.evaluate(config, lambda result: errors.append(float(result["error"])))
     row = {**config, **dict(zip(F.error_columns(len(errors)), errors))}
-    row.update(test_error=float(evaluator.test_error(config)), params=float(last["params"]), macs=float(last["macs"]),
+    test_error = evaluator.test_error(config)
+    row.update(test_error=float(test_error) if test_error is not None else "", params=float(last["params"]), macs=float(last["macs"]),
                eval_s=float(last["eval_s"]))
     return row
 

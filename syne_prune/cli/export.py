@@ -11,6 +11,7 @@ from typing import Any
 
 from syne_prune.artifacts import ExportDir, SearchDir, SupernetDir
 from syne_prune.cli.recover import print_recovery
+from syne_prune.data import TaskSpec, check_unchanged
 from syne_prune.embedding import export_embedding_subnetwork, is_embedding_export, is_embedding_task, recover_embedding
 from syne_prune.errors import SynePruneError
 from syne_prune.export import export_subnetwork, training_data_record
@@ -70,6 +71,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if output.exists() and (not output.is_dir() or any(output.iterdir())) and not args.overwrite:
         raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
     check_replaceable(output)
+    if teacher is not None:
+        _check_recorded_data(args)  # recovery reads the task's data: a changed file fails before the export is made
     if teacher is None:
         prefix = _export(args, output, args.onnx, args.overwrite)
         _print_export(output, args.onnx, prefix)
@@ -127,6 +130,17 @@ def recovery_teacher(args: argparse.Namespace) -> str | None:
     if not SupernetDir(args.model).is_complete():
         raise SynePruneError(f"--model '{args.model}' is not a super-network (no supernet.json) to distill from; give --teacher")
     return _teacher_of_supernet(args.model)
+
+
+def _check_recorded_data(args: argparse.Namespace) -> None:
+    """The user's data files recorded with the search or super-network exported from are unchanged (one line naming a
+    changed file and both sha256, ``syne_prune.data.check_unchanged``); nothing to check for a built-in task."""
+    if args.search_dir is not None:
+        task = SearchDir(args.search_dir).read_settings().task
+    else:
+        task = SupernetDir(args.model).read().get("task") if SupernetDir(args.model).is_complete() else None
+    if isinstance(task, dict):
+        check_unchanged(TaskSpec.from_json(task))
 
 
 def _teacher_of_supernet(supernet: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from syne_prune.artifacts import TRIALS_FILE
+from syne_prune.cli.task_options import add_task_options, task_from_args
 from syne_prune.options import add_option, api_kwargs, comma_list
 from syne_prune.search import BACKENDS, OBJECTIVES, SCHEDULERS, TEST_SPLITS, TRIAL_KINDS, SearchConfig, get_backend, run_search
 
@@ -35,6 +36,8 @@ def add_commands(commands: Any) -> None:
         "and Syne Tune's experiment folder (syne-tune/part-K) to --output.",
     )
     _add_search_options(parser)
+    add_task_options(parser, "standard NAS: the built-in task every trial fine-tunes on (or your own data below; a weight-sharing "
+                     "search reads the task from --supernet)", None)
     for kind in TRIAL_KINDS.values():
         kind.add_options(parser.add_argument_group(kind.option_group))
     for backend in BACKENDS.values():
@@ -78,6 +81,7 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     kind = TRIAL_KINDS[args.trial_kind]
+    args.task = task_from_args(args, required=False)  # a built-in name, your own data (a TaskSpec), or None
     trial_settings = kind.settings_from_args(args)
     chosen = args.backend or kind.default_backend
     backend_settings = None

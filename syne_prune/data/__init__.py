@@ -5,13 +5,16 @@ from ``METRICS``."""
 from __future__ import annotations
 
 from .batches import EVAL_BATCH_SIZE, data_loader, encode, eval_batches, evaluation_batches
+from .files import check_unchanged
 from .load import TaskData, TaskLike, check_task, describe_spec, get_task, load_task, resolve_task, same_task, task_name, task_record
 from .metrics import METRICS, Metric, get_metric
 from .splits import Split, require_finite_scores
 from .task_types import TASK_TYPES, TaskType, default_metrics, file_task_types, get_task_type, register_task_type, type_of_head
 from .tasks import TASKS, Task, TaskSpec, synthetic_sentiment
+from .travel import relocate, spec_files
 
 __all__ = ["EVAL_BATCH_SIZE", "METRICS", "Metric", "Split", "TASKS", "TASK_TYPES", "Task", "TaskData", "TaskType",
            "default_metrics", "file_task_types", "get_task_type", "register_task_type", "type_of_head",
-           "TaskLike", "TaskSpec", "check_task", "data_loader", "describe_spec", "encode", "eval_batches", "evaluation_batches", "get_metric", "get_task",
-           "load_task", "require_finite_scores", "resolve_task", "same_task", "synthetic_sentiment", "task_name", "task_record"]
+           "TaskLike", "TaskSpec", "check_task", "check_unchanged", "data_loader", "describe_spec", "encode", "eval_batches",
+           "evaluation_batches", "get_metric", "get_task", "load_task", "relocate", "require_finite_scores", "resolve_task", "same_task",
+           "spec_files", "synthetic_sentiment", "task_name", "task_record"]

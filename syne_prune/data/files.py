@@ -1,7 +1,7 @@
 """The user's own task data: tables in CSV, TSV, JSON, JSON Lines or Parquet (read with pandas) or a saved
 ``datasets.DatasetDict``, turned into splits. ``resolve`` fills in what a ``TaskSpec`` leaves open (text columns,
 task type, metric, class names, the files' sha256) and checks every row; ``read_splits`` reads a resolved
-specification's splits, refusing files that changed since it was resolved. Every problem is one
+specification's splits, refusing files that changed since it was resolved (``check_unchanged``). Every problem is one
 ``SynePruneError`` naming the file, the line or record, the column and the fix."""
 from __future__ import annotations
 
@@ -111,6 +111,24 @@ def file_digests(spec: TaskSpec) -> tuple[tuple[str, str], ...]:
         return (("dataset", digest.hexdigest()),)
     files = {"train": spec.train_file, "validation": spec.validation_file, "test": spec.test_file}
     return tuple((split, _sha256(Path(path))) for split, path in files.items() if path is not None)
+
+
+def check_unchanged(spec: TaskSpec) -> None:
+    """Refuse, in one line, a data file of ``spec`` whose sha256 differs from the one ``resolve`` recorded (naming the
+    file and both digests' first 12 hex digits) or that is gone. A specification without recorded digests passes.
+    Raises ``SynePruneError``."""
+    if not spec.sha256:
+        return
+    files = {"train": spec.train_file, "validation": spec.validation_file, "test": spec.test_file, "dataset": spec.dataset}
+    for split, recorded in spec.sha256:
+        path = Path(str(files.get(split)))
+        if not path.exists():
+            raise SynePruneError(f"data file {path} ({split}) is gone (recorded sha256 {recorded[:12]}); restore it, or start anew "
+                                 "on other data (a new --output)")
+    for (split, recorded), (_, now) in zip(spec.sha256, file_digests(spec)):
+        if recorded != now:
+            raise SynePruneError(f"data file {files[split]} ({split}) changed since the task was recorded (sha256 {recorded[:12]} "
+                                 f"recorded, {now[:12]} now); restore the file, or start anew on the changed data (a new --output)")
 
 
 def _sha256(path: Path) -> str:
@@ -297,10 +315,7 @@ def read_splits(spec: TaskSpec) -> dict[str, Split]:
     labels as the type's ``LABEL_READERS`` entry reads them: class ids (int64), scores (float32), 0/1 indicators
     (float32 [rows, labels]) or per-word tag ids. Raises ``SynePruneError`` when a file changed since ``resolve``
     recorded its sha256 (a resumed or later stage would otherwise see other data)."""
-    if spec.sha256 and file_digests(spec) != spec.sha256:
-        changed = [split for (split, old), (_, new) in zip(spec.sha256, file_digests(spec)) if old != new]
-        raise SynePruneError(f"the {', '.join(changed)} data changed since the super-network was trained on it (sha256 differs); "
-                             "restore the file or train a new super-network")
+    check_unchanged(spec)
     splits = {}
     for split, table in read_tables(spec).items():
         _check_columns(table, (*spec.text_columns, spec.label_column))

@@ -29,14 +29,14 @@ import torch
 from syne_tune import Reporter
 
 from syne_prune.aws import S3_URI, aws_error
-from syne_prune.data import EVAL_BATCH_SIZE, encode, eval_batches, get_task, load_task
+from syne_prune.data import EVAL_BATCH_SIZE, TaskLike, check_task, encode, eval_batches, get_task, load_task, relocate
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
 from syne_prune.files import atomic_write
 from syne_prune.models import get_family, load_task_model, load_tokenizer, resolve_model
 from syne_prune.numerics import require_finite_result, require_finite_weights
 from syne_prune.objectives import measure_latency_ms, subnet_size
-from syne_prune.search.protocol import parse_hyperparameters, process_start_time, run_trial
+from syne_prune.search.protocol import parse_hyperparameters, process_start_time, run_trial, task_of_word, task_word
 from syne_prune.search_spaces import SEARCH_SPACES, get_search_space
 from syne_prune.surgery import extract_subnetwork
 from syne_prune.training import FINETUNE_LR, LoopSettings, TrainingLoop, label_loss_step, seed_everything
@@ -46,10 +46,13 @@ STATE_FILE, WEIGHTS_FILE = "state.pt", "weights.pt"
 
 @dataclass(frozen=True)
 class FineTuneSettings:
-    """How every trial of a standard-NAS search fine-tunes its sub-network (constants of the search)."""
+    """How every trial of a standard-NAS search fine-tunes its sub-network (constants of the search). ``task``: a
+    built-in task's name, or the user's data (a ``syne_prune.data.TaskSpec``, or its JSON record once the search has
+    resolved it, which every trial reads); ``task_files``: the folder a trial reads the user's files from when it
+    runs where their paths do not exist (a SageMaker job's channel; None: the paths the specification records)."""
 
     model: str
-    task: str
+    task: TaskLike
     search_space: str = "small"
     epochs: int = 3
     lr: float = FINETUNE_LR
@@ -61,9 +64,10 @@ class FineTuneSettings:
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     eval_batch_size: int = EVAL_BATCH_SIZE
+    task_files: str | None = None
 
     def check(self) -> None:
-        get_task(self.task)
+        check_task(self.task)
         if self.search_space not in SEARCH_SPACES:
             raise SynePruneError(f"unknown search space '{self.search_space}'; choose one of {', '.join(SEARCH_SPACES)}")
         for name in ("epochs", "batch_size", "max_length", "eval_batch_size"):
@@ -83,22 +87,22 @@ class FineTuneSettings:
     def as_constants(self, objectives: tuple[str, ...]) -> dict[str, Any]:
         """Values for the Syne Tune config space: one word each (LocalBackend command line)."""
         return {
-            "model": self.model, "task": self.task, "search_space": self.search_space, "epochs": self.epochs, "lr": self.lr,
+            "model": self.model, "task": task_word(self.task), "search_space": self.search_space, "epochs": self.epochs, "lr": self.lr,
             "batch_size": self.batch_size, "max_length": self.max_length, "data_dir": self.data_dir or "",
             "validation_fraction": self.validation_fraction, "seed": self.seed,
             "max_train_examples": self.max_train_examples or 0, "max_eval_examples": self.max_eval_examples or 0,
-            "eval_batch_size": self.eval_batch_size, "objectives": ",".join(objectives),
+            "eval_batch_size": self.eval_batch_size, "objectives": ",".join(objectives), "task_files": self.task_files or "",
         }
 
     @classmethod
     def from_constants(cls, values: dict[str, Any]) -> tuple["FineTuneSettings", tuple[str, ...]]:
         settings = cls(
-            model=str(values["model"]), task=str(values["task"]), search_space=str(values["search_space"]),
+            model=str(values["model"]), task=task_of_word(str(values["task"])), search_space=str(values["search_space"]),
             epochs=int(values["epochs"]), lr=float(values["lr"]), batch_size=int(values["batch_size"]),
             max_length=int(values["max_length"]), data_dir=str(values["data_dir"]) or None,
             validation_fraction=float(values["validation_fraction"]), seed=int(values["seed"]),
             max_train_examples=int(values["max_train_examples"]) or None, max_eval_examples=int(values["max_eval_examples"]) or None,
-            eval_batch_size=int(values["eval_batch_size"]),
+            eval_batch_size=int(values["eval_batch_size"]), task_files=str(values.get("task_files") or "") or None,
         )
         return settings, tuple(str(values["objectives"]).split(","))
 
@@ -128,8 +132,8 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
             return finished["result"]
 
     started = time.perf_counter()
-    task = get_task(settings.task)
-    data = load_task(settings.task, settings.data_dir, settings.validation_fraction, settings.seed,
+    task = get_task(relocate(settings.task, settings.task_files) if settings.task_files else settings.task)
+    data = load_task(task, settings.data_dir, settings.validation_fraction, settings.seed,
                      settings.max_train_examples, settings.max_eval_examples)
     model, tokenizer, space = load_pretrained(settings)
     mask = space.to_mask(config)

@@ -14,7 +14,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from syne_prune.artifacts import SEARCH_FILE, TRIALS_FILE, SearchDir, SearchRecord, append_test_error
-from syne_prune.data import task_name
+from syne_prune.data import TaskSpec, check_unchanged, task_name
 from syne_prune.errors import SynePruneError
 from syne_prune.files import atomic_write, new_output
 from syne_prune.pareto import REFERENCE_POINT, hypervolume, pareto_set
@@ -64,6 +64,17 @@ def prepare_output(output: Path, config: SearchConfig, resume: bool, overwrite: 
             raise SynePruneError(f"--resume with other settings than the interrupted search ({', '.join(changed)}); use the same ones")
         return
     new_output(output, overwrite, check_only)
+
+
+def check_recorded_data(output: Path) -> None:
+    """Before a resumed search prepares anything: the user's data files recorded in search.json are the ones the search
+    ran on (``syne_prune.data.check_unchanged``: a changed or missing file is one line naming it and both sha256).
+    Nothing to check without search.json or for a built-in task."""
+    directory = SearchDir(output)
+    if directory.has_settings():
+        task = directory.read_settings().task
+        if isinstance(task, dict):
+            check_unchanged(TaskSpec.from_json(task))
 
 
 def resumable(config: SearchConfig) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 it reports and fails, and the fidelity rule.
 
 - **Arguments**: a trial process gets ``--key value`` pairs: the search's constants (one word each) and its
-  configuration (the mask); ``parse_hyperparameters`` splits them.
+  configuration (the mask); ``parse_hyperparameters`` splits them. A task travels as one word (``task_word``): a
+  built-in task's name, or a user's resolved specification as base64 JSON, so every trial reads the same files,
+  columns and class names; ``task_files`` names the folder a trial reads those files from when it runs elsewhere
+  (a SageMaker job's channel; empty: where the specification says).
 - **Reporting**: through ``syne_tune.Reporter`` (``[tune-metric]`` lines on stdout); every report carries
   ``fidelity`` and the objectives (``OBJECTIVES``: ``error`` = 1 - metric, ``params``/``macs``/``latency`` as
   ratios to the unpruned model); the last one adds ``setup_s`` (process start to ready, seconds;
@@ -14,9 +17,12 @@ it reports and fails, and the fidelity rule.
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 _IMPORTED_AT = time.time()
 FAILURE_PREFIX = "syne-prune trial failed: "
@@ -57,6 +63,24 @@ def process_start_time() -> float:
         return psutil.Process().create_time()
     except ImportError:  # pragma: no cover
         return _IMPORTED_AT
+
+
+_SPEC_WORD = "spec:"
+
+
+def task_word(task: str | dict[str, Any]) -> str:
+    """A task as one command-line word: a built-in name as it is, a resolved specification's JSON record
+    (``syne_prune.data.task_record``) as ``spec:`` + URL-safe base64 of its JSON (``task_of_word`` reads it back)."""
+    if isinstance(task, str):
+        return task
+    return _SPEC_WORD + base64.urlsafe_b64encode(json.dumps(task, separators=(",", ":"), sort_keys=True).encode()).decode()
+
+
+def task_of_word(word: str) -> str | dict[str, Any]:
+    """The task ``task_word`` wrote: a built-in name, or a specification's JSON record."""
+    if not word.startswith(_SPEC_WORD):
+        return word
+    return json.loads(base64.urlsafe_b64decode(word[len(_SPEC_WORD):].encode()))
 
 
 def parse_hyperparameters(argv: list[str], constants: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:

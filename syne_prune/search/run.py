@@ -30,7 +30,7 @@ from syne_prune.search.config import SearchConfig
 from syne_prune.search.console import LOG_FILE, third_party_output_to
 from syne_prune.search.in_order import InOrderScheduler
 from syne_prune.search.kinds import PreparedSearch
-from syne_prune.search.outputs import finalize, ledger_columns, prepare_output, space_notice, write_settings
+from syne_prune.search.outputs import check_recorded_data, finalize, ledger_columns, prepare_output, space_notice, write_settings
 from syne_prune.search.schedulers import make_scheduler
 from syne_prune.search.scheduling import NoRepeatScheduler, replay, trials_left
 from syne_prune.search.syne_tune_fixes import QuietTunerLogger, no_best_metric_table
@@ -45,8 +45,10 @@ def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = Fal
     search would duplicate trial ids); and, naming the path, when a write fails (the trials finished so far stay
     in trials.csv, and ``resume`` continues)."""
     config.check()
-    prepared = config.kind.prepare(config)
     output = Path(config.output)
+    if resume:
+        check_recorded_data(output)  # the user's files, before they are read again
+    prepared = config.kind.prepare(config)
     prepare_output(output, prepared.config, resume, overwrite, check_only=True)
     backend = get_backend(config.backend)(prepared, output, entry_point)
     backend.prepare()  # e.g. S3 checked and uploads done before the output folder is touched

@@ -31,7 +31,7 @@ import numpy as np
 from syne_tune import Reporter
 
 from syne_prune.artifacts import SupernetDir
-from syne_prune.data import EVAL_BATCH_SIZE, encode, eval_batches, evaluation_batches, get_task, load_task
+from syne_prune.data import EVAL_BATCH_SIZE, encode, eval_batches, evaluation_batches, get_task, load_task, relocate
 from syne_prune.embedding import embedding_search_data, is_embedding_task, search_scorer
 from syne_prune.evaluation import default_device, evaluate, many_shapes, predict
 from syne_prune.models import get_family
@@ -53,7 +53,9 @@ from syne_prune.surgery import extract_subnetwork
 
 @dataclass(frozen=True)
 class TrialSettings:
-    """Constants of a search, passed to every trial (hyperparameters that never change)."""
+    """Constants of a search, passed to every trial (hyperparameters that never change). ``task_files``: the folder
+    a trial reads the user's data files from when it runs where the paths the super-network recorded do not exist
+    (a SageMaker job's channel, ``syne_prune.data.relocate``); None: those paths."""
 
     supernet: str
     objectives: tuple[str, ...] = ("error", "params")
@@ -64,6 +66,7 @@ class TrialSettings:
     latency_batch_size: int = 1
     latency_seq_len: int = 128
     test_every_trial: bool = False  # else only the Pareto set is scored on the test split, after the search
+    task_files: str | None = None
 
     def as_constants(self) -> dict[str, Any]:
         """Values for the Syne Tune config space: one word each, no spaces (LocalBackend command line)."""
@@ -77,6 +80,7 @@ class TrialSettings:
             "latency_batch_size": self.latency_batch_size,
             "latency_seq_len": self.latency_seq_len,
             "test_every_trial": int(self.test_every_trial),
+            "task_files": self.task_files or "",
         }
 
     @classmethod
@@ -91,18 +95,22 @@ class TrialSettings:
             latency_batch_size=int(values["latency_batch_size"]),
             latency_seq_len=int(values["latency_seq_len"]),
             test_every_trial=bool(int(values.get("test_every_trial") or 0)),
+            task_files=str(values.get("task_files") or "") or None,
         )
 
 
-def load_search_data(metadata: dict[str, Any], data_dir: str | None = None, max_eval_examples: int | None = None):
+def load_search_data(metadata: dict[str, Any], data_dir: str | None = None, max_eval_examples: int | None = None,
+                     task_files: str | None = None):
     """The splits a weight-sharing search scores on (``TaskData``): the super-network's task, validation
     fraction and seed (``metadata``: its checkpoint metadata), ``data_dir`` (else the one it was trained
-    from) and at most ``max_eval_examples`` validation and test examples. The search and its trials both
+    from) and at most ``max_eval_examples`` validation and test examples; the user's data files read from
+    ``task_files`` when given (each checked against its recorded sha256). The search and its trials both
     load them here, so they agree on the validation size."""
     if is_embedding_task(metadata["task"]):
         return embedding_search_data(metadata, max_eval_examples)
     hp = metadata["hyperparameters"]
-    return load_task(metadata["task"], data_dir or hp.get("data_dir"), hp["validation_fraction"], hp["seed"],
+    task = relocate(metadata["task"], task_files) if task_files else metadata["task"]
+    return load_task(task, data_dir or hp.get("data_dir"), hp["validation_fraction"], hp["seed"],
                      max_train_examples=1, max_eval_examples=max_eval_examples)
 
 
@@ -116,7 +124,7 @@ class Evaluator:
         meta = self.supernet.metadata
         hp = meta["hyperparameters"]
         self.task = get_task(meta["task"])
-        data = load_search_data(meta, settings.data_dir, settings.max_eval_examples)
+        data = load_search_data(meta, settings.data_dir, settings.max_eval_examples, settings.task_files)
         tokenizer, length = self.supernet.tokenizer, hp["max_length"]
         validation = encode(data.validation, tokenizer, length, self.task.type)
         levels = fidelity_levels(settings.fidelity_levels, len(validation))
@@ -235,7 +243,7 @@ def make_evaluator(settings: TrialSettings, supernet=None) -> Evaluator:
 
 def _parse(argv: list[str]) -> tuple[TrialSettings, dict[str, str]]:
     names = ("supernet", "objectives", "fidelity_levels", "data_dir", "eval_batch_size", "max_eval_examples",
-             "latency_batch_size", "latency_seq_len", "test_every_trial")
+             "latency_batch_size", "latency_seq_len", "test_every_trial", "task_files")
     constants, hyperparameters = parse_hyperparameters(argv, names)
     return TrialSettings.from_constants(constants), hyperparameters
 

@@ -19,6 +19,7 @@ from syne_prune.data import (
     EVAL_BATCH_SIZE,
     TaskSpec,
     check_task,
+    check_unchanged,
     data_loader,
     describe_spec,
     encode,
@@ -44,6 +45,7 @@ from syne_prune.training import (
     LoopSettings,
     TrainingLoop,
     prepare_output,
+    read_settings,
     save_training_state,
     seed_everything,
     steps_per_epoch,
@@ -173,11 +175,15 @@ def train_supernet(config: TrainingConfig, resume: bool = False, overwrite: bool
     same output (``output_lock``) and, naming the path, when a write fails (the last finished epoch's resume state
     is kept, so ``resume`` continues)."""
     config.check()
+    if resume:
+        _check_recorded_data(Path(config.output))
     model_config = load_model_config(config.model)
     arch = get_family(model_config)
     space = get_search_space(config.search_space, arch.shape(model_config))
     # Everything that can fail on bad input fails here, before the output directory is touched.
     task = resolve_task(config.task, model_config)
+    if task.spec is not None:  # the resume settings record the resolved task, the files' sha256 with it
+        config = replace(config, task=task.spec)
     if task.spec is not None and progress:
         print(f"task '{task.name}': {describe_spec(task.spec)}", flush=True)
     data = load_task(task, config.data_dir, config.validation_fraction, config.seed,
@@ -301,6 +307,17 @@ def _write_checkpoint(config: TrainingConfig, output: Path, model, tokenizer, sp
     (output / IMPORTANCE_FILE).unlink(missing_ok=True)
     warn_if_not_learned(metadata)
     return metadata
+
+
+def _check_recorded_data(output: Path) -> None:
+    """A resumed run: the user's data files it recorded (its resume settings, or the finished run's supernet.json)
+    are unchanged (``syne_prune.data.check_unchanged``: one line naming a changed file and both sha256)."""
+    recorded = read_settings(output)
+    if recorded is None and (output / SUPERNET_FILE).is_file():
+        recorded = SupernetDir(output).read()
+    task = (recorded or {}).get("task")
+    if isinstance(task, dict):
+        check_unchanged(TaskSpec.from_json(task))
 
 
 def _fine_tune_auto_teacher(config: TrainingConfig, progress: bool) -> tuple[Path, dict[str, Any] | None]:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from sagemaker_fixtures import BUCKET, REGION, ROLE, SM_ARGS, keys, launcher, sagemaker_settings
-from test_sagemaker_requests import moto_jobs, moto_status  # noqa: F401 - fixture (and helper) of the request tests
+from sagemaker_fixtures import BUCKET, REGION, ROLE, SM_ARGS, keys, launcher, moto_status, sagemaker_settings
 
 from syne_prune import SynePruneError
 from syne_prune.aws import DEFAULT_FRAMEWORK_VERSION, JOB_DEPENDENCIES, TORCH_REQUIREMENT, aws_error, check_framework, source_tarball
@@ -85,7 +84,7 @@ PREFLIGHT = [  # (name, settings changes, what sets the scene, the one line expe
 
 
 @pytest.mark.parametrize("name, changes, scene, message", PREFLIGHT, ids=[p[0] for p in PREFLIGHT])
-def test_preflight_refuses_in_one_line_before_anything_is_uploaded(name, changes, scene, message, aws, supernets, tmp_path,  # noqa: F811
+def test_preflight_refuses_in_one_line_before_anything_is_uploaded(name, changes, scene, message, aws, supernets, tmp_path,
                                                                    monkeypatch):
     if scene:
         scene(monkeypatch, tmp_path)
@@ -97,7 +96,7 @@ def test_preflight_refuses_in_one_line_before_anything_is_uploaded(name, changes
     assert session.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
 
 
-def test_cli_preflight_errors_exit_2_with_one_line(aws, supernets, tmp_path, capsys):  # noqa: F811
+def test_cli_preflight_errors_exit_2_with_one_line(aws, supernets, tmp_path, capsys):
     from syne_prune.cli import main
 
     _bucket_elsewhere(None, tmp_path)
@@ -128,11 +127,11 @@ def test_an_aws_error_keeps_its_whole_cause_in_one_line():
     assert error.code == "AccessDeniedException" and "\n" not in str(error) and str(error).endswith("to perform: sagemaker:StopTrainingJob")
 
 
-def _backend(aws, supernets, prefix: str, **changes):  # noqa: F811
+def _backend(aws, supernets, prefix: str, **changes):
     return sm.SageMakerBackend(sagemaker_settings(**changes), "trial", {"supernet": str(supernets["bert"])}, session=aws, job_prefix=prefix)
 
 
-def test_a_create_refused_for_now_is_tried_again_at_later_polls(moto_jobs, aws, supernets, monkeypatch, capsys):  # noqa: F811
+def test_a_create_refused_for_now_is_tried_again_at_later_polls(moto_jobs, aws, supernets, monkeypatch, capsys):
     moto_jobs.refuse["create"] = ("ResourceLimitExceeded", "The account-level service limit 'ml.m5.xlarge for training job usage' is 2 "
                                   "Instances, with current utilization of 2 Instances", 2)
     backend = _backend(aws, supernets, "sp-limit")
@@ -155,7 +154,7 @@ def test_a_create_refused_for_now_is_tried_again_at_later_polls(moto_jobs, aws, 
         backend.fetch_status_results([1])
 
 
-def test_throttled_status_reads_keep_the_last_answer(moto_jobs, aws, supernets, monkeypatch):  # noqa: F811
+def test_throttled_status_reads_keep_the_last_answer(moto_jobs, aws, supernets, monkeypatch):
     from botocore.exceptions import ClientError
 
     backend = _backend(aws, supernets, "sp-throttle")
@@ -174,7 +173,7 @@ def test_throttled_status_reads_keep_the_last_answer(moto_jobs, aws, supernets, 
         backend.fetch_status_results([0])
 
 
-def test_resuming_a_paused_trial_never_sleeps_in_the_tuner_loop(moto_jobs, aws, supernets, monkeypatch):  # noqa: F811
+def test_resuming_a_paused_trial_never_sleeps_in_the_tuner_loop(moto_jobs, aws, supernets, monkeypatch):
     backend = sm.SageMakerBackend(sagemaker_settings(), "finetune", {}, checkpointing=True, session=aws, job_prefix="sp-nosleep")
     backend.start_trial({"num_layers": 1})
     real = backend.sm.describe_training_job
@@ -190,7 +189,7 @@ def test_resuming_a_paused_trial_never_sleeps_in_the_tuner_loop(moto_jobs, aws, 
     assert backend.fetch_status_results([0])[0][0][1] == "InProgress"
 
 
-def test_a_job_being_deleted_has_failed_and_says_why(moto_jobs, aws, supernets, monkeypatch):  # noqa: F811
+def test_a_job_being_deleted_has_failed_and_says_why(moto_jobs, aws, supernets, monkeypatch):
     monkeypatch.setenv("SYNE_PRUNE_SAGEMAKER_LOG_GRACE_S", "0")
     backend = _backend(aws, supernets, "sp-deleting")
     backend.start_trial({"num_layers": 1})
@@ -203,11 +202,11 @@ def test_a_job_being_deleted_has_failed_and_says_why(moto_jobs, aws, supernets, 
 
 # ---- every job stopped when the search ends ----
 
-def _jobs(aws) -> list[str]:  # noqa: F811
+def _jobs(aws) -> list[str]:
     return sorted(j["TrainingJobName"] for j in aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"])
 
 
-def test_an_expired_token_ends_the_search_in_one_line_and_stops_every_job(moto_jobs, aws, supernets, tmp_path):  # noqa: F811
+def test_an_expired_token_ends_the_search_in_one_line_and_stops_every_job(moto_jobs, aws, supernets, tmp_path):
     moto_jobs.refuse["describe"] = ("ExpiredTokenException", "The security token included in the request is expired", 10**6)
     with pytest.raises(SynePruneError, match="describe_training_job .* failed: ExpiredTokenException: The security token") as ended:
         run_search(_search(supernets, tmp_path), progress=False)
@@ -217,7 +216,7 @@ def test_an_expired_token_ends_the_search_in_one_line_and_stops_every_job(moto_j
     assert len(jobs) == 2 and sorted(moto_jobs.stopped) == jobs and {moto_status(aws, j) for j in jobs} == {"Stopped"}
 
 
-def test_a_time_limit_stops_every_running_job(moto_jobs, aws, supernets, tmp_path):  # noqa: F811
+def test_a_time_limit_stops_every_running_job(moto_jobs, aws, supernets, tmp_path):
     config = _search(supernets, tmp_path)
     config.max_wallclock_s, config.max_trials = 1.0, None
     run_search(config, progress=False)
@@ -225,7 +224,7 @@ def test_a_time_limit_stops_every_running_job(moto_jobs, aws, supernets, tmp_pat
     assert len(jobs) == 2 and sorted(moto_jobs.stopped) == jobs
 
 
-def test_ctrl_c_stops_every_running_job(moto_jobs, aws, supernets, tmp_path, monkeypatch):  # noqa: F811
+def test_ctrl_c_stops_every_running_job(moto_jobs, aws, supernets, tmp_path, monkeypatch):
     from syne_tune.backend.trial_backend import TrialBackend
 
     polls = []
@@ -244,7 +243,7 @@ def test_ctrl_c_stops_every_running_job(moto_jobs, aws, supernets, tmp_path, mon
     assert len(jobs) == 2 and sorted(moto_jobs.stopped) == jobs
 
 
-def test_jobs_aws_will_not_stop_are_named_on_stderr(moto_jobs, aws, supernets, tmp_path, capsys):  # noqa: F811
+def test_jobs_aws_will_not_stop_are_named_on_stderr(moto_jobs, aws, supernets, tmp_path, capsys):
     moto_jobs.refuse["stop"] = ("AccessDeniedException", "User is not authorized to perform: sagemaker:StopTrainingJob", 10**6)
     config = _search(supernets, tmp_path)
     config.max_wallclock_s, config.max_trials = 1.0, None
@@ -257,7 +256,7 @@ def test_jobs_aws_will_not_stop_are_named_on_stderr(moto_jobs, aws, supernets, t
     assert "AccessDeniedException: User is not authorized to perform: sagemaker:StopTrainingJob" in lines[0]
 
 
-def test_a_stop_aws_refuses_during_the_search_ends_it_in_one_line(moto_jobs, aws, supernets):  # noqa: F811
+def test_a_stop_aws_refuses_during_the_search_ends_it_in_one_line(moto_jobs, aws, supernets):
     backend = _backend(aws, supernets, "sp-refused")
     backend.start_trial({"num_layers": 1})
     moto_jobs.refuse["stop"] = ("AccessDeniedException", "User is not authorized to perform: sagemaker:StopTrainingJob", 10**6)
@@ -277,7 +276,7 @@ def test_jobs_pin_this_machine_s_versions_of_every_dependency_but_torch():
     assert "requirements.txt" not in tarfile.open(fileobj=io.BytesIO(source_tarball(pinned=False))).getnames()
 
 
-def test_an_image_uri_runs_as_it_is(aws, supernets):  # noqa: F811
+def test_an_image_uri_runs_as_it_is(aws, supernets):
     backend = _backend(aws, supernets, "sp-image")
     backend.prepare()
     key = backend.source_uri.split(f"s3://{BUCKET}/")[1]
@@ -298,7 +297,7 @@ def test_the_default_image_s_torch_meets_setup_py_and_every_pinned_package():
 
 
 @pytest.mark.slow
-def test_a_job_on_the_default_image_installs_the_pinned_versions(sagemaker, tiny_model_dirs, glue_dir, monkeypatch, capsys):  # noqa: F811
+def test_a_job_on_the_default_image_installs_the_pinned_versions(sagemaker, tiny_model_dirs, glue_dir, monkeypatch, capsys):
     """The training toolkit installs the uploaded requirements.txt when the job starts (here from what is installed,
     ``PIP_NO_INDEX``: the pins must be exactly this machine's versions for that to succeed)."""
     monkeypatch.setattr(sm.SageMakerSettings, "image", lambda settings: "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.8.0-cpu-py312")

@@ -6,14 +6,13 @@ moto, whose mock sits behind that check — but not maximum lengths and values, 
 and moto does not. ``aws_refusals`` checks all of them with botocore's ``ParamValidator`` and the model's own
 limits (independently of syne-prune's ``request_problems``), for every call a test makes (``checked_calls``).
 
-``moto_jobs`` gives moto's training jobs a life (``InProgress`` until stopped; moto has no StopTrainingJob) and
-lets a test make AWS refuse creates, stops or describes with AWS's own error codes.
+``moto_jobs`` (``sagemaker_fixtures``) gives moto's training jobs a life (``InProgress`` until stopped; moto has no
+StopTrainingJob) and lets a test make AWS refuse creates, stops or describes with AWS's own error codes.
 """
 from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 
 import pytest
 import regex
@@ -83,73 +82,11 @@ def refused(calls) -> list:
     return [(service, operation, refusals) for service, operation, _, refusals in calls if refusals]
 
 
-class MotoJobs:
-    """moto's training jobs as AWS runs them: ``InProgress`` once created, ``Stopped`` once a stop arrives (a stop of
-    an ended or unknown job is refused with ``ValidationException``). ``refuse`` maps an operation (``create``,
-    ``stop``, ``describe``) to ``(code, message, times)``: AWS answers it with that error, ``times`` times."""
-
-    def __init__(self) -> None:
-        self.refuse: dict[str, tuple[str, str, int]] = {}
-        self.stopped: list[str] = []
-
-    def answer(self, operation: str) -> None:
-        from moto.core.exceptions import JsonRESTError
-
-        if operation in self.refuse:
-            code, message, times = self.refuse[operation]
-            if times > 0:
-                self.refuse[operation] = (code, message, times - 1)
-                raise JsonRESTError(code, message)
-
-
-@pytest.fixture
-def moto_jobs(aws, monkeypatch):  # noqa: F811 - the fixture imported above
-    from moto.core.responses import ActionResult
-    from moto.sagemaker.exceptions import ValidationError
-    from moto.sagemaker.models import FakeTrainingJob
-    from moto.sagemaker.responses import SageMakerResponse
-
-    jobs = MotoJobs()
-    start, create, describe = FakeTrainingJob.__init__, SageMakerResponse.create_training_job, SageMakerResponse.describe_training_job
-
-    def running(job, *args, **kwargs):
-        start(job, *args, **kwargs)
-        job.training_job_status, job.secondary_status, job.training_end_time = "InProgress", "Training", None
-
-    def create_or_refuse(response):
-        jobs.answer("create")
-        return create(response)
-
-    def describe_or_refuse(response):
-        jobs.answer("describe")
-        return describe(response)
-
-    def stop(response):
-        jobs.answer("stop")
-        name = response._get_param("TrainingJobName")
-        job = response.sagemaker_backend.training_jobs.get(name)
-        if job is None or job.training_job_status != "InProgress":
-            raise ValidationError(message=f"The training job {name} is not in progress")
-        job.training_job_status, job.training_end_time = "Stopped", datetime.now(timezone.utc)
-        jobs.stopped.append(name)
-        return ActionResult({})
-
-    monkeypatch.setattr(FakeTrainingJob, "__init__", running)
-    monkeypatch.setattr(SageMakerResponse, "create_training_job", create_or_refuse)
-    monkeypatch.setattr(SageMakerResponse, "describe_training_job", describe_or_refuse)
-    monkeypatch.setattr(SageMakerResponse, "stop_training_job", stop, raising=False)
-    return jobs
-
-
-def moto_status(session, job: str) -> str:
-    return session.client("sagemaker").describe_training_job(TrainingJobName=job)["TrainingJobStatus"]
-
-
 def _metric(error: float) -> str:
     return "[tune-metric]: " + json.dumps({"error": error, "st_worker_timestamp": time.time(), "st_worker_time": 1.0, "st_worker_iter": 0})
 
 
-def test_the_model_check_refuses_what_aws_refuses_and_passes_a_valid_request(aws):  # noqa: F811
+def test_the_model_check_refuses_what_aws_refuses_and_passes_a_valid_request(aws):
     model = aws.client("sagemaker").meta.service_model
     valid = {"TrainingJobName": "sp-a-0-0", "RoleArn": ROLE, "AlgorithmSpecification": {"TrainingImage": "img", "TrainingInputMode": "File"},
              "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/o/"}, "StoppingCondition": {"MaxRuntimeInSeconds": 60},
@@ -170,7 +107,7 @@ def test_the_model_check_refuses_what_aws_refuses_and_passes_a_valid_request(aws
     ]
 
 
-def test_moto_calls_pass_botocore_s_own_check_but_not_aws_s_limits(aws):  # noqa: F811
+def test_moto_calls_pass_botocore_s_own_check_but_not_aws_s_limits(aws):
     """What a moto test proves: botocore refuses an empty channel list before moto sees it, but a request over AWS's
     maximums (here a keep-alive of 99999 s) is accepted by moto, so only the model check catches it."""
     from botocore.exceptions import ParamValidationError
@@ -198,7 +135,7 @@ MODES = {  # name -> (settings changes, entry, channels, checkpointing)
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-def test_every_request_of_a_search_passes_aws_s_model(mode, moto_jobs, aws, checked_calls, supernets, glue_dir):  # noqa: F811
+def test_every_request_of_a_search_passes_aws_s_model(mode, moto_jobs, aws, checked_calls, supernets, glue_dir):
     changes, entry, channel_names, checkpointing = MODES[mode]
     folders = {"supernet": str(supernets["bert"]), "data": str(glue_dir)}
     backend = sm.SageMakerBackend(sagemaker_settings(**changes), entry, {name: folders[name] for name in channel_names}, checkpointing=checkpointing,
@@ -230,7 +167,7 @@ def test_every_request_of_a_search_passes_aws_s_model(mode, moto_jobs, aws, chec
     assert request.get("Tags") == ([{"Key": k, "Value": v} for k, v in sorted(changes["tags"].items())] if "tags" in changes else None)
 
 
-def test_the_launchers_send_valid_requests_also_without_any_channel(aws, checked_calls, supernets, capsys):  # noqa: F811
+def test_the_launchers_send_valid_requests_also_without_any_channel(aws, checked_calls, supernets, capsys):
     """Super-network training from a hub model with GLUE from the hub: nothing to upload but the source, so the job
     has no input channel, and its request leaves InputDataConfig out."""
     argv = [*SM_ARGS, "--tags", "team=nlp", "--model", "org/some-hub-model", "--task", "rte", "--epochs", "1", "--output", "net"]
@@ -244,7 +181,7 @@ def test_the_launchers_send_valid_requests_also_without_any_channel(aws, checked
     assert json.loads(json.loads(creates[0]["HyperParameters"]["syne_prune_argv"]))[:3] == ["train-supernet", "--model", "org/some-hub-model"]
 
 
-def test_a_job_name_never_outgrows_sagemaker_s_limit(aws):  # noqa: F811
+def test_a_job_name_never_outgrows_sagemaker_s_limit(aws):
     backend = sm.SageMakerBackend(sagemaker_settings(), "trial", {}, session=aws, job_prefix="p" * 60)
     model = aws.client("sagemaker").meta.service_model
     for trial_id, attempt in ((0, 0), (123456, 7), (10**9, 12)):

@@ -29,8 +29,9 @@ class PreparedSearch:
     """A checked search, ready to run: what its trials are given and what its outputs name.
 
     ``config``: the search as run (e.g. fidelity levels capped at the validation size); ``space``: the
-    search space of the trials' configurations; ``task`` and ``metric``: what the trials score (GLUE task
-    name, the metric whose ``1 - metric`` is ``error``); ``constants``: the hyperparameters every trial
+    search space of the trials' configurations; ``task`` and ``metric``: what the trials score (a built-in task's
+    name or the user's resolved specification as its JSON record, ``syne_prune.data.task_record``; the metric whose
+    ``1 - metric`` is ``error``); ``constants``: the hyperparameters every trial
     gets besides its configuration (one word each); ``model``: the pre-trained model (as given) the
     networks come from, where known; ``trial_settings``: what every weight-sharing trial (and the pool's
     workers) read, None for other kinds; ``evaluator``: a function returning the trials' ``Evaluator``
@@ -38,7 +39,7 @@ class PreparedSearch:
 
     config: Any  # the SearchConfig as run
     space: SearchSpace
-    task: str
+    task: str | dict[str, Any]
     metric: str
     constants: dict[str, Any]
     model: str | None = None

@@ -79,9 +79,11 @@ class WeightSharing(TrialKind):
     def settings_from_args(self, args: argparse.Namespace) -> WeightSharingSettings:
         if not args.supernet:
             raise SynePruneError("give --supernet DIR (from train-supernet), or --trial-kind standard --model M --task T")
-        extra = [f"--{n.replace('_', '-')}" for n in ("model", "task") if getattr(args, n, None)]
+        task = getattr(args, "task", None)
+        extra = ["--model"] * bool(getattr(args, "model", None)) + ([("--task" if isinstance(task, str) else "--train-file/--dataset")] if task else [])
         if extra:
-            raise SynePruneError(f"{', '.join(extra)} belong to --trial-kind standard; a weight-sharing search reads them from --supernet")
+            raise SynePruneError(f"{', '.join(extra)} belong to --trial-kind standard; a weight-sharing search reads the model and "
+                                 "task from --supernet")
         return WeightSharingSettings(supernet=args.supernet, fidelity_levels=args.fidelity_levels)
 
     def check(self, config) -> None:

@@ -2,7 +2,10 @@
 the job plumbing of ``syne_prune.aws`` (settings, uploads, the job contract).
 
 - **A trial** is a training job named ``{search}-{trial}-{attempt}``; its hyperparameters are the mask plus the
-  search's constants; a constant that names an uploaded local directory travels as ``sm-channel:NAME``. Trials
+  search's constants; a constant that names an uploaded local directory travels as ``sm-channel:NAME``. A user's
+  task (``syne_prune.data.TaskSpec``) brings its data files: uploaded once, under the names of
+  ``syne_prune.data.spec_files``, as the channel ``task``, which the job's ``task_files`` names; the job reads them
+  there and checks each against the sha256 the task recorded (``syne_prune.data.relocate``). Trials
   that train (standard NAS) get a per-trial ``checkpoint_s3_uri`` synced with ``/opt/ml/checkpoints``.
 - **Status** from ``describe_training_job`` (one call per trial), **metrics** from the job's CloudWatch log
   lines (``[tune-metric]: {...}``, Syne Tune's report format), **stop** and **pause** with
@@ -36,6 +39,7 @@ from pathlib import Path
 from syne_tune.backend.trial_backend import TrialBackend
 
 from syne_prune.aws import (
+    CHANNEL_PREFIX,
     ENTRY_SCRIPT,
     JOB_END_MARKER,
     MAX_HYPERPARAMETER_CHARS,
@@ -48,6 +52,7 @@ from syne_prune.aws import (
     source_tarball,
     wait_between_polls,
 )
+from syne_prune.data import spec_files
 from syne_prune.errors import SynePruneError
 from syne_prune.search.backends.base import SearchBackend
 from syne_prune.search.backends.sagemaker.cloudwatch import LOG_GROUP
@@ -56,6 +61,7 @@ from syne_prune.search.backends.sagemaker.launcher import launch_cli_job
 from syne_prune.search.backends.sagemaker.trial_backend import MAX_WAIT_FOR_STOP_S, SageMakerBackend
 
 CHANNEL_OF = {"supernet": "supernet", "model": "model", "data_dir": "data"}  # constant -> input channel (a local directory)
+TASK_CHANNEL = "task"  # the user's data files, which the trials' ``task_files`` constant names
 
 
 class SageMakerSearchBackend(SearchBackend):
@@ -93,13 +99,16 @@ class SageMakerSearchBackend(SearchBackend):
     def prepare(self) -> None:
         """A prepared SageMaker backend: S3 writable, source and channels uploaded (each once), image known."""
         settings = self.config.backend_settings
-        channels = {CHANNEL_OF[key]: str(value) for key, value in self.prepared.constants.items()
-                    if key in CHANNEL_OF and value and Path(str(value)).is_dir()}
+        channels: dict[str, str | dict[str, Path]] = {CHANNEL_OF[key]: str(value) for key, value in self.prepared.constants.items()
+                                                       if key in CHANNEL_OF and value and Path(str(value)).is_dir()}
+        data_files = spec_files(self.prepared.task)  # the user's data files, uploaded once beside the super-network
+        if data_files:
+            channels[TASK_CHANNEL] = data_files
         if settings.instance_count != 1:
             raise SynePruneError("--instance-count above 1: a trial is not distributed, every host would run it; use --n-workers for parallel trials")
         name = f"sp-{re.sub(r'[^a-zA-Z0-9-]', '-', self.output.resolve().name)[:24]}-{uuid.uuid4().hex[:10]}"  # unique per account and region
-        self.trial_backend = SageMakerBackend(settings, self.kind.sagemaker_entry, channels,
-                                              checkpointing=self.kind.trains_per_trial, job_prefix=name)
+        self.trial_backend = SageMakerBackend(settings, self.kind.sagemaker_entry, channels, checkpointing=self.kind.trains_per_trial,
+                                              job_prefix=name, constants={"task_files": CHANNEL_PREFIX + TASK_CHANNEL} if data_files else {})
         self.trial_backend.prepare()
 
     def _make_trial_backend(self, part_dir: Path) -> TrialBackend:

@@ -19,6 +19,7 @@ from syne_prune.aws import (
     CHECKPOINT_LOCAL_PATH,
     ENTRY_SCRIPT,
     JOB_END_MARKER,
+    MAX_HYPERPARAMETER_CHARS,
     MAX_HYPERPARAMETERS,
     S3_URI,
     THROTTLING,
@@ -77,15 +78,18 @@ class SageMakerBackend(TrialBackend):
     whose predecessor is still stopping, so the Tuner never waits on AWS; ``stop_all`` stops every job still running
     when the Tuner ends (error, Ctrl-C, time limit) and keeps those it could not stop in ``unstopped``."""
 
-    def __init__(self, settings: SageMakerSettings, entry: str, channels: dict[str, str], checkpointing: bool = False,
-                 session=None, job_prefix: str = "syne-prune") -> None:
-        """``entry``: ``trial`` (weight-sharing) or ``finetune`` (standard NAS); ``channels``: name -> local directory."""
+    def __init__(self, settings: SageMakerSettings, entry: str, channels: dict[str, str | dict[str, Path]], checkpointing: bool = False,
+                 session=None, job_prefix: str = "syne-prune", constants: dict[str, str] | None = None) -> None:
+        """``entry``: ``trial`` (weight-sharing) or ``finetune`` (standard NAS); ``channels``: name -> local directory, or
+        ``{key under the channel: local file}`` (a user's data files); ``constants``: hyperparameters whose value a job
+        gets instead of the search's (e.g. ``task_files``: ``sm-channel:task``, where the job finds the data files)."""
         super().__init__(delete_checkpoints=False)
         import boto3  # optional (syne-prune[sagemaker])
         from botocore.config import Config  # optional, as boto3
 
         self.session = session or boto3.session.Session(region_name=settings.region)
         self.settings, self.entry, self.local_channels, self.checkpointing = settings, entry, channels, checkpointing
+        self.constants = dict(constants or {})
         retries = Config(retries={"max_attempts": 10, "mode": "adaptive"})  # throttled calls back off before we see them
         self.sm, self.s3, self.logs = (self.session.client(name, config=retries) for name in ("sagemaker", "s3", "logs"))
         self.log_reader = JobLogs(self.logs)
@@ -110,7 +114,8 @@ class SageMakerBackend(TrialBackend):
         self._check_request_form()
         self.uploader.check_writable()
         self.source_uri = self.uploader.source(pinned=not self.settings.image_uri)
-        self.channel_uris = {name: self.uploader.directory(name, Path(path)) for name, path in self.local_channels.items()}
+        self.channel_uris = {name: self.uploader.files(name, path) if isinstance(path, dict) else self.uploader.directory(name, Path(path))
+                             for name, path in self.local_channels.items()}
 
     def _check_request_form(self) -> None:
         """A job request as the uploads will make it, read against SageMaker's model before anything is uploaded."""
@@ -148,13 +153,13 @@ class SageMakerBackend(TrialBackend):
     def hyperparameters(self, config: dict[str, Any]) -> dict[str, str]:
         """The job's hyperparameters: the mask and constants, local channel directories as sm-channel:NAME; each value
         JSON-encoded, as SageMaker's training toolkit JSON-decodes them (so the entry script gets these strings)."""
-        by_path = {str(Path(p).resolve()): name for name, p in self.local_channels.items()}
+        by_path = {str(Path(p).resolve()): name for name, p in self.local_channels.items() if not isinstance(p, dict)}
         values = {}
         for key, value in config.items():
             text = str(value)
-            values[key] = f"{CHANNEL_PREFIX}{by_path[text]}" if text in by_path else text
-        if len(values) + 4 > MAX_HYPERPARAMETERS:
-            values = pack_hyperparameters(values)
+            values[key] = self.constants.get(key, f"{CHANNEL_PREFIX}{by_path[text]}" if text in by_path else text)
+        if len(values) + 4 > MAX_HYPERPARAMETERS or any(len(json.dumps(v)) > MAX_HYPERPARAMETER_CHARS for v in values.values()):
+            values = pack_hyperparameters(values)  # too many values, or one too long (a user's task with many class names)
         values["syne_prune_entry"] = self.entry
         values["sagemaker_program"] = ENTRY_SCRIPT
         values["sagemaker_submit_directory"] = self.source_uri
