@@ -158,8 +158,6 @@ OWN_JSON = {
     "cli/sagemaker_job.py": "the argument list a SageMaker job receives",
     "cli/export.py": "--config, inline JSON or a JSON file",
     "supernet/train.py": "the importance record kept for a resumed run",
-    "embedding/train.py": "the importance record kept for a resumed run",
-    "embedding/pooling.py": "sentence-transformers' modules.json and 1_Pooling/config.json",
     "models/loading.py": "a model's config.json, tokenizer files and weight index, checked before loading",
 }
 
