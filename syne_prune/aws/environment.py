@@ -18,7 +18,7 @@ from syne_prune.errors import SynePruneError
 DEFAULT_FRAMEWORK_VERSION = "2.8"  # torch of AWS's PyTorch training image used when --image-uri is not given
 FRAMEWORK_PY_VERSION = "py312"  # the only Python of the 2.6, 2.7 and 2.8 PyTorch training images
 TORCH_REQUIREMENT = "torch>=2.4,<3"  # setup.py's (tests/search/test_sagemaker_preflight.py compares them)
-JOB_DEPENDENCIES = ("transformers", "syne-tune", "safetensors", "numpy", "pandas", "scikit-learn", "scipy", "datasets", "tqdm", "huggingface-hub",
+JOB_DEPENDENCIES = ("transformers", "syne-tune", "safetensors", "numpy", "pandas", "scikit-learn", "scipy", "seqeval", "datasets", "tqdm", "huggingface-hub",
                     "psutil", "matplotlib", "pymoo", "botorch")  # setup.py's install_requires without torch
 
 
