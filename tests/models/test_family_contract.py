@@ -82,6 +82,13 @@ VARIANTS = {
 CASES = [(name, head, attention) for name, variant in VARIANTS.items() for head, attention in variant.cases]
 
 
+def _tier(name: str, head: str, attention: str):
+    """The fast tier checks every variant's classifier, every head on BERT and every non-eager attention; the full
+    suite every case."""
+    fast = head == "classifier" or name == "bert" or attention != "eager"
+    return (name, head, attention) if fast else pytest.param(name, head, attention, marks=pytest.mark.slow)
+
+
 def _outputs(model, batch):
     out = model(**batch)
     return out.logits if hasattr(out, "logits") else out.last_hidden_state
@@ -107,7 +114,7 @@ def test_every_family_has_contract_variants_and_its_pruned_type():
         assert family.pruned_model_type == "syne_prune_" + variant.family.replace("-", "_"), name
 
 
-@pytest.mark.parametrize("name, head, attention", CASES)
+@pytest.mark.parametrize("name, head, attention", [_tier(*case) for case in CASES])
 def test_extraction_equals_masking_with_exact_sizes(name, head, attention):
     """Per space, the distinct masks of 23 configurations (extremes, midpoint, 20 seeded): the extracted model's
     outputs equal the masked super-network's (1e-5), its numel() equals the parameter count, the layers' numel()
