@@ -21,7 +21,8 @@ from syne_prune.objectives import subnet_size
 
 # Pruned config and model classes for exports whose layers differ: PrunedCamembertConfig, PrunedCamembertModel, ...
 PRUNED = pruned_classes(__name__, "Camembert", "syne_prune_camembert", "roberta", shape_bert_layers)
-PrunedCamembertConfig, PrunedCamembertModel, PrunedCamembertForSequenceClassification, PrunedCamembertForMultipleChoice = PRUNED
+(PrunedCamembertConfig, PrunedCamembertModel, PrunedCamembertForSequenceClassification, PrunedCamembertForMultipleChoice,
+ PrunedCamembertForTokenClassification) = PRUNED
 
 # Everything else is RoBERTa's: the same module names, base prefix and positions after the padding index.
 FAMILY = replace(ROBERTA, name="camembert", model_type="camembert", **PRUNED.family_fields())

@@ -94,7 +94,7 @@ class Metric:
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("accuracy", accuracy, ("classification", "multi-label", "token-classification")),
+    Metric("accuracy", accuracy, ("classification", "multiple-choice", "multi-label", "token-classification")),
     Metric("f1", f1, ("classification",)),
     Metric("macro-f1", macro_f1, ("classification", "multi-label", "token-classification")),
     Metric("micro-f1", micro_f1, ("classification", "multi-label", "token-classification")),
