@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from syne_tune import Reporter
 
 from syne_prune.artifacts import SupernetDir
@@ -147,8 +148,10 @@ class Evaluator:
         with many_shapes():
             return self._evaluate(config, report)
 
-    def _evaluate(self, config: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-        started = time.perf_counter()
+    def _extract(self, config: dict[str, Any]) -> tuple[torch.nn.Module, dict[str, Any]]:
+        """The sub-network of ``config``, extracted, and its objectives that need no data: ``params`` and ``macs``
+        as shares of the super-network's, and (when latency is an objective) ``latency_ms`` and its share ``latency``,
+        both measured in this process."""
         mask = self.space.to_mask(config)
         model = self.supernet.model
         sub = extract_subnetwork(model, mask).eval()
@@ -158,7 +161,12 @@ class Evaluator:
             static["latency_ms"] = measure_latency_ms(
                 sub, self.settings.latency_batch_size, self.settings.latency_seq_len, vocab_size=model.config.vocab_size
             )
-            static["latency"] = static["latency_ms"] / self.full_latency_ms  # measured in the same process
+            static["latency"] = static["latency_ms"] / self.full_latency_ms
+        return sub, static
+
+    def _evaluate(self, config: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        started = time.perf_counter()
+        sub, static = self._extract(config)
         levels = len(self.validation_chunks)
         predictions, labels = [], []
         result: dict[str, Any] = {}
@@ -215,15 +223,7 @@ class EmbeddingEvaluator(Evaluator):
 
     def _evaluate(self, config: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         started = time.perf_counter()
-        mask = self.space.to_mask(config)
-        model = self.supernet.model
-        sub = extract_subnetwork(model, mask).eval()
-        size = subnet_size(model, mask)
-        static: dict[str, Any] = {"params": size.params / self.full_size.params, "macs": size.macs / self.full_size.macs}
-        if self.full_latency_ms is not None:
-            static["latency_ms"] = measure_latency_ms(sub, self.settings.latency_batch_size, self.settings.latency_seq_len,
-                                                      vocab_size=model.config.vocab_size)
-            static["latency"] = static["latency_ms"] / self.full_latency_ms
+        sub, static = self._extract(config)
         levels = fidelity_levels(self.settings.fidelity_levels, self.scorer.num_examples)
         result: dict[str, Any] = {}
         for level, error in enumerate(self.scorer.errors_by_level(sub, levels), start=1):
