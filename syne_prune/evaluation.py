@@ -37,28 +37,30 @@ def _malloc_trim() -> None:
 @torch.inference_mode()
 def predict(model: torch.nn.Module, batches: Iterable[dict], task_type: TaskType | str | bool, max_batches: int | None = None):
     """Predictions and labels over ``batches`` (the first ``max_batches`` of them when given), made from the logits as
-    the task type does (``TaskType.batch_outputs``; a bool: whether the task is a regression): class ids (argmax),
+    the task type does (``TaskType.batch_predictions``; a bool: whether the task is a regression): class ids (argmax),
     regression values, 0/1 label indicators (sigmoid > 0.5) or per-sentence tag ids of the labelled tokens. A
-    non-finite model output raises ``SynePruneError``. The forward passes run on the model's device in the run's
-    precision (``precision.resolve_precision``: fp32 on the CPU unless chosen otherwise)."""
+    non-finite model output raises ``SynePruneError`` naming the first such batch. The forward passes run on the
+    model's device in the run's precision (``precision.resolve_precision``: fp32 on the CPU unless chosen otherwise);
+    predictions and finiteness checks stay there until the last batch, so a GPU is not waited for batch by batch."""
     task_type = get_task_type(task_type)
     model.eval()
     device = next(model.parameters()).device
     precision = resolve_precision(None, device)
-    predictions, labels = [], []
+    outputs, finite = [], []
     for index, batch in enumerate(batches):
         if max_batches is not None and index >= max_batches:
             break
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with autocast(precision, device):  # float32 logits in every precision (a no-op in fp32)
             logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
-        if not bool(torch.isfinite(logits).all()):  # argmax of NaN is an answer, spearman of NaN a 0: refuse both
-            raise SynePruneError(f"the model's output (logits) holds NaN or inf in evaluation batch {index + 1}; "
-                                 "its weights are broken: train it again in float32, with a lower --lr")
-        batch_predictions, batch_labels = task_type.batch_outputs(logits, batch["labels"])
-        predictions.append(batch_predictions)
-        labels.append(batch_labels)
-    return task_type.join(predictions), task_type.join(labels)
+        finite.append(torch.isfinite(logits).all())
+        outputs.append((task_type.batch_predictions(logits), batch["labels"]))
+    if finite and not bool(torch.stack(finite).all()):  # argmax of NaN is an answer, spearman of NaN a 0: refuse both
+        first = int(torch.stack(finite).logical_not().nonzero()[0]) + 1
+        raise SynePruneError(f"the model's output (logits) holds NaN or inf in evaluation batch {first}; "
+                             "its weights are broken: train it again in float32, with a lower --lr")
+    predictions, labels = zip(*(task_type.to_numpy(*pair) for pair in outputs)) if outputs else ((), ())
+    return task_type.join(list(predictions)), task_type.join(list(labels))
 
 
 def evaluate(model: torch.nn.Module, batches: Iterable[dict] | None, task: Task, max_batches: int | None = None) -> dict[str, float] | None:

@@ -41,6 +41,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 
 from syne_prune.masks import SubnetMask
 from syne_prune.models import FAMILIES, EncoderShape, Family, get_family, head_of
+from syne_prune.precision import autocast, resolve_precision
 from syne_prune.surgery import check_mask_fits
 
 
@@ -88,8 +89,11 @@ def encoder_size(shape: EncoderShape, mask: SubnetMask, seq_len: int = 128, fami
 def measure_latency_ms(
     model: nn.Module, batch_size: int = 1, seq_len: int = 128, repeats: int = 10, warmup: int = 2, vocab_size: int = 1000
 ) -> float:
-    """Median wall time in ms of one forward pass on random token ids (on the model's device)."""
+    """Median wall time in ms of one forward pass on random token ids [batch_size, seq_len] (on the model's device, in
+    the run's precision: ``precision.resolve_precision``, fp32 on the CPU unless chosen otherwise, so a search on a GPU
+    measures the latency of the precision it trains and evaluates in)."""
     device = next(model.parameters()).device
+    precision = resolve_precision(None, device)
     input_ids = torch.randint(5, vocab_size, (batch_size, seq_len), device=device)
     if head_of(model) == "AutoModelForMultipleChoice":
         input_ids = input_ids[:, None, :]  # one choice per example: the same encoder work as a classifier
@@ -100,7 +104,8 @@ def measure_latency_ms(
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        model(input_ids=input_ids, attention_mask=attention_mask)
+        with autocast(precision, device):
+            model(input_ids=input_ids, attention_mask=attention_mask)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:

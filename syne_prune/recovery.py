@@ -178,7 +178,7 @@ class DistillationStep:
         self.teacher, self.temperature, self.task_type = teacher.eval(), temperature, get_task_type(task_type)
         self.layer_distillation = layer_distillation
 
-    def __call__(self, model: PreTrainedModel, batch: dict[str, torch.Tensor], step: int) -> float:
+    def __call__(self, model: PreTrainedModel, batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         if self.layer_distillation is not None:
             teacher_logits = self.layer_distillation(inputs)
@@ -190,7 +190,7 @@ class DistillationStep:
         if self.layer_distillation is not None:
             loss = loss + self.layer_distillation.loss(output.hidden_states, None, batch)
         backward(loss)
-        return loss.item()
+        return loss.detach()
 
 
 def recover(model_dir: str | Path, teacher_dir: str | Path, epochs: int | str, output: str | Path, *, lr: float = RecoverySettings.lr,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import types
 from datetime import datetime
 from pathlib import Path
 
@@ -186,6 +187,29 @@ def test_nan_model_output_is_an_error_not_a_score(head):
                 "labels": torch.tensor([1.0 if head == "regression" else 1])}]
     with pytest.raises(SynePruneError, match=r"output \(logits\) holds NaN or inf in evaluation batch 1"):
         predict(model, batches, head == "regression")
+
+
+class _PlantedLogits(torch.nn.Module):
+    """Logits [batch, 3] = the first three input ids (as floats); an input id of -1 makes that batch's logits NaN."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, input_ids, attention_mask=None):
+        logits = input_ids[:, :3].float() * self.weight
+        return types.SimpleNamespace(logits=torch.where(input_ids[:, :3] < 0, float("nan"), logits))
+
+
+def test_predict_names_the_first_non_finite_batch_and_otherwise_answers_every_batch():
+    batches = [{"input_ids": torch.tensor([[1, 5, 2], [9, 0, 0]]), "labels": torch.tensor([1, 0])},
+               {"input_ids": torch.tensor([[0, 0, 4]]), "labels": torch.tensor([2])}]
+    predictions, labels = predict(_PlantedLogits(), batches, "classification")
+    assert predictions.tolist() == [1, 0, 2] and labels.tolist() == [1, 0, 2]
+    assert predict(_PlantedLogits(), batches, "classification", max_batches=1)[0].tolist() == [1, 0]
+    planted = [*batches, {"input_ids": torch.tensor([[-1, 0, 0]]), "labels": torch.tensor([0])}, *batches]
+    with pytest.raises(SynePruneError, match=r"holds NaN or inf in evaluation batch 3;"):
+        predict(_PlantedLogits(), planted, "classification")
 
 
 def test_spearman_refuses_nan_but_scores_constant_predictions_zero():

@@ -147,3 +147,34 @@ def test_train_supernet_records_its_precision_and_device(tiny_model_dirs, glue_d
     assert SupernetDir(tmp_path / "bf16").read()["compute"] == {"precision": "bf16", "device": "cpu"}
     assert main(train_args(tiny_model_dirs["bert"], glue_dir, tmp_path / "auto")) == 0
     assert SupernetDir(tmp_path / "auto").read()["compute"] == {"precision": "fp32", "device": "cpu"}  # auto on the CPU
+
+
+def _linear_dtypes(model) -> list[torch.dtype]:
+    """Records the dtype of every ``nn.Linear`` output of ``model`` while it runs."""
+    seen: list[torch.dtype] = []
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
+    return seen
+
+
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_every_evaluation_computes_in_the_runs_precision(precision, dtype, tokenizer):
+    """Predictions, the latency objective and embeddings run their matrix products in the run's precision (as training
+    does), and still give float32 outputs."""
+    from syne_prune.embedding.objectives import embed
+    from syne_prune.embedding.pooling import Pooling
+    from syne_prune.evaluation import predict
+    from syne_prune.objectives import measure_latency_ms
+
+    model = tiny_model("bert", "classifier")
+    seen = _linear_dtypes(model)
+    batches = [{**_batch(), "attention_mask": torch.ones(6, 9, dtype=torch.long), "labels": torch.zeros(6, dtype=torch.long)}]
+    encoder = tiny_model("bert", "base")
+    encoded = _linear_dtypes(encoder)
+    with use_precision(precision):
+        predictions, _ = predict(model, batches, "classification")
+        measure_latency_ms(model, seq_len=8, repeats=1, warmup=0, vocab_size=VOCAB)
+        embeddings = embed(encoder, Pooling("mean", normalize=True), ["w5 w6", "w7"], tokenizer, max_length=8)
+    assert seen and set(seen) == {dtype} and encoded and set(encoded) == {dtype}
+    assert predictions.shape == (6,) and embeddings.dtype == np.float32 and np.isfinite(embeddings).all()

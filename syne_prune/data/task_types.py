@@ -9,7 +9,8 @@ Each type names
   batch); ``claims_example`` recognises its encoded examples;
 * its loss: the model's own (transformers computes it from ``labels`` and ``problem_type``), and its distillation loss
   (``distillation_loss(student, teacher, labels, temperature)``, logit shapes on each type);
-* its predictions from logits (``batch_outputs``, joined over batches by ``join``), its default metric and the
+* its predictions from logits (``batch_predictions`` on the logits' device, ``to_numpy`` after the last batch, or
+  ``batch_outputs`` for both at once; joined over batches by ``join``), its default metric and the
   metric function it calls (``metric_function``), and the constant answers a network that learned nothing gives
   (``constant_answers``).
 
@@ -20,11 +21,13 @@ can be scored by list its name in ``syne_prune.data.metrics.METRICS``; a type us
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tokenizers.pre_tokenizers import ByteLevel
 from transformers import DataCollatorForMultipleChoice, DataCollatorForTokenClassification, DataCollatorWithPadding
 
 from syne_prune.errors import SynePruneError
@@ -36,6 +39,22 @@ SEQUENCE_HEAD = "AutoModelForSequenceClassification"
 
 def _keys(encoded) -> list[str]:
     return [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
+
+
+def words_tokenizer(tokenizer: Any) -> Any:
+    """The tokenizer to read pre-split words with: for a byte-level BPE tokenizer that adds no space before the text
+    (RoBERTa's, ModernBERT's), a copy that does, so every word starts with the space mark it carries inside running
+    text (``Ġmet``) instead of being glued to the one before it; transformers' token-classification example loads such
+    tokenizers with ``add_prefix_space=True`` for the same reason. Other tokenizers (WordPiece, SentencePiece's
+    ``▁`` per word) are returned as they are; the given one is never changed."""
+    pre_tokenizer = getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", None)
+    if not isinstance(pre_tokenizer, ByteLevel) or pre_tokenizer.add_prefix_space:
+        return tokenizer
+    words = copy.deepcopy(tokenizer)
+    spaced = words.backend_tokenizer.pre_tokenizer
+    spaced.add_prefix_space = True
+    words.backend_tokenizer.pre_tokenizer = spaced
+    return words
 
 
 def objects(values: list) -> np.ndarray:
@@ -94,9 +113,17 @@ class TaskType:
     def collator(self, tokenizer) -> Callable:
         return DataCollatorWithPadding(tokenizer)
 
+    def batch_predictions(self, logits: torch.Tensor) -> torch.Tensor:
+        """One batch's predictions, on the logits' device (no copy to the host; here: class ids, [batch])."""
+        return logits.argmax(-1)
+
+    def to_numpy(self, predictions: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """One batch's ``batch_predictions`` and labels as numpy (here: int64, [batch])."""
+        return predictions.cpu().numpy().astype(np.int64), labels.cpu().numpy()
+
     def batch_outputs(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """One batch's predictions and labels as numpy (here: class ids int64, [batch])."""
-        return logits.argmax(-1).cpu().numpy().astype(np.int64), labels.cpu().numpy()
+        """One batch's predictions and labels as numpy: ``to_numpy(batch_predictions(logits), labels)``."""
+        return self.to_numpy(self.batch_predictions(logits), labels)
 
     def join(self, parts: list[np.ndarray]) -> np.ndarray:
         """Per-batch predictions or labels joined in order."""
@@ -136,8 +163,11 @@ class RegressionType(TaskType):
     def example_labels(self, labels: np.ndarray) -> list:
         return [float(v) for v in labels.tolist()]
 
-    def batch_outputs(self, logits, labels):
-        return logits.squeeze(-1).float().cpu().numpy(), labels.cpu().numpy()
+    def batch_predictions(self, logits):
+        return logits.squeeze(-1).float()
+
+    def to_numpy(self, predictions, labels):
+        return predictions.cpu().numpy(), labels.cpu().numpy()
 
     def distillation_loss(self, student, teacher, labels, temperature):
         """``MSE(student, teacher) + MSE(student, labels)`` on scores [batch] (logits [batch, 1] are squeezed)."""
@@ -205,8 +235,11 @@ class MultiLabelType(TaskType):
     def claims_example(self, example):
         return isinstance(example["labels"], list) and bool(example["labels"]) and isinstance(example["labels"][0], float)
 
-    def batch_outputs(self, logits, labels):
-        return (torch.sigmoid(logits.float()) > self.threshold).cpu().numpy().astype(np.int64), labels.cpu().numpy().astype(np.int64)
+    def batch_predictions(self, logits):
+        return torch.sigmoid(logits.float()) > self.threshold
+
+    def to_numpy(self, predictions, labels):
+        return predictions.cpu().numpy().astype(np.int64), labels.cpu().numpy().astype(np.int64)
 
     def distillation_loss(self, student, teacher, labels, temperature):
         """``T² · BCE(student / T, sigmoid(teacher / T)) + BCE(student, labels)``, every label a binary decision."""
@@ -244,7 +277,8 @@ class TokenClassificationType(TaskType):
             raise SynePruneError(f"token classification needs a fast tokenizer (word_ids), {type(tokenizer).__name__} is not one; "
                                  "save the model with its fast tokenizer (tokenizer.json)")
         try:
-            encoded = tokenizer(list(map(list, split.texts[0])), is_split_into_words=True, truncation=True, max_length=max_length)
+            encoded = words_tokenizer(tokenizer)(list(map(list, split.texts[0])), is_split_into_words=True, truncation=True,
+                                                 max_length=max_length)
         except (ValueError, AssertionError) as error:  # e.g. a byte-level BPE tokenizer without add_prefix_space
             raise SynePruneError(f"the tokenizer cannot read pre-split words ({str(error).splitlines()[0]}); save the tokenizer "
                                  "with add_prefix_space=True") from None
@@ -264,9 +298,9 @@ class TokenClassificationType(TaskType):
     def collator(self, tokenizer):
         return DataCollatorForTokenClassification(tokenizer)
 
-    def batch_outputs(self, logits, labels):
+    def to_numpy(self, predictions, labels):
         """Per sentence, the predicted and true tag ids of its labelled tokens: two object arrays of int64 arrays."""
-        predictions, labels = logits.argmax(-1).cpu().numpy(), labels.cpu().numpy()
+        predictions, labels = predictions.cpu().numpy(), labels.cpu().numpy()
         keep = labels != self.ignored
         return (objects([row[kept].astype(np.int64) for row, kept in zip(predictions, keep)]),
                 objects([row[kept].astype(np.int64) for row, kept in zip(labels, keep)]))

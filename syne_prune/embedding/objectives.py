@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from syne_prune.data import EVAL_BATCH_SIZE, data_loader
 from syne_prune.errors import SynePruneError
+from syne_prune.precision import autocast, resolve_precision
 
 from .data import PAIRS_METRIC, SENTENCES_METRIC, Pairs
 from .pooling import EmbeddingModel, Pooling
@@ -57,17 +58,21 @@ def encode_sentences(sentences: Sequence[str], tokenizer, max_length: int) -> li
 def embed(model: torch.nn.Module, pooling: Pooling, sentences: Sequence[str], tokenizer, max_length: int = 128,
           batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
     """Embeddings [len(sentences), hidden] (float32, in the input order) of ``sentences`` by the encoder ``model`` (a
-    base model, or an ``EmbeddingModel``) with ``pooling``. Raises ``SynePruneError`` for non-finite embeddings."""
+    base model, or an ``EmbeddingModel``) with ``pooling``, computed in the run's precision (``precision.resolve_precision``:
+    fp32 on the CPU unless chosen otherwise). Raises ``SynePruneError`` for non-finite embeddings."""
     wrapped = model if isinstance(model, EmbeddingModel) else EmbeddingModel(model, pooling)
     wrapped.eval()
     device = next(wrapped.parameters()).device
+    precision = resolve_precision(None, device)
     examples = encode_sentences(sentences, tokenizer, max_length)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))  # shortest first: less padding
     out = np.zeros((len(examples), getattr(wrapped.config, "hidden_size", 0)), dtype=np.float32)
     chunks = []
     for batch in data_loader([examples[i] for i in order], tokenizer, batch_size):
-        inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-        chunks.append(wrapped(**inputs).logits.float().cpu().numpy())
+        inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "labels"}
+        with autocast(precision, device):
+            chunks.append(wrapped(**inputs).logits.float())
+    chunks = [chunk.cpu().numpy() for chunk in chunks]  # one wait for a GPU, after the last batch
     if chunks:
         out = np.empty((len(examples), chunks[0].shape[1]), dtype=np.float32)
         out[order] = np.concatenate(chunks)

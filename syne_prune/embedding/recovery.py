@@ -41,11 +41,11 @@ class EmbeddingDistillationStep:
     def __init__(self, teacher: FrozenTeacher, kind: str) -> None:
         self.teacher, self.kind = teacher, kind
 
-    def __call__(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], step: int) -> float:
+    def __call__(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:
         target = self.teacher(batch)
         loss = embedding_loss(model(**{k: v for k, v in batch.items() if k != "labels"}).logits, target, self.kind)
         backward(loss)
-        return loss.item()
+        return loss.detach()
 
 
 def recover_embedding(model_dir: str | Path, teacher_dir: str | Path, epochs: int, output: str | Path, *, lr: float = 5e-5,

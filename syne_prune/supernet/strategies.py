@@ -71,7 +71,8 @@ def distillation_loss(
 
 
 class Strategy(ABC):
-    """One training step of a super-network: ``strategy(model, batch, step) -> summed loss`` (a float).
+    """One training step of a super-network: ``strategy(model, batch, step) -> summed loss`` (a detached scalar
+    tensor, on the model's device: the training loop reads it without a device synchronisation per step).
 
     ``task_type``: the task's ``syne_prune.data.TaskType`` (or its name; a bool: whether it is a regression), whose
     distillation loss distilled steps use. ``teacher``: optional fixed teacher, a callable batch -> logits computed without gradients (e.g.
@@ -109,8 +110,8 @@ class Strategy(ABC):
         self.smallest = space.to_mask(space.smallest())
 
     @abstractmethod
-    def __call__(self, model: PreTrainedModel, batch: Mapping[str, torch.Tensor], step: int) -> float:
-        """Forward and backward passes of one step; returns the summed loss."""
+    def __call__(self, model: PreTrainedModel, batch: Mapping[str, torch.Tensor], step: int) -> torch.Tensor:
+        """Forward and backward passes of one step; returns the summed loss (detached)."""
 
     def random_mask(self) -> SubnetMask:
         return self.space.to_mask(self.space.sample(self.random_state))
@@ -119,20 +120,20 @@ class Strategy(ABC):
         """The fixed teacher's logits for ``batch`` (no gradients), or None without a teacher."""
         return None if self.teacher is None else self.teacher(batch)
 
-    def _loss(self, model, batch, mask: SubnetMask | None, teacher_logits: torch.Tensor | None) -> float:
+    def _loss(self, model, batch, mask: SubnetMask | None, teacher_logits: torch.Tensor | None) -> torch.Tensor:
         """One sub-network's step: on the labels alone without teacher logits, else distilled plus labels."""
         if teacher_logits is None:
             return self._label_loss(model, batch, mask)[0]
         return self._distilled_loss(model, batch, mask, teacher_logits)
 
-    def _label_loss(self, model, batch, mask: SubnetMask | None) -> tuple[float, torch.Tensor]:
+    def _label_loss(self, model, batch, mask: SubnetMask | None) -> tuple[torch.Tensor, torch.Tensor]:
         self.masker.set(mask)
         output = model(**batch)
         backward(output.loss)
         self.masker.set(None)
-        return output.loss.item(), output.logits.detach()
+        return output.loss.detach(), output.logits.detach()
 
-    def _distilled_loss(self, model, batch, mask: SubnetMask | None, teacher_logits: torch.Tensor) -> float:
+    def _distilled_loss(self, model, batch, mask: SubnetMask | None, teacher_logits: torch.Tensor) -> torch.Tensor:
         self.masker.set(mask)
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         output = model(**inputs, output_hidden_states=self.layer_distillation is not None)
@@ -141,15 +142,15 @@ class Strategy(ABC):
             loss = self.loss(logits, teacher_logits)
             backward(loss)
             self.masker.set(None)
-            return loss.item()
+            return loss.detach()
         loss = distillation_loss(logits, teacher_logits, batch["labels"], self.temperature, task_type=self.task_type)
         if self.layer_distillation is not None:
             loss = loss + self.layer_distillation.loss(output.hidden_states, mask, batch)
         backward(loss)
         self.masker.set(None)
-        return loss.item()
+        return loss.detach()
 
-    def _random_losses(self, model, batch, teacher_logits: torch.Tensor | None) -> float:
+    def _random_losses(self, model, batch, teacher_logits: torch.Tensor | None) -> torch.Tensor:
         return sum(self._loss(model, batch, self.random_mask(), teacher_logits) for _ in range(self.num_random_subnets))
 
 
@@ -211,7 +212,7 @@ class FullStrategy(Strategy):
         else:
             total = self._distilled_loss(model, batch, None, teacher)
         for _ in range(self.num_random_subnets):
-            total += self._distilled_loss(model, batch, self.random_mask(), teacher)
+            total = total + self._distilled_loss(model, batch, self.random_mask(), teacher)
         return total + self._distilled_loss(model, batch, self.smallest, teacher)
 
 

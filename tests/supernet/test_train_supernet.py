@@ -61,7 +61,9 @@ def test_sandwich_and_full_visit_largest_and_smallest_every_step(name):
     batch = {"input_ids": torch.randint(5, 100, (4, 9)), "attention_mask": torch.ones(4, 9, dtype=torch.long), "labels": torch.tensor([0, 1, 2, 0])}
     for step in range(3):
         recorder.forwards.clear()
-        strategy(model, batch, step)
+        loss = strategy(model, batch, step)
+        # a detached scalar on the model's device: the training loop reads it without a synchronisation per step
+        assert isinstance(loss, torch.Tensor) and loss.dim() == 0 and not loss.requires_grad and torch.isfinite(loss) and loss > 0
         assert len(recorder.forwards) == 4  # largest, 2 random, smallest
         assert recorder.forwards[0] is None  # the full (largest) network first: it is the teacher in `full`
         assert recorder.forwards[-1] == smallest
