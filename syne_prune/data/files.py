@@ -245,17 +245,23 @@ def _check_scores(table: Table, column: str) -> None:
 
 
 def _label_ids(table: Table, column: str, names: tuple[str, ...]) -> np.ndarray:
-    """Class ids of a table's labels: strings by name, integers as ids."""
-    ids = {name: i for i, name in enumerate(names)}
+    """Class ids of a table's labels: strings by name; integers (and whole-number floats) as ids 0 .. len(names) - 1,
+    or by name where every name is a number (``label_lists.numbers_are_ids``). Raises ``SynePruneError`` naming the
+    first unknown label's row."""
     values = table.frame[column]
     kind = _value_type(values)
     raw = (values.astype(str) if kind == "string" else values.astype("int64").astype(str) if kind == "integer"
            else values.map(lambda v: str(int(v)) if float(v) == int(v) else str(v)))  # whole-number floats: 1.0 -> "1"
+    if kind != "string" and label_lists.numbers_are_ids(names):
+        ids = {str(i): i for i in range(len(names))}
+        known = f"the ids 0..{len(names) - 1} of the classes {list(names)}"
+    else:
+        ids, known = {name: i for i, name in enumerate(names)}, f"the classes {list(names)}"
     unknown = ~raw.isin(list(ids))
     if unknown.any():
         row = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise SynePruneError(f"{table.where(row)} has the label {raw.iloc[row]!r}, which is not one of the classes "
-                             f"{list(names)}; fix the label or give a model whose id2label has it")
+        raise SynePruneError(f"{table.where(row)} has the label {raw.iloc[row]!r}, which is not one of {known}; "
+                             "fix the label or give a model whose id2label has it")
     return raw.map(ids).to_numpy(dtype=np.int64)
 
 

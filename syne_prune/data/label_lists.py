@@ -61,6 +61,13 @@ def read_conll(path: Path) -> pd.DataFrame:
     return frame
 
 
+def numbers_are_ids(names: tuple[str, ...]) -> bool:
+    """Whether integer labels in the data are ids into ``names`` (True) or names themselves (False: every name is an
+    integer literal, as star ratings ``'1'``..``'5'`` or the ``'0'``..``'N'`` of a model without label names, where a
+    label's number is its name)."""
+    return not all(re.fullmatch(r"-?\d+", name) for name in names)
+
+
 def _names(tables: dict, spec, model_config: Any, values) -> tuple[str, ...]:
     """The label names in id order: the model's own, else every label seen, sorted (integers: 0..max, as ids)."""
     own = own_label_names(model_config)
@@ -82,9 +89,12 @@ def _rows(table, spec, what: str):
 
 
 def _ids(table, spec, row: int, values: list, names: tuple[str, ...], what: str) -> list[int]:
-    """The ids of one row's labels: strings by name, integers as ids (0 .. len(names) - 1)."""
+    """The ids of one row's labels: strings by name, integers as ids (0 .. len(names) - 1) unless the names are numbers
+    (``numbers_are_ids``)."""
     index = {name: i for i, name in enumerate(names)}
-    ids = [int(v) if isinstance(v, (int, np.integer)) and 0 <= v < len(names) else index.get(str(v)) for v in values]
+    as_ids = numbers_are_ids(names)
+    ids = [(int(v) if 0 <= v < len(names) else None) if as_ids and isinstance(v, (int, np.integer)) else index.get(str(v))
+           for v in values]
     if None in ids:
         unknown = values[ids.index(None)]
         raise SynePruneError(f"{table.where(row)} has the {what} {str(unknown)!r} in column '{spec.label_column}', which is not one "

@@ -131,3 +131,20 @@ def test_a_multi_label_classifier_goes_through_search_export_the_pipeline_and_re
         scores = pipeline("text-classification", model=str(tmp_path / directory), top_k=None)(["my invoice and password again"])[0]
         assert {s["label"] for s in scores} == set(TOPICS) and all(0 <= s["score"] <= 1 for s in scores)  # a sigmoid per label
         assert {s["label"] for s in scores if s["score"] > 0.5} == {"billing", "login"}, scores
+
+
+def test_integer_labels_are_ids_into_the_models_names_unless_the_names_are_numbers(tmp_path):
+    from types import SimpleNamespace
+
+    from syne_prune import SynePruneError
+
+    path = write_jsonl(tmp_path / "ids.jsonl", [("a", [0, 2]), ("b", [1]), ("c", [])])
+    spec = TaskSpec(train_file=str(path), test_file=str(path), label_column="topics", task_type="multi-label")
+    named = resolve_task(spec, SimpleNamespace(id2label={0: "billing", 1: "login", 2: "shipping"}))
+    assert named.label_values == ("billing", "login", "shipping")
+    assert load_task(named, validation_fraction=0.34).test.labels.tolist() == [[1, 0, 1], [0, 1, 0], [0, 0, 0]]
+    numbered = resolve_task(spec, SimpleNamespace(id2label={0: "1", 1: "2", 2: "0"}))  # names that are numbers: by name
+    assert numbered.label_values == ("1", "2", "0")
+    assert load_task(numbered, validation_fraction=0.34).test.labels.tolist() == [[0, 1, 1], [1, 0, 0], [0, 0, 0]]
+    with pytest.raises(SynePruneError, match=r"has the label '2' in column 'topics', which is not one of the ids 0..1"):
+        resolve_task(spec, SimpleNamespace(id2label={0: "billing", 1: "login"}))

@@ -154,6 +154,25 @@ def test_bad_data_is_one_line_and_writes_nothing(bert_dir, tmp_path, capsys, cas
     assert not out.exists()
 
 
+def test_integer_labels_are_ids_into_the_models_names_unless_the_names_are_numbers(tmp_path):
+    """A fine-tuned ticket classifier (id2label: billing, login, shipping) with its data's labels stored as ids 0..2;
+    a star-rating model whose names are the numbers 1..5, with data labelled 1..5 (names, not ids)."""
+    tickets = SimpleNamespace(id2label={0: "billing", 1: "login", 2: "shipping"})
+    ids = _write(pd.DataFrame({"text": ["a", "b", "c", "d"], "label": [2, 0, 1, 2]}), tmp_path / "ids.csv")
+    task = resolve_task(TaskSpec(train_file=str(ids), test_file=str(ids)), tickets)
+    assert task.label_values == ("billing", "login", "shipping")
+    assert load_task(task, validation_fraction=0.25).test.labels.tolist() == [2, 0, 1, 2]
+    floats = _write(pd.DataFrame({"text": ["a", "b", "c"], "label": [1.0, 0.0, 2.0]}), tmp_path / "floats.jsonl")
+    assert load_task(resolve_task(TaskSpec(train_file=str(floats), test_file=str(floats)), tickets), validation_fraction=0.34).test.labels.tolist() == [1, 0, 2]
+    stars = SimpleNamespace(id2label={i: str(i + 1) for i in range(5)})
+    rated = _write(pd.DataFrame({"text": list("abcde"), "label": [5, 1, 3, 2, 4]}), tmp_path / "stars.csv")
+    assert load_task(resolve_task(TaskSpec(train_file=str(rated), test_file=str(rated)), stars), validation_fraction=0.2).test.labels.tolist() == [4, 0, 2, 1, 3]
+    beyond = _write(pd.DataFrame({"text": ["a", "b"], "label": [0, 3]}), tmp_path / "beyond.csv")
+    with pytest.raises(SynePruneError, match=r"beyond.csv line 3 has the label '3', which is not one of the ids 0..2 of the classes "
+                                             r"\['billing', 'login', 'shipping'\]; fix the label"):
+        resolve_task(TaskSpec(train_file=str(beyond)), tickets)
+
+
 def test_a_label_the_model_does_not_know_names_the_label_file_and_line(tmp_path):
     path = _bad(tmp_path, "t.csv", "text,label\na,equivalent\nb,maybe\n")
     with pytest.raises(SynePruneError, match=r"t.csv line 3 has the label 'maybe', which is not one of the classes"):
