@@ -99,6 +99,27 @@ def test_tags_go_to_the_first_sub_word_and_the_rest_is_ignored(tmp_path):
     assert "##don" in tokenizer.tokenize("london") and len(tokenizer.tokenize("london")) == 2
 
 
+def test_byte_level_bpe_words_carry_their_space_mark_as_in_running_text(tmp_path):
+    """RoBERTa's and ModernBERT's byte-level BPE adds no space before a text: pre-split words read as they are would
+    lose every word boundary ("alice" + "met" as "alicemet"). Each word is read as it is inside running text
+    ("Ġmet"), its first piece tagged; the model's own tokenizer is left as it was."""
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import AutoTokenizer, RobertaTokenizer
+
+    pieces = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", *sorted(ByteLevel.alphabet()), "Ġa", "Ġm", "Ġme", "Ġmet"]
+    RobertaTokenizer(vocab={p: i for i, p in enumerate(pieces)}, merges=[("Ġ", "a"), ("Ġ", "m"), ("Ġm", "e"), ("Ġme", "t")]
+                     ).save_pretrained(tmp_path / "bpe")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "bpe")
+    assert tokenizer.tokenize("alice met") == ["a", "l", "i", "c", "e", "Ġmet"]  # inside running text: "Ġmet"
+    path = write_jsonl(tmp_path / "t.jsonl", [(["alice", "met", "alice"], ["B-PER", "O", "B-PER"]), (["met"], ["O"])])
+    task = resolve_task(TaskSpec(train_file=str(path), test_file=str(path), label_column="ner_tags"))
+    example = encode(load_task(task, validation_fraction=0.5).test, tokenizer, 32, task.type)[0]
+    assert tokenizer.convert_ids_to_tokens(example["input_ids"]) == ["<s>", "Ġa", "l", "i", "c", "e", "Ġmet", "Ġa", "l", "i", "c", "e", "</s>"]
+    per, other = task.label_values.index("B-PER"), task.label_values.index("O")
+    assert example["labels"] == [-100, per, -100, -100, -100, -100, other, per, -100, -100, -100, -100, -100]
+    assert tokenizer.backend_tokenizer.pre_tokenizer.add_prefix_space is False  # unchanged
+
+
 def test_predictions_entity_f1_and_distillation_read_only_labelled_tokens():
     kind = TASK_TYPES["token-classification"]
     torch.manual_seed(0)
