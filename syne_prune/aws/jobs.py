@@ -41,15 +41,16 @@ def unpack_hyperparameters(values: dict[str, str]) -> dict[str, str]:
 
 
 def resolve_channel(value: str) -> str:
-    """``sm-channel:NAME`` (``CHANNEL_PREFIX``) as the directory of the job's input channel NAME (``SM_CHANNEL_NAME``);
-    any other value as it is. Raises RuntimeError when the channel is not mounted."""
+    """``sm-channel:NAME`` (``CHANNEL_PREFIX``) as the directory of the job's input channel NAME (``SM_CHANNEL_NAME``),
+    ``sm-channel:NAME/FILE`` as that file in it; any other value as it is. Raises RuntimeError when the channel is not
+    mounted."""
     if not value.startswith(CHANNEL_PREFIX):
         return value
-    name = value[len(CHANNEL_PREFIX):]
+    name, _, file = value[len(CHANNEL_PREFIX):].partition("/")
     variable = f"SM_CHANNEL_{name.upper()}"
     if variable not in os.environ:
         raise RuntimeError(f"input channel '{name}' is not mounted ({variable} is not set)")
-    return os.environ[variable]
+    return os.path.join(os.environ[variable], file) if file else os.environ[variable]
 
 
 def in_model_dir(argument: str) -> str:

@@ -70,7 +70,9 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
     option("max_trials", "stop after this many trials")
     option("max_wallclock_s", "stop after this many seconds", flag="--max-wallclock", metavar="SECONDS")
     option("seed", "random seed of the scheduler (and, with --trial-kind standard, of fine-tuning)")
-    option("data_dir", "GLUE files (default: the directory the super-network was trained with)")
+    option("data_dir", "GLUE files; for a super-network trained on your own files, a folder holding copies of them named "
+           "by split (train.csv, validation.jsonl, test.csv, ...; a saved dataset as dataset/), each checked against the "
+           "sha256 recorded in training (default: where the super-network was trained from)")
     option("eval_batch_size", "examples per evaluation batch (batches are length-sorted)")
     option("max_eval_examples", "cap on validation and test examples")
     option("test_split", "which sub-networks are scored on the test split (GLUE dev), which the search never uses: "

@@ -108,7 +108,7 @@ def load_search_data(metadata: dict[str, Any], data_dir: str | None = None, max_
     ``task_files`` when given (each checked against its recorded sha256). The search and its trials both
     load them here, so they agree on the validation size."""
     if is_embedding_task(metadata["task"]):
-        return embedding_search_data(metadata, max_eval_examples)
+        return embedding_search_data(metadata, max_eval_examples, task_files)
     hp = metadata["hyperparameters"]
     task = relocate(metadata["task"], task_files) if task_files else metadata["task"]
     return load_task(task, data_dir or hp.get("data_dir"), hp["validation_fraction"], hp["seed"],
@@ -212,7 +212,8 @@ class EmbeddingEvaluator(Evaluator):
         self.supernet = supernet if supernet is not None else load_supernet(settings.supernet)
         meta = self.supernet.metadata
         self.task, self.test = None, None
-        self.scorer = search_scorer(self.supernet.path, meta, self.supernet.tokenizer, settings.max_eval_examples, settings.eval_batch_size)
+        self.scorer = search_scorer(self.supernet.path, meta, self.supernet.tokenizer, settings.max_eval_examples, settings.eval_batch_size,
+                                    settings.task_files)
         model = self.supernet.model
         model.to(default_device())
         self.space = get_search_space(meta["search_space"], get_family(model.config).shape(model.config))

@@ -62,3 +62,29 @@ def test_a_killed_run_resumes_to_the_same_weights(st_dir, embedding_data, tmp_pa
     straight, resumed = (load_file(tmp_path / d / "model.safetensors") for d in ("straight", "resumed"))
     assert all(torch.allclose(straight[k], resumed[k], atol=1e-6) for k in straight)
     assert json.loads((tmp_path / "resumed" / "config.json").read_text())["syne_prune_importance"] == "fisher"
+
+
+def test_search_data_read_from_a_folder_of_copies_equal_the_originals_and_a_changed_copy_is_refused(embedding_data, tmp_path):
+    """A SageMaker job reads the data files from its channel (``spec_files``' names, ``task_files``): the same
+    held-out sentences and pairs as from the original files; a copy that differs is one line naming the file."""
+    import shutil
+
+    from syne_prune import SynePruneError
+    from syne_prune.data import spec_files
+    from syne_prune.embedding import embedding_search_data, resolve_embedding_task
+
+    spec = resolve_embedding_task(TaskSpec(train_file=str(embedding_data["sentences"]), validation_file=str(embedding_data["pairs"]),
+                                           task_type="embedding"))
+    metadata = {"task": spec.to_json(), "hyperparameters": {"validation_fraction": 0.25, "seed": 3}}
+    channel = tmp_path / "channel"
+    names = spec_files(spec)
+    assert sorted(names) == ["train.csv", "validation.csv"]
+    for name, path in names.items():
+        (channel / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, channel / name)
+    here, there = embedding_search_data(metadata, 10), embedding_search_data(metadata, 10, str(channel))
+    assert len(here.validation) == 10 and there.validation == here.validation
+    assert there.pairs.first == here.pairs.first and np.array_equal(there.pairs.scores, here.pairs.scores)
+    (channel / "train.csv").write_text((channel / "train.csv").read_text() + "one more sentence\n")
+    with pytest.raises(SynePruneError, match=r"channel/train.csv \(train\) changed since the task was recorded"):
+        embedding_search_data(metadata, 10, str(channel))

@@ -3,6 +3,7 @@ super-network, as the channel ``task``; each job reads them there, checked again
 copy that differs fails the trial with one line naming the file), and the trials equal a pool search's."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -145,3 +146,85 @@ def test_a_standard_search_on_sagemaker_sends_the_resolved_task_and_its_files(aw
     assert hps["task_files"] == "sm-channel:task" and hps["syne_prune_entry"] == "finetune"
     channels = {c["ChannelName"] for c in trials.created[-1]["InputDataConfig"]}
     assert channels == {"model", "task"} and trials.channel_uris["task"].startswith(f"s3://{BUCKET}/searches/content/task-")
+
+
+# ---- the launchers carry the user's own files ----
+
+
+def test_the_launchers_send_local_files_and_folders_as_channels(own_supernet, tiny_model_dirs, tmp_path):
+    from syne_prune.search.backends.sagemaker.launcher import job_arguments
+
+    train, test = _write(tmp_path / "a" / "tickets.csv", 8, 0), _write(tmp_path / "b" / "tickets.csv", 8, 1)
+    argv = ["train-supernet", "--model", str(tiny_model_dirs["bert"]), f"--train-file={train}", "--test-file", str(test),
+            "--teacher", str(tiny_model_dirs["bert"]), "--validation-file", "not-here.csv", "--output", "runs/net"]
+    args, channels = job_arguments(argv)
+    assert args == ["train-supernet", "--model", "sm-channel:model", "--train-file", "sm-channel:train_file/tickets.csv",
+                    "--test-file", "sm-channel:test_file/tickets.csv", "--teacher", "sm-channel:teacher",
+                    "--validation-file", "not-here.csv", "--output", "/opt/ml/model/net"]  # a path not here stays as given
+    assert channels == {"model": str(tiny_model_dirs["bert"]), "train_file": {"tickets.csv": train}, "test_file": {"tickets.csv": test},
+                        "teacher": str(tiny_model_dirs["bert"])}
+    args, channels = job_arguments(["search", "--supernet", str(own_supernet), "--output", "s"])
+    record = json.loads((own_supernet / "supernet.json").read_text())["task"]
+    assert args == ["search", "--supernet", "sm-channel:supernet", "--output", "/opt/ml/model/s", "--data-dir", "sm-channel:task"]
+    assert channels == {"supernet": str(own_supernet), "task": spec_files(record)}
+    assert job_arguments(["search", "--supernet", str(tiny_model_dirs["bert"]), "--output", "s"])[0][-2:] == ["--output", "/opt/ml/model/s"]
+
+
+def test_resolve_channel_reads_a_file_in_a_channel(monkeypatch, tmp_path):
+    from syne_prune.aws import resolve_channel
+
+    monkeypatch.setenv("SM_CHANNEL_TRAIN_FILE", str(tmp_path))
+    assert resolve_channel("sm-channel:train_file/tickets.csv") == str(tmp_path / "tickets.csv")
+    assert resolve_channel("sm-channel:train_file") == str(tmp_path) and resolve_channel("plain.csv") == "plain.csv"
+    with pytest.raises(RuntimeError, match=r"input channel 'test_file' is not mounted \(SM_CHANNEL_TEST_FILE is not set\)"):
+        resolve_channel("sm-channel:test_file/tickets.csv")
+
+
+def test_a_search_reads_the_data_files_from_a_folder_of_copies_given_as_data_dir(own_supernet, tmp_path, monkeypatch):
+    """What the search-in-one-job launcher runs (``--data-dir sm-channel:task``): with the original folder moved away,
+    a search given the copies scores the trials as one given the originals."""
+    record = json.loads((own_supernet / "supernet.json").read_text())["task"]
+    copies = tmp_path / "copies"
+    for name, path in spec_files(record).items():
+        (copies / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, copies / name)
+    common = dict(trial_settings=WeightSharingSettings(str(own_supernet)), scheduler="random", n_workers=1, max_trials=3, seed=1,
+                  eval_batch_size=8, test_split="every-trial", backend="pool")
+    run_search(SearchConfig(output=str(tmp_path / "here"), **common), progress=False)
+    data = Path(record["train_file"]).parent
+    data.rename(data.with_name("moved"))
+    try:
+        run_search(SearchConfig(output=str(tmp_path / "copied"), data_dir=str(copies), **common), progress=False)
+    finally:
+        data.with_name("moved").rename(data)
+    a, b = (pd.read_csv(tmp_path / name / "trials.csv").sort_values("trial_id").reset_index(drop=True) for name in ("here", "copied"))
+    assert len(b) == 3 and (b["status"] == "completed").all(), b.get("failure_reason")
+    assert b["error"].tolist() == a["error"].tolist() and b["test_error"].tolist() == a["test_error"].tolist()
+
+
+@pytest.mark.slow
+def test_the_train_supernet_launcher_trains_on_the_users_files_in_a_job(sagemaker, tiny_model_dirs, tmp_path, capsys):
+    """The job runs in AWS's training toolkit with the user's folder moved away: it reads the files from its channels,
+    and the super-network it returns records the task (columns, class names, the files' sha256)."""
+    from sagemaker_fixtures import SM_ARGS, launcher
+
+    from syne_prune.supernet import verify_checkpoint
+
+    data = tmp_path / "tickets"
+    train, test = _write(data / "train.csv", 24, 0), _write(data / "test.csv", 8, 1)
+    argv = [*SM_ARGS, "--model", str(tiny_model_dirs["bert"]), "--train-file", str(train), "--test-file", str(test), "--epochs", "1",
+            "--batch-size", "8", "--max-length", "16", "--search-space", "small", "--teacher", "none", "--importance", "none",
+            "--output", "own-net"]
+    assert launcher("sagemaker_train_supernet").launcher_main("train-supernet", "", argv) == 0
+    request = sagemaker.requests[-1]
+    assert {c["ChannelName"] for c in request["InputDataConfig"]} == {"model", "train_file", "test_file"}
+    data.rename(data.with_name("hidden"))
+    try:
+        assert sagemaker.run_pending() == [request["TrainingJobName"]]
+    finally:
+        data.with_name("hidden").rename(data)
+    sagemaker.model(request).extractall(tmp_path / "model", filter="data")
+    metadata = verify_checkpoint(tmp_path / "model" / "own-net")
+    task = TaskSpec.from_json(metadata["task"])
+    assert task.labels == ("no", "yes") and task.text_columns == ("text",) and metadata["num_test_examples"] == 8
+    assert dict(task.sha256) == {"train": hashlib.sha256(train.read_bytes()).hexdigest(), "test": hashlib.sha256(test.read_bytes()).hexdigest()}

@@ -104,9 +104,11 @@ class WeightSharing(TrialKind):
         space = get_search_space(metadata["search_space"], get_family(model_config).shape(model_config))
         check_supernet_settings(supernet, metadata, model_config)
         warn_if_not_learned(metadata)
-        data_dir = config.data_dir or metadata["hyperparameters"].get("data_dir")
+        # --data-dir: a built-in task's files, or the folder holding copies of the user's own data files (``spec_files``)
+        task_files = str(Path(config.data_dir).resolve()) if config.data_dir and not isinstance(metadata["task"], str) else None
+        data_dir = None if task_files else config.data_dir or metadata["hyperparameters"].get("data_dir")
         # the trials' own splits (a missing or malformed file would fail every trial or worker: it fails here, now)
-        validation_examples = len(load_search_data(metadata, data_dir, config.max_eval_examples).validation)
+        validation_examples = len(load_search_data(metadata, data_dir, config.max_eval_examples, task_files).validation)
         levels = fidelity_levels(settings.fidelity_levels, validation_examples)
         if config.scheduler in MULTI_FIDELITY and levels < settings.fidelity_levels:
             print(f"--fidelity-levels {settings.fidelity_levels} capped at {validation_examples}: one level per validation example "
@@ -116,7 +118,7 @@ class WeightSharing(TrialKind):
             supernet=str(supernet), objectives=tuple(config.objectives), fidelity_levels=self.max_fidelity(config),
             data_dir=str(Path(data_dir).resolve()) if data_dir else None, eval_batch_size=config.eval_batch_size,
             max_eval_examples=config.max_eval_examples, test_every_trial=config.test_split == "every-trial",
-            latency_seq_len=latency_seq_len(model_config),
+            latency_seq_len=latency_seq_len(model_config), task_files=task_files,
         )
         return PreparedSearch(config=config, space=space, task=metadata["task"], metric=metadata["metric"],
                               constants=settings.as_constants(), model=metadata.get("model"), trial_settings=settings,
