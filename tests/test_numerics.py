@@ -221,6 +221,21 @@ def test_spearman_refuses_nan_but_scores_constant_predictions_zero():
         spearman(labels, np.array([1.0, float("nan"), 2.0]))
 
 
+@pytest.mark.parametrize("name", ["spearman", "pearson"])
+def test_a_constant_answer_spread_by_rounding_has_no_correlation(name):
+    """A sub-network without attention answers every sentence alike; batches of different lengths spread that answer by
+    one float32 unit in the last place (6e-8 at 0.7958), in step with the labels here: still no correlation."""
+    correlation = get_metric(name).function
+    labels = np.arange(8, dtype=np.float64)
+    answer = np.float32(0.7957549)
+    rounded = np.array([answer] * 6 + [np.nextafter(answer, np.float32(1))] * 2, dtype=np.float32)
+    assert np.ptp(rounded) == pytest.approx(5.96e-8, rel=1e-2)
+    assert correlation(labels, rounded) == 0.0  # scipy, reading the rounding as signal, gives 0.76 for both
+    learned = rounded + np.float32(1e-4) * np.arange(8, dtype=np.float32)  # a spread 2,000 times the rounding: real
+    assert correlation(labels, learned) == pytest.approx(1.0)
+    assert correlation(labels, np.zeros(8)) == 0.0
+
+
 def test_trial_with_nan_outputs_fails_without_reporting(supernets):
     from syne_prune.search.trial import Evaluator, TrialSettings
 

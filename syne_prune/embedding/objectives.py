@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from syne_prune.data import EVAL_BATCH_SIZE, data_loader
+from syne_prune.data.metrics import spearman
 from syne_prune.errors import SynePruneError
 from syne_prune.precision import autocast, resolve_precision
 
@@ -96,12 +97,9 @@ def pairs_spearman(model: torch.nn.Module, pooling: Pooling, pairs: Pairs, token
 
 
 def _spearman(scores: np.ndarray, similarities: np.ndarray) -> float:
-    from scipy.stats import spearmanr  # scipy's import is slow; only scoring needs it
-
-    if len(scores) < 2:
-        return 0.0
-    value = spearmanr(scores, similarities).statistic
-    return 0.0 if np.isnan(value) else float(value)
+    """The task metric's Spearman correlation (``syne_prune.data.metrics``: similarities constant up to rounding score
+    0); 0 for fewer than two pairs."""
+    return spearman(scores, similarities) if len(scores) >= 2 else 0.0
 
 
 class EmbeddingScorer:

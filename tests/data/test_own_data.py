@@ -163,10 +163,12 @@ def test_integer_labels_are_ids_into_the_models_names_unless_the_names_are_numbe
     assert task.label_values == ("billing", "login", "shipping")
     assert load_task(task, validation_fraction=0.25).test.labels.tolist() == [2, 0, 1, 2]
     floats = _write(pd.DataFrame({"text": ["a", "b", "c"], "label": [1.0, 0.0, 2.0]}), tmp_path / "floats.jsonl")
-    assert load_task(resolve_task(TaskSpec(train_file=str(floats), test_file=str(floats)), tickets), validation_fraction=0.34).test.labels.tolist() == [1, 0, 2]
+    floats_task = resolve_task(TaskSpec(train_file=str(floats), test_file=str(floats)), tickets)
+    assert load_task(floats_task, validation_fraction=0.34).test.labels.tolist() == [1, 0, 2]
     stars = SimpleNamespace(id2label={i: str(i + 1) for i in range(5)})
     rated = _write(pd.DataFrame({"text": list("abcde"), "label": [5, 1, 3, 2, 4]}), tmp_path / "stars.csv")
-    assert load_task(resolve_task(TaskSpec(train_file=str(rated), test_file=str(rated)), stars), validation_fraction=0.2).test.labels.tolist() == [4, 0, 2, 1, 3]
+    rated_task = resolve_task(TaskSpec(train_file=str(rated), test_file=str(rated)), stars)
+    assert load_task(rated_task, validation_fraction=0.2).test.labels.tolist() == [4, 0, 2, 1, 3]
     beyond = _write(pd.DataFrame({"text": ["a", "b"], "label": [0, 3]}), tmp_path / "beyond.csv")
     with pytest.raises(SynePruneError, match=r"beyond.csv line 3 has the label '3', which is not one of the ids 0..2 of the classes "
                                              r"\['billing', 'login', 'shipping'\]; fix the label"):
