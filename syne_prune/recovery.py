@@ -30,6 +30,7 @@ layers' hidden states matched to the teacher's, uniform layer mapping) with weig
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -265,21 +266,37 @@ def _train(settings: RecoverySettings, paths: tuple[Path, Path, Path], student_c
                         LoopSettings(settings.epochs_to_train, settings.lr, settings.batch_size, settings.seed, settings.warmup_ratio,
                                      description="recovery", progress=progress))
     teacher.to(loop.device)
-    before = {"validation": evaluate(student, validation, task), "test": evaluate(student, test, task)}
+    before = {"validation": evaluate(student, validation, task), "test": evaluate(student, test, task)}  # validation first
+    results = train_recovery(loop, student, settings, output, before, lambda: evaluate(student, validation, task),
+                             lambda: evaluate(student, test, task), resume, resume_settings)
+    return student, results
+
+
+def train_recovery(loop: TrainingLoop, model: torch.nn.Module, settings: RecoverySettings, output: Path, before: dict[str, Any],
+                   validate: Callable[[], dict[str, float]], test: Callable[[], dict[str, float] | None], resume: bool,
+                   resume_settings: dict[str, Any]) -> dict[str, Any]:
+    """The training of every recovery (task and embedding exports): run ``loop`` until ``settings.stop_reason`` says so
+    (with ``resume``, first restore its state from ``output/.resume``), scoring ``validate()`` (``{metric: value,
+    "error": e}`` of ``model`` as it is) after every epoch and keeping there the resume state, ``resume_settings``
+    (what a resume must match) and, with ``keep="best"``, the best weights of ``model`` (``BestOnValidation``).
+    ``before``: ``{"validation", "test"}`` scores of the weights it starts from; ``test()``: the test scores of
+    ``model`` as it is (None without test data). Leaves the weights to write in ``model``; returns the record's results:
+    ``history``, ``train_time_s``, ``epochs_run``, ``stop_reason``, ``before``, ``after``, ``kept_epoch``, ``last`` and
+    the compute record."""
     state_path = output / RESUME_DIR / "state.pt"
     best = BestOnValidation(output / RESUME_DIR)
     if resume and loop.resume(state_path):
         best.restore(loop.extra)
     elif settings.keep == "best":
-        best.offer(student, 0, before["validation"])
+        best.offer(model, 0, before["validation"])
 
     def validation_errors() -> list[float]:
         return [before["validation"]["error"]] + [epoch_record["validation"]["error"] for epoch_record in loop.history]
 
     def evaluate_and_save(epoch_record: dict[str, Any]) -> bool:
-        epoch_record["validation"] = evaluate(student, validation, task)
+        epoch_record["validation"] = validate()
         if settings.keep == "best":
-            best.offer(student, loop.epochs_done, epoch_record["validation"])
+            best.offer(model, loop.epochs_done, epoch_record["validation"])
         write_settings(output, resume_settings)
         loop.save(state_path, **best.state())
         best.forget_others()
@@ -288,15 +305,15 @@ def _train(settings: RecoverySettings, paths: tuple[Path, Path, Path], student_c
     if settings.stop_reason(validation_errors()) is None:  # a resumed run may have stopped already
         loop.run(evaluate_and_save)
     validated = [before["validation"]] + [epoch_record["validation"] for epoch_record in loop.history]  # per epoch, 0 = before
-    last = after = {"validation": validated[-1], "test": evaluate(student, test, task)}
+    last = after = {"validation": validated[-1], "test": test()}
     kept_epoch = best.epoch if settings.keep == "best" else loop.epochs_done
     if kept_epoch != loop.epochs_done:
-        best.load_into(student)
-        after = {"validation": validated[kept_epoch], "test": evaluate(student, test, task)}
-    return student, {"history": loop.history, "train_time_s": sum(h["epoch_time_s"] for h in loop.history),
-                     "epochs_run": loop.epochs_done, "stop_reason": settings.stop_reason(validation_errors()),
-                     "before": before, "after": after, "kept_epoch": kept_epoch, "last": last,
-                     COMPUTE_KEY: compute_record(loop.precision, loop.device.type)}
+        best.load_into(model)
+        after = {"validation": validated[kept_epoch], "test": test()}
+    return {"history": loop.history, "train_time_s": sum(h["epoch_time_s"] for h in loop.history),
+            "epochs_run": loop.epochs_done, "stop_reason": settings.stop_reason(validation_errors()),
+            "before": before, "after": after, "kept_epoch": kept_epoch, "last": last,
+            COMPUTE_KEY: compute_record(loop.precision, loop.device.type)}
 
 
 def epochs_option(text: str) -> int | str:

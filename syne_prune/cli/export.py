@@ -82,7 +82,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:  # the unrecovered export lives only in a temporary directory; --output gets the recovered one
         prefix = _export(args, staging, False, True)
         if is_embedding_export(staging):
-            record = recover_embedding(staging, teacher, args.recover_epochs, output, onnx=args.onnx, overwrite=args.overwrite, record_source=False)
+            record = recover_embedding(staging, teacher, args.recover_epochs, output, patience=args.recover_patience,
+                                       max_epochs=args.recover_max_epochs, onnx=args.onnx, overwrite=args.overwrite, record_source=False)
         else:
             record = recover(staging, teacher, args.recover_epochs, output, patience=args.recover_patience,
                              max_epochs=args.recover_max_epochs, onnx=args.onnx, overwrite=args.overwrite, record_source=False).record

@@ -75,8 +75,9 @@ def print_recovery(record: dict[str, Any]) -> None:
           f"validation {metric} {before['validation'][metric]:.4f} -> {after['validation'][metric]:.4f}, {test}{kept}")
 
 
-def recover_embedding_from_args(model: str, teacher: str, epochs: int, output: str, args: argparse.Namespace, record_source: bool = True) -> dict:
-    """``syne_prune.embedding.recover_embedding`` with the options of ``recover`` it takes; ``--task``, ``--data-dir``,
+def recover_embedding_from_args(model: str, teacher: str, epochs: int | str, output: str, args: argparse.Namespace, record_source: bool = True) -> dict:
+    """``syne_prune.embedding.recover_embedding`` with the options of ``recover`` it takes (``--epochs auto``, ``--patience``,
+    ``--max-epochs`` and ``--resume`` among them); ``--task``, ``--data-dir``,
     ``--max-length`` and ``--temperature`` describe a labelled task and are refused for an embedding export."""
     for name in ("task", "data_dir", "max_length"):
         if getattr(args, name, None) is not None:
