@@ -22,6 +22,28 @@ def fails(capsys, argv, message) -> str:
     return errors[0]
 
 
+SCRIPTED_CURVE = [0.5, 0.4, 0.3, 0.35, 0.32, 0.1, 0.1]
+"""Validation errors of an ``auto`` recovery with patience 2: before 0.5; epochs 1-4: 0.4, 0.3 (best), 0.35, 0.32, two
+epochs without a lower error after epoch 2, so it stops after epoch 4 (the 0.1s must never be reached)."""
+
+
+def check_stopped_on_scripted_curve(recovery: dict, scored: list[dict], output: Path) -> None:
+    """The record and weights of an ``auto`` recovery (patience 2, max_epochs 6) scored on ``SCRIPTED_CURVE``:
+    ``scored`` holds the weights of each validation, ``output`` the written export."""
+    import torch
+    from safetensors.torch import load_file
+
+    assert len(scored) == 5  # before and 4 epochs, never a fifth
+    assert (recovery["epochs_run"], recovery["stop_reason"], recovery["kept_epoch"]) == (4, "patience", 2)
+    assert [h["validation"]["error"] for h in recovery["history"]] == [0.4, 0.3, 0.35, 0.32]
+    assert recovery["after"]["validation"]["error"] == 0.3 and recovery["last"]["validation"]["error"] == 0.32
+    assert [recovery["settings"][name] for name in ("epochs", "patience", "max_epochs")] == ["auto", 2, 6]
+    written = load_file(output / "model.safetensors")
+    assert all(torch.equal(written[name], scored[2][name]) for name in written)  # epoch 2's weights, bit for bit
+    assert any(not torch.equal(written[name], scored[4][name]) for name in written)  # not the last epoch's
+    assert not (output / ".resume").exists()
+
+
 def train_args(model_dir, glue_dir, output, *extra):
     return ["train-supernet", "--model", str(model_dir), "--task", "rte", "--data-dir", str(glue_dir), "--search-space", "small",
             "--strategy", "sandwich", "--epochs", "1", "--batch-size", "8", "--max-train-examples", "16", "--max-eval-examples", "8",

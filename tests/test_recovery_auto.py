@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from helpers import FAST
+from helpers import FAST, SCRIPTED_CURVE, check_stopped_on_scripted_curve
 from safetensors.torch import load_file
 
 from syne_prune.cli import main
@@ -68,19 +68,10 @@ def _scripted_validation(monkeypatch, errors: list[float]) -> list[dict[str, tor
 @pytest.mark.slow
 def test_auto_recovery_stops_on_a_scripted_validation_curve_and_keeps_the_best_epoch(exported, tmp_path, monkeypatch):  # noqa: F811
     supernet, export = exported
-    # before 0.5; epochs 1-4: 0.4, 0.3 (best), 0.35, 0.32 -> two epochs without a lower error after epoch 2: stop after 4
-    scored = _scripted_validation(monkeypatch, [0.5, 0.4, 0.3, 0.35, 0.32, 0.1, 0.1])
+    scored = _scripted_validation(monkeypatch, SCRIPTED_CURVE)
     result = recover(export, supernet, "auto", tmp_path / "out", patience=2, max_epochs=6, **FAST)
     recovery = result.record["recovery"]
-    assert len(scored) == 5  # before and 4 epochs, never a fifth
-    assert (recovery["epochs_run"], recovery["stop_reason"], recovery["kept_epoch"]) == (4, "patience", 2)
-    assert [h["validation"]["error"] for h in recovery["history"]] == [0.4, 0.3, 0.35, 0.32]
-    assert recovery["after"]["validation"]["error"] == 0.3 and recovery["last"]["validation"]["error"] == 0.32
-    assert [recovery["settings"][name] for name in ("epochs", "patience", "max_epochs")] == ["auto", 2, 6]
-    written = load_file(tmp_path / "out" / "model.safetensors")
-    assert all(torch.equal(written[name], scored[2][name]) for name in written)  # epoch 2's weights, bit for bit
-    assert any(not torch.equal(written[name], scored[4][name]) for name in written)  # not the last epoch's
-    assert not (tmp_path / "out" / ".resume").exists()
+    check_stopped_on_scripted_curve(recovery, scored, tmp_path / "out")
 
 
 def test_auto_recovery_ends_at_the_cap_while_validation_still_improves(exported, tmp_path, monkeypatch):  # noqa: F811

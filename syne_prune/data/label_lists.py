@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -103,14 +103,21 @@ def _ids(table, spec, row: int, values: list, names: tuple[str, ...], what: str)
     return ids
 
 
-def label_set_names(tables: dict, spec, model_config: Any) -> tuple[str, ...]:
-    """Multi-label: the label names in id order (``_names``); every row checked (``label_sets``)."""
+def _checked_names(tables: dict, spec, model_config: Any, what: str, labels: Callable) -> tuple[str, ...]:
+    """The names in id order (``_names``) of list labels called ``what`` (``labels`` or ``tags``), after every row of
+    every table was checked to hold a list; then every table read with ``labels(table, spec, names)``, which checks
+    each value is known."""
     for table in tables.values():
-        list(_rows(table, spec, "labels"))
+        list(_rows(table, spec, what))
     names = _names(tables, spec, model_config, lambda row: list(row))
     for table in tables.values():
-        label_sets(table, spec, names)
+        labels(table, spec, names)
     return names
+
+
+def label_set_names(tables: dict, spec, model_config: Any) -> tuple[str, ...]:
+    """Multi-label: the label names in id order (``_names``); every row checked (``label_sets``)."""
+    return _checked_names(tables, spec, model_config, "labels", label_sets)
 
 
 def label_sets(table, spec, names: tuple[str, ...]) -> np.ndarray:
@@ -126,12 +133,7 @@ def tag_names(tables: dict, spec, model_config: Any) -> tuple[str, ...]:
     tags lists of the same length, not empty, every tag known."""
     if len(spec.text_columns) != 1:
         raise SynePruneError(f"token classification reads one column of words, --text-columns names {len(spec.text_columns)}; give one")
-    for table in tables.values():
-        list(_rows(table, spec, "tags"))
-    names = _names(tables, spec, model_config, lambda row: list(row))
-    for table in tables.values():
-        tag_ids(table, spec, names)
-    return names
+    return _checked_names(tables, spec, model_config, "tags", tag_ids)
 
 
 def tag_ids(table, spec, names: tuple[str, ...]) -> np.ndarray:

@@ -228,3 +228,33 @@ def test_the_train_supernet_launcher_trains_on_the_users_files_in_a_job(sagemake
     task = TaskSpec.from_json(metadata["task"])
     assert task.labels == ("no", "yes") and task.text_columns == ("text",) and metadata["num_test_examples"] == 8
     assert dict(task.sha256) == {"train": hashlib.sha256(train.read_bytes()).hexdigest(), "test": hashlib.sha256(test.read_bytes()).hexdigest()}
+
+
+@pytest.mark.slow
+def test_a_standard_search_on_sagemaker_trains_on_the_users_files_in_its_jobs(sagemaker, tiny_model_dirs, own_supernet, tmp_path, monkeypatch):
+    """Standard NAS: each job fine-tunes its sub-network on the files of the channel ``task`` (the user's folder moved
+    away while the jobs run) and scores it on their test file."""
+    from syne_prune.search.finetune import FineTuneSettings
+
+    recorded = json.loads((own_supernet / "supernet.json").read_text())["task"]
+    spec = TaskSpec(train_file=recorded["train_file"], validation_file=recorded["validation_file"], test_file=recorded["test_file"])
+    data = Path(recorded["train_file"]).parent
+    backend_class = get_backend("sagemaker")
+    prepare, close = backend_class.prepare, backend_class.close
+
+    def prepare_then_hide(self):
+        prepare(self)
+        data.rename(data.with_name("hidden"))
+
+    def close_then_restore(self):
+        close(self)
+        data.with_name("hidden").rename(data)
+
+    monkeypatch.setattr(backend_class, "prepare", prepare_then_hide)
+    monkeypatch.setattr(backend_class, "close", close_then_restore)
+    settings = FineTuneSettings(model=str(tiny_model_dirs["bert"]), task=spec, epochs=1, batch_size=8, lr=1e-3, max_length=16)
+    run_search(SearchConfig(output=str(tmp_path / "nas"), trial_kind="standard", backend="sagemaker", backend_settings=sagemaker_settings(),
+                            trial_settings=settings, scheduler="random", n_workers=1, max_trials=2, seed=0), progress=False)
+    trials = pd.read_csv(tmp_path / "nas" / "trials.csv")
+    assert data.is_dir() and len(trials) == 2 and (trials["status"] == "completed").all(), trials.get("failure_reason")
+    assert trials["error"].between(0, 1).all() and trials["test_error"].between(0, 1).all()
