@@ -30,6 +30,24 @@ def _write(path: Path, rows: int, seed: int) -> Path:
     return path
 
 
+def _hidden_while_jobs_run(monkeypatch, data: Path) -> None:
+    """``data`` moved away once the SageMaker backend has uploaded it and back when the search closes: the uploads read
+    the files, the jobs (run here by AWS's training toolkit) can only read their channel."""
+    backend_class = get_backend("sagemaker")
+    prepare, close = backend_class.prepare, backend_class.close
+
+    def prepare_then_hide(self):
+        prepare(self)
+        data.rename(data.with_name("hidden"))
+
+    def close_then_restore(self):
+        close(self)
+        data.with_name("hidden").rename(data)
+
+    monkeypatch.setattr(backend_class, "prepare", prepare_then_hide)
+    monkeypatch.setattr(backend_class, "close", close_then_restore)
+
+
 @pytest.fixture(scope="module")
 def own_supernet(tiny_model_dirs, tmp_path_factory):
     """A tiny BERT super-network trained on generated CSV files (train, validation, test)."""
@@ -98,19 +116,7 @@ def test_a_sagemaker_search_on_own_data_gives_the_trials_of_a_pool_search(sagema
                   eval_batch_size=8, test_split="every-trial")
     pool = run_search(SearchConfig(output=str(tmp_path / "pool"), backend="pool", **common), progress=False)
     data = Path(json.loads((own_supernet / "supernet.json").read_text())["task"]["train_file"]).parent
-    backend_class = get_backend("sagemaker")
-    prepare, close = backend_class.prepare, backend_class.close
-
-    def prepare_then_hide(self):
-        prepare(self)  # the uploads read the files; the jobs must not
-        data.rename(data.with_name("hidden"))
-
-    def close_then_restore(self):
-        close(self)
-        data.with_name("hidden").rename(data)
-
-    monkeypatch.setattr(backend_class, "prepare", prepare_then_hide)
-    monkeypatch.setattr(backend_class, "close", close_then_restore)
+    _hidden_while_jobs_run(monkeypatch, data)
     remote = run_search(SearchConfig(output=str(tmp_path / "sagemaker"), backend="sagemaker", backend_settings=sagemaker_settings(), **common),
                         progress=False)
     a = pd.read_csv(tmp_path / "pool" / "trials.csv").sort_values("trial_id").reset_index(drop=True)
@@ -239,19 +245,7 @@ def test_a_standard_search_on_sagemaker_trains_on_the_users_files_in_its_jobs(sa
     recorded = json.loads((own_supernet / "supernet.json").read_text())["task"]
     spec = TaskSpec(train_file=recorded["train_file"], validation_file=recorded["validation_file"], test_file=recorded["test_file"])
     data = Path(recorded["train_file"]).parent
-    backend_class = get_backend("sagemaker")
-    prepare, close = backend_class.prepare, backend_class.close
-
-    def prepare_then_hide(self):
-        prepare(self)
-        data.rename(data.with_name("hidden"))
-
-    def close_then_restore(self):
-        close(self)
-        data.with_name("hidden").rename(data)
-
-    monkeypatch.setattr(backend_class, "prepare", prepare_then_hide)
-    monkeypatch.setattr(backend_class, "close", close_then_restore)
+    _hidden_while_jobs_run(monkeypatch, data)
     settings = FineTuneSettings(model=str(tiny_model_dirs["bert"]), task=spec, epochs=1, batch_size=8, lr=1e-3, max_length=16)
     run_search(SearchConfig(output=str(tmp_path / "nas"), trial_kind="standard", backend="sagemaker", backend_settings=sagemaker_settings(),
                             trial_settings=settings, scheduler="random", n_workers=1, max_trials=2, seed=0), progress=False)
