@@ -61,9 +61,10 @@ def own_supernet(tiny_model_dirs, tmp_path_factory):
     return root / "sn"
 
 
-def _prepared_backend(supernet: Path, output: Path):
+def _prepared_backend(supernet: Path, output: Path, data_dir: Path | None = None):
     config = SearchConfig(output=str(output), trial_settings=WeightSharingSettings(str(supernet)), backend="sagemaker",
-                          backend_settings=sagemaker_settings(), scheduler="random", max_trials=2)
+                          backend_settings=sagemaker_settings(), scheduler="random", max_trials=2,
+                          data_dir=str(data_dir) if data_dir else None)
     config.check()
     backend = get_backend("sagemaker")(config.kind.prepare(config), output, None)
     backend.prepare()
@@ -252,3 +253,23 @@ def test_a_standard_search_on_sagemaker_trains_on_the_users_files_in_its_jobs(sa
     trials = pd.read_csv(tmp_path / "nas" / "trials.csv")
     assert data.is_dir() and len(trials) == 2 and (trials["status"] == "completed").all(), trials.get("failure_reason")
     assert trials["error"].between(0, 1).all() and trials["test_error"].between(0, 1).all()
+
+
+def test_a_sagemaker_search_given_copies_of_the_data_uploads_the_copies(aws, own_supernet, tmp_path):
+    """``search --data-dir COPIES --backend sagemaker`` with the original folder moved away: the channel ``task`` holds
+    the copies' bytes."""
+    record = json.loads((own_supernet / "supernet.json").read_text())["task"]
+    copies = tmp_path / "copies"
+    for name, path in spec_files(record).items():
+        (copies / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, copies / name)
+    data = Path(record["train_file"]).parent
+    data.rename(data.with_name("moved"))
+    try:
+        backend = _prepared_backend(own_supernet, tmp_path / "search", copies).trial_backend
+    finally:
+        data.with_name("moved").rename(data)
+    prefix = backend.channel_uris["task"][len(f"s3://{BUCKET}/"):]
+    s3 = aws.client("s3")
+    for name in spec_files(record):
+        assert s3.get_object(Bucket=BUCKET, Key=prefix + name)["Body"].read() == (copies / name).read_bytes()

@@ -102,6 +102,9 @@ class SageMakerSearchBackend(SearchBackend):
         channels: dict[str, str | dict[str, Path]] = {CHANNEL_OF[key]: str(value) for key, value in self.prepared.constants.items()
                                                        if key in CHANNEL_OF and value and Path(str(value)).is_dir()}
         data_files = spec_files(self.prepared.task)  # the user's data files, uploaded once beside the super-network
+        copies = getattr(self.prepared.trial_settings, "task_files", None)  # search --data-dir: where they are now
+        if copies:
+            data_files = {name: Path(copies) / name for name in data_files}
         if data_files:
             channels[TASK_CHANNEL] = data_files
         if settings.instance_count != 1:
