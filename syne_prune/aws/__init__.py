@@ -60,6 +60,7 @@ from syne_prune.aws.jobs import (
     MAX_HYPERPARAMETERS,
     MODEL_DIR,
     PACKED_CONFIG,
+    TASK_CHANNEL,
     in_model_dir,
     pack_hyperparameters,
     resolve_channel,
@@ -79,7 +80,7 @@ from syne_prune.aws.settings import (
 from syne_prune.aws.uploads import Uploader, copy_prefix, delete_prefix, directory_digest, list_keys, source_tarball
 
 __all__ = [
-    "add_sagemaker_arguments", "aws_error", "AwsError", "call_aws", "capacity_wait_s", "CHANNEL_PREFIX",
+    "add_sagemaker_arguments", "aws_error", "AwsError", "call_aws", "capacity_wait_s", "CHANNEL_PREFIX", "TASK_CHANNEL",
     "check_framework", "check_tags", "CHECKPOINT_LOCAL_PATH", "copy_prefix", "DEFAULT_FRAMEWORK_VERSION",
     "delete_prefix", "directory_digest", "ENTRY_SCRIPT", "FRAMEWORK_PY_VERSION", "in_model_dir", "INVALID_REQUEST",
     "JOB_DEPENDENCIES", "JOB_END_MARKER", "job_requirements", "list_keys", "log_grace_s", "MAX_HYPERPARAMETER_CHARS",

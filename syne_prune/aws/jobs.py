@@ -6,6 +6,7 @@ import json
 import os
 
 CHANNEL_PREFIX = "sm-channel:"
+TASK_CHANNEL = "task"  # the input channel of the user's data files (``syne_prune.data.spec_files``' names)
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 MODEL_DIR = "/opt/ml/model"  # SageMaker uploads it as the job's model.tar.gz
 ENTRY_SCRIPT = "syne_prune_sm_entry.py"

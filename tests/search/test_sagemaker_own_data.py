@@ -163,11 +163,10 @@ def test_the_launchers_send_local_files_and_folders_as_channels(own_supernet, ti
 
     train, test = _write(tmp_path / "a" / "tickets.csv", 8, 0), _write(tmp_path / "b" / "tickets.csv", 8, 1)
     argv = ["train-supernet", "--model", str(tiny_model_dirs["bert"]), f"--train-file={train}", "--test-file", str(test),
-            "--teacher", str(tiny_model_dirs["bert"]), "--validation-file", "not-here.csv", "--output", "runs/net"]
+            "--teacher", str(tiny_model_dirs["bert"]), "--output", "runs/net"]
     args, channels = job_arguments(argv)
     assert args == ["train-supernet", "--model", "sm-channel:model", "--train-file", "sm-channel:train_file/tickets.csv",
-                    "--test-file", "sm-channel:test_file/tickets.csv", "--teacher", "sm-channel:teacher",
-                    "--validation-file", "not-here.csv", "--output", "/opt/ml/model/net"]  # a path not here stays as given
+                    "--test-file", "sm-channel:test_file/tickets.csv", "--teacher", "sm-channel:teacher", "--output", "/opt/ml/model/net"]
     assert channels == {"model": str(tiny_model_dirs["bert"]), "train_file": {"tickets.csv": train}, "test_file": {"tickets.csv": test},
                         "teacher": str(tiny_model_dirs["bert"])}
     args, channels = job_arguments(["search", "--supernet", str(own_supernet), "--output", "s"])
@@ -175,6 +174,19 @@ def test_the_launchers_send_local_files_and_folders_as_channels(own_supernet, ti
     assert args == ["search", "--supernet", "sm-channel:supernet", "--output", "/opt/ml/model/s", "--data-dir", "sm-channel:task"]
     assert channels == {"supernet": str(own_supernet), "task": spec_files(record)}
     assert job_arguments(["search", "--supernet", str(tiny_model_dirs["bert"]), "--output", "s"])[0][-2:] == ["--output", "/opt/ml/model/s"]
+    assert job_arguments(["train-supernet", "--teacher", "auto", "--model", "org/hub-model"])[0] == [
+        "train-supernet", "--teacher", "auto", "--model", "org/hub-model"]  # not local: as given, the job resolves them
+
+
+def test_a_launcher_given_a_data_file_that_is_not_here_stops_before_any_job(tmp_path, capsys):
+    """One line and exit 2 before anything is uploaded or started: the job could never read the file."""
+    from sagemaker_fixtures import SM_ARGS, launcher
+
+    argv = [*SM_ARGS, "--model", "org/hub-model", "--train-file", str(tmp_path / "tickets.csv"), "--output", "net"]
+    assert launcher("sagemaker_train_supernet").launcher_main("train-supernet", "", argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --train-file {tmp_path / 'tickets.csv'}: no such file on this machine; the launcher uploads it for the job, " \
+                  "give the path of a local file"
 
 
 def test_resolve_channel_reads_a_file_in_a_channel(monkeypatch, tmp_path):

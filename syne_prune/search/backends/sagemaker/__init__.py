@@ -45,6 +45,7 @@ from syne_prune.aws import (
     MAX_HYPERPARAMETER_CHARS,
     MAX_HYPERPARAMETERS,
     SAGEMAKER_OPTIONS,
+    TASK_CHANNEL,
     SageMakerSettings,
     Uploader,
     add_sagemaker_arguments,
@@ -61,7 +62,6 @@ from syne_prune.search.backends.sagemaker.launcher import launch_cli_job
 from syne_prune.search.backends.sagemaker.trial_backend import MAX_WAIT_FOR_STOP_S, SageMakerBackend
 
 CHANNEL_OF = {"supernet": "supernet", "model": "model", "data_dir": "data"}  # constant -> input channel (a local directory)
-TASK_CHANNEL = "task"  # the user's data files, which the trials' ``task_files`` constant names
 
 
 class SageMakerSearchBackend(SearchBackend):

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from syne_prune.artifacts import SupernetDir
-from syne_prune.aws import CHANNEL_PREFIX, MODEL_DIR, SageMakerSettings, call_aws
+from syne_prune.aws import CHANNEL_PREFIX, MODEL_DIR, TASK_CHANNEL, SageMakerSettings, call_aws
 from syne_prune.data import spec_files
+from syne_prune.errors import SynePruneError
 from syne_prune.models import resolve_model
 from syne_prune.search.backends.sagemaker.trial_backend import SageMakerBackend
 
@@ -18,7 +19,6 @@ DIRECTORY_FLAGS = {"--model": "model", "--teacher": "teacher", "--supernet": "su
 """Options whose value, a local directory (or a model packaged on this machine), travels as an input channel."""
 FILE_FLAGS = {"--train-file": "train_file", "--validation-file": "validation_file", "--test-file": "test_file"}
 """Options whose value, a local file, travels as an input channel holding that one file."""
-TASK_CHANNEL = "task"  # a super-network's own data files (``syne_prune.data.spec_files``), read by the job's search
 
 
 def launch_cli_job(settings: SageMakerSettings, argv: list[str], job_name: str, session=None) -> dict[str, Any]:
@@ -49,7 +49,7 @@ def job_arguments(argv: list[str]) -> tuple[list[str], dict[str, str | dict[str,
     """``argv`` as the job runs it, and the input channels it reads (``{name: local directory or {file name: path}}``):
     local paths after ``DIRECTORY_FLAGS`` and ``FILE_FLAGS`` replaced by their channels (``--flag=value`` too),
     ``--output X`` by ``/opt/ml/model/X``, and ``--data-dir sm-channel:task`` added for a ``--supernet`` trained on
-    the user's own data files (none given)."""
+    the user's own data files (none given). Raises ``SynePruneError`` for a file option whose file is not here."""
     args = [piece for arg in argv for piece in (arg.split("=", 1) if arg.startswith("--") and "=" in arg else [arg])]
     channels: dict[str, str | dict[str, Path]] = {}
     for index, flag in enumerate(args[:-1]):
@@ -59,7 +59,10 @@ def job_arguments(argv: list[str]) -> tuple[list[str], dict[str, str | dict[str,
             if local is not None and local.is_dir():
                 channels[DIRECTORY_FLAGS[flag]] = str(local)
                 args[index + 1] = CHANNEL_PREFIX + DIRECTORY_FLAGS[flag]
-        elif flag in FILE_FLAGS and Path(value).is_file():
+        elif flag in FILE_FLAGS:
+            if not Path(value).is_file():
+                raise SynePruneError(f"{flag} {value}: no such file on this machine; the launcher uploads it for the job, "
+                                     "give the path of a local file")
             channels[FILE_FLAGS[flag]] = {Path(value).name: Path(value)}
             args[index + 1] = f"{CHANNEL_PREFIX}{FILE_FLAGS[flag]}/{Path(value).name}"
         elif flag == "--output":
