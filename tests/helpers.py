@@ -44,6 +44,30 @@ def check_stopped_on_scripted_curve(recovery: dict, scored: list[dict], output: 
     assert not (output / ".resume").exists()
 
 
+def searched_alike_on_every_backend(supernet: Path, output: Path) -> None:
+    """Search ``supernet`` with the same 2 trials (random search, seed 5) on the pool, local and SageMaker backends
+    (needs the ``sagemaker`` fixture) into ``output/BACKEND`` and check that every backend scored what the pool did:
+    sizes, status, validation and test errors and parameters equal bit for bit, a pruned sub-network among them."""
+    import pandas as pd
+    from sagemaker_fixtures import sagemaker_settings
+
+    from syne_prune.artifacts import read_trials
+    from syne_prune.search import SearchConfig, WeightSharingSettings, run_search
+
+    tables = {}
+    for backend in ("pool", "local", "sagemaker"):
+        extra = {"backend_settings": sagemaker_settings()} if backend == "sagemaker" else {}
+        run_search(SearchConfig(trial_settings=WeightSharingSettings(str(supernet)), output=str(output / backend), scheduler="random",
+                                backend=backend, n_workers=1, max_trials=2, seed=5, eval_batch_size=8, test_split="every-trial", **extra),
+                   progress=False)
+        trials = read_trials(output / backend / "trials.csv").sort_values("trial_id").reset_index(drop=True)
+        tables[backend] = trials[[c for c in trials.columns if c.startswith(("num_", "status", "error", "test_error", "params"))]]
+    assert len(tables["pool"]) == 2 and (tables["pool"]["status"] == "completed").all() and tables["pool"]["error"].between(0, 1).all()
+    pd.testing.assert_frame_equal(tables["pool"], tables["local"], check_exact=True)
+    pd.testing.assert_frame_equal(tables["pool"], tables["sagemaker"], check_exact=True)
+    assert tables["pool"]["params"].min() < 1.0  # a pruned sub-network was scored, not only the full one
+
+
 def train_args(model_dir, glue_dir, output, *extra):
     return ["train-supernet", "--model", str(model_dir), "--task", "rte", "--data-dir", str(glue_dir), "--search-space", "small",
             "--strategy", "sandwich", "--epochs", "1", "--batch-size", "8", "--max-train-examples", "16", "--max-eval-examples", "8",

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import tiny_model, wordpiece_vocabulary
-from helpers import fails
+from helpers import fails, searched_alike_on_every_backend
 from sklearn.metrics import f1_score
 from transformers import BertTokenizerFast
 
@@ -103,8 +103,9 @@ def test_a_label_the_model_does_not_know_is_one_line(base_dir, tmp_path, capsys)
 
 
 @pytest.mark.slow
-def test_a_multi_label_classifier_goes_through_search_export_the_pipeline_and_recovery(base_dir, tmp_path):
-    """Trained (standard fine-tuning of the full network), its unpruned network beats the best constant answer; searched, exported (problem_type
+def test_a_multi_label_classifier_goes_through_search_export_the_pipeline_and_recovery(base_dir, sagemaker, tmp_path):
+    """Trained (standard fine-tuning of the full network), its unpruned network beats the best constant answer; searched
+    (alike on the pool, local and SageMaker backends, the files read from the jobs' channel), exported (problem_type
     multi_label_classification, the user's label names), scored by transformers' pipeline with a sigmoid per label
     (a ticket about an invoice and a password gets billing and login), recovered."""
     from transformers import AutoConfig, pipeline
@@ -122,6 +123,7 @@ def test_a_multi_label_classifier_goes_through_search_export_the_pipeline_and_re
     largest = record["metrics"]["largest"]["test"]["micro-f1"]
     assert largest >= 0.9 and largest > record["constant_answer"]["validation"]["micro-f1"] + 0.2, record["metrics"]
     assert main(["search", "--supernet", str(tmp_path / "sn"), "--output", str(tmp_path / "se"), "--max-trials", "3", "--n-workers", "1"]) == 0
+    searched_alike_on_every_backend(tmp_path / "sn", tmp_path / "backends")
     assert main(["export", "--search-dir", str(tmp_path / "se"), "--output", str(tmp_path / "ex"), "--max-params", "1.0"]) == 0
     assert main(["recover", "--model", str(tmp_path / "ex"), "--teacher", str(tmp_path / "sn"), "--epochs", "1",
                  "--output", str(tmp_path / "rec")]) == 0

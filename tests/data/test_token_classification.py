@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import tiny_model, wordpiece_vocabulary
-from helpers import fails
+from helpers import fails, searched_alike_on_every_backend
 from transformers import BertTokenizerFast
 
 from syne_prune.data import TASK_TYPES, TaskSpec, encode, load_task, resolve_task
@@ -312,23 +312,7 @@ def test_integer_tags_are_ids_named_by_the_models_id2label(tmp_path):
 def test_a_tagger_is_searched_alike_on_the_pool_local_and_sagemaker_backends(base_dir, sagemaker, tmp_path):
     """The same 2 trials (random search, seed 5) on every backend: a process per trial (local) and jobs run by AWS's
     training toolkit with the CoNLL files read from the jobs' channel (SageMaker) score what the pool's workers do."""
-    from sagemaker_fixtures import sagemaker_settings
-
-    from syne_prune.artifacts import read_trials
-    from syne_prune.search import SearchConfig, WeightSharingSettings, run_search
-
     files = write_tagging_files(tmp_path / "files")
     train_tagger(base_dir, files, tmp_path / "sn", "--strategy", "sandwich", "--epochs", "1", "--teacher", "none", "--importance", "none",
                  "--max-train-examples", "60", "--max-eval-examples", "30")
-    tables = {}
-    for backend in ("pool", "local", "sagemaker"):
-        extra = {"backend_settings": sagemaker_settings()} if backend == "sagemaker" else {}
-        run_search(SearchConfig(trial_settings=WeightSharingSettings(str(tmp_path / "sn")), output=str(tmp_path / backend), scheduler="random",
-                                backend=backend, n_workers=1, max_trials=2, seed=5, eval_batch_size=8, test_split="every-trial", **extra),
-                   progress=False)
-        trials = read_trials(tmp_path / backend / "trials.csv").sort_values("trial_id").reset_index(drop=True)
-        tables[backend] = trials[[c for c in trials.columns if c.startswith(("num_", "status", "error", "test_error", "params"))]]
-    assert len(tables["pool"]) == 2 and (tables["pool"]["status"] == "completed").all() and tables["pool"]["error"].between(0, 1).all()
-    pd.testing.assert_frame_equal(tables["pool"], tables["local"], check_exact=True)
-    pd.testing.assert_frame_equal(tables["pool"], tables["sagemaker"], check_exact=True)
-    assert tables["pool"]["params"].min() < 1.0  # a pruned sub-network was scored, not only the full one
+    searched_alike_on_every_backend(tmp_path / "sn", tmp_path)
