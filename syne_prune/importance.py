@@ -15,7 +15,8 @@ Scores (one registry, ``IMPORTANCE_METHODS``; shapes [num_layers, num_heads] and
   for Transformers", eq. 7 and its diagonal approximation), with one gradient per example; mask m_h
   multiplies head h's attention context, m_i neuron i's activation. Michel et al. 2019 ("Are Sixteen
   Heads Really Better than One?", eq. 2) use the mean of ``|dL(x) / dm_h|`` instead; the order is
-  usually close. Needs a task model (classification, regression or multiple choice) and labels.
+  usually close. Needs a task model (classification, regression, multiple choice, multi-label or token
+  classification) and labels.
 - ``magnitude``: data-free weight norms. Head h: ``sqrt(||W_q[h]||^2 + ||W_k[h]||^2 + ||W_v[h]||^2 +
   ||W_o[:, h]||^2)`` (Frobenius norms of the head's rows of the query/key/value projections and its
   columns of the attention output projection); neuron i: ``sqrt(||W_in[i, :]||^2 + ||W_out[:, i]||^2)``.
@@ -69,8 +70,9 @@ def mask_gradients(model: PreTrainedModel, batches: Iterable[Batch],
     examples: ``dL(x) / dm_u`` at m = ``mask`` (1 for kept units, 0 for removed ones; all ones when
     ``mask`` is None). Every row of a batch gets its own mask variables (``InPlaceMask.set_scales``), so one
     backward pass gives each example's own gradient: the model's mean loss is multiplied by the batch size
-    to get the sum of per-example losses, and for multiple choice the gradients of an example's choice rows
-    are added. The model runs in eval mode (no dropout); parameter gradients are neither computed nor left.
+    to get the sum of per-example losses (a token classifier's: each example's own mean over its labelled tokens,
+    see ``_per_example_weights``), and for multiple choice the gradients of an example's choice rows are added.
+    The model runs in eval mode (no dropout); parameter gradients are neither computed nor left.
     Raises SynePruneError for a base model (no loss) or batches without labels. ``fisher_scores`` sums the
     squares; retraining-free pruning (``baselines/rfp.py``) also needs the products within a layer.
     """
@@ -97,15 +99,27 @@ def mask_gradients(model: PreTrainedModel, batches: Iterable[Batch],
             head_mask = mask.heads.float().to(device)[:, None, :].repeat(1, rows, 1).requires_grad_(True)
             neuron_mask = mask.neurons.float().to(device)[:, None, :].repeat(1, rows, 1).requires_grad_(True)
             masker.set_scales(head_mask, neuron_mask)
-            loss = model(**batch).loss * num_examples  # mean over examples -> sum of per-example losses
-            head_grad, neuron_grad = torch.autograd.grad(loss, (head_mask, neuron_mask))
-            yield tuple(grad.reshape(shape.num_layers, num_examples, rows // num_examples, -1).sum(2)
+            head_grad, neuron_grad = torch.autograd.grad(model(**batch).loss, (head_mask, neuron_mask))
+            weights = _per_example_weights(batch["labels"], ids).to(device)[None, :, None]
+            yield tuple(grad.reshape(shape.num_layers, num_examples, rows // num_examples, -1).sum(2) * weights
                         for grad in (head_grad, neuron_grad))
     finally:
         masker.remove()
         for parameter, flag in zip(model.parameters(), requires_grad):
             parameter.requires_grad_(flag)
         model.train(was_training)
+
+
+def _per_example_weights(labels: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """What turns the gradient of a batch's mean loss into each example's own: [N] float32.
+
+    A model's loss averages over the batch's N examples, so each example's gradient is its own times 1/N: weight N.
+    A token classifier's loss averages over the batch's T labelled tokens (label -100: ignored), so example x,
+    with T_x labelled tokens and its own loss the mean over them, gets T / T_x (0 for an example with none)."""
+    if labels.is_floating_point() or labels.shape != input_ids.shape:  # one label (or one per class) per example
+        return torch.full((labels.shape[0],), float(labels.shape[0]))
+    counts = (labels != -100).sum(1).float()
+    return torch.where(counts > 0, counts.sum() / counts.clamp(min=1), torch.zeros_like(counts))
 
 
 def fisher_scores(model: PreTrainedModel, batches: Iterable[Batch], mask: SubnetMask | None = None) -> ImportanceScores:

@@ -31,6 +31,12 @@ def _labelled(head: str, seed: int = 0, batch: int = 3) -> dict[str, torch.Tenso
     inputs = tiny_batch(seed=seed, batch=batch, choices=3 if head == "multiple_choice" else 0)
     if head == "regression":
         inputs["labels"] = torch.randn(batch, generator=torch.Generator().manual_seed(seed))
+    elif head == "multi_label":  # 0/1 per class of 3
+        inputs["labels"] = (torch.arange(batch * 3).view(batch, 3) % 2).float()
+    elif head == "token":  # a tag per token, -100 on padding and on every third token (sub-words after the first)
+        labels = torch.arange(inputs["input_ids"].numel()).view_as(inputs["input_ids"]) % 3
+        labels[:, 1::3] = -100
+        inputs["labels"] = labels.masked_fill(inputs["attention_mask"] == 0, -100)
     elif head != "base":
         inputs["labels"] = torch.arange(batch) % 3
     return inputs
@@ -96,9 +102,13 @@ def _reference_fisher(model, batch):
     return heads, neurons
 
 
-@pytest.mark.parametrize("head", ["classifier", "regression", "multiple_choice"])
+@pytest.mark.parametrize("head", ["classifier", "regression", "multiple_choice", "token", "multi_label"])
 def test_fisher_is_the_sum_of_squared_per_example_gradients(head):
-    model = tiny_model("roberta", head)
+    """One example's loss is the model's loss on it alone: for a tagger, the mean over its own labelled tokens
+    (the padded first row has fewer than the others, so a batch's mean over all its tokens would weigh it less)."""
+    model = tiny_model("roberta", "classifier" if head == "multi_label" else head)
+    if head == "multi_label":
+        model.config.problem_type = "multi_label_classification"  # binary cross-entropy per class
     batch = _labelled(head, batch=4)
     expected_heads, expected_neurons = _reference_fisher(model, batch)
     model.zero_grad(set_to_none=True)
