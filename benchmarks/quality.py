@@ -3,7 +3,7 @@
 Per task and seed:
 
 1. **reference**: the full model fine-tuned with the `standard` strategy, for every learning rate of
-   ``--reference-lrs``; the one with the best validation metric is the unpruned reference (and the teacher of
+   ``--reference-lrs`` (warm-up ``--reference-warmup-ratio``); the one with the best validation metric is the unpruned reference (and the teacher of
    the teacher rows), so that a weak reference cannot inflate the shares.
 2. per **row** (cumulative recipe): train a super-network, run a weight-sharing search (``--scheduler``,
    ``--max-trials``), and for each budget of ``--budgets`` (ratios of the *prunable* encoder parameters) take
@@ -110,9 +110,10 @@ def test_scores(model_dir: Path, task_name: str, args, seed: int) -> dict[str, f
 
 
 def train(args, task: str, seed: int, output: Path, model: str | None = None, **settings) -> dict[str, Any]:
+    settings = {"warmup_ratio": args.warmup_ratio} | settings
     config = TrainingConfig(
         model=model or args.model, task=task, output=str(output), data_dir=args.data_dir, search_space=args.search_space,
-        epochs=args.epochs, warmup_ratio=args.warmup_ratio, batch_size=args.batch_size, max_length=args.max_length, seed=seed,
+        epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length, seed=seed,
         validation_fraction=args.validation_fraction, max_train_examples=args.max_train_examples,
         max_eval_examples=args.max_eval_examples, **settings)
     started = time.perf_counter()
@@ -126,7 +127,8 @@ def reference(args, task: str, seed: int, workdir: Path) -> dict[str, Any]:
     """The best-on-validation `standard` fine-tune over the learning-rate grid."""
     runs = []
     for lr in args.reference_lrs:
-        metadata = train(args, task, seed, workdir / f"reference-lr{lr:g}", strategy="standard", lr=lr)
+        metadata = train(args, task, seed, workdir / f"reference-lr{lr:g}", strategy="standard", lr=lr,
+                         warmup_ratio=args.reference_warmup_ratio)
         runs.append({"lr": lr, "dir": workdir / f"reference-lr{lr:g}", "stage_s": metadata["stage_s"],
                      "validation": metadata["metrics"]["largest"]["validation"][metadata["metric"]]})
     best = max(runs, key=lambda run: run["validation"])
@@ -274,6 +276,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup-ratio", type=float, default=0.0, help="share of the steps the learning rate warms up over "
                         "(references and super-networks alike)")
     parser.add_argument("--reference-lrs", nargs="+", type=float, default=[3e-5, 8e-5, 1.5e-4])
+    parser.add_argument("--reference-warmup-ratio", type=float, default=0.0,
+                        help="the reference fine-tunes' warm-up (0.1: as --teacher auto fine-tunes its teacher)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--validation-fraction", type=float, default=0.3)
