@@ -23,7 +23,9 @@ from typing import Any, ClassVar
 
 from syne_tune.backend.trial_backend import TrialBackend
 
+from syne_prune.devices import default_device
 from syne_prune.errors import SynePruneError
+from syne_prune.precision import resolve_precision
 from syne_prune.search.kinds import PreparedSearch, TrialKind
 
 DEFAULT_N_WORKERS = 2  # trials in parallel by default (on the CPU: the workers split the cores)
@@ -45,6 +47,13 @@ class SearchBackend(ABC):
     def default_n_workers(cls, config) -> int:
         """Trials in parallel when ``--n-workers`` is not given (``DEFAULT_N_WORKERS``; the pool's depends on the GPUs)."""
         return DEFAULT_N_WORKERS
+
+    @classmethod
+    def compute_record(cls) -> dict[str, str]:
+        """What the trials compute in, as search.json keeps it and a resume checks it: ``{"precision": name, "device":
+        kind}``; trials on this machine resolve the run's ``--precision`` and ``--device`` as this process does."""
+        device = default_device()
+        return {"precision": resolve_precision(None, device), "device": device.type}
 
     @classmethod
     def add_options(cls, parser: argparse.ArgumentParser) -> None:
