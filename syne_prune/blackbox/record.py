@@ -29,13 +29,12 @@ from syne_prune.artifacts import SearchDir
 from syne_prune.blackbox import format as F
 from syne_prune.cores import threads_per_worker
 from syne_prune.data import EVAL_BATCH_SIZE, get_task
-from syne_prune.devices import default_device
 from syne_prune.errors import SynePruneError
 from syne_prune.files import holds_content, output_lock
 from syne_prune.masks import SubnetMask
 from syne_prune.models import get_family
 from syne_prune.objectives import encoder_size, subnet_size
-from syne_prune.precision import resolve_precision
+from syne_prune.precision import run_compute
 from syne_prune.search import FIDELITY_ATTR, MULTI_FIDELITY, Evaluator, TrialSettings, subnetwork_key
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet import load_supernet
@@ -111,7 +110,7 @@ def size_header(model, shape, seq_len: int) -> dict[str, int]:
 def make_header(supernet: Path, metadata: dict[str, Any], model, space, levels: int, source: str,
                 max_eval_examples: int | None, data_dir: str | None, compute: dict[str, str] | None) -> dict[str, Any]:
     """The blackbox's header (format.py); ``compute``: the precision and kind of device its rows were evaluated in
-    (``compute_now``; None where unknown)."""
+    (``precision.run_compute``; None where unknown)."""
     return {
         "format_version": F.FORMAT_VERSION, "kind": F.KIND,
         "supernet": {"path": str(supernet.resolve()), "sha256": F.supernet_digest(supernet)},
@@ -123,11 +122,6 @@ def make_header(supernet: Path, metadata: dict[str, Any], model, space, levels: 
         "compute": compute,
     }
 
-
-def compute_now() -> dict[str, str]:
-    """The precision and kind of device this process evaluates in (``--precision``, ``--device``), as the header keeps it."""
-    device = default_device()
-    return {"precision": resolve_precision(None, device), "device": device.type}
 
 
 def _open(output: Path, header: dict[str, Any]) -> tuple[set[bytes], int]:
@@ -168,7 +162,7 @@ def record_samples(config: RecordConfig, progress: bool = True) -> dict[str, Any
     evaluator = Evaluator(settings)  # verifies the checkpoint and loads the data first: errors before any output
     levels = len(evaluator.validation_chunks)
     header = make_header(Path(settings.supernet), evaluator.supernet.metadata, evaluator.supernet.model, evaluator.space, levels,
-                         "samples", config.max_eval_examples, settings.data_dir, compute_now())
+                         "samples", config.max_eval_examples, settings.data_dir, run_compute())
     output = Path(config.output)
     with output_lock(output, "blackbox recording"):
         recorded, stream = _open(output, header)

@@ -23,9 +23,8 @@ from typing import Any, ClassVar
 
 from syne_tune.backend.trial_backend import TrialBackend
 
-from syne_prune.devices import default_device
 from syne_prune.errors import SynePruneError
-from syne_prune.precision import resolve_precision
+from syne_prune.precision import run_compute
 from syne_prune.search.kinds import PreparedSearch, TrialKind
 
 DEFAULT_N_WORKERS = 2  # trials in parallel by default (on the CPU: the workers split the cores)
@@ -52,8 +51,7 @@ class SearchBackend(ABC):
     def compute_record(cls) -> dict[str, str]:
         """What the trials compute in, as search.json keeps it and a resume checks it: ``{"precision": name, "device":
         kind}``; trials on this machine resolve the run's ``--precision`` and ``--device`` as this process does."""
-        device = default_device()
-        return {"precision": resolve_precision(None, device), "device": device.type}
+        return run_compute()
 
     @classmethod
     def add_options(cls, parser: argparse.ArgumentParser) -> None:
