@@ -18,8 +18,8 @@ from syne_prune.precision import resolve_precision, use_precision
 from syne_prune.versions import __version__
 
 COMMAND_GROUPS = (export, recover, prune, train, search, quickstart, space, blackbox, embedding)  # in the order --help lists them
-COMPUTE_COMMANDS = ("export", "recover", "prune", "train-supernet", "search", "quickstart", "blackbox record",
-                    "evaluate-retrieval")  # take --device, --precision
+TRAINING_COMMANDS = ("export", "recover", "prune", "train-supernet", "search", "quickstart")  # also take --group-by-length
+COMPUTE_COMMANDS = (*TRAINING_COMMANDS, "blackbox record", "evaluate-retrieval")  # take --device, --precision
 
 
 def build_parser() -> Parser:
@@ -34,7 +34,7 @@ def build_parser() -> Parser:
         group.add_commands(commands)
     for name, command in _commands(parser):
         if name in COMPUTE_COMMANDS:
-            add_compute_options(command)
+            add_compute_options(command, trains=name in TRAINING_COMMANDS)
     return parser
 
 
