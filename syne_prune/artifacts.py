@@ -162,13 +162,15 @@ class SearchRecord:
     settings, ``trial_kind`` and ``trial_settings``), ``trial_kind`` (``weight-sharing`` or ``standard``),
     ``supernet`` (absolute path, or None in standard NAS), ``search_space`` (name) and ``task`` (a built-in task's
     name, or the user's resolved task: its files with their sha256, columns, type, metric and class names, as
-    ``syne_prune.data.TaskSpec.to_json`` writes it)."""
+    ``syne_prune.data.TaskSpec.to_json`` writes it) and ``compute`` (``{"precision", "device"}`` the trials compute
+    in, ``SearchBackend.compute_record``; None in a search recorded before it was kept)."""
 
     settings: dict[str, Any]
     trial_kind: str = "weight-sharing"
     supernet: str | None = None
     search_space: str | None = None
     task: str | dict[str, Any] | None = None
+    compute: dict[str, str] | None = None
 
 
 class SearchDir:
@@ -200,7 +202,8 @@ class SearchDir:
             raise SynePruneError(f"{self.settings_file} has no settings; the search directory is damaged; {self.FIX}")
         trial_kind = record.get("trial_kind", record.get("mode", "weight-sharing"))  # "mode": files of earlier versions
         return SearchRecord(settings=_search_settings(record["settings"], trial_kind), trial_kind=trial_kind,
-                            supernet=record.get("supernet"), search_space=record.get("search_space"), task=record.get("task"))
+                            supernet=record.get("supernet"), search_space=record.get("search_space"), task=record.get("task"),
+                            compute=record.get("compute"))
 
     def trials(self) -> pd.DataFrame:
         """``trials.csv`` with the test errors scored after the search (``test_errors.csv``) filled in."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from syne_prune.devices import scoped_environment
+from syne_prune.devices import default_device, scoped_environment
 from syne_prune.errors import SynePruneError
 
 PRECISION_ENV = "SYNE_PRUNE_PRECISION"
@@ -67,6 +67,13 @@ def resolve_precision(name: str | None, device: torch.device) -> str:
     if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=True):
         raise SynePruneError(f"--precision bf16: {torch.cuda.get_device_name(device)} does not support bfloat16; use fp16 or fp32")
     return name
+
+
+def run_compute() -> dict[str, str]:
+    """What this process computes in now: ``{"precision": name, "device": "cpu" | "cuda"}`` (the run's ``--precision``
+    and ``--device`` resolved), as search.json, a blackbox's header and the training records keep it."""
+    device = default_device()
+    return {"precision": resolve_precision(None, device), "device": device.type}
 
 
 def native_bf16(device: torch.device) -> bool:

@@ -108,10 +108,12 @@ class InPlaceMask:
         check_mask_fits(self.model, mask)
         device = next(self.model.parameters()).device
         head_dim = self.shape.head_dim
+        # The mask lives on the CPU, where .all()/.any() cost no device synchronisation; the copies to a GPU are
+        # queued without waiting for it (a sandwich step sets several masks).
         for state, layer, heads, neurons in zip(self._state, self._layers, mask.heads, mask.neurons):
-            state[0] = None if heads.all() else heads.repeat_interleave(head_dim).to(device)
+            state[0] = None if heads.all() else heads.repeat_interleave(head_dim).to(device, non_blocking=True)
             state[1] = not bool(heads.any())
-            state[2] = None if neurons.all() else neurons.to(device)
+            state[2] = None if neurons.all() else neurons.to(device, non_blocking=True)
             state[3] = not bool(neurons.any())
             # A layer with both blocks removed is exactly the identity: skip its computation entirely,
             # so a sub-network with fewer layers also trains faster.

@@ -34,7 +34,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from syne_prune.data import data_loader
+from syne_prune.data import data_loader, group_by_length
 from syne_prune.devices import default_device
 from syne_prune.errors import SynePruneError
 from syne_prune.files import atomic_write_text, new_output, writing
@@ -126,7 +126,7 @@ class TrainingLoop:
         for epoch in range(self.epochs_done, settings.epochs):
             self.model.train()
             loader = data_loader(self.examples, self.tokenizer, settings.batch_size, shuffle=True, seed=settings.seed + epoch,
-                                 pin_memory=self.device.type == "cuda")
+                                 pin_memory=self.device.type == "cuda", group_by_length=group_by_length())
             bar = tqdm(loader, total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{settings.epochs} [{settings.description}]",
                        disable=not settings.progress)
             epoch_start, seen, losses = time.time(), 0, _LossTotal(epoch + 1, self.steps_per_epoch, _stopped_fix(settings.lr, self.precision))
@@ -270,18 +270,20 @@ def load_training_state(path: str | Path, model: torch.nn.Module, optimizer, sch
     return state
 
 
-def check_compute(state: Mapping[str, Any], precision: str, device: torch.device) -> dict[str, Any]:
+def check_compute(state: Mapping[str, Any], precision: str, device: torch.device | str, did: str = "trained") -> dict[str, Any]:
     """The ``compute`` record of a resume ``state`` (``save_training_state``; a state without one was trained in
-    fp32), checked against the run that resumes it: another precision is a one-line ``SynePruneError`` (a model
+    fp32), checked against the run that resumes it (``device``: a device or its kind, e.g. ``"cuda"``; ``did``: what
+    the interrupted run did, for the messages): another precision is a one-line ``SynePruneError`` (a model
     half-trained in bf16 is not continued in fp32 unasked); another kind of device is allowed, and said in one line
-    on stderr (the weights and optimizer state are float32 and move with the model)."""
+    on stderr (weights and optimizer state are float32 and move with the model)."""
     compute = dict(state.get("compute") or {"precision": "fp32"})
+    kind = getattr(device, "type", device)
     if compute["precision"] != precision:
-        raise SynePruneError(f"--resume in precision {precision}, but the interrupted run trained in {compute['precision']}; "
+        raise SynePruneError(f"--resume in precision {precision}, but the interrupted run {did} in {compute['precision']}; "
                              f"resume with --precision {compute['precision']}, or start again (--overwrite)")
-    if compute.get("device") not in (None, device.type):
-        print(f"note: resuming on {device.type}; the interrupted run trained on {compute['device']} (the float32 weights and "
-              "optimizer state move with the model)", file=sys.stderr, flush=True)
+    if compute.get("device") not in (None, kind):
+        print(f"note: resuming on {kind}; the interrupted run {did} on {compute['device']} (float32 weights move with the model)",
+              file=sys.stderr, flush=True)
     return compute
 
 

@@ -119,3 +119,22 @@ def test_a_non_finite_supernet_training_writes_no_checkpoint(tiny_model_dirs, gl
     assert len(errors) == 1 and "Traceback" not in err, err
     assert "training loss (epoch 1, step 2 of 2) is nan" in errors[0] and "lower --lr (now 1e+30)" in errors[0], err
     assert not (out / ".resume" / "state.pt").exists() and not (out / "supernet.json").exists()
+
+
+def test_group_by_length_is_the_runs_choice_and_trains_on_grouped_batches(tokenizer, monkeypatch):
+    """``--group-by-length`` (``use_group_by_length``) reaches the loop's loader, and the loop trains on it to finite
+    weights; outside it, the plain shuffle."""
+    import syne_prune.training as training
+    from syne_prune.data import group_by_length, use_group_by_length
+
+    asked, real = [], training.data_loader
+    monkeypatch.setattr(training, "data_loader", lambda *a, **k: asked.append(k["group_by_length"]) or real(*a, **k))
+    settings = LoopSettings(epochs=2, lr=1e-3, batch_size=3, seed=0, progress=False)
+    TrainingLoop(tiny_model("bert", "classifier"), _examples(), tokenizer, label_loss_step, settings).run()
+    with use_group_by_length(True):
+        assert group_by_length()
+        model = tiny_model("bert", "classifier")
+        history = TrainingLoop(model, _examples(), tokenizer, label_loss_step, settings).run()
+    assert not group_by_length()
+    assert asked == [False, False, True, True]
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters()) and np.isfinite(history[-1]["train_loss"])

@@ -34,6 +34,7 @@ from syne_prune.files import holds_content, output_lock
 from syne_prune.masks import SubnetMask
 from syne_prune.models import get_family
 from syne_prune.objectives import encoder_size, subnet_size
+from syne_prune.precision import run_compute
 from syne_prune.search import FIDELITY_ATTR, MULTI_FIDELITY, Evaluator, TrialSettings, subnetwork_key
 from syne_prune.search_spaces import get_search_space
 from syne_prune.supernet import load_supernet
@@ -107,7 +108,9 @@ def size_header(model, shape, seq_len: int) -> dict[str, int]:
 
 
 def make_header(supernet: Path, metadata: dict[str, Any], model, space, levels: int, source: str,
-                max_eval_examples: int | None, data_dir: str | None) -> dict[str, Any]:
+                max_eval_examples: int | None, data_dir: str | None, compute: dict[str, str] | None) -> dict[str, Any]:
+    """The blackbox's header (format.py); ``compute``: the precision and kind of device its rows were evaluated in
+    (``precision.run_compute``; None where unknown)."""
     return {
         "format_version": F.FORMAT_VERSION, "kind": F.KIND,
         "supernet": {"path": str(supernet.resolve()), "sha256": F.supernet_digest(supernet)},
@@ -116,7 +119,9 @@ def make_header(supernet: Path, metadata: dict[str, Any], model, space, levels: 
         "shape": asdict(space.shape), "size": size_header(model, space.shape, 128), "fidelity_levels": levels,
         "max_eval_examples": max_eval_examples, "data_dir": data_dir, "source": source,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "sample_stream": SAMPLE_STREAM,
+        "compute": compute,
     }
+
 
 
 def _open(output: Path, header: dict[str, Any]) -> tuple[set[bytes], int]:
@@ -129,6 +134,9 @@ def _open(output: Path, header: dict[str, Any]) -> tuple[set[bytes], int]:
 
         mine, theirs = comparable(header), comparable(existing.header)
         changed = [k for k in RESUMABLE_KEYS if mine[k] != theirs[k]]
+        recorded, mine_compute = existing.header.get("compute"), header["compute"]  # None: not known
+        if recorded and mine_compute and recorded["precision"] != mine_compute["precision"]:
+            changed.append(f"precision {recorded['precision']}: add with --precision {recorded['precision']}")
         if changed:
             raise SynePruneError(f"blackbox '{output}' was recorded with other settings ({', '.join(changed)}); use the same "
                                  f"super-network and options to add to it, or choose another --output")
@@ -154,7 +162,7 @@ def record_samples(config: RecordConfig, progress: bool = True) -> dict[str, Any
     evaluator = Evaluator(settings)  # verifies the checkpoint and loads the data first: errors before any output
     levels = len(evaluator.validation_chunks)
     header = make_header(Path(settings.supernet), evaluator.supernet.metadata, evaluator.supernet.model, evaluator.space, levels,
-                         "samples", config.max_eval_examples, settings.data_dir)
+                         "samples", config.max_eval_examples, settings.data_dir, run_compute())
     output = Path(config.output)
     with output_lock(output, "blackbox recording"):
         recorded, stream = _open(output, header)
@@ -215,8 +223,11 @@ def record_from_trials(search_dirs: list[str], output: str) -> dict[str, Any]:
     model = loaded.model
     space = get_search_space(loaded.metadata["search_space"], get_family(model.config).shape(model.config))
     first = searches[0]["settings"]
+    computes = {json.dumps(s["compute"], sort_keys=True) for s in searches if s["compute"]}
+    if len(computes) > 1:
+        raise SynePruneError(f"--from-trials searches must share one precision and device (got {', '.join(sorted(computes))})")
     header = make_header(supernet, loaded.metadata, model, space, level_count, "trials: " + ",".join(str(Path(d).resolve()) for d in search_dirs),
-                         first.get("max_eval_examples"), first.get("data_dir"))
+                         first.get("max_eval_examples"), first.get("data_dir"), json.loads(computes.pop()) if computes else None)
     out = Path(output)
     with output_lock(out, "blackbox recording"):
         recorded, _ = _open(out, header)
@@ -239,7 +250,7 @@ def _read_search(directory: Path) -> dict[str, Any]:
         raise SynePruneError(f"'{directory}' is a standard-NAS search; a blackbox holds sub-networks of one super-network")
     settings = saved.settings
     levels = int(settings.get("fidelity_levels", 1)) if settings.get("scheduler") in MULTI_FIDELITY else 1
-    return {"dir": directory, "supernet": saved.supernet, "settings": settings, "levels": levels}
+    return {"dir": directory, "supernet": saved.supernet, "settings": settings, "levels": levels, "compute": saved.compute}
 
 
 def _rows_of_search(search: dict[str, Any], space, levels: int) -> list[dict[str, Any]]:

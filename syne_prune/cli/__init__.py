@@ -10,6 +10,7 @@ import sys
 from syne_prune.cli import blackbox, embedding, export, prune, quickstart, recover, search, space, train
 from syne_prune.cli.export import recovery_teacher
 from syne_prune.cli.options import HelpFormatter, Parser, add_compute_options
+from syne_prune.data import use_group_by_length
 from syne_prune.devices import use_device
 from syne_prune.errors import SynePruneError
 from syne_prune.files import is_write_failure, write_failure
@@ -17,7 +18,8 @@ from syne_prune.precision import resolve_precision, use_precision
 from syne_prune.versions import __version__
 
 COMMAND_GROUPS = (export, recover, prune, train, search, quickstart, space, blackbox, embedding)  # in the order --help lists them
-COMPUTE_COMMANDS = ("export", "recover", "prune", "train-supernet", "search", "quickstart", "blackbox record")  # take --device, --precision
+TRAINING_COMMANDS = ("export", "recover", "prune", "train-supernet", "search", "quickstart")  # also take --group-by-length
+COMPUTE_COMMANDS = (*TRAINING_COMMANDS, "blackbox record", "evaluate-retrieval")  # take --device, --precision
 
 
 def build_parser() -> Parser:
@@ -32,7 +34,7 @@ def build_parser() -> Parser:
         group.add_commands(commands)
     for name, command in _commands(parser):
         if name in COMPUTE_COMMANDS:
-            add_compute_options(command)
+            add_compute_options(command, trains=name in TRAINING_COMMANDS)
     return parser
 
 
@@ -53,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         args = build_parser().parse_args(argv)
-        with use_device(getattr(args, "device", None)) as device, use_precision(getattr(args, "precision", None)):
+        with (use_device(getattr(args, "device", None)) as device, use_precision(getattr(args, "precision", None)),
+              use_group_by_length(getattr(args, "group_by_length", False))):
             resolve_precision(None, device)  # a precision the device cannot run fails here, in one line
             return args.run(args)
     except SynePruneError as error:

@@ -39,9 +39,10 @@ class Parser(argparse.ArgumentParser):
         raise SynePruneError(f"{message} (see: {self.prog} --help)")
 
 
-def add_compute_options(parser: argparse.ArgumentParser) -> None:
-    """``--device`` and ``--precision``: where and in which arithmetic a command trains and evaluates (``main`` runs
-    the command inside ``devices.use_device`` and ``precision.use_precision``)."""
+def add_compute_options(parser: argparse.ArgumentParser, trains: bool = True) -> None:
+    """``--device``, ``--precision`` and, for a command that ``trains``, ``--group-by-length``: where, in which arithmetic
+    and on which batches a command trains and evaluates (``main`` runs the command inside ``devices.use_device``,
+    ``precision.use_precision`` and ``data.use_group_by_length``)."""
     group = parser.add_argument_group("device and precision")
     group.add_argument("--device", default="auto", metavar="|".join(DEVICE_CHOICES),
                        help="where to train and evaluate: auto = the GPU when torch sees one, else the CPU; cuda = every "
@@ -49,3 +50,7 @@ def add_compute_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
                        help="arithmetic of training and evaluation: auto = bf16 on a GPU that supports it, else fp32; "
                        "bf16/fp16 = autocast (fp16 with a gradient scaler), weights and checkpoints stay float32")
+    if trains:
+        group.add_argument("--group-by-length", action="store_true",
+                           help="train on batches of examples of similar length (less padding, faster where lengths vary; the "
+                           "epoch stays random, see syne_prune.data.length_grouped_order); default: off, a plain shuffle")

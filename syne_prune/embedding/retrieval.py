@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from syne_prune.devices import default_device
 from syne_prune.errors import SynePruneError
 from syne_prune.models import load_tokenizer, resolve_model
 
@@ -57,7 +58,8 @@ def evaluate_retrieval(model: str, queries_file: str | Path, corpus_file: str | 
                        relevant_column: str = "relevant", corpus_column: str = "text") -> dict[str, Any]:
     """Recall@k, nDCG@10 and MRR (``retrieval_metrics``) of the embedding model ``model`` (a sentence-transformers
     directory, an export of syne-prune, or a model with ``pooling``) on the (query, relevant text) pairs of
-    ``queries_file`` against the corpus of ``corpus_file``; also ``num_queries`` and ``corpus_size``. Raises
+    ``queries_file`` against the corpus of ``corpus_file``; also ``num_queries`` and ``corpus_size``. The model embeds
+    on the run's device in the run's precision (``devices.default_device``, ``precision.resolve_precision``). Raises
     ``SynePruneError`` for a model without pooling, unreadable files or bad k."""
     if not ks or any(int(k) <= 0 for k in ks):
         raise SynePruneError(f"--k must be positive integers, got {list(ks)}")
@@ -65,7 +67,7 @@ def evaluate_retrieval(model: str, queries_file: str | Path, corpus_file: str | 
     source = resolve_model(model)
     chosen = resolve_pooling(source, pooling)
     tokenizer = load_tokenizer(source, f"model '{model}'")
-    encoder = load_encoder(source)
+    encoder = load_encoder(source).to(default_device())
     metrics = retrieval_metrics(embed(encoder, chosen, queries, tokenizer, max_length, batch_size),
                                 embed(encoder, chosen, corpus, tokenizer, max_length, batch_size), relevant, [int(k) for k in ks])
     return {**metrics, "num_queries": len(queries), "corpus_size": len(corpus), "model": model}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from syne_prune.search.config import SearchConfig
 from syne_prune.search.kinds import PreparedSearch
 from syne_prune.search.schedulers import FIDELITY_ATTR
 from syne_prune.search.trial import Evaluator
+from syne_prune.training import check_compute
 from syne_prune.versions import software_versions
 
 
@@ -85,12 +86,26 @@ def resumable(config: SearchConfig) -> dict[str, Any]:
     return values
 
 
-def write_settings(output: Path, prepared: PreparedSearch) -> None:
-    """search.json: the settings (``resumable``), the kind of trial, super-network, space and task; resume and
-    export read it."""
+def write_settings(output: Path, prepared: PreparedSearch, compute: dict[str, str] | None = None) -> None:
+    """search.json: the settings (``resumable``), the kind of trial, super-network, space, task and what the trials
+    compute in (``compute``: ``SearchBackend.compute_record``); resume and export read it."""
     config = prepared.config
     SearchDir(output).write_settings(SearchRecord(settings=resumable(config), trial_kind=config.trial_kind, supernet=_supernet(config),
-                                                  search_space=prepared.space.name, task=prepared.task))
+                                                  search_space=prepared.space.name, task=prepared.task, compute=compute))
+
+
+def check_resumed_compute(output: Path, compute: dict[str, str], objectives: Sequence[str]) -> None:
+    """A resumed search computes as the interrupted one did (search.json's ``compute``; nothing to check in a search
+    recorded before it was kept): another precision is a one-line ``SynePruneError`` (its errors would mix two
+    arithmetics); another device is one too when latency is an objective (latencies of two devices do not compare),
+    else a note on stderr."""
+    saved = SearchDir(output).read_settings().compute
+    if not saved:
+        return
+    if "latency" in objectives and saved["device"] != compute["device"]:
+        raise SynePruneError(f"--resume on {compute['device']}, but the interrupted search measured latency on {saved['device']}; "
+                             f"resume with --device {saved['device']}, or start again (--overwrite)")
+    check_compute({"compute": saved}, compute["precision"], compute["device"], did="evaluated its trials")
 
 
 def _supernet(config: SearchConfig) -> str | None:

@@ -30,7 +30,7 @@ from syne_prune.search.config import SearchConfig
 from syne_prune.search.console import LOG_FILE, third_party_output_to
 from syne_prune.search.in_order import InOrderScheduler
 from syne_prune.search.kinds import PreparedSearch
-from syne_prune.search.outputs import check_recorded_data, finalize, ledger_columns, prepare_output, space_notice, write_settings
+from syne_prune.search.outputs import check_recorded_data, check_resumed_compute, finalize, ledger_columns, prepare_output, space_notice, write_settings
 from syne_prune.search.schedulers import make_scheduler
 from syne_prune.search.scheduling import NoRepeatScheduler, replay, trials_left
 from syne_prune.search.syne_tune_fixes import QuietTunerLogger, no_best_metric_table
@@ -50,11 +50,14 @@ def run_search(config: SearchConfig, resume: bool = False, overwrite: bool = Fal
         check_recorded_data(output)  # the user's files, before they are read again
     prepared = config.kind.prepare(config)
     prepare_output(output, prepared.config, resume, overwrite, check_only=True)
+    compute = get_backend(config.backend).compute_record()
+    if resume:
+        check_resumed_compute(output, compute, config.objectives)
     backend = get_backend(config.backend)(prepared, output, entry_point)
     backend.prepare()  # e.g. S3 checked and uploads done before the output folder is touched
     with output_lock(output, "search"):
         prepare_output(output, prepared.config, resume, overwrite)  # again, now that no other search can change it
-        write_settings(output, prepared)
+        write_settings(output, prepared, compute)
         with third_party_output_to(output / LOG_FILE):  # the console shows progress and our messages only
             return _run_part(output, prepared, backend, progress)
 

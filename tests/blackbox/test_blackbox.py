@@ -76,6 +76,19 @@ def test_record_resumes_and_skips_recorded(recorded, tmp_path):
     assert len(read_blackbox(copy).rows) == SAMPLES + 3
 
 
+def test_a_blackbox_keeps_its_precision_and_refuses_rows_of_another(recorded, tmp_path):
+    from syne_prune.precision import use_precision
+
+    config, _ = recorded
+    assert read_blackbox(config.output).header["compute"] == {"precision": "fp32", "device": "cpu"}
+    copy = tmp_path / "bb"
+    shutil.copytree(config.output, copy)
+    before = (copy / "evaluations.csv").read_bytes()
+    with use_precision("bf16"), pytest.raises(SynePruneError, match=r"other settings \(precision fp32: add with --precision fp32\)"):
+        record_samples(replace(config, output=str(copy), samples=SAMPLES + 3), progress=False)
+    assert (copy / "evaluations.csv").read_bytes() == before  # nothing added
+
+
 def test_uniform_samples_are_not_the_stream_of_random_search_with_the_same_seed():
     """The recording's uniform samples (after largest, smallest, midpoint) share none of the first 40
     sub-networks random search draws with the same seed; the legacy stream 1 was exactly that stream."""

@@ -327,3 +327,18 @@ def test_parser_errors_are_one_line(capsys):
     fails(capsys, ["export"], "the following arguments are required: --output (see: syne-prune export --help)")
     fails(capsys, ["search", "--scheduler", "bayes", "--output", "x"], "argument --scheduler: unknown scheduler 'bayes'; choose one of random")
     fails(capsys, ["space", "--model", "m", "--search-space", "small", "--bogus"], "unrecognized arguments: --bogus")
+
+
+def test_every_command_that_trains_or_evaluates_takes_device_precision_and_batch_grouping():
+    from syne_prune.cli import COMPUTE_COMMANDS, TRAINING_COMMANDS, _commands, build_parser
+
+    commands = dict(_commands(build_parser()))
+    assert set(COMPUTE_COMMANDS) <= set(commands) and set(TRAINING_COMMANDS) <= set(COMPUTE_COMMANDS)  # every name is a command
+    for name in COMPUTE_COMMANDS:
+        flags = {flag for action in commands[name]._actions for flag in action.option_strings}
+        assert {"--device", "--precision"} <= flags, name
+        assert ("--group-by-length" in flags) == (name in TRAINING_COMMANDS), name  # only where something trains
+    parsed = build_parser().parse_args(["evaluate-retrieval", "--model", "m", "--queries", "q.csv", "--precision", "bf16", "--device", "cpu"])
+    assert (parsed.precision, parsed.device) == ("bf16", "cpu")
+    parsed = build_parser().parse_args(["recover", "--model", "m", "--teacher", "t", "--epochs", "auto", "--output", "o", "--group-by-length"])
+    assert parsed.group_by_length is True

@@ -119,3 +119,27 @@ def test_evaluation_batches_are_length_sorted_and_score_as_unsorted_ones(tiny_mo
     order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))  # the order eval_batches uses
     assert (sorted_y == y[order]).all() and (sorted_p == p[order]).all()
     assert evaluate(model, batches, task) == pytest.approx(evaluate(model, unsorted, task))
+
+
+def test_length_grouped_training_batches_hold_every_example_once_with_less_padding(tiny_model_dirs, glue_dir):
+    """The megabatch order of ``--group-by-length``: a permutation of the examples in ceil(N / B) batches, the longest
+    example in the first batch, less padding than a plain shuffle, and random (another seed, another order)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from syne_prune.data import data_loader, encode, length_grouped_order
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dirs["bert"])
+    examples = encode(load_task("sst2", glue_dir).train, tokenizer, 128, False)  # 70 sentences of 6 to 122 tokens
+    lengths = [len(e["input_ids"]) for e in examples]
+    order = length_grouped_order(lengths, 8, torch.Generator().manual_seed(0), megabatch_batches=4)
+    assert sorted(order) == list(range(len(examples))) and len(examples) % 8 != 0  # a last, smaller batch too
+    assert max(lengths) in [lengths[i] for i in order[:8]]
+    assert order == length_grouped_order(lengths, 8, torch.Generator().manual_seed(0), megabatch_batches=4)
+    assert order != length_grouped_order(lengths, 8, torch.Generator().manual_seed(1), megabatch_batches=4)
+    grouped = list(data_loader(examples, tokenizer, 8, shuffle=True, seed=0, group_by_length=True))
+    plain = list(data_loader(examples, tokenizer, 8, shuffle=True, seed=0))
+    assert len(grouped) == len(plain) == -(-len(examples) // 8)
+    assert sum(len(b["labels"]) for b in grouped) == len(examples)
+    # measured: 3,604 token slots against 6,890 (0.52); sorting the whole slice would give the least
+    assert sum(b["input_ids"].numel() for b in grouped) < 0.6 * sum(b["input_ids"].numel() for b in plain)

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -151,6 +153,31 @@ def test_local_ehvi_search_writes_only_to_its_output_and_shows_only_progress_and
     log = (out / "search.log").read_text()
     assert "NumericalWarning: Very small noise values detected (test marker)" in log
     assert "syne_tune.test_marker: third-party record (test marker)" in log and "our message" not in log
+
+
+def test_a_search_records_its_precision_and_a_resume_in_another_one_is_refused(supernets, tmp_path_factory, tmp_path, capsys):
+    from syne_prune.precision import use_precision
+    from syne_prune.search.outputs import check_resumed_compute
+
+    out, _, config = _search(supernets, tmp_path_factory, "random")
+    assert json.loads((out / "search.json").read_text())["compute"] == {"precision": "fp32", "device": "cpu"}
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+    with use_precision("bf16"), pytest.raises(SynePruneError, match=r"^--resume in precision bf16, but the interrupted run evaluated its "
+                                                                     r"trials in fp32; resume with --precision fp32, or start again"):
+        run_search(replace(config, output=str(copy)), resume=True, progress=False)
+    assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before  # nothing touched
+
+    record = json.loads((copy / "search.json").read_text())
+    (copy / "search.json").write_text(json.dumps({**record, "compute": {"precision": "fp32", "device": "cuda"}}))
+    check_resumed_compute(copy, {"precision": "fp32", "device": "cpu"}, ("error", "params"))  # another device: said
+    assert "note: resuming on cpu; the interrupted run evaluated its trials on cuda" in capsys.readouterr().err
+    with pytest.raises(SynePruneError, match=r"^--resume on cpu, but the interrupted search measured latency on cuda; resume with "
+                                             r"--device cuda, or start again"):
+        check_resumed_compute(copy, {"precision": "fp32", "device": "cpu"}, ("error", "latency"))
+    (copy / "search.json").write_text(json.dumps({k: v for k, v in record.items() if k != "compute"}))
+    check_resumed_compute(copy, {"precision": "bf16", "device": "cuda"}, ("error", "latency"))  # recorded before it was kept
 
 
 @pytest.mark.slow

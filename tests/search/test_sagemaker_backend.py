@@ -15,6 +15,8 @@ from sagemaker_fixtures import BUCKET, REGION, ROLE, SECRET, SM_ARGS, keys, laun
 from syne_tune.backend.trial_status import Status
 
 from syne_prune import SynePruneError
+from syne_prune.devices import use_device
+from syne_prune.precision import use_precision
 from syne_prune.search import SearchConfig, WeightSharingSettings, run_search
 from syne_prune.search.backends import sagemaker as sm
 
@@ -75,6 +77,10 @@ def test_create_training_job_gets_image_instance_channels_mask_and_locations(aws
     warm = sm.SageMakerBackend(sagemaker_settings(keep_alive_s=600), "trial", {}, session=aws)
     warm.source_uri, warm.image = "s3://b/s.tar.gz", "img"
     assert warm.job_request(0, 0, mask)["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 600
+    assert request["Environment"] == {"SYNE_PRUNE_TRIAL_ID": "0"}  # auto: each job resolves device and precision on its instance
+    with use_device("cpu"), use_precision("fp16"):
+        assert warm.job_request(0, 0, mask)["Environment"] == {"SYNE_PRUNE_TRIAL_ID": "0", "SYNE_PRUNE_PRECISION": "fp16",
+                                                                "SYNE_PRUNE_DEVICE": "cpu"}
     assert request["VpcConfig"] == {"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}
     assert request["Tags"] == [{"Key": "team", "Value": "nlp"}]
     # a second trial: its own checkpoint location; the source and channels were not uploaded again

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from syne_tune.backend.trial_backend import TrialBackend
 
 from syne_prune.errors import SynePruneError
+from syne_prune.precision import run_compute
 from syne_prune.search.kinds import PreparedSearch, TrialKind
 
 DEFAULT_N_WORKERS = 2  # trials in parallel by default (on the CPU: the workers split the cores)
@@ -45,6 +46,12 @@ class SearchBackend(ABC):
     def default_n_workers(cls, config) -> int:
         """Trials in parallel when ``--n-workers`` is not given (``DEFAULT_N_WORKERS``; the pool's depends on the GPUs)."""
         return DEFAULT_N_WORKERS
+
+    @classmethod
+    def compute_record(cls) -> dict[str, str]:
+        """What the trials compute in, as search.json keeps it and a resume checks it: ``{"precision": name, "device":
+        kind}``; trials on this machine resolve the run's ``--precision`` and ``--device`` as this process does."""
+        return run_compute()
 
     @classmethod
     def add_options(cls, parser: argparse.ArgumentParser) -> None:

@@ -59,7 +59,7 @@ from syne_prune.search.backends.base import SearchBackend
 from syne_prune.search.backends.sagemaker.cloudwatch import LOG_GROUP
 from syne_prune.search.backends.sagemaker.entry import main as run_job
 from syne_prune.search.backends.sagemaker.launcher import launch_cli_job
-from syne_prune.search.backends.sagemaker.trial_backend import MAX_WAIT_FOR_STOP_S, SageMakerBackend
+from syne_prune.search.backends.sagemaker.trial_backend import MAX_WAIT_FOR_STOP_S, SageMakerBackend, requested_compute
 
 CHANNEL_OF = {"supernet": "supernet", "model": "model", "data_dir": "data"}  # constant -> input channel (a local directory)
 
@@ -72,6 +72,12 @@ class SageMakerSearchBackend(SearchBackend):
     settings_type = SageMakerSettings
     default_test_split = "every-trial"  # a job scores its trial on the test split: no second pass here after the search
     start_jobs_without_delay = False  # a stopping job still holds its instance
+
+    @classmethod
+    def compute_record(cls) -> dict[str, str]:
+        """What the run asked its jobs for (``trial_backend.requested_compute``): each job resolves ``auto`` on its own
+        instance, and gets the run's explicit ``--precision``/``--device`` in its environment."""
+        return requested_compute()
 
     @classmethod
     def add_options(cls, parser: argparse.ArgumentParser) -> None:
