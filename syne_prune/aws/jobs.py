@@ -1,9 +1,14 @@
 """What a SageMaker job of syne-prune and its entry script (``entry.py``) agree on: names, limits, markers,
-and how a configuration with more values than a job may have travels (``pack_hyperparameters``)."""
+how a configuration with more values than a job may have travels (``pack_hyperparameters``), and the run's precision
+and device a job computes in (``job_compute_environment``)."""
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
+
+from syne_prune.devices import DEVICE_ENV
+from syne_prune.precision import AUTO, PRECISION_ENV
 
 CHANNEL_PREFIX = "sm-channel:"
 TASK_CHANNEL = "task"  # the input channel of the user's data files (``syne_prune.data.spec_files``' names)
@@ -61,3 +66,20 @@ def in_model_dir(argument: str) -> str:
     if argument == MODEL_DIR or argument.startswith(MODEL_DIR + "/"):
         return model_dir + argument[len(MODEL_DIR):]
     return argument
+
+
+def requested_compute(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The precision and kind of device the run asked for (``--precision``, ``--device``; ``auto`` where it did not), as
+    a trial's job resolves them on its own instance: ``{"precision": "auto" | name, "device": "auto" | "cpu" | "cuda"}``
+    (``cuda:N`` is ``cuda``: a job sees its instance's GPUs, not this machine's)."""
+    environ = os.environ if environ is None else environ
+    device = (environ.get(DEVICE_ENV) or AUTO).partition(":")[0]
+    return {"precision": environ.get(PRECISION_ENV) or AUTO, "device": device}
+
+
+def job_compute_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a trial's job gets for the run's ``--precision`` and ``--device`` (``requested_compute``):
+    what the run chose; nothing for ``auto``, which the job resolves on its instance (a GPU instance: bf16 where the
+    GPU computes in it, else fp32)."""
+    requested = requested_compute(environ)
+    return {name: requested[key] for name, key in ((PRECISION_ENV, "precision"), (DEVICE_ENV, "device")) if requested[key] != AUTO}

@@ -49,6 +49,7 @@ from syne_prune.aws import (
     SageMakerSettings,
     Uploader,
     add_sagemaker_arguments,
+    requested_compute,
     sagemaker_settings,
     source_tarball,
     wait_between_polls,
@@ -59,7 +60,7 @@ from syne_prune.search.backends.base import SearchBackend
 from syne_prune.search.backends.sagemaker.cloudwatch import LOG_GROUP
 from syne_prune.search.backends.sagemaker.entry import main as run_job
 from syne_prune.search.backends.sagemaker.launcher import launch_cli_job
-from syne_prune.search.backends.sagemaker.trial_backend import MAX_WAIT_FOR_STOP_S, SageMakerBackend, requested_compute
+from syne_prune.search.backends.sagemaker.trial_backend import MAX_WAIT_FOR_STOP_S, SageMakerBackend
 
 CHANNEL_OF = {"supernet": "supernet", "model": "model", "data_dir": "data"}  # constant -> input channel (a local directory)
 
@@ -75,7 +76,7 @@ class SageMakerSearchBackend(SearchBackend):
 
     @classmethod
     def compute_record(cls) -> dict[str, str]:
-        """What the run asked its jobs for (``trial_backend.requested_compute``): each job resolves ``auto`` on its own
+        """What the run asked its jobs for (``syne_prune.aws.requested_compute``): each job resolves ``auto`` on its own
         instance, and gets the run's explicit ``--precision``/``--device`` in its environment."""
         return requested_compute()
 

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +31,7 @@ from syne_prune.aws import (
     capacity_wait_s,
     copy_prefix,
     delete_prefix,
+    job_compute_environment,
     log_grace_s,
     naive_time,
     pack_hyperparameters,
@@ -40,9 +39,7 @@ from syne_prune.aws import (
     s3_join,
     wait_between_polls,
 )
-from syne_prune.devices import DEVICE_ENV
 from syne_prune.errors import SynePruneError
-from syne_prune.precision import AUTO, PRECISION_ENV
 from syne_prune.search.backends.sagemaker.cloudwatch import JobLogs
 from syne_prune.search.backends.sagemaker.preflight import check_before_upload
 
@@ -51,23 +48,6 @@ ENDED = ("Completed", "Failed", "Stopped", "Deleting")  # a job in Deleting has 
 STATUS = {"InProgress": Status.in_progress, "Completed": Status.completed, "Failed": Status.failed, "Stopping": Status.stopping,
           "Stopped": Status.stopped, "Deleting": Status.failed}  # SageMaker's TrainingJobStatus -> Syne Tune's
 GONE = ("ValidationException", "ResourceNotFound")  # StopTrainingJob's answer for a job that has ended (or never was)
-
-
-def requested_compute(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The precision and kind of device the run asked for (``--precision``, ``--device``; ``auto`` where it did not), as
-    a trial's job resolves them on its own instance: ``{"precision": "auto" | name, "device": "auto" | "cpu" | "cuda"}``
-    (``cuda:N`` is ``cuda``: a job sees its instance's GPUs, not this machine's)."""
-    environ = os.environ if environ is None else environ
-    device = (environ.get(DEVICE_ENV) or AUTO).partition(":")[0]
-    return {"precision": environ.get(PRECISION_ENV) or AUTO, "device": device}
-
-
-def job_compute_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment a trial's job gets for the run's ``--precision`` and ``--device`` (``requested_compute``):
-    what the run chose; nothing for ``auto``, which the job resolves on its instance (a GPU instance: bf16 where the
-    GPU computes in it, else fp32)."""
-    requested = requested_compute(environ)
-    return {name: requested[key] for name, key in ((PRECISION_ENV, "precision"), (DEVICE_ENV, "device")) if requested[key] != AUTO}
 
 
 @dataclass
