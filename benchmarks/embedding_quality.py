@@ -17,7 +17,11 @@ Protocol (per seed):
 
 Targets: >= 98% / >= 95% of the unpruned model's dev Spearman at <= 50% / <= 33% of the encoder, speedup per MAC
 reduction >= 0.85. Resumable: every stage writes into ``--workdir`` and reuses what is complete there; each seed's
-results go to ``--output/seed{S}.json``, rewritten after every budget.
+results go to ``--output/seed{S}.json``, rewritten after every budget, with the ``protocol`` (the options that decide
+the numbers; a workdir or result file of another protocol is refused, exit code 2) and ``stages_s``, the seconds of
+every stage (the super-network's from its epochs and the search's from its trials, so both survive a resume).
+``--group-by-length`` trains the super-network and every recovery on batches of similar length
+(``syne_prune.data.length_grouped_order``).
 
     HF_HUB_OFFLINE=1 python benchmarks/embedding_quality.py --data-dir $GLUE_DIR --seeds 0 1 2
     # a tiny run that shows it works (minutes): --max-sentences 200 --max-pairs 100 --max-test-pairs 100 --epochs 1 --max-trials 6
@@ -28,6 +32,7 @@ import argparse
 import json
 import shutil
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +41,7 @@ import pandas as pd
 import torch
 
 from syne_prune.artifacts import SearchDir, SupernetDir
-from syne_prune.data import TaskSpec
+from syne_prune.data import TaskSpec, use_group_by_length
 from syne_prune.embedding import (
     EmbeddingTrainingConfig,
     Pooling,
@@ -54,6 +59,27 @@ from syne_prune.search_spaces import get_search_space
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 TSV = {"sep": "\t", "quoting": 3, "encoding": "utf-8-sig", "on_bad_lines": "skip", "keep_default_na": False}
+
+
+PROTOCOL = ("model", "strategy", "search_space", "epochs", "lr", "scheduler", "max_trials", "n_workers", "recover_epochs", "recover_lr",
+            "max_sentences", "max_pairs", "max_test_pairs", "group_by_length", "threads")  # the options that decide the numbers
+PROTOCOL_FILE = "protocol.json"
+
+
+def protocol_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``PROTOCOL`` as given (JSON values)."""
+    return {key: getattr(args, key) for key in PROTOCOL}
+
+
+def check_protocol(where: Path, recorded: dict[str, Any] | None, wanted: dict[str, Any], option: str) -> None:
+    """Exit with code 2 and one line when ``where`` holds results of another protocol than ``wanted`` (None: nothing
+    recorded there yet)."""
+    if recorded is None or recorded == wanted:
+        return
+    differing = ", ".join(f"{key} {recorded.get(key)!r} there, {wanted.get(key)!r} now" for key in sorted(set(recorded) | set(wanted))
+                          if recorded.get(key) != wanted.get(key))
+    print(f"error: {where} holds another protocol's results ({differing}); give another {option} or the same options", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def prepare_data(data_dir: Path, workdir: Path, max_sentences: int | None, max_pairs: int | None, max_test_pairs: int | None) -> dict[str, Path]:
@@ -134,11 +160,15 @@ def run_seed(args: argparse.Namespace, seed: int, paths: dict[str, Path]) -> dic
     supernet = work / "supernet"
     result_path = args.output / f"seed{seed}.json"
     result = json.loads(result_path.read_text()) if result_path.is_file() else {"seed": seed, "budgets": {}}
+    check_protocol(result_path, result.get("protocol", {} if result["budgets"] else None), protocol_of(args), "--output")
+    result["protocol"] = protocol_of(args)
+    stages = result.setdefault("stages_s", {})
     if not SupernetDir(supernet).is_complete():
         task = TaskSpec(train_file=str(paths["sentences"]), validation_file=str(paths["pairs"]), task_type="embedding")
         config = EmbeddingTrainingConfig(model=args.model, task=task, output=str(supernet), strategy=args.strategy, epochs=args.epochs,
                                          lr=args.lr, batch_size=32, max_length=128, seed=seed, search_space=args.search_space)
         train_embedding_supernet(config, resume=(supernet / ".resume" / "state.pt").is_file(), overwrite=not (supernet / ".resume").exists())
+    stages["supernet"] = SupernetDir(supernet).read()["train_time_s"]
     pooling = Pooling.from_json(SupernetDir(supernet).read()["pooling"])
     if "unpruned" not in result:
         result["unpruned"] = {"dev_spearman": dev_spearman(args.model, paths["test"], pooling),
@@ -150,6 +180,7 @@ def run_seed(args: argparse.Namespace, seed: int, paths: dict[str, Path]) -> dic
                                 max_trials=args.max_trials, n_workers=args.n_workers, seed=seed, reproducible=True),
                    resume=(work / "search").is_dir(), overwrite=False)
     trials = encoder_ratios(supernet)
+    stages["search"] = float(SearchDir(work / "search").trials()["finished_s"].max())
     for budget in args.budgets:
         key = f"{budget:.2f}"
         if key in result["budgets"]:
@@ -183,6 +214,7 @@ def score_budget(args, work: Path, supernet: Path, trials: pd.DataFrame, budget:
         if not (recovered / "syne_prune.json").is_file():
             shutil.rmtree(recovered, ignore_errors=True)
             recover_embedding(directory, args.model, args.recover_epochs, recovered, lr=args.recover_lr, overwrite=True, seed=0)
+        info["recovery_s"] = json.loads((recovered / "syne_prune.json").read_text())["recovery"]["train_time_s"]
         info["dev_spearman_after_recovery"] = dev_spearman(str(recovered), paths["test"], pooling)
         info["kept_after_recovery"] = info["dev_spearman_after_recovery"] / unpruned["dev_spearman"]
         for batch in (1, 32):
@@ -193,7 +225,8 @@ def score_budget(args, work: Path, supernet: Path, trials: pd.DataFrame, budget:
     return entry
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, with the protocol's defaults."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True, help="GLUE TSV folders STS-B, SST-2, MRPC")
     parser.add_argument("--model", default=MODEL, help="the sentence-transformers model to prune")
@@ -214,12 +247,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--workdir", type=Path, default=Path("embedding-quality-work"), help="where the stages write (reused on resume)")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "embedding_quality", help="seed JSON files")
-    args = parser.parse_args(argv)
+    parser.add_argument("--group-by-length", action="store_true", help="train on batches of similar length (super-network and recovery)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
+    recorded = args.workdir / PROTOCOL_FILE
+    check_protocol(args.workdir, json.loads(recorded.read_text()) if recorded.is_file() else None, protocol_of(args), "--workdir")
     paths = prepare_data(args.data_dir, args.workdir, args.max_sentences, args.max_pairs, args.max_test_pairs)
-    for seed in args.seeds:
-        result = run_seed(args, seed, paths)
-        print(json.dumps(result, indent=2), flush=True)
+    recorded.write_text(json.dumps(protocol_of(args), indent=2))
+    with use_group_by_length(args.group_by_length):
+        for seed in args.seeds:
+            result = run_seed(args, seed, paths)
+            print(json.dumps(result, indent=2), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """benchmarks/embedding_quality.py at a tiny setting on a tiny sentence-transformers model and the committed GLUE
-slices: every stage runs, the seed's JSON holds the search's choice and the layer-dropping baseline, and a second run
-resumes from what is there without training again."""
+slices: every stage runs, the seed's JSON holds the search's choice, the layer-dropping baseline, the protocol and the
+stages' seconds, a second run resumes from what is there without training again, and a run of another protocol is
+refused (exit code 2) before it touches the workdir or the results."""
 from __future__ import annotations
 
 import json
@@ -27,3 +28,26 @@ def test_a_tiny_run_writes_the_seed_json_and_resumes(st_dir, glue_dir, tmp_path)
     embedding_quality.main(argv)
     assert (tmp_path / "work" / "seed0" / "supernet" / "supernet.json").stat().st_mtime_ns == stamp
     assert json.loads((tmp_path / "results" / "seed0.json").read_text()) == result
+    assert result["protocol"]["epochs"] == 1 and result["protocol"]["group_by_length"] is False
+    assert result["stages_s"]["supernet"] > 0 and result["stages_s"]["search"] > 0
+    assert all(row["recovery_s"] > 0 for row in budget.values())
+
+
+def test_another_protocol_is_refused_before_anything_is_written(tmp_path, capsys):
+    """Exit code 2 and one line naming the differing option, for a workdir and for a result file of another protocol;
+    the recorded files stay as they were."""
+    work, results = tmp_path / "work", tmp_path / "results"
+    work.mkdir(), results.mkdir()
+    base = {key: None for key in embedding_quality.PROTOCOL}
+    (work / embedding_quality.PROTOCOL_FILE).write_text(json.dumps({**base, "epochs": 3}))
+    (results / "seed0.json").write_text(json.dumps({"seed": 0, "budgets": {"0.50": {}}}))
+    before = {p: p.read_text() for p in (work / embedding_quality.PROTOCOL_FILE, results / "seed0.json")}
+    argv = ["--data-dir", str(tmp_path / "nowhere"), "--epochs", "1", "--seeds", "0", "--output", str(results)]
+    with pytest.raises(SystemExit) as refused:
+        embedding_quality.main([*argv, "--workdir", str(work)])
+    assert refused.value.code == 2
+    assert "epochs 3 there, 1 now" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # a fresh workdir, but the seed's results were written by another protocol
+        embedding_quality.run_seed(embedding_quality.build_parser().parse_args([*argv, "--workdir", str(tmp_path / "fresh")]), 0, {})
+    assert refused.value.code == 2 and "--output" in capsys.readouterr().err
+    assert {p: p.read_text() for p in before} == before
