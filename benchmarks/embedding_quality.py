@@ -155,12 +155,20 @@ def layer_drop_export(supernet: Path, budget: float, output: Path) -> Path | Non
     return export_embedding_subnetwork(model, mask, output, tokenizer, supernet, {"layers_kept": max(fitting)}, overwrite=True)
 
 
+def recorded_result(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """The seed's results so far from ``--output/seed{S}.json`` (a fresh record when there is none); exits with code 2
+    when they were measured under another protocol (a file with budgets but no protocol counts as another one)."""
+    result_path = args.output / f"seed{seed}.json"
+    result = json.loads(result_path.read_text()) if result_path.is_file() else {"seed": seed, "budgets": {}}
+    check_protocol(result_path, result.get("protocol", {} if result["budgets"] else None), protocol_of(args), "--output")
+    return result
+
+
 def run_seed(args: argparse.Namespace, seed: int, paths: dict[str, Path]) -> dict[str, Any]:
     work = args.workdir / f"seed{seed}"
     supernet = work / "supernet"
     result_path = args.output / f"seed{seed}.json"
-    result = json.loads(result_path.read_text()) if result_path.is_file() else {"seed": seed, "budgets": {}}
-    check_protocol(result_path, result.get("protocol", {} if result["budgets"] else None), protocol_of(args), "--output")
+    result = recorded_result(args, seed)
     result["protocol"] = protocol_of(args)
     stages = result.setdefault("stages_s", {})
     if not SupernetDir(supernet).is_complete():
@@ -256,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     recorded = args.workdir / PROTOCOL_FILE
     check_protocol(args.workdir, json.loads(recorded.read_text()) if recorded.is_file() else None, protocol_of(args), "--workdir")
+    for seed in args.seeds:  # every seed's result file checked before the workdir is touched
+        recorded_result(args, seed)
     paths = prepare_data(args.data_dir, args.workdir, args.max_sentences, args.max_pairs, args.max_test_pairs)
     recorded.write_text(json.dumps(protocol_of(args), indent=2))
     with use_group_by_length(args.group_by_length):

@@ -47,7 +47,9 @@ def test_another_protocol_is_refused_before_anything_is_written(tmp_path, capsys
         embedding_quality.main([*argv, "--workdir", str(work)])
     assert refused.value.code == 2
     assert "epochs 3 there, 1 now" in capsys.readouterr().err
+    fresh = tmp_path / "fresh"
     with pytest.raises(SystemExit) as refused:  # a fresh workdir, but the seed's results were written by another protocol
-        embedding_quality.run_seed(embedding_quality.build_parser().parse_args([*argv, "--workdir", str(tmp_path / "fresh")]), 0, {})
+        embedding_quality.main([*argv, "--workdir", str(fresh)])
     assert refused.value.code == 2 and "--output" in capsys.readouterr().err
+    assert not fresh.exists()  # neither the data files nor protocol.json written
     assert {p: p.read_text() for p in before} == before
