@@ -1,7 +1,7 @@
 """benchmarks/embedding_quality.py at a tiny setting on a tiny sentence-transformers model and the committed GLUE
-slices: every stage runs, the seed's JSON holds the search's choice, the layer-dropping baseline, the protocol and the
-stages' seconds, a second run resumes from what is there without training again, and a run of another protocol is
-refused (exit code 2) before it touches the workdir or the results."""
+slices: every stage runs, the seed's JSON holds the search's choice, the layer-dropping baseline, the protocol, the
+stages' seconds and the throughput timed side by side, a second run resumes from what is there without training again,
+and a run of another protocol is refused (exit code 2) before it touches the workdir or the results."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ def test_a_tiny_run_writes_the_seed_json_and_resumes(st_dir, glue_dir, tmp_path)
     torch.set_num_threads(1)
     argv = ["--data-dir", str(glue_dir), "--model", str(st_dir), "--seeds", "0", "--budgets", "0.6", "--epochs", "1", "--max-trials", "4",
             "--n-workers", "1", "--scheduler", "random", "--max-sentences", "60", "--max-pairs", "20", "--max-test-pairs", "20",
-            "--threads", "1", "--workdir", str(tmp_path / "work"), "--output", str(tmp_path / "results")]
+            "--threads", "1", "--throughput-rounds", "3", "--workdir", str(tmp_path / "work"), "--output", str(tmp_path / "results")]
     embedding_quality.main(argv)
     result = json.loads((tmp_path / "results" / "seed0.json").read_text())
     assert -1 <= result["unpruned"]["dev_spearman"] <= 1 and result["unpruned"]["sentences_per_s_batch32"] > 0
@@ -31,6 +31,20 @@ def test_a_tiny_run_writes_the_seed_json_and_resumes(st_dir, glue_dir, tmp_path)
     assert result["protocol"]["epochs"] == 1 and result["protocol"]["group_by_length"] is False
     assert result["stages_s"]["supernet"] > 0 and result["stages_s"]["search"] > 0
     assert all(row["recovery_s"] > 0 for row in budget.values())
+    assert result["throughput"]["rounds"] == 3 and result["unpruned"]["sentences_per_s_batch1"] > 0
+    floor = json.loads((tmp_path / "work" / "seed0" / "floor" / "syne_prune.json").read_text())
+    assert set(floor["heads_per_layer"]) == {1} and set(floor["neurons_per_layer"]) == {1} and result["throughput"]["floor_share_batch32"] > 0
+    for row in budget.values():  # timed side by side with the unpruned model
+        for batch in (1, 32):
+            speedup = row[f"sentences_per_s_batch{batch}"] / result["unpruned"][f"sentences_per_s_batch{batch}"]
+            assert row[f"speedup_per_mac_reduction_batch{batch}"] == pytest.approx(speedup * row["macs_ratio"])
+    untimed = {**result, "throughput": {"rounds": 1}}  # results timed another way are timed again, nothing else redone
+    (tmp_path / "results" / "seed0.json").write_text(json.dumps(untimed))
+    embedding_quality.main(argv)
+    again = json.loads((tmp_path / "results" / "seed0.json").read_text())
+    assert again["throughput"]["rounds"] == 3
+    assert again["budgets"]["0.60"]["search"]["dev_spearman_after_recovery"] == budget["search"]["dev_spearman_after_recovery"]
+    assert (tmp_path / "work" / "seed0" / "supernet" / "supernet.json").stat().st_mtime_ns == stamp
 
 
 def test_another_protocol_is_refused_before_anything_is_written(tmp_path, capsys):
