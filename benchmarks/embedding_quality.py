@@ -13,10 +13,10 @@ Protocol (per seed):
 4. **layer dropping**: the first k layers of the unpruned model, k the most that fits the budget, distilled with the
    same recovery (``recover_embedding``, ``--recover-epochs``): the baseline of the same distillation without search.
 5. **throughput**: sentences per second of every recovered export and of the unpruned model at batch 1 and 32
-   (``--threads`` torch threads, 64-token sentences), all of the seed's models timed side by side, round-robin, the
-   median of ``--throughput-rounds`` passes each, and the speedup per MAC reduction (speedup / (1 / MAC ratio)); beside
-   them the *floor*, every layer with one head and one neuron, whose time is what pruning heads and neurons cannot
-   remove.
+   (``--threads`` threads, 64-token sentences) in PyTorch and in ONNX Runtime, all of the seed's models timed side by
+   side, round-robin, the median of ``--throughput-rounds`` passes each, and the speedup per MAC reduction (speedup x
+   MAC ratio); beside them the *floor*, every layer with one head and one neuron, whose time is what pruning heads and
+   neurons cannot remove (``embedding_throughput.py``).
 
 Targets: >= 98% / >= 95% of the unpruned model's dev Spearman at <= 50% / <= 33% of the encoder, speedup per MAC
 reduction >= 0.85. Resumable: every stage writes into ``--workdir`` and reuses what is complete there; each seed's
@@ -34,12 +34,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
+import embedding_throughput  # benchmarks/embedding_throughput.py, beside this file
 import pandas as pd
 import torch
 
@@ -110,53 +109,12 @@ def dev_spearman(model_dir: str, test: Path, pooling: Pooling) -> float:
     return pairs_spearman(load_encoder(source), pooling, read_pairs(test), load_tokenizer(source), max_length=128)
 
 
-def throughput_side_by_side(models: dict[str, str], pooling: Pooling, batch_size: int, rounds: int) -> dict[str, float]:
-    """Sentences per second of each model's encoder + pooling (``models``: name -> directory or model name) on the same
-    random 64-token sentences (token ids drawn from the vocabulary): one warm-up pass each, then ``rounds`` rounds
-    that time every model once (round-robin, so that a shared machine's drift hits all alike); the median per model."""
-    from syne_prune.embedding import EmbeddingModel
-
-    loaded = {name: EmbeddingModel(load_encoder(resolve_model(source)), pooling).eval() for name, source in models.items()}
-    ids = torch.randint(5, min(model.config.vocab_size for model in loaded.values()), (batch_size, 64))
-    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-    times: dict[str, list[float]] = {name: [] for name in loaded}
-    with torch.inference_mode():
-        for model in loaded.values():
-            model(**inputs)
-        for _ in range(rounds):
-            for name, model in loaded.items():
-                start = time.perf_counter()
-                model(**inputs)
-                times[name].append(time.perf_counter() - start)
-    return {name: batch_size / statistics.median(seconds) for name, seconds in times.items()}
-
-
 EXPORT_PREFIX = {"search": "search", "layer_drop": "layerdrop"}  # candidate -> its export's folder in the seed's workdir
 
 
 def recovered_dir(work: Path, candidate: str, budget_key: str) -> Path:
     """Where a candidate's recovered export of one budget lives (``search-0.50-recovered``, ``layerdrop-0.50-recovered``)."""
     return work / f"{EXPORT_PREFIX[candidate]}-{budget_key}-recovered"
-
-
-def measure_throughput(args: argparse.Namespace, work: Path, result: dict[str, Any], pooling: Pooling) -> None:
-    """Stage 5: the unpruned model and every recovered export of the seed timed side by side at batch 1 and 32; writes
-    ``sentences_per_s_batch{B}`` into ``result["unpruned"]`` and into every candidate, with its
-    ``speedup_per_mac_reduction_batch{B}`` (speedup x MAC ratio), and ``result["throughput"]``: how it was timed and
-    ``floor_share_batch{B}``, the time of ``floor_export`` as a share of the unpruned model's."""
-    candidates = [(key, name, info) for key, entry in result["budgets"].items() for name, info in entry.items()]
-    models = {"unpruned": args.model, "floor": str(floor_export(work / "supernet", work / "floor")),
-              **{f"{key}/{name}": str(recovered_dir(work, name, key)) for key, name, _ in candidates}}
-    timing: dict[str, Any] = {"rounds": args.throughput_rounds, "batch_sizes": [1, 32], "sequence_length": 64, "threads": args.threads,
-                              "timed": "side by side, round-robin, median per model"}
-    for batch in (1, 32):
-        speeds = throughput_side_by_side(models, pooling, batch, args.throughput_rounds)
-        timing[f"floor_share_batch{batch}"] = speeds["unpruned"] / speeds["floor"]
-        result["unpruned"][f"sentences_per_s_batch{batch}"] = speeds["unpruned"]
-        for key, name, info in candidates:
-            info[f"sentences_per_s_batch{batch}"] = speeds[f"{key}/{name}"]
-            info[f"speedup_per_mac_reduction_batch{batch}"] = speeds[f"{key}/{name}"] / speeds["unpruned"] * info["macs_ratio"]
-    result["throughput"] = timing
 
 
 def encoder_ratios(supernet: Path) -> pd.DataFrame:
@@ -188,18 +146,6 @@ def layer_drop_export(supernet: Path, budget: float, output: Path) -> Path | Non
     mask = space.to_mask({"num_layers": max(fitting), "num_heads": shape.num_heads, "num_units": shape.num_neurons})
     tokenizer = load_tokenizer(resolve_model(metadata["model"]))
     return export_embedding_subnetwork(model, mask, output, tokenizer, supernet, {"layers_kept": max(fitting)}, overwrite=True)
-
-
-def floor_export(supernet: Path, output: Path) -> Path:
-    """The unpruned model with every layer but one head and one FFN neuron per layer, exported: its time is the part of
-    a forward pass that pruning heads and neurons does not shrink (embeddings, layer norms, residuals, pooling)."""
-    if (output / "syne_prune.json").is_file():
-        return output
-    source = resolve_model(SupernetDir(supernet).read()["model"])
-    model = load_encoder(source)
-    shape = get_family(model.config).shape(model.config)
-    mask = get_search_space("small", shape).to_mask({"num_layers": shape.num_layers, "num_heads": 1, "num_units": 1})
-    return export_embedding_subnetwork(model, mask, output, load_tokenizer(source), supernet, {"floor": True}, overwrite=True)
 
 
 def recorded_result(args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -241,8 +187,9 @@ def run_seed(args: argparse.Namespace, seed: int, paths: dict[str, Path]) -> dic
             continue
         result["budgets"][key] = score_budget(args, work, supernet, trials, budget, pooling, paths, result["unpruned"])
         result_path.write_text(json.dumps(result, indent=2))
-    if result.get("throughput", {}).get("rounds") != args.throughput_rounds:  # also re-times results of single passes
-        measure_throughput(args, work, result, pooling)
+    if not embedding_throughput.is_timed(result, args.throughput_rounds, args.threads):  # also results timed another way
+        exports = {f"{key}/{name}": recovered_dir(work, name, key) for key, entry in result["budgets"].items() for name in entry}
+        embedding_throughput.measure(args, work, result, exports, pooling)
     result_path.write_text(json.dumps(result, indent=2))
     return result
 
@@ -297,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-sentences", type=int, default=None, help="cap on the sentences distilled on (a tiny run)")
     parser.add_argument("--max-pairs", type=int, default=None, help="cap on the STS-B training pairs the search validates on")
     parser.add_argument("--max-test-pairs", type=int, default=None, help="cap on the STS-B dev pairs (a tiny run)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--threads", type=int, default=2, help="threads of training, evaluation and the throughput timing (torch and ONNX Runtime)")
     parser.add_argument("--workdir", type=Path, default=Path("embedding-quality-work"), help="where the stages write (reused on resume)")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "embedding_quality", help="seed JSON files")
     parser.add_argument("--throughput-rounds", type=int, default=21, help="round-robin rounds of the side-by-side throughput timing")

@@ -1,7 +1,8 @@
 """benchmarks/embedding_quality.py at a tiny setting on a tiny sentence-transformers model and the committed GLUE
 slices: every stage runs, the seed's JSON holds the search's choice, the layer-dropping baseline, the protocol, the
-stages' seconds and the throughput timed side by side, a second run resumes from what is there without training again,
-and a run of another protocol is refused (exit code 2) before it touches the workdir or the results."""
+stages' seconds and the throughput timed side by side in PyTorch and ONNX Runtime, a second run resumes from what is
+there without training again, and a run of another protocol is refused (exit code 2) before it touches the workdir or
+the results."""
 from __future__ import annotations
 
 import json
@@ -34,15 +35,19 @@ def test_a_tiny_run_writes_the_seed_json_and_resumes(st_dir, glue_dir, tmp_path)
     assert result["throughput"]["rounds"] == 3 and result["unpruned"]["sentences_per_s_batch1"] > 0
     floor = json.loads((tmp_path / "work" / "seed0" / "floor" / "syne_prune.json").read_text())
     assert set(floor["heads_per_layer"]) == {1} and set(floor["neurons_per_layer"]) == {1} and result["throughput"]["floor_share_batch32"] > 0
-    for row in budget.values():  # timed side by side with the unpruned model
-        for batch in (1, 32):
-            speedup = row[f"sentences_per_s_batch{batch}"] / result["unpruned"][f"sentences_per_s_batch{batch}"]
-            assert row[f"speedup_per_mac_reduction_batch{batch}"] == pytest.approx(speedup * row["macs_ratio"])
-    untimed = {**result, "throughput": {"rounds": 1}}  # results timed another way are timed again, nothing else redone
+    assert result["throughput"]["runtimes"] == ["torch", "onnxruntime"] and result["throughput"]["onnx_floor_share_batch1"] > 0
+    for row in budget.values():  # timed side by side with the unpruned model, in both runtimes
+        for prefix in ("", "onnx_"):
+            for batch in (1, 32):
+                speedup = row[f"{prefix}sentences_per_s_batch{batch}"] / result["unpruned"][f"{prefix}sentences_per_s_batch{batch}"]
+                assert row[f"{prefix}speedup_per_mac_reduction_batch{batch}"] == pytest.approx(speedup * row["macs_ratio"])
+    onnx_files = sorted(p.name for p in (tmp_path / "work" / "seed0" / "onnx").iterdir())
+    assert onnx_files == ["0.60-layer_drop.onnx", "0.60-search.onnx", "floor.onnx", "unpruned.onnx"]
+    untimed = {**result, "throughput": {**result["throughput"], "runtimes": ["torch"]}}  # timed another way: timed again, nothing else redone
     (tmp_path / "results" / "seed0.json").write_text(json.dumps(untimed))
     embedding_quality.main(argv)
     again = json.loads((tmp_path / "results" / "seed0.json").read_text())
-    assert again["throughput"]["rounds"] == 3
+    assert again["throughput"]["runtimes"] == ["torch", "onnxruntime"]
     assert again["budgets"]["0.60"]["search"]["dev_spearman_after_recovery"] == budget["search"]["dev_spearman_after_recovery"]
     assert (tmp_path / "work" / "seed0" / "supernet" / "supernet.json").stat().st_mtime_ns == stamp
 
