@@ -22,7 +22,8 @@ Targets: >= 98% / >= 95% of the unpruned model's dev Spearman at <= 50% / <= 33%
 reduction >= 0.85. Resumable: every stage writes into ``--workdir`` and reuses what is complete there; each seed's
 results go to ``--output/seed{S}.json``, rewritten after every budget, with the ``protocol`` (the options that decide
 the numbers; a workdir or result file of another protocol is refused, exit code 2) and ``stages_s``, the seconds of
-every stage (the super-network's from its epochs and the search's from its trials, so both survive a resume).
+super-network training (from its epochs) and of the search (from its trials), so both survive a resume; each
+recovery's seconds are its candidate's ``recovery_s``.
 ``--group-by-length`` trains the super-network and every recovery on batches of similar length
 (``syne_prune.data.length_grouped_order``).
 
@@ -32,6 +33,7 @@ every stage (the super-network's from its epochs and the search's from its trial
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 import sys
@@ -259,6 +261,9 @@ def main(argv: list[str] | None = None) -> None:
     check_protocol(args.workdir, json.loads(recorded.read_text()) if recorded.is_file() else None, protocol_of(args), "--workdir")
     for seed in args.seeds:  # every seed's result file checked before the workdir is touched
         recorded_result(args, seed)
+    if importlib.util.find_spec("onnxruntime") is None:
+        print("error: the throughput stage times ONNX Runtime too; pip install 'syne-prune[onnx]'", file=sys.stderr)
+        raise SystemExit(2)
     paths = prepare_data(args.data_dir, args.workdir, args.max_sentences, args.max_pairs, args.max_test_pairs)
     recorded.write_text(json.dumps(protocol_of(args), indent=2))
     with use_group_by_length(args.group_by_length):
