@@ -4,11 +4,10 @@ Every model embeds the same random 64-token sentences (batch 1 and 32) in two ru
 (encoder and pooling in one graph, as ``export --onnx`` writes it; written here under the seed's ``onnx/``), with the
 same number of threads. Within a runtime the models are timed round-robin (one warm-up pass each, then ``rounds``
 rounds that time every model once, each round starting one model later), so that a shared machine's drift hits all
-alike; a model's number is the median of its rounds. ONNX Runtime's idle threads do not spin, so that one session's
-waiting threads take no core from the next. Beside the unpruned model and the
-exports the *floor* is timed: every layer kept with one head and one FFN neuron, whose time is the part of a forward
-pass that pruning heads and neurons cannot remove (embedding lookup, layer norms, residual additions, pooling, the
-per-operation overhead of the runtime).
+alike; a model's number is the median of its rounds. ONNX Runtime's idle threads do not spin, so that one model's
+waiting threads take no core from the next. Beside the unpruned model and the exports the *floor* is timed: every
+layer kept with one head and one FFN neuron, whose time is the part of a forward pass that pruning heads and neurons
+cannot remove (embedding lookup, layer norms, residual additions, pooling, the per-operation overhead of the runtime).
 
 Speedup per MAC reduction = (unpruned time / export's time) x (export's MACs / unpruned MACs); 1.0 means an export is
 exactly as much faster as its MAC count promises (``BENCHMARKS.md``, "Latency per MAC"). The MAC ratios are the
