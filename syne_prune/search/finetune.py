@@ -10,7 +10,9 @@ The epochs run in the one training loop (``syne_prune/training.py``). After ever
 resume state (weights, optimizer, schedule, random generators, epoch; ``training.save_training_state``) is
 written atomically to Syne Tune's per-trial checkpoint directory (``st_checkpoint_dir``; on SageMaker
 the directory synced to the trial's ``checkpoint_s3_uri``). A trial started again on the same
-directory (paused and resumed by a scheduler, or re-run) continues after its last finished epoch.
+directory (paused and resumed by a scheduler, or re-run) first reports its last saved epoch's result once
+more, then continues after that epoch: the state is written before the report, so a process killed between
+the two loses no result (Syne Tune may see that epoch twice, with the same values).
 After the last epoch only the weights are kept (``weights.pt``): export reads them.
 
 Run as a script, this file is the Syne Tune entry point for standard NAS.
@@ -153,13 +155,15 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
     loop = TrainingLoop(sub, train, tokenizer, label_loss_step,
                         LoopSettings(settings.epochs, settings.lr, settings.batch_size, settings.seed, progress=False), device=device)
     state_path = checkpoint_dir / STATE_FILE if checkpoint_dir is not None else None
+    result: dict[str, Any] = {}
     if state_path is not None and loop.resume(state_path):
         spent = loop.extra["seconds"]
+        result = loop.extra.get("result", {})
+        if result:
+            report(result)  # the process may have been killed after saving it and before reporting it
     else:
         spent = 0.0
         seed_everything(settings.seed)
-
-    result: dict[str, Any] = {}
 
     def evaluate_save_report(record: dict[str, Any]) -> None:
         nonlocal result
@@ -174,7 +178,7 @@ def fine_tune(settings: FineTuneSettings, config: dict[str, Any], checkpoint_dir
             if epoch == settings.epochs:
                 _save_weights(checkpoint_dir, sub, epoch, result)
             else:
-                loop.save(state_path, seconds=seconds)
+                loop.save(state_path, seconds=seconds, result=result)
         report(require_finite_result(result))
 
     loop.run(evaluate_save_report)
