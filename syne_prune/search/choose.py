@@ -10,6 +10,7 @@ from syne_prune.artifacts import TRIALS_FILE, SearchDir
 from syne_prune.embedding import export_embedding_subnetwork, is_embedding_task
 from syne_prune.errors import SynePruneError
 from syne_prune.export import export_subnetwork
+from syne_prune.files import refuse_existing
 from syne_prune.search import results as R
 from syne_prune.search.kinds import get_trial_kind
 
@@ -59,8 +60,7 @@ def export_from_search(search_dir: str | Path, output: str | Path, trial_id: int
     row = choose_trial(search_dir, trial_id, max_params)
     saved = SearchDir(search_dir).read_settings()
     output = Path(output)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
-        raise SynePruneError(f"output '{output}' already exists; choose a new --output or pass --overwrite")
+    refuse_existing(output, overwrite)
     source = get_trial_kind(saved.trial_kind).export_source(Path(search_dir), saved, row)
     metrics = {k: row[k] for k in ("error", "test_error", "params", "macs", "epoch") if k in row and pd.notna(row[k])}
     if is_embedding_task(source.trained_on.get("task")):  # with the sentence-transformers files of its pooling

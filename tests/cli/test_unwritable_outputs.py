@@ -3,7 +3,8 @@
 A path through a file, a read-only file system and a full disk (small tmpfs mounts, where this process may mount:
 root) are one line naming the path and the cause, exit 2, with no temporary file left and earlier results kept
 (``--resume`` continues). A search, a super-network training and a blackbox recording hold a lock on their output:
-a second process is refused in one line while the first runs, and a ``kill -9`` leaves no stale lock."""
+a second process is refused in one line while the first runs, and a ``kill -9`` leaves no stale lock: the lock file it
+leaves is no content to any command's output (no --overwrite needed)."""
 from __future__ import annotations
 
 import json
@@ -13,14 +14,16 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import quality  # benchmarks/ is on sys.path (pytest.ini)
 import torch
-from helpers import every_command, fails, standard_argv, train_argv
+from helpers import every_command, export_argv, fails, standard_argv, train_argv
 
 from syne_prune import SynePruneError, artifacts
 from syne_prune.cli import main
-from syne_prune.files import LOCK_FILE, append_line, output_lock
+from syne_prune.files import LOCK_FILE, append_line, output_lock, refuse_existing
 
 
 @pytest.fixture
@@ -218,3 +221,33 @@ def test_a_second_blackbox_recording_is_refused(supernets, tmp_path, capsys):
     assert main(["blackbox", "record", "--supernet", str(supernets["bert"]), "--samples", "2", "--max-eval-examples", "8",
                  "--output", str(output), "--quiet"]) == 0
     assert len((output / "evaluations.csv").read_text().splitlines()) == 3
+
+
+def test_the_lock_file_a_kill_9_leaves_is_no_content_to_any_output(bert_dir, tmp_path, capsys, monkeypatch):
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / LOCK_FILE).write_text("12345\n")  # what a run killed before its first result leaves
+    refuse_existing(stale, overwrite=False)  # no error: a fresh output
+    refuse_existing(tmp_path / "missing", overwrite=False)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "config.json").write_text("{}")
+    with pytest.raises(SynePruneError, match=rf"^output '{tmp_path / 'taken'}' already exists; choose a new --output or pass --overwrite$"):
+        refuse_existing(tmp_path / "taken", overwrite=False)
+    refuse_existing(tmp_path / "taken", overwrite=True)
+    assert (tmp_path / "taken" / "config.json").read_text() == "{}"  # a check only: nothing removed
+
+    assert main(export_argv(bert_dir, stale)) == 0  # the CLI writes its export into the stale output
+    assert (stale / "config.json").is_file() and (stale / "syne_prune.json").is_file()
+    fails(capsys, export_argv(bert_dir, stale), f"output '{stale}' already exists; choose a new --output or pass --overwrite")
+
+    # benchmarks/quality.py's stages resume only an output that holds a run
+    resumed = []
+    monkeypatch.setattr(quality, "train_supernet", lambda config, resume, progress: resumed.append(resume) or {})
+    args = SimpleNamespace(warmup_ratio=0.0, model=str(bert_dir), data_dir=None, search_space="small", epochs=1, batch_size=8,
+                           max_length=32, validation_fraction=0.1, max_train_examples=None, max_eval_examples=None, quiet=True)
+    killed = tmp_path / "killed-stage"
+    killed.mkdir()
+    (killed / LOCK_FILE).write_text("12345\n")
+    quality.train(args, "rte", 0, killed, strategy="standard", lr=1e-4)
+    quality.train(args, "rte", 0, tmp_path / "taken", strategy="standard", lr=1e-4)
+    assert resumed == [False, True]
