@@ -255,7 +255,7 @@ def report(output: Path) -> pd.DataFrame:
     figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
     for axis, task in zip(axes[0], tasks):
         for row, group in summary[summary["task"] == task].groupby("row", sort=False):
-            axis.plot(group["budget"], group["mean"], marker="o", label=row)
+            axis.plot(group["budget"], group["mean"], marker="o", label=row, color=f"C{list(ROWS).index(row) % 10}")  # one colour per row in every panel
         axis.axhline(1.0, color="grey", lw=0.8)
         axis.set(title=task, xlabel="budget (share of prunable parameters)", ylabel="kept (share of the unpruned reference)")
         axis.legend()
