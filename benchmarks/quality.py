@@ -20,6 +20,7 @@ Per task and seed:
      ``--teacher-warmup-ratio`` warm-up, the best on validation kept; the teacher's validation and test scores and
      the grid are recorded (``teacher``), its cost is in ``supernet_s``;
    - ``layer``: the ``teacher`` row with layer-wise distillation (``--layer-distillation-weight``);
+   - ``long``: the ``teacher`` row with the super-network trained ``--long-epochs`` instead of ``--epochs``;
    - ``recovery-auto``: the ``teacher`` row's choices recovered with ``epochs="auto"`` (``--recover-patience``,
      ``--recover-max-epochs``; epochs run and stop reason recorded per budget);
    - ``recovery-layer``: the ``teacher`` row's choices recovered ``--recover-epochs`` with layer-wise distillation.
@@ -64,6 +65,7 @@ from syne_prune.supernet import TrainingConfig, load_supernet, train_supernet
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 REFERENCE = "reference"  # a row's teacher: the best reference fine-tune
+LONG = "long"  # a row's super-network epochs: --long-epochs instead of --epochs
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ ROWS = {
     "teacher-single": Row({"strategy": "full", "importance": "fisher", "teacher": "auto", "teacher_learning_rates": None}),
     "teacher-grid": Row({"strategy": "full", "importance": "fisher", "teacher": "auto"}),
     "layer": Row({**TEACHER, "layer_distillation": "hidden"}),
+    "long": Row({**TEACHER, "epochs": LONG}),
     "recovery-auto": Row(TEACHER, search_of="teacher", recovery={"epochs": "auto"}),
     "recovery-layer": Row(TEACHER, search_of="teacher", recovery={"layer_distillation": "hidden"}),
 }
@@ -111,10 +114,10 @@ def test_scores(model_dir: Path, task_name: str, args, seed: int) -> dict[str, f
 
 
 def train(args, task: str, seed: int, output: Path, model: str | None = None, **settings) -> dict[str, Any]:
-    settings = {"warmup_ratio": args.warmup_ratio} | settings
+    settings = {"warmup_ratio": args.warmup_ratio, "epochs": args.epochs} | settings
     config = TrainingConfig(
         model=model or args.model, task=task, output=str(output), data_dir=args.data_dir, search_space=args.search_space,
-        epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length, seed=seed,
+        batch_size=args.batch_size, max_length=args.max_length, seed=seed,
         validation_fraction=args.validation_fraction, max_train_examples=args.max_train_examples,
         max_eval_examples=args.max_eval_examples, **settings)
     started = time.perf_counter()
@@ -162,6 +165,8 @@ def supernet_settings(args, row: Row, ref: dict[str, Any]) -> dict[str, Any]:
         settings["teacher"] = str(ref["dir"])
     if settings["teacher"] == "auto" and "teacher_learning_rates" not in settings:
         settings |= {"teacher_learning_rates": tuple(args.teacher_learning_rates), "teacher_warmup_ratio": args.teacher_warmup_ratio}
+    if settings.get("epochs") == LONG:
+        settings["epochs"] = args.long_epochs
     if settings.get("layer_distillation", "none") != "none":
         settings["layer_distillation_weight"] = args.layer_distillation_weight
     return settings
@@ -202,7 +207,8 @@ def run_row(args, task: str, seed: int, row: str, ref: dict[str, Any], workdir: 
     trials = trials[trials["status"] == "completed"].reset_index(drop=True)
     trials["prunable"] = prunable_ratios(supernet_dir, trials, args.search_space)
     result = {"task": task, "seed": seed, "row": row, "reference": {k: v for k, v in ref.items() if k != "dir"} | {"dir": str(ref["dir"])},
-              "teacher": trained.get("teacher"), "hypervolume": summary["hypervolume"], "trials": len(trials), "budgets": [], "stages_s": stages}
+              "teacher": trained.get("teacher"), "supernet_epochs": settings.get("epochs", args.epochs),
+              "hypervolume": summary["hypervolume"], "trials": len(trials), "budgets": [], "stages_s": stages}
     for budget in args.budgets:
         eligible = trials[trials["prunable"] <= budget + 1e-9]
         if eligible.empty:
@@ -273,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--search-space", default="small")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--long-epochs", type=int, default=6, help="long: the super-network's epochs")
     parser.add_argument("--lr", type=float, default=8e-5, help="super-network learning rate")
     parser.add_argument("--warmup-ratio", type=float, default=0.0, help="share of the steps the learning rate warms up over "
                         "(references and super-networks alike)")

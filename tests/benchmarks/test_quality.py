@@ -76,3 +76,19 @@ def test_recipe_grid_row_is_read_from_the_checkpoint_and_the_search(small_space_
     errors = " | ".join(f"{row[f'valid_error_{b:g}']:.4f}" for b in recipe_grid.BUDGETS)
     line = f"| rte | 0 | lr1.5e-4 | 0.001 | 1 | 0 | {row['hypervolume']:.4f} | {errors} | {row['train_time_s']:.0f} |"
     assert line in recipe_grid.markdown(pd.DataFrame([row]))
+
+
+def test_the_long_row_trains_its_super_network_long_epochs_and_every_other_stage_epochs(monkeypatch, tmp_path):
+    import argparse
+
+    trained = []
+    monkeypatch.setattr(quality, "train_supernet", lambda config, **_: trained.append(config) or {"teacher": None})
+    args = argparse.Namespace(model="m", data_dir=None, search_space="small", epochs=3, long_epochs=7, batch_size=32, max_length=128,
+                              validation_fraction=0.3, max_train_examples=None, max_eval_examples=None, warmup_ratio=0.0,
+                              quiet=True, teacher_learning_rates=[3e-5], teacher_warmup_ratio=0.1, layer_distillation_weight=1.0)
+    ref = {"dir": tmp_path / "reference"}
+    quality.train(args, "cola", 0, tmp_path / "reference", strategy="standard", lr=8e-5)
+    for row in ("teacher", "long", "layer"):
+        quality.train(args, "cola", 0, tmp_path / row, lr=8e-5, **quality.supernet_settings(args, quality.ROWS[row], ref))
+    assert [config.epochs for config in trained] == [3, 3, 7, 3]
+    assert [config.teacher for config in trained[1:]] == [str(ref["dir"])] * 3  # the same teacher: only the epochs differ
